@@ -1,0 +1,247 @@
+"""Drift methods: pure functions over aligned counts or two sketches, in one registry.
+
+Binned methods take the reference's and the current window's counts over
+the same bins (numeric: reference-quantile bins plus two overflow bins;
+categorical: vocabulary plus ``__other__``). Sketch methods take the two
+numeric profiles and compare their quantile sketches (exact at shared
+bucket boundaries, see :func:`mlmon.profiles.sketch.cdf_distances`).
+
+Default thresholds (a window is *drifted* when the value is above the
+threshold, or below it for p-values):
+
+==============  =========  ==========================================================
+method          threshold  meaning
+==============  =========  ==========================================================
+psi             0.2        population stability index; 0.1-0.2 moderate, > 0.2 major
+jensen_shannon  0.1        Jensen-Shannon distance, base 2, in [0, 1]
+hellinger       0.1        Hellinger distance in [0, 1]
+chi_square      0.05       p-value of the chi-square test on the 2 x k table (below)
+ks              0.1        Kolmogorov-Smirnov statistic in [0, 1]
+wasserstein     0.1        Wasserstein-1 divided by the reference's standard deviation
+==============  =========  ==========================================================
+
+Empty bins: PSI, Jensen-Shannon and Hellinger use proportions with zero
+bins clipped to ``EPS = 1e-4`` (then renormalised) for PSI only; JS and
+Hellinger are finite with empty bins as they are. Chi-square drops bins
+empty in both samples and follows scipy's ``chi2_contingency`` (Yates'
+correction when there are two bins), NannyML's convention, which is far less
+trigger-happy at large n than a goodness-of-fit test.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from scipy import stats
+
+from mlmon.errors import DuplicateNameError, ProfileError, UnknownNameError
+from mlmon.profiles.kinds import CategoricalProfile, NumericProfile
+from mlmon.profiles.sketch import cdf_distances
+
+__all__ = [
+    "EPS",
+    "METHODS",
+    "DriftMethod",
+    "chi_square",
+    "drift_between",
+    "hellinger",
+    "jensen_shannon",
+    "ks",
+    "method",
+    "psi",
+    "register_method",
+    "wasserstein",
+    "wasserstein_distance",
+]
+
+EPS = 1e-4
+
+
+def _proportions(counts: np.ndarray) -> np.ndarray:
+    c = np.asarray(counts, dtype=np.float64)
+    total = c.sum()
+    if total <= 0:
+        raise ProfileError("cannot compute drift on an empty distribution (all counts are zero)")
+    return c / total
+
+
+def psi(reference: np.ndarray, current: np.ndarray) -> float:
+    """Population stability index, ``sum((p_c - p_r) * ln(p_c / p_r))``.
+
+    Proportions are clipped below at :data:`EPS` so empty bins stay finite.
+    """
+    p = np.clip(_proportions(reference), EPS, None)
+    q = np.clip(_proportions(current), EPS, None)
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def jensen_shannon(reference: np.ndarray, current: np.ndarray) -> float:
+    """Jensen-Shannon distance with base-2 logarithms (in [0, 1]), like scipy's ``jensenshannon``."""
+    p, q = _proportions(reference), _proportions(current)
+    m = 0.5 * (p + q)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl_p = np.where(p > 0, p * np.log2(p / m), 0.0)
+        kl_q = np.where(q > 0, q * np.log2(q / m), 0.0)
+    js = 0.5 * (kl_p.sum() + kl_q.sum())
+    return float(math.sqrt(max(js, 0.0)))
+
+
+def hellinger(reference: np.ndarray, current: np.ndarray) -> float:
+    """Hellinger distance ``sqrt(1 - sum(sqrt(p * q)))`` in [0, 1]."""
+    p, q = _proportions(reference), _proportions(current)
+    bc = float(np.sum(np.sqrt(p * q)))
+    return float(math.sqrt(max(1.0 - bc, 0.0)))
+
+
+def chi_square(reference: np.ndarray, current: np.ndarray) -> float:
+    """p-value of the chi-square test of independence on the 2 x k table of counts.
+
+    Bins empty in both samples are dropped; with one bin left the
+    distributions are identical and the p-value is 1.
+    """
+    table = np.vstack([np.asarray(reference, float), np.asarray(current, float)])
+    if table[0].sum() <= 0 or table[1].sum() <= 0:
+        raise ProfileError("cannot compute drift on an empty distribution (all counts are zero)")
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2:
+        return 1.0
+    return float(stats.chi2_contingency(table, correction=True).pvalue)
+
+
+def ks(reference: NumericProfile, current: NumericProfile) -> float:
+    """Kolmogorov-Smirnov statistic from the two quantile sketches."""
+    return _sketch_pair(reference, current)[0]
+
+
+def wasserstein_distance(reference: NumericProfile, current: NumericProfile) -> float:
+    """Wasserstein-1 distance from the two quantile sketches, in the feature's units."""
+    return _sketch_pair(reference, current)[1]
+
+
+def wasserstein(reference: NumericProfile, current: NumericProfile) -> float:
+    """Wasserstein-1 divided by the reference's standard deviation (scale-free).
+
+    A constant reference (std 0) uses 1 as the scale.
+    """
+    w = wasserstein_distance(reference, current)
+    std = reference.std
+    return w / std if std > 0 else w
+
+
+def _sketch_pair(reference: NumericProfile, current: NumericProfile) -> tuple[float, float]:
+    if reference.centre != current.centre:
+        raise ProfileError(
+            "sketches were centred differently (different references); compare profiles "
+            "built on the same reference"
+        )
+    assert reference.sketch is not None and current.sketch is not None
+    if reference.count == 0 or current.count == 0:
+        raise ProfileError("cannot compute drift on an empty distribution (no finite values)")
+    return cdf_distances(reference.sketch, current.sketch)
+
+
+@dataclass(frozen=True)
+class DriftMethod:
+    """One registered drift method.
+
+    ``uses`` says what the function takes: ``"counts"`` (two aligned count
+    vectors) or ``"sketch"`` (two numeric profiles). ``direction`` is
+    ``"above"`` when larger values mean drift, ``"below"`` for p-values.
+    """
+
+    func: Callable[[Any, Any], float]
+    uses: Literal["counts", "sketch"]
+    kinds: tuple[str, ...]
+    default_threshold: float
+    direction: Literal["above", "below"]
+    bounds: tuple[float, float]
+    description: str
+
+    def is_drifted(self, value: float, threshold: float | None = None) -> bool:
+        t = self.default_threshold if threshold is None else threshold
+        if math.isnan(value):
+            return False
+        return value > t if self.direction == "above" else value < t
+
+    def __call__(self, reference: Any, current: Any) -> float:
+        if self.uses == "counts":
+            return float(self.func(reference.bins, current.bins))
+        return float(self.func(reference, current))
+
+
+def method(name: str) -> DriftMethod:
+    """Look up a drift method by name."""
+    try:
+        return METHODS[name]
+    except KeyError as exc:
+        raise UnknownNameError(
+            f"unknown drift method {name!r}; registered methods: {', '.join(sorted(METHODS))}"
+        ) from exc
+
+
+def register_method(name: str, drift_method: DriftMethod, *, replace: bool = False) -> None:
+    """Register a third-party drift method; refuses to replace one unless ``replace=True``."""
+    if name in METHODS and not replace:
+        raise DuplicateNameError(f"drift method {name!r} is already registered; pass replace=True")
+    METHODS[name] = drift_method
+
+
+def drift_between(
+    reference: NumericProfile | CategoricalProfile,
+    current: NumericProfile | CategoricalProfile,
+    methods: list[str] | tuple[str, ...] | None = None,
+    thresholds: dict[str, float] | None = None,
+) -> list[dict[str, Any]]:
+    """Apply every applicable method to one feature; one dict per method.
+
+    Methods that do not apply to the feature's kind are skipped; an empty
+    current profile gives ``value = nan`` and ``drifted = False``.
+    """
+    names = list(methods) if methods is not None else list(METHODS)
+    thresholds = thresholds or {}
+    rows = []
+    for name in names:
+        m = method(name)
+        if reference.kind not in m.kinds:
+            continue
+        t = thresholds.get(name, m.default_threshold)
+        try:
+            value = m(reference, current) if current.count > 0 else math.nan
+        except ProfileError:
+            value = math.nan
+        rows.append(
+            {"method": name, "value": value, "threshold": t, "drifted": m.is_drifted(value, t)}
+        )
+    return rows
+
+
+METHODS: dict[str, DriftMethod] = {
+    "psi": DriftMethod(
+        psi, "counts", ("numeric", "categorical"), 0.2, "above", (0.0, math.inf),
+        "Population stability index over the reference bins (proportions clipped at 1e-4).",
+    ),
+    "jensen_shannon": DriftMethod(
+        jensen_shannon, "counts", ("numeric", "categorical"), 0.1, "above", (0.0, 1.0),
+        "Jensen-Shannon distance (base 2) over the reference bins.",
+    ),
+    "hellinger": DriftMethod(
+        hellinger, "counts", ("numeric", "categorical"), 0.1, "above", (0.0, 1.0),
+        "Hellinger distance over the reference bins.",
+    ),
+    "chi_square": DriftMethod(
+        chi_square, "counts", ("numeric", "categorical"), 0.05, "below", (0.0, 1.0),
+        "p-value of the chi-square test on the 2 x k table of reference and current counts.",
+    ),
+    "ks": DriftMethod(
+        ks, "sketch", ("numeric",), 0.1, "above", (0.0, 1.0),
+        "Kolmogorov-Smirnov statistic from the quantile sketches.",
+    ),
+    "wasserstein": DriftMethod(
+        wasserstein, "sketch", ("numeric",), 0.1, "above", (0.0, math.inf),
+        "Wasserstein-1 distance from the sketches, divided by the reference's std.",
+    ),
+}  # fmt: skip

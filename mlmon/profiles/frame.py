@@ -1,0 +1,409 @@
+"""Profiling records against a reference: a pure function of a batch.
+
+:func:`build_reference` learns bin edges, centres and vocabularies from a
+baseline dataframe; :func:`profile_frame` profiles one batch of records
+against it; :class:`Profiler` folds a stream of batches (memory independent
+of the number of rows); :func:`profile_windows` splits records by window of
+prediction time and model version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from mlmon.errors import SchemaError, TimestampError
+from mlmon.profiles.kinds import OTHER, CategoricalProfile, NumericProfile, _to_float_array
+from mlmon.profiles.schema import FeatureSpec, Schema
+from mlmon.profiles.sketch import DEFAULT_ALPHA
+
+__all__ = [
+    "LATENCY_EDGES_MS",
+    "Profiler",
+    "Reference",
+    "Window",
+    "WindowProfile",
+    "build_reference",
+    "profile_frame",
+    "profile_windows",
+    "to_polars",
+    "utc_timestamps",
+]
+
+Profile = NumericProfile | CategoricalProfile
+
+#: Fixed latency histogram edges (ms), shared by every model so latency merges everywhere.
+LATENCY_EDGES_MS = np.array(
+    [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000], dtype=np.float64
+)
+
+
+def to_polars(data: Any) -> pl.DataFrame:
+    """Accept a polars DataFrame, an Arrow table/batch or a pandas DataFrame."""
+    if isinstance(data, pl.DataFrame):
+        return data
+    if isinstance(data, pa.Table | pa.RecordBatch):
+        return pl.from_arrow(data)  # type: ignore[return-value]
+    if type(data).__module__.startswith("pandas"):
+        return pl.from_pandas(data)
+    raise SchemaError(
+        f"cannot profile a {type(data).__name__}; pass a polars or pandas DataFrame or an Arrow table"
+    )
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The reference every window is compared with: bin edges, centres, vocabularies, sketches.
+
+    Built by :func:`build_reference`; saved with :func:`mlmon.lake.save_reference`
+    as one Parquet file (the edge reads it from its own config volume) and
+    written to the lake's ``references`` table.
+    """
+
+    reference_id: str
+    schema: Schema
+    profiles: dict[str, Profile]
+    created_at: datetime
+    model: str | None = None
+    rows: int = 0
+    latency: NumericProfile | None = None
+
+    def empty_profile(self, name: str) -> Profile:
+        return self.profiles[name].empty_like()
+
+    def empty_window(self) -> WindowProfile:
+        lat = self.latency.empty_like() if self.latency is not None else _empty_latency()
+        return WindowProfile(
+            {n: p.empty_like() for n, p in self.profiles.items()}, latency=lat, rows=0
+        )
+
+
+def _empty_latency() -> NumericProfile:
+    return NumericProfile(edges=LATENCY_EDGES_MS, centre=0.0, alpha=DEFAULT_ALPHA)
+
+
+def _numeric_reference(series: pl.Series, spec: FeatureSpec, alpha: float) -> NumericProfile:
+    arr, nulls = _to_float_array(series)
+    finite = arr[np.isfinite(arr)]
+    if finite.size == 0:
+        raise SchemaError(
+            f"reference column {spec.name!r} has no finite values; drop it from the schema "
+            "or provide a baseline with data"
+        )
+    edges = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, spec.bins + 1)))
+    if edges.size < 2:
+        edges = np.array([edges[0], np.nextafter(edges[0], np.inf)])
+    centre = float(np.median(finite)) if spec.centred else 0.0
+    return NumericProfile.from_array(arr, edges=edges, centre=centre, alpha=alpha, nulls=nulls)
+
+
+def _vocabulary(
+    series: pl.Series, spec: FeatureSpec, k: int, max_categories: int
+) -> tuple[str, ...]:
+    if spec.allowed is not None:
+        vocab = tuple(dict.fromkeys(spec.allowed))
+        if OTHER in vocab:
+            raise SchemaError(f"feature {spec.name!r}: {OTHER!r} is reserved in allow-lists")
+        return vocab
+    vc = series.cast(pl.String).drop_nulls().value_counts(sort=True)
+    name, cnt = vc.columns
+    kept = vc.filter(pl.col(cnt) >= k).sort([cnt, name], descending=[True, False])
+    return tuple(kept.get_column(name).head(max_categories).to_list())
+
+
+def _reference_id(schema: Schema, profiles: dict[str, Profile]) -> str:
+    h = hashlib.sha256(json.dumps(schema.to_dict(), sort_keys=True).encode())
+    for name in sorted(profiles):
+        p = profiles[name]
+        if isinstance(p, NumericProfile):
+            h.update(p.edges.tobytes())
+            h.update(np.float64(p.centre).tobytes())
+            h.update(p.bins.tobytes())
+        else:
+            h.update("\x1f".join(p.categories).encode())
+            h.update(p.counts.tobytes())
+    return h.hexdigest()[:16]
+
+
+def build_reference(
+    df: Any,
+    schema: Schema | None = None,
+    *,
+    model: str | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    k: int = 5,
+    max_categories: int = 50,
+    created_at: datetime | None = None,
+) -> Reference:
+    """Build the reference profile from a training or baseline dataframe.
+
+    Parameters
+    ----------
+    df
+        Baseline records (polars, pandas or Arrow).
+    schema
+        Features and column roles; inferred from dtypes when ``None``.
+    model
+        Model name recorded with the reference.
+    alpha
+        Relative accuracy of the quantile sketches.
+    k
+        A category enters a learned vocabulary only if seen at least ``k`` times.
+    max_categories
+        Largest learned vocabulary per feature (the rest is ``__other__``).
+
+    Returns
+    -------
+    Reference
+
+    Raises
+    ------
+    SchemaError
+        A schema feature is missing from ``df`` or a numeric feature has no data.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> ref = build_reference(pl.DataFrame({"x": [1.0, 2.0, 3.0], "c": ["a"] * 3}), k=1)
+    >>> sorted(ref.profiles)
+    ['c', 'x']
+    """
+    frame = to_polars(df)
+    schema = schema or Schema.infer(frame)
+    _check_columns(frame, schema, what="reference data")
+    profiles: dict[str, Profile] = {}
+    for spec in schema.features:
+        col = frame.get_column(spec.name)
+        if spec.kind == "numeric":
+            _check_numeric_dtype(col, spec, "reference data")
+            profiles[spec.name] = _numeric_reference(col, spec, alpha)
+        else:
+            vocab = _vocabulary(col, spec, k, max_categories)
+            profiles[spec.name] = CategoricalProfile.from_series(col, categories=vocab)
+    latency = None
+    if schema.latency and schema.latency in frame.columns:
+        latency = NumericProfile.from_series(
+            frame.get_column(schema.latency), edges=LATENCY_EDGES_MS, centre=0.0, alpha=alpha
+        )
+    created = created_at or datetime.now(UTC)
+    if created.tzinfo is None:
+        raise TimestampError("build_reference(created_at=...) must be timezone-aware (UTC)")
+    return Reference(
+        reference_id=_reference_id(schema, profiles),
+        schema=schema,
+        profiles=profiles,
+        created_at=created.astimezone(UTC),
+        model=model,
+        rows=frame.height,
+        latency=latency,
+    )
+
+
+@dataclass(frozen=True)
+class WindowProfile:
+    """Profiles of every feature (and latency) for one batch or window."""
+
+    features: dict[str, Profile]
+    latency: NumericProfile | None = None
+    rows: int = 0
+
+    def merge(self, other: WindowProfile) -> WindowProfile:
+        missing = set(self.features) ^ set(other.features)
+        if missing:
+            raise SchemaError(
+                f"cannot merge window profiles with different features: {sorted(missing)}"
+            )
+        feats = {n: p.merge(other.features[n]) for n, p in self.features.items()}  # type: ignore[arg-type]
+        if self.latency is None or other.latency is None:
+            lat = self.latency or other.latency
+        else:
+            lat = self.latency.merge(other.latency)
+        return WindowProfile(feats, lat, self.rows + other.rows)
+
+    def fold_rare(self, k: int) -> WindowProfile:
+        """k-anonymity: fold rare categories of every categorical feature."""
+        feats = {
+            n: p.fold_rare(k) if isinstance(p, CategoricalProfile) else p
+            for n, p in self.features.items()
+        }
+        return WindowProfile(feats, self.latency, self.rows)
+
+
+def _check_columns(frame: pl.DataFrame, schema: Schema, *, what: str) -> None:
+    missing = [n for n in schema.names if n not in frame.columns]
+    if missing:
+        raise SchemaError(
+            f"{what} lacks feature column(s) {', '.join(missing)} that the reference expects; "
+            f"columns present: {', '.join(frame.columns) or '(none)'}. "
+            "Rename the columns or rebuild the reference with the new schema."
+        )
+
+
+def _check_numeric_dtype(col: pl.Series, spec: FeatureSpec, what: str) -> None:
+    dtype = col.dtype
+    if dtype.is_numeric() or dtype == pl.Null:
+        return
+    raise SchemaError(
+        f"{what}: feature {spec.name!r} is numeric in the reference but the column has type {dtype}; "
+        "cast it to a number or rebuild the reference with this feature as categorical"
+    )
+
+
+def _profile_one(reference: Reference, name: str, col: pl.Series) -> Profile:
+    ref = reference.profiles[name]
+    if isinstance(ref, NumericProfile):
+        _check_numeric_dtype(col, reference.schema.feature(name), "records")
+        return NumericProfile.from_series(col, edges=ref.edges, centre=ref.centre, alpha=ref.alpha)
+    return CategoricalProfile.from_series(col, categories=ref.categories)
+
+
+def profile_frame(data: Any, reference: Reference, *, threads: int = 2) -> WindowProfile:
+    """Profile one batch of records against ``reference``.
+
+    Pure: no I/O, no global state. Columns are profiled in ``threads``
+    threads (numpy releases the GIL in the heavy parts).
+
+    Raises
+    ------
+    SchemaError
+        A feature column is missing or has the wrong type.
+    """
+    frame = to_polars(data)
+    _check_columns(frame, reference.schema, what="records")
+    names = list(reference.schema.names)
+    lat_col = reference.schema.latency if reference.schema.latency in frame.columns else None
+
+    def work(name: str) -> Profile:
+        return _profile_one(reference, name, frame.get_column(name))
+
+    if threads > 1 and frame.height >= 50_000:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            results = list(pool.map(work, names))
+    else:
+        results = [work(n) for n in names]
+    latency = None
+    if lat_col is not None:
+        base = reference.latency or _empty_latency()
+        latency = NumericProfile.from_series(
+            frame.get_column(lat_col), edges=base.edges, centre=0.0, alpha=base.alpha
+        )
+    return WindowProfile(dict(zip(names, results, strict=True)), latency, frame.height)
+
+
+@dataclass
+class Profiler:
+    """Fold a stream of batches into one :class:`WindowProfile` (memory is one batch).
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> ref = build_reference(pl.DataFrame({"x": [1.0, 2.0, 3.0]}))
+    >>> p = Profiler(ref)
+    >>> p.update(pl.DataFrame({"x": [1.5]})); p.update(pl.DataFrame({"x": [2.5, None]}))
+    >>> p.result().features["x"].count
+    2
+    """
+
+    reference: Reference
+    _acc: WindowProfile | None = field(default=None, init=False)
+
+    def update(self, batch: Any) -> None:
+        prof = profile_frame(batch, self.reference)
+        self._acc = prof if self._acc is None else self._acc.merge(prof)
+
+    def result(self) -> WindowProfile:
+        return self._acc if self._acc is not None else self.reference.empty_window()
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window of records: its UTC bounds, the model version and its profile."""
+
+    start: datetime
+    end: datetime
+    version: str | None
+    profile: WindowProfile
+
+
+def utc_timestamps(frame: pl.DataFrame, column: str, *, what: str = "records") -> pl.Series:
+    """The timestamp column as UTC-aware datetimes.
+
+    Strings are parsed as ISO-8601 and must carry an offset (``Z`` or
+    ``+02:00``); aware datetimes in another zone are converted to UTC, which
+    is lossless. Naive values are refused: mlmon cannot guess their zone.
+    """
+    if column not in frame.columns:
+        raise SchemaError(
+            f"{what} have no timestamp column {column!r}; columns: {', '.join(frame.columns)}"
+        )
+    s = frame.get_column(column)
+    if s.dtype == pl.String:
+        naive = s.str.contains(r"(Z|[+-]\d\d:?\d\d)$").not_() & s.is_not_null()
+        if naive.any():
+            row = int(naive.arg_max() or 0)
+            raise TimestampError(
+                f"{what}: timestamp {s[row]!r} in column {column!r} (row {row}) has no UTC offset; "
+                "write timestamps as ISO-8601 with 'Z' or an offset, e.g. 2026-10-01T12:00:00Z"
+            )
+        try:
+            s = s.str.to_datetime(time_unit="us", time_zone="UTC")
+        except pl.exceptions.ComputeError as exc:
+            raise TimestampError(
+                f"{what}: cannot parse column {column!r} as ISO-8601 timestamps: {exc}"
+            ) from exc
+    if not isinstance(s.dtype, pl.Datetime):
+        raise TimestampError(
+            f"{what}: column {column!r} has type {s.dtype}; expected UTC datetimes or ISO-8601 strings"
+        )
+    if s.dtype.time_zone is None:
+        raise TimestampError(
+            f"{what}: column {column!r} holds naive datetimes (no time zone); "
+            "mlmon needs UTC: e.g. .dt.replace_time_zone('UTC') if they are UTC"
+        )
+    if s.null_count():
+        raise TimestampError(f"{what}: column {column!r} has {s.null_count()} missing timestamps")
+    return s.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+
+
+def profile_windows(
+    data: Any, reference: Reference, *, window: timedelta = timedelta(hours=1)
+) -> Iterator[Window]:
+    """Split records by window of prediction time (and model version) and profile each.
+
+    Windows are aligned to the UNIX epoch (an hourly window starts on the hour).
+    """
+    frame = to_polars(data)
+    if frame.height == 0:
+        return
+    schema = reference.schema
+    ts = utc_timestamps(frame, schema.timestamp)
+    step_us = int(window.total_seconds() * 1_000_000)
+    if step_us <= 0:
+        raise SchemaError(f"window must be positive, got {window}")
+    epoch_us = ts.dt.epoch("us")
+    start_us = (epoch_us // step_us) * step_us
+    version = (
+        frame.get_column(schema.version).cast(pl.String)
+        if schema.version and schema.version in frame.columns
+        else pl.Series([None] * frame.height, dtype=pl.String)
+    )
+    keyed = frame.with_columns(
+        start_us.alias("__mlmon_window"), version.alias("__mlmon_version")
+    ).sort("__mlmon_window", "__mlmon_version", nulls_last=True)
+    for (w, v), part in keyed.group_by(["__mlmon_window", "__mlmon_version"], maintain_order=True):
+        start = datetime.fromtimestamp(int(w) / 1e6, UTC)  # type: ignore[arg-type]
+        yield Window(
+            start=start,
+            end=start + window,
+            version=None if v is None else str(v),
+            profile=profile_frame(part, reference),
+        )

@@ -1,0 +1,361 @@
+"""Per-feature profile kinds: numeric and categorical, each a monoid.
+
+Every kind has an empty value (built from the reference's spec), a columnar
+``from_array`` and a ``merge`` that adds part by part. Kinds are listed in
+:data:`KINDS` (name -> class); later kinds (performance, imaging) register
+with :func:`register_kind`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+import polars as pl
+
+from mlmon.errors import DuplicateNameError, ProfileError, UnknownNameError
+from mlmon.profiles.sketch import DEFAULT_ALPHA, QuantileSketch
+
+__all__ = [
+    "KINDS",
+    "OTHER",
+    "CategoricalProfile",
+    "FeatureProfile",
+    "NumericProfile",
+    "bin_index",
+    "kind_class",
+    "register_kind",
+]
+
+OTHER = "__other__"
+
+
+@runtime_checkable
+class FeatureProfile(Protocol):
+    """What every profile kind offers."""
+
+    kind: ClassVar[str]
+
+    @property
+    def count(self) -> int: ...
+
+    @property
+    def nulls(self) -> int: ...
+
+    def merge(self, other: Any) -> Any: ...
+
+    def empty_like(self) -> Any: ...
+
+
+def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin positions over reference edges plus two open-ended overflow bins.
+
+    With edges ``e_0 < ... < e_{E-1}``: bin 0 is ``(-inf, e_0)``, bin ``k``
+    is ``[e_{k-1}, e_k)`` for ``1 <= k <= E-1`` with the last interior bin
+    closed on the right (so the reference's maximum is inside it), and bin
+    ``E`` is ``(e_{E-1}, inf)``. There are ``E + 1`` bins.
+    """
+    idx = np.searchsorted(edges, values, side="right")
+    if edges.size >= 2:
+        idx[values == edges[-1]] = edges.size - 1
+    return idx
+
+
+def _to_float_array(series: pl.Series) -> tuple[np.ndarray, int]:
+    """Float64 numpy view of a series and its null count (nulls become NaN)."""
+    nulls = series.null_count()
+    if series.dtype != pl.Float64:
+        series = series.cast(pl.Float64, strict=False)
+    arr = series.to_numpy()
+    if arr.dtype != np.float64:
+        arr = arr.astype(np.float64)
+    return arr, nulls
+
+
+@dataclass(frozen=True, eq=False)
+class NumericProfile:
+    """Mergeable summary of a numeric feature over one window.
+
+    ``count`` counts finite values only; nulls, NaN and +/-inf are counted
+    apart and never reach the sums, bins or sketch. ``bins`` has
+    ``len(edges) + 1`` counts (see :func:`bin_index`). The sketch holds
+    ``value - centre`` (the reference median) unless ``centre`` is 0.
+    """
+
+    kind: ClassVar[str] = "numeric"
+
+    edges: np.ndarray
+    centre: float = 0.0
+    alpha: float = DEFAULT_ALPHA
+    count: int = 0
+    nulls: int = 0
+    nans: int = 0
+    pos_inf: int = 0
+    neg_inf: int = 0
+    sum: float = 0.0
+    sum_sq: float = 0.0
+    min: float = math.inf
+    max: float = -math.inf
+    bins: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    sketch: QuantileSketch | None = None
+
+    def __post_init__(self) -> None:
+        if self.bins.size == 0:
+            object.__setattr__(self, "bins", np.zeros(self.edges.size + 1, dtype=np.int64))
+        if self.sketch is None:
+            object.__setattr__(self, "sketch", QuantileSketch.empty(self.alpha))
+
+    def empty_like(self) -> NumericProfile:
+        return NumericProfile(edges=self.edges, centre=self.centre, alpha=self.alpha)
+
+    @classmethod
+    def from_array(
+        cls,
+        values: np.ndarray,
+        *,
+        edges: np.ndarray,
+        centre: float = 0.0,
+        alpha: float = DEFAULT_ALPHA,
+        nulls: int = 0,
+    ) -> NumericProfile:
+        """Profile a float array (NaN entries that are nulls are passed as ``nulls``)."""
+        x = np.asarray(values, dtype=np.float64)
+        finite = np.isfinite(x)
+        n_finite = int(np.count_nonzero(finite))
+        nans = pos_inf = neg_inf = 0
+        if n_finite != x.size:
+            bad = x[~finite]
+            nan_mask = np.isnan(bad)
+            nans = int(np.count_nonzero(nan_mask)) - nulls
+            pos_inf = int(np.count_nonzero(bad == np.inf))
+            neg_inf = int(np.count_nonzero(bad == -np.inf))
+            x = x[finite]
+        if x.size == 0:
+            return cls(
+                edges=edges,
+                centre=centre,
+                alpha=alpha,
+                nulls=nulls,
+                nans=nans,
+                pos_inf=pos_inf,
+                neg_inf=neg_inf,
+            )
+        bins = np.bincount(bin_index(x, edges), minlength=edges.size + 1).astype(np.int64)
+        shifted = x - centre if centre != 0.0 else x
+        return cls(
+            edges=edges,
+            centre=centre,
+            alpha=alpha,
+            count=int(x.size),
+            nulls=nulls,
+            nans=nans,
+            pos_inf=pos_inf,
+            neg_inf=neg_inf,
+            sum=float(x.sum()),
+            sum_sq=float(np.dot(x, x)),
+            min=float(x.min()),
+            max=float(x.max()),
+            bins=bins,
+            sketch=QuantileSketch.from_values(shifted, alpha),
+        )
+
+    @classmethod
+    def from_series(cls, series: pl.Series, **kwargs: Any) -> NumericProfile:
+        arr, nulls = _to_float_array(series)
+        return cls.from_array(arr, nulls=nulls, **kwargs)
+
+    def _check_compatible(self, other: NumericProfile) -> None:
+        if not isinstance(other, NumericProfile):
+            raise ProfileError(f"cannot merge a numeric profile with {type(other).__name__}")
+        if (
+            self.centre != other.centre
+            or self.alpha != other.alpha
+            or not np.array_equal(self.edges, other.edges)
+        ):
+            raise ProfileError(
+                "cannot merge numeric profiles built on different references "
+                "(bin edges, centre or sketch accuracy differ); profile both with one reference"
+            )
+
+    def merge(self, other: NumericProfile) -> NumericProfile:
+        self._check_compatible(other)
+        assert self.sketch is not None and other.sketch is not None
+        return replace(
+            self,
+            count=self.count + other.count,
+            nulls=self.nulls + other.nulls,
+            nans=self.nans + other.nans,
+            pos_inf=self.pos_inf + other.pos_inf,
+            neg_inf=self.neg_inf + other.neg_inf,
+            sum=self.sum + other.sum,
+            sum_sq=self.sum_sq + other.sum_sq,
+            min=min(self.min, other.min),
+            max=max(self.max, other.max),
+            bins=self.bins + other.bins,
+            sketch=self.sketch.merge(other.sketch),
+        )
+
+    # -- statistics -------------------------------------------------------------------
+    @property
+    def mean(self) -> float:
+        return self.sum / self.count if self.count else math.nan
+
+    @property
+    def std(self) -> float:
+        """Population standard deviation of the finite values."""
+        if self.count == 0:
+            return math.nan
+        var = self.sum_sq / self.count - self.mean**2
+        return math.sqrt(max(var, 0.0))
+
+    @property
+    def total(self) -> int:
+        """Every row seen, including nulls, NaN and inf."""
+        return self.count + self.nulls + self.nans + self.pos_inf + self.neg_inf
+
+    def quantiles(self, qs: Any) -> np.ndarray:
+        assert self.sketch is not None
+        return self.sketch.quantiles(qs) + self.centre
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, NumericProfile):
+            return NotImplemented
+        return (
+            np.array_equal(self.edges, other.edges)
+            and self.centre == other.centre
+            and self.alpha == other.alpha
+            and (self.count, self.nulls, self.nans, self.pos_inf, self.neg_inf)
+            == (other.count, other.nulls, other.nans, other.pos_inf, other.neg_inf)
+            and math.isclose(self.sum, other.sum, rel_tol=1e-9, abs_tol=1e-9)
+            and math.isclose(self.sum_sq, other.sum_sq, rel_tol=1e-9, abs_tol=1e-9)
+            and self.min == other.min
+            and self.max == other.max
+            and np.array_equal(self.bins, other.bins)
+            and self.sketch == other.sketch
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, eq=False)
+class CategoricalProfile:
+    """Counts over an allow-listed vocabulary plus ``__other__``.
+
+    ``counts[i]`` counts ``categories[i]``; the last count is ``__other__``
+    (every value outside the vocabulary, and, after :meth:`fold_rare`, every
+    category seen fewer than ``k`` times). Values outside the vocabulary are
+    never kept as strings.
+    """
+
+    kind: ClassVar[str] = "categorical"
+
+    categories: tuple[str, ...]
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    nulls: int = 0
+
+    def __post_init__(self) -> None:
+        if OTHER in self.categories:
+            raise ProfileError(f"{OTHER!r} is reserved and cannot be a category")
+        if self.counts.size == 0:
+            object.__setattr__(self, "counts", np.zeros(len(self.categories) + 1, dtype=np.int64))
+        elif self.counts.size != len(self.categories) + 1:
+            raise ProfileError(
+                f"categorical counts have {self.counts.size} entries; expected "
+                f"{len(self.categories) + 1} (categories + {OTHER})"
+            )
+
+    def empty_like(self) -> CategoricalProfile:
+        return CategoricalProfile(categories=self.categories)
+
+    @property
+    def count(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def total(self) -> int:
+        return self.count + self.nulls
+
+    @property
+    def bins(self) -> np.ndarray:
+        """The counts, named like numeric bins so binned drift methods treat both alike."""
+        return self.counts
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return (*self.categories, OTHER)
+
+    @classmethod
+    def from_series(cls, series: pl.Series, *, categories: tuple[str, ...]) -> CategoricalProfile:
+        """Count a column's values over ``categories`` (vectorised value counts)."""
+        nulls = series.null_count()
+        if series.dtype != pl.String:
+            series = series.cast(pl.String)
+        vc = series.drop_nulls().value_counts()
+        values = vc.get_column(vc.columns[0]).to_list()
+        freq = vc.get_column(vc.columns[1]).to_numpy()
+        position = {c: i for i, c in enumerate(categories)}
+        counts = np.zeros(len(categories) + 1, dtype=np.int64)
+        other = len(categories)
+        for value, n in zip(values, freq, strict=True):  # one entry per distinct value
+            counts[position.get(value, other)] += n
+        return cls(categories=categories, counts=counts, nulls=nulls)
+
+    def merge(self, other: CategoricalProfile) -> CategoricalProfile:
+        if not isinstance(other, CategoricalProfile):
+            raise ProfileError(f"cannot merge a categorical profile with {type(other).__name__}")
+        if self.categories != other.categories:
+            raise ProfileError(
+                "cannot merge categorical profiles with different vocabularies; "
+                "profile both with one reference"
+            )
+        return CategoricalProfile(
+            self.categories, self.counts + other.counts, self.nulls + other.nulls
+        )
+
+    def fold_rare(self, k: int) -> CategoricalProfile:
+        """Fold every category seen fewer than ``k`` times (but at least once) into ``__other__``.
+
+        Applied to each window before it is written (k-anonymity); merging
+        folded windows is still adding counts.
+        """
+        counts = self.counts.copy()
+        rare = (counts[:-1] > 0) & (counts[:-1] < k)
+        if rare.any():
+            counts[-1] += counts[:-1][rare].sum()
+            counts[:-1][rare] = 0
+        return CategoricalProfile(self.categories, counts, self.nulls)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CategoricalProfile):
+            return NotImplemented
+        return (
+            self.categories == other.categories
+            and self.nulls == other.nulls
+            and np.array_equal(self.counts, other.counts)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def register_kind(name: str, cls: type, *, replace: bool = False) -> None:
+    """Add a profile kind; refuses to overwrite unless ``replace=True``."""
+    if name in KINDS and not replace:
+        raise DuplicateNameError(f"profile kind {name!r} is already registered; pass replace=True")
+    KINDS[name] = cls
+
+
+def kind_class(name: str) -> type:
+    try:
+        return KINDS[name]
+    except KeyError as exc:
+        raise UnknownNameError(
+            f"unknown profile kind {name!r}; registered kinds: {', '.join(sorted(KINDS))}"
+        ) from exc
+
+
+KINDS: dict[str, type] = {
+    "numeric": NumericProfile,
+    "categorical": CategoricalProfile,
+}
