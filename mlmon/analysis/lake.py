@@ -1,0 +1,208 @@
+"""``mlmon.Lake``: the lake readers plus drift and percentiles for any time window.
+
+Everything here is recomputed from the lake alone by merging per-window
+profiles; no raw data is needed.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from mlmon.analysis.drift import drift_between, method
+from mlmon.analysis.periods import period_expr
+from mlmon.errors import LakeError
+from mlmon.lake.reader import LakeStore
+from mlmon.profiles.arrow import merge_rows
+from mlmon.profiles.frame import Reference
+from mlmon.profiles.kinds import NumericProfile
+
+__all__ = ["Lake"]
+
+TimeArg = datetime | date | str | None
+
+_DRIFT_SCHEMA = {
+    "period": pl.Datetime("us", "UTC"),
+    "feature": pl.String,
+    "method": pl.String,
+    "value": pl.Float64,
+    "threshold": pl.Float64,
+    "drifted": pl.Boolean,
+    "count": pl.Int64,
+    "reference_id": pl.String,
+}
+_PCT_SCHEMA = {
+    "period": pl.Datetime("us", "UTC"),
+    "metric": pl.String,
+    "quantile": pl.Float64,
+    "value": pl.Float64,
+    "count": pl.Int64,
+}
+
+
+class Lake(LakeStore):
+    """A metric lake opened for analysis.
+
+    Parameters
+    ----------
+    uri
+        ``file:///path``, a local path, or ``s3://bucket/prefix``.
+    storage_options
+        fsspec/s3fs options (endpoint, credentials).
+
+    Examples
+    --------
+    >>> lake = Lake("file:///tmp/lake")  # doctest: +SKIP
+    >>> lake.drift("risk", "2026-10-01", "2026-11-01", by="week")  # doctest: +SKIP
+    """
+
+    def _profiles(
+        self, model: str, start: TimeArg, end: TimeArg, version: str | None, features: Any = None
+    ) -> pl.DataFrame:
+        lf = self.scan("profiles", model=model, start=start, end=end)
+        if version is not None:
+            lf = lf.filter(pl.col("model_version") == version)
+        if features is not None:
+            lf = lf.filter(pl.col("feature").is_in(list(features)))
+        try:
+            return lf.collect()
+        except Exception:
+            return self.read("profiles", model=model, start=start, end=end).pipe(
+                lambda d: d if version is None else d.filter(pl.col("model_version") == version)
+            )
+
+    def drift(
+        self,
+        model: str,
+        start: TimeArg = None,
+        end: TimeArg = None,
+        *,
+        by: str | None = "day",
+        version: str | None = None,
+        methods: list[str] | tuple[str, ...] | None = None,
+        thresholds: dict[str, float] | None = None,
+        features: list[str] | None = None,
+    ) -> pl.DataFrame:
+        """Drift of each period against the reference, from merged window profiles.
+
+        Parameters
+        ----------
+        model
+            Model name (the ``model=`` partition).
+        start, end
+            UTC bounds of ``window_start``, [start, end); ISO strings allowed.
+        by
+            ``"hour"``, ``"day"``, ``"week"``, ``"month"`` or ``"all"``/``None``.
+        version
+            Only windows whose records reported this model version.
+        methods
+            Method ids (default: every registered method that applies).
+        thresholds
+            Per-method thresholds overriding the defaults.
+
+        Returns
+        -------
+        polars.DataFrame
+            period, feature, method, value, threshold, drifted, count, reference_id.
+        """
+        for m in methods or ():
+            method(m)
+        rows = self._profiles(model, start, end, version, features)
+        if rows.height == 0:
+            return pl.DataFrame(schema=_DRIFT_SCHEMA)
+        rows = rows.with_columns(period_expr(by))
+        merged = merge_rows(rows, ["period", "reference_id", "feature"])
+        refs: dict[str, Reference] = {}
+        out: list[dict[str, Any]] = []
+        for (period, ref_id, feature), current in merged:
+            if ref_id not in refs:
+                refs[ref_id] = self.reference(ref_id, model=model)
+            ref_profile = refs[ref_id].profiles.get(feature)
+            if ref_profile is None:
+                continue
+            for r in drift_between(ref_profile, current, methods, thresholds):
+                out.append(
+                    {
+                        "period": period,
+                        "feature": feature,
+                        **r,
+                        "count": current.count,
+                        "reference_id": ref_id,
+                    }
+                )
+        return pl.DataFrame(out, schema=_DRIFT_SCHEMA).sort("period", "feature", "method")
+
+    def percentiles(
+        self,
+        metric: str = "latency_ms",
+        q: tuple[float, ...] | list[float] = (0.5, 0.95, 0.99),
+        *,
+        model: str,
+        start: TimeArg = None,
+        end: TimeArg = None,
+        by: str | None = "day",
+        version: str | None = None,
+        source: str | None = None,
+    ) -> pl.DataFrame:
+        """Percentiles of a latency metric or a numeric feature from merged sketches.
+
+        ``metric`` is looked up in the ``latency`` table first (e.g. ``latency_ms``),
+        then among the features in ``profiles``. Values are within the sketch's
+        relative accuracy (1% by default) of numpy's ``method="lower"`` quantiles
+        (relative to the distance from the reference median for centred features).
+
+        Returns
+        -------
+        polars.DataFrame
+            period, metric, quantile, value, count.
+        """
+        qs = np.asarray(q, dtype=np.float64)
+        lat = self.scan("latency", model=model, start=start, end=end).filter(
+            pl.col("feature") == metric
+        )
+        if source is not None:
+            lat = lat.filter(pl.col("source") == source)
+        if version is not None:
+            lat = lat.filter(pl.col("model_version") == version)
+        rows = lat.collect()
+        if rows.height == 0:
+            rows = self._profiles(model, start, end, version, [metric])
+        if rows.height == 0:
+            if metric not in self._known_metrics(model):
+                raise LakeError(
+                    f"no metric or numeric feature {metric!r} for model {model!r} in {self.uri}; "
+                    f"known: {', '.join(sorted(self._known_metrics(model))) or '(none)'}"
+                )
+            return pl.DataFrame(schema=_PCT_SCHEMA)
+        rows = rows.with_columns(period_expr(by))
+        out: list[dict[str, Any]] = []
+        for (period,), prof in merge_rows(rows, ["period"]):
+            if not isinstance(prof, NumericProfile):
+                raise LakeError(f"{metric!r} is categorical; percentiles need a numeric metric")
+            values = prof.quantiles(qs) if prof.count else np.full(qs.shape, math.nan)
+            for qi, v in zip(qs, values, strict=True):
+                out.append(
+                    {
+                        "period": period,
+                        "metric": metric,
+                        "quantile": float(qi),
+                        "value": float(v),
+                        "count": prof.count,
+                    }
+                )
+        return pl.DataFrame(out, schema=_PCT_SCHEMA).sort("period", "quantile")
+
+    def _known_metrics(self, model: str) -> set[str]:
+        names: set[str] = set()
+        for t in ("latency", "references"):
+            try:
+                names |= set(
+                    self.read(t, model=model, columns=["feature"]).get_column("feature").to_list()
+                )
+            except LakeError:
+                continue
+        return names

@@ -1,0 +1,313 @@
+"""Reading the lake: polars LazyFrames per table and duckdb SQL over views.
+
+Partition pruning happens at listing time on the ``model=`` and ``date=``
+folders, so a query for one model and one week opens only that week's
+objects. A corrupt object does not stop a read: it is named in a
+:class:`~mlmon.errors.CorruptObjectWarning`, set aside, and the rest is read.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from mlmon.errors import CorruptObjectWarning, LakeError, LakeUnreachable, TimestampError
+from mlmon.lake.references import reference_from_rows
+from mlmon.lake.schema import SCHEMA_VERSION, TABLES, table
+from mlmon.lake.storage import Storage, open_storage
+from mlmon.profiles.frame import Reference
+
+__all__ = ["LakeStore"]
+
+_PARTITIONS = pa.schema([("model", pa.string()), ("date", pa.date32())])
+_DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+
+
+def _as_utc(ts: datetime | date | str | None, what: str) -> datetime | None:
+    if ts is None:
+        return None
+    if isinstance(ts, str):
+        try:
+            parsed = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise TimestampError(f"{what} {ts!r} is not an ISO-8601 date or time") from exc
+        if parsed.tzinfo is None:
+            if len(ts) == 10:  # a plain date means midnight UTC
+                parsed = parsed.replace(tzinfo=UTC)
+            else:
+                raise TimestampError(f"{what} {ts!r} has no UTC offset; add 'Z', e.g. {ts}Z")
+        return parsed.astimezone(UTC)
+    if isinstance(ts, datetime):
+        if ts.tzinfo is None:
+            raise TimestampError(f"{what} {ts.isoformat()} is naive; pass a UTC-aware datetime")
+        return ts.astimezone(UTC)
+    return datetime(ts.year, ts.month, ts.day, tzinfo=UTC)
+
+
+class LakeStore:
+    """Read access to a metric lake (``file://``, a path, or ``s3://bucket/prefix``)."""
+
+    def __init__(self, uri: str | os.PathLike[str], storage_options: dict[str, Any] | None = None):
+        self.storage: Storage = open_storage(uri, storage_options)
+        self._quarantine: set[str] = set()
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.storage.url()!r})"
+
+    @property
+    def uri(self) -> str:
+        return self.storage.url()
+
+    # -- listing ----------------------------------------------------------------------
+    def table_root(self, name: str) -> str:
+        table(name)
+        return self.storage.path(f"v{SCHEMA_VERSION}", name)
+
+    def _listdir(self, path: str) -> list[str]:
+        fs = self.storage.fs
+        try:
+            if self.storage.is_local:
+                return sorted(os.listdir(path)) if os.path.isdir(path) else []
+            return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False))
+        except FileNotFoundError:
+            return []
+        except PermissionError as exc:
+            raise LakeError(
+                f"not allowed to list {self.storage.url(path)}: {exc}; reading needs list+get"
+            ) from exc
+        except OSError as exc:
+            raise LakeUnreachable(f"cannot list {self.storage.url(path)}: {exc}") from exc
+
+    def models(self, table_name: str = "profiles") -> list[str]:
+        """Models that have data in ``table_name``."""
+        return [d[6:] for d in self._listdir(self.table_root(table_name)) if d.startswith("model=")]
+
+    def files(
+        self,
+        table_name: str,
+        *,
+        model: str | None = None,
+        start: datetime | date | str | None = None,
+        end: datetime | date | str | None = None,
+    ) -> list[str]:
+        """Objects of a table, pruned by model and by the date partitions overlapping [start, end)."""
+        root = self.table_root(table_name)
+        lo, hi = _as_utc(start, "start"), _as_utc(end, "end")
+        first = lo.date() if lo else None
+        last = (hi - timedelta(microseconds=1)).date() if hi else None
+        out: list[str] = []
+        models = [model] if model is not None else self.models(table_name)
+        for m in models:
+            mdir = f"{root}/model={m}"
+            for d in self._listdir(mdir):
+                match = _DATE_DIR.match(d)
+                if not match:
+                    continue
+                day = date.fromisoformat(match.group(1))
+                if (first and day < first) or (last and day > last):
+                    continue
+                ddir = f"{mdir}/{d}"
+                out.extend(
+                    f"{ddir}/{f}"
+                    for f in self._listdir(ddir)
+                    if f.endswith(".parquet") and not f.startswith(".")
+                )
+        return [p for p in out if p not in self._quarantine]
+
+    # -- polars -----------------------------------------------------------------------
+    def _arrow_fs(self) -> pafs.FileSystem:
+        if self.storage.is_local:
+            return pafs.LocalFileSystem()
+        return pafs.PyFileSystem(pafs.FSSpecHandler(self.storage.fs))
+
+    def _dataset(self, table_name: str, files: list[str]) -> ds.Dataset:
+        return ds.dataset(
+            files,
+            schema=pa.unify_schemas([table(table_name).arrow_schema, _PARTITIONS]),
+            format="parquet",
+            filesystem=self._arrow_fs(),
+            partitioning=ds.partitioning(_PARTITIONS, flavor="hive"),
+            partition_base_dir=self.table_root(table_name),
+        )
+
+    def _empty(self, table_name: str) -> pl.DataFrame:
+        schema = pa.unify_schemas([table(table_name).arrow_schema, _PARTITIONS])
+        return pl.from_arrow(schema.empty_table())  # type: ignore[return-value]
+
+    def scan(
+        self,
+        table_name: str,
+        *,
+        model: str | None = None,
+        start: datetime | date | str | None = None,
+        end: datetime | date | str | None = None,
+    ) -> pl.LazyFrame:
+        """A LazyFrame over a table, pruned to ``model`` and the dates of [start, end).
+
+        Rows are filtered to ``window_start`` in [start, end) where the table has it.
+        """
+        files = self.files(table_name, model=model, start=start, end=end)
+        lf = (
+            pl.scan_pyarrow_dataset(self._dataset(table_name, files))
+            if files
+            else self._empty(table_name).lazy()
+        )
+        col = "window_start" if "window_start" in table(table_name).names else None
+        lo, hi = _as_utc(start, "start"), _as_utc(end, "end")
+        if col and lo:
+            lf = lf.filter(pl.col(col) >= lo)
+        if col and hi:
+            lf = lf.filter(pl.col(col) < hi)
+        return lf
+
+    def read(
+        self,
+        table_name: str,
+        *,
+        model: str | None = None,
+        start: datetime | date | str | None = None,
+        end: datetime | date | str | None = None,
+        columns: Iterable[str] | None = None,
+    ) -> pl.DataFrame:
+        """Read a table into a DataFrame; corrupt objects are warned about and skipped."""
+        for attempt in range(2):
+            lf = self.scan(table_name, model=model, start=start, end=end)
+            if columns is not None:
+                lf = lf.select(list(columns))
+            try:
+                return lf.collect()
+            except Exception as exc:  # arrow/polars wrap storage errors in many types
+                if attempt or not self._find_corrupt(
+                    self.files(table_name, model=model, start=start, end=end)
+                ):
+                    raise LakeError(
+                        f"cannot read table {table_name!r} from {self.uri}: {exc}"
+                    ) from exc
+        raise AssertionError("unreachable")
+
+    def _find_corrupt(self, files: list[str]) -> list[str]:
+        """Check each object's Parquet footer; quarantine and warn about the bad ones."""
+        fs = self._arrow_fs()
+
+        def bad(path: str) -> str | None:
+            try:
+                with fs.open_input_file(path) as fh:
+                    pq.ParquetFile(fh).read()
+                return None
+            except FileNotFoundError:
+                return None
+            except (pa.ArrowException, OSError) as exc:
+                return f"{self.storage.url(path)}: {exc}"
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(bad, files))
+        found = []
+        for path, problem in zip(files, results, strict=True):
+            if problem:
+                self._quarantine.add(path)
+                found.append(path)
+                warnings.warn(
+                    f"skipping corrupt lake object {problem}; the rest of the table is read. "
+                    "Re-run the collector for that window or remove the object.",
+                    CorruptObjectWarning,
+                    stacklevel=4,
+                )
+        if found:
+            self._con = None
+        return found
+
+    # -- duckdb -----------------------------------------------------------------------
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """A duckdb connection with one view per table (hive partitioning on)."""
+        if self._con is None:
+            con = duckdb.connect(
+                config={
+                    "autoinstall_known_extensions": "false",
+                    "autoload_known_extensions": "false",
+                }
+            )
+            if not self.storage.is_local:
+                con.register_filesystem(self.storage.fs)
+            for name in TABLES:
+                self._create_view(con, name)
+            self._con = con
+        return self._con
+
+    def _create_view(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
+        files = self.files(name)
+        if not files:
+            con.register(f"__empty_{name}", self._empty(name).to_arrow())
+            con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM "__empty_{name}"')
+            return
+        if self._quarantine:
+            src = (
+                "["
+                + ", ".join("'" + self.storage.url(f).replace("'", "''") + "'" for f in files)
+                + "]"
+            )
+        else:
+            src = (
+                "'" + self.storage.url(self.table_root(name)).replace("'", "''") + "/*/*/*.parquet'"
+            )
+        con.execute(
+            f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet({src}, '
+            "hive_partitioning = true, union_by_name = true, "
+            "hive_types = {'model': VARCHAR, 'date': DATE})"
+        )
+
+    def sql(self, query: str, params: list[Any] | None = None) -> pl.DataFrame:
+        """Run SQL over the lake's views (``profiles``, ``latency``, ``drift``, ...).
+
+        Examples
+        --------
+        >>> lake.sql("SELECT model, count(*) AS n FROM profiles GROUP BY model")  # doctest: +SKIP
+        """
+        for attempt in range(2):
+            try:
+                rel = self.con.sql(query, params=params or None)
+                if rel is None:  # a statement without a result (SET, CREATE ...)
+                    return pl.DataFrame()
+                return rel.pl()
+            except duckdb.Error as exc:
+                msg = str(exc)
+                parquet_trouble = "parquet" in msg.lower() or "magic" in msg.lower()
+                if attempt or not parquet_trouble:
+                    raise
+                all_files = [f for name in TABLES for f in self.files(name)]
+                if not self._find_corrupt(all_files):
+                    raise
+        raise AssertionError("unreachable")
+
+    # -- references -------------------------------------------------------------------
+    def reference(self, reference_id: str, *, model: str | None = None) -> Reference:
+        """Load one reference from the ``references`` table."""
+        rows = self.read("references", model=model).filter(pl.col("reference_id") == reference_id)
+        if rows.height == 0:
+            raise LakeError(
+                f"reference {reference_id} is not in {self.uri} (references table); "
+                "write it with `mlmon reference build --lake ...`"
+            )
+        models = rows.get_column("model").unique().to_list()
+        return reference_from_rows(rows.drop("model", "date").to_arrow(), model=models[0])
+
+    def latest_reference(self, model: str) -> Reference | None:
+        """The most recently created reference of a model, or None."""
+        rows = self.read("references", model=model)
+        if rows.height == 0:
+            return None
+        ref_id = rows.sort("created_at").get_column("reference_id")[-1]
+        return self.reference(ref_id, model=model)

@@ -1,0 +1,204 @@
+"""Schema v1 of the metric lake: every table and column, documented in one place.
+
+``docs/lake.md`` is generated from this module (``python -m mlmon.lake.schema``)
+and a test keeps the two in sync. Stored names are API: they change only
+with :data:`SCHEMA_VERSION`.
+
+Layout::
+
+    {root}/v{N}/{table}/model={model}/date={YYYY-MM-DD}/{key}.parquet
+
+``model`` and ``date`` (UTC date of ``window_start``) are hive partitions,
+not columns in the files; readers add them back.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from mlmon.errors import DuplicateNameError, SchemaError, UnknownNameError
+from mlmon.profiles.arrow import PROFILE_FIELDS
+
+__all__ = ["SCHEMA_VERSION", "TABLES", "Column", "Table", "register_table", "table", "to_markdown"]
+
+SCHEMA_VERSION = 1
+UTC_TS = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: pa.DataType
+    doc: str
+    nullable: bool = True
+
+    @property
+    def field(self) -> pa.Field:
+        return pa.field(self.name, self.type, nullable=self.nullable)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A lake table: its columns and what one row means."""
+
+    name: str
+    doc: str
+    columns: tuple[Column, ...]
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema([c.field for c in self.columns])
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def conform(self, data: pa.Table) -> pa.Table:
+        """Select and cast ``data`` to this table's schema, or say what is wrong."""
+        missing = [
+            c.name for c in self.columns if c.name not in data.column_names and not c.nullable
+        ]
+        if missing:
+            raise SchemaError(
+                f"table {self.name!r}: rows lack required column(s) {', '.join(missing)}"
+            )
+        arrays = []
+        for c in self.columns:
+            if c.name in data.column_names:
+                col = data.column(c.name)
+                try:
+                    arrays.append(col.cast(c.type))
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                    raise SchemaError(
+                        f"table {self.name!r}: column {c.name!r} has type {col.type}, expected {c.type}"
+                    ) from exc
+            else:
+                arrays.append(pa.nulls(data.num_rows, c.type))
+        return pa.Table.from_arrays(arrays, schema=self.arrow_schema)
+
+
+_WINDOW = (
+    Column("model_version", pa.string(), "Model version the endpoint or records reported (null if none)."),
+    Column("window_start", UTC_TS, "Window start, UTC, inclusive.", nullable=False),
+    Column("window_end", UTC_TS, "Window end, UTC, exclusive.", nullable=False),
+    Column("collector_id", pa.string(), "Id of the collector (edge instance or batch job) that wrote the row.", nullable=False),
+)  # fmt: skip
+_PROFILE = tuple(Column(f.name, f.type, doc, f.nullable) for f, doc in PROFILE_FIELDS)
+
+TABLES: dict[str, Table] = {
+    "profiles": Table(
+        "profiles",
+        "One row per (window, feature): a mergeable profile of the feature's values.",
+        (*_WINDOW, Column("reference_id", pa.string(), "Reference whose bins and vocabulary the profile uses.", nullable=False), Column("rows", pa.int64(), "Records in the window (all features)."), *_PROFILE),
+    ),
+    "latency": Table(
+        "latency",
+        "One row per (window, source): a mergeable profile of latencies in ms (uncentred sketch).",
+        (*_WINDOW, Column("source", pa.string(), "Where the latencies come from: stream, probe or batch.", nullable=False), Column("errors", pa.int64(), "Requests in the window that failed."), *_PROFILE),
+    ),
+    "drift": Table(
+        "drift",
+        "One row per (window, feature, method): drift of the window against the reference, as computed at write time.",
+        (
+            *_WINDOW,
+            Column("reference_id", pa.string(), "Reference compared with.", nullable=False),
+            Column("feature", pa.string(), "Feature name.", nullable=False),
+            Column("method", pa.string(), "Drift method id (see mlmon.analysis.drift.METHODS).", nullable=False),
+            Column("value", pa.float64(), "Method value (NaN when the window had no values)."),
+            Column("threshold", pa.float64(), "Threshold in force."),
+            Column("drifted", pa.bool_(), "Whether the value crossed the threshold."),
+            Column("count", pa.int64(), "Values of the feature in the window."),
+        ),
+    ),
+    "golden": Table(
+        "golden",
+        "One row per golden-sample check: outcome only, never the payload or the sample id.",
+        (
+            *_WINDOW,
+            Column("checked_at", UTC_TS, "When the check ran, UTC.", nullable=False),
+            Column("sample_id_hmac", pa.string(), "HMAC-SHA256 of the golden sample id.", nullable=False),
+            Column("passed", pa.bool_(), "Endpoint answered and matched the expected output.", nullable=False),
+            Column("error_kind", pa.string(), "null when passed; timeout, connect, tls, http_4xx, http_5xx, malformed or mismatch."),
+            Column("latency_ms", pa.float64(), "Round-trip time of the request."),
+            Column("status_code", pa.int32(), "HTTP status (null when no answer)."),
+        ),
+    ),
+    "alerts": Table(
+        "alerts",
+        "One row per alert state change or evaluation.",
+        (
+            *_WINDOW,
+            Column("raised_at", UTC_TS, "When the rule was evaluated, UTC.", nullable=False),
+            Column("rule", pa.string(), "Rule id, e.g. drift:psi, golden_pass_rate, endpoint_unreachable.", nullable=False),
+            Column("severity", pa.string(), "info, warning or critical.", nullable=False),
+            Column("state", pa.string(), "firing or resolved.", nullable=False),
+            Column("feature", pa.string(), "Feature concerned, if any."),
+            Column("value", pa.float64(), "Observed value."),
+            Column("threshold", pa.float64(), "Threshold of the rule."),
+            Column("message", pa.string(), "Plain-words description (no data values beyond the metric)."),
+        ),
+    ),
+    "references": Table(
+        "references",
+        "One row per (reference, feature): the reference profile drift is measured against.",
+        (
+            Column("reference_id", pa.string(), "Content hash of the reference.", nullable=False),
+            Column("created_at", UTC_TS, "When the reference was built, UTC.", nullable=False),
+            Column("rows", pa.int64(), "Records in the baseline."),
+            Column("schema_json", pa.string(), "The feature schema (JSON) the reference was built with."),
+            *_PROFILE,
+        ),
+    ),
+}  # fmt: skip
+
+
+def table(name: str) -> Table:
+    try:
+        return TABLES[name]
+    except KeyError as exc:
+        raise UnknownNameError(
+            f"unknown lake table {name!r}; tables: {', '.join(sorted(TABLES))}"
+        ) from exc
+
+
+def register_table(t: Table, *, replace: bool = False) -> None:
+    """Add a table (later issues: performance, samples); refuses duplicates."""
+    if t.name in TABLES and not replace:
+        raise DuplicateNameError(f"lake table {t.name!r} is already registered; pass replace=True")
+    TABLES[t.name] = t
+
+
+def to_markdown() -> str:
+    """The lake reference documentation (docs/lake.md)."""
+    out = [
+        "# The mlmon metric lake, schema v1",
+        "",
+        "Generated from `mlmon/lake/schema.py` by `python -m mlmon.lake.schema > docs/lake.md`;",
+        "a test fails when the two differ.",
+        "",
+        "Layout: `{root}/v1/{table}/model={model}/date={YYYY-MM-DD}/{key}.parquet`. `model` and",
+        "`date` (the UTC date of `window_start`) are hive partitions that readers add as columns.",
+        "Keys are deterministic per (table, model, window, collector): a retried write replaces the",
+        "same object with the same bytes. Writers only PUT; they never list, read or delete.",
+        "",
+    ]
+    for t in TABLES.values():
+        out += [
+            f"## `{t.name}`",
+            "",
+            t.doc,
+            "",
+            "| column | type | null | meaning |",
+            "|---|---|---|---|",
+        ]
+        for c in t.columns:
+            out.append(f"| `{c.name}` | {c.type} | {'yes' if c.nullable else 'no'} | {c.doc} |")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(to_markdown())

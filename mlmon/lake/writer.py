@@ -1,0 +1,232 @@
+"""The append-only lake writer: deterministic keys, one PUT per object.
+
+It never lists, reads or deletes, so the edge can run with credentials that
+allow only ``s3:PutObject`` on its prefix. A retried write of the same
+window builds the same bytes under the same key, so retries are idempotent
+and a crash never leaves a partial object visible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mlmon.errors import ConfigError, TimestampError
+from mlmon.lake.schema import SCHEMA_VERSION, table
+from mlmon.lake.storage import Storage, open_storage, put_object
+from mlmon.profiles.arrow import profiles_to_arrow
+from mlmon.profiles.frame import Reference, Window
+
+__all__ = ["LakeWriter", "WriteRecord", "check_name", "reference_rows"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def check_name(value: str, what: str) -> str:
+    """Model names and collector ids become path segments: keep them to a safe alphabet."""
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise ConfigError(
+            f"{what} {value!r} is not usable in lake paths; use 1-128 characters from "
+            "letters, digits, '.', '_' and '-', starting with a letter or digit"
+        )
+    return value
+
+
+def _utc(ts: datetime, what: str) -> datetime:
+    if ts.tzinfo is None:
+        raise TimestampError(f"{what} {ts.isoformat()} is naive; pass a UTC-aware datetime")
+    return ts.astimezone(UTC)
+
+
+def _stamp(ts: datetime) -> str:
+    return ts.strftime("%Y%m%dT%H%M%S") + (f"{ts.microsecond:06d}" if ts.microsecond else "") + "Z"
+
+
+@dataclass(frozen=True)
+class WriteRecord:
+    """What one PUT wrote: for logs and the audit trail (never the content)."""
+
+    table: str
+    path: str
+    bytes: int
+    sha256: str
+    rows: int
+
+
+def parquet_bytes(data: pa.Table) -> bytes:
+    """Serialise deterministically (same table -> same bytes)."""
+    buf = io.BytesIO()
+    pq.write_table(data, buf, compression="zstd", write_statistics=True)
+    return buf.getvalue()
+
+
+def reference_rows(reference: Reference) -> pa.Table:
+    """The ``references`` table rows of a reference (latency included as its own row)."""
+    items: list[tuple[str, Any]] = list(reference.profiles.items())
+    if reference.latency is not None and reference.schema.latency:
+        items.append((reference.schema.latency, reference.latency))
+    rows = profiles_to_arrow(items)
+    n = rows.num_rows
+    extra = {
+        "reference_id": pa.array([reference.reference_id] * n, pa.string()),
+        "created_at": pa.array([reference.created_at] * n, pa.timestamp("us", tz="UTC")),
+        "rows": pa.array([reference.rows] * n, pa.int64()),
+        "schema_json": pa.array([json.dumps(reference.schema.to_dict(), sort_keys=True)] * n),
+    }
+    for name, arr in extra.items():
+        rows = rows.append_column(name, arr)
+    return table("references").conform(rows)
+
+
+class LakeWriter:
+    """Write lake tables under ``{root}/v1/{table}/model=/date=/``.
+
+    Parameters
+    ----------
+    lake
+        Lake URI (``file://...``, a path, ``s3://bucket/prefix``) or an open :class:`Storage`.
+    collector_id
+        Id of this writer; part of every key, so two collectors never overwrite each other.
+    storage_options
+        Filesystem options (see :func:`mlmon.lake.storage.open_storage`).
+    k_anonymity
+        Categories seen fewer than ``k`` times in a window are folded into ``__other__``
+        before the window is written.
+    on_write
+        Called with a :class:`WriteRecord` after every successful PUT (audit hook).
+    """
+
+    def __init__(
+        self,
+        lake: str | Storage,
+        *,
+        collector_id: str,
+        storage_options: dict[str, Any] | None = None,
+        k_anonymity: int = 5,
+        on_write: Callable[[WriteRecord], None] | None = None,
+    ) -> None:
+        self.storage = lake if isinstance(lake, Storage) else open_storage(lake, storage_options)
+        self.collector_id = check_name(collector_id, "collector id")
+        if k_anonymity < 1:
+            raise ConfigError(f"k_anonymity must be >= 1, got {k_anonymity}")
+        self.k_anonymity = k_anonymity
+        self.on_write = on_write
+
+    def object_path(
+        self,
+        table_name: str,
+        model: str,
+        window_start: datetime,
+        window_end: datetime,
+        *,
+        part: str | None = None,
+    ) -> str:
+        """The deterministic key of one (table, model, window, collector[, part]) object."""
+        table(table_name)
+        check_name(model, "model name")
+        start, end = _utc(window_start, "window_start"), _utc(window_end, "window_end")
+        name = f"{_stamp(start)}-{_stamp(end)}-{self.collector_id}"
+        if part:
+            name += f"-{part}"
+        return self.storage.path(
+            f"v{SCHEMA_VERSION}",
+            table_name,
+            f"model={model}",
+            f"date={start.date().isoformat()}",
+            f"{name}.parquet",
+        )
+
+    def write_table(
+        self,
+        table_name: str,
+        model: str,
+        rows: pa.Table | pl.DataFrame,
+        window_start: datetime,
+        window_end: datetime,
+        *,
+        part: str | None = None,
+    ) -> WriteRecord:
+        """Conform ``rows`` to the table's schema and PUT them as one object."""
+        data = rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows
+        data = table(table_name).conform(data)
+        path = self.object_path(table_name, model, window_start, window_end, part=part)
+        blob = parquet_bytes(data)
+        put_object(self.storage, path, blob)
+        rec = WriteRecord(
+            table_name, path, len(blob), hashlib.sha256(blob).hexdigest(), data.num_rows
+        )
+        if self.on_write is not None:
+            self.on_write(rec)
+        return rec
+
+    def _window_columns(self, data: pa.Table, window: Window, **extra: Any) -> pa.Table:
+        n = data.num_rows
+        cols = {
+            "model_version": pa.array([window.version] * n, pa.string()),
+            "window_start": pa.array([window.start] * n, pa.timestamp("us", tz="UTC")),
+            "window_end": pa.array([window.end] * n, pa.timestamp("us", tz="UTC")),
+            "collector_id": pa.array([self.collector_id] * n, pa.string()),
+        }
+        for k, v in extra.items():
+            cols[k] = pa.array([v] * n)
+        for name, arr in cols.items():
+            data = data.append_column(name, arr)
+        return data
+
+    @staticmethod
+    def _version_part(version: str | None) -> str | None:
+        if version is None:
+            return None
+        return "v" + hashlib.sha256(version.encode()).hexdigest()[:10]
+
+    def write_window(
+        self,
+        model: str,
+        window: Window,
+        reference: Reference,
+        *,
+        source: str = "stream",
+        drift_rows: Iterable[dict[str, Any]] | None = None,
+        errors: int = 0,
+    ) -> list[WriteRecord]:
+        """Write one window: feature profiles (k-anonymised), latency and, if given, drift rows."""
+        part = self._version_part(window.version)
+        prof = window.profile.fold_rare(self.k_anonymity)
+        out = []
+        rows = profiles_to_arrow(prof.features.items())
+        rows = self._window_columns(
+            rows, window, reference_id=reference.reference_id, rows=prof.rows
+        )
+        out.append(self.write_table("profiles", model, rows, window.start, window.end, part=part))
+        if prof.latency is not None and prof.latency.total > 0:
+            lat = profiles_to_arrow([(reference.schema.latency or "latency_ms", prof.latency)])
+            lat = self._window_columns(lat, window, source=source, errors=errors)
+            out.append(self.write_table("latency", model, lat, window.start, window.end, part=part))
+        if drift_rows is not None:
+            d = pa.Table.from_pylist(list(drift_rows))
+            if d.num_rows:
+                d = self._window_columns(d, window, reference_id=reference.reference_id)
+                out.append(self.write_table("drift", model, d, window.start, window.end, part=part))
+        return out
+
+    def write_reference(self, model: str, reference: Reference) -> WriteRecord:
+        """Write a reference into the ``references`` table."""
+        rows = reference_rows(reference)
+        return self.write_table(
+            "references",
+            model,
+            rows,
+            reference.created_at,
+            reference.created_at,
+            part=f"ref-{reference.reference_id}",
+        )
