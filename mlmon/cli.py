@@ -1,0 +1,358 @@
+"""The ``mlmon`` command.
+
+Exit codes: 0 success; 1 drift or failed checks when ``--fail-on-drift`` is
+given; 2 bad arguments or config; 3 lake unreachable or unreadable; 4 bad
+input data (schema, timestamps, files); 5 a missing optional extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from mlmon.errors import (
+    ConfigError,
+    LakeError,
+    MissingExtraError,
+    MlmonError,
+    ProfileError,
+    SchemaError,
+    UnknownNameError,
+)
+
+log = logging.getLogger("mlmon")
+
+EXIT_DRIFT, EXIT_CONFIG, EXIT_LAKE, EXIT_DATA, EXIT_EXTRA = 1, 2, 3, 4, 5
+
+
+def _duration(text: str) -> timedelta:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        return timedelta(seconds=float(text[:-1]) * units[text[-1]])
+    except (KeyError, ValueError, IndexError) as exc:
+        raise ConfigError(
+            f'window "{text}" is not a duration; use e.g. "5m", "1h" or "1d"'
+        ) from exc
+
+
+def _storage_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--storage-option k=v`` flags, over ``MLMON_S3_ENDPOINT`` / ``MLMON_SSE_KMS_KEY_ID``."""
+    opts: dict[str, Any] = {}
+    if os.environ.get("MLMON_S3_ENDPOINT"):
+        opts["endpoint_url"] = os.environ["MLMON_S3_ENDPOINT"]
+    if os.environ.get("MLMON_SSE_KMS_KEY_ID"):
+        opts["sse_kms_key_id"] = os.environ["MLMON_SSE_KMS_KEY_ID"]
+    for item in getattr(args, "storage_option", None) or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--storage-option {item!r} is not key=value")
+        opts[key] = value
+    return opts
+
+
+def _lake_uri(args: argparse.Namespace) -> str:
+    uri = args.lake or os.environ.get("MLMON_LAKE")
+    if not uri:
+        raise ConfigError(
+            "no lake given; pass --lake URI (file:///path or s3://bucket/prefix) or set MLMON_LAKE"
+        )
+    return uri
+
+
+def _open_lake(args: argparse.Namespace) -> Any:
+    from mlmon.analysis.lake import Lake
+
+    return Lake(_lake_uri(args), _storage_options(args))
+
+
+def _emit(df: Any, args: argparse.Namespace) -> None:
+    """Print or save a polars DataFrame in the requested format."""
+    import polars as pl
+
+    fmt = args.format
+    out = getattr(args, "out", None)
+    if fmt == "table":
+        with pl.Config(
+            tbl_rows=max(df.height, 1), tbl_cols=-1, tbl_width_chars=160, fmt_str_lengths=40
+        ):
+            text = str(df)
+        _write_text(text + "\n", out)
+    elif fmt == "csv":
+        _write_text(df.write_csv(), out)
+    elif fmt == "json":
+        _write_text(json.dumps(df.to_dicts(), default=str, indent=1) + "\n", out)
+    elif fmt == "parquet":
+        if out is None and sys.stdout.isatty():
+            raise ConfigError("--format parquet writes binary; give --out FILE or redirect stdout")
+        buf = io.BytesIO()
+        df.write_parquet(buf)
+        if out:
+            Path(out).write_bytes(buf.getvalue())
+        else:
+            sys.stdout.buffer.write(buf.getvalue())
+
+
+def _write_text(text: str, out: str | None) -> None:
+    if out:
+        Path(out).write_text(text)
+    else:
+        sys.stdout.write(text)
+
+
+# -- commands ---------------------------------------------------------------------------
+def cmd_reference_build(args: argparse.Namespace) -> int:
+    import polars as pl
+    import yaml
+
+    from mlmon.edge.ingest import read_records
+    from mlmon.lake.references import save_reference
+    from mlmon.lake.writer import LakeWriter
+    from mlmon.profiles.frame import build_reference
+    from mlmon.profiles.schema import Schema
+
+    schema = None
+    if args.schema:
+        try:
+            raw = yaml.safe_load(Path(args.schema).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{args.schema}: cannot read the schema: {exc}") from exc
+        schema = Schema.from_dict(raw or {}, source=args.schema)
+    frame = pl.concat(list(read_records(args.data)), how="vertical_relaxed")
+    ref = build_reference(frame, schema, model=args.model, k=args.k)
+    save_reference(ref, args.out)
+    print(
+        f"reference {ref.reference_id}: {len(ref.profiles)} features from {ref.rows} rows -> {args.out}"
+    )
+    if args.lake:
+        writer = LakeWriter(
+            _lake_uri(args), collector_id=args.collector_id, storage_options=_storage_options(args)
+        )
+        rec = writer.write_reference(args.model, ref)
+        print(f"written to {writer.storage.url(rec.path)}")
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from mlmon.edge.ingest import WindowAccumulator, read_records
+    from mlmon.lake.references import load_reference
+    from mlmon.lake.writer import LakeWriter
+
+    ref = load_reference(args.reference)
+    writer = LakeWriter(
+        _lake_uri(args),
+        collector_id=args.collector_id,
+        storage_options=_storage_options(args),
+        k_anonymity=args.k,
+    )
+    acc = WindowAccumulator(ref, window=_duration(args.window))
+    show = not args.quiet and sys.stderr.isatty()
+    with tqdm(total=None, unit="rows", disable=not show, desc="profiling") as bar:
+        for path in args.files:
+            for batch in read_records(path):
+                bar.update(acc.add(batch))
+    windows = len(acc)
+    records = acc.flush(writer, args.model, source="batch", with_drift=not args.no_drift)
+    print(
+        f"profiled {acc.rows} records into {windows} windows; wrote {len(records)} objects to {writer.storage.url()}"
+    )
+    return 0
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    lake = _open_lake(args)
+    methods = args.methods.split(",") if args.methods else None
+    df = lake.drift(
+        args.model, args.start, args.end, by=args.by, version=args.version, methods=methods
+    )
+    if args.only_drifted:
+        import polars as pl
+
+        df = df.filter(pl.col("drifted"))
+    _emit(df, args)
+    if args.fail_on_drift and df.get_column("drifted").any():
+        return EXIT_DRIFT
+    return 0
+
+
+def cmd_percentiles(args: argparse.Namespace) -> int:
+    lake = _open_lake(args)
+    try:
+        qs = tuple(float(x) for x in args.q.split(","))
+    except ValueError as exc:
+        raise ConfigError(f"--q {args.q!r}: give quantiles as numbers, e.g. 0.5,0.95,0.99") from exc
+    df = lake.percentiles(
+        args.metric,
+        qs,
+        model=args.model,
+        start=args.start,
+        end=args.end,
+        by=args.by,
+        version=args.version,
+    )
+    _emit(df, args)
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    import duckdb
+
+    lake = _open_lake(args)
+    try:
+        df = lake.sql(args.query)
+    except duckdb.Error as exc:
+        raise ConfigError(f"SQL error: {exc}") from exc
+    _emit(df, args)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from mlmon.demo.run import run_demo
+
+    return run_demo(Path(args.lake), quiet=args.quiet)
+
+
+# -- parser -----------------------------------------------------------------------------
+def _add_lake(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--lake", help="lake URI: file:///path, a path, or s3://bucket/prefix (env MLMON_LAKE)"
+    )
+    p.add_argument(
+        "--storage-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="filesystem option, e.g. endpoint_url=...",
+    )
+
+
+def _add_window_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="model name (the lake's model= partition)")
+    p.add_argument("--start", help="UTC start, ISO-8601 (2026-10-01 or 2026-10-01T06:00:00Z)")
+    p.add_argument("--end", help="UTC end (exclusive)")
+    p.add_argument("--by", default="day", choices=["hour", "day", "week", "month", "all"])
+    p.add_argument("--version", help="only windows that reported this model version")
+    p.add_argument("--format", default="table", choices=["table", "csv", "json", "parquet"])
+    p.add_argument("--out", help="write the result to this file instead of stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlmon",
+        description="Private ML model monitoring from mergeable profiles in a Parquet metric lake.",
+        epilog=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ref = sub.add_parser("reference", help="build reference profiles").add_subparsers(
+        dest="sub", required=True
+    )
+    rb = ref.add_parser("build", help="build a reference from baseline records")
+    rb.add_argument("--data", required=True, help="baseline records (Parquet, CSV or JSONL)")
+    rb.add_argument("--schema", help="feature schema YAML (default: inferred from column types)")
+    rb.add_argument("--model", required=True)
+    rb.add_argument("--out", required=True, help="reference file to write (Parquet)")
+    rb.add_argument(
+        "--k", type=int, default=5, help="minimum count for a learned category (default 5)"
+    )
+    rb.add_argument("--collector-id", default="reference-builder")
+    _add_lake(rb)
+    rb.set_defaults(func=cmd_reference_build)
+
+    pr = sub.add_parser("profile", help="profile inference records into the lake (batch path)")
+    pr.add_argument("files", nargs="+", help="record files (Parquet, CSV, JSONL)")
+    pr.add_argument(
+        "--reference", required=True, help="reference file from `mlmon reference build`"
+    )
+    pr.add_argument("--model", required=True)
+    pr.add_argument("--window", default="1h", help="window length, e.g. 5m, 1h (default 1h)")
+    pr.add_argument("--collector-id", default="batch")
+    pr.add_argument(
+        "--k", type=int, default=5, help="k-anonymity: fold categories seen fewer than k times"
+    )
+    pr.add_argument("--no-drift", action="store_true", help="do not write per-window drift rows")
+    pr.add_argument("--quiet", action="store_true")
+    _add_lake(pr)
+    pr.set_defaults(func=cmd_profile)
+
+    dr = sub.add_parser("drift", help="drift per period, recomputed from merged profiles")
+    _add_lake(dr)
+    _add_window_args(dr)
+    dr.add_argument("--methods", help="comma-separated method ids (default: all that apply)")
+    dr.add_argument("--only-drifted", action="store_true", help="show only drifted rows")
+    dr.add_argument("--fail-on-drift", action="store_true", help="exit 1 when anything drifted")
+    dr.set_defaults(func=cmd_drift)
+
+    pc = sub.add_parser("percentiles", help="percentiles of latency or a numeric feature")
+    _add_lake(pc)
+    _add_window_args(pc)
+    pc.add_argument("--metric", default="latency_ms")
+    pc.add_argument("--q", default="0.5,0.95,0.99", help="quantiles, comma-separated")
+    pc.set_defaults(func=cmd_percentiles)
+
+    sq = sub.add_parser("sql", help="run duckdb SQL over the lake's tables")
+    sq.add_argument("query")
+    _add_lake(sq)
+    sq.add_argument("--format", default="table", choices=["table", "csv", "json", "parquet"])
+    sq.add_argument("--out")
+    sq.set_defaults(func=cmd_sql)
+
+    de = sub.add_parser("demo", help="run the end-to-end demo on the bundled fixtures")
+    de.add_argument(
+        "--lake", default="./lake", help="local folder for the demo lake (default ./lake)"
+    )
+    de.add_argument("--quiet", action="store_true")
+    de.set_defaults(func=cmd_demo)
+
+    for hook in _EXTRA_COMMANDS:
+        hook(sub)
+    return parser
+
+
+#: Later command groups (edge, report, audit...) add themselves here.
+_EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, UnknownNameError) as exc:
+        print(f"mlmon: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except MissingExtraError as exc:
+        print(f"mlmon: error: {exc}", file=sys.stderr)
+        return EXIT_EXTRA
+    except LakeError as exc:
+        print(f"mlmon: lake error: {exc}", file=sys.stderr)
+        return EXIT_LAKE
+    except (SchemaError, ProfileError) as exc:
+        print(f"mlmon: data error: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    except FileNotFoundError as exc:
+        print(f"mlmon: error: no such file: {exc.filename or exc}", file=sys.stderr)
+        return EXIT_DATA
+    except MlmonError as exc:
+        print(f"mlmon: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Records to windows to lake objects: shared by ``mlmon profile`` and the edge's streams.
+
+Records arrive in batches; :class:`WindowAccumulator` splits each batch by
+window of prediction time and model version and merges it into that
+window's profile, so a window that spans batches is written once, whole.
+Memory is one batch plus one small profile per open window.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mlmon.analysis.drift import drift_between
+from mlmon.errors import SchemaError
+from mlmon.lake.writer import LakeWriter, WriteRecord
+from mlmon.profiles.frame import Reference, Window, WindowProfile, profile_windows
+
+__all__ = ["FORMATS", "WindowAccumulator", "drift_rows", "read_records", "record_format"]
+
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}  # fmt: skip
+
+
+def record_format(path: str | os.PathLike[str]) -> str:
+    suffix = Path(path).suffix.lower()
+    try:
+        return FORMATS[suffix]
+    except KeyError as exc:
+        raise SchemaError(
+            f"{path}: unknown record file type {suffix!r}; use one of {', '.join(sorted(FORMATS))}"
+        ) from exc
+
+
+def read_records(
+    path: str | os.PathLike[str], *, batch_rows: int = 250_000
+) -> Iterator[pl.DataFrame]:
+    """Yield batches of records from a Parquet, CSV or JSONL file.
+
+    Raises
+    ------
+    SchemaError
+        The file cannot be parsed; the message names the file.
+    """
+    fmt = record_format(path)
+    p = os.fspath(path)
+    try:
+        if fmt == "parquet":
+            pf = pq.ParquetFile(p)
+            for batch in pf.iter_batches(batch_size=batch_rows):
+                yield pl.from_arrow(pa.Table.from_batches([batch]))  # type: ignore[misc]
+            return
+        lf = pl.scan_csv(p) if fmt == "csv" else pl.scan_ndjson(p, infer_schema_length=10_000)
+        yield from lf.collect_batches(chunk_size=batch_rows)
+    except (pa.ArrowInvalid, pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise SchemaError(f"{p}: cannot read {fmt} records: {exc}") from exc
+
+
+def drift_rows(
+    reference: Reference, profile: WindowProfile, methods: Any = None
+) -> list[dict[str, Any]]:
+    """Drift of one window against the reference, as rows of the ``drift`` table."""
+    rows = []
+    for name, current in profile.features.items():
+        ref = reference.profiles[name]
+        for r in drift_between(ref, current, methods):
+            rows.append({"feature": name, **r, "count": current.count})
+    return rows
+
+
+@dataclass
+class WindowAccumulator:
+    """Merge batches into per-(window, version) profiles until they are flushed."""
+
+    reference: Reference
+    window: timedelta = timedelta(hours=1)
+    rows: int = 0
+    _open: dict[tuple[datetime, str | None], Window] = field(default_factory=dict, init=False)
+
+    def add(self, batch: Any) -> int:
+        n = 0
+        for w in profile_windows(batch, self.reference, window=self.window):
+            key = (w.start, w.version)
+            prev = self._open.get(key)
+            self._open[key] = (
+                w
+                if prev is None
+                else Window(w.start, w.end, w.version, prev.profile.merge(w.profile))
+            )
+            n += w.profile.rows
+        self.rows += n
+        return n
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def pop(self, *, closed_before: datetime | None = None) -> list[Window]:
+        """Remove and return the windows that end at or before ``closed_before`` (all if None)."""
+        keys = sorted(
+            (k for k, w in self._open.items() if closed_before is None or w.end <= closed_before),
+            key=lambda k: (k[0], k[1] or ""),
+        )
+        return [self._open.pop(k) for k in keys]
+
+    def flush(
+        self,
+        writer: LakeWriter,
+        model: str,
+        *,
+        closed_before: datetime | None = None,
+        source: str = "stream",
+        methods: Any = None,
+        with_drift: bool = True,
+    ) -> list[WriteRecord]:
+        out: list[WriteRecord] = []
+        for w in self.pop(closed_before=closed_before):
+            drift = drift_rows(self.reference, w.profile, methods) if with_drift else None
+            out.extend(
+                writer.write_window(model, w, self.reference, source=source, drift_rows=drift)
+            )
+        return out
