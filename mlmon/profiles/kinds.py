@@ -228,8 +228,7 @@ class NumericProfile:
             and self.alpha == other.alpha
             and (self.count, self.nulls, self.nans, self.pos_inf, self.neg_inf)
             == (other.count, other.nulls, other.nans, other.pos_inf, other.neg_inf)
-            and math.isclose(self.sum, other.sum, rel_tol=1e-9, abs_tol=1e-9)
-            and math.isclose(self.sum_sq, other.sum_sq, rel_tol=1e-9, abs_tol=1e-9)
+            and self._sums_close(other)
             and self.min == other.min
             and self.max == other.max
             and np.array_equal(self.bins, other.bins)
@@ -237,6 +236,15 @@ class NumericProfile:
         )
 
     __hash__ = None  # type: ignore[assignment]
+
+    def _sums_close(self, other: NumericProfile) -> bool:
+        """Float sums depend on the order of addition; compare them to rounding error."""
+        if self.count == 0:
+            return self.sum == other.sum == 0.0
+        scale = max(abs(self.min), abs(self.max)) * self.count
+        return math.isclose(self.sum, other.sum, rel_tol=1e-9, abs_tol=1e-12 * scale) and math.isclose(
+            self.sum_sq, other.sum_sq, rel_tol=1e-9, abs_tol=1e-12 * scale * max(abs(self.min), abs(self.max))
+        )
 
 
 @dataclass(frozen=True, eq=False)
