@@ -88,8 +88,10 @@ class LakeStore:
             raise LakeError(
                 f"not allowed to list {self.storage.url(path)}: {exc}; reading needs list+get"
             ) from exc
-        except OSError as exc:
-            raise LakeUnreachable(f"cannot list {self.storage.url(path)}: {exc}") from exc
+        except Exception as exc:  # botocore's connection errors are not OSErrors
+            raise LakeUnreachable(
+                f"cannot list {self.storage.url(path)}: {exc}; check the endpoint, network and bucket name"
+            ) from exc
 
     def models(self, table_name: str = "profiles") -> list[str]:
         """Models that have data in ``table_name``."""

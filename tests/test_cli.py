@@ -1,0 +1,110 @@
+"""The `mlmon` command as a shell user runs it: real subprocesses, real files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIX = ROOT / "data" / "fixtures"
+MLMON = [sys.executable, "-m", "mlmon.cli"]
+
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([*MLMON, *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"mlmon {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def fixture_lake(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    lake, ref = d / "lake", d / "ref.parquet"
+    run("reference", "build", "--data", str(FIX / "reference.parquet"), "--schema", str(FIX / "schema.yaml"),
+        "--model", "risk-model", "--out", str(ref), "--lake", str(lake))  # fmt: skip
+    out = run("profile", *map(str, sorted((FIX / "inference").glob("*.parquet"))), "--reference", str(ref),
+              "--model", "risk-model", "--lake", str(lake), "--window", "1h").stdout  # fmt: skip
+    assert "profiled 18000 records into 144 windows" in out
+    return lake, ref
+
+
+def test_drift_finds_the_planted_drift_and_nothing_else(fixture_lake):
+    lake, _ = fixture_lake
+    out = run("drift", "--lake", str(lake), "--model", "risk-model", "--by", "day", "--format", "json").stdout
+    df = pl.DataFrame(json.loads(out))
+    distance = df.filter(pl.col("method").is_in(["psi", "jensen_shannon", "hellinger", "ks", "wasserstein"]))
+    flagged = distance.filter(pl.col("drifted")).with_columns(pl.col("period").str.slice(0, 10).alias("day"))
+    pairs = set(zip(flagged["day"], flagged["feature"], strict=True))
+    planted = {(d, f) for d in ("2026-10-04", "2026-10-05", "2026-10-06") for f in ("age", "ward", "score")}
+    assert pairs == planted  # found where planted, nowhere else
+    # the test of independence is a p-value: undrifted features stay above 0.05 except by chance
+    chi = df.filter((pl.col("method") == "chi_square") & ~pl.col("feature").is_in(["age", "ward", "score"]))
+    assert chi["drifted"].sum() <= 2, chi.filter(pl.col("drifted"))
+
+
+def test_percentiles_sql_and_formats(fixture_lake, tmp_path):
+    lake, _ = fixture_lake
+    csv = run("percentiles", "--lake", str(lake), "--model", "risk-model", "--by", "all", "--format", "csv").stdout
+    p = pl.read_csv(csv.encode())
+    raw = pl.concat([pl.read_parquet(f) for f in sorted((FIX / "inference").glob("*.parquet"))])
+    import numpy as np
+
+    exact = np.quantile(raw["latency_ms"].to_numpy(), [0.5, 0.95, 0.99], method="lower")
+    assert np.all(np.abs(p["value"].to_numpy() - exact) <= 0.01 * exact)
+    out = tmp_path / "x.parquet"
+    run("sql", "--lake", str(lake), "SELECT date, count(*) AS n FROM profiles GROUP BY date ORDER BY date",
+        "--format", "parquet", "--out", str(out))  # fmt: skip
+    assert pl.read_parquet(out).height == 6
+    table = run("sql", "--lake", str(lake), "SELECT count(*) AS n FROM latency").stdout
+    assert "144" in table
+
+
+def test_fail_on_drift_exit_code(fixture_lake):
+    lake, _ = fixture_lake
+    proc = run("drift", "--lake", str(lake), "--model", "risk-model", "--start", "2026-10-04", "--end", "2026-10-05",
+               "--methods", "psi", "--fail-on-drift", "--only-drifted", check=False)  # fmt: skip
+    assert proc.returncode == 1 and "age" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["drift", "--model", "m"], 2, "no lake given"),
+        (["drift", "--lake", "ftp://x", "--model", "m"], 2, "scheme 'ftp'"),
+        (["drift", "--lake", "/tmp", "--model", "m", "--methods", "kl"], 2, "unknown drift method 'kl'"),
+        (["drift", "--lake", "/tmp", "--model", "m", "--start", "2026-10-01T00:00"], 4, "no UTC offset"),
+        (["sql", "--lake", "/tmp", "SELEC 1"], 2, "SQL error"),
+        (["profile", "/nonexistent.csv", "--reference", "/nonexistent.parquet", "--model", "m", "--lake", "/tmp"], 4,
+         "no such file"),
+    ],
+)  # fmt: skip
+def test_errors_a_shell_user_can_act_on(args, code, message):
+    proc = run(*args, check=False)
+    assert proc.returncode == code, proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_records_that_do_not_match_the_reference(fixture_lake, tmp_path):
+    lake, ref = fixture_lake
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"timestamp": "2026-10-01T00:00:00Z", "age": "old", "bmi": 1}\n')
+    proc = run("profile", str(bad), "--reference", str(ref), "--model", "risk-model", "--lake", str(lake), check=False)
+    assert proc.returncode == 4
+    assert "lacks feature column(s) creatinine" in proc.stderr
+    naive = tmp_path / "naive.csv"
+    cols = "timestamp,age,bmi,creatinine,heart_rate,temperature_k,score,sex,ward,latency_ms"
+    naive.write_text(cols + "\n2026-10-01T00:00:00,50,20,1,70,310,0.1,F,ED,20\n")
+    proc = run("profile", str(naive), "--reference", str(ref), "--model", "risk-model", "--lake", str(lake), check=False)
+    assert proc.returncode == 4 and "has no UTC offset" in proc.stderr
+    wrong_type = tmp_path / "wt.csv"
+    wrong_type.write_text(cols + "\n2026-10-01T00:00:00Z,old,20,1,70,310,0.1,F,ED,20\n")
+    proc = run("profile", str(wrong_type), "--reference", str(ref), "--model", "risk-model", "--lake", str(lake),
+               check=False)  # fmt: skip
+    assert proc.returncode == 4 and "'age' is numeric in the reference" in proc.stderr
