@@ -18,7 +18,9 @@ MLMON = [sys.executable, "-m", "mlmon.cli"]
 def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run([*MLMON, *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
     if check and proc.returncode != 0:
-        raise AssertionError(f"mlmon {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"mlmon {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
@@ -36,21 +38,41 @@ def fixture_lake(tmp_path_factory):
 
 def test_drift_finds_the_planted_drift_and_nothing_else(fixture_lake):
     lake, _ = fixture_lake
-    out = run("drift", "--lake", str(lake), "--model", "risk-model", "--by", "day", "--format", "json").stdout
+    out = run(
+        "drift", "--lake", str(lake), "--model", "risk-model", "--by", "day", "--format", "json"
+    ).stdout
     df = pl.DataFrame(json.loads(out))
-    distance = df.filter(pl.col("method").is_in(["psi", "jensen_shannon", "hellinger", "ks", "wasserstein"]))
-    flagged = distance.filter(pl.col("drifted")).with_columns(pl.col("period").str.slice(0, 10).alias("day"))
+    distance = df.filter(
+        pl.col("method").is_in(["psi", "jensen_shannon", "hellinger", "ks", "wasserstein"])
+    )
+    flagged = distance.filter(pl.col("drifted")).with_columns(
+        pl.col("period").str.slice(0, 10).alias("day")
+    )
     pairs = set(zip(flagged["day"], flagged["feature"], strict=True))
-    planted = {(d, f) for d in ("2026-10-04", "2026-10-05", "2026-10-06") for f in ("age", "ward", "score")}
+    planted = {
+        (d, f) for d in ("2026-10-04", "2026-10-05", "2026-10-06") for f in ("age", "ward", "score")
+    }
     assert pairs == planted  # found where planted, nowhere else
     # the test of independence is a p-value: undrifted features stay above 0.05 except by chance
-    chi = df.filter((pl.col("method") == "chi_square") & ~pl.col("feature").is_in(["age", "ward", "score"]))
+    chi = df.filter(
+        (pl.col("method") == "chi_square") & ~pl.col("feature").is_in(["age", "ward", "score"])
+    )
     assert chi["drifted"].sum() <= 2, chi.filter(pl.col("drifted"))
 
 
 def test_percentiles_sql_and_formats(fixture_lake, tmp_path):
     lake, _ = fixture_lake
-    csv = run("percentiles", "--lake", str(lake), "--model", "risk-model", "--by", "all", "--format", "csv").stdout
+    csv = run(
+        "percentiles",
+        "--lake",
+        str(lake),
+        "--model",
+        "risk-model",
+        "--by",
+        "all",
+        "--format",
+        "csv",
+    ).stdout
     p = pl.read_csv(csv.encode())
     raw = pl.concat([pl.read_parquet(f) for f in sorted((FIX / "inference").glob("*.parquet"))])
     import numpy as np
@@ -95,13 +117,33 @@ def test_records_that_do_not_match_the_reference(fixture_lake, tmp_path):
     lake, ref = fixture_lake
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"timestamp": "2026-10-01T00:00:00Z", "age": "old", "bmi": 1}\n')
-    proc = run("profile", str(bad), "--reference", str(ref), "--model", "risk-model", "--lake", str(lake), check=False)
+    proc = run(
+        "profile",
+        str(bad),
+        "--reference",
+        str(ref),
+        "--model",
+        "risk-model",
+        "--lake",
+        str(lake),
+        check=False,
+    )
     assert proc.returncode == 4
     assert "lacks feature column(s) creatinine" in proc.stderr
     naive = tmp_path / "naive.csv"
     cols = "timestamp,age,bmi,creatinine,heart_rate,temperature_k,score,sex,ward,latency_ms"
     naive.write_text(cols + "\n2026-10-01T00:00:00,50,20,1,70,310,0.1,F,ED,20\n")
-    proc = run("profile", str(naive), "--reference", str(ref), "--model", "risk-model", "--lake", str(lake), check=False)
+    proc = run(
+        "profile",
+        str(naive),
+        "--reference",
+        str(ref),
+        "--model",
+        "risk-model",
+        "--lake",
+        str(lake),
+        check=False,
+    )
     assert proc.returncode == 4 and "has no UTC offset" in proc.stderr
     wrong_type = tmp_path / "wt.csv"
     wrong_type.write_text(cols + "\n2026-10-01T00:00:00Z,old,20,1,70,310,0.1,F,ED,20\n")

@@ -285,11 +285,19 @@ def profile_frame(data: Any, reference: Reference, *, threads: int = 2) -> Windo
     def work(name: str) -> Profile:
         return _profile_one(reference, name, frame.get_column(name))
 
-    if threads > 1 and frame.height >= 50_000:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            results = list(pool.map(work, names))
+    # numpy passes over many columns contend for the GIL and the allocator when
+    # threaded, while polars' categorical counting runs in Rust without the GIL:
+    # so categorical columns go to a worker thread and numeric ones stay here.
+    categorical = [n for n in names if isinstance(reference.profiles[n], CategoricalProfile)]
+    numeric = [n for n in names if n not in categorical]
+    if threads > 1 and categorical and frame.height >= 50_000:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(lambda: [work(n) for n in categorical])
+            done = dict(zip(numeric, [work(n) for n in numeric], strict=True))
+            done.update(zip(categorical, pending.result(), strict=True))
     else:
-        results = [work(n) for n in names]
+        done = {n: work(n) for n in names}
+    results = [done[n] for n in names]
     latency = None
     if lat_col is not None:
         base = reference.latency or _empty_latency()

@@ -24,6 +24,7 @@ __all__ = [
     "CategoricalProfile",
     "FeatureProfile",
     "NumericProfile",
+    "bin_counts",
     "bin_index",
     "kind_class",
     "register_kind",
@@ -56,11 +57,37 @@ def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     is ``[e_{k-1}, e_k)`` for ``1 <= k <= E-1`` with the last interior bin
     closed on the right (so the reference's maximum is inside it), and bin
     ``E`` is ``(e_{E-1}, inf)``. There are ``E + 1`` bins.
+
+    One comparison pass per edge: for the dozen edges of a reference this is
+    several times faster than a binary search per value.
     """
-    idx = np.searchsorted(edges, values, side="right")
-    if edges.size >= 2:
-        idx[values == edges[-1]] = edges.size - 1
+    x = np.asarray(values)
+    dtype = np.uint8 if edges.size < 255 else np.int32
+    idx = np.zeros(x.shape, dtype=dtype)
+    for e in edges[:-1]:
+        idx += x >= e
+    if edges.size:
+        idx += (x > edges[-1]) if edges.size >= 2 else (x >= edges[-1])
     return idx
+
+
+def bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts of :func:`bin_index` bins (length ``len(edges) + 1``).
+
+    Counted without materialising the index: the number of values at or
+    above each edge (above, for the closed last edge) gives every bin count
+    by differences, so each edge costs one comparison and one popcount.
+    """
+    x = np.asarray(values)
+    n = x.size
+    if edges.size == 0:
+        return np.array([n], dtype=np.int64)
+    ge = [np.count_nonzero(x >= e) for e in edges[:-1]]
+    ge.append(
+        np.count_nonzero(x > edges[-1]) if edges.size >= 2 else np.count_nonzero(x >= edges[-1])
+    )
+    above = np.asarray(ge, dtype=np.int64)
+    return -np.diff(np.concatenate([[n], above, [0]])).astype(np.int64)
 
 
 def _to_float_array(series: pl.Series) -> tuple[np.ndarray, int]:
@@ -142,8 +169,7 @@ class NumericProfile:
                 pos_inf=pos_inf,
                 neg_inf=neg_inf,
             )
-        bins = np.bincount(bin_index(x, edges), minlength=edges.size + 1).astype(np.int64)
-        shifted = x - centre if centre != 0.0 else x
+        bins = bin_counts(x, edges)
         return cls(
             edges=edges,
             centre=centre,
@@ -158,7 +184,7 @@ class NumericProfile:
             min=float(x.min()),
             max=float(x.max()),
             bins=bins,
-            sketch=QuantileSketch.from_values(shifted, alpha),
+            sketch=QuantileSketch.from_values(x, alpha, centre=centre),
         )
 
     @classmethod
@@ -242,8 +268,13 @@ class NumericProfile:
         if self.count == 0:
             return self.sum == other.sum == 0.0
         scale = max(abs(self.min), abs(self.max)) * self.count
-        return math.isclose(self.sum, other.sum, rel_tol=1e-9, abs_tol=1e-12 * scale) and math.isclose(
-            self.sum_sq, other.sum_sq, rel_tol=1e-9, abs_tol=1e-12 * scale * max(abs(self.min), abs(self.max))
+        return math.isclose(
+            self.sum, other.sum, rel_tol=1e-9, abs_tol=1e-12 * scale
+        ) and math.isclose(
+            self.sum_sq,
+            other.sum_sq,
+            rel_tol=1e-9,
+            abs_tol=1e-12 * scale * max(abs(self.min), abs(self.max)),
         )
 
 

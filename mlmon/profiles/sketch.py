@@ -4,7 +4,8 @@ A value ``x > 0`` falls in bucket ``i = ceil(log_gamma(x))``, which covers
 ``(gamma**(i-1), gamma**i]`` with ``gamma = (1 + alpha) / (1 - alpha)``; its
 representative ``2 * gamma**i / (gamma + 1)`` is within ``alpha`` (relative)
 of every value in the bucket. Negative values use a mirrored store; values
-with ``|x| < MIN_INDEXABLE`` are counted in a zero bucket. Only bucket
+whose bucket index is below that of ``MIN_INDEXABLE`` (1e-300) are counted in a zero
+bucket. Only bucket
 indices and counts are kept, so two sketches merge by adding counts, and
 two sketches with the same ``alpha`` share bucket boundaries exactly: CDFs
 compare bucket for bucket, which is what makes KS and Wasserstein from
@@ -47,15 +48,6 @@ def _compact(index: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return (nz + lo).astype(np.int32), dense[nz]
 
 
-def _count_indices(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if idx.size == 0:
-        return _EMPTY_I, _EMPTY_C
-    lo = int(idx.min())
-    dense = np.bincount(idx - lo)
-    nz = np.flatnonzero(dense)
-    return (nz + lo).astype(np.int32), dense[nz].astype(np.int64)
-
-
 @dataclass(frozen=True, eq=False)
 class QuantileSketch:
     """Log-bucket quantile sketch; an immutable value, merged by adding counts.
@@ -88,32 +80,53 @@ class QuantileSketch:
         return cls(alpha=alpha)
 
     @classmethod
-    def from_values(cls, values: np.ndarray, alpha: float = DEFAULT_ALPHA) -> QuantileSketch:
-        """Sketch an array of finite floats (vectorised; one pass of log + bincount)."""
+    def from_values(
+        cls, values: np.ndarray, alpha: float = DEFAULT_ALPHA, *, centre: float = 0.0
+    ) -> QuantileSketch:
+        """Sketch ``values - centre`` for an array of finite floats.
+
+        A few in-place vectorised passes and one ``bincount``: the bucket index
+        is computed in a single float buffer (subtract, abs, log, scale, ceil),
+        and the sign is folded into the lowest bit of the key so the positive
+        and negative stores come out of the same ``bincount``.
+        """
         x = np.asarray(values, dtype=np.float64)
         if x.size == 0:
             return cls(alpha=alpha)
         inv_log_gamma = 1.0 / math.log(_gamma(alpha))
-        ax = np.abs(x)
-        nonzero = ax >= MIN_INDEXABLE
-        zero = int(x.size - np.count_nonzero(nonzero))
-        if zero:
-            x = x[nonzero]
-            ax = ax[nonzero]
-        if x.size == 0:
-            return cls(alpha=alpha, zero=zero)
-        idx = np.ceil(np.log(ax) * inv_log_gamma).astype(np.int32)
-        neg = x < 0
-        n_neg = int(np.count_nonzero(neg))
-        if n_neg == 0:
-            pi, pc = _count_indices(idx)
-            return cls(alpha, pi, pc, _EMPTY_I, _EMPTY_C, zero)
-        if n_neg == x.size:
-            ni, nc = _count_indices(idx)
-            return cls(alpha, _EMPTY_I, _EMPTY_C, ni, nc, zero)
-        pi, pc = _count_indices(idx[~neg])
-        ni, nc = _count_indices(idx[neg])
-        return cls(alpha, pi, pc, ni, nc, zero)
+        k_min = math.ceil(math.log(MIN_INDEXABLE) * inv_log_gamma)
+        key = np.subtract(x, centre) if centre != 0.0 else x.copy()
+        neg = np.signbit(key)
+        np.abs(key, out=key)
+        with np.errstate(divide="ignore"):
+            np.log(key, out=key)
+        key *= inv_log_gamma
+        np.ceil(key, out=key)
+        zero = 0
+        lo = float(key.min())
+        if lo < k_min:  # zeros (log -> -inf) and values below MIN_INDEXABLE
+            zero = int(np.count_nonzero(key < k_min))
+            np.maximum(key, k_min - 1, out=key)
+            lo = float(k_min - 1)
+        key -= lo
+        key *= 2.0
+        key += neg
+        dense = np.bincount(key.astype(np.intp))
+        pos, neg_counts = dense[0::2], dense[1::2]
+        base = int(lo)
+        if zero and base == k_min - 1:  # the zero slot is not a bucket
+            pos[0] = 0
+            if neg_counts.size:
+                neg_counts[0] = 0
+        p_nz, n_nz = np.flatnonzero(pos), np.flatnonzero(neg_counts)
+        return cls(
+            alpha,
+            (p_nz + base).astype(np.int32),
+            pos[p_nz].astype(np.int64),
+            (n_nz + base).astype(np.int32),
+            neg_counts[n_nz].astype(np.int64),
+            zero,
+        )
 
     # -- monoid ---------------------------------------------------------------------
     def merge(self, other: QuantileSketch) -> QuantileSketch:

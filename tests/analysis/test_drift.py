@@ -16,7 +16,9 @@ from mlmon.profiles.frame import build_reference, profile_frame
 from mlmon.profiles.kinds import bin_index
 
 
-def _raw_counts(ref: np.ndarray, cur: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _raw_counts(
+    ref: np.ndarray, cur: np.ndarray, edges: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     k = edges.size + 1
     return (
         np.bincount(bin_index(ref, edges), minlength=k),
@@ -29,7 +31,10 @@ def shifted():
     rng = np.random.default_rng(11)
     ref = pl.DataFrame({"x": rng.normal(50, 10, 30_000), "c": rng.choice(list("abcde"), 30_000)})
     cur = pl.DataFrame(
-        {"x": rng.normal(53, 12, 20_000), "c": rng.choice(list("abcdef"), 20_000, p=[0.3, 0.2, 0.2, 0.1, 0.1, 0.1])}
+        {
+            "x": rng.normal(53, 12, 20_000),
+            "c": rng.choice(list("abcdef"), 20_000, p=[0.3, 0.2, 0.2, 0.1, 0.1, 0.1]),
+        }
     )
     reference = build_reference(ref)
     return ref, cur, reference, profile_frame(cur, reference)
@@ -60,7 +65,9 @@ def test_categorical_methods_equal_numpy(shifted):
     got = METHODS["jensen_shannon"](reference.profiles["c"], window.features["c"])
     assert got == pytest.approx(jensenshannon(rc / rc.sum(), cc / cc.sum(), base=2), abs=1e-9)
     got = METHODS["chi_square"](reference.profiles["c"], window.features["c"])
-    assert got == pytest.approx(st.chi2_contingency(np.vstack([rc, cc])[:, (rc + cc) > 0]).pvalue, abs=1e-9)
+    assert got == pytest.approx(
+        st.chi2_contingency(np.vstack([rc, cc])[:, (rc + cc) > 0]).pvalue, abs=1e-9
+    )
 
 
 def test_sketch_methods_match_scipy(shifted):
@@ -100,7 +107,9 @@ def test_conformance_identical_inputs_give_no_drift(name):
 def test_conformance_finite_with_empty_bins_and_within_bounds(name):
     m = METHODS[name]
     rng = np.random.default_rng(2)
-    r, c = _profiles(rng.normal(0, 1, 5000), rng.normal(10, 0.1, 500))  # all mass in one overflow bin
+    r, c = _profiles(
+        rng.normal(0, 1, 5000), rng.normal(10, 0.1, 500)
+    )  # all mass in one overflow bin
     v = m(r, c)
     assert math.isfinite(v)
     assert m.bounds[0] - 1e-12 <= v <= m.bounds[1] + 1e-12

@@ -23,7 +23,9 @@ def _records(rng, n, start, days, shift=0.0):
     secs = np.sort(rng.uniform(0, days * 86400, n))
     return pl.DataFrame(
         {
-            "timestamp": pl.Series([start + timedelta(seconds=float(s)) for s in secs], dtype=pl.Datetime("us", "UTC")),
+            "timestamp": pl.Series(
+                [start + timedelta(seconds=float(s)) for s in secs], dtype=pl.Datetime("us", "UTC")
+            ),
             "x": rng.normal(shift, 1, n),
             "c": rng.choice(["a", "b", "c"], n),
             "latency_ms": rng.lognormal(3, 0.5, n),
@@ -38,7 +40,9 @@ def populated(lake_target):
     ref_df = _records(rng, 4000, T0, 1).drop("timestamp", "model_version")
     reference = build_reference(ref_df, model="m")
     month = _records(rng, 12_000, T0, 30, shift=0.2)
-    writer = LakeWriter(lake_target.uri, collector_id="c1", storage_options=lake_target.write_options, k_anonymity=1)
+    writer = LakeWriter(
+        lake_target.uri, collector_id="c1", storage_options=lake_target.write_options, k_anonymity=1
+    )
     writer.write_reference("m", reference)
     acc = WindowAccumulator(reference, window=timedelta(hours=6))
     acc.add(month)
@@ -57,9 +61,13 @@ def test_month_from_merged_windows_equals_profiling_the_month(populated):
         cur_p = whole.features[row["feature"]]
         from mlmon.analysis.drift import METHODS
 
-        assert row["value"] == pytest.approx(METHODS[row["method"]](ref_p, cur_p), rel=1e-12, abs=1e-12)
+        assert row["value"] == pytest.approx(
+            METHODS[row["method"]](ref_p, cur_p), rel=1e-12, abs=1e-12
+        )
         assert row["count"] == cur_p.count
-    pct = lake.percentiles("latency_ms", (0.5, 0.95, 0.99), model="m", start=T0, end=T0 + timedelta(days=30), by="all")
+    pct = lake.percentiles(
+        "latency_ms", (0.5, 0.95, 0.99), model="m", start=T0, end=T0 + timedelta(days=30), by="all"
+    )
     expected = whole.latency.quantiles([0.5, 0.95, 0.99])
     assert pct.get_column("value").to_list() == pytest.approx(expected.tolist(), rel=1e-12)
     exact = np.quantile(month["latency_ms"].to_numpy(), [0.5, 0.95, 0.99], method="lower")
@@ -71,7 +79,9 @@ def test_periods_and_pruning(populated):
     daily = lake.drift("m", "2026-10-03", "2026-10-05", by="day", methods=["psi"])
     days = sorted({p.date().isoformat() for p in daily.get_column("period")})
     assert days == ["2026-10-03", "2026-10-04"]
-    assert len(lake.files("profiles", model="m", start="2026-10-03", end="2026-10-05")) == 8  # 4 windows/day
+    assert (
+        len(lake.files("profiles", model="m", start="2026-10-03", end="2026-10-05")) == 8
+    )  # 4 windows/day
     weekly = lake.drift("m", by="week", methods=["ks"])
     assert weekly.get_column("period").dt.weekday().unique().to_list() == [1]  # Mondays
     pct_feature = lake.percentiles("x", (0.5,), model="m", by="all")
@@ -129,7 +139,12 @@ def test_naive_times_and_unknown_metrics_are_clear_errors(populated):
 def test_unreachable_lake_is_a_clear_error():
     lake = Lake(
         "s3://mlmon-lake/x",
-        {"key": "a", "secret": "b", "endpoint_url": "http://127.0.0.1:9", "config_kwargs": {"retries": {"max_attempts": 1}}},
+        {
+            "key": "a",
+            "secret": "b",
+            "endpoint_url": "http://127.0.0.1:9",
+            "config_kwargs": {"retries": {"max_attempts": 1}},
+        },
     )
     with pytest.raises(LakeError, match="127.0.0.1:9|cannot list"):
         lake.drift("m", by="day")

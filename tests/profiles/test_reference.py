@@ -16,7 +16,9 @@ from mlmon.profiles.schema import FeatureSpec, Schema
 
 def test_reference_round_trips_through_one_file(tmp_path):
     rng = np.random.default_rng(0)
-    df = pl.DataFrame({"x": rng.normal(size=500), "c": rng.choice(["a", "b"], 500), "latency_ms": rng.random(500)})
+    df = pl.DataFrame(
+        {"x": rng.normal(size=500), "c": rng.choice(["a", "b"], 500), "latency_ms": rng.random(500)}
+    )
     ref = build_reference(df, model="m")
     path = save_reference(ref, tmp_path / "ref.parquet")
     back = load_reference(path)
@@ -29,7 +31,10 @@ def test_reference_round_trips_through_one_file(tmp_path):
 def test_reference_id_is_deterministic_and_content_based():
     df = pl.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]})
     assert build_reference(df).reference_id == build_reference(df).reference_id
-    assert build_reference(df).reference_id != build_reference(df.with_columns(pl.col("x") + 1)).reference_id
+    assert (
+        build_reference(df).reference_id
+        != build_reference(df.with_columns(pl.col("x") + 1)).reference_id
+    )
 
 
 def test_vocabulary_allow_list_and_k():
@@ -54,9 +59,14 @@ def test_schema_mismatch_and_empty_inputs():
         profile_frame(pl.DataFrame({"x": [1.0]}), ref)
     with pytest.raises(SchemaError, match="'x' is numeric"):
         profile_frame(pl.DataFrame({"x": ["a"], "c": ["a"]}), ref)
-    empty = profile_frame(pl.DataFrame({"x": [], "c": []}, schema={"x": pl.Float64, "c": pl.String}), ref)
+    empty = profile_frame(
+        pl.DataFrame({"x": [], "c": []}, schema={"x": pl.Float64, "c": pl.String}), ref
+    )
     assert empty.rows == 0 and empty.features["x"].count == 0
-    assert list(profile_windows(pl.DataFrame(schema={"timestamp": pl.Datetime("us", "UTC")}), ref)) == []
+    assert (
+        list(profile_windows(pl.DataFrame(schema={"timestamp": pl.Datetime("us", "UTC")}), ref))
+        == []
+    )
     with pytest.raises(SchemaError, match="no finite values"):
         build_reference(pl.DataFrame({"x": [None, float("nan")]}, schema={"x": pl.Float64}))
 
@@ -81,7 +91,9 @@ def test_windows_split_by_time_and_version_and_streaming_is_equal():
     t0 = datetime(2026, 10, 1, tzinfo=UTC)
     df = pl.DataFrame(
         {
-            "timestamp": pl.Series([t0 + timedelta(minutes=int(m)) for m in rng.integers(0, 180, n)]).dt.cast_time_unit("us"),
+            "timestamp": pl.Series(
+                [t0 + timedelta(minutes=int(m)) for m in rng.integers(0, 180, n)]
+            ).dt.cast_time_unit("us"),
             "x": rng.normal(size=n),
             "model_version": rng.choice(["1", "2"], n),
         }

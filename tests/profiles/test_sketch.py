@@ -26,7 +26,9 @@ def test_merge_is_associative_commutative_and_equals_concatenation(a, b, c):
     assert sa.merge(QuantileSketch.empty()) == sa
 
 
-@given(arrays(np.float64, hst.integers(1, 400), elements=finite), hst.sampled_from([0.01, 0.02, 0.05]))
+@given(
+    arrays(np.float64, hst.integers(1, 400), elements=finite), hst.sampled_from([0.01, 0.02, 0.05])
+)
 @settings(max_examples=80, deadline=None)
 def test_quantiles_within_relative_accuracy_of_numpy_lower(x, alpha):
     s = QuantileSketch.from_values(x, alpha)
@@ -50,7 +52,9 @@ def test_zero_negative_and_empty():
 
 def test_merging_different_accuracy_is_refused():
     with pytest.raises(ProfileError, match="alpha"):
-        QuantileSketch.from_values(np.ones(3), 0.01).merge(QuantileSketch.from_values(np.ones(3), 0.02))
+        QuantileSketch.from_values(np.ones(3), 0.01).merge(
+            QuantileSketch.from_values(np.ones(3), 0.02)
+        )
 
 
 @pytest.mark.parametrize(
@@ -76,7 +80,9 @@ def test_offset_data_needs_centring():
     a, b = rng.normal(310, 1, 100_000), rng.normal(310.05, 1, 100_000)
     exact = st.ks_2samp(a, b).statistic
     c = float(np.median(a))
-    ks_centred, _ = cdf_distances(QuantileSketch.from_values(a - c), QuantileSketch.from_values(b - c))
+    ks_centred, _ = cdf_distances(
+        QuantileSketch.from_values(a - c), QuantileSketch.from_values(b - c)
+    )
     ks_raw, _ = cdf_distances(QuantileSketch.from_values(a), QuantileSketch.from_values(b))
     assert abs(ks_centred - exact) <= 0.002
     assert abs(ks_raw - exact) > 0.005  # the reason for centring
