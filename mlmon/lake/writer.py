@@ -104,6 +104,9 @@ class LakeWriter:
         before the window is written.
     on_write
         Called with a :class:`WriteRecord` after every successful PUT (audit hook).
+    put
+        The transport: ``put(storage, path, data)``; default :func:`put_object`. The edge
+        passes its on-disk spool here so writes survive a bucket outage.
     """
 
     def __init__(
@@ -114,6 +117,7 @@ class LakeWriter:
         storage_options: dict[str, Any] | None = None,
         k_anonymity: int = 5,
         on_write: Callable[[WriteRecord], None] | None = None,
+        put: Callable[[Storage, str, bytes], None] = put_object,
     ) -> None:
         self.storage = lake if isinstance(lake, Storage) else open_storage(lake, storage_options)
         self.collector_id = check_name(collector_id, "collector id")
@@ -121,6 +125,7 @@ class LakeWriter:
             raise ConfigError(f"k_anonymity must be >= 1, got {k_anonymity}")
         self.k_anonymity = k_anonymity
         self.on_write = on_write
+        self._put = put
 
     def object_path(
         self,
@@ -161,7 +166,7 @@ class LakeWriter:
         data = table(table_name).conform(data)
         path = self.object_path(table_name, model, window_start, window_end, part=part)
         blob = parquet_bytes(data)
-        put_object(self.storage, path, blob)
+        self._put(self.storage, path, blob)
         rec = WriteRecord(
             table_name, path, len(blob), hashlib.sha256(blob).hexdigest(), data.num_rows
         )

@@ -89,7 +89,7 @@ def test_periods_and_pruning(populated):
 
 
 def test_sql_views_with_hive_partitions(populated):
-    lake, _, month, written, _ = populated
+    lake, _, month, _, _ = populated
     per_day = lake.sql(
         "SELECT date, sum(count) AS n FROM profiles WHERE model = 'm' AND feature = 'x' GROUP BY date ORDER BY date"
     )
@@ -113,7 +113,7 @@ def test_retried_write_is_idempotent(populated):
 
 
 def test_corrupt_object_is_named_and_the_rest_is_read(populated):
-    lake, _, month, written, writer = populated
+    lake, _, _, written, writer = populated
     victim = next(r.path for r in written if r.table == "profiles")
     put_object(writer.storage, victim, b"PAR1 this is not parquet")
     with pytest.warns(CorruptObjectWarning, match=victim.rsplit("/", 1)[-1]):
@@ -146,5 +146,5 @@ def test_unreachable_lake_is_a_clear_error():
             "config_kwargs": {"retries": {"max_attempts": 1}},
         },
     )
-    with pytest.raises(LakeError, match="127.0.0.1:9|cannot list"):
+    with pytest.raises(LakeError, match=r"127\.0\.0\.1:9|cannot list"):
         lake.drift("m", by="day")

@@ -1,0 +1,409 @@
+"""The edge collector's configuration: one frozen, validated object per process.
+
+:func:`load_config` is the only reader of the config file and of the
+environment. Precedence: arguments > ``MLMON_*`` environment > file >
+defaults. Secrets (the HMAC key, bearer tokens) are never in the YAML: the
+file names an environment variable or a mounted file holding them, and they
+are redacted in ``repr``.
+
+Example ``edge.yaml``::
+
+    collector_id: edge-icu-1
+    lake:
+      uri: s3://hospital-mlmon/lake
+      sse_kms_key_id: arn:aws:kms:eu-west-1:111122223333:key/abcd
+    hmac_key: {env: MLMON_HMAC_KEY}            # or {file: /etc/mlmon/hmac.key}
+    state_dir: /var/lib/mlmon
+    window: 5m
+    models:
+      - name: risk-model
+        reference: /etc/mlmon/risk-model.reference.parquet
+        endpoint: {url: https://risk.models.svc:8443, protocol: oip_v2, model_name: risk}
+        golden: {file: /etc/mlmon/golden.jsonl, schedule: every 15m}
+        streams:
+          - {path: /var/log/inference/risk, format: jsonl, kind: tabular, schedule: every 1m}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from mlmon.errors import ConfigError
+
+__all__ = [
+    "BatchConfig",
+    "EdgeConfig",
+    "EndpointConfig",
+    "GoldenConfig",
+    "LakeConfig",
+    "ModelConfig",
+    "Schedule",
+    "SecretRef",
+    "StreamConfig",
+    "load_config",
+    "parse_duration",
+]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+
+def parse_duration(value: Any) -> timedelta:
+    """``"30s"``, ``"5m"``, ``"1h"``, ``"1d"``, ``"250ms"`` or a number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=float(value))
+    m = _DURATION.match(str(value))
+    if not m:
+        raise ValueError(f'"{value}" is not a duration; use e.g. "30s", "5m" or "1h"')
+    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SecretRef(_Frozen):
+    """Where a secret lives: an environment variable or a mounted file (never inline)."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of env: VARIABLE or file: /path/to/secret")
+        return self
+
+
+class Schedule(_Frozen):
+    """``every 5m`` (an interval) or a five-field cron expression (``*/15 * * * *``)."""
+
+    spec: str
+
+    @field_validator("spec")
+    @classmethod
+    def _valid(cls, v: str) -> str:
+        text = v.strip()
+        if text.startswith("every "):
+            parse_duration(text[6:])
+            return text
+        from croniter import croniter
+
+        if not croniter.is_valid(text):
+            raise ValueError(
+                f'"{v}" is neither "every <duration>" nor a cron expression like "*/15 * * * *"'
+            )
+        return text
+
+    @property
+    def interval(self) -> timedelta | None:
+        return parse_duration(self.spec[6:]) if self.spec.startswith("every ") else None
+
+
+def _schedule(v: Any) -> Any:
+    return {"spec": v} if isinstance(v, str) else v
+
+
+class LakeConfig(_Frozen):
+    uri: str
+    sse_kms_key_id: str | None = None
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("storage_options")
+    @classmethod
+    def _no_secrets(cls, v: dict[str, Any]) -> dict[str, Any]:
+        bad = sorted(
+            k for k in v if k in {"key", "secret", "token", "aws_secret_access_key", "password"}
+        )
+        if bad:
+            raise ValueError(
+                f"credentials ({', '.join(bad)}) do not belong in the YAML; use the workload's IAM role "
+                "or AWS_* environment variables"
+            )
+        return v
+
+
+class EndpointConfig(_Frozen):
+    url: str
+    protocol: Literal["kserve_v1", "oip_v2", "mlflow", "generic_json"] = "oip_v2"
+    model_name: str | None = None
+    timeout: timedelta = timedelta(seconds=5)
+    retries: int = Field(default=2, ge=0, le=10)
+    backoff: timedelta = timedelta(milliseconds=200)
+    ca_bundle: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    bearer_token: SecretRef | None = None
+    request_template: str | None = None
+    response_path: str | None = None
+
+    _durations = field_validator("timeout", "backoff", mode="before")(lambda v: parse_duration(v))
+
+    @model_validator(mode="after")
+    def _generic(self) -> EndpointConfig:
+        if self.protocol == "generic_json" and not (self.request_template and self.response_path):
+            raise ValueError("protocol generic_json needs request_template and response_path")
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("mTLS needs both client_cert and client_key")
+        return self
+
+
+class GoldenConfig(_Frozen):
+    file: Path
+    schedule: Schedule = Schedule(spec="every 15m")
+    min_pass_rate: float = Field(default=1.0, ge=0, le=1)
+
+    _s = field_validator("schedule", mode="before")(lambda v: _schedule(v))
+
+
+class StreamConfig(_Frozen):
+    path: str
+    format: Literal["jsonl", "csv", "parquet"] = "jsonl"
+    kind: str = "tabular"
+    schedule: Schedule = Schedule(spec="every 1m")
+    request_id_column: str | None = "request_id"
+
+    _s = field_validator("schedule", mode="before")(lambda v: _schedule(v))
+
+
+class BatchConfig(_Frozen):
+    kind: Literal["http", "kubernetes"]
+    schedule: Schedule
+    trigger_url: str | None = None
+    poll_url: str | None = None
+    status_path: str = "status"
+    outputs_path: str | None = None
+    namespace: str | None = None
+    cronjob: str | None = None
+    api_url: str = "https://kubernetes.default.svc"
+    timeout: timedelta = timedelta(hours=1)
+
+    _s = field_validator("schedule", mode="before")(lambda v: _schedule(v))
+    _t = field_validator("timeout", mode="before")(lambda v: parse_duration(v))
+
+    @model_validator(mode="after")
+    def _fields(self) -> BatchConfig:
+        if self.kind == "http" and not (self.trigger_url and self.poll_url):
+            raise ValueError("an http batch job needs trigger_url and poll_url")
+        if self.kind == "kubernetes" and not (self.namespace and self.cronjob):
+            raise ValueError(
+                "a kubernetes batch job needs namespace and cronjob (the one designated CronJob)"
+            )
+        return self
+
+
+class SinkConfig(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8088, ge=0, le=65535)
+    max_body_bytes: int = 16 * 1024 * 1024
+
+
+class ModelConfig(_Frozen):
+    name: str = Field(pattern=_NAME)
+    reference: Path
+    endpoint: EndpointConfig | None = None
+    golden: GoldenConfig | None = None
+    streams: tuple[StreamConfig, ...] = ()
+    batch: BatchConfig | None = None
+    sink: SinkConfig | None = None
+
+
+class MetricsConfig(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(default=9108, ge=0, le=65535)
+
+
+class EdgeConfig(_Frozen):
+    """Everything one edge collector process needs."""
+
+    collector_id: str = Field(pattern=_NAME)
+    lake: LakeConfig
+    hmac_key: SecretRef
+    state_dir: Path
+    models: tuple[ModelConfig, ...] = Field(min_length=1)
+    window: timedelta = timedelta(minutes=5)
+    lateness: timedelta = timedelta(minutes=1)
+    k_anonymity: int = Field(default=5, ge=1)
+    buffer_max_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
+    allow_http: bool = False
+    metrics: MetricsConfig | None = MetricsConfig()
+    source: str = Field(default="<arguments>", exclude=True)
+    sha256: str = Field(default="", exclude=True)
+
+    _d = field_validator("window", "lateness", mode="before")(lambda v: parse_duration(v))
+
+    @model_validator(mode="after")
+    def _checks(self) -> EdgeConfig:
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"model names must be unique; repeated: {', '.join(dupes)}")
+        if not self.allow_http:
+            for i, m in enumerate(self.models):
+                for what, url in (("endpoint.url", m.endpoint and m.endpoint.url),
+                                  ("batch.trigger_url", m.batch and m.batch.trigger_url)):  # fmt: skip
+                    if url and not str(url).startswith("https://"):
+                        raise ValueError(
+                            f"models[{i}].{what} {url!r} is not https; production mode accepts TLS "
+                            "endpoints only (set allow_http: true for a loopback test setup)"
+                        )
+        return self
+
+    def hmac_secret(self) -> bytes:
+        """Read the HMAC key from where the config points (environment or mounted file)."""
+        return _read_secret(self.hmac_key, "hmac_key")
+
+
+def _read_secret(ref: SecretRef, what: str) -> bytes:
+    if ref.env is not None:
+        value = os.environ.get(ref.env)
+        if not value:
+            raise ConfigError(
+                f"{what}: environment variable {ref.env} is not set; export the secret there"
+            )
+        return value.encode()
+    assert ref.file is not None
+    try:
+        data = ref.file.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(f"{what}: cannot read secret file {ref.file}: {exc.strerror}") from exc
+    if not data:
+        raise ConfigError(f"{what}: secret file {ref.file} is empty")
+    return data
+
+
+def _format_errors(source: str, exc: ValidationError) -> str:
+    lines = []
+    errors = exc.errors()
+    nested = {e["loc"][0] for e in errors if len(e["loc"]) > 1}
+    for err in errors:
+        if err["type"] == "too_short" and len(err["loc"]) == 1 and err["loc"][0] in nested:
+            continue  # pydantic repeats a list's item errors as "too short"; the item errors say more
+        loc = ""
+        for part in err["loc"]:
+            loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+        msg = err["msg"].removeprefix("Value error, ")
+        got = err.get("input")
+        shown = "" if isinstance(got, Mapping | list) or got is None else f" (got {got!r})"
+        lines.append(f"{source}: {loc or '(top level)'}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if env.get("MLMON_COLLECTOR_ID"):
+        out["collector_id"] = env["MLMON_COLLECTOR_ID"]
+    if env.get("MLMON_STATE_DIR"):
+        out["state_dir"] = env["MLMON_STATE_DIR"]
+    lake: dict[str, Any] = {}
+    if env.get("MLMON_LAKE"):
+        lake["uri"] = env["MLMON_LAKE"]
+    if env.get("MLMON_SSE_KMS_KEY_ID"):
+        lake["sse_kms_key_id"] = env["MLMON_SSE_KMS_KEY_ID"]
+    if env.get("MLMON_S3_ENDPOINT"):
+        lake["storage_options"] = {"endpoint_url": env["MLMON_S3_ENDPOINT"]}
+    if lake:
+        out["lake"] = lake
+    return out
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> EdgeConfig:
+    """Read, merge and validate the edge configuration.
+
+    Precedence: ``overrides`` (arguments) > ``MLMON_*`` environment
+    (``MLMON_COLLECTOR_ID``, ``MLMON_STATE_DIR``, ``MLMON_LAKE``,
+    ``MLMON_SSE_KMS_KEY_ID``, ``MLMON_S3_ENDPOINT``) > the YAML file > defaults.
+    Relative paths in the file are resolved against the file's folder.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file, the field and what is wrong, one line per problem.
+    """
+    source = os.fspath(path) if path is not None else "<arguments>"
+    raw: dict[str, Any] = {}
+    text = b""
+    if path is not None:
+        try:
+            text = Path(path).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read the config file: {exc.strerror}") from exc
+        try:
+            loaded = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{source}: the top level must be a mapping of settings")
+        raw = _resolve_paths(loaded, Path(path).resolve().parent)
+    merged = _merge(_merge(raw, _env_overrides(os.environ if env is None else env)), overrides)
+    merged["source"] = source
+    merged["sha256"] = hashlib.sha256(text).hexdigest()
+    try:
+        return EdgeConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(source, exc)) from exc
+
+
+def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    def fix(v: Any) -> Any:
+        if (
+            isinstance(v, str)
+            and v
+            and not v.startswith(("/", "s3://", "file://", "http://", "https://"))
+        ):
+            return str(base / v)
+        return v
+
+    out = dict(raw)
+    if "state_dir" in out:
+        out["state_dir"] = fix(out["state_dir"])
+    models = []
+    for m in out.get("models") or []:
+        if not isinstance(m, dict):
+            models.append(m)
+            continue
+        m = dict(m)
+        if "reference" in m:
+            m["reference"] = fix(m["reference"])
+        if isinstance(m.get("golden"), dict) and "file" in m["golden"]:
+            m["golden"] = {**m["golden"], "file": fix(m["golden"]["file"])}
+        if isinstance(m.get("streams"), list):
+            m["streams"] = [
+                {**s, "path": fix(s["path"])} if isinstance(s, dict) and "path" in s else s
+                for s in m["streams"]
+            ]
+        models.append(m)
+    if models:
+        out["models"] = models
+    return out
