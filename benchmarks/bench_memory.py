@@ -36,7 +36,15 @@ def main(rows: int) -> None:
     elapsed = time.perf_counter() - t
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     assert result.rows == rows
-    print(json.dumps({"rows": rows, "peak_rss_mib": round(peak_mib, 1), "seconds_incl_generation": round(elapsed, 2)}))
+    print(
+        json.dumps(
+            {
+                "rows": rows,
+                "peak_rss_mib": round(peak_mib, 1),
+                "seconds_incl_generation": round(elapsed, 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -215,6 +215,16 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lake_compact(args: argparse.Namespace) -> int:
+    lake = _open_lake(args)
+    total = 0
+    for table in args.tables.split(","):
+        done = lake.compact(table, model=args.model, start=args.start, end=args.end)
+        total += len(done)
+        print(f"{table}: compacted {len(done)} partition(s)")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from mlmon.demo.run import run_demo
 
@@ -306,6 +316,20 @@ def build_parser() -> argparse.ArgumentParser:
     sq.add_argument("--format", default="table", choices=["table", "csv", "json", "parquet"])
     sq.add_argument("--out")
     sq.set_defaults(func=cmd_sql)
+
+    lk = sub.add_parser("lake", help="lake maintenance").add_subparsers(dest="sub", required=True)
+    lc = lk.add_parser(
+        "compact",
+        help="merge each day's window objects into one object plus a day rollup (needs read+write)",
+    )
+    _add_lake(lc)
+    lc.add_argument("--model", help="only this model (default: all)")
+    lc.add_argument("--start", help="first UTC day to compact")
+    lc.add_argument(
+        "--end", help="end (exclusive); leave today's partition alone while edges still write"
+    )
+    lc.add_argument("--tables", default="profiles,latency,drift,golden,alerts")
+    lc.set_defaults(func=cmd_lake_compact)
 
     de = sub.add_parser("demo", help="run the end-to-end demo on the bundled fixtures")
     de.add_argument(

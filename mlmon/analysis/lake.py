@@ -44,6 +44,11 @@ _PCT_SCHEMA = {
 }
 
 
+def _rollup_ok(by: str | None) -> bool:
+    """Day rollups serve any period of a day or longer."""
+    return by in (None, "all", "day", "week", "month")
+
+
 class Lake(LakeStore):
     """A metric lake opened for analysis.
 
@@ -61,9 +66,15 @@ class Lake(LakeStore):
     """
 
     def _profiles(
-        self, model: str, start: TimeArg, end: TimeArg, version: str | None, features: Any = None
+        self,
+        model: str,
+        start: TimeArg,
+        end: TimeArg,
+        version: str | None,
+        features: Any = None,
+        by: str | None = None,
     ) -> pl.DataFrame:
-        lf = self.scan("profiles", model=model, start=start, end=end)
+        lf = self.scan("profiles", model=model, start=start, end=end, rollup=_rollup_ok(by))
         if version is not None:
             lf = lf.filter(pl.col("model_version") == version)
         if features is not None:
@@ -111,7 +122,7 @@ class Lake(LakeStore):
         """
         for m in methods or ():
             method(m)
-        rows = self._profiles(model, start, end, version, features)
+        rows = self._profiles(model, start, end, version, features, by)
         if rows.height == 0:
             return pl.DataFrame(schema=_DRIFT_SCHEMA)
         rows = rows.with_columns(period_expr(by))
@@ -170,7 +181,7 @@ class Lake(LakeStore):
             lat = lat.filter(pl.col("model_version") == version)
         rows = lat.collect()
         if rows.height == 0:
-            rows = self._profiles(model, start, end, version, [metric])
+            rows = self._profiles(model, start, end, version, [metric], by)
         if rows.height == 0:
             if metric not in self._known_metrics(model):
                 raise LakeError(

@@ -8,6 +8,8 @@ objects. A corrupt object does not stop a read: it is named in a
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import warnings
@@ -25,13 +27,16 @@ import pyarrow.parquet as pq
 
 from mlmon.errors import CorruptObjectWarning, LakeError, LakeUnreachable, TimestampError
 from mlmon.lake.references import reference_from_rows
+from mlmon.lake.rollup import ROLLUP_GROUPS, rollup_rows
 from mlmon.lake.schema import SCHEMA_VERSION, TABLES, table
-from mlmon.lake.storage import Storage, open_storage
+from mlmon.lake.storage import Storage, open_storage, put_object
+from mlmon.lake.writer import parquet_bytes
 from mlmon.profiles.frame import Reference
 
 __all__ = ["LakeStore"]
 
 _PARTITIONS = pa.schema([("model", pa.string()), ("date", pa.date32())])
+MANIFEST = "_compacted.json"
 _DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 
 
@@ -104,8 +109,13 @@ class LakeStore:
         model: str | None = None,
         start: datetime | date | str | None = None,
         end: datetime | date | str | None = None,
+        rollup: bool = False,
     ) -> list[str]:
-        """Objects of a table, pruned by model and by the date partitions overlapping [start, end)."""
+        """Objects of a table, pruned by model and by the date partitions overlapping [start, end).
+
+        With ``rollup=True``, days that lie wholly inside [start, end) and have a
+        day rollup (see :meth:`compact`) are read from it instead of their windows.
+        """
         root = self.table_root(table_name)
         lo, hi = _as_utc(start, "start"), _as_utc(end, "end")
         first = lo.date() if lo else None
@@ -121,13 +131,119 @@ class LakeStore:
                 day = date.fromisoformat(match.group(1))
                 if (first and day < first) or (last and day > last):
                     continue
-                ddir = f"{mdir}/{d}"
-                out.extend(
-                    f"{ddir}/{f}"
-                    for f in self._listdir(ddir)
-                    if f.endswith(".parquet") and not f.startswith(".")
+                whole_day = (
+                    lo is None or lo <= datetime(day.year, day.month, day.day, tzinfo=UTC)
+                ) and (
+                    hi is None
+                    or hi >= datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
                 )
+                out.extend(self._partition_files(f"{mdir}/{d}", rollup=rollup and whole_day))
         return [p for p in out if p not in self._quarantine]
+
+    def _partition_files(self, ddir: str, *, rollup: bool = False) -> list[str]:
+        """A partition's objects, with compacted windows read from their compacted object."""
+        names = self._listdir(ddir)
+        objects = [f for f in names if f.endswith(".parquet") and not f.startswith((".", "_"))]
+        if MANIFEST not in names:
+            return [f"{ddir}/{f}" for f in objects]
+        manifest = self._read_manifest(f"{ddir}/{MANIFEST}")
+        covered = set(manifest["covers"])
+        main = manifest.get("rollup") if rollup and manifest.get("rollup") else manifest["data"]
+        return [f"{ddir}/{main}"] + [f"{ddir}/{f}" for f in objects if f not in covered]
+
+    def _read_manifest(self, path: str) -> dict[str, Any]:
+        try:
+            with self.storage.fs.open(path, "rb") as fh:
+                return json.loads(fh.read())
+        except (OSError, ValueError) as exc:
+            raise LakeError(
+                f"cannot read compaction manifest {self.storage.url(path)}: {exc}"
+            ) from exc
+
+    def compact(
+        self,
+        table_name: str,
+        *,
+        model: str | None = None,
+        start: datetime | date | str | None = None,
+        end: datetime | date | str | None = None,
+        min_objects: int = 2,
+    ) -> list[str]:
+        """Merge each day's small window objects into one object per partition (reader side job).
+
+        Needs read and write access (never the edge's credentials). The sources
+        are not deleted: a manifest (``_compacted.json``) lists the objects the
+        compacted object covers, and readers skip them; windows written later
+        (late data, retries of new keys) are still read from their own objects.
+        The new compacted object gets a new name and the manifest is replaced in
+        one PUT, so readers never see a window twice or not at all.
+
+        Returns
+        -------
+        list of str
+            The partitions compacted.
+        """
+        done = []
+        root = self.table_root(table_name)
+        lo, hi = _as_utc(start, "start"), _as_utc(end, "end")
+        models = [model] if model is not None else self.models(table_name)
+        for m in models:
+            mdir = f"{root}/model={m}"
+            for d in self._listdir(mdir):
+                match = _DATE_DIR.match(d)
+                if not match:
+                    continue
+                day = date.fromisoformat(match.group(1))
+                if (lo and day < lo.date()) or (
+                    hi and day > (hi - timedelta(microseconds=1)).date()
+                ):
+                    continue
+                ddir = f"{mdir}/{d}"
+                names = self._listdir(ddir)
+                objects = sorted(
+                    f for f in names if f.endswith(".parquet") and not f.startswith((".", "_"))
+                )
+                old = self._read_manifest(f"{ddir}/{MANIFEST}") if MANIFEST in names else None
+                pending = [f for f in objects if not old or f not in set(old["covers"])]
+                if len(pending) < min_objects and not (old and pending):
+                    continue
+                sources = self._partition_files(ddir)
+                data = pl.read_parquet([self._local_or_url(f) for f in sources]) if self.storage.is_local else (
+                    pl.from_arrow(self._dataset(table_name, sources).to_table()).drop("model", "date")
+                )  # fmt: skip
+                data = data.sort(
+                    *[c for c in ("window_start", "collector_id", "feature") if c in data.columns]
+                )
+                generation = (old["generation"] + 1) if old else 1
+                name = f"_compacted-{generation:06d}.parquet"
+                tbl = table(table_name).conform(data.to_arrow())
+                put_object(self.storage, f"{ddir}/{name}", parquet_bytes(tbl))
+                manifest = {
+                    "generation": generation,
+                    "data": name,
+                    "covers": objects,
+                    "rows": tbl.num_rows,
+                }
+                if table_name in ROLLUP_GROUPS:
+                    day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+                    rolled = rollup_rows(table_name, data, day_start, day_start + timedelta(days=1))
+                    manifest["rollup"] = f"_rollup-{generation:06d}.parquet"
+                    blob = parquet_bytes(table(table_name).conform(rolled))
+                    put_object(self.storage, f"{ddir}/{manifest['rollup']}", blob)
+                put_object(
+                    self.storage, f"{ddir}/{MANIFEST}", json.dumps(manifest, indent=1).encode()
+                )
+                if old:  # unreferenced old compacted objects are harmless if this fails
+                    for stale in (old["data"], old.get("rollup")):
+                        if stale:
+                            with contextlib.suppress(OSError):
+                                self.storage.fs.rm(f"{ddir}/{stale}")
+                done.append(ddir)
+        self._con = None
+        return done
+
+    def _local_or_url(self, path: str) -> str:
+        return path if self.storage.is_local else self.storage.url(path)
 
     # -- polars -----------------------------------------------------------------------
     def _arrow_fs(self) -> pafs.FileSystem:
@@ -156,17 +272,27 @@ class LakeStore:
         model: str | None = None,
         start: datetime | date | str | None = None,
         end: datetime | date | str | None = None,
+        rollup: bool = False,
     ) -> pl.LazyFrame:
         """A LazyFrame over a table, pruned to ``model`` and the dates of [start, end).
 
         Rows are filtered to ``window_start`` in [start, end) where the table has it.
+        ``rollup=True`` reads whole days from their day rollups where compaction
+        made one (rows then stand for a whole day: use it for daily or coarser results).
         """
-        files = self.files(table_name, model=model, start=start, end=end)
-        lf = (
-            pl.scan_pyarrow_dataset(self._dataset(table_name, files))
-            if files
-            else self._empty(table_name).lazy()
-        )
+        files = self.files(table_name, model=model, start=start, end=end, rollup=rollup)
+        if not files:
+            lf = self._empty(table_name).lazy()
+        elif self.storage.is_local:  # polars' native reader: the fastest over many objects
+            lf = pl.scan_parquet(
+                files,
+                hive_partitioning=True,
+                hive_schema={"model": pl.String, "date": pl.Date},
+                missing_columns="insert",
+                extra_columns="ignore",
+            )
+        else:
+            lf = pl.scan_pyarrow_dataset(self._dataset(table_name, files))
         col = "window_start" if "window_start" in table(table_name).names else None
         lo, hi = _as_utc(start, "start"), _as_utc(end, "end")
         if col and lo:
@@ -250,26 +376,25 @@ class LakeStore:
         return self._con
 
     def _create_view(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
+        # An explicit object list (not a glob): it honours compaction manifests and
+        # skips quarantined corrupt objects. Call refresh() to see newer objects.
         files = self.files(name)
         if not files:
             con.register(f"__empty_{name}", self._empty(name).to_arrow())
             con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM "__empty_{name}"')
             return
-        if self._quarantine:
-            src = (
-                "["
-                + ", ".join("'" + self.storage.url(f).replace("'", "''") + "'" for f in files)
-                + "]"
-            )
-        else:
-            src = (
-                "'" + self.storage.url(self.table_root(name)).replace("'", "''") + "/*/*/*.parquet'"
-            )
+        src = (
+            "[" + ", ".join("'" + self.storage.url(f).replace("'", "''") + "'" for f in files) + "]"
+        )
         con.execute(
             f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet({src}, '
             "hive_partitioning = true, union_by_name = true, "
             "hive_types = {'model': VARCHAR, 'date': DATE})"
         )
+
+    def refresh(self) -> None:
+        """Forget the SQL views so the next query sees objects written since."""
+        self._con = None
 
     def sql(self, query: str, params: list[Any] | None = None) -> pl.DataFrame:
         """Run SQL over the lake's views (``profiles``, ``latency``, ``drift``, ...).

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute
 
 from mlmon.errors import ProfileError
 from mlmon.profiles.kinds import OTHER, CategoricalProfile, NumericProfile
@@ -154,11 +155,18 @@ def profile_from_row(row: dict[str, Any]) -> Profile:
     raise ProfileError(f"feature {row.get('feature')!r}: unknown profile kind {kind!r}")
 
 
-def _flat(col: pa.ChunkedArray | pa.Array, start: int, length: int, dtype: Any) -> np.ndarray:
-    part = col.slice(start, length)
-    if isinstance(part, pa.ChunkedArray):
-        part = part.combine_chunks()
-    return part.flatten().to_numpy(zero_copy_only=False).astype(dtype, copy=False)
+def _list_column(tbl: pa.Table, name: str, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A list column as (offsets, flat values) numpy arrays, nulls as empty lists."""
+    col = tbl[name].combine_chunks()
+    offsets = col.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
+    if col.null_count:
+        # null entries are normally empty segments; rebuild only if one is not
+        nulls = col.is_null().to_numpy(zero_copy_only=False)
+        if np.any(np.diff(offsets)[nulls] != 0):
+            col = pa.compute.if_else(col.is_null(), pa.scalar([], col.type), col)
+            offsets = col.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
+    values = col.values.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
+    return offsets, values[int(offsets[0]) : int(offsets[-1])] if offsets.size else values
 
 
 def merge_rows(
@@ -166,11 +174,12 @@ def merge_rows(
 ) -> list[tuple[tuple[Any, ...], Profile]]:
     """Merge profile rows that share ``keys`` (e.g. period and feature) into one profile each.
 
-    Vectorised: rows are sorted once, then each group's list columns are
-    flattened and added with numpy (bincount for sketches, a reshape-sum for
-    bins). Groups must hold one kind and one reference (same edges or
-    vocabulary); include ``reference_id`` in ``keys`` when a period can span
-    references.
+    Vectorised: rows are sorted once, every list column is flattened once,
+    scalar columns are reduced per group with ``ufunc.reduceat``, and each
+    group's bins and sketch buckets are numpy slices added with a reshape-sum
+    and a bincount. Groups must hold one kind and one reference (same edges
+    or vocabulary); include ``reference_id`` in ``keys`` when a period can
+    span references.
 
     Returns
     -------
@@ -180,68 +189,76 @@ def merge_rows(
     assert isinstance(df, pl.DataFrame)
     if df.height == 0:
         return []
-    df = df.sort(list(keys), nulls_last=True)
-    bounds = (
+    needed = ["kind", "count", "nulls", "nans", "pos_inf", "neg_inf", "sum", "sum_sq", "min", "max",
+              "bin_edges", "bin_counts", "categories", "sketch_alpha", "sketch_centre", "sketch_zero",
+              "sketch_pos_index", "sketch_pos_count", "sketch_neg_index", "sketch_neg_count"]  # fmt: skip
+    df = df.select([*keys, *(c for c in needed if c not in keys)]).sort(list(keys), nulls_last=True)
+    groups = (
         df.select(list(keys))
         .with_row_index("__row")
         .group_by(list(keys), maintain_order=True)
         .agg(pl.col("__row").first().alias("start"), pl.len().alias("n"))
     )
-    tbl = df.to_arrow()
+    starts = groups.get_column("start").to_numpy().astype(np.int64)
+    sizes = groups.get_column("n").to_numpy().astype(np.int64)
     sums = df.select(
-        [pl.col(c).fill_null(0) for c in ("count", "nulls")]
-        + [
+        [
             pl.col(c).fill_null(0).cast(pl.Int64)
-            for c in ("nans", "pos_inf", "neg_inf", "sketch_zero")
+            for c in ("count", "nulls", "nans", "pos_inf", "neg_inf", "sketch_zero")
         ]
-        + [pl.col(c).fill_null(0.0) for c in ("sum", "sum_sq")]
-        + [pl.col("min").fill_null(np.inf), pl.col("max").fill_null(-np.inf)]
+        + [pl.col(c).fill_null(0.0).cast(pl.Float64) for c in ("sum", "sum_sq")]
     )
-    num = {c: sums.get_column(c).to_numpy() for c in sums.columns}
-    kinds = df.get_column("kind").to_list()
-    edges_col, bins_col, cats_col = tbl["bin_edges"], tbl["bin_counts"], tbl["categories"]
+    red = {c: np.add.reduceat(sums.get_column(c).to_numpy(), starts) for c in sums.columns}
+    red["min"] = np.minimum.reduceat(df.get_column("min").fill_null(np.inf).to_numpy(), starts)
+    red["max"] = np.maximum.reduceat(df.get_column("max").fill_null(-np.inf).to_numpy(), starts)
+    tbl = df.select(
+        "kind", "bin_edges", "bin_counts", "categories", "sketch_alpha", "sketch_centre",
+        "sketch_pos_index", "sketch_pos_count", "sketch_neg_index", "sketch_neg_count",
+    ).to_arrow()  # fmt: skip
+    kinds = tbl["kind"].to_pylist()
+    alpha = tbl["sketch_alpha"].to_numpy(zero_copy_only=False)
+    centre = tbl["sketch_centre"].to_numpy(zero_copy_only=False)
+    b_off, b_val = _list_column(tbl, "bin_counts", np.int64)
+    lists = {
+        c: _list_column(tbl, c, np.int64)
+        for c in ("sketch_pos_index", "sketch_pos_count", "sketch_neg_index", "sketch_neg_count")
+    }
+    key_rows = groups.select(list(keys)).rows()
     out: list[tuple[tuple[Any, ...], Profile]] = []
-    for rec in bounds.iter_rows(named=True):
-        s, n = int(rec["start"]), int(rec["n"])
-        key = tuple(rec[k] for k in keys)
-        kind = kinds[s]
-        sl = slice(s, s + n)
-        bins_flat = _flat(bins_col, s, n, np.int64)
+    for g, key in enumerate(key_rows):
+        s, n = int(starts[g]), int(sizes[g])
+        e = s + n
+        bins_flat = b_val[b_off[s] - b_off[0] : b_off[e] - b_off[0]]
         if bins_flat.size % n:
             raise ProfileError(
                 f"group {key}: profiles have different bin counts; group by reference_id"
             )
         bins = bins_flat.reshape(n, -1).sum(axis=0)
-        if kind == "categorical":
-            cats = cats_col[s].as_py()
-            out.append(
-                (key, CategoricalProfile(tuple(cats[:-1]), bins, int(num["nulls"][sl].sum())))
-            )
+        if kinds[s] == "categorical":
+            cats = tbl["categories"][s].as_py()
+            out.append((key, CategoricalProfile(tuple(cats[:-1]), bins, int(red["nulls"][g]))))
             continue
-        sketch = QuantileSketch.merge_arrays(
-            float(tbl["sketch_alpha"][s].as_py()),
-            _flat(tbl["sketch_pos_index"], s, n, np.int64),
-            _flat(tbl["sketch_pos_count"], s, n, np.int64),
-            _flat(tbl["sketch_neg_index"], s, n, np.int64),
-            _flat(tbl["sketch_neg_count"], s, n, np.int64),
-            int(num["sketch_zero"][sl].sum()),
-        )
+        parts = []
+        for c in ("sketch_pos_index", "sketch_pos_count", "sketch_neg_index", "sketch_neg_count"):
+            off, val = lists[c]
+            parts.append(val[off[s] - off[0] : off[e] - off[0]])
+        sketch = QuantileSketch.merge_arrays(float(alpha[s]), *parts, int(red["sketch_zero"][g]))
         out.append(
             (
                 key,
                 NumericProfile(
-                    edges=np.asarray(edges_col[s].as_py(), dtype=np.float64),
-                    centre=float(tbl["sketch_centre"][s].as_py()),
+                    edges=np.asarray(tbl["bin_edges"][s].as_py(), dtype=np.float64),
+                    centre=float(centre[s]),
                     alpha=sketch.alpha,
-                    count=int(num["count"][sl].sum()),
-                    nulls=int(num["nulls"][sl].sum()),
-                    nans=int(num["nans"][sl].sum()),
-                    pos_inf=int(num["pos_inf"][sl].sum()),
-                    neg_inf=int(num["neg_inf"][sl].sum()),
-                    sum=float(num["sum"][sl].sum()),
-                    sum_sq=float(num["sum_sq"][sl].sum()),
-                    min=float(num["min"][sl].min()),
-                    max=float(num["max"][sl].max()),
+                    count=int(red["count"][g]),
+                    nulls=int(red["nulls"][g]),
+                    nans=int(red["nans"][g]),
+                    pos_inf=int(red["pos_inf"][g]),
+                    neg_inf=int(red["neg_inf"][g]),
+                    sum=float(red["sum"][g]),
+                    sum_sq=float(red["sum_sq"][g]),
+                    min=float(red["min"][g]),
+                    max=float(red["max"][g]),
                     bins=bins,
                     sketch=sketch,
                 ),

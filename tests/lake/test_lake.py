@@ -148,3 +148,51 @@ def test_unreachable_lake_is_a_clear_error():
     )
     with pytest.raises(LakeError, match=r"127\.0\.0\.1:9|cannot list"):
         lake.drift("m", by="day")
+
+
+def test_compaction_keeps_results_and_late_windows(populated):
+    lake, reference, month, _, writer = populated
+    before_day = lake.drift("m", "2026-10-02", "2026-10-09", by="day")
+    before_hour = lake.drift("m", "2026-10-02", "2026-10-03", by="hour", methods=["psi"])
+    before_pct = lake.percentiles("latency_ms", model="m", by="week")
+    done = lake.compact("profiles", model="m")
+    lake.compact("latency", model="m")
+    assert len(done) == 30
+    fresh = Lake(lake.uri, lake.storage.options or None)
+    assert len(fresh.files("profiles", model="m", start="2026-10-02", end="2026-10-09")) == 7
+    after_day = fresh.drift("m", "2026-10-02", "2026-10-09", by="day")
+    assert after_day.select("period", "feature", "method", "count").equals(
+        before_day.select("period", "feature", "method", "count")
+    )
+    assert np.allclose(
+        after_day["value"].to_numpy(), before_day["value"].to_numpy(), rtol=1e-12, equal_nan=True
+    )
+    assert fresh.drift("m", "2026-10-02", "2026-10-03", by="hour", methods=["psi"]).equals(
+        before_hour
+    )
+    assert np.allclose(
+        fresh.percentiles("latency_ms", model="m", by="week")["value"], before_pct["value"]
+    )
+    assert (
+        fresh.sql("SELECT count(*) AS n FROM profiles")["n"][0] == 120 * 2
+    )  # no window counted twice
+
+    # a late window for a compacted day is still read, and a second compaction absorbs it
+    late = month.filter(pl.col("timestamp").dt.date() == datetime(2026, 10, 5).date()).with_columns(
+        pl.col("timestamp") + timedelta(minutes=1)
+    )
+    writer2 = LakeWriter(
+        lake.uri, collector_id="late", storage_options=writer.storage.options or None, k_anonymity=1
+    )
+    acc = WindowAccumulator(reference, window=timedelta(hours=6))
+    acc.add(late)
+    acc.flush(writer2, "m")
+    day = ("2026-10-05", "2026-10-06")
+    counts = Lake(lake.uri, lake.storage.options or None).drift(
+        "m", *day, by="day", methods=["psi"]
+    )
+    assert counts.filter(pl.col("feature") == "x")["count"][0] == 2 * late.height
+    Lake(lake.uri, lake.storage.options or None).compact("profiles", model="m")
+    again = Lake(lake.uri, lake.storage.options or None)
+    assert len(again.files("profiles", model="m", start=day[0], end=day[1])) == 1
+    assert again.drift("m", *day, by="day", methods=["psi"]).equals(counts)
