@@ -34,7 +34,12 @@ fi
 stamp=".venv/.mlmon-installed-$(cat pyproject.toml | sha256sum | cut -c1-16)-${extras//,/_}"
 if [ ! -f "$stamp" ]; then
   echo "bootstrap: installing mlmon[$extras] into .venv"
-  .venv/bin/python -m pip install -q -e ".[${extras}]"
+  # (pip repeats a harmless warning per package about this machine's extra index folders)
+  set +e +o pipefail
+  .venv/bin/python -m pip install -q -e ".[${extras}]" 2>&1 | grep -v "^WARNING: Location"
+  rc=${PIPESTATUS[0]}
+  set -e -o pipefail
+  if [ "$rc" -ne 0 ]; then echo "bootstrap: pip install failed (exit $rc)" >&2; exit "$rc"; fi
   rm -f .venv/.mlmon-installed-*
   touch "$stamp"
 fi

@@ -204,8 +204,13 @@ class LakeWriter:
         drift_rows: Iterable[dict[str, Any]] | None = None,
         errors: int = 0,
     ) -> list[WriteRecord]:
-        """Write one window: feature profiles (k-anonymised), latency and, if given, drift rows."""
-        part = self._version_part(window.version)
+        """Write one window: feature profiles (k-anonymised), latency and, if given, drift rows.
+
+        The key carries ``source`` and the model version, so a collector's stream,
+        batch and probe windows (and two versions served at once) never share a key.
+        """
+        vpart = self._version_part(window.version)
+        part = source if vpart is None else f"{source}-{vpart}"
         prof = window.profile.fold_rare(self.k_anonymity)
         out = []
         rows = profiles_to_arrow(prof.features.items())
@@ -223,6 +228,27 @@ class LakeWriter:
                 d = self._window_columns(d, window, reference_id=reference.reference_id)
                 out.append(self.write_table("drift", model, d, window.start, window.end, part=part))
         return out
+
+    def write_latency(
+        self,
+        model: str,
+        window: Window,
+        *,
+        source: str,
+        errors: int = 0,
+        part: str | None = None,
+        metric: str = "latency_ms",
+    ) -> WriteRecord | None:
+        """Write only a window's latency profile (probes: no feature profiles)."""
+        lat = window.profile.latency
+        if lat is None or lat.total == 0:
+            return None
+        rows = self._window_columns(
+            profiles_to_arrow([(metric, lat)]), window, source=source, errors=errors
+        )
+        vpart = self._version_part(window.version)
+        key = "-".join(p for p in (source, vpart, part) if p)
+        return self.write_table("latency", model, rows, window.start, window.end, part=key)
 
     def write_reference(self, model: str, reference: Reference) -> WriteRecord:
         """Write a reference into the ``references`` table."""

@@ -1,0 +1,345 @@
+"""The edge collector: scheduled golden checks, stream reads and batch triggers into the lake.
+
+One :class:`Collector` per process, built from a validated
+:class:`~mlmon.edge.config.EdgeConfig`. :meth:`Collector.run_once` runs every
+task once (``mlmon edge once``, for cron or a Kubernetes CronJob);
+:meth:`Collector.run` schedules them until stopped (``mlmon edge run``).
+Trouble at an endpoint, a stream or the bucket becomes metrics, log lines
+and alert rows, never a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from mlmon.edge.alerts import drift_alerts, golden_alerts
+from mlmon.edge.config import EdgeConfig, ModelConfig, Schedule
+from mlmon.edge.observe import EdgeMetrics, MetricsServer
+from mlmon.edge.spool import Spool, SpoolFull
+from mlmon.errors import MlmonError
+from mlmon.lake.references import load_reference
+from mlmon.lake.storage import open_storage
+from mlmon.lake.writer import LakeWriter, WriteRecord
+from mlmon.profiles.frame import LATENCY_EDGES_MS, Reference, Window, WindowProfile
+from mlmon.profiles.kinds import NumericProfile
+
+__all__ = ["Collector", "CycleReport"]
+
+log = logging.getLogger("mlmon.edge")
+
+
+def floor_time(ts: datetime, step: timedelta) -> datetime:
+    """Start of the window of length ``step`` (aligned to the UNIX epoch) holding ``ts``."""
+    s = step.total_seconds()
+    return datetime.fromtimestamp((ts.timestamp() // s) * s, UTC)
+
+
+def _stamp(ts: datetime) -> str:
+    return ts.strftime("%Y%m%dT%H%M%S") + f"{ts.microsecond // 1000:03d}Z"
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did, for logs, tests and the demo."""
+
+    golden_checks: int = 0
+    golden_passed: int = 0
+    records: int = 0
+    windows: int = 0
+    objects: int = 0
+    batch_runs: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Task:
+    model: str
+    kind: str
+    schedule: Schedule
+    run: Callable[[datetime, CycleReport], None]
+    next_due: datetime | None = None
+
+    def advance(self, now: datetime) -> None:
+        interval = self.schedule.interval
+        if interval is not None:
+            self.next_due = now + interval
+        else:
+            from croniter import croniter
+
+            self.next_due = croniter(self.schedule.spec, now).get_next(datetime)
+
+
+class Collector:
+    """The edge collector for every model in ``config``."""
+
+    def __init__(self, config: EdgeConfig, *, clock: Callable[[], datetime] | None = None) -> None:
+        self.config = config
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.metrics = EdgeMetrics()
+        self.secret = config.hmac_secret()
+        state = Path(config.state_dir)
+        state.mkdir(parents=True, exist_ok=True)
+        self.state_dir = state
+        opts = dict(config.lake.storage_options)
+        if config.lake.sse_kms_key_id:
+            opts["sse_kms_key_id"] = config.lake.sse_kms_key_id
+        self.storage = open_storage(config.lake.uri, opts)
+        self.spool = Spool(state / "spool", max_bytes=config.buffer_max_bytes)
+        self._on_write_hooks: list[Callable[[WriteRecord], None]] = []
+        self.writer = LakeWriter(
+            self.storage,
+            collector_id=config.collector_id,
+            k_anonymity=config.k_anonymity,
+            put=self.spool.put,
+            on_write=self._written,
+        )
+        self.references: dict[str, Reference] = {}
+        for m in config.models:
+            try:
+                self.references[m.name] = load_reference(m.reference)
+            except (OSError, MlmonError) as exc:
+                raise type(exc)(f"{config.source}: models[{m.name}].reference: {exc}") from exc
+        self.tasks = self._build_tasks()
+        self._update_gauges()
+        log.info(
+            "collector configured",
+            extra={"collector_id": config.collector_id, "config_sha256": config.sha256,
+                   "models": [m.name for m in config.models], "tasks": len(self.tasks)},
+        )  # fmt: skip
+
+    # -- wiring -------------------------------------------------------------------------
+    def add_write_hook(self, hook: Callable[[WriteRecord], None]) -> None:
+        """Call ``hook`` for every object written (the audit log subscribes here)."""
+        self._on_write_hooks.append(hook)
+
+    def _written(self, rec: WriteRecord) -> None:
+        self.metrics.objects.labels(rec.table).inc()
+        for hook in self._on_write_hooks:
+            hook(rec)
+
+    def _update_gauges(self) -> None:
+        self.metrics.buffer_bytes.set(self.spool.size_bytes)
+        self.metrics.buffer_objects.set(len(self.spool))
+        self.metrics.buffer_dropped.set(self.spool.dropped)
+
+    def _build_tasks(self) -> list[_Task]:
+        tasks = []
+        for m in self.config.models:
+            if m.endpoint is not None and m.golden is not None:
+                tasks.append(_Task(m.name, "golden", m.golden.schedule, self._golden_task(m)))
+            for i, s in enumerate(m.streams):
+                tasks.append(_Task(m.name, f"stream[{i}]", s.schedule, self._stream_task(m, i)))
+            if m.batch is not None:
+                tasks.append(_Task(m.name, "batch", m.batch.schedule, self._batch_task(m)))
+        return tasks
+
+    # -- tasks --------------------------------------------------------------------------
+    def _golden_task(self, m: ModelConfig) -> Callable[[datetime, CycleReport], None]:
+        from mlmon.edge.golden import load_golden_set, run_golden
+        from mlmon.edge.protocols import endpoint_from_config
+
+        assert m.golden is not None and m.endpoint is not None
+        golden_set = load_golden_set(m.golden.file)
+        endpoint = endpoint_from_config(m.endpoint, allow_http=self.config.allow_http)
+
+        def run(now: datetime, report: CycleReport) -> None:
+            frame = run_golden(endpoint, golden_set, self.secret, now=now)
+            self._record_golden(m, frame, now, report)
+
+        return run
+
+    def _record_golden(
+        self, m: ModelConfig, frame: pl.DataFrame, now: datetime, report: CycleReport
+    ) -> None:
+        start = floor_time(now, self.config.window)
+        end = start + self.config.window
+        checks, passed = frame.height, int(frame.get_column("passed").sum())
+        errors = frame.filter(~pl.col("passed")).get_column("error_kind").value_counts()
+        error_kinds = dict(zip(errors[:, 0].to_list(), errors[:, 1].to_list(), strict=True))
+        versions = frame.get_column("model_version").drop_nulls()
+        version = versions[-1] if versions.len() else None
+        part = f"golden-{_stamp(now)}"
+        rows = frame.with_columns(
+            pl.lit(start).alias("window_start"),
+            pl.lit(end).alias("window_end"),
+            pl.lit(self.config.collector_id).alias("collector_id"),
+        )
+        self.writer.write_table("golden", m.name, rows, start, end, part=part)
+        lat = frame.get_column("latency_ms").drop_nulls().to_numpy()
+        prof = NumericProfile.from_array(lat, edges=LATENCY_EDGES_MS)
+        window = Window(start, end, version, WindowProfile({}, latency=prof, rows=checks))
+        self.writer.write_latency(
+            m.name, window, source="probe", errors=checks - passed, part=_stamp(now)
+        )
+        min_rate = m.golden.min_pass_rate if m.golden else 1.0
+        alerts = golden_alerts(checks, passed, error_kinds, now, min_rate)
+        self._write_alerts(m.name, alerts, start, end, version, part=f"golden-{_stamp(now)}")
+        for kind, n in error_kinds.items():
+            self.metrics.probe_failures.labels(m.name, kind).inc(n)
+        self.metrics.probes.labels(m.name, "passed").inc(passed)
+        self.metrics.probes.labels(m.name, "failed").inc(checks - passed)
+        report.golden_checks += checks
+        report.golden_passed += passed
+
+    def _write_alerts(
+        self,
+        model: str,
+        alerts: list[dict[str, Any]],
+        start: datetime,
+        end: datetime,
+        version: str | None,
+        part: str,
+    ) -> None:
+        if not alerts:
+            return
+        rows = pl.DataFrame(alerts).with_columns(
+            pl.lit(version, dtype=pl.String).alias("model_version"),
+            pl.lit(start).alias("window_start"),
+            pl.lit(end).alias("window_end"),
+            pl.lit(self.config.collector_id).alias("collector_id"),
+        )
+        self.writer.write_table("alerts", model, rows, start, end, part=part)
+        for a in alerts:
+            log.warning(
+                "alert %s",
+                a["rule"],
+                extra={"model": model, "rule": a["rule"], "severity": a["severity"]},
+            )
+
+    def _stream_task(self, m: ModelConfig, index: int) -> Callable[[datetime, CycleReport], None]:
+        from mlmon.edge.streams import open_stream
+
+        cfg = m.streams[index]
+        ref = self.references[m.name]
+        stream = open_stream(
+            cfg, reference=ref, secret=self.secret, state_dir=self.state_dir / "streams" / f"{m.name}-{index}",
+            window=self.config.window, lateness=self.config.lateness,
+        )  # fmt: skip
+
+        def run(now: datetime, report: CycleReport) -> None:
+            self._drain_stream(m, stream, now, report)
+
+        return run
+
+    def write_windows(self, model: str, windows: list[Window], source: str, now: datetime) -> int:
+        """Write closed windows with their drift and drift alerts; returns objects written."""
+        from mlmon.edge.ingest import drift_rows
+
+        ref = self.references[model]
+        n = 0
+        for w in windows:
+            drift = drift_rows(ref, w.profile)
+            n += len(self.writer.write_window(model, w, ref, source=source, drift_rows=drift))
+            alerts = drift_alerts(drift, now)
+            self._write_alerts(model, alerts, w.start, w.end, w.version, part=f"drift-{source}")
+            self.metrics.windows.labels(model).inc()
+        return n
+
+    def _drain_stream(
+        self, m: ModelConfig, stream: Any, now: datetime, report: CycleReport
+    ) -> None:
+        before = dict(stream.bad_records)
+        records = stream.read()
+        windows = stream.closed_windows(now)
+        report.objects += self.write_windows(m.name, windows, "stream", now)
+        stream.commit()
+        report.records += records
+        report.windows += len(windows)
+        self.metrics.records.labels(m.name, "stream").inc(records)
+        for reason, n in stream.bad_records.items():
+            if n - before.get(reason, 0):
+                self.metrics.bad_records.labels(m.name, reason).inc(n - before.get(reason, 0))
+
+    def _batch_task(self, m: ModelConfig) -> Callable[[datetime, CycleReport], None]:
+        from mlmon.edge.batch import adapter_from_config
+
+        assert m.batch is not None
+        adapter = adapter_from_config(m.batch, allow_http=self.config.allow_http)
+
+        def run(now: datetime, report: CycleReport) -> None:
+            result = adapter.trigger_and_wait()
+            self.metrics.batch_runs.labels(m.name, result.status).inc()
+            report.batch_runs += 1
+            log.info(
+                "batch job finished",
+                extra={"model": m.name, "job": result.job_id, "status": result.status},
+            )
+
+        return run
+
+    # -- running ------------------------------------------------------------------------
+    def _run_task(self, task: _Task, now: datetime, report: CycleReport) -> None:
+        try:
+            task.run(now, report)
+            self.metrics.last_success.labels(task.model, task.kind).set(time.time())
+        except SpoolFull as exc:
+            report.errors.append(f"{task.model}/{task.kind}: {exc}")
+            log.error("spool full", extra={"model": task.model, "task": task.kind})
+        except Exception as exc:  # a task's failure must not stop the collector
+            report.errors.append(f"{task.model}/{task.kind}: {type(exc).__name__}: {exc}")
+            log.error(
+                "task failed",
+                extra={"model": task.model, "task": task.kind, "error_type": type(exc).__name__},
+            )
+        finally:
+            self._update_gauges()
+
+    def run_once(self) -> CycleReport:
+        """Run every task once, then try to flush the spool."""
+        report = CycleReport()
+        now = self.clock()
+        for task in self.tasks:
+            self._run_task(task, now, report)
+        self.flush_spool()
+        return report
+
+    def flush_spool(self) -> int:
+        try:
+            return self.spool.flush(self.storage)
+        except MlmonError:
+            return 0
+        finally:
+            self._update_gauges()
+
+    def run(self, stop: threading.Event, *, serve_metrics: bool = True) -> None:
+        """Run tasks on their schedules until ``stop`` is set."""
+        server = None
+        if serve_metrics and self.config.metrics is not None:
+            server = MetricsServer(
+                self.metrics, self.config.metrics.host, self.config.metrics.port
+            ).start()
+        try:
+            for t in self.tasks:
+                t.next_due = self.clock()
+            while not stop.is_set():
+                now = self.clock()
+                due = [t for t in self.tasks if t.next_due is not None and t.next_due <= now]
+                report = CycleReport()
+                for t in due:
+                    self._run_task(t, now, report)
+                    t.advance(now)
+                if due:
+                    self.flush_spool()
+                    log.info(
+                        "cycle",
+                        extra={
+                            "tasks": len(due),
+                            "records": report.records,
+                            "errors": len(report.errors),
+                        },
+                    )
+                pending = [t.next_due for t in self.tasks if t.next_due is not None]
+                wait = min((d - self.clock()).total_seconds() for d in pending) if pending else 60.0
+                stop.wait(max(0.05, min(wait, 60.0)))
+        finally:
+            if server is not None:
+                server.stop()
