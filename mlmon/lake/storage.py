@@ -138,5 +138,7 @@ def put_object(storage: Storage, path: str, data: bytes) -> None:
         raise LakeUnreachable(
             f"bucket for {storage.url(path)} does not exist or is not reachable: {exc}"
         ) from exc
-    except OSError as exc:
-        raise LakeUnreachable(f"could not PUT {storage.url(path)}: {exc}") from exc
+    except Exception as exc:  # OSError, and botocore's connection errors, which are not OSErrors
+        raise LakeUnreachable(
+            f"could not PUT {storage.url(path)}: {exc}; check the endpoint, the network and the bucket"
+        ) from exc

@@ -17,6 +17,8 @@ from mlmon.lake.writer import LakeWriter
 from mlmon.profiles.frame import build_reference, profile_frame
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
+DAYS = 12  # 4 six-hour windows a day
+WINDOWS = DAYS * 4
 
 
 def _records(rng, n, start, days, shift=0.0):
@@ -39,7 +41,7 @@ def populated(lake_target):
     rng = np.random.default_rng(5)
     ref_df = _records(rng, 4000, T0, 1).drop("timestamp", "model_version")
     reference = build_reference(ref_df, model="m")
-    month = _records(rng, 12_000, T0, 30, shift=0.2)
+    month = _records(rng, 6_000, T0, DAYS, shift=0.2)
     writer = LakeWriter(
         lake_target.uri, collector_id="c1", storage_options=lake_target.write_options, k_anonymity=1
     )
@@ -54,7 +56,7 @@ def populated(lake_target):
 def test_month_from_merged_windows_equals_profiling_the_month(populated):
     lake, reference, month, _, _ = populated
     whole = profile_frame(month, reference)
-    got = lake.drift("m", T0, T0 + timedelta(days=30), by="all")
+    got = lake.drift("m", T0, T0 + timedelta(days=DAYS), by="all")
     assert set(got.get_column("feature")) == {"x", "c"}
     for row in got.iter_rows(named=True):
         ref_p = reference.profiles[row["feature"]]
@@ -66,7 +68,12 @@ def test_month_from_merged_windows_equals_profiling_the_month(populated):
         )
         assert row["count"] == cur_p.count
     pct = lake.percentiles(
-        "latency_ms", (0.5, 0.95, 0.99), model="m", start=T0, end=T0 + timedelta(days=30), by="all"
+        "latency_ms",
+        (0.5, 0.95, 0.99),
+        model="m",
+        start=T0,
+        end=T0 + timedelta(days=DAYS),
+        by="all",
     )
     expected = whole.latency.quantiles([0.5, 0.95, 0.99])
     assert pct.get_column("value").to_list() == pytest.approx(expected.tolist(), rel=1e-12)
@@ -93,11 +100,11 @@ def test_sql_views_with_hive_partitions(populated):
     per_day = lake.sql(
         "SELECT date, sum(count) AS n FROM profiles WHERE model = 'm' AND feature = 'x' GROUP BY date ORDER BY date"
     )
-    assert per_day.height == 30
+    assert per_day.height == DAYS
     assert int(per_day["n"].sum()) == month.height
     assert lake.sql("SELECT count(*) AS n FROM golden")["n"][0] == 0  # empty table still has a view
     drift_rows = lake.sql("SELECT count(*) AS n FROM drift WHERE model = 'm'")["n"][0]
-    assert drift_rows == 120 * 10  # 120 windows x (6 numeric + 4 categorical method rows)
+    assert drift_rows == WINDOWS * 10  # windows x (6 numeric + 4 categorical method rows)
 
 
 def test_retried_write_is_idempotent(populated):
@@ -108,7 +115,7 @@ def test_retried_write_is_idempotent(populated):
     again = acc.flush(writer, "m")
     assert [r.path for r in again] == [r.path for r in written]
     assert [r.sha256 for r in again] == [r.sha256 for r in written]
-    assert len(lake.files("profiles", model="m")) == 120
+    assert len(lake.files("profiles", model="m")) == WINDOWS
     assert first.bytes > 0
 
 
@@ -118,13 +125,13 @@ def test_corrupt_object_is_named_and_the_rest_is_read(populated):
     put_object(writer.storage, victim, b"PAR1 this is not parquet")
     with pytest.warns(CorruptObjectWarning, match=victim.rsplit("/", 1)[-1]):
         got = lake.read("profiles", model="m")
-    assert got.height == (120 - 1) * 2
+    assert got.height == (WINDOWS - 1) * 2
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fresh = Lake(lake.uri, lake.storage.options or None)
     with pytest.warns(CorruptObjectWarning):
         n = fresh.sql("SELECT count(*) AS n FROM profiles")["n"][0]
-    assert n == (120 - 1) * 2
+    assert n == (WINDOWS - 1) * 2
 
 
 def test_naive_times_and_unknown_metrics_are_clear_errors(populated):
@@ -157,7 +164,7 @@ def test_compaction_keeps_results_and_late_windows(populated):
     before_pct = lake.percentiles("latency_ms", model="m", by="week")
     done = lake.compact("profiles", model="m")
     lake.compact("latency", model="m")
-    assert len(done) == 30
+    assert len(done) == DAYS
     fresh = Lake(lake.uri, lake.storage.options or None)
     assert len(fresh.files("profiles", model="m", start="2026-10-02", end="2026-10-09")) == 7
     after_day = fresh.drift("m", "2026-10-02", "2026-10-09", by="day")
@@ -174,7 +181,7 @@ def test_compaction_keeps_results_and_late_windows(populated):
         fresh.percentiles("latency_ms", model="m", by="week")["value"], before_pct["value"]
     )
     assert (
-        fresh.sql("SELECT count(*) AS n FROM profiles")["n"][0] == 120 * 2
+        fresh.sql("SELECT count(*) AS n FROM profiles")["n"][0] == WINDOWS * 2
     )  # no window counted twice
 
     # a late window for a compacted day is still read, and a second compaction absorbs it
