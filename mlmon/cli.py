@@ -225,6 +225,56 @@ def cmd_lake_compact(args: argparse.Namespace) -> int:
     return 0
 
 
+def _collector(args: argparse.Namespace) -> Any:
+    from mlmon.edge.collector import Collector
+    from mlmon.edge.config import load_config
+
+    return Collector(load_config(args.config))
+
+
+def _json_logs(verbose: bool) -> None:
+    from mlmon.edge.observe import JsonFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def cmd_edge_once(args: argparse.Namespace) -> int:
+    _json_logs(args.verbose)
+    collector = _collector(args)
+    report = collector.run_once()
+    print(
+        json.dumps(
+            {
+                "golden_checks": report.golden_checks,
+                "golden_passed": report.golden_passed,
+                "records": report.records,
+                "windows": report.windows,
+                "batch_runs": report.batch_runs,
+                "spooled_objects": len(collector.spool),
+                "errors": report.errors,
+            }
+        )
+    )
+    return 0 if not report.errors else EXIT_DRIFT
+
+
+def cmd_edge_run(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    _json_logs(args.verbose)
+    collector = _collector(args)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    collector.run(stop)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from mlmon.demo.run import run_demo
 
@@ -316,6 +366,14 @@ def build_parser() -> argparse.ArgumentParser:
     sq.add_argument("--format", default="table", choices=["table", "csv", "json", "parquet"])
     sq.add_argument("--out")
     sq.set_defaults(func=cmd_sql)
+
+    ed = sub.add_parser("edge", help="the edge collector").add_subparsers(dest="sub", required=True)
+    eo = ed.add_parser("once", help="run every collector task once (cron, Kubernetes CronJob)")
+    eo.add_argument("--config", required=True, help="edge.yaml")
+    eo.set_defaults(func=cmd_edge_once)
+    er = ed.add_parser("run", help="run the collector with its schedules until SIGTERM")
+    er.add_argument("--config", required=True, help="edge.yaml")
+    er.set_defaults(func=cmd_edge_run)
 
     lk = sub.add_parser("lake", help="lake maintenance").add_subparsers(dest="sub", required=True)
     lc = lk.add_parser(

@@ -18,7 +18,9 @@ def test_fixtures_regenerate_identically(tmp_path):
     assert len(written) == 7
     for path in written:
         rel = path.relative_to(tmp_path)
-        assert pl.read_parquet(path).equals(pl.read_parquet(FIX / rel)), f"{rel} differs: rerun make_fixtures.py"
+        assert pl.read_parquet(path).equals(pl.read_parquet(FIX / rel)), (
+            f"{rel} differs: rerun make_fixtures.py"
+        )
 
 
 def test_fixture_records_are_utc_with_nulls_and_versions():

@@ -388,6 +388,8 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     out = dict(raw)
     if "state_dir" in out:
         out["state_dir"] = fix(out["state_dir"])
+    if isinstance(out.get("hmac_key"), dict) and "file" in out["hmac_key"]:
+        out["hmac_key"] = {**out["hmac_key"], "file": fix(out["hmac_key"]["file"])}
     models = []
     for m in out.get("models") or []:
         if not isinstance(m, dict):
