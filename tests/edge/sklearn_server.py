@@ -1,0 +1,29 @@
+"""A scikit-learn LogisticRegression trained on the fixtures, behind the demo server's protocols."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from sklearn.linear_model import LogisticRegression
+
+from mlmon.demo.model_server import FEATURES, main
+
+FIX = Path(__file__).resolve().parents[2] / "data" / "fixtures"
+
+
+def trained() -> LogisticRegression:
+    df = pl.read_parquet(FIX / "reference.parquet").drop_nulls(list(FEATURES))
+    x = df.select(FEATURES).to_numpy()
+    y = (df["score"].to_numpy() > np.median(df["score"].to_numpy())).astype(int)
+    return LogisticRegression(max_iter=1000).fit(x, y)
+
+
+if __name__ == "__main__":
+    model = trained()
+    main(
+        sys.argv[1:],
+        model=lambda row: int(model.predict(np.array([[float(row[f]) for f in FEATURES]]))[0]),
+    )
