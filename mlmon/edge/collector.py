@@ -207,7 +207,8 @@ class Collector:
             pl.lit(end).alias("window_end"),
             pl.lit(self.config.collector_id).alias("collector_id"),
         )
-        self.writer.write_table("alerts", model, rows, start, end, part=part)
+        key = "-".join(p for p in (part, self.writer._version_part(version)) if p)
+        self.writer.write_table("alerts", model, rows, start, end, part=key)
         for a in alerts:
             log.warning(
                 "alert %s",
@@ -230,17 +231,22 @@ class Collector:
 
         return run
 
-    def write_windows(self, model: str, windows: list[Window], source: str, now: datetime) -> int:
-        """Write closed windows with their drift and drift alerts; returns objects written."""
+    def write_windows(
+        self, model: str, windows: list[tuple[Window, str | None]], source: str, now: datetime
+    ) -> int:
+        """Write closed windows (with their late-part labels), their drift and drift alerts."""
         from mlmon.edge.ingest import drift_rows
 
         ref = self.references[model]
         n = 0
-        for w in windows:
+        for w, part in windows:
             drift = drift_rows(ref, w.profile)
-            n += len(self.writer.write_window(model, w, ref, source=source, drift_rows=drift))
+            n += len(
+                self.writer.write_window(model, w, ref, source=source, drift_rows=drift, part=part)
+            )
             alerts = drift_alerts(drift, now)
-            self._write_alerts(model, alerts, w.start, w.end, w.version, part=f"drift-{source}")
+            label = "-".join(p for p in ("drift", source, part) if p)
+            self._write_alerts(model, alerts, w.start, w.end, w.version, part=label)
             self.metrics.windows.labels(model).inc()
         return n
 

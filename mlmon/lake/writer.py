@@ -203,14 +203,15 @@ class LakeWriter:
         source: str = "stream",
         drift_rows: Iterable[dict[str, Any]] | None = None,
         errors: int = 0,
+        part: str | None = None,
     ) -> list[WriteRecord]:
         """Write one window: feature profiles (k-anonymised), latency and, if given, drift rows.
 
-        The key carries ``source`` and the model version, so a collector's stream,
-        batch and probe windows (and two versions served at once) never share a key.
+        The key carries ``source``, the model version and ``part``, so a collector's
+        stream, batch and probe windows, two versions served at once, and a late
+        part of an already written window never share a key.
         """
-        vpart = self._version_part(window.version)
-        part = source if vpart is None else f"{source}-{vpart}"
+        part = "-".join(p for p in (source, self._version_part(window.version), part) if p)
         prof = window.profile.fold_rare(self.k_anonymity)
         out = []
         rows = profiles_to_arrow(prof.features.items())
