@@ -299,8 +299,22 @@ class Collector:
         finally:
             self._update_gauges()
 
+    def publish_references(self) -> None:
+        """Write each model's reference into the lake once per process (idempotent key)."""
+        if getattr(self, "_published", False):
+            return
+        for name, ref in self.references.items():
+            try:
+                self.writer.write_reference(name, ref)
+            except SpoolFull as exc:
+                log.error(
+                    "spool full: reference not written", extra={"model": name, "error": str(exc)}
+                )
+        self._published = True
+
     def run_once(self) -> CycleReport:
         """Run every task once, then try to flush the spool."""
+        self.publish_references()
         report = CycleReport()
         now = self.clock()
         for task in self.tasks:
@@ -324,6 +338,7 @@ class Collector:
                 self.metrics, self.config.metrics.host, self.config.metrics.port
             ).start()
         try:
+            self.publish_references()
             for t in self.tasks:
                 t.next_due = self.clock()
             while not stop.is_set():
