@@ -278,6 +278,9 @@ def cmd_edge_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from mlmon.demo.run import run_demo
 
+    if not args.verbose:  # the demo prints its own summary; alerts are in the lake
+        logging.getLogger("mlmon.edge").setLevel(logging.ERROR)
+
     return run_demo(Path(args.lake), quiet=args.quiet)
 
 

@@ -1,18 +1,27 @@
-"""The README's main command: the whole job on the bundled fixtures, into a local lake."""
+"""The README's main command: the whole job on the bundled fixtures, into a local lake.
+
+1. build a reference from the fixture baseline (the edge reads it from its own volume);
+2. start the demo model server (Open Inference Protocol v2) on 127.0.0.1;
+3. run the edge collector for a few cycles: golden samples against the server and a
+   fixture inference-log stream (six days, JSONL) into ``./lake``;
+4. read the lake back like an analyst: drift by day, latency percentiles, golden checks.
+"""
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
-from datetime import timedelta
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
 import yaml
 
 from mlmon.analysis.lake import Lake
-from mlmon.edge.ingest import WindowAccumulator, read_records
 from mlmon.lake.references import save_reference
-from mlmon.lake.writer import LakeWriter
 from mlmon.profiles.frame import build_reference
 from mlmon.profiles.schema import Schema
 
@@ -20,38 +29,113 @@ MODEL = "risk-model"
 FIXTURES = Path(__file__).resolve().parents[2] / "data" / "fixtures"
 
 
-def run_demo(lake_dir: Path, *, quiet: bool = False, fixtures: Path = FIXTURES) -> int:
-    """Build a reference, profile six days of records into ``lake_dir`` and print a summary."""
+def _start_model_server() -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlmon.demo.model_server", "--protocol", "oip_v2", "--port", "0",
+         "--model-name", "risk", "--model-version", "1.0"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("listening on "):
+        proc.kill()
+        raise RuntimeError(f"the demo model server did not start: {line!r}")
+    return proc, line.split("listening on ", 1)[1].strip()
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+def _write_stream(folder: Path, fixtures: Path) -> int:
+    """The fixture records as the JSONL inference log an edge would tail, one file per 500 records."""
+    folder.mkdir(parents=True)
+    n = 0
+    for f in sorted((fixtures / "inference").glob("*.parquet")):
+        df = pl.read_parquet(f).with_columns(
+            pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+        )
+        for i, part in enumerate(df.iter_slices(500)):
+            part.write_ndjson(folder / f"{f.stem}-{i:02d}.jsonl")
+            n += part.height
+    return n
+
+
+def run_demo(
+    lake_dir: Path, *, quiet: bool = False, fixtures: Path = FIXTURES, cycles: int = 3
+) -> int:
+    """Run the demo end to end; returns a process exit code."""
+    from mlmon.edge.collector import Collector
+    from mlmon.edge.config import load_config
+
     say = (lambda *a: None) if quiet else print
-    if not (fixtures / "reference.parquet").exists():
-        raise FileNotFoundError(fixtures / "reference.parquet")
     lake_dir = lake_dir.resolve()
-    if lake_dir.exists():
-        shutil.rmtree(lake_dir)
-    lake_dir.mkdir(parents=True)
+    work = lake_dir.parent / f".{lake_dir.name}-demo"
+    for d in (lake_dir, work):
+        if d.exists():
+            shutil.rmtree(d)
+    work.mkdir(parents=True)
+
     schema = Schema.from_dict(
         yaml.safe_load((fixtures / "schema.yaml").read_text()), source="schema.yaml"
     )
-    baseline = pl.read_parquet(fixtures / "reference.parquet")
-    ref = build_reference(baseline, schema, model=MODEL)
-    ref_path = save_reference(ref, lake_dir.parent / f"{lake_dir.name}-reference.parquet")
-    writer = LakeWriter(str(lake_dir), collector_id="demo-batch")
-    writer.write_reference(MODEL, ref)
+    ref = build_reference(pl.read_parquet(fixtures / "reference.parquet"), schema, model=MODEL)
+    save_reference(ref, work / "reference.parquet")
     say(
-        f"1. reference {ref.reference_id}: {len(ref.profiles)} features from {ref.rows} baseline rows -> {ref_path}"
+        f"1. reference {ref.reference_id}: {len(ref.profiles)} features from {ref.rows} baseline rows"
     )
 
-    acc = WindowAccumulator(ref, window=timedelta(hours=1))
-    files = sorted((fixtures / "inference").glob("*.parquet"))
-    for f in files:
-        for batch in read_records(f):
-            acc.add(batch)
-    n_windows = len(acc)
-    written = acc.flush(writer, MODEL, source="batch")
-    say(f"2. profiled {acc.rows} records from {len(files)} files into {n_windows} hourly windows; "
-        f"{len(written)} Parquet objects in file://{lake_dir}")  # fmt: skip
+    records = _write_stream(work / "inference-log", fixtures)
+    server, url = _start_model_server()
+    say(
+        f"2. demo model server (Open Inference Protocol v2) at {url}; {records} records in the inference log"
+    )
+    config = {
+        "collector_id": "demo-edge",
+        "lake": {"uri": str(lake_dir)},
+        "hmac_key": {"env": "MLMON_DEMO_HMAC_KEY"},
+        "state_dir": str(work / "state"),
+        "window": "6h",
+        "allow_http": True,  # the demo model server is plain http on 127.0.0.1
+        "metrics": None,
+        "models": [
+            {
+                "name": MODEL,
+                "reference": str(work / "reference.parquet"),
+                "endpoint": {
+                    "url": url,
+                    "protocol": "oip_v2",
+                    "model_name": "risk",
+                    "timeout": "2s",
+                },
+                "golden": {"file": str(fixtures / "golden.jsonl"), "schedule": "every 1m"},
+                "streams": [
+                    {"path": str(work / "inference-log"), "format": "jsonl", "kind": "tabular"}
+                ],
+            }
+        ],
+    }
+    (work / "edge.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    os.environ.setdefault("MLMON_DEMO_HMAC_KEY", secrets.token_hex(32))
+    try:
+        collector = Collector(load_config(work / "edge.yaml"))
+        for i in range(cycles):
+            r = collector.run_once()
+            say(f"   edge cycle {i + 1}: golden {r.golden_passed}/{r.golden_checks} passed, "
+                f"{r.records} records, {r.windows} windows closed, errors: {len(r.errors)}")  # fmt: skip
+    finally:
+        _stop(server)
+    say(f"3. the lake at file://{lake_dir} (edge config: {work / 'edge.yaml'})")
 
     lake = Lake(str(lake_dir))
+    tables = lake.sql(
+        "SELECT 'profiles' AS tbl, count(*) AS rows_ FROM profiles UNION ALL SELECT 'latency', count(*) FROM latency "
+        "UNION ALL SELECT 'drift', count(*) FROM drift UNION ALL SELECT 'golden', count(*) FROM golden "
+        "UNION ALL SELECT 'alerts', count(*) FROM alerts UNION ALL SELECT 'references', count(*) FROM \"references\""
+    )
+    say("   " + ", ".join(f"{t}: {n} rows" for t, n in tables.iter_rows()))
     drift = lake.drift(MODEL, by="day")
     distance = drift.filter(pl.col("method").is_in(["psi", "jensen_shannon", "ks", "wasserstein"]))
     summary = (
@@ -62,26 +146,28 @@ def run_demo(lake_dir: Path, *, quiet: bool = False, fixtures: Path = FIXTURES) 
         .with_columns(pl.col("period").dt.date().alias("day"))
         .select("day", "feature", "methods_flagging")
     )
-    say("\n3. drift by day (features flagged by PSI, Jensen-Shannon, KS or Wasserstein):")
-    if summary.height == 0:
-        say("   no drift found")
-    else:
-        with pl.Config(tbl_rows=50, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
-            say(summary)
-    lat = lake.percentiles("latency_ms", model=MODEL, by="day")
-    wide = lat.pivot("quantile", index="period", values="value").with_columns(
-        pl.col("period").dt.date()
-    )
-    wide.columns = ["day", "p50_ms", "p95_ms", "p99_ms"]
-    say("\n4. latency by day (from merged sketches):")
-    with pl.Config(
-        tbl_rows=50,
-        tbl_hide_dataframe_shape=True,
-        tbl_hide_column_data_types=True,
-        float_precision=1,
-    ):
-        say(wide)
     say(
-        f'\nExplore it: mlmon sql --lake {lake_dir} "SELECT model, date, count(*) FROM profiles GROUP BY ALL"'
+        "\n4. drift by day, recomputed from merged window profiles (features flagged by PSI, JS, KS or Wasserstein):"
+    )
+    with pl.Config(tbl_rows=50, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
+        say(summary if summary.height else "   no drift found")
+        lat = lake.percentiles("latency_ms", model=MODEL, by="day", source="stream")
+        wide = lat.pivot("quantile", index="period", values="value").with_columns(
+            pl.col("period").dt.date()
+        )
+        wide.columns = ["day", "p50_ms", "p95_ms", "p99_ms"]
+        say("\n   logged inference latency by day (merged sketches):")
+        with pl.Config(float_precision=1):
+            say(wide)
+    golden = lake.read("golden", model=MODEL)
+    probe = lake.percentiles("latency_ms", (0.5, 0.95), model=MODEL, by="all", source="probe")
+    say(f"\n   golden checks: {int(golden['passed'].sum())}/{golden.height} passed; probe latency "
+        f"p50 {probe['value'][0]:.1f} ms, p95 {probe['value'][1]:.1f} ms")  # fmt: skip
+    alerts = (
+        lake.read("alerts", model=MODEL).group_by("rule", "feature").len().sort("rule", "feature")
+    )
+    say("   alerts: " + ", ".join(f"{r} {f} x{n}" for r, f, n in alerts.iter_rows()))
+    say(
+        f'\nExplore it: .venv/bin/mlmon sql --lake {lake_dir} "SELECT model, date, count(*) FROM profiles GROUP BY ALL"'
     )
     return 0

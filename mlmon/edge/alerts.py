@@ -21,13 +21,22 @@ def _row(now: datetime, rule: str, severity: str, message: str, **kw: Any) -> di
 
 
 def drift_alerts(
-    drift_rows: Iterable[dict[str, Any]], now: datetime, methods: Iterable[str] = ("psi",)
+    drift_rows: Iterable[dict[str, Any]],
+    now: datetime,
+    methods: Iterable[str] = ("psi",),
+    min_count: int = 200,
 ) -> list[dict[str, Any]]:
-    """One warning per feature whose drift crossed the threshold of an alerting method."""
+    """One warning per feature whose drift crossed the threshold of an alerting method.
+
+    Windows with fewer than ``min_count`` values of the feature raise no alert:
+    binned distances of a handful of values are mostly sampling noise (PSI over
+    10 bins has an expected value near 10/n under no drift). Their profiles
+    still reach the lake, where drift over longer periods is recomputed.
+    """
     wanted = set(methods)
     out = []
     for r in drift_rows:
-        if r["method"] in wanted and r["drifted"]:
+        if r["method"] in wanted and r["drifted"] and r.get("count", min_count) >= min_count:
             out.append(
                 _row(
                     now,
