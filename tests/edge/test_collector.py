@@ -46,7 +46,13 @@ def _stream_files(folder: Path, days: list[str]) -> int:
     return n
 
 
-def _config(tmp_path: Path, endpoint: str | None, stream: Path, schedule: str = "every 1m") -> Path:
+def _config(
+    tmp_path: Path,
+    endpoint: str | None,
+    stream: Path,
+    schedule: str = "every 1m",
+    window: str = "6h",
+) -> Path:
     ref = build_reference(pl.read_parquet(FIX / "reference.parquet"), _schema(), model="risk-model")
     save_reference(ref, tmp_path / "ref.parquet")
     model = {"name": "risk-model", "reference": str(tmp_path / "ref.parquet"),
@@ -64,7 +70,7 @@ def _config(tmp_path: Path, endpoint: str | None, stream: Path, schedule: str = 
         "lake": {"uri": str(tmp_path / "lake")},
         "hmac_key": {"env": "MLMON_HMAC_KEY"},
         "state_dir": str(tmp_path / "state"),
-        "window": "1h",
+        "window": window,
         "allow_http": True,
         "metrics": {"port": 0},
         "models": [model],
@@ -168,7 +174,7 @@ def test_bucket_outage_spools_then_flushes_in_order(tmp_path, monkeypatch):
 def test_kill_9_mid_stream_loses_nothing_and_counts_nothing_twice(tmp_path):
     """A real `mlmon edge run` process, SIGKILLed while it works, then restarted."""
     n = _stream_files(tmp_path / "logs", ["2026-10-01", "2026-10-02", "2026-10-03", "2026-10-04"])
-    cfg = _config(tmp_path, None, tmp_path / "logs", schedule="every 0.2s")
+    cfg = _config(tmp_path, None, tmp_path / "logs", schedule="every 0.2s", window="1h")
     env = {**os.environ, "MLMON_HMAC_KEY": KEY}
     cmd = [sys.executable, "-m", "mlmon.cli", "edge", "run", "--config", str(cfg)]
     for delay in (1.2, 0.6):
