@@ -108,6 +108,7 @@ class Collector:
                 self.references[m.name] = load_reference(m.reference)
             except (OSError, MlmonError) as exc:
                 raise type(exc)(f"{config.source}: models[{m.name}].reference: {exc}") from exc
+        self.sinks: dict[str, Any] = {}
         self.tasks = self._build_tasks()
         self._update_gauges()
         log.info(
@@ -140,7 +141,55 @@ class Collector:
                 tasks.append(_Task(m.name, f"stream[{i}]", s.schedule, self._stream_task(m, i)))
             if m.batch is not None:
                 tasks.append(_Task(m.name, "batch", m.batch.schedule, self._batch_task(m)))
+            if m.sink is not None:
+                tasks.append(_Task(m.name, "sink", Schedule(spec="every 10s"), self._sink_task(m)))
         return tasks
+
+    def _sink_task(self, m: ModelConfig) -> Callable[[datetime, CycleReport], None]:
+        """Windows of the HTTP sink: rows arrive on the sink's thread, windows close here."""
+        from mlmon.edge.sink import CloudEventSink
+        from mlmon.edge.streams import StreamState
+
+        assert m.sink is not None
+        ref = self.references[m.name]
+        state = StreamState(ref, self.state_dir / "sinks" / m.name, window=self.config.window,
+                            lateness=self.config.lateness)  # fmt: skip
+        lock = threading.Lock()
+        received = {"rows": 0}
+
+        def on_records(frame: pl.DataFrame) -> None:
+            with lock:
+                received["rows"] += state.add(frame)
+
+        self.sinks[m.name] = CloudEventSink(
+            list(ref.schema.names), self.secret, on_records, host=m.sink.host, port=m.sink.port,
+            max_body_bytes=m.sink.max_body_bytes,
+        )  # fmt: skip
+
+        def run(now: datetime, report: CycleReport) -> None:
+            sink = self.sinks[m.name]
+            sink.flush()
+            with lock:
+                rows, received["rows"] = received["rows"], 0
+                windows = state.closed_windows(now)
+                report.objects += self.write_windows(m.name, windows, "sink", now)
+                state.commit()
+            report.records += rows
+            report.windows += len(windows)
+            self.metrics.records.labels(m.name, "sink").inc(rows)
+
+        return run
+
+    def start_sinks(self) -> None:
+        """Start listening on every configured sink (``run`` does this itself)."""
+        for sink in self.sinks.values():
+            if sink._thread is None:
+                sink.start()
+
+    def stop_sinks(self) -> None:
+        for sink in self.sinks.values():
+            if sink._thread is not None:
+                sink.stop()
 
     # -- tasks --------------------------------------------------------------------------
     def _golden_task(self, m: ModelConfig) -> Callable[[datetime, CycleReport], None]:
@@ -339,6 +388,7 @@ class Collector:
             ).start()
         try:
             self.publish_references()
+            self.start_sinks()
             for t in self.tasks:
                 t.next_due = self.clock()
             while not stop.is_set():
@@ -362,5 +412,6 @@ class Collector:
                 wait = min((d - self.clock()).total_seconds() for d in pending) if pending else 60.0
                 stop.wait(max(0.05, min(wait, 60.0)))
         finally:
+            self.stop_sinks()
             if server is not None:
                 server.stop()
