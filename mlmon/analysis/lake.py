@@ -147,6 +147,53 @@ class Lake(LakeStore):
                 )
         return pl.DataFrame(out, schema=_DRIFT_SCHEMA).sort("period", "feature", "method")
 
+    def merged_profiles(
+        self,
+        model: str,
+        start: TimeArg = None,
+        end: TimeArg = None,
+        *,
+        by: str | None = "all",
+        version: str | None = None,
+        features: list[str] | None = None,
+    ) -> list[tuple[datetime, str, str, Any]]:
+        """Window profiles merged per period: ``(period, reference_id, feature, profile)``."""
+        rows = self._profiles(model, start, end, version, features, by)
+        if rows.height == 0:
+            return []
+        merged = merge_rows(
+            rows.with_columns(period_expr(by)), ["period", "reference_id", "feature"]
+        )
+        return [(p, r, f, prof) for (p, r, f), prof in merged]
+
+    def data_quality(
+        self, model: str, start: TimeArg = None, end: TimeArg = None, *, version: str | None = None
+    ) -> pl.DataFrame:
+        """Per feature over the period: values, nulls, NaN/inf, null rate, mean and std (numeric)."""
+        out = []
+        for _, _, feature, prof in self.merged_profiles(
+            model, start, end, by="all", version=version
+        ):
+            total = prof.total
+            bad = (
+                getattr(prof, "nans", 0) + getattr(prof, "pos_inf", 0) + getattr(prof, "neg_inf", 0)
+            )
+            out.append(
+                {
+                    "feature": feature,
+                    "kind": prof.kind,
+                    "count": prof.count,
+                    "nulls": prof.nulls,
+                    "non_finite": bad,
+                    "null_rate": (prof.nulls + bad) / total if total else math.nan,
+                    "mean": prof.mean if isinstance(prof, NumericProfile) else None,
+                    "std": prof.std if isinstance(prof, NumericProfile) else None,
+                }
+            )
+        schema = {"feature": pl.String, "kind": pl.String, "count": pl.Int64, "nulls": pl.Int64,
+                  "non_finite": pl.Int64, "null_rate": pl.Float64, "mean": pl.Float64, "std": pl.Float64}  # fmt: skip
+        return pl.DataFrame(out, schema=schema).sort("feature")
+
     def percentiles(
         self,
         metric: str = "latency_ms",
