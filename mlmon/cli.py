@@ -275,6 +275,24 @@ def cmd_edge_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from mlmon.reports.context import period_bounds
+    from mlmon.reports.runner import run_report
+
+    try:
+        start, end = period_bounds(args.period, args.start, args.end)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    done = run_report(
+        _lake_uri(args), args.model, start, end, args.out, formats=formats, title=args.title,
+        storage_options=_storage_options(args) or None,
+    )  # fmt: skip
+    for kind, where in done.items():
+        print(f"{kind}: {where}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from mlmon.demo.run import run_demo
 
@@ -377,6 +395,21 @@ def build_parser() -> argparse.ArgumentParser:
     er = ed.add_parser("run", help="run the collector with its schedules until SIGTERM")
     er.add_argument("--config", required=True, help="edge.yaml")
     er.set_defaults(func=cmd_edge_run)
+
+    rp = sub.add_parser(
+        "report", help="render the monitoring report (PDF, HTML) through the report notebook"
+    )
+    _add_lake(rp)
+    rp.add_argument(
+        "--model", action="append", required=True, help="model name (repeat for several)"
+    )
+    rp.add_argument("--period", help="2026-10 (month), 2026-W43 (ISO week) or 2026-10-05 (day)")
+    rp.add_argument("--start", help="UTC start (instead of --period)")
+    rp.add_argument("--end", help="UTC end, exclusive")
+    rp.add_argument("--format", default="pdf,html", help="pdf,html")
+    rp.add_argument("--out", required=True, help="output folder or s3:// prefix")
+    rp.add_argument("--title", default="Model monitoring report")
+    rp.set_defaults(func=cmd_report)
 
     lk = sub.add_parser("lake", help="lake maintenance").add_subparsers(dest="sub", required=True)
     lc = lk.add_parser(

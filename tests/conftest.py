@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,22 +14,31 @@ from tests.s3server import BUCKET, MotoServer
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[MotoServer]:
-    """A moto S3 server on 127.0.0.1 with IAM enforced (one per xdist worker)."""
-    server = MotoServer().start()
-    try:
+    """A moto S3 server on 127.0.0.1 with IAM enforced (one per xdist worker, own port)."""
+    with MotoServer() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def s3_prefix(s3_server: MotoServer) -> str:
+    """A fresh prefix in the bucket (``lake/t-<hex>``), empty at the start of the test."""
     return s3_server.unique_prefix()
+
+
+@pytest.fixture
+def local_lake_uri(tmp_path: Path) -> str:
+    """A ``file://`` URI of a fresh, not yet created lake folder."""
+    return (tmp_path / "lake").as_uri()
 
 
 @dataclass(frozen=True)
 class LakeTarget:
-    """A fresh, empty lake: its URI and the options of a writer and of a reader."""
+    """A fresh, empty lake: its URI and the storage options of a writer and of a reader.
+
+    On S3 the writer is the edge (PutObject only, SSE-KMS on) and the reader the
+    ``reader`` role (list, get, and put of compaction objects), both with the shipped
+    policies scoped to exactly this lake's prefix. Local options are empty.
+    """
 
     uri: str
     kind: str
@@ -37,15 +47,17 @@ class LakeTarget:
 
 
 @pytest.fixture(params=["local", "s3"])
-def lake_target(request: pytest.FixtureRequest, tmp_path) -> LakeTarget:
-    """The same lake tests on a local folder and on S3 (edge writes, maintenance reads)."""
+def lake_target(request: pytest.FixtureRequest, local_lake_uri: str) -> LakeTarget:
+    """The same lake tests on a local folder and on S3."""
     if request.param == "local":
-        return LakeTarget(f"file://{tmp_path}/lake", "local")
+        return LakeTarget(local_lake_uri, "local")
     server: MotoServer = request.getfixturevalue("s3_server")
     prefix = server.unique_prefix()
     return LakeTarget(
         f"s3://{BUCKET}/{prefix}",
         "s3",
-        write_options=server.storage_options("edge", sse_kms_key_id="alias/mlmon"),
-        read_options=server.storage_options("admin"),
+        write_options=server.storage_options(
+            "edge", sse_kms_key_id=server.kms_key_arn, prefix=prefix
+        ),
+        read_options=server.storage_options("reader", prefix=prefix),
     )

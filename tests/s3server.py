@@ -1,23 +1,41 @@
 """A real S3 API for tests: moto in server mode, on 127.0.0.1, with IAM enforced.
 
-The server runs as a subprocess and is stopped by its own process id. With
-auth still off it creates the bucket and IAM users whose policies are the
-shipped files in ``deploy/iam/`` (placeholders filled in), then switches IAM
-enforcement on (``POST /moto-api/reset-auth`` with body ``0`` as text/plain).
+The server runs as a subprocess on a free port and is stopped by its own
+process id (SIGTERM, then SIGKILL after a timeout). With auth still off it
+creates the bucket and IAM users whose inline policies are the shipped files in
+``deploy/iam/`` with their placeholders filled in, then switches IAM
+enforcement on (``POST /moto-api/reset-auth`` with body ``0`` as text/plain;
+a form-encoded body arrives empty and moto answers 500).
 
-Differences from AWS worth knowing (see ../shared/notes/facts.md): moto does
-not evaluate ``Condition`` blocks, does not check KMS (any key id is accepted
-and echoed back), and authorises HEAD bucket as ``s3:HeadBucket``.
+Users: ``admin`` (``Action: "*"`` -- once auth is on, an unknown key is
+``InvalidAccessKeyId``, so every later set-up and inspection goes through it),
+``edge`` (``edge-writer.json``), ``reader`` and ``maintenance``. The users made
+at start are scoped to the prefix ``lake``, so they work under every
+:meth:`MotoServer.unique_prefix`. ``storage_options(role, prefix=...)`` makes
+users whose policy is filled in for exactly that prefix, as a deployment would
+(the lake root is the policy's ``${prefix}``): then rules anchored below the
+root (the reader's compaction objects, the maintenance audit folder) are tested
+as shipped.
+
+Where moto differs from AWS (../shared/notes/facts.md, re-checked with moto
+5.2.5): it does not evaluate ``Condition`` blocks in identity policies (the
+``s3:prefix`` condition on ``s3:ListBucket`` is ignored, so a reader can list
+the whole bucket here); it does not check KMS at all (:data:`KMS_KEY_ARN` is
+just a string: any key id is accepted and echoed back as sent, where AWS
+returns the key ARN and also needs ``kms:GenerateDataKey`` / ``kms:Decrypt``);
+it authorises HEAD bucket as ``s3:HeadBucket`` (AWS: ``s3:ListBucket``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -30,12 +48,19 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "mlmon-lake"
 REGION = "us-east-1"
+# A KMS-looking key ARN for the policies' ${kms_key_arn} and for SSE-KMS. moto checks nothing
+# about it: there is no key behind it, and any other string would be accepted just the same.
 KMS_KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+PREFIX_ROOT = "lake"
 ROLES = ("edge", "reader", "maintenance")
 POLICY_FILES = {
     "edge": "edge-writer.json",
     "reader": "reader.json",
     "maintenance": "maintenance.json",
+}
+ADMIN_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
 }
 
 
@@ -45,38 +70,64 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def policy(role: str, prefix: str, bucket: str = BUCKET) -> str:
+def policy(role: str, prefix: str, bucket: str = BUCKET, kms_key_arn: str = KMS_KEY_ARN) -> str:
     """The shipped policy file for ``role`` with its placeholders filled in."""
     text = (ROOT / "deploy" / "iam" / POLICY_FILES[role]).read_text()
-    return (
+    text = (
         text.replace("${bucket}", bucket)
-        .replace("${prefix}", prefix)
-        .replace("${kms_key_arn}", KMS_KEY_ARN)
+        .replace("${prefix}", prefix.strip("/"))
+        .replace("${kms_key_arn}", kms_key_arn)
     )
+    if "${" in text:
+        raise ValueError(f"deploy/iam/{POLICY_FILES[role]}: unfilled placeholder in {text!r}")
+    json.loads(text)  # the shipped file must stay valid JSON
+    return text
 
 
 @dataclass
 class MotoServer:
-    """One moto server process; ``start()`` it, ``stop()`` it (by its own pid)."""
+    """One moto server process; ``start()`` it, ``stop()`` it (by its own pid).
 
-    prefix_root: str = "lake"
+    Usable as a context manager. ``creds[role]`` holds ``(access_key, secret)``
+    of the users created at start (scoped to :data:`PREFIX_ROOT`).
+    """
+
+    prefix_root: str = PREFIX_ROOT
     port: int = field(default_factory=free_port)
+    kms_key_arn: str = KMS_KEY_ARN
     proc: subprocess.Popen[bytes] | None = None
     creds: dict[str, tuple[str, str]] = field(default_factory=dict)
+    _scoped: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict, repr=False)
+    _log: Any = field(default=None, repr=False)
 
     @property
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> MotoServer:
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise RuntimeError("the moto server was never started")
+        return self.proc.pid
+
+    def __enter__(self) -> MotoServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, timeout: float = 30.0) -> MotoServer:
+        """Start the process, wait until it answers, create bucket and users, turn IAM on."""
         env = {**os.environ, "AWS_DEFAULT_REGION": REGION, "MOTO_ALLOW_NONEXISTENT_REGION": "true"}
+        # the server's own output, kept for the error message if it does not come up
+        self._log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             env=env,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 if httpx.get(f"{self.endpoint_url}/moto-api/", timeout=1).status_code < 500:
@@ -85,32 +136,38 @@ class MotoServer:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError("moto server did not start on 127.0.0.1")
+                raise RuntimeError(
+                    f"moto server did not answer on {self.endpoint_url} within {timeout:g} s; "
+                    f"its output:\n{self._output()}"
+                )
             time.sleep(0.1)
-        self._provision()
+        try:
+            self._provision()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
-    def _client(self, service: str, key: str = "admin-bootstrap", secret: str = "x") -> Any:
+    def _output(self) -> str:
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        return self._log.read()[-4000:].decode(errors="replace")
+
+    def _client(self, service: str, key: str, secret: str) -> Any:
         return boto3.client(
             service, endpoint_url=self.endpoint_url, region_name=REGION,
             aws_access_key_id=key, aws_secret_access_key=secret,
         )  # fmt: skip
 
     def _provision(self) -> None:
-        self._client("s3").create_bucket(Bucket=BUCKET)
-        iam = self._client("iam")
-        admin_policy = json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
-            }
-        )
-        for role in ("admin", *ROLES):
-            iam.create_user(UserName=role)
-            doc = admin_policy if role == "admin" else policy(role, self.prefix_root)
-            iam.put_user_policy(UserName=role, PolicyName=f"{role}-policy", PolicyDocument=doc)
-            key = iam.create_access_key(UserName=role)["AccessKey"]
-            self.creds[role] = (key["AccessKeyId"], key["SecretAccessKey"])
+        # auth is still off: any key is accepted, and every request counts as allowed
+        self._client("s3", "bootstrap", "x").create_bucket(Bucket=BUCKET)
+        iam = self._client("iam", "bootstrap", "x")
+        self.creds["admin"] = self._create_user(iam, "admin", json.dumps(ADMIN_POLICY))
+        for role in ROLES:
+            doc = policy(role, self.prefix_root, kms_key_arn=self.kms_key_arn)
+            self.creds[role] = self._create_user(iam, role, doc)
         r = httpx.post(
             f"{self.endpoint_url}/moto-api/reset-auth",
             content=b"0",
@@ -118,23 +175,57 @@ class MotoServer:
         )
         r.raise_for_status()
 
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
+    @staticmethod
+    def _create_user(iam: Any, name: str, document: str) -> tuple[str, str]:
+        iam.create_user(UserName=name)
+        iam.put_user_policy(UserName=name, PolicyName=f"{name}-policy", PolicyDocument=document)
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return key["AccessKeyId"], key["SecretAccessKey"]
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server by its pid: SIGTERM, then SIGKILL if it is still there after ``timeout``."""
+        if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=timeout)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def unique_prefix(self) -> str:
         """A fresh prefix under the policies' prefix, so tests never see each other's objects."""
         return f"{self.prefix_root}/t-{uuid.uuid4().hex[:10]}"
 
-    def storage_options(self, role: str, sse_kms_key_id: str | None = None) -> dict[str, Any]:
-        key, secret = self.creds[role]
+    def credentials(self, role: str, prefix: str | None = None) -> tuple[str, str]:
+        """``(access_key, secret)`` for ``role``; with ``prefix``, a user whose policy names that prefix.
+
+        ``role`` is ``"admin"`` or one of :data:`ROLES`. Scoped users are created once per
+        (role, prefix) through the admin user, since IAM is enforced by then.
+        """
+        if role != "admin" and role not in ROLES:
+            raise KeyError(f"unknown role {role!r}; known: admin, {', '.join(ROLES)}")
+        if prefix is None or role == "admin":
+            return self.creds[role]
+        prefix = prefix.strip("/")
+        if (role, prefix) not in self._scoped:
+            name = f"{role}-{hashlib.sha256(prefix.encode()).hexdigest()[:16]}"
+            iam = self._client("iam", *self.creds["admin"])
+            doc = policy(role, prefix, kms_key_arn=self.kms_key_arn)
+            self._scoped[role, prefix] = self._create_user(iam, name, doc)
+        return self._scoped[role, prefix]
+
+    def storage_options(
+        self, role: str, sse_kms_key_id: str | None = None, prefix: str | None = None
+    ) -> dict[str, Any]:
+        """s3fs options for :func:`mlmon.lake.storage.open_storage` as ``role``.
+
+        ``sse_kms_key_id`` turns on SSE-KMS for every object written; ``prefix`` scopes the
+        role's policy to exactly that lake root (see :meth:`credentials`).
+        """
+        key, secret = self.credentials(role, prefix)
         opts: dict[str, Any] = {
             "key": key,
             "secret": secret,
@@ -146,6 +237,6 @@ class MotoServer:
             opts["sse_kms_key_id"] = sse_kms_key_id
         return opts
 
-    def boto3_client(self, role: str) -> Any:
-        key, secret = self.creds[role]
-        return self._client("s3", key, secret)
+    def boto3_client(self, role: str, prefix: str | None = None) -> Any:
+        """A boto3 S3 client acting as ``role`` (``"admin"`` to inspect anything)."""
+        return self._client("s3", *self.credentials(role, prefix))

@@ -201,7 +201,7 @@ class Collector:
         endpoint = endpoint_from_config(m.endpoint, allow_http=self.config.allow_http)
 
         def run(now: datetime, report: CycleReport) -> None:
-            frame = run_golden(endpoint, golden_set, self.secret, now=now)
+            frame = run_golden(None, endpoint, golden_set, self.secret, now=now)
             self._record_golden(m, frame, now, report)
 
         return run

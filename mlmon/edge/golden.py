@@ -1,158 +1,355 @@
 """Golden-sample checks: known inputs with expected outputs, sent on a schedule.
 
-A golden set is a local Parquet or JSONL file (on the edge's config volume)
-with columns ``id``, ``inputs`` (a JSON object of feature values, or a list of
-them), ``expected`` (label, number or list), and optionally ``kind``
-(``label`` | ``score`` | ``regression``), ``abs_tol`` and ``rel_tol``. The
-lake receives only the outcome of each check and the HMAC of the sample id.
+A golden set is a local Parquet or JSONL file (on the edge's config volume),
+one sample per row or line:
+
+=========  ========  =====================================================================
+column     required  meaning
+=========  ========  =====================================================================
+id         yes       the sample's id; only its HMAC is ever written
+inputs     yes       one row ``{feature: value}`` or a list of rows (an object or JSON text)
+expected   yes       a label, a number, or a list (one per row, or a score vector)
+kind       no        ``label`` | ``score`` | ``regression``; default ``label`` for text
+                     and booleans, ``score`` for numbers
+abs_tol    no        absolute tolerance, default ``DEFAULT_ABS_TOL``
+rel_tol    no        relative tolerance, default ``DEFAULT_REL_TOL``
+=========  ========  =====================================================================
+
+A ``label`` passes when the answer equals the expected label; a ``score`` or
+``regression`` passes when ``|got - expected| <= abs_tol + rel_tol * |expected|``
+for every element. The lake receives only the outcome of each check
+(:data:`GOLDEN_COLUMNS`), never inputs, predictions or the sample id.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+import numpy as np
 import polars as pl
 
 from mlmon.edge.protocols import Endpoint, client_for, probe
-from mlmon.errors import ConfigError
+from mlmon.errors import ConfigError, TimestampError
 from mlmon.governance.deid import hmac_id
 
-__all__ = ["GOLDEN_COLUMNS", "GoldenSample", "compare", "load_golden_set", "run_golden"]
+__all__ = [
+    "DEFAULT_ABS_TOL",
+    "DEFAULT_REL_TOL",
+    "GOLDEN_COLUMNS",
+    "GoldenSample",
+    "compare",
+    "load_golden_set",
+    "run_golden",
+]
 
-GOLDEN_COLUMNS = {
+GoldenKind = Literal["label", "score", "regression"]
+KINDS: tuple[GoldenKind, ...] = ("label", "score", "regression")
+DEFAULT_ABS_TOL = 1e-6
+DEFAULT_REL_TOL = 1e-6
+REQUIRED = ("id", "inputs", "expected")
+
+GOLDEN_COLUMNS: dict[str, pl.DataType] = {
     "checked_at": pl.Datetime("us", "UTC"),
-    "sample_id_hmac": pl.String,
-    "passed": pl.Boolean,
-    "error_kind": pl.String,
-    "latency_ms": pl.Float64,
-    "status_code": pl.Int32,
-    "model_version": pl.String,
+    "sample_id_hmac": pl.String(),
+    "passed": pl.Boolean(),
+    "error_kind": pl.String(),
+    "latency_ms": pl.Float64(),
+    "status_code": pl.Int32(),
+    "model_version": pl.String(),
 }
-_KINDS = ("label", "score", "regression")
+"""The columns of :func:`run_golden`'s frame, in order, with their types."""
 
 
 @dataclass(frozen=True)
 class GoldenSample:
+    """One golden sample; ``inputs`` and ``expected`` stay in the edge's memory."""
+
     id: str
-    inputs: Any
+    inputs: dict[str, Any] | list[dict[str, Any]]
     expected: Any
-    kind: str = "score"
-    abs_tol: float = 1e-6
-    rel_tol: float = 1e-6
+    kind: GoldenKind = "score"
+    abs_tol: float = DEFAULT_ABS_TOL
+    rel_tol: float = DEFAULT_REL_TOL
+
+    def __repr__(self) -> str:  # never print payloads in logs or tracebacks
+        return f"GoldenSample(kind={self.kind!r}, abs_tol={self.abs_tol}, rel_tol={self.rel_tol})"
 
 
-def _parse(path: Path, n: int, rec: dict[str, Any]) -> GoldenSample:
-    where = f"{path}: record {n}"
-    missing = [k for k in ("id", "inputs", "expected") if k not in rec or rec[k] is None]
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _numeric(v: Any) -> bool:
+    if isinstance(v, list):
+        return bool(v) and all(_numeric(x) for x in v)
+    return _is_number(v)
+
+
+def _tolerance(rec: dict[str, Any], name: str, default: float, where: str) -> float:
+    value = rec.get(name)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return default
+    if not _is_number(value) or value < 0:
+        raise ConfigError(
+            f"{where}: field {name!r} is {value!r}; expected a number >= 0 (default {default})"
+        )
+    return float(value)
+
+
+def _parse(rec: dict[str, Any], where: str) -> GoldenSample:
+    missing = [k for k in REQUIRED if rec.get(k) is None]
     if missing:
         raise ConfigError(
-            f"{where}: missing field(s) {', '.join(missing)}; each sample needs id, inputs, expected"
+            f"{where}: missing field(s) {', '.join(missing)}; each sample needs "
+            f"{', '.join(REQUIRED)}"
         )
     inputs = rec["inputs"]
     if isinstance(inputs, str):
         try:
             inputs = json.loads(inputs)
         except ValueError as exc:
-            raise ConfigError(f"{where}: field 'inputs' is not valid JSON") from exc
-    if not isinstance(inputs, dict | list) or not inputs:
+            raise ConfigError(
+                f"{where}: field 'inputs' is text but not valid JSON ({exc}); "
+                'expected an object such as {"f0": 1.5}'
+            ) from exc
+    rows = inputs if isinstance(inputs, list) else [inputs]
+    if not rows or not all(isinstance(r, dict) and r for r in rows):
         raise ConfigError(
-            f"{where}: field 'inputs' must be an object of feature values (or a list of them)"
+            f"{where}: field 'inputs' is {type(inputs).__name__}; expected an object of "
+            "feature values (or a non-empty list of them)"
         )
     expected = rec["expected"]
-    if isinstance(expected, str) and expected[:1] in "[{":
-        expected = json.loads(expected)
-    kind = rec.get("kind") or ("label" if isinstance(expected, str) else "score")
-    if kind not in _KINDS:
-        raise ConfigError(f"{where}: kind {kind!r} is not one of {', '.join(_KINDS)}")
+    if isinstance(expected, str) and expected.lstrip()[:1] == "[":
+        try:
+            expected = json.loads(expected)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{where}: field 'expected' starts with '[' but is not a valid JSON list ({exc})"
+            ) from exc
+    kind = rec.get("kind")
+    if kind is None:
+        kind = "label" if isinstance(expected, str | bool) else "score"
+    if kind not in KINDS:
+        raise ConfigError(f"{where}: field 'kind' is {kind!r}; expected one of {', '.join(KINDS)}")
+    if kind != "label" and not _numeric(expected):
+        raise ConfigError(
+            f"{where}: field 'expected' is {type(expected).__name__} but kind {kind!r} needs a "
+            "finite number or a list of numbers; use kind 'label' for class labels"
+        )
+    return GoldenSample(
+        id=str(rec["id"]),
+        inputs=inputs,
+        expected=expected,
+        kind=kind,
+        abs_tol=_tolerance(rec, "abs_tol", DEFAULT_ABS_TOL, where),
+        rel_tol=_tolerance(rec, "rel_tol", DEFAULT_REL_TOL, where),
+    )
+
+
+def _read_parquet(p: Path) -> list[tuple[str, dict[str, Any]]]:
     try:
-        abs_tol = float(rec.get("abs_tol") if rec.get("abs_tol") is not None else 1e-6)
-        rel_tol = float(rec.get("rel_tol") if rec.get("rel_tol") is not None else 1e-6)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: abs_tol and rel_tol must be numbers") from exc
-    return GoldenSample(str(rec["id"]), inputs, expected, kind, abs_tol, rel_tol)
+        frame = pl.read_parquet(p)
+    except Exception as exc:  # polars/arrow raise several types for unreadable files
+        raise ConfigError(f"{p}: not a readable Parquet golden set ({exc})") from exc
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise ConfigError(
+            f"{p}: missing column(s) {', '.join(missing)}; a golden set needs columns "
+            f"{', '.join(REQUIRED)} (found {', '.join(frame.columns) or 'none'})"
+        )
+    return [(f"{p}: row {i}", rec) for i, rec in enumerate(frame.to_dicts(), start=1)]
+
+
+def _read_jsonl(p: Path) -> list[tuple[str, dict[str, Any]]]:
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read the golden set as UTF-8 text ({exc})") from exc
+    records = []
+    for i, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{p}: line {i} is not valid JSON ({exc.args[0] if exc.args else exc}); "
+                "expected one JSON object per line"
+            ) from exc
+        if not isinstance(rec, dict):
+            raise ConfigError(
+                f"{p}: line {i} is a JSON {type(rec).__name__}; expected one JSON object per line"
+            )
+        records.append((f"{p}: line {i}", rec))
+    return records
 
 
 def load_golden_set(path: str | Path) -> list[GoldenSample]:
-    """Read a golden set; errors name the file, the record (line) and the field."""
+    """Read and validate a golden set from Parquet (``.parquet``) or JSONL (any other suffix).
+
+    Parameters
+    ----------
+    path
+        The file on the edge's config volume.
+
+    Returns
+    -------
+    list of GoldenSample
+        In file order.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, unreadable, empty, lacks a required column, or a
+        record is wrong; the message names the file, the line (JSONL) or row
+        (Parquet) and the field.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "golden.jsonl"
+    >>> _ = p.write_text('{"id": "g1", "inputs": {"f0": 1.0}, "expected": "yes"}\\n')
+    >>> load_golden_set(p)[0].kind
+    'label'
+    """
     p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"golden set {p} does not exist")
-    records: list[dict[str, Any]] = []
-    if p.suffix.lower() == ".parquet":
-        try:
-            records = pl.read_parquet(p).to_dicts()
-        except Exception as exc:
-            raise ConfigError(f"{p}: not a readable Parquet golden set: {exc}") from exc
-    else:
-        for i, line in enumerate(p.read_text().splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError as exc:
-                raise ConfigError(f"{p}: line {i} is not valid JSON") from exc
-            if not isinstance(rec, dict):
-                raise ConfigError(f"{p}: line {i} is not a JSON object")
-            records.append(rec)
+    if not p.is_file():
+        raise ConfigError(f"golden set {p} does not exist (or is not a file); check golden.file")
+    records = _read_parquet(p) if p.suffix.lower() == ".parquet" else _read_jsonl(p)
     if not records:
-        raise ConfigError(f"golden set {p} has no samples")
-    return [_parse(p, i, r) for i, r in enumerate(records, start=1)]
+        raise ConfigError(f"golden set {p} has no samples; add at least one line or row")
+    samples: list[GoldenSample] = []
+    first_seen: dict[str, str] = {}
+    for where, rec in records:
+        sample = _parse(rec, where)
+        if sample.id in first_seen:
+            raise ConfigError(
+                f"{where}: field 'id' repeats the id of {first_seen[sample.id]}; "
+                "golden sample ids must be unique"
+            )
+        first_seen[sample.id] = where
+        samples.append(sample)
+    return samples
 
 
-def _close(got: Any, exp: Any, abs_tol: float, rel_tol: float) -> bool:
+def _labels_equal(got: Any, exp: Any) -> bool:
+    if isinstance(got, list) and isinstance(exp, list):
+        return len(got) == len(exp) and all(
+            _labels_equal(g, e) for g, e in zip(got, exp, strict=True)
+        )
+    if isinstance(got, list) and len(got) == 1:
+        return _labels_equal(got[0], exp)
+    if got == exp and type(got) is not bool and type(exp) is not bool:
+        return True
+    return not isinstance(got, list) and str(got) == str(exp)
+
+
+def compare(sample: GoldenSample, predictions: Sequence[Any]) -> bool:
+    """Does the endpoint's answer match the sample's expected output?
+
+    Parameters
+    ----------
+    sample
+        The golden sample.
+    predictions
+        One prediction per input row, as :func:`~mlmon.edge.protocols.probe` returns.
+
+    Returns
+    -------
+    bool
+        Label equality for ``label``; ``|got - exp| <= abs_tol + rel_tol * |exp|``
+        for every element for ``score`` and ``regression`` (same shape, finite).
+
+    Examples
+    --------
+    >>> compare(GoldenSample("g", {"f0": 1}, 0.5, "score", abs_tol=0.01), [0.505])
+    True
+    """
+    got: Any = predictions[0] if isinstance(sample.inputs, dict) else list(predictions)
+    if sample.kind == "label":
+        return _labels_equal(got, sample.expected)
     try:
-        g, e = float(got), float(exp)
+        g = np.asarray(got, dtype=float)
+        e = np.asarray(sample.expected, dtype=float)
     except (TypeError, ValueError):
         return False
-    return math.isfinite(g) and abs(g - e) <= abs_tol + rel_tol * abs(e)
+    if g.shape != e.shape:
+        g, e = g.squeeze(), e.squeeze()
+        if g.shape != e.shape:
+            return False
+    if not np.all(np.isfinite(g)):
+        return False
+    return bool(np.all(np.abs(g - e) <= sample.abs_tol + sample.rel_tol * np.abs(e)))
 
 
-def compare(sample: GoldenSample, predictions: list[Any]) -> bool:
-    """Does the endpoint's answer match the expected output?"""
-    got: Any = predictions[0] if len(predictions) == 1 else predictions
-    if isinstance(got, list) and len(got) == 1 and not isinstance(sample.expected, list):
-        got = got[0]
-    if sample.kind == "label":
-        return str(got) == str(sample.expected)
-    if isinstance(sample.expected, list):
-        return (
-            isinstance(got, list)
-            and len(got) == len(sample.expected)
-            and all(
-                _close(g, e, sample.abs_tol, sample.rel_tol)
-                for g, e in zip(got, sample.expected, strict=True)
-            )
+def _utc(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
+        raise TimestampError(
+            f"run_golden: now={now!r} is not a timezone-aware datetime; pass e.g. datetime.now(UTC)"
         )
-    return _close(got, sample.expected, sample.abs_tol, sample.rel_tol)
+    return now.astimezone(UTC)
 
 
 def run_golden(
+    client: httpx.Client | None,
     endpoint: Endpoint,
-    samples: list[GoldenSample],
+    golden_set: Sequence[GoldenSample],
     secret: bytes,
     *,
     now: datetime | None = None,
-    client: httpx.Client | None = None,
 ) -> pl.DataFrame:
-    """Send every sample; one row per check with the columns of the lake's ``golden`` table."""
-    checked = now or datetime.now(UTC)
-    own = client is None
-    http = client_for(endpoint) if client is None else client
+    """Send every golden sample to the endpoint; one row per check, outcome only.
+
+    Parameters
+    ----------
+    client
+        From :func:`~mlmon.edge.http.make_client`; ``None`` opens (and closes)
+        one with the endpoint's settings.
+    endpoint
+        The model endpoint.
+    golden_set
+        From :func:`load_golden_set`.
+    secret
+        Customer-held HMAC key (at least 16 bytes) for the sample ids.
+    now
+        ``checked_at`` of every row (timezone-aware); default: the current time.
+
+    Returns
+    -------
+    polars.DataFrame
+        Columns :data:`GOLDEN_COLUMNS`: ``checked_at``, ``sample_id_hmac``,
+        ``passed``, ``error_kind`` (null when passed; a probe error kind or
+        ``mismatch``), ``latency_ms``, ``status_code``, ``model_version``.
+        No input, prediction or sample id is in it.
+
+    Raises
+    ------
+    ConfigError
+        The secret is too short, or a sample's inputs cannot be sent with this protocol.
+    TimestampError
+        ``now`` is naive.
+    """
+    checked_at = _utc(now)
+    ids = [hmac_id(secret, s.id) for s in golden_set]
     rows = []
+    http = client_for(endpoint) if client is None else client
     try:
-        for s in samples:
-            r = probe(http, endpoint, s.inputs)
-            passed = r.ok and compare(s, r.predictions)
+        for sample, sample_hmac in zip(golden_set, ids, strict=True):
+            r = probe(http, endpoint, sample.inputs)
+            passed = r.ok and compare(sample, r.predictions)
             rows.append(
                 {
-                    "checked_at": checked,
-                    "sample_id_hmac": hmac_id(secret, s.id),
+                    "checked_at": checked_at,
+                    "sample_id_hmac": sample_hmac,
                     "passed": passed,
                     "error_kind": None if passed else (r.error_kind or "mismatch"),
                     "latency_ms": r.latency_ms,
@@ -161,6 +358,6 @@ def run_golden(
                 }
             )
     finally:
-        if own:
+        if client is None:
             http.close()
     return pl.DataFrame(rows, schema=GOLDEN_COLUMNS)

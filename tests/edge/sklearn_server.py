@@ -1,4 +1,10 @@
-"""A scikit-learn LogisticRegression trained on the fixtures, behind the demo server's protocols."""
+"""A scikit-learn LogisticRegression trained on the fixtures, behind the demo server's protocols.
+
+    python -m tests.edge.sklearn_server --protocol oip_v2 --port 0
+
+Same server code as :mod:`mlmon.demo.model_server`, a real trained model
+instead of the fixed coefficients: it answers class labels (0/1).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ FIX = Path(__file__).resolve().parents[2] / "data" / "fixtures"
 
 
 def trained() -> LogisticRegression:
+    """Fit on the reference fixture: label = score above its median."""
     df = pl.read_parquet(FIX / "reference.parquet").drop_nulls(list(FEATURES))
     x = df.select(FEATURES).to_numpy()
     y = (df["score"].to_numpy() > np.median(df["score"].to_numpy())).astype(int)
@@ -23,7 +30,4 @@ def trained() -> LogisticRegression:
 
 if __name__ == "__main__":
     model = trained()
-    main(
-        sys.argv[1:],
-        model=lambda row: int(model.predict(np.array([[float(row[f]) for f in FEATURES]]))[0]),
-    )
+    main(sys.argv[1:], model=lambda x: model.predict(x).tolist())

@@ -1,14 +1,17 @@
 """Batch triggers against real HTTP services on 127.0.0.1.
 
-No Kubernetes cluster exists here: the Kubernetes adapter is tested against a
-loopback HTTP server that implements the Kubernetes API contract for exactly
-the endpoints it may use (GET one CronJob, POST a Job, GET that Job), and the
-test asserts that nothing else is requested.
+No Kubernetes cluster is available here: :class:`KubernetesJobAdapter` is
+tested against a loopback HTTP server that implements the Kubernetes API
+contract for exactly the endpoints the adapter may use (GET one CronJob,
+POST a Job, GET that Job, with ``metav1.Status`` errors), and the tests
+assert that no other path or verb was ever requested.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import socket
 import threading
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,19 +20,46 @@ import pytest
 
 from mlmon.edge.batch import HttpJobAdapter, KubernetesJobAdapter
 from mlmon.edge.http import HttpSettings
+from mlmon.errors import ConfigError
 
-LOOPBACK = HttpSettings(timeout_s=2, retries=0, allow_http=True)
+LOOPBACK = HttpSettings(timeout_s=2, retries=2, backoff_s=0.01, allow_http=True)
 
 
 class _Service:
-    def __init__(self, handler_factory):
-        self.requests: list[tuple[str, str, dict | None]] = []
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler_factory(self))
+    """A real HTTP server on 127.0.0.1 answering from ``routes``; it records every request."""
+
+    def __init__(self, routes):
+        self.requests: list[tuple[str, str, dict | None, dict]] = []
+        self.routes = routes
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def _handler(self):
+        service = self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                return
+
+            def _go(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(n)) if n else None
+                service.requests.append((self.command, self.path, body, dict(self.headers)))
+                code, answer = service.routes(self.command, self.path, body)
+                data = json.dumps(answer).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _go
+
+        return H
 
     def __enter__(self):
         self.thread.start()
@@ -40,129 +70,233 @@ class _Service:
         self.httpd.server_close()
 
 
-def _handler(routes):
-    def factory(service):
-        class H(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                return
-
-            def _go(self, method):
-                n = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(n)) if n else None
-                service.requests.append((method, self.path, body))
-                code, answer = routes(service, method, self.path, body)
-                data = json.dumps(answer).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self):
-                self._go("GET")
-
-            def do_POST(self):
-                self._go("POST")
-
-            def do_DELETE(self):
-                self._go("DELETE")
-
-        return H
-
-    return factory
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
-@pytest.mark.parametrize(("final", "expected"), [("SUCCEEDED", "succeeded"), ("FAILED", "failed")])
-def test_http_job_service(final, expected):
+# -- HTTP job service ----------------------------------------------------------------------
+def _job_service(final: str, running_polls: int = 2):
     polls = {"n": 0}
 
-    def routes(svc, method, path, body):
+    def routes(method, path, body):
         if method == "POST" and path == "/jobs/golden-run":
-            return 201, {"job": {"id": "j-17"}}
-        if method == "GET" and path == "/jobs/j-17":
+            return 201, {"job": {"id": "j 17/a"}}
+        if method == "GET" and path == "/runs/j%2017%2Fa":
             polls["n"] += 1
-            state = "RUNNING" if polls["n"] < 3 else final
+            state = "RUNNING" if polls["n"] <= running_polls else final
             return 200, {
                 "state": {"phase": state},
                 "outputs": {"uri": "s3://bucket/golden/out.parquet"},
             }
+        return 404, {"error": "no such route"}
+
+    return routes
+
+
+def _http_adapter(url: str, **kw) -> HttpJobAdapter:
+    defaults = dict(status_path="state.phase", job_id_path="job.id", outputs_path="outputs.uri",
+                    poll_interval_s=0.01, settings=LOOPBACK, success=("Succeeded",), failure=("FAILED",))  # fmt: skip
+    return HttpJobAdapter(f"{url}/jobs/golden-run", f"{url}/runs/{{job_id}}", **(defaults | kw))
+
+
+@pytest.mark.parametrize(("final", "expected"), [("SUCCEEDED", "succeeded"), ("failed", "failed")])
+def test_http_job_service_is_triggered_once_and_polled_to_the_end(final, expected):
+    with _Service(_job_service(final)) as svc:
+        run = _http_adapter(svc.url).trigger_and_wait()
+    assert (run.job_id, run.status) == ("j 17/a", expected)
+    assert run.outputs_location == "s3://bucket/golden/out.parquet"
+    assert run.error is None if expected == "succeeded" else run.error == "job status 'failed'"
+    assert run.duration_s > 0
+    assert [(m, p) for m, p, _, _ in svc.requests] == [("POST", "/jobs/golden-run")] + [
+        ("GET", "/runs/j%2017%2Fa")
+    ] * 3
+
+
+def test_http_job_trigger_is_never_retried_once_sent_but_polls_are():
+    posts = {"n": 0}
+    gets = {"n": 0}
+
+    def routes(method, path, body):
+        if method == "POST":
+            posts["n"] += 1
+            return 502, {"error": "bad gateway"}
         return 404, {}
 
-    with _Service(_handler(routes)) as svc:
-        adapter = HttpJobAdapter(
-            f"{svc.url}/jobs/golden-run", f"{svc.url}/jobs/{{job_id}}", status_path="state.phase",
-            job_id_path="job.id", outputs_path="outputs.uri", poll_interval_s=0.01, settings=LOOPBACK,
-            success=("succeeded",), failure=("failed",),
-        )  # fmt: skip
-        run = adapter.trigger_and_wait()
-    assert run.status == expected and run.job_id == "j-17"
-    if expected == "succeeded":
-        assert run.outputs_location == "s3://bucket/golden/out.parquet"
-    assert [m for m, _, _ in svc.requests] == ["POST", "GET", "GET", "GET"]
+    with _Service(routes) as svc:
+        run = _http_adapter(svc.url).trigger_and_wait()
+    assert run.status == "error" and "answered HTTP 502" in run.error and posts["n"] == 1
+
+    def flaky_poll(method, path, body):
+        if method == "POST":
+            return 201, {"job": {"id": "j1"}}
+        gets["n"] += 1
+        return (503, {}) if gets["n"] == 1 else (200, {"state": {"phase": "succeeded"}})
+
+    with _Service(flaky_poll) as svc:
+        run = _http_adapter(svc.url, outputs_path=None).trigger_and_wait()
+    assert run.status == "succeeded" and gets["n"] == 2 and run.outputs_location is None
 
 
-def test_http_job_service_down_or_slow_is_reported_not_raised():
-    run = HttpJobAdapter(
-        "http://127.0.0.1:9/t", "http://127.0.0.1:9/{job_id}", settings=LOOPBACK
-    ).trigger_and_wait()
-    assert run.status == "error" and "trigger failed" in run.error
+def test_http_job_service_down_slow_or_odd_is_reported_not_raised():
+    url = f"http://127.0.0.1:{_free_port()}"
+    run = _http_adapter(url).trigger_and_wait()
+    assert run.status == "error" and run.job_id is None and "ConnectError" in run.error
 
-    def routes(svc, method, path, body):
-        return (201, {"id": "x"}) if method == "POST" else (200, {"status": "running"})
+    with _Service(_job_service("SUCCEEDED", running_polls=10**6)) as svc:
+        run = _http_adapter(svc.url, timeout_s=0.2).trigger_and_wait()
+    assert run.status == "timeout" and run.job_id == "j 17/a" and 0.2 <= run.duration_s < 1.5
 
-    with _Service(_handler(routes)) as svc:
-        run = HttpJobAdapter(f"{svc.url}/t", f"{svc.url}/{{job_id}}", poll_interval_s=0.01, timeout_s=0.2,
-                             settings=LOOPBACK).trigger_and_wait()  # fmt: skip
-    assert run.status == "timeout"
+    def no_id(method, path, body):
+        return 201, {"job": {}}
+
+    with _Service(no_id) as svc:
+        run = _http_adapter(svc.url).trigger_and_wait()
+    assert run.status == "error" and "does not resolve at 'id'" in run.error
 
 
+def test_http_job_configuration_errors():
+    with pytest.raises(ConfigError, match=r"has no \{job_id\} placeholder"):
+        HttpJobAdapter("https://j.test/run", "https://j.test/runs/latest")
+    with pytest.raises(ConfigError, match=r"batch trigger_url 'http://j\.test/run' is plain http"):
+        HttpJobAdapter("http://j.test/run", "https://j.test/runs/{job_id}")
+    with pytest.raises(ConfigError, match="non-empty and disjoint"):
+        HttpJobAdapter(
+            "https://j.test/r", "https://j.test/{job_id}", success=("done",), failure=("DONE",)
+        )
+    with pytest.raises(ConfigError, match=r"response path 'state\.\.phase'"):
+        HttpJobAdapter("https://j.test/r", "https://j.test/{job_id}", status_path="state..phase")
+
+
+# -- Kubernetes ------------------------------------------------------------------------------
+BASE = "/apis/batch/v1/namespaces/models"
 CRONJOB = {
     "apiVersion": "batch/v1",
     "kind": "CronJob",
-    "metadata": {"name": "golden-batch", "namespace": "models", "uid": "3f1c-uid"},
+    "metadata": {"name": "golden-batch", "namespace": "models", "uid": "3f1c-uid",
+                 "resourceVersion": "42"},
     "spec": {
         "schedule": "0 2 * * *",
         "jobTemplate": {
-            "metadata": {"labels": {"app": "risk-batch"}},
+            "metadata": {"labels": {"app": "risk-batch"}, "annotations": {"team": "risk"}},
             "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never",
                      "containers": [{"name": "batch", "image": "registry.local/risk-batch:1.4"}]}}},
         },
     },
 }  # fmt: skip
+NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+JOB = "golden-batch-mlmon-20261123080000"
 
 
-def test_kubernetes_adapter_follows_the_api_contract_and_touches_nothing_else():
-    state = {"polls": 0}
+def _kube_api(final_condition: dict, polls_before_end: int = 1):
+    """The Kubernetes API for the three allowed calls; 403 Status for anything else."""
+    state = {"polls": 0, "job": None}
 
-    def routes(svc, method, path, body):
-        base = "/apis/batch/v1/namespaces/models"
-        if method == "GET" and path == f"{base}/cronjobs/golden-batch":
+    def routes(method, path, body):
+        if method == "GET" and path == f"{BASE}/cronjobs/golden-batch":
             return 200, CRONJOB
-        if method == "POST" and path == f"{base}/jobs":
-            return 201, {**body, "metadata": {**body["metadata"], "uid": "job-uid"}}
-        if method == "GET" and path.startswith(f"{base}/jobs/golden-batch-mlmon-"):
+        if method == "POST" and path == f"{BASE}/jobs":
+            if state["job"] is not None:
+                return 409, {"kind": "Status", "reason": "AlreadyExists", "code": 409}
+            state["job"] = copy.deepcopy(body)
+            state["job"]["metadata"]["uid"] = "job-uid"
+            return 201, state["job"]
+        if (
+            method == "GET"
+            and state["job"]
+            and path == f"{BASE}/jobs/{state['job']['metadata']['name']}"
+        ):
             state["polls"] += 1
-            return 200, {"status": {"active": 1} if state["polls"] < 2 else {"succeeded": 1}}
-        return 403, {"kind": "Status", "reason": "Forbidden"}
+            done = state["polls"] > polls_before_end
+            status = {"active": 0, **final_condition} if done else {"active": 1, "startTime": "t"}
+            return 200, {**state["job"], "status": status}
+        return 403, {"kind": "Status", "status": "Failure", "reason": "Forbidden", "code": 403,
+                     "message": f"{method} {path} is forbidden"}  # fmt: skip
 
-    with _Service(_handler(routes)) as svc:
-        k8s = KubernetesJobAdapter(
-            "models", "golden-batch", api_url=svc.url, poll_interval_s=0.01, settings=LOOPBACK
-        )
-        run = k8s.trigger_and_wait(now=datetime(2026, 11, 23, 8, 0, tzinfo=UTC))
-    assert run.status == "succeeded" and run.job_id == "golden-batch-mlmon-20261123080000"
-    methods_paths = [(m, p) for m, p, _ in svc.requests]
-    assert methods_paths[0] == ("GET", "/apis/batch/v1/namespaces/models/cronjobs/golden-batch")
-    assert methods_paths[1] == ("POST", "/apis/batch/v1/namespaces/models/jobs")
-    assert all(m == "GET" and p.endswith(run.job_id) for m, p in methods_paths[2:])
-    job = svc.requests[1][2]
-    assert job["kind"] == "Job" and job["spec"] == CRONJOB["spec"]["jobTemplate"]["spec"]
-    owner = job["metadata"]["ownerReferences"][0]
-    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
-        "CronJob",
-        "golden-batch",
-        "3f1c-uid",
-        True,
+    return routes
+
+
+def _k8s(url: str, **kw) -> KubernetesJobAdapter:
+    return KubernetesJobAdapter(url, "models", "golden-batch", poll_interval_s=0.01,
+                                settings=LOOPBACK, **kw)  # fmt: skip
+
+
+def test_kubernetes_job_from_the_cronjob_template_and_nothing_else(tmp_path):
+    complete = {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
+    token = tmp_path / "token"
+    token.write_text("sa-token-1\n")
+    with _Service(_kube_api(complete, polls_before_end=2)) as svc:
+        run = _k8s(svc.url, token_file=token).trigger_and_wait(now=NOW)
+    assert (run.status, run.job_id, run.error, run.outputs_location) == (
+        "succeeded",
+        JOB,
+        None,
+        None,
     )
-    assert job["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"] == "manual"
-    assert job["metadata"]["labels"] == {"app": "risk-batch"}
+    assert [(m, p) for m, p, _, _ in svc.requests] == [
+        ("GET", f"{BASE}/cronjobs/golden-batch"),
+        ("POST", f"{BASE}/jobs"),
+        ("GET", f"{BASE}/jobs/{JOB}"),
+        ("GET", f"{BASE}/jobs/{JOB}"),
+        ("GET", f"{BASE}/jobs/{JOB}"),
+    ]
+    assert {h["Authorization"] for _, _, _, h in svc.requests} == {"Bearer sa-token-1"}
+    job = svc.requests[1][2]
+    assert (job["apiVersion"], job["kind"]) == ("batch/v1", "Job")
+    assert job["spec"] == CRONJOB["spec"]["jobTemplate"]["spec"]
+    meta = job["metadata"]
+    assert (meta["name"], meta["namespace"]) == (JOB, "models")
+    assert meta["labels"] == {"app": "risk-batch"}
+    assert meta["annotations"] == {"team": "risk", "cronjob.kubernetes.io/instantiate": "manual"}
+    assert meta["ownerReferences"] == [{
+        "apiVersion": "batch/v1", "kind": "CronJob", "name": "golden-batch", "uid": "3f1c-uid",
+        "controller": True, "blockOwnerDeletion": True,
+    }]  # fmt: skip
+
+
+def test_kubernetes_failed_job_and_rotated_token(tmp_path):
+    failed = {"failed": 1, "conditions": [
+        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+         "message": "Job has reached the specified backoff limit"}]}  # fmt: skip
+    token = tmp_path / "token"
+    token.write_text("sa-token-1")
+    routes = _kube_api(failed)
+    with _Service(routes) as svc:
+        adapter = _k8s(svc.url, token_file=token)
+        run = adapter.trigger_and_wait(now=NOW)
+        token.write_text("sa-token-2")  # the kubelet rotated it
+        again = adapter.trigger_and_wait(now=NOW)  # same second: the name is taken
+    assert run.status == "failed" and run.job_id == JOB
+    assert run.error == "BackoffLimitExceeded: Job has reached the specified backoff limit"
+    assert again.status == "error" and "already exists (409)" in again.error
+    assert svc.requests[-1][3]["Authorization"] == "Bearer sa-token-2"
+    assert {m for m, _, _, _ in svc.requests} == {"GET", "POST"}
+    assert [m for m, p, _, _ in svc.requests if m == "POST"] == ["POST", "POST"]
+
+
+def test_kubernetes_forbidden_timeout_and_unreachable_are_reported():
+    def forbidden(method, path, body):
+        return 403, {"kind": "Status", "reason": "Forbidden", "code": 403}
+
+    with _Service(forbidden) as svc:
+        run = _k8s(svc.url).trigger_and_wait(now=NOW)
+    assert run.status == "error" and "answered HTTP 403" in run.error and run.job_id is None
+    assert [(m, p) for m, p, _, _ in svc.requests] == [("GET", f"{BASE}/cronjobs/golden-batch")]
+
+    with _Service(_kube_api({}, polls_before_end=10**6)) as svc:
+        run = _k8s(svc.url, timeout_s=0.2).trigger_and_wait(now=NOW)
+    assert run.status == "timeout" and run.job_id == JOB
+    assert {(m, p) for m, p, _, _ in svc.requests[2:]} == {("GET", f"{BASE}/jobs/{JOB}")}
+
+    run = _k8s(f"http://127.0.0.1:{_free_port()}").trigger_and_wait(now=NOW)
+    assert run.status == "error" and "ConnectError" in run.error
+
+
+def test_kubernetes_names_are_validated_and_job_names_fit():
+    with pytest.raises(ConfigError, match="kubernetes namespace 'Models/x' is not a valid name"):
+        KubernetesJobAdapter("https://k.test", "Models/x", "golden")
+    with pytest.raises(ConfigError, match=r"kubernetes cronjob '\.\./jobs' is not a valid name"):
+        KubernetesJobAdapter("https://k.test", "models", "../jobs")
+    long = KubernetesJobAdapter("https://k.test", "models", "a" * 50 + "-b")
+    assert len(long.job_name(NOW)) <= 63 and long.job_name(NOW).endswith("-mlmon-20261123080000")

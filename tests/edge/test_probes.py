@@ -1,268 +1,288 @@
-"""Protocol adapters, probes and golden checks against real model servers on 127.0.0.1."""
+"""Protocol adapters and probes against real model servers on 127.0.0.1 (subprocesses)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import json
+import socket
 import time
 
+import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from mlmon.edge.golden import compare, load_golden_set, run_golden
+from mlmon.edge import protocols
 from mlmon.edge.http import HttpSettings, make_client
-from mlmon.edge.protocols import Endpoint, probe, register_protocol
-from mlmon.errors import ConfigError, DuplicateNameError, UnknownNameError
-from tests.edge.servers import start_server
+from mlmon.edge.protocols import (
+    PROTOCOLS,
+    Endpoint,
+    KServeV1,
+    check_health,
+    extract,
+    parse_path,
+    probe,
+    register_protocol,
+)
+from mlmon.errors import ConfigError, DuplicateNameError, MlmonError, UnknownNameError
 
-SECRET = b"s" * 32
 ROW = {"age": 70, "bmi": 30.5, "creatinine": 1.2, "heart_rate": 88}
-EXPECTED = 0.1331  # the demo model's score for ROW: sigmoid(-6 + 3.5 + 0.28 + 0.8 ln 1.2 + 0.2)
+EXPECTED = 0.1331  # sigmoid(-6 + 0.05*70 + 0.08*3.5 + 0.8*ln 1.2 + 0.02*10)
 FAST = HttpSettings(timeout_s=2.0, retries=1, backoff_s=0.05, allow_http=True)
 
 
-@pytest.fixture
-def server(request):
-    srv = start_server(request.param)
-    yield srv
-    srv.stop()
-
-
-def _ep(url: str, protocol: str, settings: HttpSettings = FAST, **kw) -> Endpoint:
+def _ep(url: str, protocol: str = "oip_v2", settings: HttpSettings = FAST, **kw) -> Endpoint:
     return Endpoint(url=url, protocol=protocol, model_name="risk", settings=settings, **kw)
 
 
-def test_demo_model_score_is_the_documented_one():
+def _counting_client(settings: HttpSettings) -> tuple[httpx.Client, list[httpx.Request]]:
+    client = make_client(settings)
+    sent: list[httpx.Request] = []
+    client.event_hooks["request"] = [sent.append]
+    return client, sent
+
+
+def test_the_demo_model_is_the_documented_logistic_regression():
+    import math
+
     from mlmon.demo.model_server import score
 
-    assert score(ROW) == EXPECTED
+    z = -6 + 0.05 * 70 + 0.08 * (30.5 - 27) + 0.8 * math.log(1.2) + 0.02 * (88 - 78)
+    assert score(ROW) == round(1 / (1 + math.exp(-z)), 4) == EXPECTED
+
+
+GENERIC = {"request_template": '{"data": {{inputs}}}', "response_path": "result.scores"}
 
 
 @pytest.mark.parametrize(
-    ("server", "protocol", "extra"),
+    ("server_protocol", "protocol", "suffix", "extra"),
     [
-        (["--protocol", "oip_v2", "--model-version", "1.3"], "oip_v2", {}),
-        (["--protocol", "kserve_v1"], "kserve_v1", {}),
-        (["--protocol", "mlflow"], "mlflow", {}),
-        (["--protocol", "generic"], "generic_json",
-         {"request_template": '{"data": {{inputs}}}', "response_path": "result.scores[0]"}),
+        ("oip_v2", "oip_v2", "", {}),
+        ("kserve_v1", "kserve_v1", "", {}),
+        ("mlflow", "mlflow", "", {}),
+        ("generic", "generic_json", "/predict", GENERIC),
+        ("generic", "generic_json", "/predict",
+         {"request_template": '{"data": {{row}}}', "response_path": "result.scores[0]"}),
     ],
-    indirect=["server"],
 )  # fmt: skip
-def test_each_protocol_against_a_real_server(server, protocol, extra):
-    url = server.url + ("/predict" if protocol == "generic_json" else "")
-    ep = _ep(url, protocol, **extra)
+def test_each_protocol_against_the_real_demo_server(
+    model_server, server_protocol, protocol, suffix, extra
+):
+    srv = model_server("--protocol", server_protocol, "--model-version", "1.3")
+    ep = _ep(srv.url + suffix, protocol, **extra)
     with make_client(ep.settings) as client:
         r = probe(client, ep, ROW)
         assert r.ok, r
-        assert r.predictions == [EXPECTED]
-        assert r.status_code == 200 and r.latency_ms > 0
-        if protocol == "oip_v2":
-            assert r.model_version == "1.3"
-            health = client.get(server.url + ep.adapter.health_path(ep))
-            assert health.status_code == 200
+        assert r.predictions == (EXPECTED,)
+        assert r.status_code == 200 and r.latency_ms > 0 and r.error_kind is None
+        assert r.model_version == ("1.3" if protocol == "oip_v2" else None)
+        health = check_health(client, ep)
+        assert health.ok and health.status_code == 200
+        if "{{row}}" not in extra.get("request_template", ""):
+            rows = [ROW, {**ROW, "age": 20}, {**ROW, "creatinine": 3.0}]
+            many = probe(client, ep, rows)
+            assert many.ok and len(many.predictions) == 3
+            assert many.predictions[0] == EXPECTED and many.predictions[1] < EXPECTED
+            assert many.predictions[2] > EXPECTED
 
 
-@pytest.mark.parametrize("server", [["--protocol", "oip_v2", "--model-version", ""]], indirect=True)
-def test_v2_null_version_reported_as_none(server):
+def test_oip_null_model_version_falls_back_to_the_metadata(model_server):
+    srv = model_server("--protocol", "oip_v2", "--model-version", "3.1", "--null-infer-version")
     with make_client(FAST) as client:
-        r = probe(client, _ep(server.url, "oip_v2"), ROW)
+        r = probe(client, _ep(srv.url), ROW)
+    assert r.ok and r.model_version == "3.1"
+
+
+def test_oip_without_any_version_reports_none(model_server):
+    srv = model_server("--protocol", "oip_v2", "--model-version", "", "--null-infer-version")
+    with make_client(FAST) as client:
+        r = probe(client, _ep(srv.url), ROW)
     assert r.ok and r.model_version is None
 
 
-def test_real_scikit_learn_model_is_probed():
-    srv = start_server(["--protocol", "oip_v2"], module="tests.edge.sklearn_server")
-    try:
-        with make_client(FAST) as client:
-            r = probe(client, _ep(srv.url, "oip_v2"), [ROW, {**ROW, "age": 20}])
-        assert r.ok and r.predictions == [1, 0]
-    finally:
-        srv.stop()
-
-
 @pytest.mark.parametrize(
-    ("server", "kind"),
-    [
-        (["--fault", "stall"], "timeout"),
-        (["--fault", "http500"], "http_5xx"),
-        (["--fault", "garbage"], "malformed"),
-    ],
-    indirect=["server"],
+    ("server_protocol", "protocol"), [("oip_v2", "oip_v2"), ("mlflow", "mlflow")]
 )
-def test_faulty_endpoints_become_error_kinds(server, kind):
-    settings = HttpSettings(timeout_s=0.5, retries=1, backoff_s=0.01, allow_http=True)
+def test_a_trained_scikit_learn_model_is_probed(model_server, server_protocol, protocol):
+    srv = model_server("--protocol", server_protocol, module="tests.edge.sklearn_server")
+    with make_client(FAST) as client:
+        r = probe(client, _ep(srv.url, protocol), [ROW, {**ROW, "age": 20, "creatinine": 0.6}])
+    assert r.ok and r.predictions == (1, 0)
+
+
+def test_stall_becomes_timeout_within_the_configured_timeout_and_retries(model_server):
+    srv = model_server("--fault", "stall")
+    settings = HttpSettings(timeout_s=0.5, retries=1, backoff_s=0.05, allow_http=True)
+    client, sent = _counting_client(settings)
     t0 = time.monotonic()
-    with make_client(settings) as client:
-        r = probe(client, _ep(server.url, "oip_v2", settings), ROW)
-    assert not r.ok and r.error_kind == kind
-    assert time.monotonic() - t0 < 5  # bounded by timeout x (retries + 1)
+    with client:
+        r = probe(client, _ep(srv.url, settings=settings), ROW)
+    elapsed = time.monotonic() - t0
+    assert not r.ok and r.error_kind == "timeout" and r.status_code is None
+    assert len(sent) == 2
+    # two attempts of at most timeout_s each, one backoff of at most 1.5 * backoff_s, slack
+    assert 1.0 <= elapsed < 2 * 0.5 + 1.5 * 0.05 + 0.5
+    assert r.latency_ms == pytest.approx(elapsed * 1000, rel=0.1)
 
 
-@pytest.mark.parametrize("server", [["--fault", "flaky"]], indirect=True)
-def test_retries_recover_from_a_flaky_endpoint(server):
+def test_http500_becomes_http_5xx_after_the_configured_retries(model_server):
+    srv = model_server("--fault", "http500")
+    settings = HttpSettings(timeout_s=2, retries=2, backoff_s=0.01, allow_http=True)
+    client, sent = _counting_client(settings)
+    with client:
+        r = probe(client, _ep(srv.url, settings=settings), ROW)
+    assert (r.ok, r.error_kind, r.status_code) == (False, "http_5xx", 500)
+    assert len(sent) == 3
+
+
+def test_garbage_becomes_malformed_whether_not_json_or_wrong_shape(model_server):
+    srv = model_server("--fault", "garbage")
     with make_client(FAST) as client:
-        r = probe(client, _ep(server.url, "oip_v2"), ROW)
-    assert r.ok and r.predictions == [EXPECTED]
+        not_json = probe(client, _ep(srv.url), ROW)
+        wrong_shape = probe(client, _ep(srv.url), ROW)
+    for r in (not_json, wrong_shape):
+        assert (r.ok, r.error_kind, r.status_code, r.predictions) == (False, "malformed", 200, ())
 
 
-def test_unreachable_and_wrong_model():
+def test_flaky_endpoint_recovers_through_retries(model_server):
+    srv = model_server("--fault", "flaky")
+    client, sent = _counting_client(FAST)
+    with client:
+        r = probe(client, _ep(srv.url), ROW)
+        assert r.ok and r.predictions == (EXPECTED,) and len(sent) == 2
+        no_retry = HttpSettings(timeout_s=2, retries=0, allow_http=True)
+        r = probe(client, _ep(srv.url, settings=no_retry), ROW)  # request 3: 503 again
+    assert (r.error_kind, r.status_code) == ("http_5xx", 503)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_port_is_connect_and_unknown_model_is_http_4xx(model_server):
     with make_client(FAST) as client:
-        r = probe(client, _ep("http://127.0.0.1:9", "oip_v2"), ROW)
-    assert r.error_kind == "connect" and r.status_code is None
-    srv = start_server(["--protocol", "oip_v2"])
-    try:
-        with make_client(FAST) as client:
-            r = probe(client, Endpoint(srv.url, "oip_v2", "nope", FAST), ROW)
-        assert r.error_kind == "http_4xx" and r.status_code == 404
-    finally:
-        srv.stop()
+        r = probe(client, _ep(f"http://127.0.0.1:{_free_port()}"), ROW)
+        assert (r.ok, r.error_kind, r.status_code) == (False, "connect", None)
+        srv = model_server("--protocol", "oip_v2")
+        r = probe(client, Endpoint(srv.url, "oip_v2", "nope", FAST), ROW)
+    assert (r.error_kind, r.status_code) == ("http_4xx", 404)
 
 
-def test_plain_http_is_refused_in_production_mode():
-    from mlmon.edge.protocols import client_for
+# -- TLS -----------------------------------------------------------------------------------
+def test_tls_with_a_custom_ca_bundle(model_server, pki):
+    srv = model_server("--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key))
+    assert srv.url.startswith("https://127.0.0.1:")
+    good = HttpSettings(timeout_s=2, retries=0, ca_bundle=pki.ca)
+    with make_client(good) as client:
+        r = probe(client, _ep(srv.url, settings=good), ROW)
+    assert r.ok and r.predictions == (EXPECTED,)
+    for untrusted in (HttpSettings(timeout_s=2, retries=0),  # the system store
+                      HttpSettings(timeout_s=2, retries=0, ca_bundle=pki.other_ca)):  # fmt: skip
+        with make_client(untrusted) as client:
+            assert probe(client, _ep(srv.url, settings=untrusted), ROW).error_kind == "tls"
 
-    with pytest.raises(ConfigError, match="plain http; production mode accepts only https"):
-        client_for(Endpoint("http://127.0.0.1:1", settings=HttpSettings()))
+
+def test_mtls_required_by_the_server_and_bearer_token(model_server, pki):
+    srv = model_server("--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key),
+                       "--client-ca", str(pki.ca), "--bearer-token", "t0ken")  # fmt: skip
+    mtls = {"ca_bundle": pki.ca, "client_cert": pki.client_cert, "client_key": pki.client_key}
+    good = HttpSettings(timeout_s=2, retries=0, bearer_token="t0ken", **mtls)
+    with make_client(good) as client:
+        r = probe(client, _ep(srv.url, settings=good), ROW)
+        assert r.ok and r.predictions == (EXPECTED,)
+        assert check_health(client, _ep(srv.url, settings=good)).ok
+    no_cert = HttpSettings(timeout_s=2, retries=0, ca_bundle=pki.ca, bearer_token="t0ken")
+    with make_client(no_cert) as client:
+        r = probe(client, _ep(srv.url, settings=no_cert), ROW)
+    assert not r.ok and r.error_kind == "tls"
+    wrong_token = HttpSettings(timeout_s=2, retries=0, bearer_token="nope", **mtls)
+    no_token = HttpSettings(timeout_s=2, retries=0, **mtls)
+    for settings in (wrong_token, no_token):
+        with make_client(settings) as client:
+            r = probe(client, _ep(srv.url, settings=settings), ROW)
+        assert (r.error_kind, r.status_code) == ("http_4xx", 401)
 
 
-def test_registry_refuses_duplicates_and_lists_names():
-    with pytest.raises(DuplicateNameError):
-        register_protocol("oip_v2", object())  # type: ignore[arg-type]
+def test_plain_http_endpoint_is_refused_unless_allowed(model_server):
+    srv = model_server("--protocol", "oip_v2")
+    with pytest.raises(ConfigError, match=r"is plain http; .*allow_http=True"):
+        Endpoint(srv.url, "oip_v2", "risk", HttpSettings())
+    assert Endpoint(srv.url, "oip_v2", "risk", HttpSettings(allow_http=True))
+
+
+# -- registry and adapters -------------------------------------------------------------------
+def test_registry_refuses_duplicates_and_builds_the_miss_message_from_the_table(monkeypatch):
+    monkeypatch.setattr(protocols, "PROTOCOLS", dict(PROTOCOLS))
+    with pytest.raises(DuplicateNameError, match="'oip_v2' is already registered"):
+        register_protocol("oip_v2", KServeV1())
     with pytest.raises(
         UnknownNameError, match="registered: generic_json, kserve_v1, mlflow, oip_v2"
     ):
-        Endpoint("https://x", protocol="grpc").adapter  # noqa: B018
+        Endpoint("https://x.test", protocol="grpc")
+    register_protocol("my_v1", KServeV1())
+    with pytest.raises(UnknownNameError, match="kserve_v1, mlflow, my_v1, oip_v2"):
+        protocols.protocol("grpc")
+    register_protocol("oip_v2", KServeV1(), replace=True)
+    assert isinstance(protocols.protocol("oip_v2"), KServeV1)
+    with pytest.raises(ConfigError, match="lacks request, parse, health, fallback_version"):
+        register_protocol("broken", object())  # type: ignore[arg-type]
+    assert "broken" not in protocols.PROTOCOLS
 
 
-# -- TLS ---------------------------------------------------------------------------------
-def _cert(subject: str, key, issuer_cert=None, issuer_key=None, ca=False, san=None):
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer_cert.subject if issuer_cert else name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if san:
-        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
-    return builder.sign(issuer_key or key, hashes.SHA256())
+def test_a_registered_adapter_is_used_by_probe(model_server, monkeypatch):
+    monkeypatch.setattr(protocols, "PROTOCOLS", dict(PROTOCOLS))
+
+    class DoubledV1(KServeV1):
+        def parse(self, ep, body):
+            preds, _ = super().parse(ep, body)
+            return [2 * p for p in preds], "doubled"
+
+    register_protocol("doubled_v1", DoubledV1())
+    srv = model_server("--protocol", "kserve_v1")
+    with make_client(FAST) as client:
+        r = probe(client, _ep(srv.url, "doubled_v1"), ROW)
+    assert r.predictions == (2 * EXPECTED,) and r.model_version == "doubled"
 
 
-@pytest.fixture
-def pki(tmp_path):
-    import ipaddress
+def _mock_probe(protocol: str, answer, inputs=ROW, **kw):
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=answer))
+    ep = Endpoint("https://m.test", protocol, "risk", HttpSettings(retries=0), **kw)
+    with make_client(ep.settings, transport=transport) as client:
+        return probe(client, ep, inputs)
 
-    def write(name, cert, key):
-        (tmp_path / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        (tmp_path / f"{name}.key").write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
+
+def test_oip_outputs_are_reshaped_and_wrong_counts_are_malformed():
+    answer = {"model_version": 7, "outputs": [{"name": "p", "shape": [2, 2], "datatype": "FP64",
+                                                "data": [0.1, 0.9, 0.8, 0.2]}]}  # fmt: skip
+    r = _mock_probe("oip_v2", answer, [ROW, ROW])
+    assert r.ok and r.predictions == ([0.1, 0.9], [0.8, 0.2]) and r.model_version == "7"
+    assert _mock_probe("oip_v2", answer, ROW).error_kind == "malformed"  # 2 answers, 1 row
+    bad_shape = {"outputs": [{"shape": [2, 3], "data": [1, 2]}]}
+    assert _mock_probe("oip_v2", bad_shape).error_kind == "malformed"
+    assert _mock_probe("kserve_v1", {"predictions": "yes"}).error_kind == "malformed"
+    assert _mock_probe("mlflow", [0.5]).error_kind == "malformed"
+    generic = {"request_template": '{"x": {{inputs}}}', "response_path": "a.b[3]"}
+    assert _mock_probe("generic_json", {"a": {"b": [1]}}, **generic).error_kind == "malformed"
+
+
+def test_bad_inputs_and_generic_configuration_are_config_errors():
+    with pytest.raises(ConfigError, match="non-empty list"):
+        _mock_probe("oip_v2", {}, [])
+    with pytest.raises(ConfigError, match="feature 'age' has values of types"):
+        _mock_probe("oip_v2", {}, [ROW, {**ROW, "age": "old"}])
+    with pytest.raises(ConfigError, match="row 1 has features"):
+        _mock_probe("mlflow", {}, [ROW, {"age": 1}])
+    with pytest.raises(ConfigError, match="needs a request_template containing"):
+        Endpoint("https://m.test", "generic_json", request_template='{"x": 1}', response_path="y")
+    with pytest.raises(ConfigError, match=r"response path 'a\.\.b'"):
+        Endpoint(
+            "https://m.test", "generic_json", request_template="{{inputs}}", response_path="a..b"
         )
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _cert("mlmon test CA", ca_key, ca=True)
-    srv_key = ec.generate_private_key(ec.SECP256R1())
-    srv = _cert(
-        "127.0.0.1", srv_key, ca, ca_key, san=[x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    )
-    cli_key = ec.generate_private_key(ec.SECP256R1())
-    cli = _cert("mlmon-edge", cli_key, ca, ca_key)
-    write("ca", ca, ca_key)
-    write("server", srv, srv_key)
-    write("client", cli, cli_key)
-    return tmp_path
+    with pytest.raises(ConfigError, match="not valid JSON once the placeholder is filled in"):
+        _mock_probe("generic_json", {}, request_template='{"x": "{{inputs}}"}', response_path="y")
 
 
-def test_tls_with_custom_ca_mtls_and_bearer_token(pki):
-    srv = start_server(["--tls-cert", str(pki / "server.pem"), "--tls-key", str(pki / "server.key"),
-                        "--client-ca", str(pki / "ca.pem"), "--bearer-token", "t0ken"])  # fmt: skip
-    try:
-        assert srv.url.startswith("https://")
-        good = HttpSettings(timeout_s=2, retries=0, ca_bundle=pki / "ca.pem", client_cert=pki / "client.pem",
-                            client_key=pki / "client.key", bearer_token="t0ken")  # fmt: skip
-        assert "t0ken" not in repr(good)
-        with make_client(good) as client:
-            r = probe(client, _ep(srv.url, "oip_v2", good), ROW)
-        assert r.ok and r.predictions == [EXPECTED]
-        no_cert = HttpSettings(
-            timeout_s=2, retries=0, ca_bundle=pki / "ca.pem", bearer_token="t0ken"
-        )
-        with make_client(no_cert) as client:
-            assert probe(client, _ep(srv.url, "oip_v2", no_cert), ROW).error_kind in (
-                "tls",
-                "connect",
-            )
-        system_ca = HttpSettings(timeout_s=2, retries=0, bearer_token="t0ken")
-        with make_client(system_ca) as client:
-            assert probe(client, _ep(srv.url, "oip_v2", system_ca), ROW).error_kind == "tls"
-        wrong_token = HttpSettings(timeout_s=2, retries=0, ca_bundle=pki / "ca.pem", client_cert=pki / "client.pem",
-                                   client_key=pki / "client.key", bearer_token="nope")  # fmt: skip
-        with make_client(wrong_token) as client:
-            r = probe(client, _ep(srv.url, "oip_v2", wrong_token), ROW)
-        assert r.error_kind == "http_4xx" and r.status_code == 401
-    finally:
-        srv.stop()
-
-
-# -- golden checks ------------------------------------------------------------------------
-def _golden(tmp_path, samples):
-    p = tmp_path / "golden.jsonl"
-    p.write_text("\n".join(json.dumps(s) for s in samples) + "\n")
-    return p
-
-
-@pytest.mark.parametrize(
-    "server", [["--protocol", "oip_v2", "--model-version", "2.0"]], indirect=True
-)
-def test_golden_checks_record_outcomes_never_payloads(server, tmp_path):
-    samples = [
-        {"id": "MRN-0042", "inputs": ROW, "expected": EXPECTED, "abs_tol": 1e-3},
-        {"id": "jane.doe@example.org", "inputs": ROW, "expected": 0.9, "abs_tol": 1e-3},
-        {"id": "g3", "inputs": {**ROW, "age": 71}, "expected": 0.14, "rel_tol": 0.05},
-    ]
-    frame = run_golden(
-        _ep(server.url, "oip_v2"), load_golden_set(_golden(tmp_path, samples)), SECRET
-    )
-    assert frame["passed"].to_list() == [True, False, True]
-    assert frame["error_kind"].to_list() == [None, "mismatch", None]
-    assert frame["model_version"].unique().to_list() == ["2.0"]
-    text = frame.write_csv()
-    for planted in ("MRN-0042", "jane.doe@example.org", "30.5", "0.1331"):
-        assert planted not in text
-    assert len(frame["sample_id_hmac"][0]) == 64
-
-
-def test_compare_kinds():
-    from mlmon.edge.golden import GoldenSample
-
-    assert compare(GoldenSample("a", ROW, "yes", "label"), ["yes"])
-    assert not compare(GoldenSample("a", ROW, "yes", "label"), ["no"])
-    assert compare(GoldenSample("a", ROW, [1.0, 2.0], "score", abs_tol=0.01), [[1.001, 2.0]])
-    assert not compare(GoldenSample("a", ROW, 1.0, "regression", abs_tol=0.0, rel_tol=0.01), [1.02])
-    assert not compare(GoldenSample("a", ROW, 1.0, "score"), [float("nan")])
-
-
-def test_bad_golden_files_name_file_line_and_field(tmp_path):
-    p = tmp_path / "g.jsonl"
-    p.write_text('{"id": "a", "inputs": {"x": 1}, "expected": 1}\n{not json\n')
-    with pytest.raises(ConfigError, match=r"g\.jsonl: line 2 is not valid JSON"):
-        load_golden_set(p)
-    p.write_text('{"id": "a", "inputs": {"x": 1}}\n')
-    with pytest.raises(ConfigError, match=r"g\.jsonl: record 1: missing field\(s\) expected"):
-        load_golden_set(p)
-    p.write_text('{"id": "a", "inputs": {"x": 1}, "expected": 1, "kind": "vibes"}\n')
-    with pytest.raises(ConfigError, match="kind 'vibes'"):
-        load_golden_set(p)
-    with pytest.raises(ConfigError, match="does not exist"):
-        load_golden_set(tmp_path / "missing.jsonl")
+def test_paths_and_repr_keep_payloads_out():
+    assert parse_path("outputs[0].data[1][2]") == ("outputs", 0, "data", 1, 2)
+    assert extract({"r": [{"s": [5, 6]}]}, "r[0].s[1]") == 6
+    r = _mock_probe("kserve_v1", {"predictions": [0.987654]})
+    assert "0.987654" not in repr(r)
+    assert issubclass(protocols.MalformedResponse, MlmonError)

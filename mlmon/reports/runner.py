@@ -1,0 +1,78 @@
+"""``mlmon report``: run the report notebook on a real kernel, render HTML/PDF, keep the notebook."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from mlmon._extras import require
+from mlmon.errors import ConfigError, MlmonError
+from mlmon.lake.storage import open_storage, put_object
+from mlmon.reports.context import ReportContext
+from mlmon.reports.render import render
+
+__all__ = ["NOTEBOOK", "run_report"]
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "monitoring_report.ipynb"
+
+
+class ReportError(MlmonError):
+    """The report notebook failed; the executed notebook next to the outputs shows where."""
+
+
+def run_report(
+    lake: str,
+    models: list[str],
+    start: datetime,
+    end: datetime,
+    out: str,
+    *,
+    formats: tuple[str, ...] = ("pdf", "html"),
+    title: str = "Model monitoring report",
+    thresholds: dict[str, float] | None = None,
+    storage_options: dict[str, Any] | None = None,
+    stem: str | None = None,
+) -> dict[str, str]:
+    """Execute the parameterised notebook with papermill, then render; returns format -> location.
+
+    ``out`` is a local folder or an ``s3://`` prefix; the executed notebook
+    (``.ipynb``) and the context (``.json``) are kept next to the reports.
+    """
+    papermill = require("papermill", "reports")
+    if not NOTEBOOK.exists():
+        raise ConfigError(f"report notebook {NOTEBOOK} is missing")
+    name = stem or f"{'-'.join(models)}_{start:%Y%m%d}-{end:%Y%m%d}"
+    remote = out.startswith("s3://")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) if remote else Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        executed = folder / f"{name}.ipynb"
+        context = folder / f"{name}.json"
+        try:
+            papermill.execute_notebook(
+                str(NOTEBOOK), str(executed), kernel_name="python3", progress_bar=False, cwd=str(folder),
+                parameters={"lake": lake, "models": models, "start": start.isoformat(), "end": end.isoformat(),
+                            "title": title, "thresholds": thresholds or {}, "storage_options": storage_options or {},
+                            "context_path": str(context)},
+            )  # fmt: skip
+        except papermill.PapermillExecutionError as exc:
+            raise ReportError(
+                f"the report notebook failed ({exc.ename}: {exc.evalue}); see the executed notebook {executed}"
+            ) from exc
+        files = render(ReportContext.load(context), folder, formats, stem=name)
+        done = {
+            "ipynb": str(executed),
+            "json": str(context),
+            **{k: str(v) for k, v in files.items()},
+        }
+        if not remote:
+            return done
+        storage = open_storage(out, storage_options)
+        uploaded = {}
+        for kind, local in done.items():
+            target = storage.path(Path(local).name)
+            put_object(storage, target, Path(local).read_bytes())
+            uploaded[kind] = storage.url(target)
+        return uploaded

@@ -1,0 +1,174 @@
+"""Reports from a fixture lake: a real kernel (papermill), a real PDF read back, HTML with no URLs."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from PIL import Image
+from pypdf import PdfReader
+
+from mlmon.analysis.lake import Lake
+from mlmon.edge.collector import Collector
+from mlmon.edge.config import load_config
+from mlmon.lake.references import save_reference
+from mlmon.profiles.frame import build_reference
+from mlmon.profiles.schema import Schema
+from mlmon.reports.context import collect, period_bounds
+from mlmon.reports.render import fmt_ms, fmt_pct, render
+from mlmon.reports.runner import run_report
+from tests.edge.servers import start_server
+
+ROOT = Path(__file__).resolve().parents[2]
+FIX = ROOT / "data" / "fixtures"
+START, END = period_bounds("2026-10", None, None)
+
+
+@pytest.fixture(scope="module")
+def lake_dir(tmp_path_factory):
+    """Six fixture days through the real collector, golden checks run on 2026-10-07 (one fails)."""
+    import yaml
+
+    d = tmp_path_factory.mktemp("reportlake")
+    schema = Schema.from_dict(yaml.safe_load((FIX / "schema.yaml").read_text()))
+    save_reference(
+        build_reference(pl.read_parquet(FIX / "reference.parquet"), schema, model="risk-model"),
+        d / "ref.parquet",
+    )
+    lines = (FIX / "golden.jsonl").read_text().splitlines()
+    bad = json.loads(lines[0])
+    bad["expected"] = 0.99
+    (d / "golden.jsonl").write_text("\n".join([json.dumps(bad), *lines[1:]]) + "\n")
+    logs = d / "logs"
+    logs.mkdir()
+    for f in sorted((FIX / "inference").glob("*.parquet")):
+        pl.read_parquet(f).with_columns(
+            pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+        ).write_ndjson(logs / f"{f.stem}.jsonl")
+    server = start_server(["--protocol", "oip_v2", "--model-version", "1.0"])
+    cfg = {"collector_id": "edge-r", "lake": {"uri": str(d / "lake")}, "hmac_key": {"env": "MLMON_T_KEY"},
+           "state_dir": str(d / "state"), "window": "6h", "allow_http": True, "metrics": None,
+           "models": [{"name": "risk-model", "reference": str(d / "ref.parquet"),
+                       "endpoint": {"url": server.url, "protocol": "oip_v2", "model_name": "risk"},
+                       "golden": {"file": str(d / "golden.jsonl")},
+                       "streams": [{"path": str(logs), "format": "jsonl"}]}]}  # fmt: skip
+    (d / "edge.yaml").write_text(json.dumps(cfg))
+    import os
+
+    os.environ["MLMON_T_KEY"] = "k" * 32
+    try:
+        c = Collector(
+            load_config(d / "edge.yaml", env={}),
+            clock=lambda: datetime(2026, 10, 7, 12, tzinfo=UTC),
+        )
+        report = c.run_once()
+        assert report.errors == []
+    finally:
+        server.stop()
+    return d / "lake"
+
+
+def test_pdf_prints_what_the_lake_api_computes(lake_dir, tmp_path):
+    done = run_report(
+        str(lake_dir), ["risk-model"], START, END, str(tmp_path), formats=("pdf", "html")
+    )
+    assert Path(done["ipynb"]).exists() and Path(done["json"]).exists()  # kept for audit
+    reader = PdfReader(done["pdf"])
+    text = " ".join("\n".join(p.extract_text() for p in reader.pages).split())  # lines re-joined
+    lake = Lake(str(lake_dir))
+    p95 = lake.percentiles(
+        "latency_ms", (0.95,), model="risk-model", start=START, end=END, by="all", source="stream"
+    )
+    assert fmt_ms(p95["value"][0]) in text
+    golden = lake.read("golden", model="risk-model")
+    rate = golden["passed"].sum() / golden.height
+    assert rate == pytest.approx(19 / 20)
+    assert f"Golden checks {fmt_pct(rate)} passed" in text
+    drift = lake.drift(
+        "risk-model", START, END, by="all", methods=["psi", "jensen_shannon", "ks", "wasserstein"]
+    )
+    drifted = sorted(set(drift.filter(pl.col("drifted"))["feature"]))
+    assert drifted == ["age", "score", "ward"]
+    assert "Drifted features: age, score, ward" in text
+    assert re.search(r"Executive summary ?\.+ ?2", text)  # the table of contents has page numbers
+    assert "Page 1 of" in text and "Traceback" not in text
+    assert len(reader.pages) >= 5
+
+    png = tmp_path / "page"
+    subprocess.run(
+        ["pdftoppm", "-r", "40", "-png", "-f", "1", "-l", "1", done["pdf"], str(png)], check=True
+    )
+    img = np.asarray(Image.open(next(tmp_path.glob("page*.png"))).convert("L"))
+    assert (img < 128).mean() > 0.003  # text and the status badge (a blank page has none)
+
+
+class _Srcs(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        for k, v in attrs:
+            if k in ("src", "href") and v:
+                self.urls.append(v)
+
+
+def test_html_is_self_contained(lake_dir, tmp_path):
+    ctx = collect(str(lake_dir), ["risk-model"], START, END)
+    html = render(ctx, tmp_path, ("html",))["html"].read_text()
+    parser = _Srcs()
+    parser.feed(html)
+    assert not [u for u in parser.urls if u.startswith(("http:", "https:", "//"))]
+    assert html.count("vegaEmbed('#chart-") >= 4
+    assert html.count("<script>") - html.count("vegaEmbed(") == 1  # the Vega bundle, inlined once
+
+
+def test_empty_period_unknown_model_and_missing_reference(lake_dir, tmp_path):
+    ctx = collect(
+        str(lake_dir), ["risk-model", "no-such-model"], *period_bounds("2026-08", None, None)
+    )
+    assert ctx.models[0].status == "grey" and "No inference records" in " ".join(
+        ctx.models[0].notes
+    )
+    assert "no data for model 'no-such-model'" in ctx.models[1].notes[0]
+    pdf = render(ctx, tmp_path, ("pdf",))["pdf"]
+    text = "\n".join(p.extract_text() for p in PdfReader(pdf).pages)
+    assert "No golden checks ran in this period" in text and "Traceback" not in text
+
+    copy = tmp_path / "noref"
+    shutil.copytree(lake_dir, copy)
+    shutil.rmtree(copy / "v1" / "references")
+    ctx = collect(str(copy), ["risk-model"], START, END)
+    assert any("Drift was not computed" in n for n in ctx.models[0].notes)
+    text = "\n".join(
+        p.extract_text() for p in PdfReader(render(ctx, tmp_path / "nr", ("pdf",))["pdf"]).pages
+    )
+    assert "Drift was not computed" in text and "Traceback" not in text
+
+
+def test_explore_notebook_runs(lake_dir, tmp_path):
+    import papermill
+
+    out = tmp_path / "explore.ipynb"
+    papermill.execute_notebook(str(ROOT / "notebooks" / "explore.ipynb"), str(out), kernel_name="python3",
+                               progress_bar=False, parameters={"lake_uri": str(lake_dir), "model": "risk-model"})  # fmt: skip
+    nb = json.loads(out.read_text())
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert any("text/html" in o.get("data", {}) for o in outputs)
+
+
+def test_cli_report_and_bad_period(lake_dir, tmp_path):
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "mlmon.cli", "report", "--lake", str(lake_dir), "--model", "risk-model",
+                           "--period", "2026-13", "--out", str(tmp_path)], capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 2 and "is not YYYY-MM" in proc.stderr
