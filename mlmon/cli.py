@@ -293,6 +293,25 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schedule_run(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+    from datetime import UTC, datetime
+
+    from mlmon.reports.schedule import load_schedule_config, run_due, run_forever
+
+    cfg = load_schedule_config(args.config)
+    if args.once:
+        for entry in run_due(cfg, datetime.now(UTC), names=args.only or None):
+            print(f"{entry['schedule']} {entry['period']}: " + ", ".join(entry["files"].values()))
+        return 0
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    run_forever(cfg, stop)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from mlmon.demo.run import run_demo
 
@@ -410,6 +429,19 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", required=True, help="output folder or s3:// prefix")
     rp.add_argument("--title", default="Model monitoring report")
     rp.set_defaults(func=cmd_report)
+
+    sc = sub.add_parser("schedule", help="scheduled reports").add_subparsers(
+        dest="sub", required=True
+    )
+    sr = sc.add_parser("run", help="render reports on their cron schedules (reports.yaml)")
+    sr.add_argument("--config", required=True)
+    sr.add_argument(
+        "--once",
+        action="store_true",
+        help="render every schedule's last complete period now and exit",
+    )
+    sr.add_argument("--only", action="append", help="with --once: only this schedule (repeatable)")
+    sr.set_defaults(func=cmd_schedule_run)
 
     lk = sub.add_parser("lake", help="lake maintenance").add_subparsers(dest="sub", required=True)
     lc = lk.add_parser(

@@ -172,3 +172,42 @@ def test_cli_report_and_bad_period(lake_dir, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "mlmon.cli", "report", "--lake", str(lake_dir), "--model", "risk-model",
                            "--period", "2026-13", "--out", str(tmp_path)], capture_output=True, text=True)  # fmt: skip
     assert proc.returncode == 2 and "is not YYYY-MM" in proc.stderr
+
+
+def test_schedules_write_reports_and_an_index(lake_dir, tmp_path):
+    from mlmon.errors import ConfigError
+    from mlmon.reports.schedule import load_schedule_config, period_for, run_due
+
+    cfg_file = tmp_path / "reports.yaml"
+    cfg_file.write_text(
+        f"lake: {{uri: '{lake_dir}'}}\noutput: '{tmp_path / 'reports'}'\nschedules:\n"
+        "  - {name: monthly-pdf, cron: '0 6 1 * *', period: previous_month, models: [risk-model], formats: [pdf]}\n"
+        "  - {name: daily-html, cron: '0 7 * * *', period: previous_day, models: [risk-model], formats: [html]}\n"
+    )
+    cfg = load_schedule_config(cfg_file)
+    now = datetime(2026, 11, 1, 6, 0, tzinfo=UTC)
+    assert period_for("previous_month", now)[2] == "2026-10"
+    assert period_for("previous_week", datetime(2026, 10, 7, tzinfo=UTC))[2] == "2026-W40"
+    entries = run_due(cfg, now)
+    assert [e["period"] for e in entries] == ["2026-10", "2026-10-31"]
+    index = json.loads((tmp_path / "reports" / "index.json").read_text())
+    assert {(e["schedule"], e["period"]) for e in index} == {
+        ("monthly-pdf", "2026-10"),
+        ("daily-html", "2026-10-31"),
+    }
+    pdf = tmp_path / "reports" / index[-1]["files"]["pdf"] if "pdf" in index[-1]["files"] else None
+    assert pdf is None or pdf.exists()
+    assert (tmp_path / "reports" / "monthly-pdf" / "2026-10" / "monthly-pdf_2026-10.pdf").exists()
+    assert (tmp_path / "reports" / "monthly-pdf" / "2026-10" / "monthly-pdf_2026-10.ipynb").exists()
+    assert (
+        'href="monthly-pdf/2026-10/monthly-pdf_2026-10.pdf"'
+        in (tmp_path / "reports" / "index.html").read_text()
+    )
+
+    cfg_file.write_text(
+        "lake: {uri: x}\noutput: y\nschedules:\n  - {name: m, cron: 'every month', models: [a]}\n"
+    )
+    with pytest.raises(
+        ConfigError, match=r"schedules\.0\.cron: \"every month\" is not a cron expression"
+    ):
+        load_schedule_config(cfg_file)
