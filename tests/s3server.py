@@ -120,7 +120,7 @@ class MotoServer:
         """Start the process, wait until it answers, create bucket and users, turn IAM on."""
         env = {**os.environ, "AWS_DEFAULT_REGION": REGION, "MOTO_ALLOW_NONEXISTENT_REGION": "true"}
         # the server's own output, kept for the error message if it does not come up
-        self._log = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server; closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=self._log,

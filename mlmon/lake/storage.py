@@ -18,7 +18,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from mlmon._extras import require
-from mlmon.errors import ConfigError, LakeUnreachable, LakeWriteDenied
+from mlmon.errors import ConfigError, LakeError, LakeUnreachable, LakeWriteDenied
 
 __all__ = ["Storage", "open_storage", "put_object"]
 
@@ -125,6 +125,10 @@ def put_object(storage: Storage, path: str, data: bytes) -> None:
         except PermissionError as exc:
             raise LakeWriteDenied(
                 f"cannot write {path}: {exc.strerror}; check folder permissions"
+            ) from exc
+        except OSError as exc:
+            raise LakeError(
+                f"cannot write {path}: {exc.strerror or exc}; check the disk and the folder"
             ) from exc
         return
     try:
