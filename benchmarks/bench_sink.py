@@ -38,11 +38,13 @@ def main() -> None:
     acc = WindowAccumulator(ref, window=timedelta(minutes=5))
     lock = threading.Lock()
 
-    def on_records(df):
+    def on_records(model, df):
         with lock:
             acc.add(df)
 
-    sink = CloudEventSink(list(ref.schema.names), b"b" * 32, on_records, batch_rows=5000).start()
+    sink = CloudEventSink(
+        {"bench": ref}, b"b" * 32, on_records, model="bench", batch_rows=5000
+    ).start()
     t0 = time.perf_counter()
     gen = subprocess.run(
         [sys.executable, "-m", "benchmarks.sink_load", "--port", str(sink.port), "--seconds", str(args.seconds)],

@@ -312,6 +312,24 @@ def cmd_schedule_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from mlmon.governance.audit import verify
+
+    public_key = None
+    if args.public_key:
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+        try:
+            public_key = load_pem_public_key(Path(args.public_key).read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"--public-key {args.public_key}: not a readable PEM public key ({exc})"
+            ) from exc
+    result = verify(args.uri, public_key=public_key, storage_options=_storage_options(args) or None)
+    print(result)
+    return 0 if result.ok else EXIT_DRIFT
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from mlmon.demo.run import run_demo
 
@@ -442,6 +460,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sr.add_argument("--only", action="append", help="with --once: only this schedule (repeatable)")
     sr.set_defaults(func=cmd_schedule_run)
+
+    au = sub.add_parser("audit", help="the hash-chained audit log").add_subparsers(
+        dest="sub", required=True
+    )
+    av = au.add_parser("verify", help="recompute the audit chain; name the first tampered record")
+    av.add_argument("uri", help="lake URI (the audit/ prefix under it is verified)")
+    av.add_argument("--public-key", help="Ed25519 public key (PEM) to check segment seals")
+    av.add_argument("--storage-option", action="append", metavar="KEY=VALUE")
+    av.set_defaults(func=cmd_audit_verify)
 
     lk = sub.add_parser("lake", help="lake maintenance").add_subparsers(dest="sub", required=True)
     lc = lk.add_parser(

@@ -157,12 +157,12 @@ class Collector:
         lock = threading.Lock()
         received = {"rows": 0}
 
-        def on_records(frame: pl.DataFrame) -> None:
+        def on_records(model: str, frame: pl.DataFrame) -> None:
             with lock:
                 received["rows"] += state.add(frame)
 
         self.sinks[m.name] = CloudEventSink(
-            list(ref.schema.names), self.secret, on_records, host=m.sink.host, port=m.sink.port,
+            {m.name: ref}, self.secret, on_records, model=m.name, host=m.sink.host, port=m.sink.port,
             max_body_bytes=m.sink.max_body_bytes,
         )  # fmt: skip
 

@@ -167,8 +167,9 @@ def flat_schema(ctx: ParseContext, prediction: pl.DataType | None = None) -> dic
             out[f] = pl.Float64()
         else:
             out[f] = pl.Float64() if f in ctx.numeric else pl.String()
-    out["prediction"] = prediction or pl.Float64()
-    out.update(_CONTRACT)
+    if "prediction" not in out:
+        out["prediction"] = prediction or pl.Float64()
+    out.update({c: t for c, t in _CONTRACT.items() if c not in out})
     return out
 
 
@@ -176,33 +177,31 @@ def _conform(df: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
     """Select and cast to the flat-record contract (drops every other column)."""
     cols = []
     for f in ctx.features:
-        if f not in df.columns:
-            cols.append(pl.lit(None).alias(f))
-            col = pl.col(f)
+        dtype = df.schema.get(f)
+        # absent, or a tensor where a value belongs: null
+        col = pl.lit(None) if dtype is None or dtype.is_nested() else pl.col(f)
+        want: pl.DataType = pl.Float64() if ctx.numeric is None or f in ctx.numeric else pl.String()
+        if ctx.numeric is None and dtype is not None and not dtype.is_nested():
+            want = dtype  # no kinds known: keep what was inferred
+        if dtype == pl.String and want == pl.Float64:
+            col = col.str.strip_chars().cast(pl.Float64, strict=False)
         else:
-            col = pl.col(f)
-        if ctx.numeric is not None:
-            want = pl.Float64 if f in ctx.numeric else pl.String
-            dtype = df.schema.get(f)
-            if want == pl.Float64 and dtype == pl.String:
-                col = col.str.strip_chars().cast(pl.Float64, strict=False)
-            elif dtype != want:
-                col = col.cast(want, strict=False)
-        if f in df.columns:
-            cols.append(col.alias(f))
+            col = col.cast(want, strict=False)
+        cols.append(col.alias(f))
     pred = df.schema.get("prediction")
-    if pred is None or pred == pl.Null:
+    if "prediction" in ctx.features:
+        pass  # the model's reference profiles the prediction as a feature: that column serves
+    elif pred is None or pred == pl.Null or pred.is_nested():
         cols.append(pl.lit(None, pl.Float64).alias("prediction"))
     elif pred.is_numeric() or pred == pl.Boolean:
         cols.append(pl.col("prediction").cast(pl.Float64))
     else:
         cols.append(pl.col("prediction").cast(pl.String))
     for c, t in _CONTRACT.items():
-        cols.append(
-            (pl.col(c) if c in df.columns else pl.lit(None)).cast(t, strict=False).alias(c)
-        )
-    out = df.select(cols)
-    return out.select([*ctx.features, "prediction", *_CONTRACT])
+        if c in ctx.features:
+            continue
+        cols.append((pl.col(c) if c in df.columns else pl.lit(None)).cast(t, strict=False).alias(c))
+    return df.select(cols)
 
 
 def _rows_to_frame(rows: list[dict[str, Any]], ctx: ParseContext) -> pl.DataFrame:
@@ -305,6 +304,39 @@ class _Stateless:
 _OFFSET_RE = r"(?i)(z|[+-]\d\d:?\d\d)$"
 
 
+def _parse_timestamps(ts: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """UTC timestamps and, per row, the reason one is unusable (null when it is fine)."""
+    t = pl.DataFrame({"t": ts})
+    if ts.dtype == pl.String:
+        s = pl.col("t").str.strip_chars()
+        parsed = s.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
+        reason = (
+            pl.when(s.is_null() | (s == ""))
+            .then(pl.lit("missing_field"))
+            .when(~s.str.contains(_OFFSET_RE))
+            .then(pl.lit("naive_timestamp"))
+            .when(parsed.is_null())
+            .then(pl.lit("bad_timestamp"))
+            .otherwise(pl.lit(None, pl.String))
+        )
+    elif isinstance(ts.dtype, pl.Datetime) and ts.dtype.time_zone is not None:
+        parsed = pl.col("t").dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+        reason = (
+            pl.when(parsed.is_null())
+            .then(pl.lit("missing_field"))
+            .otherwise(pl.lit(None, pl.String))
+        )
+    else:  # naive datetimes, numbers: mlmon cannot guess the zone
+        parsed = pl.lit(None, pl.Datetime("us", "UTC"))
+        reason = (
+            pl.when(pl.col("t").is_null())
+            .then(pl.lit("missing_field"))
+            .otherwise(pl.lit("naive_timestamp"))
+        )
+    out = t.select(parsed.alias("p"), reason.alias("r"))
+    return out.get_column("p"), out.get_column("r")
+
+
 class TabularFormat(_Stateless):
     """Flat records: HMAC the request-id column, require UTC timestamps (vectorised)."""
 
@@ -312,6 +344,7 @@ class TabularFormat(_Stateless):
 
     def parse(self, batch: RawBatch) -> pl.DataFrame:
         ctx = self.ctx
+        df: pl.DataFrame | None
         if batch.frame is not None:
             df = batch.frame
         else:
@@ -323,39 +356,19 @@ class TabularFormat(_Stateless):
         if "timestamp" not in df.columns:
             ctx.bad.skip("missing_field", batch.source, df.height)
             return pl.DataFrame(schema=flat_schema(ctx))
-        ts = df.get_column("timestamp")
-        if ts.dtype == pl.String:
-            s = ts.str.strip_chars()
-            has_offset = s.str.contains(_OFFSET_RE)
-            parsed = s.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
-            reason = (
-                pl.when(s.is_null() | (s == ""))
-                .then(pl.lit("missing_field"))
-                .when(~has_offset)
-                .then(pl.lit("naive_timestamp"))
-                .when(parsed.is_null())
-                .then(pl.lit("bad_timestamp"))
-                .otherwise(pl.lit(None, pl.String))
-            )
-            reasons = df.select(reason.alias("r")).get_column("r")
-        elif isinstance(ts.dtype, pl.Datetime) and ts.dtype.time_zone is not None:
-            parsed = ts.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
-            reasons = parsed.is_null().replace_strict(
-                {True: "missing_field", False: None}, return_dtype=pl.String
-            )
-        else:  # naive datetimes, numbers: mlmon cannot guess the zone
-            parsed = pl.Series([None] * df.height, dtype=pl.Datetime("us", "UTC"))
-            reasons = pl.Series(
-                ["missing_field" if v is None else "naive_timestamp" for v in ts.to_list()],
-                dtype=pl.String,
-            )
+        parsed, reasons = _parse_timestamps(df.get_column("timestamp"))
         bad = reasons.is_not_null()
         if bad.any():
             for r, n in Counter(reasons.filter(bad).to_list()).items():
                 ctx.bad.skip(str(r), batch.source, n)
         df = df.with_columns(parsed.alias("timestamp")).filter(~bad)
-        if "prediction" not in df.columns and "score" in df.columns:
-            df = df.rename({"score": "prediction"})
+        if "score" in df.columns:  # a common alias of the prediction column
+            if "prediction" not in df.columns:
+                df = df.with_columns(pl.col("score").alias("prediction"))
+            elif (
+                df.schema["prediction"] == df.schema["score"] or df.schema["prediction"] == pl.Null
+            ):
+                df = df.with_columns(pl.coalesce("prediction", "score").alias("prediction"))
         rid = ctx.request_id_column
         if rid and rid in df.columns:
             ids = df.get_column(rid).cast(pl.String).to_list()
@@ -494,6 +507,14 @@ def _predictions(body: Any, n: int) -> list[Any] | None:
     return [_first(p) for p in preds]
 
 
+def _csv_value(v: str) -> float | str:
+    """A CSV cell as a number when it is one (a score), else the text (a label)."""
+    try:
+        return float(v)
+    except ValueError:
+        return v.strip()
+
+
 def _csv_rows(text: str) -> list[list[str]]:
     return [r for r in csv.reader(io.StringIO(text)) if r]
 
@@ -543,9 +564,9 @@ class SageMakerCaptureFormat(_Stateless):
             else:
                 lines = _csv_rows(out[1])
                 if len(lines) == len(feats):
-                    preds = [line[0] for line in lines]
+                    preds = [_csv_value(line[0]) for line in lines]
                 elif len(lines) == 1 and len(lines[0]) == len(feats):
-                    preds = lines[0]
+                    preds = [_csv_value(v) for v in lines[0]]
                 else:
                     preds = None
         except ValueError:
@@ -674,14 +695,23 @@ class CloudEventJoiner:
         have no time.
     max_pending
         At most this many events wait; the oldest beyond it are ``unmatched``.
+    event_time
+        Measure the timeout in event time (files: deterministic on replay) or,
+        when False, in wall-clock time since the event arrived (the HTTP sink).
     """
 
     def __init__(
-        self, ctx: ParseContext, timeout: timedelta = timedelta(minutes=5), max_pending: int = 200_000
+        self,
+        ctx: ParseContext,
+        timeout: timedelta = timedelta(minutes=5),
+        max_pending: int = 200_000,
+        *,
+        event_time: bool = True,
     ) -> None:
         self.ctx = ctx
         self.timeout = timeout
         self.max_pending = max_pending
+        self.event_time = event_time
         self.pending: dict[str, _Waiting] = {}
         self.clock: datetime | None = None
         #: HMACs of event ids already joined (or expired) and where their events were read.
@@ -726,7 +756,7 @@ class CloudEventJoiner:
         limit = self.timeout.total_seconds()
         stale = []
         for eid, w in self.pending.items():
-            if w.event.time is not None and self.clock is not None:
+            if self.event_time and w.event.time is not None and self.clock is not None:
                 if self.clock - w.event.time > self.timeout:
                     stale.append(eid)
             elif now_monotonic is not None and now_monotonic - w.clock > limit:
@@ -924,6 +954,7 @@ class FileStream:
         pos.setdefault("offsets", {})
         self.format.restore(pos.get("format", {}))
         self._read: dict[str, int] = dict(pos["offsets"])  # read positions (ahead of committed)
+        self._consumed: set[str] = set(pos["done"])  # read to the end in this process
         self.records = 0
 
     @property
@@ -951,9 +982,16 @@ class FileStream:
                 continue
             name = e["name"].rstrip("/").rsplit("/", 1)[-1]
             fmt = _file_format(name)
-            if fmt is None or name.startswith(".") or (self.file_format and fmt != self.file_format):
+            if (
+                fmt is None
+                or name.startswith(".")
+                or (self.file_format and fmt != self.file_format)
+            ):
                 continue
-            mtime = e.get("mtime") or e.get("LastModified") or e.get("last_modified")
+            mtime = next(
+                (e[k] for k in ("mtime", "LastModified", "last_modified") if e.get(k) is not None),
+                None,
+            )
             if isinstance(mtime, datetime):
                 mtime = mtime.timestamp()
             out.append(_FileInfo(e["name"], name, int(e.get("size") or 0), mtime))
@@ -978,10 +1016,9 @@ class FileStream:
     def batches(self) -> Iterator[pl.DataFrame]:
         """Flat-record frames of the records not read yet (positions advance as they are yielded)."""
         pos = self.state.positions[self.key]
-        done = set(pos["done"])
         now = time.time()
         for f in self._files():
-            if f.name in done:
+            if f.name in self._consumed:
                 continue
             fmt = _file_format(f.name)
             self.ctx.where = f.name
@@ -1011,6 +1048,7 @@ class FileStream:
                 and now - f.mtime > self.settle.total_seconds()
             ):
                 pos["done"] = sorted({*pos["done"], f.name})
+                self._consumed.add(f.name)
                 self._update_positions()
 
     def _chunk(self, f: _FileInfo, offset: int) -> bytes | None:
@@ -1124,7 +1162,8 @@ class FileStream:
             return
         if self._read.get(f.name, 0) >= total:
             pos["done"] = sorted({*pos["done"], f.name})
-            self._read.pop(f.name, None)
+            self._consumed.add(f.name)
+            self._read[f.name] = total
             self._update_positions()
 
     def _update_positions(self) -> None:
@@ -1139,6 +1178,8 @@ class FileStream:
                 resume[name] = held[name]
         pos["done"] = sorted(done)
         pos["offsets"] = {k: v for k, v in resume.items() if k not in done}
+        for name in done:
+            self._read.pop(name, None)
         pos["format"] = self.format.save(resume)
 
     def closed_windows(self, now: datetime | None = None) -> list[Any]:
