@@ -102,6 +102,27 @@ class Collector:
             put=self.spool.put,
             on_write=self._written,
         )
+        self.audit = None
+        if config.audit:
+            from mlmon.governance.audit import AuditLog
+
+            key = None
+            if config.audit_signing_key is not None:
+                from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+                from mlmon.edge.config import _read_secret
+
+                key = load_pem_private_key(
+                    _read_secret(config.audit_signing_key, "audit_signing_key"), None
+                )
+            self.audit = AuditLog(
+                self.storage,
+                state / "audit",
+                config.collector_id,
+                signing_key=key,
+                put=self.spool.put,
+            )
+            self.audit.record("config_loaded", config.source, sha256=config.sha256)
         self.references: dict[str, Reference] = {}
         for m in config.models:
             try:
@@ -124,6 +145,10 @@ class Collector:
 
     def _written(self, rec: WriteRecord) -> None:
         self.metrics.objects.labels(rec.table).inc()
+        if self.audit is not None:
+            self.audit.record(
+                "object_written", rec.path, bytes=rec.bytes, sha256=rec.sha256, rows=rec.rows
+            )
         for hook in self._on_write_hooks:
             hook(rec)
 
@@ -238,6 +263,10 @@ class Collector:
         self.metrics.probes.labels(m.name, "failed").inc(checks - passed)
         report.golden_checks += checks
         report.golden_passed += passed
+        if self.audit is not None:
+            self.audit.record("endpoint_probed", m.endpoint.url if m.endpoint else m.name,
+                              "ok" if passed == checks else "failed", checks=checks, passed=passed,
+                              error_kinds=error_kinds, latency_ms_max=float(lat.max()) if lat.size else None)  # fmt: skip
 
     def _write_alerts(
         self,
@@ -372,6 +401,11 @@ class Collector:
         return report
 
     def flush_spool(self) -> int:
+        if self.audit is not None:
+            try:
+                self.audit.flush()
+            except MlmonError as exc:  # the records stay on the local volume; flushed next time
+                log.error("audit flush failed", extra={"error_type": type(exc).__name__})
         try:
             return self.spool.flush(self.storage)
         except MlmonError:

@@ -246,6 +246,8 @@ class EdgeConfig(_Frozen):
     buffer_max_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
     allow_http: bool = False
     metrics: MetricsConfig | None = MetricsConfig()
+    audit: bool = True
+    audit_signing_key: SecretRef | None = None
     source: str = Field(default="<arguments>", exclude=True)
     sha256: str = Field(default="", exclude=True)
 

@@ -80,6 +80,9 @@ class AuditLog:
     echo
         Also print each record as a JSON log line (``mlmon.audit`` logger) for the
         cluster's audit tooling.
+    put
+        The transport (default one PUT); the edge passes its spool so audit
+        segments wait on its volume while the bucket is down.
     """
 
     def __init__(
@@ -92,8 +95,10 @@ class AuditLog:
         segment_size: int = 500,
         echo: bool = True,
         storage_options: dict[str, Any] | None = None,
+        put: Any = put_object,
     ) -> None:
         self.storage = lake if isinstance(lake, Storage) else open_storage(lake, storage_options)
+        self._put = put
         if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", actor):
             raise GovernanceError(f"audit actor {actor!r} must be letters, digits, '.', '_' or '-'")
         self.actor = actor
@@ -161,7 +166,7 @@ class AuditLog:
                 json.dumps({"seal": last, "signature": sig, "records": len(self.open_records)})
             )
         key = self._segment_key(self.segment_start)
-        put_object(self.storage, key, ("\n".join(lines) + "\n").encode())
+        self._put(self.storage, key, ("\n".join(lines) + "\n").encode())
         if len(self.open_records) >= self.segment_size:
             self.segment_start = self.seq + 1
             self.open_records = []

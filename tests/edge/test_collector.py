@@ -113,6 +113,11 @@ def test_collector_cycle_writes_golden_latency_profiles_drift_and_alerts(
     alerts = lake.read("alerts", model="risk-model")
     assert set(alerts["rule"]) == {"drift:psi"} and set(alerts["feature"]) >= {"age"}
 
+    from mlmon.governance.audit import verify
+
+    audit = verify(str(tmp_path / "lake"))
+    assert audit.ok and audit.records > 20, audit  # config loaded, objects written, endpoint probed
+
     # the second cycle reads nothing new: exactly once
     again = c.run_once()
     assert again.records == 0
