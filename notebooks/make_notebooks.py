@@ -54,8 +54,8 @@ def report() -> nbformat.NotebookNode:
         new_code_cell(
             "import polars as pl\n\n"
             "for m in ctx.models:\n"
-            "    if m.drift:\n"
-            "        display(pl.DataFrame(m.drift).pivot('method', index='feature', values='value'))"
+            "    if m.drift.height:\n"
+            "        display(m.drift.pivot('method', index='feature', values='value'))"
         ),
     ])  # fmt: skip
 

@@ -1,133 +1,375 @@
-"""Report charts: altair specs, rendered to SVG for PDF and embedded as Vega for HTML."""
+"""Report charts: altair builders over a section's frames, SVG for the PDF, Vega for the HTML.
+
+Each builder takes polars frames and returns an altair chart, or ``None``
+when there is nothing to draw (the template then prints a sentence instead).
+Charts carry their data inline; :func:`to_svg` renders with vl-convert (no
+browser, no network) and :func:`to_html_fragment` gives a ``<div>`` plus a
+``vegaEmbed`` call that needs :func:`vega_bundle` once in the page.
+
+Times are drawn in UTC whatever the reader's time zone.
+"""
 
 from __future__ import annotations
 
+import html
 import json
+from collections.abc import Sequence
+from datetime import date, datetime
 from functools import cache
+from itertools import count
 from typing import Any
 
+import polars as pl
+
 from mlmon._extras import require
+from mlmon.reports.context import Distribution, MethodInfo, ModelSection
 
-__all__ = ["chart_specs", "to_svg", "vega_bundle"]
+__all__ = [
+    "FONT",
+    "alerts_chart",
+    "distribution_chart",
+    "drift_method",
+    "drift_over_time_chart",
+    "golden_chart",
+    "latency_chart",
+    "performance_chart",
+    "section_charts",
+    "to_html_fragment",
+    "to_spec",
+    "to_svg",
+    "vega_bundle",
+    "volume_chart",
+]
 
-_WIDTH = 560
-_STATUS = {"green": "#2e7d32", "amber": "#ef8f00", "red": "#c62828", "grey": "#757575"}
+#: The font charts are measured and drawn with (DejaVu is on the report machine).
+FONT = "DejaVu Sans"
+WIDTH = 560  # plot width in px; with axis labels a chart fits A4 between 16 mm margins
+MAX_POINTS = 14  # lines over more periods than this are drawn without point markers
+_FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu")
+_BLUE, _GREY, _GREEN, _AMBER, _RED = "#1565c0", "#9e9e9e", "#2e7d32", "#ef8f00", "#c62828"
+_SEVERITY = {"info": _BLUE, "warning": _AMBER, "critical": _RED}
+_CONFIG = {
+    "font": FONT,
+    "view": {"stroke": None},
+    "axis": {"labelFontSize": 10, "titleFontSize": 10, "gridColor": "#eeeeee"},
+    "legend": {"labelFontSize": 10, "titleFontSize": 10, "orient": "bottom"},
+    "title": {"fontSize": 12, "anchor": "start", "fontWeight": "bold"},
+    "header": {"labelFontSize": 10, "labelFontWeight": "bold"},
+}
+_ids = count(1)
 
 
 def _alt() -> Any:
     return require("altair", "reports")
 
 
-def _drift_over_time(rows: list[dict[str, Any]], features: list[str]) -> Any:
-    alt = _alt()
-    data = [r for r in rows if r["method"] == "jensen_shannon" and r["feature"] in features[:6]]
-    if not data:
+def _values(df: pl.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-safe dicts; datetimes as ISO strings with their UTC offset."""
+    return [
+        {k: (v.isoformat() if isinstance(v, datetime | date) else v) for k, v in row.items()}
+        for row in df.to_dicts()
+    ]
+
+
+def _time_x(alt: Any, field: str = "period", title: str | None = None, ticks: int = 6) -> Any:
+    return alt.X(f"{field}:T", title=title, scale=alt.Scale(type="utc"),
+                 axis=alt.Axis(format="%b %d", labelAngle=0, tickCount=ticks))  # fmt: skip
+
+
+def _points(alt: Any, periods: int) -> Any:
+    """Point markers on a line only when there are few periods (each is an SVG node to draw)."""
+    return alt.OverlayMarkDef(size=18) if periods <= MAX_POINTS else False
+
+
+def volume_chart(volume: pl.DataFrame) -> Any | None:
+    """Records profiled per period (bars)."""
+    if not volume.height:
         return None
-    base = alt.Chart(alt.Data(values=data)).encode(
-        x=alt.X("period:T", title=None, axis=alt.Axis(format="%b %d", tickCount="day"))
-    )
-    line = base.mark_line(point=True).encode(
-        y=alt.Y("value:Q", title="Jensen-Shannon distance"),
-        color=alt.Color("feature:N", title="feature"),
-    )
-    rule = (
-        alt.Chart(alt.Data(values=[{"t": data[0]["threshold"]}]))
-        .mark_rule(strokeDash=[4, 3], color="#c62828")
-        .encode(y="t:Q")
-    )
-    return (line + rule).properties(
-        width=_WIDTH, height=180, title="Drift by day (dashed: threshold)"
-    )
-
-
-def _distribution(d: dict[str, Any]) -> Any:
     alt = _alt()
-    values = [
-        {"label": b["label"], "bin": b["bin"], "sample": s, "fraction": b[s]}
-        for b in d["bins"] for s in ("reference", "current")
-    ]  # fmt: skip
     return (
-        alt.Chart(alt.Data(values=values))
+        alt.Chart(alt.Data(values=_values(volume.select("period", "count"))))
+        .mark_bar(color=_BLUE)
+        .encode(x=_time_x(alt), y=alt.Y("count:Q", title="records"),
+                tooltip=[alt.Tooltip("period:T", format="%Y-%m-%d %H:%M", formatType="utc"), "count:Q"])
+        .properties(width=WIDTH, height=110, title="Records profiled per period")
+    )  # fmt: skip
+
+
+def drift_method(section: ModelSection, methods: Sequence[MethodInfo] = ()) -> str | None:
+    """The method drawn over time: the distance method that flags the most features.
+
+    Ties go to the order of ``methods`` (then by name); p-value methods
+    (direction ``below``) are not drawn. None when nothing can be drawn.
+    """
+    d = section.drift_over_time
+    if not d.height:
+        return None
+    below = {m.name for m in methods if m.direction == "below"} | {"chi_square"}
+    order = {m.name: i for i, m in enumerate(methods)}
+    present = [m for m in d["method"].unique().to_list() if m not in below]
+    if not present:
+        return None
+    whole = section.drift
+    flagged = {
+        m: whole.filter((pl.col("method") == m) & pl.col("drifted").fill_null(False)).height
+        for m in present
+    }
+    return min(present, key=lambda m: (-flagged[m], order.get(m, len(order)), m))
+
+
+def _top_features(section: ModelSection, method: str, limit: int) -> list[str]:
+    from mlmon.reports.summary import drifted_features
+
+    chosen = drifted_features(section)[:limit]
+    if len(chosen) < limit:
+        rest = (
+            section.drift_over_time.filter(
+                (pl.col("method") == method) & ~pl.col("feature").is_in(chosen)
+            )
+            .group_by("feature")
+            .agg((pl.col("value") / pl.col("threshold")).max().alias("x"))
+            .sort(["x", "feature"], descending=[True, False], nulls_last=True)
+        )
+        chosen += rest["feature"].head(limit - len(chosen)).to_list()
+    return chosen
+
+
+def drift_over_time_chart(
+    section: ModelSection, methods: Sequence[MethodInfo] = (), *, limit: int = 6
+) -> Any | None:
+    """Small multiples, one per feature (drifted first), of one method with its threshold rule."""
+    method = drift_method(section, methods)
+    if method is None:
+        return None
+    alt = _alt()
+    features = _top_features(section, method, limit)
+    data = section.drift_over_time.filter(
+        (pl.col("method") == method) & pl.col("feature").is_in(features)
+    ).select("period", "feature", "value", "threshold", "drifted")
+    if not data.height:
+        return None
+    data = data.with_columns(pl.col("value").fill_nan(None))
+    thresholds = data["threshold"].drop_nulls().unique().to_list()
+    th_text = f"threshold {thresholds[0]:.3g}" if len(thresholds) == 1 else "threshold"
+    cols = min(3, len(features))
+    width = (WIDTH - 40 * (cols - 1)) // cols
+    periods = data["period"].n_unique()
+    base = alt.Chart().encode(x=_time_x(alt, ticks=3))
+    line = base.mark_line(color=_BLUE, point=_points(alt, periods)).encode(
+        y=alt.Y("value:Q", title=method.replace("_", " ")),
+        tooltip=[alt.Tooltip("period:T", format="%Y-%m-%d %H:%M", formatType="utc"),
+                 alt.Tooltip("value:Q", format=".4g"), "drifted:N"],
+    )  # fmt: skip
+    flagged = (
+        base.mark_point(color=_RED, filled=True, size=40)
+        .encode(y="value:Q")
+        .transform_filter("datum.drifted")
+    )
+    rule = alt.Chart().mark_rule(color=_RED, strokeDash=[4, 3]).encode(y="mean(threshold):Q")
+    return (
+        alt.layer(line, flagged, rule, data=alt.Data(values=_values(data)))
+        .properties(width=width, height=90)
+        .facet(
+            facet=alt.Facet("feature:N", title=None, sort=features),
+            columns=cols,
+        )
+        .properties(
+            title=f"{method.replace('_', ' ')} per period (dashed: {th_text}; red: drifted)"
+        )
+    )
+
+
+def distribution_chart(dist: Distribution, *, width: int = 250, max_bars: int = 15) -> Any:
+    """Reference (grey) and current (blue) shares of one feature, side by side."""
+    alt = _alt()
+    f = dist.frame.with_row_index("order")
+    axis = dist.axis
+    if axis == "label" and f.height > max_bars:
+        f = f.sort(pl.max_horizontal("reference", "current"), descending=True).head(max_bars)
+        f = f.sort("order")
+    f = f.with_columns(pl.col(axis).cast(pl.String) if axis == "label" else pl.col(axis))
+    long = f.unpivot(["reference", "current"], index=["order", axis],
+                     variable_name="sample", value_name="share")  # fmt: skip
+    color = alt.Color("sample:N", title=None,
+                      scale=alt.Scale(domain=["reference", "current"], range=[_GREY, _BLUE]))  # fmt: skip
+    if axis == "x":
+        chart = alt.Chart(alt.Data(values=_values(long))).mark_line(point=True, interpolate="step")
+        x = alt.X("x:Q", title=dist.feature)
+        extra: dict[str, Any] = {}
+    else:
+        chart = alt.Chart(alt.Data(values=_values(long))).mark_bar()
+        labels = f["label"].to_list()
+        x = alt.X("label:N", sort=labels, title=None,
+                  axis=alt.Axis(labelAngle=-40, labelLimit=90))  # fmt: skip
+        extra = {"xOffset": alt.XOffset("sample:N", sort=["reference", "current"])}
+    return chart.encode(
+        x=x,
+        y=alt.Y("share:Q", axis=alt.Axis(format="%"), title="share"),
+        color=color,
+        tooltip=[alt.Tooltip(f"{axis}:{'Q' if axis == 'x' else 'N'}"), "sample:N",
+                 alt.Tooltip("share:Q", format=".1%")],
+        **extra,
+    ).properties(width=width, height=140, title=f"{dist.feature} ({dist.kind})")  # fmt: skip
+
+
+def latency_chart(latency: pl.DataFrame) -> Any | None:
+    """p50, p95 and p99 latency per period, in ms."""
+    if not latency.height:
+        return None
+    alt = _alt()
+    long = latency.select("period", "p50", "p95", "p99").unpivot(
+        ["p50", "p95", "p99"], index="period", variable_name="percentile", value_name="ms"
+    )
+    return (
+        alt.Chart(alt.Data(values=_values(long)))
+        .mark_line(point=_points(alt, latency.height))
+        .encode(
+            x=_time_x(alt),
+            y=alt.Y("ms:Q", title="latency (ms)"),
+            color=alt.Color("percentile:N", title=None,
+                            scale=alt.Scale(domain=["p50", "p95", "p99"], range=[_GREEN, _AMBER, _RED])),
+            tooltip=[alt.Tooltip("period:T", format="%Y-%m-%d %H:%M", formatType="utc"), "percentile:N",
+                     alt.Tooltip("ms:Q", format=".1f")],
+        )
+        .properties(width=WIDTH, height=150, title="Latency percentiles per period")
+    )  # fmt: skip
+
+
+def golden_chart(golden: pl.DataFrame) -> Any | None:
+    """Golden-check pass rate per period; periods below 100% in amber."""
+    if not golden.height:
+        return None
+    alt = _alt()
+    return (
+        alt.Chart(alt.Data(values=_values(golden.select("period", "checks", "passed", "pass_rate"))))
         .mark_bar()
         .encode(
-            x=alt.X(
-                "label:N", sort=alt.SortField("bin"), title=None, axis=alt.Axis(labelAngle=-40)
-            ),
-            y=alt.Y("fraction:Q", axis=alt.Axis(format="%"), title="share"),
-            color=alt.Color(
-                "sample:N",
-                scale=alt.Scale(domain=["reference", "current"], range=["#9e9e9e", "#1565c0"]),
-                title=None,
-            ),
-            xOffset=alt.XOffset("sample:N", sort=["reference", "current"]),
+            x=_time_x(alt),
+            y=alt.Y("pass_rate:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]),
+                    title="passed"),
+            color=alt.condition("datum.pass_rate < 1", alt.value(_AMBER), alt.value(_GREEN)),
+            tooltip=[alt.Tooltip("period:T", format="%Y-%m-%d", formatType="utc"), "checks:Q",
+                     "passed:Q", alt.Tooltip("pass_rate:Q", format=".1%")],
         )
-        .properties(width=_WIDTH, height=170, title=f"{d['feature']}: reference vs current")
+        .properties(width=WIDTH, height=110, title="Golden checks passed per period")
+    )  # fmt: skip
+
+
+def alerts_chart(alerts: pl.DataFrame, start: datetime | None = None,
+                 end: datetime | None = None) -> Any | None:  # fmt: skip
+    """Alerts as ticks on a timeline, one row per rule, coloured by severity."""
+    if not alerts.height:
+        return None
+    alt = _alt()
+    data = alerts.select("time", "severity", "rule", "feature", "message")
+    rules = data["rule"].n_unique()
+    sev = sorted(
+        set(data["severity"].drop_nulls().to_list()), key=lambda s: (s not in _SEVERITY, s)
+    )
+    domain = [s for s in _SEVERITY if s in sev] + [s for s in sev if s not in _SEVERITY]
+    scale = alt.Scale(domain=domain, range=[_SEVERITY.get(s, _GREY) for s in domain])
+    x = _time_x(alt, "time")
+    if start is not None and end is not None:
+        x = alt.X("time:T", title=None,
+                  scale=alt.Scale(type="utc", domain=[start.isoformat(), end.isoformat()]),
+                  axis=alt.Axis(format="%b %d", labelAngle=0, tickCount=6))  # fmt: skip
+    return (
+        alt.Chart(alt.Data(values=_values(data)))
+        .mark_tick(thickness=2, size=14)
+        .encode(
+            x=x,
+            y=alt.Y("rule:N", title=None, axis=alt.Axis(labelLimit=160)),
+            color=alt.Color("severity:N", title="severity", scale=scale),
+            tooltip=[alt.Tooltip("time:T", format="%Y-%m-%d %H:%M", formatType="utc"), "severity:N",
+                     "rule:N", "feature:N", "message:N"],
+        )
+        .properties(width=WIDTH - 120, height=max(40, 22 * rules), title="Alerts")
+    )  # fmt: skip
+
+
+def performance_chart(performance: pl.DataFrame | None) -> Any | None:
+    """Realized (solid) and estimated (dashed, with its band) performance per period."""
+    if performance is None or not performance.height:
+        return None
+    alt = _alt()
+    data = alt.Data(values=_values(performance))
+    base = alt.Chart().encode(x=_time_x(alt), color=alt.Color("metric:N", title=None))
+    band = base.mark_area(opacity=0.15).encode(
+        y=alt.Y("lower:Q", title="value", scale=alt.Scale(zero=False)), y2="upper:Q"
+    )
+    est = base.mark_line(strokeDash=[4, 3]).encode(y="estimated:Q")
+    periods = performance["period"].n_unique()
+    real = base.mark_line(point=_points(alt, periods)).encode(y="realized:Q")
+    return alt.layer(band, est, real, data=data).properties(
+        width=WIDTH, height=140, title="Performance per period (solid: realized; dashed: estimated)"
     )
 
 
-def _latency(rows: list[dict[str, Any]]) -> Any:
-    alt = _alt()
-    values = [
-        {"period": r["period"], "percentile": p, "ms": r[p]}
-        for r in rows
-        for p in ("p50", "p95", "p99")
-    ]
-    return (
-        alt.Chart(alt.Data(values=values)).mark_line(point=True)
-        .encode(x=alt.X("period:T", title=None, axis=alt.Axis(format="%b %d", tickCount="day")), y=alt.Y("ms:Q", title="latency (ms)"), color="percentile:N")
-        .properties(width=_WIDTH, height=160, title="Latency percentiles by day")
-    )  # fmt: skip
+def section_charts(
+    section: ModelSection,
+    methods: Sequence[MethodInfo] = (),
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> dict[str, Any]:
+    """Every chart of one model section by name; a part with no data has no entry.
+
+    Names: ``volume``, ``drift_over_time``, ``distribution_0``..., ``latency``,
+    ``golden``, ``alerts``, ``performance``.
+    """
+    charts: dict[str, Any] = {
+        "volume": volume_chart(section.volume),
+        "drift_over_time": drift_over_time_chart(section, methods),
+        **{f"distribution_{i}": distribution_chart(d) for i, d in enumerate(section.distributions)},
+        "latency": latency_chart(section.latency),
+        "golden": golden_chart(section.golden),
+        "alerts": alerts_chart(section.alerts, start, end),
+        "performance": performance_chart(section.performance),
+    }
+    return {k: v for k, v in charts.items() if v is not None}
 
 
-def _golden(rows: list[dict[str, Any]]) -> Any:
-    alt = _alt()
-    return (
-        alt.Chart(alt.Data(values=rows)).mark_bar(color="#2e7d32")
-        .encode(x=alt.X("period:T", title=None, axis=alt.Axis(format="%b %d", tickCount="day")), y=alt.Y("pass_rate:Q", axis=alt.Axis(format="%"),
-                scale=alt.Scale(domain=[0, 1]), title="golden pass rate"))
-        .properties(width=_WIDTH, height=120, title="Golden checks passed by day")
-    )  # fmt: skip
+def to_spec(chart: Any) -> dict[str, Any]:
+    """The chart's Vega-Lite spec with the report's fonts and no ``$schema`` URL."""
+    # altair's schema validation costs ~0.03 s a chart; the tests validate every builder instead
+    spec: dict[str, Any] = dict(chart if isinstance(chart, dict) else chart.to_dict(validate=False))
+    spec.pop("$schema", None)
+    spec["config"] = {**_CONFIG, **spec.get("config", {})}
+    return spec
 
 
-def _volume(rows: list[dict[str, Any]]) -> Any:
-    alt = _alt()
-    return (
-        alt.Chart(alt.Data(values=rows)).mark_bar(color="#1565c0")
-        .encode(x=alt.X("period:T", title=None, axis=alt.Axis(format="%b %d", tickCount="day")), y=alt.Y("count:Q", title="records"))
-        .properties(width=_WIDTH, height=110, title="Records profiled by day")
-    )  # fmt: skip
-
-
-def chart_specs(section: Any) -> dict[str, Any]:
-    """Vega-Lite specs (dicts) of one model section's charts, by name; missing data -> no chart."""
-    charts: dict[str, Any] = {}
-    if section.volume:
-        charts["volume"] = _volume(section.volume)
-    if section.drift_over_time:
-        c = _drift_over_time(
-            section.drift_over_time,
-            section.drifted_features or [r["feature"] for r in section.drift],
-        )
-        if c is not None:
-            charts["drift_over_time"] = c
-    for i, d in enumerate(section.distributions):
-        charts[f"distribution_{i}"] = _distribution(d)
-    if section.latency:
-        charts["latency"] = _latency(section.latency)
-    if section.golden:
-        charts["golden"] = _golden(section.golden)
-    return {k: json.loads(c.to_json()) for k, c in charts.items()}
-
-
-def to_svg(spec: dict[str, Any]) -> str:
-    """Render a Vega-Lite spec to SVG with vl-convert (fonts embedded, no network)."""
+@cache
+def _vlc() -> Any:
     vlc = require("vl_convert", "reports")
-    svg: str = vlc.vegalite_to_svg(spec)
+    for d in _FONT_DIRS:
+        try:
+            vlc.register_font_directory(d)
+        except Exception:  # a missing directory only means fewer fonts; vl-convert has its own
+            continue
+    return vlc
+
+
+def to_svg(chart: Any) -> str:
+    """Render an altair chart (or a Vega-Lite dict) to SVG with vl-convert; no network."""
+    svg: str = _vlc().vegalite_to_svg(to_spec(chart))
     return svg
+
+
+def to_html_fragment(chart: Any, element_id: str | None = None) -> str:
+    """A ``<div>`` and the ``vegaEmbed`` call that draws the chart into it.
+
+    The page must include :func:`vega_bundle` once, before the first fragment.
+    """
+    eid = element_id or f"chart-{next(_ids)}"
+    spec = json.dumps(to_spec(chart), separators=(",", ":")).replace("</", "<\\/")
+    return (
+        f'<div class="chart" id="{html.escape(eid)}"></div>'
+        f"<script>vegaEmbed('#{eid}', {spec}, "
+        '{"actions": false, "renderer": "svg"});</script>'
+    )
 
 
 @cache
 def vega_bundle() -> str:
-    """vega, vega-lite and vega-embed as one script, inlined once per HTML report."""
-    vlc = require("vl_convert", "reports")
-    return str(vlc.javascript_bundle())
+    """vega, vega-lite and vega-embed as one script (about 0.9 MB), inlined once per page."""
+    bundle = str(require("vl_convert", "reports").javascript_bundle())
+    return bundle.replace("</script", "<\\/script")

@@ -1,35 +1,488 @@
-"""Everything a monitoring report shows, computed from the lake alone.
+"""Everything a monitoring report shows, as plain frozen values.
 
-:func:`collect` fills a :class:`ReportContext` through the mlmon API (drift,
-percentiles, data quality, golden checks, alerts, versions). The report
-notebook calls it and saves the context (:meth:`ReportContext.save`, one JSON
-file); the renderer reads it back, so the numbers printed in the PDF are the
-numbers the API computed.
+The analysis side (a papermill notebook on the metric lake) fills a
+:class:`ReportContext`; the renderer (:mod:`mlmon.reports.render`) only
+formats it, so the figures printed are exactly the figures computed. The two
+run in different processes: :func:`save` writes a folder (``context.json``
+plus one Parquet file per frame) and :func:`load` reads it back unchanged.
+
+Shape::
+
+    ReportContext            title, period, comparison period, provenance
+    ├── models: [ModelSection]   one per model, status green/amber/red (grey: no data)
+    │   ├── frames (polars)      versions, volume, null_rates, drift, drift_over_time,
+    │   │                        latency, golden, golden_errors, alerts, performance
+    │   └── distributions: [Distribution]   reference vs current shares of a feature
+    ├── methods: [MethodInfo]    the drift methods, thresholds and what they mean
+    └── data_handling: [str]     what was and was not collected
+
+Every frame may be empty (zero rows, even zero columns): the section then
+gets an empty frame with the documented columns (:data:`FRAME_COLUMNS`). A
+non-empty frame must have at least those columns (extra columns are kept).
+Datetime columns must be UTC-aware (``pl.Datetime(time_zone="UTC")``);
+``pl.Date`` is accepted for ``period``.
+
+:func:`collect` fills a context from a lake with the current analysis API;
+:func:`period_bounds` parses ``--period`` values.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
-from mlmon.analysis.drift import METHODS
-from mlmon.analysis.lake import Lake
-from mlmon.errors import LakeError
+from mlmon.errors import LakeError, SchemaError, TimestampError
 
-__all__ = ["ModelSection", "ReportContext", "collect", "period_bounds"]
+if TYPE_CHECKING:
+    from mlmon.analysis.lake import Lake
+
+__all__ = [
+    "DEFAULT_DATA_HANDLING",
+    "FRAME_COLUMNS",
+    "STATUS_ORDER",
+    "Distribution",
+    "MethodInfo",
+    "ModelSection",
+    "ReportContext",
+    "collect",
+    "load",
+    "methods_from_registry",
+    "period_bounds",
+    "save",
+]
+
+Status = Literal["green", "amber", "red", "grey"]
+
+#: Worst-of order for :attr:`ReportContext.overall_status`; ``grey`` means "no data to judge".
+STATUS_ORDER: dict[str, int] = {"grey": -1, "green": 0, "amber": 1, "red": 2}
+
+_TS = pl.Datetime("us", "UTC")
+
+#: The columns (and dtypes of an empty frame) of every frame of a :class:`ModelSection`.
+FRAME_COLUMNS: dict[str, dict[str, pl.DataType]] = {
+    "versions": {"version": pl.String(), "first_seen": _TS, "last_seen": _TS, "count": pl.Int64()},
+    "volume": {"period": _TS, "count": pl.Int64()},
+    "null_rates": {"feature": pl.String(), "null_rate": pl.Float64(), "count": pl.Int64()},
+    "drift": {"feature": pl.String(), "method": pl.String(), "value": pl.Float64(),
+              "threshold": pl.Float64(), "drifted": pl.Boolean(), "count": pl.Int64()},
+    "drift_over_time": {"period": _TS, "feature": pl.String(), "method": pl.String(),
+                        "value": pl.Float64(), "threshold": pl.Float64(), "drifted": pl.Boolean()},
+    "latency": {"period": _TS, "p50": pl.Float64(), "p95": pl.Float64(), "p99": pl.Float64(),
+                "count": pl.Int64()},
+    "golden": {"period": _TS, "checks": pl.Int64(), "passed": pl.Int64(), "pass_rate": pl.Float64()},
+    "golden_errors": {"error_kind": pl.String(), "count": pl.Int64()},
+    "alerts": {"time": _TS, "severity": pl.String(), "rule": pl.String(), "feature": pl.String(),
+               "message": pl.String()},
+    "performance": {"period": _TS, "metric": pl.String(), "realized": pl.Float64(),
+                    "estimated": pl.Float64(), "lower": pl.Float64(), "upper": pl.Float64()},
+}  # fmt: skip
+
+#: The data-handling statement printed when the analysis side gives none.
+DEFAULT_DATA_HANDLING: tuple[str, ...] = (
+    "Collected: per-window counts over the reference's bins, relative-error quantile sketches, "
+    "counts of allow-listed categories (rare ones folded together), null counts, latency "
+    "sketches, golden-check outcomes, alert states and model version tags.",
+    "Not collected: raw inputs, model outputs, request or patient identifiers (replaced by keyed "
+    "HMACs where counting needs them), free text or images.",
+    "Storage: Parquet objects in the customer's own bucket, written with put-only credentials and "
+    "server-side KMS encryption; every figure in this report was recomputed from them.",
+)
+
+_FORMAT = "mlmon.report_context"
+_VERSION = 1
+
+
+def _check_utc(value: datetime, where: str) -> datetime:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise TimestampError(
+            f"{where} is {value!r}; expected a UTC-aware datetime, "
+            "e.g. datetime(2026, 10, 1, tzinfo=UTC)"
+        )
+    return value.astimezone(UTC)
+
+
+def _frame(df: pl.DataFrame | None, name: str, where: str) -> pl.DataFrame:
+    """The frame with its documented columns; an empty frame gets them with their dtypes."""
+    schema = FRAME_COLUMNS[name]
+    if df is None or (df.height == 0 and not set(schema) <= set(df.columns)):
+        return pl.DataFrame(schema=schema)
+    if not isinstance(df, pl.DataFrame):
+        raise SchemaError(f"{where}.{name} is a {type(df).__name__}; expected a polars DataFrame")
+    missing = [c for c in schema if c not in df.columns]
+    if missing:
+        raise SchemaError(
+            f"{where}.{name} lacks column(s) {', '.join(missing)}; "
+            f"expected {', '.join(schema)}, got {', '.join(df.columns) or 'no columns'}"
+        )
+    for col, dtype in schema.items():
+        got = df.schema[col]
+        if (
+            isinstance(dtype, pl.Datetime)
+            and isinstance(got, pl.Datetime)
+            and got.time_zone is None
+        ):
+            raise TimestampError(
+                f"{where}.{name}.{col} is a naive datetime; expected UTC-aware "
+                f'(e.g. .dt.replace_time_zone("UTC"))'
+            )
+    return df
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """A drift method as the appendix explains it.
+
+    ``direction`` is ``"above"`` when a value above the threshold flags drift
+    (distances) and ``"below"`` when a value below it does (p-values).
+    """
+
+    name: str
+    kinds: tuple[str, ...]
+    default_threshold: float
+    direction: Literal["above", "below"]
+    description: str
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("above", "below"):
+            raise SchemaError(
+                f"method {self.name!r}: direction {self.direction!r} is not 'above' or 'below'"
+            )
+        object.__setattr__(self, "kinds", tuple(self.kinds))
+
+
+@dataclass(frozen=True, eq=False)
+class Distribution:
+    """Reference versus current shares of one feature.
+
+    ``frame`` has a ``label`` (str, categories or bin labels) or an ``x``
+    (float, bin centres) column, then ``reference`` and ``current``, both
+    fractions that sum to about 1. Rows are drawn in frame order.
+    """
+
+    feature: str
+    kind: Literal["numeric", "categorical"]
+    frame: pl.DataFrame
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("numeric", "categorical"):
+            raise SchemaError(
+                f"distribution {self.feature!r}: kind {self.kind!r} is not numeric or categorical"
+            )
+        cols = self.frame.columns
+        if not ({"reference", "current"} <= set(cols) and ("label" in cols or "x" in cols)):
+            raise SchemaError(
+                f"distribution {self.feature!r}: expected columns label (or x), reference, current; "
+                f"got {', '.join(cols) or 'no columns'}"
+            )
+
+    @property
+    def axis(self) -> str:
+        """``"label"`` or ``"x"``: the column the bars are drawn over."""
+        return "label" if "label" in self.frame.columns else "x"
+
+
+def _empty(name: str) -> pl.DataFrame:
+    return pl.DataFrame(schema=FRAME_COLUMNS[name])
+
+
+@dataclass(frozen=True, eq=False)
+class ModelSection:
+    """One model's part of the report. Any frame may be empty; see :data:`FRAME_COLUMNS`.
+
+    ``status`` is ``green``, ``amber`` or ``red`` (``grey``: no data to judge);
+    ``status_reasons`` say why in plain words; ``notes`` explain missing parts
+    ("No reference profile: drift not computed"). ``latency_overall`` has
+    ``p50``/``p95``/``p99`` in ms (None when unknown), ``golden_overall``
+    ``checks``/``passed``/``pass_rate``. ``performance`` is None when the
+    model has no labels or estimates; the section is then left out.
+    """
+
+    model: str
+    status: Status = "green"
+    status_reasons: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    versions: pl.DataFrame = field(default_factory=lambda: _empty("versions"))
+    volume: pl.DataFrame = field(default_factory=lambda: _empty("volume"))
+    null_rates: pl.DataFrame = field(default_factory=lambda: _empty("null_rates"))
+    drift: pl.DataFrame = field(default_factory=lambda: _empty("drift"))
+    drift_over_time: pl.DataFrame = field(default_factory=lambda: _empty("drift_over_time"))
+    distributions: list[Distribution] = field(default_factory=list)
+    latency: pl.DataFrame = field(default_factory=lambda: _empty("latency"))
+    latency_overall: dict[str, float | None] = field(default_factory=dict)
+    golden: pl.DataFrame = field(default_factory=lambda: _empty("golden"))
+    golden_overall: dict[str, Any] = field(default_factory=dict)
+    golden_errors: pl.DataFrame = field(default_factory=lambda: _empty("golden_errors"))
+    alerts: pl.DataFrame = field(default_factory=lambda: _empty("alerts"))
+    performance: pl.DataFrame | None = None
+
+    def __post_init__(self) -> None:
+        where = f"model {self.model!r}"
+        if self.status not in STATUS_ORDER:
+            raise SchemaError(
+                f"{where}: status {self.status!r} is not one of {', '.join(STATUS_ORDER)}"
+            )
+        for name in FRAME_COLUMNS:
+            value = getattr(self, name)
+            if name == "performance" and value is None:
+                continue
+            object.__setattr__(self, name, _frame(value, name, where))
+
+    @property
+    def frames(self) -> dict[str, pl.DataFrame | None]:
+        """The section's frames by field name (``performance`` may be None)."""
+        return {name: getattr(self, name) for name in FRAME_COLUMNS}
+
+    @property
+    def records(self) -> int:
+        """Inference records profiled in the period (the sum of ``volume.count``)."""
+        return int(self.volume["count"].sum() or 0) if self.volume.height else 0
+
+
+@dataclass(frozen=True, eq=False)
+class ReportContext:
+    """Everything one report shows. Datetimes are UTC-aware; see the module docstring."""
+
+    title: str
+    period_start: datetime
+    period_end: datetime
+    generated_at: datetime
+    lake_display: str
+    mlmon_version: str
+    models: list[ModelSection]
+    methods: list[MethodInfo] = field(default_factory=list)
+    data_handling: list[str] = field(default_factory=lambda: list(DEFAULT_DATA_HANDLING))
+    comparison_start: datetime | None = None
+    comparison_end: datetime | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("period_start", "period_end", "generated_at", "comparison_start",
+                     "comparison_end"):  # fmt: skip
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _check_utc(value, f"ReportContext.{name}"))
+        if (self.comparison_start is None) != (self.comparison_end is None):
+            raise SchemaError(
+                "ReportContext: give both comparison_start and comparison_end, or neither"
+            )
+        if self.period_end <= self.period_start:
+            raise SchemaError(
+                f"ReportContext: period_end {self.period_end} is not after "
+                f"period_start {self.period_start}"
+            )
+
+    @property
+    def overall_status(self) -> str:
+        """The worst model status (red > amber > green); ``grey`` only if no model has data."""
+        return max((m.status for m in self.models), key=STATUS_ORDER.__getitem__, default="grey")
+
+    def save(self, folder: str | Path) -> Path:
+        """Same as :func:`save`."""
+        return save(self, folder)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ReportContext:
+        """Same as :func:`load`."""
+        return load(folder)
+
+
+def methods_from_registry(thresholds: Mapping[str, float] | None = None,
+                          names: tuple[str, ...] | None = None) -> list[MethodInfo]:  # fmt: skip
+    """:class:`MethodInfo` for the registered drift methods, with any threshold overrides."""
+    from mlmon.analysis.drift import METHODS
+
+    th = dict(thresholds or {})
+    return [
+        MethodInfo(n, m.kinds, th.get(n, m.default_threshold), m.direction, m.description)
+        for n, m in METHODS.items()
+        if names is None or n in names
+    ]
+
+
+# -- save / load -------------------------------------------------------------------------
+
+
+def _iso(d: datetime | None) -> str | None:
+    return None if d is None else d.isoformat()
+
+
+def _from_iso(s: str | None) -> datetime | None:
+    return None if s is None else datetime.fromisoformat(s)
+
+
+def _clean(v: Any) -> Any:
+    """NaN is not JSON: it is stored as null (None), which the renderer prints as "n/a"."""
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+def save(ctx: ReportContext, folder: str | Path) -> Path:
+    """Write ``ctx`` to ``folder``: ``context.json`` plus one Parquet file per frame.
+
+    Parameters
+    ----------
+    ctx : ReportContext
+    folder : str or Path
+        Created if missing; files of an earlier context in it are overwritten.
+
+    Returns
+    -------
+    Path
+        The ``context.json`` file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from datetime import datetime, UTC
+    >>> ctx = ReportContext("r", datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC),
+    ...                     datetime(2026, 11, 1, tzinfo=UTC), "file:///lake", "0.1.0", [ModelSection("m")])
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     load(save(ctx, d).parent).models[0].model
+    'm'
+    """
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    models = []
+    for i, m in enumerate(ctx.models):
+        frames: dict[str, str | None] = {}
+        for name, df in m.frames.items():
+            if df is None:
+                frames[name] = None
+                continue
+            fname = f"m{i}_{name}.parquet"
+            df.write_parquet(out / fname)
+            frames[name] = fname
+        dists = []
+        for j, d in enumerate(m.distributions):
+            fname = f"m{i}_distribution{j}.parquet"
+            d.frame.write_parquet(out / fname)
+            dists.append({"feature": d.feature, "kind": d.kind, "frame": fname})
+        models.append(
+            {
+                "model": m.model,
+                "status": m.status,
+                "status_reasons": list(m.status_reasons),
+                "notes": list(m.notes),
+                "latency_overall": {k: _clean(v) for k, v in m.latency_overall.items()},
+                "golden_overall": {k: _clean(v) for k, v in m.golden_overall.items()},
+                "frames": frames,
+                "distributions": dists,
+            }
+        )
+    doc = {
+        "format": _FORMAT,
+        "version": _VERSION,
+        "title": ctx.title,
+        "period_start": _iso(ctx.period_start),
+        "period_end": _iso(ctx.period_end),
+        "comparison_start": _iso(ctx.comparison_start),
+        "comparison_end": _iso(ctx.comparison_end),
+        "generated_at": _iso(ctx.generated_at),
+        "lake_display": ctx.lake_display,
+        "mlmon_version": ctx.mlmon_version,
+        "methods": [
+            {
+                "name": x.name,
+                "kinds": list(x.kinds),
+                "default_threshold": x.default_threshold,
+                "direction": x.direction,
+                "description": x.description,
+            }
+            for x in ctx.methods
+        ],
+        "data_handling": list(ctx.data_handling),
+        "models": models,
+    }
+    path = out / "context.json"
+    path.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    return path
+
+
+def load(folder: str | Path) -> ReportContext:
+    """Read a context written by :func:`save` (the folder, or its ``context.json``).
+
+    Raises
+    ------
+    FileNotFoundError
+        No ``context.json`` there.
+    SchemaError
+        The file is not a report context of a version this mlmon reads.
+    """
+    p = Path(folder)
+    path = p if p.suffix == ".json" and p.is_file() else p / "context.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no report context here (expected context.json written by "
+            "mlmon.reports.context.save)"
+        )
+    base = path.parent
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SchemaError(f"{path}: not a report context (invalid JSON: {exc})") from exc
+    if doc.get("format") != _FORMAT or doc.get("version") != _VERSION:
+        raise SchemaError(
+            f"{path}: expected format {_FORMAT!r} version {_VERSION}, got "
+            f"{doc.get('format')!r} version {doc.get('version')!r}; re-run the report notebook"
+        )
+    models = []
+    for m in doc["models"]:
+        frames: dict[str, Any] = {
+            name: (None if fname is None else pl.read_parquet(base / fname))
+            for name, fname in m["frames"].items()
+        }
+        dists = [
+            Distribution(d["feature"], d["kind"], pl.read_parquet(base / d["frame"]))
+            for d in m["distributions"]
+        ]
+        models.append(
+            ModelSection(
+                model=m["model"],
+                status=m["status"],
+                status_reasons=m["status_reasons"],
+                notes=m["notes"],
+                latency_overall=m["latency_overall"],
+                golden_overall=m["golden_overall"],
+                distributions=dists,
+                **frames,
+            )
+        )
+    return ReportContext(
+        title=doc["title"],
+        period_start=_from_iso(doc["period_start"]),  # type: ignore[arg-type]
+        period_end=_from_iso(doc["period_end"]),  # type: ignore[arg-type]
+        comparison_start=_from_iso(doc["comparison_start"]),
+        comparison_end=_from_iso(doc["comparison_end"]),
+        generated_at=_from_iso(doc["generated_at"]),  # type: ignore[arg-type]
+        lake_display=doc["lake_display"],
+        mlmon_version=doc["mlmon_version"],
+        models=models,
+        methods=[
+            MethodInfo(
+                x["name"],
+                tuple(x["kinds"]),
+                x["default_threshold"],
+                x["direction"],
+                x["description"],
+            )
+            for x in doc["methods"]
+        ],
+        data_handling=doc["data_handling"],
+    )
+
+
+# -- filled from the lake (the analysis half; kept so `mlmon report` runs end to end) -----
 
 #: The methods a report flags drift by (p-values are shown, not used for status).
 REPORT_METHODS = ("psi", "jensen_shannon", "ks", "wasserstein", "chi_square")
-STATUS_RULES = (
-    "red: the endpoint was unreachable, golden checks passed < 95%, or 3+ features drifted",
-    "amber: any feature drifted, or golden checks passed < 100%",
-    "green: otherwise",
-)
 
 
 def period_bounds(
@@ -48,7 +501,7 @@ def period_bounds(
                 e = datetime(parts[0] + (parts[1] == 12), parts[1] % 12 + 1, 1, tzinfo=UTC)
                 return s, e
             if len(parts) == 3:
-                s = datetime(*parts, tzinfo=UTC)
+                s = datetime(parts[0], parts[1], parts[2], tzinfo=UTC)
                 return s, s + timedelta(days=1)
         except ValueError as exc:
             raise ValueError(f"period {period!r} is not YYYY-MM, YYYY-Www or YYYY-MM-DD") from exc
@@ -63,117 +516,76 @@ def _utc(text: str) -> datetime:
     return d.replace(tzinfo=UTC) if d.tzinfo is None and len(text) == 10 else d.astimezone(UTC)
 
 
-def _rows(df: pl.DataFrame) -> list[dict[str, Any]]:
-    return [
-        {k: (v.isoformat() if isinstance(v, datetime | date) else v) for k, v in r.items()}
-        for r in df.to_dicts()
-    ]
-
-
-@dataclass
-class ModelSection:
-    model: str
-    status: str = "green"
-    status_reasons: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    records: int = 0
-    versions: list[dict[str, Any]] = field(default_factory=list)
-    volume: list[dict[str, Any]] = field(default_factory=list)
-    data_quality: list[dict[str, Any]] = field(default_factory=list)
-    drift: list[dict[str, Any]] = field(default_factory=list)
-    drift_over_time: list[dict[str, Any]] = field(default_factory=list)
-    drifted_features: list[str] = field(default_factory=list)
-    distributions: list[dict[str, Any]] = field(default_factory=list)
-    latency: list[dict[str, Any]] = field(default_factory=list)
-    latency_overall: dict[str, float | None] = field(default_factory=dict)
-    golden: list[dict[str, Any]] = field(default_factory=list)
-    golden_overall: dict[str, Any] = field(default_factory=dict)
-    golden_errors: list[dict[str, Any]] = field(default_factory=list)
-    alerts: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class ReportContext:
-    title: str
-    period_start: str
-    period_end: str
-    generated_at: str
-    lake: str
-    models: list[ModelSection]
-    methods: list[dict[str, Any]]
-    status_rules: list[str] = field(default_factory=lambda: list(STATUS_RULES))
-
-    @property
-    def overall_status(self) -> str:
-        order = {"green": 0, "amber": 1, "red": 2, "grey": 0}
-        return max((m.status for m in self.models), key=lambda s: order.get(s, 0), default="grey")
-
-    def save(self, path: str | Path) -> Path:
-        p = Path(path)
-        p.write_text(json.dumps(asdict(self), indent=1, default=str, allow_nan=True))
-        return p
-
-    @classmethod
-    def load(cls, path: str | Path) -> ReportContext:
-        raw = json.loads(Path(path).read_text())
-        raw["models"] = [ModelSection(**m) for m in raw["models"]]
-        return cls(**raw)
-
-
-def _distribution(ref: Any, cur: Any) -> list[dict[str, Any]]:
+def _distribution(feature: str, ref: Any, cur: Any) -> Distribution:
     """Reference vs current fractions over the reference's bins (numeric) or categories."""
     rc, cc = ref.bins.astype(float), cur.bins.astype(float)
     rf = rc / rc.sum() if rc.sum() else rc
     cf = cc / cc.sum() if cc.sum() else cc
     if ref.kind == "categorical":
-        labels = list(ref.labels)
+        labels = [str(x) for x in ref.labels]
     else:
         e = ref.edges
         labels = (
             [f"< {e[0]:.4g}"]
-            + [f"{e[i]:.4g} - {e[i + 1]:.4g}" for i in range(len(e) - 1)]
+            + [f"{e[i]:.4g} to {e[i + 1]:.4g}" for i in range(len(e) - 1)]
             + [f"> {e[-1]:.4g}"]
         )
-    return [{"bin": i, "label": lab, "reference": float(r), "current": float(c)}
-            for i, (lab, r, c) in enumerate(zip(labels, rf, cf, strict=True))]  # fmt: skip
+    frame = pl.DataFrame({"label": labels, "reference": rf.tolist(), "current": cf.tolist()})
+    return Distribution(feature, ref.kind, frame)
+
+
+def _drifted(drift: pl.DataFrame) -> list[str]:
+    distance = drift.filter(pl.col("method") != "chi_square")
+    ranked = (
+        distance.group_by("feature")
+        .agg(pl.col("drifted").sum().alias("n"), pl.col("value").max().alias("v"))
+        .filter(pl.col("n") > 0)
+        .sort(["n", "v"], descending=True)
+    )
+    return ranked["feature"].to_list()
 
 
 def _section(
     lake: Lake, model: str, start: datetime, end: datetime, thresholds: dict[str, float]
 ) -> ModelSection:
-    sec = ModelSection(model)
     if model not in lake.models("profiles") and model not in lake.models("golden"):
         known = ", ".join(lake.models("profiles")) or "none"
-        sec.status = "grey"
-        sec.status_reasons = ["no data for this model in the lake"]
-        sec.notes.append(f"The lake has no data for model {model!r} (models with data: {known}).")
-        return sec
+        return ModelSection(
+            model,
+            status="grey",
+            status_reasons=["no data for this model in the lake"],
+            notes=[f"The lake has no data for model {model!r} (models with data: {known})."],
+        )
+    notes: list[str] = []
     dq = lake.data_quality(model, start, end)
-    sec.data_quality = _rows(dq)
     prof_rows = lake.scan("profiles", model=model, start=start, end=end)
-    vol = (
+    volume = (
         prof_rows.group_by("window_start", "collector_id", "model_version")
         .agg(pl.col("rows").first())
         .with_columns(pl.col("window_start").dt.truncate("1d").alias("period"))
         .group_by("period")
-        .agg(pl.col("rows").sum().alias("count"))
+        .agg(pl.col("rows").sum().cast(pl.Int64).alias("count"))
         .sort("period")
         .collect()
     )
-    sec.volume = _rows(vol)
-    sec.records = int(vol["count"].sum()) if vol.height else 0
     versions = (
-        prof_rows.group_by("model_version")
+        prof_rows.group_by("window_start", "collector_id", "model_version")
+        .agg(pl.col("rows").first(), pl.col("window_end").first())
+        .group_by("model_version")
         .agg(
             pl.col("window_start").min().alias("first_seen"),
             pl.col("window_end").max().alias("last_seen"),
+            pl.col("rows").sum().cast(pl.Int64).alias("count"),
         )
+        .rename({"model_version": "version"})
+        .with_columns(pl.col("version").fill_null("(not reported)"))
         .sort("first_seen")
         .collect()
     )
-    sec.versions = _rows(versions)
-    if sec.records == 0:
-        sec.notes.append("No inference records were profiled in this period.")
+    records = int(volume["count"].sum()) if volume.height else 0
+    if records == 0:
+        notes.append("No inference records were profiled in this period.")
+    drift = over_time = pl.DataFrame()
     try:
         drift = lake.drift(
             model, start, end, by="all", methods=list(REPORT_METHODS), thresholds=thresholds
@@ -182,23 +594,19 @@ def _section(
             model, start, end, by="day", methods=list(REPORT_METHODS), thresholds=thresholds
         )
     except LakeError as exc:
-        drift = over_time = pl.DataFrame()
-        sec.notes.append(f"Drift was not computed: {exc}")
+        notes.append(f"Drift was not computed: {exc}")
+    distributions: list[Distribution] = []
+    drifted: list[str] = []
     if drift.height:
-        sec.drift = _rows(drift.drop("period", "reference_id"))
+        drifted = _drifted(drift)
         distance = drift.filter(pl.col("method") != "chi_square")
-        ranked = (
-            distance.group_by("feature").agg(pl.col("drifted").sum().alias("n"), pl.col("value").max().alias("v"))
-            .filter(pl.col("n") > 0).sort(["n", "v"], descending=True)
-        )  # fmt: skip
-        sec.drifted_features = ranked["feature"].to_list()
-        sec.drift_over_time = _rows(over_time.drop("reference_id"))
         top = (
-            sec.drifted_features[:3]
-            or distance.sort("value", descending=True)["feature"]
-            .unique(maintain_order=True)
-            .head(2)
-            .to_list()
+            drifted[:3]
+            or (
+                distance.sort("value", descending=True)["feature"]
+                .unique(maintain_order=True)
+                .head(2)
+            ).to_list()
         )
         merged = {
             f: (r, p)
@@ -207,82 +615,101 @@ def _section(
         for f in top:
             if f in merged:
                 ref = lake.reference(merged[f][0], model=model).profiles[f]
-                sec.distributions.append(
-                    {"feature": f, "kind": ref.kind, "bins": _distribution(ref, merged[f][1])}
-                )
-    elif sec.records:
-        sec.notes.append("No reference profile was found for this model: drift was not computed.")
-    lat = lake.percentiles(
-        "latency_ms",
-        (0.5, 0.95, 0.99),
-        model=model,
-        start=start,
-        end=end,
-        by="day",
-        source="stream",
-    )
-    if lat.height:
-        wide = lat.pivot("quantile", index="period", values="value").sort("period")
-        wide.columns = ["period", "p50", "p95", "p99"]
-        sec.latency = _rows(wide)
-        allp = lake.percentiles(
-            "latency_ms",
-            (0.5, 0.95, 0.99),
-            model=model,
-            start=start,
-            end=end,
-            by="all",
-            source="stream",
-        )
-        sec.latency_overall = dict(zip(["p50", "p95", "p99"], allp["value"].to_list(), strict=True))
-    golden = lake.read("golden", model=model, start=start, end=end)
-    if golden.height:
-        g = (
-            golden.with_columns(pl.col("checked_at").dt.truncate("1d").alias("period"))
-            .group_by("period").agg(pl.len().alias("checks"), pl.col("passed").sum().alias("passed"))
-            .with_columns((pl.col("passed") / pl.col("checks")).alias("pass_rate")).sort("period")
+                distributions.append(_distribution(f, ref, merged[f][1]))
+        # p-values are shown, never used to flag (large samples make every test significant)
+        drift = drift.with_columns(
+            pl.when(pl.col("method") == "chi_square").then(False).otherwise(pl.col("drifted"))
+            .alias("drifted")
         )  # fmt: skip
-        sec.golden = _rows(g)
-        checks, passed = golden.height, int(golden["passed"].sum())
-        sec.golden_overall = {"checks": checks, "passed": passed, "pass_rate": passed / checks}
-        errs = (
-            golden.filter(~pl.col("passed"))
+        over_time = over_time.with_columns(
+            pl.when(pl.col("method") == "chi_square").then(False).otherwise(pl.col("drifted"))
+            .alias("drifted")
+        )  # fmt: skip
+    elif records and not any(n.startswith("Drift was not computed") for n in notes):
+        notes.append("No reference profile was found for this model: drift was not computed.")
+    latency = pl.DataFrame()
+    latency_overall: dict[str, float | None] = {}
+    lat = lake.percentiles("latency_ms", (0.5, 0.95, 0.99), model=model, start=start, end=end,
+                           by="day", source="stream")  # fmt: skip
+    if lat.height:
+        latency = (
+            lat.pivot("quantile", index="period", values="value")
+            .sort("period")
+            .join(lat.group_by("period").agg(pl.col("count").max()), on="period")
+        )
+        latency.columns = ["period", "p50", "p95", "p99", "count"]
+        allp = lake.percentiles("latency_ms", (0.5, 0.95, 0.99), model=model, start=start,
+                                end=end, by="all", source="stream")  # fmt: skip
+        latency_overall = dict(zip(["p50", "p95", "p99"], allp["value"].to_list(), strict=True))
+    golden = golden_errors = pl.DataFrame()
+    golden_overall: dict[str, Any] = {}
+    g_rows = lake.read("golden", model=model, start=start, end=end)
+    if g_rows.height:
+        golden = (
+            g_rows.with_columns(pl.col("checked_at").dt.truncate("1d").alias("period"))
+            .group_by("period")
+            .agg(pl.len().cast(pl.Int64).alias("checks"),
+                 pl.col("passed").sum().cast(pl.Int64).alias("passed"))
+            .with_columns((pl.col("passed") / pl.col("checks")).alias("pass_rate"))
+            .sort("period")
+        )  # fmt: skip
+        checks, passed = g_rows.height, int(g_rows["passed"].sum())
+        golden_overall = {"checks": checks, "passed": passed, "pass_rate": passed / checks}
+        golden_errors = (
+            g_rows.filter(~pl.col("passed"))
             .group_by("error_kind")
-            .len("count")
+            .agg(pl.len().cast(pl.Int64).alias("count"))
             .sort("count", descending=True)
         )
-        sec.golden_errors = _rows(errs)
-    alerts = lake.read("alerts", model=model, start=start, end=end)
-    if alerts.height:
-        a = alerts.select("raised_at", "severity", "rule", "feature", "message").sort("raised_at")
-        sec.alerts = _rows(a)
-    _status(sec, alerts)
-    return sec
+    a_rows = lake.read("alerts", model=model, start=start, end=end)
+    alerts = (
+        a_rows.select(
+            pl.col("raised_at").alias("time"), "severity", "rule", "feature", "message"
+        ).sort("time")
+        if a_rows.height
+        else pl.DataFrame()
+    )
+    status, reasons = _status(records, golden_overall, drifted, a_rows)
+    return ModelSection(
+        model,
+        status=status,
+        status_reasons=reasons,
+        notes=notes,
+        versions=versions,
+        volume=volume,
+        null_rates=dq,
+        drift=drift.drop("period", "reference_id") if drift.height else drift,
+        drift_over_time=over_time.drop("reference_id") if over_time.height else over_time,
+        distributions=distributions,
+        latency=latency,
+        latency_overall=latency_overall,
+        golden=golden,
+        golden_overall=golden_overall,
+        golden_errors=golden_errors,
+        alerts=alerts,
+    )
 
 
-def _status(sec: ModelSection, alerts: pl.DataFrame) -> None:
-    reasons_red, reasons_amber = [], []
-    unreachable = alerts.height and (alerts["rule"] == "endpoint_unreachable").any()
-    rate = sec.golden_overall.get("pass_rate")
-    if unreachable:
-        reasons_red.append("the endpoint was unreachable during golden checks")
+def _status(
+    records: int, golden: dict[str, Any], drifted: list[str], alerts: pl.DataFrame
+) -> tuple[Status, list[str]]:
+    red, amber = [], []
+    if alerts.height and (alerts["rule"] == "endpoint_unreachable").any():
+        red.append("the endpoint was unreachable during golden checks")
+    rate = golden.get("pass_rate")
     if rate is not None and rate < 0.95:
-        reasons_red.append(f"golden checks passed {rate:.1%}")
+        red.append(f"golden checks passed {100 * rate:.1f}%")
     elif rate is not None and rate < 1.0:
-        reasons_amber.append(f"golden checks passed {rate:.1%}")
-    n = len(sec.drifted_features)
+        amber.append(f"golden checks passed {100 * rate:.1f}%")
+    n = len(drifted)
     if n >= 3:
-        reasons_red.append(f"{n} features drifted ({', '.join(sec.drifted_features)})")
+        red.append(f"{n} features drifted ({', '.join(drifted)})")
     elif n:
-        reasons_amber.append(
-            f"{n} feature{'s' if n > 1 else ''} drifted ({', '.join(sec.drifted_features)})"
-        )
-    if sec.records == 0 and not sec.golden:
-        sec.status = "grey"
-        sec.status_reasons = ["no data in this period"]
-        return
-    sec.status = "red" if reasons_red else "amber" if reasons_amber else "green"
-    sec.status_reasons = reasons_red + reasons_amber or ["no drift, all golden checks passed"]
+        amber.append(f"{n} feature{'s' if n > 1 else ''} drifted ({', '.join(drifted)})")
+    if records == 0 and not golden:
+        return "grey", ["no data in this period"]
+    status: Status = "red" if red else "amber" if amber else "green"
+    return status, red + amber or ["no drift, all golden checks passed"]
 
 
 def collect(
@@ -296,19 +723,22 @@ def collect(
     storage_options: dict[str, Any] | None = None,
 ) -> ReportContext:
     """Compute every figure of the report from the lake."""
+    from mlmon.analysis.lake import Lake
+
+    try:
+        version = metadata.version("mlmon")
+    except metadata.PackageNotFoundError:  # a source tree on sys.path, not installed
+        version = "unknown"
+
     lk = lake if isinstance(lake, Lake) else Lake(lake, storage_options)
     th = thresholds or {}
-    methods = [
-        {"name": n, "kinds": list(m.kinds), "threshold": th.get(n, m.default_threshold), "direction": m.direction,
-         "description": m.description}
-        for n, m in METHODS.items() if n in REPORT_METHODS
-    ]  # fmt: skip
     return ReportContext(
         title=title,
-        period_start=start.isoformat(),
-        period_end=end.isoformat(),
-        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        lake=lk.uri,
+        period_start=start,
+        period_end=end,
+        generated_at=datetime.now(UTC).replace(microsecond=0),
+        lake_display=lk.uri,
+        mlmon_version=version,
         models=[_section(lk, m, start, end, th) for m in models],
-        methods=methods,
+        methods=methods_from_registry(th, REPORT_METHODS),
     )

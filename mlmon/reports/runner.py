@@ -38,7 +38,7 @@ def run_report(
     """Execute the parameterised notebook with papermill, then render; returns format -> location.
 
     ``out`` is a local folder or an ``s3://`` prefix; the executed notebook
-    (``.ipynb``) and the context (``.json``) are kept next to the reports.
+    (``.ipynb``) and the context (a folder: JSON plus Parquet) are kept next to the reports.
     """
     papermill = require("papermill", "reports")
     if not NOTEBOOK.exists():
@@ -49,7 +49,7 @@ def run_report(
         folder = Path(tmp) if remote else Path(out)
         folder.mkdir(parents=True, exist_ok=True)
         executed = folder / f"{name}.ipynb"
-        context = folder / f"{name}.json"
+        context = folder / f"{name}-context"  # context.json + one Parquet file per frame
         try:
             papermill.execute_notebook(
                 str(NOTEBOOK), str(executed), kernel_name="python3", progress_bar=False, cwd=str(folder),
@@ -64,7 +64,7 @@ def run_report(
         files = render(ReportContext.load(context), folder, formats, stem=name)
         done = {
             "ipynb": str(executed),
-            "json": str(context),
+            "context": str(context),
             **{k: str(v) for k, v in files.items()},
         }
         if not remote:
@@ -72,7 +72,9 @@ def run_report(
         storage = open_storage(out, storage_options)
         uploaded = {}
         for kind, local in done.items():
-            target = storage.path(Path(local).name)
-            put_object(storage, target, Path(local).read_bytes())
-            uploaded[kind] = storage.url(target)
+            p = Path(local)
+            for f in sorted(p.rglob("*")) if p.is_dir() else [p]:
+                if f.is_file():
+                    put_object(storage, storage.path(str(f.relative_to(folder))), f.read_bytes())
+            uploaded[kind] = storage.url(storage.path(p.name))
         return uploaded

@@ -80,7 +80,9 @@ def test_pdf_prints_what_the_lake_api_computes(lake_dir, tmp_path):
     done = run_report(
         str(lake_dir), ["risk-model"], START, END, str(tmp_path), formats=("pdf", "html")
     )
-    assert Path(done["ipynb"]).exists() and Path(done["json"]).exists()  # kept for audit
+    assert (
+        Path(done["ipynb"]).exists() and (Path(done["context"]) / "context.json").exists()
+    )  # kept for audit
     reader = PdfReader(done["pdf"])
     text = " ".join("\n".join(p.extract_text() for p in reader.pages).split())  # lines re-joined
     lake = Lake(str(lake_dir))
