@@ -287,6 +287,23 @@ class ReportContext:
         """Same as :func:`save`."""
         return save(self, folder)
 
+    def _repr_html_(self) -> str:
+        """A status table for Jupyter: model, status, records and why."""
+        import html
+
+        colours = {"green": "#2e7d32", "amber": "#ef8f00", "red": "#c62828", "grey": "#757575"}
+        rows = "".join(
+            f"<tr><td>{html.escape(m.model)}</td><td style='color:{colours.get(m.status, '#000')};font-weight:bold'>"
+            f"{m.status.upper()}</td><td style='text-align:right'>{m.records:,}</td>"
+            f"<td>{html.escape('; '.join(m.status_reasons))}</td></tr>"
+            for m in self.models
+        )
+        return (
+            f"<b>{html.escape(self.title)}</b> {self.period_start:%Y-%m-%d} to {self.period_end:%Y-%m-%d} UTC: "
+            f"<b>{self.overall_status.upper()}</b><table><tr><th>model</th><th>status</th><th>records</th>"
+            f"<th>why</th></tr>{rows}</table>"
+        )
+
     @classmethod
     def load(cls, folder: str | Path) -> ReportContext:
         """Same as :func:`load`."""

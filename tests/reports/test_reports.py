@@ -213,3 +213,13 @@ def test_schedules_write_reports_and_an_index(lake_dir, tmp_path):
         ConfigError, match=r"schedules\.0\.cron: \"every month\" is not a cron expression"
     ):
         load_schedule_config(cfg_file)
+
+
+def test_context_displays_in_jupyter(lake_dir):
+    ctx = collect(str(lake_dir), ["risk-model"], START, END)
+    html_text = ctx._repr_html_()
+    assert (
+        "risk-model" in html_text
+        and ctx.overall_status.upper() in html_text
+        and "2026-10-01" in html_text
+    )
