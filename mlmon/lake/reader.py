@@ -13,7 +13,7 @@ import json
 import os
 import re
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -116,13 +116,24 @@ class LakeStore:
         With ``rollup=True``, days that lie wholly inside [start, end) and have a
         day rollup (see :meth:`compact`) are read from it instead of their windows.
         """
+        out: list[str] = []
+        for ddir, _day, whole_day in self._partitions(table_name, model, start, end):
+            out.extend(self._partition_files(ddir, rollup=rollup and whole_day))
+        return [p for p in out if p not in self._quarantine]
+
+    def _partitions(
+        self,
+        table_name: str,
+        model: str | None,
+        start: datetime | date | str | None,
+        end: datetime | date | str | None,
+    ) -> Iterator[tuple[str, date, bool]]:
+        """``(folder, day, whole day inside [start, end))`` of each date partition overlapping the range."""
         root = self.table_root(table_name)
         lo, hi = _as_utc(start, "start"), _as_utc(end, "end")
         first = lo.date() if lo else None
         last = (hi - timedelta(microseconds=1)).date() if hi else None
-        out: list[str] = []
-        models = [model] if model is not None else self.models(table_name)
-        for m in models:
+        for m in [model] if model is not None else self.models(table_name):
             mdir = f"{root}/model={m}"
             for d in self._listdir(mdir):
                 match = _DATE_DIR.match(d)
@@ -131,14 +142,11 @@ class LakeStore:
                 day = date.fromisoformat(match.group(1))
                 if (first and day < first) or (last and day > last):
                     continue
-                whole_day = (
-                    lo is None or lo <= datetime(day.year, day.month, day.day, tzinfo=UTC)
-                ) and (
-                    hi is None
-                    or hi >= datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+                midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+                whole = (lo is None or lo <= midnight) and (
+                    hi is None or hi >= midnight + timedelta(days=1)
                 )
-                out.extend(self._partition_files(f"{mdir}/{d}", rollup=rollup and whole_day))
-        return [p for p in out if p not in self._quarantine]
+                yield f"{mdir}/{d}", day, whole
 
     def _partition_files(self, ddir: str, *, rollup: bool = False) -> list[str]:
         """A partition's objects, with compacted windows read from their compacted object."""
@@ -184,61 +192,45 @@ class LakeStore:
             The partitions compacted.
         """
         done = []
-        root = self.table_root(table_name)
-        lo, hi = _as_utc(start, "start"), _as_utc(end, "end")
-        models = [model] if model is not None else self.models(table_name)
-        for m in models:
-            mdir = f"{root}/model={m}"
-            for d in self._listdir(mdir):
-                match = _DATE_DIR.match(d)
-                if not match:
-                    continue
-                day = date.fromisoformat(match.group(1))
-                if (lo and day < lo.date()) or (
-                    hi and day > (hi - timedelta(microseconds=1)).date()
-                ):
-                    continue
-                ddir = f"{mdir}/{d}"
-                names = self._listdir(ddir)
-                objects = sorted(
-                    f for f in names if f.endswith(".parquet") and not f.startswith((".", "_"))
-                )
-                old = self._read_manifest(f"{ddir}/{MANIFEST}") if MANIFEST in names else None
-                pending = [f for f in objects if not old or f not in set(old["covers"])]
-                if len(pending) < min_objects and not (old and pending):
-                    continue
-                sources = self._partition_files(ddir)
-                data = pl.read_parquet([self._local_or_url(f) for f in sources]) if self.storage.is_local else (
-                    pl.from_arrow(self._dataset(table_name, sources).to_table()).drop("model", "date")
-                )  # fmt: skip
-                data = data.sort(
-                    *[c for c in ("window_start", "collector_id", "feature") if c in data.columns]
-                )
-                generation = (old["generation"] + 1) if old else 1
-                name = f"_compacted-{generation:06d}.parquet"
-                tbl = table(table_name).conform(data.to_arrow())
-                put_object(self.storage, f"{ddir}/{name}", parquet_bytes(tbl))
-                manifest = {
-                    "generation": generation,
-                    "data": name,
-                    "covers": objects,
-                    "rows": tbl.num_rows,
-                }
-                if table_name in ROLLUP_GROUPS:
-                    day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-                    rolled = rollup_rows(table_name, data, day_start, day_start + timedelta(days=1))
-                    manifest["rollup"] = f"_rollup-{generation:06d}.parquet"
-                    blob = parquet_bytes(table(table_name).conform(rolled))
-                    put_object(self.storage, f"{ddir}/{manifest['rollup']}", blob)
-                put_object(
-                    self.storage, f"{ddir}/{MANIFEST}", json.dumps(manifest, indent=1).encode()
-                )
-                if old:  # unreferenced old compacted objects are harmless if this fails
-                    for stale in (old["data"], old.get("rollup")):
-                        if stale:
-                            with contextlib.suppress(OSError):
-                                self.storage.fs.rm(f"{ddir}/{stale}")
-                done.append(ddir)
+        for ddir, day, _whole in self._partitions(table_name, model, start, end):
+            names = self._listdir(ddir)
+            objects = sorted(
+                f for f in names if f.endswith(".parquet") and not f.startswith((".", "_"))
+            )
+            old = self._read_manifest(f"{ddir}/{MANIFEST}") if MANIFEST in names else None
+            pending = [f for f in objects if not old or f not in set(old["covers"])]
+            if len(pending) < min_objects and not (old and pending):
+                continue
+            sources = self._partition_files(ddir)
+            data = pl.read_parquet([self._local_or_url(f) for f in sources]) if self.storage.is_local else (
+                pl.from_arrow(self._dataset(table_name, sources).to_table()).drop("model", "date")
+            )  # fmt: skip
+            data = data.sort(
+                *[c for c in ("window_start", "collector_id", "feature") if c in data.columns]
+            )
+            generation = (old["generation"] + 1) if old else 1
+            name = f"_compacted-{generation:06d}.parquet"
+            tbl = table(table_name).conform(data.to_arrow())
+            put_object(self.storage, f"{ddir}/{name}", parquet_bytes(tbl))
+            manifest = {
+                "generation": generation,
+                "data": name,
+                "covers": objects,
+                "rows": tbl.num_rows,
+            }
+            if table_name in ROLLUP_GROUPS:
+                day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+                rolled = rollup_rows(table_name, data, day_start, day_start + timedelta(days=1))
+                manifest["rollup"] = f"_rollup-{generation:06d}.parquet"
+                blob = parquet_bytes(table(table_name).conform(rolled))
+                put_object(self.storage, f"{ddir}/{manifest['rollup']}", blob)
+            put_object(self.storage, f"{ddir}/{MANIFEST}", json.dumps(manifest, indent=1).encode())
+            if old:  # unreferenced old compacted objects are harmless if this fails
+                for stale in (old["data"], old.get("rollup")):
+                    if stale:
+                        with contextlib.suppress(OSError):
+                            self.storage.fs.rm(f"{ddir}/{stale}")
+            done.append(ddir)
         self._con = None
         return done
 
