@@ -7,9 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-all,dev}"
 
-# System libraries: weasyprint (pango, harfbuzz subset, a font), poppler for
-# PDF-to-PNG checks, Orthanc + DICOMweb plugin for the PACS tests.
-pkgs=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils orthanc orthanc-dicomweb)
+# System libraries: weasyprint (pango, harfbuzz subset, a font) and poppler for
+# PDF-to-PNG checks. (Orthanc + its DICOMweb plugin join this list with the
+# imaging issue, together with a config that keeps it on 127.0.0.1.)
+pkgs=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -19,8 +20,6 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "bootstrap: installing system packages: ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    # Orthanc's package starts a system service; the tests start their own.
-    if command -v service >/dev/null; then service orthanc stop >/dev/null 2>&1 || true; fi
   else
     echo "bootstrap: missing system packages ${missing[*]} (run as root or install them)" >&2
   fi
