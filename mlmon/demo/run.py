@@ -4,7 +4,8 @@
 2. start the demo model server (Open Inference Protocol v2) on 127.0.0.1;
 3. run the edge collector for a few cycles: golden samples against the server and a
    fixture inference-log stream (six days, JSONL) into ``./lake``;
-4. read the lake back like an analyst: drift by day, latency percentiles, golden checks.
+4. read the lake back like an analyst: drift by day, latency percentiles, golden checks;
+5. render the monthly report (PDF and HTML) through the report notebook.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import polars as pl
 import yaml
 
 from mlmon.analysis.lake import Lake
+from mlmon.errors import MissingExtraError
 from mlmon.lake.references import save_reference
 from mlmon.profiles.frame import build_reference
 from mlmon.profiles.schema import Schema
@@ -167,6 +169,19 @@ def run_demo(
         lake.read("alerts", model=MODEL).group_by("rule", "feature").len().sort("rule", "feature")
     )
     say("   alerts: " + ", ".join(f"{r} {f} x{n}" for r, f, n in alerts.iter_rows()))
+    try:
+        from mlmon.reports.context import period_bounds
+        from mlmon.reports.runner import run_report
+
+        start, end = period_bounds("2026-10", None, None)
+        out = lake_dir.parent / f"{lake_dir.name}-report"
+        done = run_report(str(lake_dir), [MODEL], start, end, str(out), stem="risk-model_2026-10")
+        say(f"\n5. monthly report (papermill notebook -> HTML and PDF): {done['pdf']}")
+        say(
+            f"   {done['html']} (opens offline: Vega is inlined); executed notebook: {done['ipynb']}"
+        )
+    except MissingExtraError as exc:
+        say(f"\n5. report skipped: {exc}")
     say(
         f'\nExplore it: .venv/bin/mlmon sql --lake {lake_dir} "SELECT model, date, count(*) FROM profiles GROUP BY ALL"'
     )
