@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from mlmon.errors import DuplicateNameError, ProfileError, UnknownNameError
-from mlmon.profiles.sketch import DEFAULT_ALPHA, QuantileSketch
+from mlmon.profiles.sketch import DEFAULT_ALPHA, QuantileSketch, scratch
 
 __all__ = [
     "KINDS",
@@ -82,17 +82,25 @@ def bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     n = x.size
     if edges.size == 0:
         return np.array([n], dtype=np.int64)
-    ge = [np.count_nonzero(x >= e) for e in edges[:-1]]
-    ge.append(
-        np.count_nonzero(x > edges[-1]) if edges.size >= 2 else np.count_nonzero(x >= edges[-1])
-    )
+    flag = scratch(n)[2]  # one reused bool buffer for every comparison
+    ge = []
+    for e in edges[:-1]:
+        np.greater_equal(x, e, out=flag)
+        ge.append(np.count_nonzero(flag))
+    if edges.size >= 2:
+        np.greater(x, edges[-1], out=flag)
+    else:
+        np.greater_equal(x, edges[-1], out=flag)
+    ge.append(np.count_nonzero(flag))
     above = np.asarray(ge, dtype=np.int64)
     return -np.diff(np.concatenate([[n], above, [0]])).astype(np.int64)
 
 
 def _to_float_array(series: pl.Series) -> tuple[np.ndarray, int]:
-    """Float64 numpy view of a series and its null count (nulls become NaN)."""
+    """Float64 numpy view of a series without its nulls, and the null count."""
     nulls = series.null_count()
+    if nulls:
+        series = series.drop_nulls()
     if series.dtype != pl.Float64:
         series = series.cast(pl.Float64, strict=False)
     arr = series.to_numpy()
@@ -147,7 +155,11 @@ class NumericProfile:
         alpha: float = DEFAULT_ALPHA,
         nulls: int = 0,
     ) -> NumericProfile:
-        """Profile a float array (NaN entries that are nulls are passed as ``nulls``)."""
+        """Profile a float array; ``nulls`` counts null values already left out of it.
+
+        NaN and +/-inf in ``values`` are counted apart and kept out of the sums,
+        bins and sketch.
+        """
         x = np.asarray(values, dtype=np.float64)
         finite = np.isfinite(x)
         n_finite = int(np.count_nonzero(finite))
@@ -155,7 +167,7 @@ class NumericProfile:
         if n_finite != x.size:
             bad = x[~finite]
             nan_mask = np.isnan(bad)
-            nans = int(np.count_nonzero(nan_mask)) - nulls
+            nans = int(np.count_nonzero(nan_mask))
             pos_inf = int(np.count_nonzero(bad == np.inf))
             neg_inf = int(np.count_nonzero(bad == -np.inf))
             x = x[finite]
