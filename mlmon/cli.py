@@ -330,6 +330,49 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 0 if result.ok else EXIT_DRIFT
 
 
+def _retention_days(args: argparse.Namespace) -> dict[str, int]:
+    days = {}
+    for item in args.days or []:
+        table, sep, n = item.partition("=")
+        if not sep or not n.isdigit():
+            raise ConfigError(f"--days {item!r} is not TABLE=DAYS, e.g. profiles=90")
+        days[table] = int(n)
+    return days
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    from mlmon.governance import retention
+
+    if args.sub == "lifecycle":
+        prefix = _lake_uri(args).split("://", 1)[-1].split("/", 1)[-1]
+        print(
+            json.dumps(
+                retention.lifecycle_configuration(prefix, days=_retention_days(args)), indent=1
+            )
+        )
+        return 0
+    opts = _storage_options(args) or None
+    p = retention.plan(_lake_uri(args), days=_retention_days(args), storage_options=opts)
+    print(
+        f"{len(p.partitions)} partition(s), {len(p.objects)} object(s), {p.bytes:,} bytes past retention"
+    )
+    for part in p.partitions:
+        print(f"  {part}")
+    if args.sub == "plan":
+        return 0
+    result = retention.apply(_lake_uri(args), p, storage_options=opts)
+    from mlmon.governance.audit import AuditLog
+
+    audit = AuditLog(_lake_uri(args), Path(args.state_dir), args.actor, storage_options=opts)
+    audit.record("retention_applied", _lake_uri(args), "ok" if result["ok"] else "failed",
+                 deleted=result["deleted"], refused=len(result["refused"]), partitions=result["partitions"])  # fmt: skip
+    audit.flush()
+    print(f"deleted {result['deleted']} object(s)")
+    for r in result["refused"]:
+        print(f"  REFUSED {r['key']} ({r['error']})", file=sys.stderr)
+    return 0 if result["ok"] else EXIT_DRIFT
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from mlmon.demo.run import run_demo
 
@@ -469,6 +512,22 @@ def build_parser() -> argparse.ArgumentParser:
     av.add_argument("--public-key", help="Ed25519 public key (PEM) to check segment seals")
     av.add_argument("--storage-option", action="append", metavar="KEY=VALUE")
     av.set_defaults(func=cmd_audit_verify)
+
+    rt = sub.add_parser("retention", help="retention by date partition").add_subparsers(
+        dest="sub", required=True
+    )
+    for name, text in (("plan", "list partitions past retention"), ("apply", "delete them (maintenance credential)"),
+                       ("lifecycle", "print the equivalent S3 lifecycle configuration")):  # fmt: skip
+        r = rt.add_parser(name, help=text)
+        _add_lake(r)
+        r.add_argument(
+            "--days", action="append", metavar="TABLE=DAYS", help="override, e.g. profiles=30"
+        )
+        r.add_argument(
+            "--state-dir", default=".mlmon-maintenance", help="audit chain head of this actor"
+        )
+        r.add_argument("--actor", default="maintenance")
+        r.set_defaults(func=cmd_retention)
 
     lk = sub.add_parser("lake", help="lake maintenance").add_subparsers(dest="sub", required=True)
     lc = lk.add_parser(

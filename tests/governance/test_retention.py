@@ -1,0 +1,60 @@
+"""Retention on the moto S3 server: expired partitions go, the rest is untouched byte for byte."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from mlmon.governance.retention import apply, lifecycle_configuration, plan
+from mlmon.lake.storage import open_storage
+from tests.s3server import BUCKET
+
+
+def _put(admin, key, body):
+    admin.put_object(Bucket=BUCKET, Key=key, Body=body)
+
+
+def test_plan_and_apply_delete_only_expired_partitions(s3_server, s3_prefix):
+    admin = s3_server.boto3_client("admin")
+    old = f"{s3_prefix}/v1/profiles/model=m/date=2026-01-05/a.parquet"
+    new = f"{s3_prefix}/v1/profiles/model=m/date=2026-11-20/b.parquet"
+    audit = f"{s3_prefix}/audit/edge-1/segment-000000000001.jsonl"
+    for k in (old, new, audit):
+        _put(admin, k, k.encode())
+    lake = f"s3://{BUCKET}/{s3_prefix}"
+    p = plan(
+        lake,
+        today=date(2026, 11, 23),
+        storage_options=s3_server.storage_options("maintenance", prefix=s3_prefix),
+    )
+    assert p.objects == [f"{BUCKET}/{old}"] and p.partitions == [
+        f"{BUCKET}/{old.rsplit('/', 1)[0]}"
+    ]
+    result = apply(
+        lake, p, storage_options=s3_server.storage_options("maintenance", prefix=s3_prefix)
+    )
+    assert result == {"deleted": 1, "refused": [], "ok": True, "partitions": 1}
+    keys = {o["Key"] for o in admin.list_objects_v2(Bucket=BUCKET, Prefix=s3_prefix)["Contents"]}
+    assert keys == {new, audit}
+    assert admin.get_object(Bucket=BUCKET, Key=new)["Body"].read() == new.encode()
+
+
+def test_refused_deletes_are_reported_by_key(s3_server, s3_prefix):
+    admin = s3_server.boto3_client("admin")
+    old = f"{s3_prefix}/v1/golden/model=m/date=2026-01-05/g.parquet"
+    _put(admin, old, b"x")
+    lake = f"s3://{BUCKET}/{s3_prefix}"
+    reader = s3_server.storage_options("reader", prefix=s3_prefix)
+    p = plan(lake, today=date(2026, 11, 23), storage_options=reader)
+    result = apply(lake, p, storage_options=reader)  # the reader holds no delete right
+    assert not result["ok"] and result["refused"][0]["key"] == f"{BUCKET}/{old}"
+    assert admin.get_object(Bucket=BUCKET, Key=old)["Body"].read() == b"x"
+
+
+def test_lifecycle_configuration_is_accepted_and_reads_back(s3_server, s3_prefix):
+    conf = lifecycle_configuration(s3_prefix, days={"profiles": 30})
+    admin = s3_server.boto3_client("admin")
+    admin.put_bucket_lifecycle_configuration(Bucket=BUCKET, LifecycleConfiguration=conf)
+    back = admin.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
+    assert {r["ID"]: r["Expiration"]["Days"] for r in back}["mlmon-profiles"] == 30
+    assert {r["ID"] for r in back} == {r["ID"] for r in conf["Rules"]}
+    open_storage(f"s3://{BUCKET}/{s3_prefix}", s3_server.storage_options("admin"))
