@@ -58,3 +58,33 @@ def test_lifecycle_configuration_is_accepted_and_reads_back(s3_server, s3_prefix
     assert {r["ID"]: r["Expiration"]["Days"] for r in back}["mlmon-profiles"] == 30
     assert {r["ID"] for r in back} == {r["ID"] for r in conf["Rules"]}
     open_storage(f"s3://{BUCKET}/{s3_prefix}", s3_server.storage_options("admin"))
+
+
+def test_cli_plan_apply_and_audit_on_a_local_lake(tmp_path):
+    import subprocess
+    import sys
+
+    lake = tmp_path / "lake"
+    old = lake / "v1" / "drift" / "model=m" / "date=2020-01-01" / "x.parquet"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"old")
+    keep = lake / "v1" / "drift" / "model=m" / "date=2099-01-01" / "y.parquet"
+    keep.parent.mkdir(parents=True)
+    keep.write_bytes(b"new")
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "mlmon.cli", "retention", *args, "--lake", str(lake),
+                               "--state-dir", str(tmp_path / "st")], capture_output=True, text=True)  # fmt: skip
+
+    planned = run("plan")
+    assert (
+        planned.returncode == 0 and "1 partition(s), 1 object(s)" in planned.stdout and old.exists()
+    )
+    applied = run("apply")
+    assert applied.returncode == 0 and "deleted 1 object(s)" in applied.stdout
+    assert not old.exists() and keep.read_bytes() == b"new"
+    from mlmon.governance.audit import verify
+
+    assert verify(str(lake)).ok
+    seg = next((lake / "audit" / "maintenance").iterdir()).read_text()
+    assert '"action": "retention_applied"' in seg and '"deleted": 1' in seg
