@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -550,13 +550,10 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--quiet", action="store_true")
     de.set_defaults(func=cmd_demo)
 
-    for hook in _EXTRA_COMMANDS:
-        hook(sub)
+    from mlmon.commands import add_all
+
+    add_all(sub)
     return parser
-
-
-#: Later command groups (edge, report, audit...) add themselves here.
-_EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
