@@ -1,0 +1,345 @@
+"""Realized and label-free estimated model performance, from merged performance profiles.
+
+Realized metrics come from the labelled part of a
+:class:`~mlmon.profiles.performance.PerformanceProfile`:
+
+- threshold metrics (accuracy, precision, recall, F1; multiclass macro
+  averages) and the Brier score and log loss are exact: they are computed
+  from confusion counts and sums, not from bins;
+- ranking metrics (ROC AUC, PR AUC = average precision) are computed on the
+  binned scores, exactly as scikit-learn computes them on the bin index; the
+  true value on the raw scores lies within :func:`binning_bounds`, an interval
+  derived from the bin counts alone (every positive ranked first, or last,
+  within its bin). For ROC AUC its half-width is
+  ``0.5 * sum_b pos_b * neg_b / (P * N)``: the share of positive-negative
+  pairs that fall in one bin; it shrinks as the number of bins grows (for
+  class score densities bounded by ``f``, below ``0.5 * f / B`` for ``B``
+  uniform bins).
+
+Label-free estimates (binary classifiers whose scores are probabilities)
+follow NannyML's confidence-based performance estimation, but from profiles:
+a calibration curve is learned from the reference's labelled histograms
+(isotonic over bins, evaluated at each bin's mean score), each window bin's
+expected positive rate is read from it, and the expected confusion counts and
+ROC AUC follow. The band is the central 95% interval of the metric's value
+when each bin's labels are drawn Binomial(n_b, p_b) (2,000 draws): where the
+realized value should fall if the calibration still holds. It does not cover
+a model whose calibration changed (concept drift): see docs/performance.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.special import digamma
+
+from mlmon.errors import UnknownNameError
+from mlmon.profiles.performance import PerformanceProfile
+
+__all__ = [
+    "METRICS",
+    "Calibration",
+    "PerfMetric",
+    "binning_bounds",
+    "calibration",
+    "estimate",
+    "metric",
+    "realized",
+]
+
+DRAWS = 2000
+BAND = (0.025, 0.975)
+
+
+def _div(a: float, b: float) -> float:
+    return float(a) / float(b) if b else float("nan")
+
+
+# -- binary building blocks ---------------------------------------------------------
+def _pos_neg(p: PerformanceProfile, c: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Positive and negative counts per bin of score class ``c`` (binary: c = 0)."""
+    h = p.hist
+    if p.spec.task == "binary":
+        return h[1, 0].astype(np.float64), h[0, 0].astype(np.float64)
+    pos = h[c, c].astype(np.float64)
+    return pos, h[:, c].sum(axis=0) - pos
+
+
+def auc_from_bins(pos: np.ndarray, neg: np.ndarray) -> np.ndarray | float:
+    """ROC AUC with ties within a bin counted one half; works on (..., B) arrays."""
+    total_p, total_n = pos.sum(axis=-1), neg.sum(axis=-1)
+    above = np.cumsum(pos[..., ::-1], axis=-1)[..., ::-1] - pos  # positives in higher bins
+    num = (neg * (above + 0.5 * pos)).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return num / (total_p * total_n)
+
+
+def _harmonic(x: np.ndarray) -> np.ndarray:
+    return digamma(x + 1.0) + np.euler_gamma
+
+
+def _ap_sum(tp0: np.ndarray, seen0: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """sum_{i=1..m} (tp0 + i) / (seen0 + i), in closed form with harmonic numbers."""
+    out = m - (seen0 - tp0) * (_harmonic(seen0 + m) - _harmonic(seen0))
+    return np.where(m > 0, out, 0.0)
+
+
+def ap_from_bins(pos: np.ndarray, neg: np.ndarray) -> float:
+    """Average precision on binned scores, as scikit-learn computes it on the bin index."""
+    order = slice(None, None, -1)
+    tp = np.cumsum(pos[order])
+    fp = np.cumsum(neg[order])
+    total = tp[-1] if tp.size else 0.0
+    if not total:
+        return float("nan")
+    keep = (pos[order] + neg[order]) > 0
+    prec = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=(tp + fp) > 0)
+    recall_step = pos[order] / total
+    return float(np.sum((prec * recall_step)[keep]))
+
+
+def binning_bounds(pos: np.ndarray, neg: np.ndarray) -> dict[str, tuple[float, float]]:
+    """Where ROC AUC and average precision on the raw scores can lie, given the bin counts.
+
+    Within a bin the order of positives and negatives is unknown. ROC AUC:
+    all of a bin's positives above its negatives, or below. Average precision:
+    the upper bound ranks a bin's positives first, tied (scikit-learn credits a
+    tied group the precision after the whole group), the lower bound ranks them
+    after the bin's negatives. Raw scores with ties stay within both.
+    """
+    total_p, total_n = pos.sum(), neg.sum()
+    auc = float(auc_from_bins(pos, neg))
+    half = _div(0.5 * float(np.dot(pos, neg)), total_p * total_n)
+    rp, rn = pos[::-1], neg[::-1]
+    tp_prev = np.concatenate([[0.0], np.cumsum(rp)[:-1]])
+    fp_prev = np.concatenate([[0.0], np.cumsum(rn)[:-1]])
+    # best case: a bin's positives ranked first and tied, so each is credited the
+    # precision after all of them (at least what any untied order credits)
+    hi_terms = np.divide(
+        rp * (tp_prev + rp), tp_prev + fp_prev + rp, out=np.zeros_like(rp), where=rp > 0
+    )
+    hi = hi_terms.sum() / total_p if total_p else float("nan")
+    lo = _ap_sum(tp_prev, tp_prev + fp_prev + rn, rp).sum() / total_p if total_p else float("nan")
+    return {"roc_auc": (auc - half, auc + half), "pr_auc": (float(lo), float(hi))}
+
+
+# -- realized metrics ---------------------------------------------------------------
+def _binary_counts(p: PerformanceProfile, j: int = 0) -> tuple[float, float, float, float]:
+    (tn, fp), (fn, tp) = p.confusion[j].astype(np.float64)
+    return tn, fp, fn, tp
+
+
+def _threshold_metrics(tn: Any, fp: Any, fn: Any, tp: Any) -> dict[str, Any]:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n = tn + fp + fn + tp
+        return {
+            "accuracy": (tp + tn) / n,
+            "precision": tp / (tp + fp),
+            "recall": tp / (tp + fn),
+            "f1": 2 * tp / (2 * tp + fp + fn),
+            "specificity": tn / (tn + fp),
+        }
+
+
+def _macro(conf: np.ndarray) -> dict[str, float]:
+    c = conf.astype(np.float64)
+    tp = np.diag(c)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prec = tp / c.sum(axis=0)
+        rec = tp / c.sum(axis=1)
+        f1 = 2 * tp / (c.sum(axis=0) + c.sum(axis=1))
+        return {
+            "accuracy": float(tp.sum() / c.sum()),
+            "precision": float(np.nanmean(prec)) if np.isfinite(prec).any() else float("nan"),
+            "recall": float(np.nanmean(rec)) if np.isfinite(rec).any() else float("nan"),
+            "f1": float(np.nanmean(f1)) if np.isfinite(f1).any() else float("nan"),
+        }
+
+
+def realized(p: PerformanceProfile) -> dict[str, float]:
+    """Every realized metric of a profile's labelled rows (NaN where undefined)."""
+    s, n = p.spec, p.count_labelled
+    if n == 0:
+        return {}
+    if s.task == "regression":
+        mse = p.err_sq_sum / n
+        sst = p.y_sq_sum - p.y_sum**2 / n
+        sk = p.abs_err
+        return {
+            "mae": p.abs_err_sum / n,
+            "rmse": float(np.sqrt(mse)),
+            "mean_error": p.err_sum / n,
+            "r2": 1.0 - p.err_sq_sum / sst if sst > 0 else float("nan"),
+            "abs_error_p50": sk.quantile(0.5) if sk is not None and sk.count else float("nan"),
+            "abs_error_p90": sk.quantile(0.9) if sk is not None and sk.count else float("nan"),
+        }
+    out: dict[str, float] = {}
+    has_scores = bool(p.hist.sum())
+    if s.task == "binary":
+        for j, th in enumerate(s.thresholds):
+            m = _threshold_metrics(*_binary_counts(p, j))
+            suffix = "" if j == 0 else f"@{th:g}"
+            out.update({f"{k}{suffix}": float(v) for k, v in m.items()})
+        pos, neg = _pos_neg(p)
+        out["roc_auc"] = float(auc_from_bins(pos, neg))
+        out["pr_auc"] = ap_from_bins(pos, neg)
+        out["positive_rate"] = float(pos.sum() / n)
+    else:
+        out.update(_macro(p.confusion[0]))
+        if has_scores:
+            aucs = [float(auc_from_bins(*_pos_neg(p, c))) for c in range(s.k)]
+            finite = [a for a in aucs if np.isfinite(a)]
+            out["roc_auc"] = float(np.mean(finite)) if finite else float("nan")
+    if has_scores:
+        out["brier"] = p.brier_sum / n
+        out["log_loss"] = p.log_loss_sum / n
+    return out
+
+
+# -- calibration and estimates ------------------------------------------------------
+def _pav(y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted isotonic (non-decreasing) regression by pool-adjacent-violators."""
+    vals: list[float] = []
+    wts: list[float] = []
+    sizes: list[int] = []
+    for yi, wi in zip(y.tolist(), w.tolist(), strict=True):
+        vals.append(yi)
+        wts.append(wi)
+        sizes.append(1)
+        while len(vals) > 1 and vals[-2] > vals[-1]:
+            wsum = wts[-2] + wts[-1]
+            merged = (vals[-2] * wts[-2] + vals[-1] * wts[-1]) / wsum
+            size = sizes[-2] + sizes[-1]
+            del vals[-1], wts[-1], sizes[-1]
+            vals[-1], wts[-1], sizes[-1] = merged, wsum, size
+    return np.repeat(vals, sizes)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A calibration curve: positive rate as a function of score (binary)."""
+
+    score: np.ndarray  # mean reference score of each non-empty bin, increasing
+    rate: np.ndarray  # isotonic positive rate at that score
+    labelled: int
+
+    def __call__(self, scores: np.ndarray) -> np.ndarray:
+        return np.interp(scores, self.score, self.rate)
+
+
+def calibration(ref: PerformanceProfile) -> Calibration | None:
+    """The calibration map learned from the reference's labelled histograms (binary only)."""
+    if ref.spec.task != "binary" or ref.count_labelled == 0:
+        return None
+    pos, neg = _pos_neg(ref)
+    tot = pos + neg
+    keep = tot > 0
+    mean_score = ref.score_sum[0][keep] / tot[keep]
+    rate = _pav(pos[keep] / tot[keep], tot[keep])
+    return Calibration(mean_score, rate, int(ref.count_labelled))
+
+
+def _bin_rates(p: PerformanceProfile, cal: Calibration) -> tuple[np.ndarray, np.ndarray]:
+    n = p.hist_all[0].astype(np.float64)
+    edges = np.asarray(p.spec.edges)
+    mid = 0.5 * (edges[:-1] + edges[1:])
+    mean = np.divide(p.score_sum_all[0], n, out=mid.copy(), where=n > 0)
+    return n, np.clip(cal(mean), 0.0, 1.0)
+
+
+ESTIMABLE = ("accuracy", "precision", "recall", "f1", "specificity", "roc_auc")
+
+
+def estimate(
+    p: PerformanceProfile, cal: Calibration, *, draws: int = DRAWS, seed: int = 0
+) -> dict[str, tuple[float, float, float]]:
+    """Estimated (value, lower, upper) per metric of ``ESTIMABLE``, from all predictions' scores."""
+    if p.spec.task != "binary" or p.count_total == 0:
+        return {}
+    n, rate = _bin_rates(p, cal)
+    tb = int(p.spec.threshold_bins()[0])
+    exp_pos = n * rate
+    exp_neg = n - exp_pos
+
+    def metrics(pos: np.ndarray, neg: np.ndarray) -> dict[str, Any]:
+        tp, fn = pos[..., tb:].sum(axis=-1), pos[..., :tb].sum(axis=-1)
+        fp, tn = neg[..., tb:].sum(axis=-1), neg[..., :tb].sum(axis=-1)
+        m = _threshold_metrics(tn, fp, fn, tp)
+        m["roc_auc"] = auc_from_bins(pos, neg)
+        return m
+
+    point = metrics(exp_pos, exp_neg)
+    rng = np.random.default_rng(seed)
+    counts = n.astype(np.int64)
+    sim_pos = rng.binomial(counts, rate, size=(draws, counts.size)).astype(np.float64)
+    sims = metrics(sim_pos, counts - sim_pos)
+    out = {}
+    for name in ESTIMABLE:
+        vals = np.asarray(sims[name], dtype=np.float64)
+        vals = vals[np.isfinite(vals)]
+        lo, hi = np.quantile(vals, BAND) if vals.size else (np.nan, np.nan)
+        out[name] = (float(point[name]), float(lo), float(hi))
+    return out
+
+
+# -- the registry -------------------------------------------------------------------
+@dataclass(frozen=True)
+class PerfMetric:
+    """A performance metric: which tasks it applies to and how an alert is decided.
+
+    An alert is raised when the value (realized, or estimated when too few
+    labels arrived) is worse than the reference's by more than ``tolerance``:
+    absolute for scores in [0, 1], relative (a fraction) for regression errors.
+    """
+
+    name: str
+    tasks: tuple[str, ...]
+    higher_is_better: bool
+    tolerance: float
+    relative: bool = False
+
+    def alert(self, value: float, reference: float, tolerance: float | None = None) -> bool:
+        if not (np.isfinite(value) and np.isfinite(reference)):
+            return False
+        tol = self.tolerance if tolerance is None else tolerance
+        margin = abs(reference) * tol if self.relative else tol
+        return value < reference - margin if self.higher_is_better else value > reference + margin
+
+
+_CLS = ("binary", "multiclass")
+METRICS: dict[str, PerfMetric] = {
+    m.name: m
+    for m in (
+        PerfMetric("accuracy", _CLS, True, 0.05),
+        PerfMetric("precision", _CLS, True, 0.05),
+        PerfMetric("recall", _CLS, True, 0.05),
+        PerfMetric("f1", _CLS, True, 0.05),
+        PerfMetric("specificity", ("binary",), True, 0.05),
+        PerfMetric("roc_auc", _CLS, True, 0.05),
+        PerfMetric("pr_auc", ("binary",), True, 0.05),
+        PerfMetric("brier", _CLS, False, 0.05),
+        PerfMetric("log_loss", _CLS, False, 0.2, relative=True),
+        PerfMetric("positive_rate", ("binary",), True, float("inf")),
+        PerfMetric("mae", ("regression",), False, 0.1, relative=True),
+        PerfMetric("rmse", ("regression",), False, 0.1, relative=True),
+        PerfMetric("mean_error", ("regression",), False, float("inf")),
+        PerfMetric("r2", ("regression",), True, 0.1),
+        PerfMetric("abs_error_p50", ("regression",), False, 0.1, relative=True),
+        PerfMetric("abs_error_p90", ("regression",), False, 0.1, relative=True),
+    )
+}
+
+
+def metric(name: str) -> PerfMetric:
+    try:
+        return METRICS[name.split("@", 1)[0]]
+    except KeyError as exc:
+        raise UnknownNameError(
+            f"unknown performance metric {name!r}; metrics: {', '.join(METRICS)}"
+        ) from exc
+
+
+Estimator = Callable[[PerformanceProfile, Calibration], dict[str, tuple[float, float, float]]]
