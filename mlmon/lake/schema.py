@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from mlmon.errors import DuplicateNameError, SchemaError, UnknownNameError
 from mlmon.profiles.arrow import PROFILE_FIELDS
+from mlmon.profiles.performance import PERFORMANCE_FIELDS
 
 __all__ = ["SCHEMA_VERSION", "TABLES", "Column", "Table", "register_table", "table", "to_markdown"]
 
@@ -87,6 +88,7 @@ _WINDOW = (
     Column("collector_id", pa.string(), "Id of the collector (edge instance or batch job) that wrote the row.", nullable=False),
 )  # fmt: skip
 _PROFILE = tuple(Column(f.name, f.type, doc, f.nullable) for f, doc in PROFILE_FIELDS)
+_PERFORMANCE = tuple(Column(f.name, f.type, doc, f.nullable) for f, doc in PERFORMANCE_FIELDS)
 
 TABLES: dict[str, Table] = {
     "profiles": Table(
@@ -151,6 +153,20 @@ TABLES: dict[str, Table] = {
             Column("schema_json", pa.string(), "The feature schema (JSON) the reference was built with."),
             *_PROFILE,
         ),
+    ),
+    "performance": Table(
+        "performance",
+        "One row per (prediction window, role, batch): a mergeable performance profile. Role "
+        "`predictions` rows count every prediction of the window (written when it closes); "
+        "`labels` rows the labelled rows of one labels batch, by window of prediction time; the "
+        "`reference` row the reference's labelled rows (its calibration curve and baseline).",
+        (*_WINDOW, Column("reference_id", pa.string(), "Reference whose spec (classes, bins, thresholds) the row uses.", nullable=False), Column("role", pa.string(), "predictions, labels or reference.", nullable=False), Column("batch_id", pa.string(), "Labels batch (content hash of the labels file) or the predictions source."), *_PERFORMANCE),
+    ),
+    "label_batches": Table(
+        "label_batches",
+        "One row per labels batch joined at the edge: what was matched, and what was not and why "
+        "(counted, never guessed). Window columns span the prediction windows it matched.",
+        (*_WINDOW, Column("batch_id", pa.string(), "Content hash of the labels file.", nullable=False), Column("received_at", UTC_TS, "When the edge joined the batch, UTC.", nullable=False), Column("records", pa.int64(), "Label records read."), Column("matched", pa.int64(), "Labels joined with a stored or carried prediction."), Column("duplicate_in_batch", pa.int64(), "Repeated ids in the batch (the last one won)."), Column("already_labelled", pa.int64(), "Ids labelled by an earlier batch (the first label is kept)."), Column("unknown_id", pa.int64(), "Ids with no stored prediction (never seen, or not sampled)."), Column("late", pa.int64(), "Ids whose prediction had left the store (past the label horizon)."), Column("unknown_class", pa.int64(), "Labels not among the configured classes."), Column("missing", pa.int64(), "Records without an id or a label value.")),
     ),
 }  # fmt: skip
 

@@ -267,6 +267,6 @@ def test_estimates_fail_on_a_miscalibrated_model() -> None:
         prof = PerformanceProfile.from_predictions(BINARY, s).merge(
             PerformanceProfile.from_labels(BINARY, y, s)
         )
-        value, lo, hi = estimate(prof, cal, draws=500)["accuracy"]
+        _, lo, hi = estimate(prof, cal, draws=500)["accuracy"]
         missed += not lo <= realized(prof)["accuracy"] <= hi
     assert missed >= 0.5 * len(shifts)
