@@ -42,7 +42,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -348,6 +348,9 @@ class StreamState:
         self._open: dict[tuple[datetime, str | None], Window] = {
             (w.start, w.version): w for w in saved.windows
         }
+        #: Called with every non-empty flat-record frame added (labels store, samples):
+        #: observers see raw records in memory only and must not keep them.
+        self.observers: list[Callable[[pl.DataFrame], None]] = []
         #: Per-source read positions; sources update them, :meth:`commit` saves them.
         self.positions: dict[str, Any] = dict(saved.positions)
         self.written: dict[str, int] = dict(saved.written)
@@ -386,6 +389,8 @@ class StreamState:
         if df.height == 0:
             return 0
         windows = list(profile_windows(df, self.reference, window=self.window))
+        for observe in self.observers:
+            observe(df)
         top = utc_timestamps(df, self.reference.schema.timestamp).max()
         assert isinstance(top, datetime)  # profile_windows refused missing timestamps
         top = top.astimezone(UTC)
