@@ -45,6 +45,7 @@ from pydantic import (
 )
 
 from mlmon.errors import ConfigError
+from mlmon.governance.samples import SamplesConfig
 
 __all__ = [
     "BatchConfig",
@@ -225,6 +226,7 @@ class ModelConfig(_Frozen):
     streams: tuple[StreamConfig, ...] = ()
     batch: BatchConfig | None = None
     sink: SinkConfig | None = None
+    samples: SamplesConfig | None = None  # opt-in de-identified samples (docs/samples.md)
 
 
 class MetricsConfig(_Frozen):

@@ -168,6 +168,17 @@ TABLES: dict[str, Table] = {
         "(counted, never guessed). Window columns span the prediction windows it matched.",
         (*_WINDOW, Column("batch_id", pa.string(), "Content hash of the labels file.", nullable=False), Column("received_at", UTC_TS, "When the edge joined the batch, UTC.", nullable=False), Column("records", pa.int64(), "Label records read."), Column("matched", pa.int64(), "Labels joined with a stored or carried prediction."), Column("duplicate_in_batch", pa.int64(), "Repeated ids in the batch (the last one won)."), Column("already_labelled", pa.int64(), "Ids labelled by an earlier batch (the first label is kept)."), Column("unknown_id", pa.int64(), "Ids with no stored prediction (never seen, or not sampled)."), Column("late", pa.int64(), "Ids whose prediction had left the store (past the label horizon)."), Column("unknown_class", pa.int64(), "Labels not among the configured classes."), Column("missing", pa.int64(), "Records without an id or a label value.")),
     ),
+    "samples": Table(
+        "samples",
+        "Opt-in (a model's `samples:` config): one row per sampled record, de-identified by the "
+        "approved rules and k-anonymised per batch (docs/samples.md).",
+        (
+            *_WINDOW,
+            Column("rules_sha256", pa.string(), "SHA-256 of the approved samples rules the row was written under.", nullable=False),
+            Column("k", pa.int64(), "k of the k-anonymity check the batch passed.", nullable=False),
+            Column("record", pa.string(), "The de-identified fields as one JSON object (keys sorted); fields without a rule are absent.", nullable=False),
+        ),
+    ),
 }  # fmt: skip
 
 
