@@ -24,6 +24,7 @@ import polars as pl
 from mlmon.edge.alerts import drift_alerts, golden_alerts
 from mlmon.edge.config import EdgeConfig, ModelConfig, Schedule
 from mlmon.edge.observe import EdgeMetrics, MetricsServer
+from mlmon.edge.samples import attach_sampler, check_samples
 from mlmon.edge.spool import Spool, SpoolFull
 from mlmon.errors import MlmonError
 from mlmon.lake.references import load_reference
@@ -129,7 +130,14 @@ class Collector:
                 self.references[m.name] = load_reference(m.reference)
             except (OSError, MlmonError) as exc:
                 raise type(exc)(f"{config.source}: models[{m.name}].reference: {exc}") from exc
+        for i, m in enumerate(config.models):  # opt-in samples: rules checked against the reference
+            check_samples(
+                m.samples, self.references[m.name], f"{config.source}: models[{i}].samples"
+            )
         self.sinks: dict[str, Any] = {}
+        from mlmon.edge.performance import EdgePerformance
+
+        self.performance = EdgePerformance(self)
         self.tasks = self._build_tasks()
         self._update_gauges()
         log.info(
@@ -168,6 +176,9 @@ class Collector:
                 tasks.append(_Task(m.name, "batch", m.batch.schedule, self._batch_task(m)))
             if m.sink is not None:
                 tasks.append(_Task(m.name, "sink", Schedule(spec="every 10s"), self._sink_task(m)))
+            if m.performance is not None and m.name in self.performance.configs:
+                run = self.performance.labels_task(m)
+                tasks.append(_Task(m.name, "labels", m.performance.schedule, run))
         return tasks
 
     def _sink_task(self, m: ModelConfig) -> Callable[[datetime, CycleReport], None]:
@@ -179,6 +190,8 @@ class Collector:
         ref = self.references[m.name]
         state = StreamState(ref, self.state_dir / "sinks" / m.name, window=self.config.window,
                             lateness=self.config.lateness)  # fmt: skip
+        self.performance.attach(m.name, state)
+        sampler = attach_sampler(m, state, self.secret, self.config.window, "sink")
         lock = threading.Lock()
         received = {"rows": 0}
 
@@ -198,6 +211,8 @@ class Collector:
                 rows, received["rows"] = received["rows"], 0
                 windows = state.closed_windows(now)
                 report.objects += self.write_windows(m.name, windows, "sink", now)
+                if sampler is not None:
+                    report.objects += sampler.write(self.writer, windows, self.audit)
                 state.commit()
             report.records += rows
             report.windows += len(windows)
@@ -303,9 +318,11 @@ class Collector:
             cfg, reference=ref, secret=self.secret, state_dir=self.state_dir / "streams" / f"{m.name}-{index}",
             window=self.config.window, lateness=self.config.lateness,
         )  # fmt: skip
+        self.performance.attach(m.name, stream.state)
+        sampler = attach_sampler(m, stream.state, self.secret, self.config.window, f"stream{index}")
 
         def run(now: datetime, report: CycleReport) -> None:
-            self._drain_stream(m, stream, now, report)
+            self._drain_stream(m, stream, now, report, sampler)
 
         return run
 
@@ -322,6 +339,7 @@ class Collector:
             n += len(
                 self.writer.write_window(model, w, ref, source=source, drift_rows=drift, part=part)
             )
+            n += self.performance.window_closed(model, w, source, part, now)
             alerts = drift_alerts(drift, now)
             label = "-".join(p for p in ("drift", source, part) if p)
             self._write_alerts(model, alerts, w.start, w.end, w.version, part=label)
@@ -329,12 +347,14 @@ class Collector:
         return n
 
     def _drain_stream(
-        self, m: ModelConfig, stream: Any, now: datetime, report: CycleReport
+        self, m: ModelConfig, stream: Any, now: datetime, report: CycleReport, sampler: Any = None
     ) -> None:
         before = dict(stream.bad_records)
         records = stream.read()
         windows = stream.closed_windows(now)
         report.objects += self.write_windows(m.name, windows, "stream", now)
+        if sampler is not None:
+            report.objects += sampler.write(self.writer, windows, self.audit)
         stream.commit()
         report.records += records
         report.windows += len(windows)
@@ -384,6 +404,7 @@ class Collector:
         for name, ref in self.references.items():
             try:
                 self.writer.write_reference(name, ref)
+                self.performance.publish_reference(name)
             except SpoolFull as exc:
                 log.error(
                     "spool full: reference not written", extra={"model": name, "error": str(exc)}

@@ -222,8 +222,8 @@ class SamplesConfig(_Frozen):
         for name, r in self.fields.items():
             if r.rule == "keep" and name not in self.low_risk:
                 raise ValueError(
-                    f"fields.{name}: keep is allowed only for fields listed in low_risk; after review "
-                    f"add {name!r} to low_risk, or use hmac, generalise or redact"
+                    f"fields.{name}: keep is allowed only for fields listed in low_risk; use redact "
+                    "(free text), hmac or generalise, or after review add it to low_risk"
                 )
         for name in self.quasi_identifiers or ():
             rule = self.fields.get(name)
@@ -288,7 +288,7 @@ class SamplesConfig(_Frozen):
             elif r.rule == "generalise" and r.truncate is not None and kind == "numeric":
                 fix = "truncate applies to dates; use width: <bucket width> for numbers"
             elif r.rule == "redact" and kind != "categorical":
-                fix = "redact applies to text; use generalise or drop"
+                fix = "use generalise or drop (redact is for text)"
             if fix:
                 raise ConfigError(
                     f"{where}.fields.{name}: {r.rule} does not fit a {kind} field; {fix}"
@@ -323,8 +323,8 @@ def _number(expr: pl.Expr, integral: bool) -> pl.Expr:
 def generalise(expr: pl.Expr, rule: FieldRule, dtype: pl.DataType) -> pl.Expr:
     """The ``generalise`` rule: a bucket label, ``"<top>+"``, or a truncated date (String)."""
     if rule.truncate is not None:
-        if dtype == pl.String:
-            expr = expr.str.to_datetime(strict=False, time_zone="UTC")
+        if dtype == pl.String:  # ISO 8601 text: its date part; anything else becomes null
+            expr = expr.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
         fmt = "%Y-%m" if rule.truncate == "month" else "%Y"
         return expr.dt.strftime(fmt)
     assert rule.width is not None  # FieldRule's validator guarantees one of the two
