@@ -126,7 +126,20 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
             raise ConfigError(f"{args.schema}: cannot read the schema: {exc}") from exc
         schema = Schema.from_dict(raw or {}, source=args.schema)
     frame = pl.concat(list(read_records(args.data)), how="vertical_relaxed")
-    ref = build_reference(frame, schema, model=args.model, k=args.k)
+    perf = None
+    if args.task:
+        from mlmon.profiles.performance import PerformanceSpec
+
+        perf = PerformanceSpec.make(
+            args.task,
+            classes=args.classes.split(",") if args.classes else (),
+            thresholds=[float(t) for t in args.thresholds.split(",")],
+            bins=args.score_bins,
+        )
+    ref = build_reference(
+        frame, schema, model=args.model, k=args.k, performance=perf,
+        label_column=args.label_column, score_columns=args.score_columns.split(","),
+    )  # fmt: skip
     save_reference(ref, args.out)
     print(
         f"reference {ref.reference_id}: {len(ref.profiles)} features from {ref.rows} rows -> {args.out}"
@@ -137,6 +150,7 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
         )
         rec = writer.write_reference(args.model, ref)
         print(f"written to {writer.storage.url(rec.path)}")
+        writer.write_performance_reference(args.model, ref)
     return 0
 
 
@@ -223,6 +237,45 @@ def cmd_lake_compact(args: argparse.Namespace) -> int:
         total += len(done)
         print(f"{table}: compacted {len(done)} partition(s)")
     return 0
+
+
+def cmd_performance(args: argparse.Namespace) -> int:
+    lake = _open_lake(args)
+    metrics = args.metrics.split(",") if args.metrics else None
+    df = lake.performance(
+        args.model, args.start, args.end, by=args.by, version=args.version, metrics=metrics
+    )
+    _emit(df, args)
+    if args.fail_on_alert and df.height and df.get_column("alert").any():
+        return EXIT_DRIFT
+    return 0
+
+
+def cmd_edge_labels(args: argparse.Namespace) -> int:
+    collector = _collector(args)
+    models = [args.model] if args.model else list(collector.performance.configs)
+    if not models:
+        raise ConfigError(
+            f"{args.config}: no model has a performance spec in its reference; build the "
+            "reference with `mlmon reference build --task ... --label-column ...`"
+        )
+    if len(models) > 1:
+        raise ConfigError(f"several models take labels ({', '.join(models)}); pass --model")
+    failed = 0
+    for path in args.file:
+        result = collector.performance.join_file(models[0], path)
+        if result.skipped:
+            print(f"{path}: batch {result.batch_id} was already joined; nothing written")
+            continue
+        s = result.summary()
+        print(
+            f"{path}: batch {result.batch_id}: {s['records']} records, {s['matched']} matched "
+            f"into {s['windows']} window(s); late {s['late']}, unknown id {s['unknown_id']}, "
+            f"duplicates {s['duplicate_in_batch']}, already labelled {s['already_labelled']}, "
+            f"unknown class {s['unknown_class']}, missing {s['missing']}"
+        )
+    collector.flush_spool()
+    return 1 if failed else 0
 
 
 def _collector(args: argparse.Namespace) -> Any:
@@ -427,6 +480,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--k", type=int, default=5, help="minimum count for a learned category (default 5)"
     )
     rb.add_argument("--collector-id", default="reference-builder")
+    rb.add_argument(
+        "--task",
+        choices=["binary", "multiclass", "regression"],
+        help="also build a performance reference (calibration, baseline) from labels",
+    )
+    rb.add_argument("--label-column", default="label", help="with --task: the label column")
+    rb.add_argument(
+        "--score-columns",
+        default="score",
+        help="with --task: the score column (multiclass: one per class, comma-separated)",
+    )
+    rb.add_argument(
+        "--classes", help="with --task: class labels, comma-separated (binary: neg,pos)"
+    )
+    rb.add_argument("--thresholds", default="0.5", help="binary decision thresholds")
+    rb.add_argument("--score-bins", type=int, default=100, help="uniform score bins on [0, 1]")
     _add_lake(rb)
     rb.set_defaults(func=cmd_reference_build)
 
@@ -461,6 +530,14 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--q", default="0.5,0.95,0.99", help="quantiles, comma-separated")
     pc.set_defaults(func=cmd_percentiles)
 
+    pf = sub.add_parser("performance", help="realized and estimated model performance per period")
+    _add_lake(pf)
+    _add_window_args(pf)
+    pf.set_defaults(by="week")
+    pf.add_argument("--metrics", help="comma-separated metrics (default: the task's usual ones)")
+    pf.add_argument("--fail-on-alert", action="store_true", help="exit 1 when any period alerts")
+    pf.set_defaults(func=cmd_performance)
+
     sq = sub.add_parser("sql", help="run duckdb SQL over the lake's tables")
     sq.add_argument("query")
     _add_lake(sq)
@@ -472,6 +549,11 @@ def build_parser() -> argparse.ArgumentParser:
     eo = ed.add_parser("once", help="run every collector task once (cron, Kubernetes CronJob)")
     eo.add_argument("--config", required=True, help="edge.yaml")
     eo.set_defaults(func=cmd_edge_once)
+    el = ed.add_parser("labels", help="join a labels file with the predictions (delayed labels)")
+    el.add_argument("--config", required=True, help="edge.yaml")
+    el.add_argument("--file", required=True, action="append", help="labels file (repeatable)")
+    el.add_argument("--model", help="model (default: the one model whose reference has a task)")
+    el.set_defaults(func=cmd_edge_labels)
     er = ed.add_parser("run", help="run the collector with its schedules until SIGTERM")
     er.add_argument("--config", required=True, help="edge.yaml")
     er.set_defaults(func=cmd_edge_run)

@@ -14,12 +14,14 @@ import numpy as np
 import polars as pl
 
 from mlmon.analysis.drift import drift_between, method
+from mlmon.analysis.performance import calibration, estimate, metric, realized
 from mlmon.analysis.periods import period_expr
 from mlmon.errors import LakeError
 from mlmon.lake.reader import LakeStore
 from mlmon.profiles.arrow import merge_rows
 from mlmon.profiles.frame import Reference
 from mlmon.profiles.kinds import NumericProfile
+from mlmon.profiles.performance import PerformanceProfile, performance_from_row
 
 __all__ = ["Lake"]
 
@@ -34,6 +36,25 @@ _DRIFT_SCHEMA = {
     "drifted": pl.Boolean,
     "count": pl.Int64,
     "reference_id": pl.String,
+}
+_PERF_SCHEMA = {
+    "period": pl.Datetime("us", "UTC"),
+    "metric": pl.String,
+    "realized": pl.Float64,
+    "estimated": pl.Float64,
+    "lower": pl.Float64,
+    "upper": pl.Float64,
+    "reference": pl.Float64,
+    "count_labelled": pl.Int64,
+    "count_total": pl.Int64,
+    "alert": pl.Boolean,
+    "reference_id": pl.String,
+}
+#: Metrics shown by default per task (``metrics=None``).
+DEFAULT_METRICS = {
+    "binary": ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "brier"),
+    "multiclass": ("accuracy", "precision", "recall", "f1", "roc_auc"),
+    "regression": ("mae", "rmse", "r2", "abs_error_p90"),
 }
 _PCT_SCHEMA = {
     "period": pl.Datetime("us", "UTC"),
@@ -264,3 +285,160 @@ class Lake(LakeStore):
             except LakeError:
                 continue
         return names
+
+    # -- performance -------------------------------------------------------------------
+    def _performance_rows(
+        self, model: str, start: TimeArg, end: TimeArg, version: str | None
+    ) -> pl.DataFrame:
+        lf = self.scan("performance", model=model, start=start, end=end).filter(
+            pl.col("role") != "reference"
+        )
+        if version is not None:
+            lf = lf.filter(pl.col("model_version") == version)
+        return lf.collect()
+
+    def performance_reference(self, model: str, reference_id: str) -> PerformanceProfile | None:
+        """The reference's labelled performance profile (calibration and baseline), if written."""
+        rows = (
+            self.scan("performance", model=model)
+            .filter((pl.col("role") == "reference") & (pl.col("reference_id") == reference_id))
+            .collect()
+        )
+        if rows.height == 0:
+            return None
+        return performance_from_row(rows.row(0, named=True))
+
+    def merged_performance(
+        self,
+        model: str,
+        start: TimeArg = None,
+        end: TimeArg = None,
+        *,
+        by: str | None = "all",
+        version: str | None = None,
+    ) -> list[tuple[datetime, str, PerformanceProfile]]:
+        """Performance profiles merged per period: ``(period, reference_id, profile)``."""
+        rows = self._performance_rows(model, start, end, version)
+        if rows.height == 0:
+            return []
+        rows = rows.with_columns(period_expr(by)).sort("period", "reference_id")
+        merged: dict[tuple[datetime, str], PerformanceProfile] = {}
+        for r in rows.iter_rows(named=True):
+            key = (r["period"], r["reference_id"])
+            prof = performance_from_row(r)
+            merged[key] = merged[key].merge(prof) if key in merged else prof
+        return [(p, ref, prof) for (p, ref), prof in merged.items()]
+
+    def performance(
+        self,
+        model: str,
+        start: TimeArg = None,
+        end: TimeArg = None,
+        *,
+        by: str | None = "week",
+        metrics: list[str] | tuple[str, ...] | None = None,
+        version: str | None = None,
+        tolerances: dict[str, float] | None = None,
+        min_labels: int = 100,
+    ) -> pl.DataFrame:
+        """Realized and estimated performance per period, from merged performance profiles.
+
+        Parameters
+        ----------
+        model, start, end, by, version
+            As for :meth:`drift`; periods are of *prediction* time.
+        metrics
+            Metric names (default: a task's usual ones, see ``DEFAULT_METRICS``).
+        tolerances
+            Per-metric alert tolerances overriding the defaults of
+            :data:`mlmon.analysis.performance.METRICS`.
+        min_labels
+            Below this many labelled rows a period's alert uses the estimate.
+
+        Returns
+        -------
+        polars.DataFrame
+            period, metric, realized, estimated, lower, upper (the estimate's
+            95% band), reference (the metric on the reference), count_labelled,
+            count_total, alert, reference_id. Estimates exist for binary
+            classifiers whose reference was built with labels.
+        """
+        for m in metrics or ():
+            metric(m)
+        out: list[dict[str, Any]] = []
+        refs: dict[str, Any] = {}
+        for period, ref_id, prof in self.merged_performance(
+            model, start, end, by=by, version=version
+        ):
+            if ref_id not in refs:
+                ref = self.performance_reference(model, ref_id)
+                refs[ref_id] = (
+                    ref,
+                    calibration(ref) if ref else None,
+                    realized(ref) if ref else {},
+                )
+            _, cal, ref_values = refs[ref_id]
+            real = realized(prof)
+            est = estimate(prof, cal) if cal is not None else {}
+            for name in metrics or DEFAULT_METRICS[prof.spec.task]:
+                value = real.get(name, math.nan)
+                e, lo, hi = est.get(name, (math.nan, math.nan, math.nan))
+                basis = value if prof.count_labelled >= min_labels else e
+                reference = ref_values.get(name, math.nan)
+                tol = (tolerances or {}).get(name)
+                out.append(
+                    {
+                        "period": period,
+                        "metric": name,
+                        "realized": value,
+                        "estimated": e,
+                        "lower": lo,
+                        "upper": hi,
+                        "reference": reference,
+                        "count_labelled": prof.count_labelled,
+                        "count_total": prof.count_total,
+                        "alert": metric(name).alert(basis, reference, tol),
+                        "reference_id": ref_id,
+                    }
+                )
+        return pl.DataFrame(out, schema=_PERF_SCHEMA).sort("period", "metric")
+
+    def calibration_curve(
+        self,
+        model: str,
+        start: TimeArg = None,
+        end: TimeArg = None,
+        *,
+        version: str | None = None,
+    ) -> pl.DataFrame:
+        """Binary calibration curve of the period's labelled rows and of the reference.
+
+        Returns
+        -------
+        polars.DataFrame
+            source (``period`` or ``reference``), bin, mean_score, positive_rate, count;
+            bins without labelled rows are left out.
+        """
+        out: list[dict[str, Any]] = []
+        parts = self.merged_performance(model, start, end, by="all", version=version)
+        for _, ref_id, prof in parts:
+            if prof.spec.task != "binary":
+                continue
+            ref = self.performance_reference(model, ref_id)
+            for source, p in (("period", prof), ("reference", ref)):
+                if p is None:
+                    continue
+                pos, tot = p.hist[1, 0], p.hist[:, 0].sum(axis=0)
+                for b in np.flatnonzero(tot):
+                    out.append(
+                        {
+                            "source": source,
+                            "bin": int(b),
+                            "mean_score": float(p.score_sum[0, b] / tot[b]),
+                            "positive_rate": float(pos[b] / tot[b]),
+                            "count": int(tot[b]),
+                        }
+                    )
+        schema = {"source": pl.String, "bin": pl.Int64, "mean_score": pl.Float64,
+                  "positive_rate": pl.Float64, "count": pl.Int64}  # fmt: skip
+        return pl.DataFrame(out, schema=schema)

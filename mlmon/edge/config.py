@@ -218,6 +218,28 @@ class SinkConfig(_Frozen):
     max_body_bytes: int = 16 * 1024 * 1024
 
 
+class PerformanceConfig(_Frozen):
+    """Delayed labels joined at the edge (issue 7; docs/performance.md).
+
+    The task, classes, thresholds and score bins come from the model's reference
+    (``mlmon reference build --task ...``); this section says how labels arrive.
+    """
+
+    store_predictions: bool = False  # opt-in local store of (HMAC id, window, prediction)
+    label_horizon: timedelta = timedelta(days=60)
+    labels_folder: str | None = None  # watched read-only folder of labels files
+    schedule: Schedule = Schedule(spec="every 15m")
+    id_column: str = "request_id"
+    label_column: str = "label"
+    time_column: str | None = "event_time"
+    score_column: str | None = None  # labels that carry the model's score
+    prediction_time_column: str | None = None
+    version_column: str | None = None
+
+    _h = field_validator("label_horizon", mode="before")(lambda v: parse_duration(v))
+    _s = field_validator("schedule", mode="before")(lambda v: _schedule(v))
+
+
 class ModelConfig(_Frozen):
     name: str = Field(pattern=_NAME)
     reference: Path
@@ -227,6 +249,7 @@ class ModelConfig(_Frozen):
     batch: BatchConfig | None = None
     sink: SinkConfig | None = None
     samples: SamplesConfig | None = None  # opt-in de-identified samples (docs/samples.md)
+    performance: PerformanceConfig | None = None  # delayed labels (docs/performance.md)
 
 
 class MetricsConfig(_Frozen):

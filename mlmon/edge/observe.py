@@ -57,6 +57,18 @@ class EdgeMetrics:
         self.buffer_dropped = Gauge(
             "mlmon_edge_buffer_dropped", "Objects refused by a full spool.", registry=r
         )
+        self.prediction_store_bytes = Gauge(
+            "mlmon_edge_prediction_store_bytes",
+            "Disk used by the local prediction store for delayed labels.",
+            ["model"],
+            registry=r,
+        )
+        self.labels = Counter(
+            "mlmon_edge_labels",
+            "Label records by outcome (matched, late, unknown_id, duplicate_in_batch, ...).",
+            ["model", "outcome"],
+            registry=r,
+        )
         self.last_success = Gauge(
             "mlmon_edge_last_success_timestamp_seconds",
             "Last successful run of a task.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from datetime import UTC
@@ -10,11 +11,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlmon.errors import SchemaError
+from mlmon.errors import ProfileError, SchemaError
 from mlmon.lake.writer import parquet_bytes, reference_rows
 from mlmon.profiles.arrow import profile_from_row
 from mlmon.profiles.frame import Reference
 from mlmon.profiles.kinds import NumericProfile
+from mlmon.profiles.performance import performance_from_row, performance_to_row
 from mlmon.profiles.schema import Schema
 
 __all__ = ["load_reference", "reference_from_rows", "save_reference"]
@@ -28,6 +30,8 @@ def save_reference(reference: Reference, path: str | os.PathLike[str]) -> str:
     """
     rows = reference_rows(reference)
     meta = {b"mlmon.model": (reference.model or "").encode()}
+    if reference.performance is not None:
+        meta[b"mlmon.performance"] = json.dumps(performance_to_row(reference.performance)).encode()
     rows = rows.replace_schema_metadata({**(rows.schema.metadata or {}), **meta})
     target = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(target))
@@ -97,8 +101,13 @@ def load_reference(path: str | os.PathLike[str]) -> Reference:
             f"{target}: not an mlmon reference (lacks {', '.join(sorted(needed - set(t.column_names)))}); "
             "build one with `mlmon reference build`"
         )
-    model = (t.schema.metadata or {}).get(b"mlmon.model", b"").decode() or None
+    meta = t.schema.metadata or {}
+    model = meta.get(b"mlmon.model", b"").decode() or None
     try:
-        return reference_from_rows(t, model=model)
-    except SchemaError as exc:
+        ref = reference_from_rows(t, model=model)
+        if b"mlmon.performance" in meta:
+            perf = performance_from_row(json.loads(meta[b"mlmon.performance"]))
+            ref = dataclasses.replace(ref, performance=perf)
+        return ref
+    except (SchemaError, ProfileError, ValueError, KeyError) as exc:
         raise SchemaError(f"{target}: {exc}") from exc

@@ -26,6 +26,7 @@ from mlmon.lake.schema import SCHEMA_VERSION, table
 from mlmon.lake.storage import Storage, open_storage, put_object
 from mlmon.profiles.arrow import profiles_to_arrow
 from mlmon.profiles.frame import Reference, Window
+from mlmon.profiles.performance import performance_to_row
 
 __all__ = ["LakeWriter", "WriteRecord", "check_name", "reference_rows"]
 
@@ -258,6 +259,30 @@ class LakeWriter:
             "references",
             model,
             rows,
+            reference.created_at,
+            reference.created_at,
+            part=f"ref-{reference.reference_id}",
+        )
+
+    def write_performance_reference(self, model: str, reference: Reference) -> WriteRecord | None:
+        """Write the reference's labelled performance profile as the ``reference`` row of
+        ``performance`` (calibration curve and baseline metrics); None when it has none."""
+        if reference.performance is None:
+            return None
+        row = {
+            "model_version": None,
+            "window_start": reference.created_at,
+            "window_end": reference.created_at,
+            "collector_id": self.collector_id,
+            "reference_id": reference.reference_id,
+            "role": "reference",
+            "batch_id": "reference",
+            **performance_to_row(reference.performance),
+        }
+        return self.write_table(
+            "performance",
+            model,
+            pl.DataFrame([row], infer_schema_length=None),
             reference.created_at,
             reference.created_at,
             part=f"ref-{reference.reference_id}",

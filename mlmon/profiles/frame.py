@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from mlmon.errors import SchemaError, TimestampError
 from mlmon.profiles.kinds import OTHER, CategoricalProfile, NumericProfile, _to_float_array
+from mlmon.profiles.performance import PerformanceProfile, PerformanceSpec
 from mlmon.profiles.schema import FeatureSpec, Schema
 from mlmon.profiles.sketch import DEFAULT_ALPHA
 
@@ -76,6 +77,8 @@ class Reference:
     model: str | None = None
     rows: int = 0
     latency: NumericProfile | None = None
+    #: The reference's labelled performance profile (spec, calibration, baseline), if any.
+    performance: PerformanceProfile | None = None
 
     def empty_profile(self, name: str) -> Profile:
         return self.profiles[name].empty_like()
@@ -143,6 +146,9 @@ def build_reference(
     k: int = 5,
     max_categories: int = 50,
     created_at: datetime | None = None,
+    performance: PerformanceSpec | None = None,
+    label_column: str = "label",
+    score_columns: str | Sequence[str] = "score",
 ) -> Reference:
     """Build the reference profile from a training or baseline dataframe.
 
@@ -160,6 +166,12 @@ def build_reference(
         A category enters a learned vocabulary only if seen at least ``k`` times.
     max_categories
         Largest learned vocabulary per feature (the rest is ``__other__``).
+    performance
+        With a :class:`~mlmon.profiles.performance.PerformanceSpec`, the
+        baseline's labels (``label_column``) and the model's scores
+        (``score_columns``: binary one column, multiclass one per class in
+        ``classes`` order; regression the predicted value) become the
+        reference performance profile: calibration curve and baseline metrics.
 
     Returns
     -------
@@ -197,6 +209,9 @@ def build_reference(
     created = created_at or datetime.now(UTC)
     if created.tzinfo is None:
         raise TimestampError("build_reference(created_at=...) must be timezone-aware (UTC)")
+    perf = None
+    if performance is not None:
+        perf = _performance_reference(frame, performance, label_column, score_columns)
     return Reference(
         reference_id=_reference_id(schema, profiles),
         schema=schema,
@@ -205,6 +220,38 @@ def build_reference(
         model=model,
         rows=frame.height,
         latency=latency,
+        performance=perf,
+    )
+
+
+def _performance_reference(
+    frame: pl.DataFrame, spec: PerformanceSpec, label: str, scores: str | Sequence[str]
+) -> PerformanceProfile:
+    cols = [scores] if isinstance(scores, str) else list(scores)
+    missing = [c for c in (label, *cols) if c not in frame.columns]
+    if missing:
+        raise SchemaError(
+            f"reference data lack the performance column(s) {', '.join(missing)}; "
+            f"columns: {', '.join(frame.columns)} (set label_column / score_columns)"
+        )
+    sub = frame.select(label, *cols).drop_nulls()
+    y = sub.get_column(label)
+    if spec.task == "regression":
+        return PerformanceProfile.from_labels(
+            spec, y.cast(pl.Float64).to_numpy(), predicted=sub.get_column(cols[0]).to_numpy()
+        )
+    idx, unknown = spec.class_index(y.cast(pl.String).to_numpy())
+    if unknown.any():
+        bad = sorted({str(v) for v in y.filter(pl.Series(unknown)).unique().to_list()})[:5]
+        raise SchemaError(
+            f"reference column {label!r} has labels {bad} that are not among the classes "
+            f"{list(spec.classes)}; fix the data or the classes"
+        )
+    s = sub.select(cols).to_numpy().astype(np.float64)
+    if spec.task == "binary" or s.shape[1] == spec.k:
+        return PerformanceProfile.from_labels(spec, idx, s if spec.task != "binary" else s[:, 0])
+    raise SchemaError(
+        f"a {spec.task} reference needs {spec.k} score columns (one per class), got {cols}"
     )
 
 

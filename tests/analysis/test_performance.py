@@ -182,9 +182,7 @@ def test_month_of_daily_profiles_equals_the_month_in_one_go() -> None:
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 10_000), st.integers(0, 10_000), st.integers(0, 10_000))
 def test_merge_is_associative_and_commutative(s1: int, s2: int, s3: int) -> None:
-    a, b, c = (
-        PerformanceProfile.from_labels(BINARY, *_binary_rows(50, s)) for s in (s1, s2, s3)
-    )
+    a, b, c = (PerformanceProfile.from_labels(BINARY, *_binary_rows(50, s)) for s in (s1, s2, s3))
     assert a.merge(b) == b.merge(a)
     assert a.merge(b).merge(c) == a.merge(b.merge(c))
     assert a.merge(a.empty_like()) == a
@@ -196,9 +194,7 @@ def test_arrow_row_round_trip() -> None:
         PerformanceProfile.from_predictions(BINARY, p).merge(
             PerformanceProfile.from_labels(BINARY, y, p)
         ),
-        PerformanceProfile.from_labels(
-            PerformanceSpec.make("regression"), p, predicted=p + 0.1
-        ),
+        PerformanceProfile.from_labels(PerformanceSpec.make("regression"), p, predicted=p + 0.1),
     ):
         assert performance_from_row(performance_to_row(prof)) == prof
 

@@ -1,0 +1,206 @@
+"""The collector's performance tasks: predictions per window, the reference row, labels batches.
+
+Kept out of :mod:`mlmon.edge.collector` so that file only wires it in: the
+collector calls :meth:`EdgePerformance.attach` for each stream or sink state,
+:meth:`window_closed` after writing a window, :meth:`publish_reference` once,
+and schedules :meth:`labels_task` when a labels folder is configured.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import polars as pl
+
+from mlmon.analysis.performance import calibration, estimate, metric, realized
+from mlmon.edge.config import ModelConfig
+from mlmon.edge.labels import (
+    LabelBatch,
+    LabelJoinConfig,
+    PredictionHistograms,
+    PredictionStore,
+    join_labels,
+    performance_row,
+    read_label_file,
+)
+from mlmon.errors import MlmonError
+from mlmon.profiles.frame import Reference, Window
+
+__all__ = ["EdgePerformance"]
+
+log = logging.getLogger("mlmon.edge.performance")
+
+#: Estimated metrics that raise an alert at the edge when they fall below the reference's.
+ALERT_METRICS = ("accuracy", "roc_auc")
+ALERT_MIN_COUNT = 200
+
+
+class EdgePerformance:
+    """Performance monitoring of the models whose reference carries a performance spec."""
+
+    def __init__(self, collector: Any) -> None:
+        self.c = collector
+        self.hists: dict[str, PredictionHistograms] = {}
+        self.stores: dict[str, PredictionStore] = {}
+        self.configs: dict[str, ModelConfig] = {}
+        for m in collector.config.models:
+            ref: Reference = collector.references[m.name]
+            if ref.performance is None:
+                continue
+            self.configs[m.name] = m
+            self.hists[m.name] = PredictionHistograms(
+                ref.performance.spec, collector.config.window, ref.schema.timestamp
+            )
+            if m.performance is not None and m.performance.store_predictions:
+                self.stores[m.name] = PredictionStore(
+                    collector.state_dir / "predictions", m.performance.label_horizon
+                )
+
+    # -- predictions -----------------------------------------------------------------
+    def attach(self, model: str, state: Any) -> None:
+        """Observe a stream's or sink's flat-record frames."""
+        if model not in self.hists:
+            return
+        hist = self.hists[model]
+        store = self.stores.get(model)
+        ts = self.c.references[model].schema.timestamp
+
+        def observe(frame: pl.DataFrame) -> None:
+            hist.add(frame)
+            if store is not None:
+                store.add(model, frame, self.c.config.window, ts)
+
+        state.observers.append(observe)
+
+    def window_closed(
+        self, model: str, w: Window, source: str, part: str | None, now: datetime
+    ) -> int:
+        """Write the window's ``predictions`` row and estimate alerts; returns objects written."""
+        hist = self.hists.get(model)
+        if hist is None:
+            return 0
+        prof = hist.pop(w.start, w.version)
+        if prof is None:
+            return 0
+        ref = self.c.references[model]
+        row = performance_row(
+            prof, role="predictions", reference_id=ref.reference_id,
+            collector_id=self.c.config.collector_id, start=w.start, end=w.end,
+            version=w.version, batch_id=source,
+        )  # fmt: skip
+        label = "-".join(p for p in ("predictions", source, part) if p)
+        self.c.writer.write_table(
+            "performance", model, pl.DataFrame([row], infer_schema_length=None), w.start, w.end,
+            part=label,
+        )  # fmt: skip
+        alerts = self._estimate_alerts(ref, prof, now)
+        if alerts:
+            self.c._write_alerts(model, alerts, w.start, w.end, w.version, part=f"perf-{label}")
+        return 1
+
+    def _estimate_alerts(self, ref: Reference, prof: Any, now: datetime) -> list[dict[str, Any]]:
+        assert ref.performance is not None
+        cal = calibration(ref.performance)
+        if cal is None or prof.count_total < ALERT_MIN_COUNT:
+            return []
+        baseline = realized(ref.performance)
+        out = []
+        for name, (value, _lo, _hi) in estimate(prof, cal, draws=500).items():
+            if name in ALERT_METRICS and metric(name).alert(
+                value, baseline.get(name, float("nan"))
+            ):
+                out.append(
+                    {
+                        "raised_at": now,
+                        "rule": f"performance_estimate:{name}",
+                        "severity": "warning",
+                        "state": "firing",
+                        "message": f"estimated {name} {value:.3f} vs reference {baseline[name]:.3f}",
+                        "feature": None,
+                        "value": float(value),
+                        "threshold": float(baseline[name] - metric(name).tolerance),
+                    }
+                )
+        return out
+
+    def publish_reference(self, model: str) -> None:
+        self.c.writer.write_performance_reference(model, self.c.references[model])
+
+    # -- labels ------------------------------------------------------------------------
+    def join_file(self, model: str, path: str | Path, now: datetime | None = None) -> LabelBatch:
+        """Join one labels file (``mlmon edge labels``, or the watched folder)."""
+        m = self.configs.get(model)
+        if m is None:
+            raise MlmonError(
+                f"model {model!r} has no performance spec in its reference; rebuild the "
+                "reference with --task and a label column"
+            )
+        cfg = m.performance
+        join_cfg = LabelJoinConfig(
+            **{k: getattr(cfg, k) for k in LabelJoinConfig.__dataclass_fields__}
+        ) if cfg is not None else LabelJoinConfig()  # fmt: skip
+        frame, batch_id = read_label_file(path)
+        result = join_labels(
+            frame, model=model, reference=self.c.references[model], secret=self.c.secret,
+            writer=self.c.writer, cfg=join_cfg, window=self.c.config.window, batch_id=batch_id,
+            source=Path(path).name, store=self.stores.get(model), now=now or self.c.clock(),
+        )  # fmt: skip
+        for outcome in ("matched", "duplicate_in_batch", "already_labelled", "unknown_id", "late",
+                        "unknown_class", "missing"):  # fmt: skip
+            n = getattr(result, outcome)
+            if n:
+                self.c.metrics.labels.labels(model, outcome).inc(n)
+        if self.c.audit is not None and not result.skipped:
+            self.c.audit.record(
+                "labels_joined", f"{model}/{batch_id}", outcome="ok",
+                records=result.records, matched=result.matched, late=result.late,
+                unknown_id=result.unknown_id,
+            )  # fmt: skip
+        self.update_gauges()
+        return result
+
+    def update_gauges(self) -> None:
+        for model, store in self.stores.items():
+            self.c.metrics.prediction_store_bytes.labels(model).set(store.size_bytes())
+
+    def labels_task(self, m: ModelConfig) -> Callable[[datetime, Any], None]:
+        assert m.performance is not None
+        folder = m.performance.labels_folder
+
+        def run(now: datetime, report: Any) -> None:
+            store = self.stores.get(m.name)
+            if store is not None:
+                store.expire(now)
+            if folder:
+                fs, root = fsspec.core.url_to_fs(folder)
+                seen_path = self.c.state_dir / "labels" / f"{m.name}-files.json"
+                seen = json.loads(seen_path.read_text()) if seen_path.exists() else {}
+                for entry in sorted(fs.ls(root, detail=False)):
+                    name = str(entry).rsplit("/", 1)[-1]
+                    if name.startswith(".") or not name.endswith((".parquet", ".csv", ".jsonl")):
+                        continue
+                    if name in seen:
+                        continue
+                    try:
+                        result = self.join_file(m.name, entry, now)
+                    except MlmonError as exc:
+                        report.errors.append(f"{m.name}/labels {name}: {exc}")
+                        log.error("labels file refused", extra={"model": m.name, "file": name,
+                                                                "error": str(exc)})  # fmt: skip
+                        continue
+                    report.objects += len(result.objects)
+                    seen[name] = result.batch_id
+                    seen_path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = seen_path.with_name(seen_path.name + ".tmp")
+                    tmp.write_text(json.dumps(seen, sort_keys=True))
+                    os.replace(tmp, seen_path)
+            self.update_gauges()
+
+        return run

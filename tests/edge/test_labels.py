@@ -1,0 +1,266 @@
+"""Delayed labels joined at the edge: store, join, performance rows, and the lake's answers.
+
+Realized metrics from the lake are compared with scikit-learn on the raw rows
+of the same windows: threshold metrics exact, ROC AUC within its binning bound.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn import metrics as skm
+
+from mlmon.analysis.lake import Lake
+from mlmon.analysis.performance import binning_bounds
+from mlmon.cli import main
+from mlmon.edge.collector import Collector
+from mlmon.edge.config import load_config
+from mlmon.edge.labels import _bloom_build, _bloom_contains
+from mlmon.errors import SchemaError, TimestampError
+from mlmon.lake.references import load_reference, save_reference
+from mlmon.profiles.frame import build_reference
+from mlmon.profiles.performance import PerformanceSpec
+from mlmon.profiles.schema import Schema
+
+ROOT = Path(__file__).resolve().parents[2]
+FIX = ROOT / "data" / "fixtures"
+KEY = "k" * 32
+DAYS = ["2026-10-01", "2026-10-02", "2026-10-03"]
+
+
+def _schema() -> Schema:
+    import yaml
+
+    return Schema.from_dict(yaml.safe_load((FIX / "schema.yaml").read_text()))
+
+
+def _labelled(df: pl.DataFrame, seed: int) -> pl.DataFrame:
+    """Outcomes drawn from the fixture model's score (a calibrated model)."""
+    rng = np.random.default_rng(seed)
+    return df.with_columns(
+        pl.Series("label", (rng.random(df.height) < df.get_column("score").to_numpy()).astype(int))
+    )
+
+
+@pytest.fixture(autouse=True)
+def _key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLMON_HMAC_KEY", KEY)
+
+
+def _setup(
+    tmp_path: Path, *, store: bool = True, horizon: str = "60d"
+) -> tuple[Path, pl.DataFrame]:
+    ref_df = _labelled(pl.read_parquet(FIX / "reference.parquet"), 1)
+    spec = PerformanceSpec.make("binary", classes=("0", "1"), thresholds=(0.2,), bins=50)
+    ref = build_reference(ref_df, _schema(), model="risk", performance=spec, label_column="label")
+    save_reference(ref, tmp_path / "ref.parquet")
+    stream = tmp_path / "stream"
+    stream.mkdir()
+    frames = []
+    for d in DAYS:
+        df = pl.read_parquet(FIX / "inference" / f"{d}.parquet")
+        frames.append(df)
+        df.with_columns(pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")).write_ndjson(
+            stream / f"{d}.jsonl"
+        )
+    perf = {"store_predictions": store, "label_horizon": horizon, "time_column": "event_time"}
+    cfg = {
+        "collector_id": "edge-labels",
+        "lake": {"uri": str(tmp_path / "lake")},
+        "hmac_key": {"env": "MLMON_HMAC_KEY"},
+        "state_dir": str(tmp_path / "state"),
+        "window": "6h",
+        "metrics": None,
+        "models": [
+            {
+                "name": "risk",
+                "reference": str(tmp_path / "ref.parquet"),
+                "streams": [{"path": str(stream), "format": "jsonl"}],
+                "performance": perf,
+            }
+        ],
+    }
+    (tmp_path / "edge.yaml").write_text(json.dumps(cfg))
+    return tmp_path / "edge.yaml", pl.concat(frames)
+
+
+def _labels_file(path: Path, rows: pl.DataFrame, seed: int) -> pl.DataFrame:
+    lab = _labelled(rows, seed).select(
+        "request_id",
+        "label",
+        (pl.col("timestamp") + pl.duration(days=20)).alias("event_time"),
+    )
+    lab.write_parquet(path)
+    return lab
+
+
+def test_labels_join_into_performance_equal_to_sklearn(tmp_path: Path) -> None:
+    cfg_path, records = _setup(tmp_path)
+    c = Collector(load_config(cfg_path), clock=lambda: datetime(2026, 10, 5, tzinfo=UTC))
+    c.run_once()
+    store_bytes = c.metrics.prediction_store_bytes.labels("risk")._value.get()
+    assert store_bytes > 0
+    # labels arrive in two pieces, weeks later, for most records
+    labelled = records.sample(fraction=0.8, seed=3)
+    first, second = labelled.head(4000), labelled.tail(labelled.height - 4000)
+    lab1 = _labels_file(tmp_path / "labels-1.parquet", first, 7)
+    lab2 = _labels_file(tmp_path / "labels-2.parquet", second, 8)
+    r1 = c.performance.join_file("risk", tmp_path / "labels-1.parquet")
+    r2 = c.performance.join_file("risk", tmp_path / "labels-2.parquet")
+    assert (r1.matched, r2.matched) == (first.height, second.height)
+    assert r1.unknown_id == r1.late == r1.duplicate_in_batch == 0
+    # a re-run of the same file writes nothing twice
+    assert c.performance.join_file("risk", tmp_path / "labels-1.parquet").skipped
+    c.flush_spool()
+
+    lake = Lake(str(tmp_path / "lake"))
+    out = lake.performance("risk", "2026-10-01", "2026-10-04", by="day")
+    truth = pl.concat([lab1, lab2]).join(
+        records.select("request_id", "score", "timestamp"), on="request_id"
+    )
+    for day in DAYS:
+        t = truth.filter(pl.col("timestamp").dt.date() == datetime.fromisoformat(day).date())
+        y, s = t.get_column("label").to_numpy(), t.get_column("score").to_numpy()
+        pred = (s >= 0.2).astype(int)
+        got = {
+            r["metric"]: r
+            for r in out.filter(
+                pl.col("period").dt.date() == t.get_column("timestamp").dt.date()[0]
+            ).to_dicts()
+        }
+        assert got["accuracy"]["realized"] == pytest.approx(skm.accuracy_score(y, pred), abs=1e-12)
+        assert got["precision"]["realized"] == pytest.approx(
+            skm.precision_score(y, pred), abs=1e-12
+        )
+        assert got["recall"]["realized"] == pytest.approx(skm.recall_score(y, pred), abs=1e-12)
+        assert got["brier"]["realized"] == pytest.approx(skm.brier_score_loss(y, s), rel=1e-9)
+        assert got["accuracy"]["count_labelled"] == len(y)
+        day_total = records.filter(
+            pl.col("timestamp").dt.date() == t.get_column("timestamp").dt.date()[0]
+        ).height
+        assert got["accuracy"]["count_total"] == day_total
+        spec = load_reference(tmp_path / "ref.parquet").performance.spec  # type: ignore[union-attr]
+        bins = spec.bin_of(s)
+        pos = np.bincount(bins[y == 1], minlength=spec.n_bins).astype(float)
+        neg = np.bincount(bins[y == 0], minlength=spec.n_bins).astype(float)
+        lo, hi = binning_bounds(pos, neg)["roc_auc"]
+        assert lo - 1e-12 <= skm.roc_auc_score(y, s) <= hi + 1e-12
+        assert got["roc_auc"]["realized"] == pytest.approx(skm.roc_auc_score(y, bins), abs=1e-12)
+        # the estimate and its band exist for every day; the realized value is near it
+        assert got["accuracy"]["lower"] <= got["accuracy"]["estimated"] <= got["accuracy"]["upper"]
+    # the calibration curve and the labelled fraction come back too
+    curve = lake.calibration_curve("risk", "2026-10-01", "2026-10-04")
+    assert set(curve.get_column("source")) == {"period", "reference"}
+    batches = lake.read("label_batches", model="risk")
+    assert sorted(batches.get_column("matched").to_list()) == sorted([first.height, second.height])
+
+
+def test_bad_and_late_labels_are_counted_not_guessed(tmp_path: Path) -> None:
+    cfg_path, records = _setup(tmp_path, horizon="10d")
+    c = Collector(load_config(cfg_path), clock=lambda: datetime(2026, 10, 5, tzinfo=UTC))
+    c.run_once()
+    rows = records.head(50)
+    lab = (
+        _labelled(rows, 3)
+        .select("request_id", "label")
+        .with_columns(pl.lit("2026-11-01T00:00:00Z").alias("event_time"))
+    )
+    extra = pl.DataFrame(
+        {
+            "request_id": [
+                "never-seen-1",
+                "never-seen-2",
+                rows["request_id"][0],
+                rows["request_id"][1],
+                None,
+            ],
+            "label": [1, 0, 1, 7, 1],
+            "event_time": ["2026-11-01T00:00:00Z"] * 4 + ["2026-11-02T00:00:00Z"],
+        }
+    )
+    pl.concat([lab, extra], how="vertical_relaxed").write_csv(tmp_path / "labels.csv")
+    r = c.performance.join_file("risk", tmp_path / "labels.csv")
+    assert r.unknown_id == 2
+    assert r.missing == 1
+    assert r.duplicate_in_batch == 2  # ids 0 and 1 repeated: the last record wins
+    assert r.unknown_class == 1  # the last record of id 1 has class 7
+    assert r.matched == 49
+    # a second batch labelling the same ids is counted, the first label kept
+    # (id 1's last record had an unknown class, so id 1 was not labelled yet)
+    lab.head(10).write_parquet(tmp_path / "again.parquet")
+    again = c.performance.join_file("risk", tmp_path / "again.parquet")
+    assert (again.already_labelled, again.matched) == (9, 1)
+    # the store expires after the horizon; labels after that are "late", not "unknown"
+    store = c.performance.stores["risk"]
+    assert store.expire(datetime(2026, 11, 1, tzinfo=UTC)) > 0
+    records.slice(100, 30).select("request_id").with_columns(
+        pl.lit(1).alias("label"), pl.lit("2026-11-01T00:00:00Z").alias("event_time")
+    ).write_parquet(tmp_path / "late.parquet")
+    late = c.performance.join_file("risk", tmp_path / "late.parquet")
+    assert late.late == 30 and late.matched == 0
+
+
+def test_label_files_with_bad_columns_or_times_get_clear_errors(tmp_path: Path) -> None:
+    cfg_path, _ = _setup(tmp_path)
+    c = Collector(load_config(cfg_path))
+    pl.DataFrame({"accession": ["a"], "label": [1]}).write_parquet(tmp_path / "wrong.parquet")
+    with pytest.raises(SchemaError, match=r"wrong.parquet.*no id column 'request_id'.*accession"):
+        c.performance.join_file("risk", tmp_path / "wrong.parquet")
+    pl.DataFrame(
+        {"request_id": ["a"], "label": [1], "event_time": ["2026-11-01T00:00:00"]}
+    ).write_parquet(tmp_path / "naive.parquet")
+    with pytest.raises(TimestampError, match=r"naive\.parquet"):
+        c.performance.join_file("risk", tmp_path / "naive.parquet")
+
+
+def test_no_prediction_leaves_the_edge(tmp_path: Path) -> None:
+    """The store lives on the edge volume; the lake holds no request id, hashed or not."""
+    cfg_path, records = _setup(tmp_path)
+    c = Collector(load_config(cfg_path), clock=lambda: datetime(2026, 10, 5, tzinfo=UTC))
+    c.run_once()
+    _labels_file(tmp_path / "l.parquet", records.head(500), 1)
+    c.performance.join_file("risk", tmp_path / "l.parquet")
+    c.flush_spool()
+    from mlmon.governance.deid import hmac_id
+
+    needles = [records["request_id"][0], hmac_id(KEY.encode(), records["request_id"][0])[:32]]
+    for f in (tmp_path / "lake").rglob("*"):
+        if f.is_file():
+            blob = f.read_bytes()
+            for n in needles:
+                assert n.encode() not in blob, f"{n} in {f}"
+            assert bytes.fromhex(needles[1]) not in blob
+    assert (tmp_path / "state" / "predictions").exists()
+
+
+def test_bloom_filter_has_no_false_negatives_and_few_false_positives() -> None:
+    rng = np.random.default_rng(0)
+    ids = pl.Series([rng.bytes(16) for _ in range(20_000)], dtype=pl.Binary)
+    other = pl.Series([rng.bytes(16) for _ in range(20_000)], dtype=pl.Binary)
+    bloom = _bloom_build(ids)
+    assert _bloom_contains(bloom, ids).all()
+    assert _bloom_contains(bloom, other).mean() < 0.02
+
+
+def test_cli_edge_labels_and_performance(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg_path, records = _setup(tmp_path)
+    Collector(load_config(cfg_path), clock=lambda: datetime(2026, 10, 5, tzinfo=UTC)).run_once()
+    _labels_file(tmp_path / "l.parquet", records, 2)
+    assert (
+        main(["edge", "labels", "--config", str(cfg_path), "--file", str(tmp_path / "l.parquet")])
+        == 0
+    )
+    assert f"{records.height} matched" in capsys.readouterr().out
+    rc = main(["performance", "--lake", str(tmp_path / "lake"), "--model", "risk", "--by", "day",
+               "--format", "json"])  # fmt: skip
+    assert rc == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["metric"] for r in rows} >= {"accuracy", "roc_auc", "precision"}
+    assert all(r["count_labelled"] > 0 for r in rows)
