@@ -364,8 +364,24 @@ class LakeStore:
                 con.register_filesystem(self.storage.fs)
             for name in TABLES:
                 self._create_view(con, name)
+            for name, frame in getattr(self, "_frames", {}).items():
+                con.register(name, frame)
             self._con = con
         return self._con
+
+    def register_frame(self, name: str, frame: pl.DataFrame) -> None:
+        """Make ``frame`` a view ``name`` next to the lake's tables (kept across :meth:`refresh`).
+
+        Examples
+        --------
+        >>> lake.register_frame("owners", pl.DataFrame({"model": ["risk"]}))  # doctest: +SKIP
+        >>> lake.sql("SELECT * FROM profiles JOIN owners USING (model)")  # doctest: +SKIP
+        """
+        if name in TABLES:
+            raise LakeError(f"cannot register a frame as {name!r}: that is a lake table name")
+        self._frames = {**getattr(self, "_frames", {}), name: frame.to_arrow()}
+        if self._con is not None:
+            self._con.register(name, self._frames[name])
 
     def _create_view(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
         # An explicit object list (not a glob): it honours compaction manifests and
