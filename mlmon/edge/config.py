@@ -22,6 +22,11 @@ Example ``edge.yaml``::
         golden: {file: /etc/mlmon/golden.jsonl, schedule: every 15m}
         streams:
           - {path: /var/log/inference/risk, format: jsonl, kind: tabular, schedule: every 1m}
+        samples:                                 # opt-in, per model: docs/samples.md
+          rate: 0.05
+          k: 5
+          low_risk: [ward]
+          fields: {age: {rule: generalise, width: 5, top: 90}, ward: keep, note: redact}
 """
 
 from __future__ import annotations
