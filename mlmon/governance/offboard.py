@@ -17,6 +17,7 @@ makes the attestation ``complete: false`` and names the key and the reason.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -155,10 +156,8 @@ def _remove_empty_dirs(root: str) -> None:
     """Local scopes: remove the emptied sub-folders (their names can carry data too)."""
     for folder, _dirs, _files in os.walk(root, topdown=False):
         if folder != root:
-            try:
+            with contextlib.suppress(OSError):  # not empty: a refused file stays, reported
                 os.rmdir(folder)
-            except OSError:
-                pass  # not empty: a refused file is still in it, and is reported
 
 
 def offboard(
