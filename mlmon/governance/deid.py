@@ -47,12 +47,13 @@ def hmac_id(secret: bytes, value: str | bytes) -> str:
 
 def hmac_ids(secret: bytes, values: Iterable[str | bytes | None]) -> list[str | None]:
     """HMAC each identifier; ``None`` stays ``None``."""
-    key = _check_secret(secret)
+    base = hmac.new(_check_secret(secret), digestmod=hashlib.sha256)  # keyed once, copied per id
     out: list[str | None] = []
     for v in values:
         if v is None:
             out.append(None)
             continue
-        data = v.encode("utf-8") if isinstance(v, str) else v
-        out.append(hmac.new(key, data, hashlib.sha256).hexdigest())
+        h = base.copy()
+        h.update(v.encode("utf-8") if isinstance(v, str) else v)
+        out.append(h.hexdigest())
     return out
