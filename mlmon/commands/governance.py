@@ -1,0 +1,171 @@
+"""``mlmon offboard`` and ``mlmon attest verify``: purge vendor-side copies, attest, verify.
+
+``offboard`` lists every scope and prints the summary, asks for confirmation
+(``--yes``, or typing ``purge`` at a terminal), purges key by key, writes the
+signed attestation JSON (and its one-page PDF when the reports extra is
+installed) into ``--out``, and an audit record ``purge_executed``. Exit 0 when
+the purge is complete, 1 when anything is left (the attestation says what).
+``attest verify`` exits 0 for a valid attestation, 1 naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from mlmon.errors import ConfigError
+
+EXIT_INCOMPLETE = 1
+
+
+def _storage_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--storage-option k=v`` flags over ``MLMON_S3_ENDPOINT`` (as the other commands)."""
+    opts: dict[str, Any] = {}
+    if os.environ.get("MLMON_S3_ENDPOINT"):
+        opts["endpoint_url"] = os.environ["MLMON_S3_ENDPOINT"]
+    for item in args.storage_option or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--storage-option {item!r} is not key=value")
+        opts[key] = value
+    return opts
+
+
+def _pdf_available() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("jinja2", "weasyprint"))
+
+
+def _inside(path: Path, scope_root: str) -> bool:
+    root = Path(scope_root).resolve()
+    return path == root or root in path.parents
+
+
+def _confirm(n: int) -> None:
+    if not sys.stdin.isatty():
+        raise ConfigError(
+            "refusing to purge without confirmation: pass --yes (not an interactive terminal); "
+            "nothing was deleted"
+        )
+    answer = input(f"Type 'purge' to delete these {n} object(s) for good: ")
+    if answer.strip() != "purge":
+        raise ConfigError("not confirmed; nothing was deleted")
+
+
+def cmd_offboard(args: argparse.Namespace) -> int:
+    from mlmon.governance.attest import load_signing_key
+    from mlmon.governance.audit import AuditLog
+    from mlmon.governance.offboard import list_scopes, offboard, record_purge
+    from mlmon.lake.storage import open_storage
+
+    opts = _storage_options(args) or None
+    key = load_signing_key(args.signing_key)
+    if args.pdf:
+        from mlmon._extras import require
+
+        require("jinja2", "reports")
+        require("weasyprint", "reports")
+    out = Path(args.out).resolve()
+    audit_lake = args.audit_lake or out.as_uri()
+    inventory = list_scopes(args.scope, opts, allow_empty=args.allow_empty)
+    audit_storage = open_storage(audit_lake, opts)
+    for s in inventory.scopes:
+        if not s.storage.is_local:
+            if not audit_storage.is_local and (audit_storage.root + "/").startswith(
+                s.storage.root + "/"
+            ):
+                raise ConfigError(f"--audit-lake {audit_lake} is inside --scope {s.uri}")
+            continue
+        for what, p in (("--out", out), ("--state-dir", Path(args.state_dir).resolve())):
+            if _inside(p, s.storage.root):
+                raise ConfigError(
+                    f"{what} {p} is inside --scope {s.uri}, which is being purged; "
+                    "write the attestation elsewhere"
+                )
+        if audit_storage.is_local and _inside(Path(audit_storage.root), s.storage.root):
+            raise ConfigError(f"--audit-lake {audit_lake} is inside --scope {s.uri}")
+    print(inventory.summary())
+    if not args.yes:
+        _confirm(inventory.objects)
+    att = offboard(
+        args.scope, opts, args.operator, signing_key=key, inventory=inventory,
+        allow_empty=args.allow_empty,
+    )  # fmt: skip
+    stamp = att.body["started_at"][:19].replace("-", "").replace(":", "") + "Z"
+    json_path = att.write(out / f"attestation-{stamp}.json")
+    print(f"attestation: {json_path}")
+    render_pdf = args.pdf if args.pdf is not None else _pdf_available()
+    if render_pdf:
+        from mlmon.reports.attestation import render_attestation_pdf
+
+        print(
+            f"attestation PDF: {render_attestation_pdf(json_path, json_path.with_suffix('.pdf'))}"
+        )
+    elif args.pdf is None:
+        print("no PDF: the reports extra is not installed (pip install 'mlmon[reports]')")
+    b = att.body
+    print(
+        f"deleted {b['deleted']['objects']} of {b['listed_before']['objects']} object(s), "
+        f"{b['deleted']['bytes']:,} bytes; manifest SHA-256 {b['manifest_sha256']}"
+    )
+    print(f"outcome: {b['outcome']}")
+    for r in b["refused"]:
+        print(f"  NOT DELETED {r['key']} ({r['reason']})", file=sys.stderr)
+    for k in b["relist_after"]["keys"]:
+        print(f"  STILL LISTED {k}", file=sys.stderr)
+    for e in b["relist_after"]["errors"]:
+        print(f"  RE-LIST FAILED {e}", file=sys.stderr)
+    audit = AuditLog(audit_storage, Path(args.state_dir), args.actor)
+    record_purge(audit, att)
+    return 0 if att.complete else EXIT_INCOMPLETE
+
+
+def cmd_attest_verify(args: argparse.Namespace) -> int:
+    from mlmon.governance.attest import load_public_key, verify_attestation
+
+    public_key = load_public_key(args.public_key) if args.public_key else None
+    check = verify_attestation(args.file, public_key)
+    print(check, file=sys.stdout if check.ok else sys.stderr)
+    return 0 if check.ok else 1
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``offboard`` and ``attest verify``."""
+    ob = sub.add_parser(
+        "offboard",
+        help="purge every vendor-side copy under the scopes and write a signed attestation",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
+    ob.add_argument("--scope", action="append", required=True, metavar="URI",
+                    help="file:///path, a path, or s3://bucket/prefix (repeat for several)")  # fmt: skip
+    ob.add_argument("--signing-key", metavar="PEM",
+                    help="Ed25519 private key file (default: the PEM in $MLMON_SIGNING_KEY)")  # fmt: skip
+    ob.add_argument("--operator", required=True, help="who runs the purge (name or account)")
+    ob.add_argument("--out", required=True, metavar="DIR",
+                    help="folder for the attestation JSON and PDF (outside every scope)")  # fmt: skip
+    ob.add_argument("--storage-option", action="append", metavar="KEY=VALUE",
+                    help="s3fs option for the scopes, e.g. endpoint_url=...")  # fmt: skip
+    ob.add_argument("--pdf", action=argparse.BooleanOptionalAction, default=None,
+                    help="also write the one-page PDF (default: when the reports extra is installed)")  # fmt: skip
+    ob.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    ob.add_argument("--allow-empty", action="store_true",
+                    help="attest scopes that hold no objects instead of refusing")  # fmt: skip
+    ob.add_argument("--audit-lake", metavar="URI",
+                    help="where the purge_executed audit record goes (default: the --out folder)")  # fmt: skip
+    ob.add_argument(
+        "--state-dir", default=".mlmon-maintenance", help="audit chain head of this actor"
+    )
+    ob.add_argument("--actor", default="maintenance", help="audit actor (default maintenance)")
+    ob.set_defaults(func=cmd_offboard)
+
+    at = sub.add_parser("attest", help="deletion attestations").add_subparsers(
+        dest="sub", required=True
+    )
+    av = at.add_parser("verify", help="check an attestation's signature, manifest and fields")
+    av.add_argument("file", help="the attestation JSON")
+    av.add_argument("--public-key", metavar="PEM",
+                    help="the operator's Ed25519 public key (default: only the embedded key)")  # fmt: skip
+    av.set_defaults(func=cmd_attest_verify)
