@@ -1,0 +1,110 @@
+"""Per-image intensity statistics: the only thing kept of a pixel array, computed in memory.
+
+:func:`image_stats` turns one pixel array (any shape: rows x columns,
+frames x rows x columns, with or without samples) into the numeric features of
+:data:`IMAGE_FEATURES`. The modality rescale (``value * slope + intercept``,
+e.g. CT Hounsfield units) is applied to the statistics, not to a copy of the
+array: mean, percentiles and extremes map through it exactly, and the
+standard deviation scales by ``|slope|``. The caller drops the array as soon
+as this returns; nothing derived keeps a pixel, a row of pixels or a thumbnail.
+
+Example
+-------
+>>> import numpy as np
+>>> s = image_stats(np.array([[0, 10], [10, 20]], np.uint16), slope=2.0, intercept=-1.0)
+>>> s["image_mean"], s["image_p50"], s["image_frac_max"], s["image_rows"]
+(19.0, 19.0, 0.25, 2.0)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["IMAGE_FEATURES", "empty_stats", "image_stats"]
+
+#: Feature columns of the image statistics, all numeric.
+IMAGE_FEATURES: tuple[str, ...] = (
+    "image_mean",
+    "image_std",
+    "image_p01",
+    "image_p50",
+    "image_p99",
+    "image_frac_min",
+    "image_frac_max",
+    "image_rows",
+    "image_columns",
+    "image_frames",
+)
+
+
+def empty_stats() -> dict[str, Any]:
+    """The statistics of an image whose pixels could not be read: all null."""
+    return dict.fromkeys(IMAGE_FEATURES)
+
+
+def image_stats(
+    pixels: Any,
+    *,
+    slope: float = 1.0,
+    intercept: float = 0.0,
+    frames: int | None = None,
+    samples: int = 1,
+) -> dict[str, float | None]:
+    """Intensity statistics of one image (all frames and samples together).
+
+    Parameters
+    ----------
+    pixels
+        The stored values (before the modality rescale), any numeric dtype.
+    slope, intercept
+        The modality rescale (RescaleSlope, RescaleIntercept).
+    frames
+        Number of frames; taken from the array's shape when ``None``.
+    samples
+        Samples per pixel (3 for colour): the last axis is samples then.
+
+    Returns
+    -------
+    dict
+        ``image_mean``, ``image_std``, ``image_p01``/``p50``/``p99``,
+        ``image_frac_min``/``frac_max`` (share of pixels at the image's own
+        minimum and maximum: clipping, saturation, padding), ``image_rows``,
+        ``image_columns``, ``image_frames``.
+    """
+    a = np.asarray(pixels)
+    shape = a.shape[:-1] if samples > 1 and a.ndim >= 3 else a.shape
+    if len(shape) < 2 or a.size == 0:
+        return empty_stats()
+    rows, cols = shape[-2], shape[-1]
+    n_frames = frames if frames is not None else (int(np.prod(shape[:-2])) if len(shape) > 2 else 1)
+    flat = a.reshape(-1)
+    if flat.dtype.kind == "f":
+        flat = flat[np.isfinite(flat)]
+        if flat.size == 0:
+            return {**empty_stats(), "image_rows": float(rows), "image_columns": float(cols),
+                    "image_frames": float(n_frames)}  # fmt: skip
+    lo, hi = flat.min(), flat.max()
+    frac_min = float(np.count_nonzero(flat == lo)) / flat.size
+    frac_max = float(np.count_nonzero(flat == hi)) / flat.size
+    mean = float(flat.mean(dtype=np.float64))
+    std = float(flat.std(dtype=np.float64))
+    p01, p50, p99 = (float(v) for v in np.percentile(flat, [1.0, 50.0, 99.0]))
+    slope = float(slope) if slope else 1.0
+    intercept = float(intercept or 0.0)
+    if slope < 0:  # a decreasing rescale swaps the low and high percentiles
+        p01, p99 = p99, p01
+        frac_min, frac_max = frac_max, frac_min
+    return {
+        "image_mean": mean * slope + intercept,
+        "image_std": std * abs(slope),
+        "image_p01": p01 * slope + intercept,
+        "image_p50": p50 * slope + intercept,
+        "image_p99": p99 * slope + intercept,
+        "image_frac_min": frac_min,
+        "image_frac_max": frac_max,
+        "image_rows": float(rows),
+        "image_columns": float(cols),
+        "image_frames": float(n_frames),
+    }
