@@ -1,0 +1,67 @@
+"""Rendered manifests of deploy/k8s: the base and each overlay, by the test-side renderer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.deploy.kustomize import render
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+TARGETS = {
+    "base": K8S / "base",
+    "onprem": K8S / "overlays" / "onprem",
+    "cloud": K8S / "overlays" / "cloud",
+}
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    """The one object of this kind and name."""
+    hits = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(hits) == 1, f"expected one {kind} {name}, found {len(hits)}"
+    return hits[0]
+
+
+def pod_specs(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every pod template's spec, keyed by ``Kind/name``."""
+    out = {}
+    for d in docs:
+        spec = d.get("spec") or {}
+        if d["kind"] in {"Deployment", "StatefulSet", "DaemonSet", "Job"}:
+            out[f"{d['kind']}/{d['metadata']['name']}"] = spec["template"]["spec"]
+        elif d["kind"] == "CronJob":
+            out[f"CronJob/{d['metadata']['name']}"] = spec["jobTemplate"]["spec"]["template"]["spec"]
+        elif d["kind"] == "Pod":
+            out[f"Pod/{d['metadata']['name']}"] = spec
+    return out
+
+
+@pytest.fixture(scope="session")
+def rendered() -> dict[str, list[dict[str, Any]]]:
+    return {name: render(path) for name, path in TARGETS.items()}
+
+
+def container(docs: list[dict[str, Any]], workload: str, name: str = "edge") -> dict[str, Any]:
+    """The container ``name`` of the pod template of ``Kind/name``."""
+    [c] = [c for c in pod_specs(docs)[workload]["containers"] if c["name"] == name]
+    return c
+
+
+def edge_config(docs: list[dict[str, Any]], workload: str, folder: Path):
+    """``load_config`` on the ConfigMap's edge.yaml with the workload container's environment.
+
+    Values from Secrets (``valueFrom``) are stood in for by a placeholder: they are never in git.
+    """
+    from mlmon.edge.config import load_config
+
+    cm = one(docs, "ConfigMap", "mlmon-edge-config")
+    path = folder / "edge.yaml"
+    path.write_text(cm["data"]["edge.yaml"])
+    env = {
+        e["name"]: e["value"] if "value" in e else "<from-secret>"
+        for e in container(docs, workload).get("env") or []
+    }
+    return load_config(path, env=env)
