@@ -179,6 +179,8 @@ class Collector:
             if m.performance is not None and m.name in self.performance.configs:
                 run = self.performance.labels_task(m)
                 tasks.append(_Task(m.name, "labels", m.performance.schedule, run))
+            if getattr(m, "imaging", None) is not None:  # DICOM folder or PACS (docs/imaging.md)
+                tasks.append(_Task(m.name, "imaging", m.imaging.schedule, self._imaging_task(m)))
         return tasks
 
     def _sink_task(self, m: ModelConfig) -> Callable[[datetime, CycleReport], None]:
@@ -325,6 +327,16 @@ class Collector:
             self._drain_stream(m, stream, now, report, sampler)
 
         return run
+
+    def _imaging_task(self, m: ModelConfig) -> Callable[[datetime, CycleReport], None]:
+        """DICOM instances read like a stream (logic in mlmon.edge.imaging.source)."""
+        from mlmon.edge.imaging.source import open_imaging
+
+        source = open_imaging(
+            m.imaging, self.references[m.name], self.secret, self.state_dir / "imaging" / m.name,
+            window=self.config.window, lateness=self.config.lateness, clock=self.clock,
+        )  # fmt: skip
+        return lambda now, report: self._drain_stream(m, source, now, report)
 
     def write_windows(
         self, model: str, windows: list[tuple[Window, str | None]], source: str, now: datetime

@@ -49,6 +49,7 @@ from pydantic import (
     model_validator,
 )
 
+from mlmon.edge.imaging.config import ImagingConfig
 from mlmon.errors import ConfigError
 from mlmon.governance.samples import SamplesConfig
 
@@ -255,6 +256,7 @@ class ModelConfig(_Frozen):
     sink: SinkConfig | None = None
     samples: SamplesConfig | None = None  # opt-in de-identified samples (docs/samples.md)
     performance: PerformanceConfig | None = None  # delayed labels (docs/performance.md)
+    imaging: ImagingConfig | None = None  # DICOM folder or DICOMweb PACS (docs/imaging.md)
 
 
 class MetricsConfig(_Frozen):

@@ -135,7 +135,9 @@ def refusal(keyword: str) -> str | None:
     if re.fullmatch(r"\(?\s*(0x)?[0-9A-Fa-f]{4}\s*,?\s*(0x)?[0-9A-Fa-f]{4}\s*\)?", text):
         group = int(re.findall(r"[0-9A-Fa-f]{4}", text.replace("0x", ""))[0], 16)
         if group % 2:
-            return f"{text} is a private tag (odd group {group:04X}); private tags are never profiled"
+            return (
+                f"{text} is a private tag (odd group {group:04X}); private tags are never profiled"
+            )
         return f"{text} is a tag number; name attributes by their DICOM keyword (e.g. KVP)"
     tag = dd.tag_for_keyword(text)
     if tag is None:
@@ -155,7 +157,9 @@ def refusal(keyword: str) -> str | None:
     return None
 
 
-def check_attributes(keywords: Iterable[str], *, source: str = "imaging") -> tuple[AttributeSpec, ...]:
+def check_attributes(
+    keywords: Iterable[str], *, source: str = "imaging"
+) -> tuple[AttributeSpec, ...]:
     """Validate an allow-list and describe each attribute.
 
     Raises
@@ -164,14 +168,16 @@ def check_attributes(keywords: Iterable[str], *, source: str = "imaging") -> tup
         One line per refused attribute, naming it and the rule it breaks.
     """
     dd = _dictionary()
+    prefix = f"{source}: " if source else ""
     problems, specs, seen = [], [], set()
     for i, kw in enumerate(keywords):
         why = refusal(kw)
         if why is not None:
-            problems.append(f"{source}: attributes[{i}]: {why}; it can never be profiled")
+            tail = "" if "never profiled" in why else "; it can never be profiled"
+            problems.append(f"{prefix}attributes[{i}]: {why}{tail}")
             continue
         if kw in seen:
-            problems.append(f"{source}: attributes[{i}]: {kw} is listed twice")
+            problems.append(f"{prefix}attributes[{i}]: {kw} is listed twice")
             continue
         seen.add(kw)
         tag = dd.tag_for_keyword(kw)

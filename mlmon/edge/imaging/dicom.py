@@ -147,9 +147,9 @@ def _cut_short(ds: Any, size: int, pixels: bool) -> bool:
         return False
     last = ds._dict[list(ds.keys())[-1]]
     tell, length = getattr(last, "value_tell", None), getattr(last, "length", None)
-    if tell is not None and length is not None and length != 0xFFFFFFFF:
-        if tell + length < size or (last.value is not None and len(last.value) < length):
-            return True  # bytes left over that do not form an element, or a short value
+    known = tell is not None and length is not None and length != 0xFFFFFFFF
+    if known and (tell + length < size or (last.value is not None and len(last.value) < length)):
+        return True  # bytes left over that do not form an element, or a short value
     has_pixels = any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
     # the image pixel module without its pixel data: the file stops before it
     return not has_pixels and "Rows" in ds and "BitsAllocated" in ds
@@ -178,7 +178,10 @@ def _profile(
         row.update(attribute_values(ds, specs))
     except Exception:  # a malformed element: the file is cut or corrupt
         return _bad("truncated", where)
-    uids = [str(ds.get(k, "") or "") for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")]
+    uids = [
+        str(ds.get(k, "") or "")
+        for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+    ]
     study, series, inst = (hmac_id(secret, u) if u else None for u in uids)
     status = "ok"
     if pixels:

@@ -157,6 +157,7 @@ def write_study(
     cols: int = 64,
     seed: int = 0,
     name: str = "study",
+    burned_in: bool = True,
 ) -> list[Path]:
     """Write one study of ``instances`` single-frame images into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -165,7 +166,35 @@ def write_study(
     for i in range(instances):
         p = folder / f"{name}-{i:03d}.dcm"
         p.write_bytes(
-            instance_bytes(acq, rows=rows, cols=cols, seed=seed * 1000 + i, study=study, series=series)
+            instance_bytes(
+                acq,
+                rows=rows,
+                cols=cols,
+                seed=seed * 1000 + i,
+                study=study,
+                series=series,
+                burned_in=burned_in,
+            )
         )
         out.append(p)
     return out
+
+
+def edge_config(tmp_path: Path, reference: Path, imaging: dict, *, window: str = "1h") -> Path:
+    """An edge.yaml (JSON is YAML) with one imaging model writing to ``tmp_path/lake``."""
+    import json
+
+    cfg = {
+        "collector_id": "edge-imaging",
+        "lake": {"uri": str(tmp_path / "lake")},
+        "hmac_key": {"env": "MLMON_HMAC_KEY"},
+        "state_dir": str(tmp_path / "state"),
+        "window": window,
+        "lateness": "0s",
+        "allow_http": True,
+        "metrics": None,
+        "models": [{"name": "chest-ct", "reference": str(reference), "imaging": imaging}],
+    }
+    p = tmp_path / "edge.yaml"
+    p.write_text(json.dumps(cfg))
+    return p

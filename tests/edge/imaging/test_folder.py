@@ -1,0 +1,102 @@
+"""A folder of DICOM files through the collector: features in the lake, each file once, bad files counted."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+from pydicom.uid import JPEGLSLossless
+
+from mlmon.analysis.lake import Lake
+from mlmon.edge.collector import Collector
+from mlmon.edge.config import load_config
+from mlmon.edge.imaging.reference import build_imaging_reference
+from mlmon.lake.references import save_reference
+from tests.edge.imaging.synth import Acquisition, edge_config, instance_bytes, write_study
+
+T0 = datetime(2026, 10, 5, 10, 0, tzinfo=UTC)
+
+
+def _reference(tmp_path: Path) -> Path:
+    base = tmp_path / "baseline"
+    for s in range(4):
+        write_study(base, Acquisition(mean=1040 + 10 * s), instances=3, seed=s, name=f"b{s}")
+    ref, report = build_imaging_reference(base, model="chest-ct", k=2)
+    assert report.files == 12 and report.status == {"ok": 12}
+    assert report.dropped == ["NumberOfFrames"]  # single-frame baseline: no such attribute
+    save_reference(ref, tmp_path / "ref.parquet")
+    return tmp_path / "ref.parquet"
+
+
+def _collector(tmp_path: Path, folder: Path, clock: list[datetime]) -> Collector:
+    cfg = load_config(edge_config(tmp_path, _reference(tmp_path) if not (tmp_path / "ref.parquet").exists()
+                                  else tmp_path / "ref.parquet",
+                                  {"folder": str(folder), "settle": "0s", "schedule": "every 1m"}))  # fmt: skip
+    return Collector(cfg, clock=lambda: clock[0])
+
+
+def test_folder_profiles_each_file_once_and_counts_bad_files(tmp_path: Path) -> None:
+    incoming = tmp_path / "incoming"
+    write_study(incoming, instances=4, seed=10, name="s1")
+    write_study(incoming, instances=2, seed=11, name="s2")
+    good = instance_bytes(seed=3)
+    (incoming / "cut.dcm").write_bytes(good[: len(good) - 700])
+    (incoming / "notes.txt").write_text("not an image at all")
+    (incoming / "report.dcm").write_bytes(instance_bytes(pixels=False))
+    (incoming / "jpegls.dcm").write_bytes(instance_bytes(syntax=JPEGLSLossless))
+    clock = [T0]
+    col = _collector(tmp_path, incoming, clock)
+    first = col.run_once()
+    assert first.records == 10 and not first.errors
+    assert col.tasks[0].kind == "imaging"
+    clock[0] = T0 + timedelta(hours=2)
+    again = col.run_once()  # nothing new: every file was read once
+    assert again.records == 0 and again.windows == 1
+
+    lake = Lake(str(tmp_path / "lake"))
+    prof = lake.read("profiles", model="chest-ct")
+    counts = dict(zip(prof["feature"], prof["count"], strict=True))
+    assert counts["Manufacturer"] == 9  # 6 good + cut + report + jpeg-ls: metadata profiled
+    assert counts["image_mean"] == 6  # pixels only where decodable and whole
+    assert counts["read_status"] == 10
+    status = prof.filter(pl.col("feature") == "read_status").row(0, named=True)
+    by_status = dict(zip(status["categories"], status["bin_counts"], strict=True))
+    assert by_status["ok"] == 6  # the 4 bad ones are fewer than k=5: folded into __other__
+    assert by_status["__other__"] == 4
+    study_first = prof.filter(pl.col("feature") == "study_first_instance")
+    assert study_first["sum"][0] == 5  # s1, s2, and the cut, report and JPEG-LS files' studies
+    assert study_first["count"][0] == 9  # the text file has no study
+
+    # a restart reads nothing twice
+    clock[0] = T0 + timedelta(hours=3)
+    col2 = _collector(tmp_path, incoming, clock)
+    assert col2.run_once().records == 0
+    write_study(incoming, instances=1, seed=12, name="s3")
+    assert col2.run_once().records == 1
+
+
+def test_bad_files_are_counted_by_reason_without_content(tmp_path: Path, caplog) -> None:
+    incoming = tmp_path / "incoming"
+    good = instance_bytes(seed=3)
+    (incoming).mkdir()
+    (incoming / "CANARY^ZELDA.dcm").write_bytes(good[:900])
+    (incoming / "x.bin").write_bytes(b"\x00" * 4000)
+    (incoming / "j.dcm").write_bytes(instance_bytes(syntax=JPEGLSLossless))
+    clock = [T0]
+    col = _collector(tmp_path, incoming, clock)
+    caplog.set_level("WARNING")
+    col.run_once()
+    src_bad = col.metrics.bad_records
+    samples = {
+        s.labels["reason"]: s.value
+        for m in src_bad.collect()
+        for s in m.samples
+        if s.name.endswith("_total")
+    }
+    assert samples == {"truncated": 1.0, "not_dicom": 1.0, "undecodable": 1.0}
+    text = caplog.text
+    assert "ZELDA" not in text and "CANARY" not in text
+    assert "JPEG-LS Lossless" in "".join(
+        str(getattr(r, "transfer_syntax", "")) for r in caplog.records
+    )
