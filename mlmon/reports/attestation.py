@@ -25,11 +25,13 @@ from mlmon.reports.summary import fmt_count
 __all__ = ["ATTESTATION_TEMPLATE", "render_attestation_pdf"]
 
 ATTESTATION_TEMPLATE = "attestation.html.j2"
-#: Most manifest rows tried first; fewer if they do not fit on the page.
-MAX_MANIFEST_ROWS = 40
-MAX_REFUSED_ROWS = 12
+#: Rows tried first (each render that overflows costs 1-3 s, so start with what usually fits);
+#: fewer if they do not fit on the page. With refused keys, fewer manifest rows.
+MANIFEST_ROWS = 25
+MANIFEST_ROWS_WITH_REFUSED = 10
+REFUSED_ROWS = 6
 #: Keys longer than this are shortened in the middle on the page (never in the JSON).
-MAX_KEY_CHARS = 96
+MAX_KEY_CHARS = 70
 
 
 def _short(key: str) -> str:
@@ -80,7 +82,8 @@ def render_attestation_pdf(
     except (ValueError, KeyError, TypeError) as exc:
         raise GovernanceError(f"{src}: not an attestation file ({exc})") from exc
     template = _template(templates)
-    manifest_rows, refused_rows = MAX_MANIFEST_ROWS, MAX_REFUSED_ROWS
+    refused_rows = REFUSED_ROWS
+    manifest_rows = MANIFEST_ROWS_WITH_REFUSED if body["refused"] else MANIFEST_ROWS
     while True:
         html = template.render(
             a=body,
@@ -99,7 +102,7 @@ def render_attestation_pdf(
                 f"{src}: the attestation summary does not fit on one page even without the "
                 "manifest rows (are the scopes very many or very long?)"
             )
-        manifest_rows, refused_rows = manifest_rows // 2, max(1, refused_rows - 4)
+        manifest_rows, refused_rows = manifest_rows * 2 // 3, max(1, refused_rows - 2)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     document.write_pdf(str(out))
