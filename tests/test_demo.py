@@ -22,3 +22,9 @@ def test_demo_runs_edge_lake_analysis_and_report(tmp_path):
     assert pdf.exists() and (tmp_path / "lake-report" / "risk-model_2026-10.ipynb").exists()
     text = " ".join(" ".join(p.extract_text() for p in PdfReader(pdf).pages).split())
     assert "risk-model" in text and "Drifted features: age" in text
+    # delayed outcomes for days 1-4: realized and estimated side by side, in the output and the PDF
+    assert "10800 outcomes arrived" in out
+    perf = [line for line in out.splitlines() if "┆ accuracy" in line]
+    assert len(perf) == 6 and "NaN" in perf[-1] and "NaN" not in perf[0]
+    assert "Model performance" in text and "Labels have arrived for 10,800 of 18,000" in text
+    assert "Calibration" in text

@@ -397,7 +397,7 @@ class Lake(LakeStore):
                         "reference": reference,
                         "count_labelled": prof.count_labelled,
                         "count_total": prof.count_total,
-                        "alert": metric(name).alert(basis, reference, tol),
+                        "alert": metric(name).alert(basis, reference, tol, (hi - lo) / 2),
                         "reference_id": ref_id,
                     }
                 )

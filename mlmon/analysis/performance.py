@@ -291,8 +291,9 @@ class PerfMetric:
     """A performance metric: which tasks it applies to and how an alert is decided.
 
     An alert is raised when the value (realized, or estimated when too few
-    labels arrived) is worse than the reference's by more than ``tolerance``:
-    absolute for scores in [0, 1], relative (a fraction) for regression errors.
+    labels arrived) is worse than the reference's by more than ``tolerance``
+    (absolute for scores in [0, 1], relative, a fraction, for regression
+    errors) plus the period's sampling noise where a band is known.
     """
 
     name: str
@@ -301,11 +302,17 @@ class PerfMetric:
     tolerance: float
     relative: bool = False
 
-    def alert(self, value: float, reference: float, tolerance: float | None = None) -> bool:
+    def alert(
+        self, value: float, reference: float, tolerance: float | None = None, noise: float = 0.0
+    ) -> bool:
+        """Worse than ``reference`` by more than the tolerance plus ``noise`` (sampling error:
+        half the width of the period's band, so small periods do not alert on chance)."""
         if not (np.isfinite(value) and np.isfinite(reference)):
             return False
         tol = self.tolerance if tolerance is None else tolerance
-        margin = abs(reference) * tol if self.relative else tol
+        margin = (abs(reference) * tol if self.relative else tol) + (
+            noise if np.isfinite(noise) else 0.0
+        )
         return value < reference - margin if self.higher_is_better else value > reference + margin
 
 

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import yaml
 
@@ -25,6 +26,7 @@ from mlmon.analysis.lake import Lake
 from mlmon.errors import MissingExtraError
 from mlmon.lake.references import save_reference
 from mlmon.profiles.frame import build_reference
+from mlmon.profiles.performance import PerformanceSpec
 from mlmon.profiles.schema import Schema
 
 MODEL = "risk-model"
@@ -65,6 +67,28 @@ def _write_stream(folder: Path, fixtures: Path) -> int:
     return n
 
 
+def _outcomes(df: pl.DataFrame, seed: int) -> pl.Series:
+    """Outcomes drawn from the fixture model's score (it is calibrated), reproducibly."""
+    rng = np.random.default_rng(seed)
+    return pl.Series("outcome", (rng.random(df.height) < df["score"].to_numpy()).astype(np.int64))
+
+
+def _write_labels(folder: Path, fixtures: Path) -> int:
+    """Outcomes of 90% of the first four days' predictions, as a hospital would export them later."""
+    folder.mkdir(parents=True)
+    n = 0
+    for f in sorted((fixtures / "inference").glob("*.parquet"))[:4]:
+        df = pl.read_parquet(f)
+        lab = df.with_columns(_outcomes(df, seed=int(f.stem[-2:]))).sample(fraction=0.9, seed=1)
+        lab.select(
+            "request_id",
+            "outcome",
+            (pl.col("timestamp") + pl.duration(days=21)).alias("event_time"),
+        ).write_parquet(folder / f"outcomes-{f.stem}.parquet")
+        n += lab.height
+    return n
+
+
 def run_demo(
     lake_dir: Path, *, quiet: bool = False, fixtures: Path = FIXTURES, cycles: int = 3
 ) -> int:
@@ -83,13 +107,19 @@ def run_demo(
     schema = Schema.from_dict(
         yaml.safe_load((fixtures / "schema.yaml").read_text()), source="schema.yaml"
     )
-    ref = build_reference(pl.read_parquet(fixtures / "reference.parquet"), schema, model=MODEL)
+    baseline = pl.read_parquet(fixtures / "reference.parquet")
+    ref = build_reference(
+        baseline.with_columns(_outcomes(baseline, seed=5)), schema, model=MODEL,
+        performance=PerformanceSpec.make("binary", classes=("0", "1"), thresholds=(0.3,)),
+        label_column="outcome",
+    )  # fmt: skip
     save_reference(ref, work / "reference.parquet")
     say(
         f"1. reference {ref.reference_id}: {len(ref.profiles)} features from {ref.rows} baseline rows"
     )
 
     records = _write_stream(work / "inference-log", fixtures)
+    labelled = _write_labels(work / "labels", fixtures)
     server, url = _start_model_server()
     say(
         f"2. demo model server (Open Inference Protocol v2) at {url}; {records} records in the inference log"
@@ -116,6 +146,14 @@ def run_demo(
                 "streams": [
                     {"path": str(work / "inference-log"), "format": "jsonl", "kind": "tabular"}
                 ],
+                # delayed outcomes: a labels folder, joined with predictions kept on the edge
+                "performance": {
+                    "store_predictions": True,
+                    "label_horizon": "60d",
+                    "labels_folder": str(work / "labels"),
+                    "label_column": "outcome",
+                    "schedule": "every 1m",
+                },
             }
         ],
     }
@@ -165,6 +203,14 @@ def run_demo(
     probe = lake.percentiles("latency_ms", (0.5, 0.95), model=MODEL, by="all", source="probe")
     say(f"\n   golden checks: {int(golden['passed'].sum())}/{golden.height} passed; probe latency "
         f"p50 {probe['value'][0]:.1f} ms, p95 {probe['value'][1]:.1f} ms")  # fmt: skip
+    perf = lake.performance(MODEL, by="day", metrics=["accuracy", "roc_auc"])
+    say(f"\n   performance by day ({labelled} outcomes arrived, for days 1-4 only; realized where "
+        "labelled, estimated from scores everywhere):")  # fmt: skip
+    with pl.Config(tbl_rows=50, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True,
+                   float_precision=3):  # fmt: skip
+        say(perf.with_columns(pl.col("period").dt.date().alias("day")).select(
+            "day", "metric", "realized", "estimated", "lower", "upper", "count_labelled", "count_total"
+        ))  # fmt: skip
     alerts = (
         lake.read("alerts", model=MODEL).group_by("rule", "feature").len().sort("rule", "feature")
     )

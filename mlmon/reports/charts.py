@@ -27,6 +27,7 @@ from mlmon.reports.context import Distribution, MethodInfo, ModelSection
 __all__ = [
     "FONT",
     "alerts_chart",
+    "calibration_chart",
     "distribution_chart",
     "drift_method",
     "drift_over_time_chart",
@@ -291,6 +292,8 @@ def performance_chart(performance: pl.DataFrame | None) -> Any | None:
     """Realized (solid) and estimated (dashed, with its band) performance per period."""
     if performance is None or not performance.height:
         return None
+    headline = performance.filter(pl.col("metric").is_in(list(HEADLINE_METRICS)))
+    performance = headline if headline.height else performance
     alt = _alt()
     data = alt.Data(values=_values(performance))
     base = alt.Chart().encode(x=_time_x(alt), color=alt.Color("metric:N", title=None))
@@ -302,6 +305,43 @@ def performance_chart(performance: pl.DataFrame | None) -> Any | None:
     real = base.mark_line(point=_points(alt, periods)).encode(y="realized:Q")
     return alt.layer(band, est, real, data=data).properties(
         width=WIDTH, height=140, title="Performance per period (solid: realized; dashed: estimated)"
+    )
+
+
+#: Performance metrics drawn over time (the table lists them all).
+HEADLINE_METRICS = ("accuracy", "roc_auc", "mae", "rmse")
+#: Calibration bins with fewer labelled rows than this are not drawn (their rate is noise).
+CALIBRATION_MIN_COUNT = 30
+
+
+def calibration_chart(calibration: pl.DataFrame | None) -> Any | None:
+    """Observed positive rate against mean score per bin, for the period and the reference."""
+    if calibration is None or not calibration.height:
+        return None
+    calibration = calibration.filter(pl.col("count") >= CALIBRATION_MIN_COUNT)
+    if not calibration.height:
+        return None
+    alt = _alt()
+    data = alt.Data(values=_values(calibration))
+    diag = alt.Chart(alt.Data(values=[{"x": 0.0, "y": 0.0}, {"x": 1.0, "y": 1.0}]))
+    ideal = diag.mark_line(color="#999999", strokeDash=[2, 2]).encode(x="x:Q", y="y:Q")
+    curve = (
+        alt.Chart(data)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X(
+                "mean_score:Q", title="mean predicted probability", scale=alt.Scale(domain=[0, 1])
+            ),
+            y=alt.Y(
+                "positive_rate:Q", title="observed positive rate", scale=alt.Scale(domain=[0, 1])
+            ),
+            color=alt.Color("source:N", title=None),
+        )
+    )
+    return alt.layer(ideal, curve).properties(
+        width=260,
+        height=200,
+        title=f"Calibration (dotted: perfect; bins with {CALIBRATION_MIN_COUNT}+ labels)",
     )
 
 
@@ -324,6 +364,7 @@ def section_charts(
         "golden": golden_chart(section.golden),
         "alerts": alerts_chart(section.alerts, start, end),
         "performance": performance_chart(section.performance),
+        "calibration": calibration_chart(section.calibration),
     }
     return {k: v for k, v in charts.items() if v is not None}
 

@@ -82,8 +82,13 @@ FRAME_COLUMNS: dict[str, dict[str, pl.DataType]] = {
     "alerts": {"time": _TS, "severity": pl.String(), "rule": pl.String(), "feature": pl.String(),
                "message": pl.String()},
     "performance": {"period": _TS, "metric": pl.String(), "realized": pl.Float64(),
-                    "estimated": pl.Float64(), "lower": pl.Float64(), "upper": pl.Float64()},
+                    "estimated": pl.Float64(), "lower": pl.Float64(), "upper": pl.Float64(),
+                    "count_labelled": pl.Int64(), "count_total": pl.Int64()},
+    "calibration": {"source": pl.String(), "bin": pl.Int64(), "mean_score": pl.Float64(),
+                    "positive_rate": pl.Float64(), "count": pl.Int64()},
 }  # fmt: skip
+#: Frames that stay None when the model has no performance data (the section is left out).
+OPTIONAL_FRAMES = ("performance", "calibration")
 
 #: The data-handling statement printed when the analysis side gives none.
 DEFAULT_DATA_HANDLING: tuple[str, ...] = (
@@ -222,6 +227,7 @@ class ModelSection:
     golden_errors: pl.DataFrame = field(default_factory=lambda: _empty("golden_errors"))
     alerts: pl.DataFrame = field(default_factory=lambda: _empty("alerts"))
     performance: pl.DataFrame | None = None
+    calibration: pl.DataFrame | None = None
 
     def __post_init__(self) -> None:
         where = f"model {self.model!r}"
@@ -231,7 +237,7 @@ class ModelSection:
             )
         for name in FRAME_COLUMNS:
             value = getattr(self, name)
-            if name == "performance" and value is None:
+            if name in OPTIONAL_FRAMES and value is None:
                 continue
             object.__setattr__(self, name, _frame(value, name, where))
 
@@ -687,6 +693,11 @@ def _section(
         else pl.DataFrame()
     )
     status, reasons = _status(records, golden_overall, drifted, a_rows)
+    perf_reasons: list[str] = []
+    perf_parts = _performance(lake, model, start, end, status_reasons=perf_reasons)
+    if perf_reasons:
+        reasons = [*reasons, *perf_reasons]
+        status = "amber" if status == "green" else status
     return ModelSection(
         model,
         status=status,
@@ -704,7 +715,30 @@ def _section(
         golden_overall=golden_overall,
         golden_errors=golden_errors,
         alerts=alerts,
+        **perf_parts,
     )
+
+
+def _performance(
+    lake: Lake, model: str, start: datetime, end: datetime, *, status_reasons: list[str]
+) -> dict[str, pl.DataFrame | None]:
+    """Realized versus estimated performance and the calibration curve, when the lake has them."""
+    if model not in lake.models("performance"):
+        return {"performance": None, "calibration": None}
+    by = "day" if end - start <= timedelta(days=31) else "week"
+    perf = lake.performance(model, start, end, by=by)
+    if perf.height == 0:
+        return {"performance": None, "calibration": None}
+    alerting = sorted(set(perf.filter(pl.col("alert")).get_column("metric").to_list()))
+    if alerting:
+        status_reasons.append(
+            "performance below the reference in some periods: " + ", ".join(alerting)
+        )
+    keep = list(FRAME_COLUMNS["performance"])
+    return {
+        "performance": perf.select(keep),
+        "calibration": lake.calibration_curve(model, start, end),
+    }
 
 
 def _status(

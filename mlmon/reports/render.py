@@ -184,7 +184,18 @@ def _view(ctx: ReportContext, i: int, m: ModelSection, interactive: bool) -> dic
         "alerts_more": max(0, m.alerts.height - MAX_ALERT_ROWS),
         "version_rows": m.versions.sort("first_seen").to_dicts(),
         "performance_rows": _performance_rows(m.performance),
+        "labelled": _labelled(m.performance),
     }
+
+
+def _labelled(perf: pl.DataFrame | None) -> dict[str, Any] | None:
+    """Labelled and total predictions over the period (one metric's rows count each period once)."""
+    if perf is None or not perf.height:
+        return None
+    one = perf.filter(pl.col("metric") == perf["metric"][0])
+    labelled = int(one["count_labelled"].sum() or 0)
+    total = int(one["count_total"].sum() or 0)
+    return {"labelled": labelled, "total": total, "fraction": labelled / total if total else None}
 
 
 def _performance_rows(perf: pl.DataFrame | None) -> list[dict[str, Any]]:
@@ -196,8 +207,8 @@ def _performance_rows(perf: pl.DataFrame | None) -> list[dict[str, Any]]:
         p.group_by("metric", maintain_order=True)
         .agg(
             pl.len().alias("periods"),
-            pl.col("realized").mean().alias("realized_mean"),
-            pl.col("estimated").mean().alias("estimated_mean"),
+            pl.col("realized").fill_nan(None).mean().alias("realized_mean"),
+            pl.col("estimated").fill_nan(None).mean().alias("estimated_mean"),
             pl.col("period").last().alias("last_period"),
             pl.col("realized").last().alias("last_realized"),
             pl.col("estimated").last().alias("last_estimated"),

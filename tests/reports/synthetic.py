@@ -189,6 +189,8 @@ def model_section(
                 "estimated": auc + rng.normal(0, 0.01, len(days)),
                 "lower": auc - 0.03,
                 "upper": auc + 0.03,
+                "count_labelled": [900] * len(days),
+                "count_total": [1000] * len(days),
             }
         )
     n = len(drifted)
