@@ -33,7 +33,9 @@ def pod_specs(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         if d["kind"] in {"Deployment", "StatefulSet", "DaemonSet", "Job"}:
             out[f"{d['kind']}/{d['metadata']['name']}"] = spec["template"]["spec"]
         elif d["kind"] == "CronJob":
-            out[f"CronJob/{d['metadata']['name']}"] = spec["jobTemplate"]["spec"]["template"]["spec"]
+            out[f"CronJob/{d['metadata']['name']}"] = spec["jobTemplate"]["spec"]["template"][
+                "spec"
+            ]
         elif d["kind"] == "Pod":
             out[f"Pod/{d['metadata']['name']}"] = spec
     return out
@@ -61,7 +63,7 @@ def edge_config(docs: list[dict[str, Any]], workload: str, folder: Path):
     path = folder / "edge.yaml"
     path.write_text(cm["data"]["edge.yaml"])
     env = {
-        e["name"]: e["value"] if "value" in e else "<from-secret>"
+        e["name"]: e.get("value", "<from-secret>")
         for e in container(docs, workload).get("env") or []
     }
     return load_config(path, env=env)

@@ -66,7 +66,9 @@ def admit(
     failed = []
     for v in spec["validations"]:
         if "messageExpression" in v:
-            raise NotImplementedError("the test-side evaluator does not implement messageExpression")
+            raise NotImplementedError(
+                "the test-side evaluator does not implement messageExpression"
+            )
         try:
             ok = _evaluate(v["expression"], activation)
         except celpy.CELEvalError as exc:  # failurePolicy: Fail

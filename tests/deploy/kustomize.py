@@ -132,9 +132,7 @@ def render(directory: str | Path) -> list[dict[str, Any]]:
                     "itself; remove `target`"
                 )
             group, kind, ns, name = _rid(patch)
-            i = _select(
-                out, {"group": group, "kind": kind, "namespace": ns, "name": name}, where
-            )
+            i = _select(out, {"group": group, "kind": kind, "namespace": ns, "name": name}, where)
             out[i] = _merge(out[i], patch, str(patch_file), "")
         else:
             raise KustomizeError(f"{where}: {patch_file} is neither a mapping nor a list")
@@ -204,7 +202,9 @@ def _json6902(doc: dict[str, Any], ops: list[Any], source: str) -> dict[str, Any
     for n, op in enumerate(ops):
         where = f"{source}: op {n}"
         if not isinstance(op, dict) or op.get("op") not in {"add", "replace", "remove"}:
-            raise KustomizeError(f"{where}: only add, replace and remove are implemented, got {op!r}")
+            raise KustomizeError(
+                f"{where}: only add, replace and remove are implemented, got {op!r}"
+            )
         parts = _pointer(op.get("path"), where)
         parent: Any = out
         for p in parts[:-1]:

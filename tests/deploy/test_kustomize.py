@@ -28,7 +28,9 @@ def _base(tmp_path):
 
 
 def _overlay(over, patches, extra=None):
-    _write(over, "kustomization.yaml", {"resources": ["../base"], "patches": patches, **(extra or {})})
+    _write(
+        over, "kustomization.yaml", {"resources": ["../base"], "patches": patches, **(extra or {})}
+    )
     return render(over)
 
 

@@ -61,8 +61,8 @@ def _restricted_violations(spec: dict) -> list[str]:
     """The Pod Security Standard 'restricted' (v1.33) checks that apply to a pod spec."""
     out = []
     psc = spec.get("securityContext") or {}
-    for key in ("hostNetwork", "hostPID", "hostIPC", "hostUsers"):
-        if spec.get(key) and key != "hostUsers":
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if spec.get(key):
             out.append(f"{key} is set")
     for v in spec.get("volumes") or []:
         kinds = set(v) - {"name"}
@@ -71,7 +71,7 @@ def _restricted_violations(spec: dict) -> list[str]:
     for c in (spec.get("initContainers") or []) + spec["containers"]:
         sc = c.get("securityContext") or {}
         name = c["name"]
-        if not (sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True):
+        if sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is not True:
             out.append(f"{name}: runAsNonRoot is not true")
         if sc.get("runAsUser", psc.get("runAsUser")) == 0:
             out.append(f"{name}: runAsUser 0")
@@ -188,7 +188,9 @@ def test_service_account_token_is_mounted_only_where_the_batch_adapter_needs_it(
         for workload, spec in pod_specs(docs).items():
             if workload in EDGE_WORKLOADS:
                 cfg = edge_config(docs, workload, tmp_path)
-                needs = any(m.batch is not None and m.batch.kind == "kubernetes" for m in cfg.models)
+                needs = any(
+                    m.batch is not None and m.batch.kind == "kubernetes" for m in cfg.models
+                )
                 assert spec.get("automountServiceAccountToken") is needs, (target, workload)
                 assert spec["serviceAccountName"] == "mlmon-edge"
             else:
