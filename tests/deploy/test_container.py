@@ -1,0 +1,115 @@
+"""The edge image definition, checked by parsing it (no docker binary here)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import tomllib
+
+from tests.deploy.conftest import ROOT, one
+
+DOCKERFILE = ROOT / "deploy" / "container" / "Dockerfile"
+IGNORE = ROOT / "deploy" / "container" / "Dockerfile.dockerignore"
+REPORT_STACK = {"jinja2", "weasyprint", "altair", "vl-convert-python", "papermill", "nbformat",
+                "ipykernel"}  # fmt: skip
+
+
+def instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    out, buf = [], ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not buf and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.endswith("\\"):
+            buf += stripped[:-1] + " "
+            continue
+        buf += stripped
+        word, _, rest = buf.partition(" ")
+        out.append((word.upper(), rest.strip()))
+        buf = ""
+    assert not buf, "Dockerfile ends inside a continuation line"
+    return out
+
+
+def stages(ins):
+    """Instructions per build stage; ARGs before the first FROM resolved into FROM lines."""
+    args = {}
+    result: list[list[tuple[str, str]]] = []
+    for word, rest in ins:
+        if word == "ARG" and not result:
+            name, _, default = rest.partition("=")
+            args[name] = default
+            continue
+        if word == "FROM":
+            rest = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], rest)
+            result.append([])
+        result[-1].append((word, rest))
+    return result
+
+
+def test_base_images_are_pinned():
+    for stage in stages(instructions(DOCKERFILE.read_text())):
+        image = stage[0][1].split()[0]
+        name, _, tag = image.partition("@")[0].rpartition(":")
+        assert "@sha256:" in image or (name and tag and tag != "latest" and re.search(r"\d+\.\d+\.\d+", tag)), image  # fmt: skip
+
+
+def test_runs_as_a_numeric_non_root_user_with_state_on_volumes():
+    final = stages(instructions(DOCKERFILE.read_text()))[-1]
+    users = [rest for word, rest in final if word == "USER"]
+    assert users, "the runtime stage sets no USER"
+    uid, _, gid = users[-1].partition(":")
+    assert uid.isdigit() and int(uid) != 0 and (not gid or int(gid) != 0)
+    volumes = [json.loads(rest) for word, rest in final if word == "VOLUME"]
+    assert volumes == [["/var/lib/mlmon"]]
+    env = " ".join(rest for word, rest in final if word == "ENV")
+    # nothing writes outside the volumes: no .pyc at run time, HOME and TMPDIR on the /tmp emptyDir
+    for setting in ("PYTHONDONTWRITEBYTECODE=1", "HOME=/tmp", "TMPDIR=/tmp"):
+        assert setting in env
+
+
+def test_installs_the_edge_extra_only_and_nothing_piped_into_a_shell():
+    ins = instructions(DOCKERFILE.read_text())
+    runs = " ; ".join(rest for word, rest in ins if word == "RUN")
+    installs = re.findall(r"pip install ([^&;]+)", runs)
+    assert [i.strip() for i in installs] == ['".[edge]"'], installs
+    assert not re.search(r"(curl|wget)[^|]*\|\s*(ba)?sh", runs)
+    assert "[all]" not in runs and "reports" not in runs
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    edge = {re.split(r"[<>=\[ ]", r)[0] for r in extras["edge"]}
+    assert not edge & REPORT_STACK, edge & REPORT_STACK
+
+
+def test_entrypoint_healthcheck_and_kubernetes_probes_agree(rendered):
+    final = stages(instructions(DOCKERFILE.read_text()))[-1]
+    last = {word: rest for word, rest in final}
+    command = json.loads(last["ENTRYPOINT"]) + json.loads(last["CMD"])
+    assert command == ["mlmon", "edge", "run", "--config", "/etc/mlmon/edge.yaml"]
+    assert last["EXPOSE"] == "9108"
+    health = last["HEALTHCHECK"]
+    assert "http://127.0.0.1:9108/healthz" in health and "curl" not in health
+    # the probe command itself is valid Python (slim images have no curl)
+    code = json.loads(health[health.index("CMD") + 3 :])[2]
+    compile(code, "HEALTHCHECK", "exec")
+    dep = one(rendered["base"], "Deployment", "mlmon-edge")
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    assert c["args"] == command[1:]
+    assert {p["containerPort"] for p in c["ports"]} == {9108}
+
+
+def test_build_context_is_limited_to_what_pip_needs():
+    ins = instructions(DOCKERFILE.read_text())
+    copied = [
+        shlex.split(rest)[:-1] for word, rest in ins if word == "COPY" and "--from" not in rest
+    ]
+    sources = {s for srcs in copied for s in srcs}
+    assert sources == {"pyproject.toml", "README.md", "mlmon"}
+    for s in sources:
+        assert (ROOT / s).exists(), s
+    rules = [r for r in IGNORE.read_text().splitlines() if r and not r.startswith("#")]
+    assert rules[0] == "*"  # everything excluded, then only the sources re-included
+    assert {r.lstrip("!").rstrip("/") for r in rules if r.startswith("!")} == sources
