@@ -264,3 +264,31 @@ def test_cli_edge_labels_and_performance(
     rows = json.loads(capsys.readouterr().out)
     assert {r["metric"] for r in rows} >= {"accuracy", "roc_auc", "precision"}
     assert all(r["count_labelled"] > 0 for r in rows)
+
+
+def test_watched_folder_and_labels_that_carry_the_score(tmp_path: Path) -> None:
+    """Labels with the model's score and prediction time need no store; the folder is read once."""
+    cfg_path, records = _setup(tmp_path, store=False)
+    cfg = json.loads(cfg_path.read_text())
+    folder = tmp_path / "labels-in"
+    folder.mkdir()
+    cfg["models"][0]["performance"].update(
+        labels_folder=str(folder), score_column="score", prediction_time_column="predicted_at"
+    )
+    cfg_path.write_text(json.dumps(cfg))
+    rows = _labelled(records.head(1000), 4).select(
+        "request_id", "label", "score", pl.col("timestamp").alias("predicted_at")
+    )
+    rows.write_parquet(folder / "outcomes-1.parquet")
+    c = Collector(load_config(cfg_path), clock=lambda: datetime(2026, 10, 5, tzinfo=UTC))
+    first = c.run_once()
+    second = c.run_once()
+    assert not first.errors and not second.errors
+    c.flush_spool()
+    lake = Lake(str(tmp_path / "lake"))
+    batches = lake.read("label_batches", model="risk")
+    assert batches.height == 1 and batches["matched"][0] == 1000
+    got = lake.performance("risk", by="all", metrics=["accuracy"])
+    y, s = rows["label"].to_numpy(), rows["score"].to_numpy()
+    assert got["realized"][0] == pytest.approx(skm.accuracy_score(y, s >= 0.2), abs=1e-12)
+    assert got["count_labelled"][0] == 1000
