@@ -335,6 +335,7 @@ class Collector:
         source = open_imaging(
             m.imaging, self.references[m.name], self.secret, self.state_dir / "imaging" / m.name,
             window=self.config.window, lateness=self.config.lateness, clock=self.clock,
+            **({"allow_http": self.config.allow_http} if m.imaging.dicomweb else {}),
         )  # fmt: skip
         return lambda now, report: self._drain_stream(m, source, now, report)
 

@@ -65,8 +65,10 @@ class DicomWebConfig(_Frozen):
     timeout: timedelta = timedelta(seconds=30)
     page_size: int = Field(default=500, ge=1, le=10_000)
     query: dict[str, str] = Field(default_factory=dict)  # extra QIDO filters, e.g. Modality: CT
+    lookback: timedelta | None = None  # only studies dated within this of now (QIDO StudyDate)
 
     _t = field_validator("timeout", mode="before")(lambda v: _duration(v))
+    _l = field_validator("lookback", mode="before")(lambda v: None if v is None else _duration(v))
     _s = field_validator("token", "password", mode="before")(lambda v: _secret(v))
 
     @field_validator("url")

@@ -39,11 +39,19 @@ from mlmon.errors import SchemaError
 from mlmon.governance.deid import hmac_id
 from mlmon.profiles.frame import Reference
 
-__all__ = ["FolderSource", "ImagingSource", "instances_frame", "open_imaging"]
+__all__ = ["FolderSource", "ImagingSource", "SourceUnavailable", "instances_frame", "open_imaging"]
 
 log = logging.getLogger("mlmon.edge.imaging")
 
 _TOKEN = 16  # hex digits of the HMAC kept in the state (64 bits: collisions negligible)
+
+
+class SourceUnavailable(Exception):
+    """An instance could not be fetched: leave it unread (and stop the read if ``stop``)."""
+
+    def __init__(self, reason: str, *, stop: bool = True) -> None:
+        super().__init__(reason)
+        self.stop = stop
 
 
 def instances_frame(
@@ -123,7 +131,12 @@ class ImagingSource:
         now = self.clock()
         got: list[Instance] = []
         for token, load in self._items():
-            inst = load()
+            try:
+                inst = load()
+            except SourceUnavailable as exc:  # counted by the source; the instance stays unread
+                if exc.stop:
+                    break
+                continue
             self._pos["done"][token] = 1
             inst.row["study_first_instance"] = self._first("studies", inst.study)
             inst.row["series_first_instance"] = self._first("series", inst.series)
