@@ -462,7 +462,7 @@ def verify_attestation(path: str | os.PathLike[str], public_key: Any = None) -> 
         return AttestationCheck(where, False, ["file: not a JSON object"])
     body = doc.get("attestation")
     problems = _check_fields(body)
-    if not problems:
+    if not problems and isinstance(body, dict):
         problems += _check_consistency(body)
     sig_problems, fp = _check_signature(doc, public_key)
     problems += sig_problems

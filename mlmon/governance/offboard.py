@@ -247,11 +247,11 @@ def offboard(
                 continue
             seen.add(url)
             remaining.append(url)
-            entry = by_url.pop(url, None)
-            if entry is not None:  # its delete was answered as success, yet it is still there
-                manifest.remove(entry)
+            claimed = by_url.pop(url) if url in by_url else None
+            if claimed is not None:  # its delete was answered as success, yet it is still there
+                manifest.remove(claimed)
                 refused.append(Refusal(url, "still listed after its delete was answered as "
-                                            "success", entry.size, entry.sha256))  # fmt: skip
+                                            "success", claimed.size, claimed.sha256))  # fmt: skip
     body = build_body(
         scopes=list(scopes),
         operator=operator.strip(),

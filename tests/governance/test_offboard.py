@@ -109,6 +109,29 @@ def test_local_clean_purge_deletes_everything_and_attests_it(tmp_path, key):
     assert "export.csv" not in seg  # counts, never the keys
 
 
+def test_objects_written_during_the_purge_make_it_not_complete(tmp_path, key):
+    """A writer still running: it re-creates a deleted report and adds a new one."""
+    scope = tmp_path / "vendor"
+    _tree(scope)
+    recreated = scope / "extracts" / "export.csv"
+    late = scope / "reports" / "late.pdf"
+
+    def writer(url: str) -> None:
+        if url == str(recreated):
+            recreated.write_bytes(b"written again by a job that was not stopped")
+            late.write_bytes(b"new")
+
+    att = offboard([str(scope)], None, "op", signing_key=key, progress=writer)
+    b = att.body
+    assert not att.complete and b["outcome"].startswith("NOT complete")
+    assert sorted(b["relist_after"]["keys"]) == sorted([str(recreated), str(late)])
+    assert [r["key"] for r in b["refused"]] == [str(recreated)]
+    assert b["refused"][0]["reason"] == "still listed after its delete was answered as success"
+    assert str(recreated) not in {e["key"] for e in b["manifest"]}  # only what is really gone
+    assert b["deleted"]["objects"] == 3 and b["listed_before"]["objects"] == 4
+    assert verify_attestation(att.write(tmp_path / "att.json")).ok
+
+
 def test_empty_or_missing_scope_is_refused_unless_allowed(tmp_path, key):
     with pytest.raises(
         ConfigError, match=r"holds no objects: is the URI right\? Pass --allow-empty"
