@@ -1,0 +1,237 @@
+# mlmon on AWS, example: the three least-privilege roles with the policy documents of deploy/iam/
+# (the very files the test suite loads into the moto IAM server), the lake bucket with SSE-KMS and
+# lifecycle expiry, and the S3/STS interface endpoints the edge reaches without internet access.
+terraform {
+  required_version = ">= 1.5"
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = "~> 5.60"
+    }
+  }
+}
+
+provider "aws" {
+  region = var.region
+}
+
+locals {
+  # the placeholders of deploy/iam/*.json, and nothing else
+  policy_vars = {
+    bucket      = var.bucket
+    prefix      = var.prefix
+    kms_key_arn = var.kms_key_arn
+  }
+  iam_dir = "${path.module}/../iam"
+}
+
+# --- policies: deploy/iam/*.json, filled in --------------------------------------------------------
+
+resource "aws_iam_policy" "edge_writer" {
+  name        = "mlmon-edge-writer"
+  description = "mlmon edge: PutObject under the lake prefix, GenerateDataKey on the lake key"
+  policy      = templatefile("${local.iam_dir}/edge-writer.json", local.policy_vars)
+}
+
+resource "aws_iam_policy" "reader" {
+  name        = "mlmon-lake-reader"
+  description = "mlmon analysts and reports: list/get the lake, put compaction objects and reports"
+  policy      = templatefile("${local.iam_dir}/reader.json", local.policy_vars)
+}
+
+resource "aws_iam_policy" "maintenance" {
+  name        = "mlmon-lake-maintenance"
+  description = "mlmon retention and off-boarding: list/get/delete under the lake prefix"
+  policy      = templatefile("${local.iam_dir}/maintenance.json", local.policy_vars)
+}
+
+# --- roles -------------------------------------------------------------------------------------------
+
+data "aws_iam_policy_document" "edge_trust" {
+  statement {
+    actions = ["sts:AssumeRoleWithWebIdentity"]
+    principals {
+      type        = "Federated"
+      identifiers = [var.eks_oidc_provider_arn]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "${var.eks_oidc_issuer}:sub"
+      values   = ["system:serviceaccount:${var.edge_namespace}:${var.edge_service_account}"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "${var.eks_oidc_issuer}:aud"
+      values   = ["sts.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "reader_trust" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "AWS"
+      identifiers = var.reader_principal_arns
+    }
+  }
+}
+
+data "aws_iam_policy_document" "maintenance_trust" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "AWS"
+      identifiers = var.maintenance_principal_arns
+    }
+  }
+}
+
+resource "aws_iam_role" "edge_writer" {
+  name                 = "mlmon-edge-writer" # deploy/k8s/overlays/cloud/serviceaccount-irsa.yaml
+  assume_role_policy   = data.aws_iam_policy_document.edge_trust.json
+  max_session_duration = 3600
+}
+
+resource "aws_iam_role" "reader" {
+  name               = "mlmon-lake-reader"
+  assume_role_policy = data.aws_iam_policy_document.reader_trust.json
+}
+
+resource "aws_iam_role" "maintenance" {
+  name               = "mlmon-lake-maintenance"
+  assume_role_policy = data.aws_iam_policy_document.maintenance_trust.json
+}
+
+resource "aws_iam_role_policy_attachment" "edge_writer" {
+  role       = aws_iam_role.edge_writer.name
+  policy_arn = aws_iam_policy.edge_writer.arn
+}
+
+resource "aws_iam_role_policy_attachment" "reader" {
+  role       = aws_iam_role.reader.name
+  policy_arn = aws_iam_policy.reader.arn
+}
+
+resource "aws_iam_role_policy_attachment" "maintenance" {
+  role       = aws_iam_role.maintenance.name
+  policy_arn = aws_iam_policy.maintenance.arn
+}
+
+# --- the lake bucket -----------------------------------------------------------------------------------
+
+resource "aws_s3_bucket" "lake" {
+  bucket = var.bucket
+}
+
+resource "aws_s3_bucket_public_access_block" "lake" {
+  bucket                  = aws_s3_bucket.lake.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_ownership_controls" "lake" {
+  bucket = aws_s3_bucket.lake.id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+# Versioning stays off: a retention or off-boarding delete must really remove the data.
+resource "aws_s3_bucket_server_side_encryption_configuration" "lake" {
+  bucket = aws_s3_bucket.lake.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = var.kms_key_arn
+    }
+    bucket_key_enabled = true
+  }
+}
+
+# Object-age expiry (see docs/deploy.md: `mlmon retention apply` expires by the date= partition
+# instead; use one or the other, or this one with a few days of slack as a backstop).
+resource "aws_s3_bucket_lifecycle_configuration" "lake" {
+  bucket = aws_s3_bucket.lake.id
+
+  rule {
+    id     = "mlmon-metrics"
+    status = "Enabled"
+    filter {
+      prefix = "${var.prefix}/v1/"
+    }
+    expiration {
+      days = var.metrics_retention_days
+    }
+  }
+
+  rule {
+    id     = "mlmon-audit"
+    status = "Enabled"
+    filter {
+      prefix = "${var.prefix}/audit/"
+    }
+    expiration {
+      days = var.audit_retention_days
+    }
+  }
+
+  rule {
+    id     = "abort-incomplete-uploads"
+    status = "Enabled"
+    filter {
+      prefix = "${var.prefix}/"
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+}
+
+data "aws_iam_policy_document" "lake_tls_only" {
+  statement {
+    sid     = "DenyInsecureTransport"
+    effect  = "Deny"
+    actions = ["s3:*"]
+    resources = [
+      aws_s3_bucket.lake.arn,
+      "${aws_s3_bucket.lake.arn}/*",
+    ]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "lake" {
+  bucket = aws_s3_bucket.lake.id
+  policy = data.aws_iam_policy_document.lake_tls_only.json
+}
+
+# --- private access: S3 and STS interface endpoints ------------------------------------------------------
+
+resource "aws_vpc_endpoint" "s3" {
+  vpc_id              = var.vpc_id
+  service_name        = "com.amazonaws.${var.region}.s3"
+  vpc_endpoint_type   = "Interface"
+  subnet_ids          = var.endpoint_subnet_ids
+  security_group_ids  = var.endpoint_security_group_ids
+  private_dns_enabled = false
+}
+
+resource "aws_vpc_endpoint" "sts" {
+  vpc_id              = var.vpc_id
+  service_name        = "com.amazonaws.${var.region}.sts"
+  vpc_endpoint_type   = "Interface"
+  subnet_ids          = var.endpoint_subnet_ids
+  security_group_ids  = var.endpoint_security_group_ids
+  private_dns_enabled = true # IRSA's AssumeRoleWithWebIdentity stays inside the VPC
+}
