@@ -436,6 +436,12 @@ def _instances(instances: Any, ctx: ParseContext) -> list[dict[str, Any]] | None
 
 def _v2_inputs(inputs: list[dict[str, Any]], ctx: ParseContext) -> list[dict[str, Any]] | None:
     """Open Inference Protocol tensors: one 1-D tensor per feature, or one [n, k] tensor."""
+    if "image_mean" in ctx.features:  # image tensors become their statistics (docs/imaging.md)
+        from mlmon.edge.imaging.tensors import image_rows
+
+        images = image_rows(inputs, ctx.features)
+        if images is not None:
+            return images
     by_name = {t.get("name"): t for t in inputs}
     feats = list(ctx.features)
     if feats and set(feats) <= set(by_name):
