@@ -214,7 +214,7 @@ class Collector:
                 windows = state.closed_windows(now)
                 report.objects += self.write_windows(m.name, windows, "sink", now)
                 if sampler is not None:
-                    report.objects += sampler.write(self.writer, windows, self.audit)
+                    report.objects += sampler.write(self.writer, windows, self.audit, self.metrics)
                 state.commit()
             report.records += rows
             report.windows += len(windows)
@@ -367,7 +367,7 @@ class Collector:
         windows = stream.closed_windows(now)
         report.objects += self.write_windows(m.name, windows, "stream", now)
         if sampler is not None:
-            report.objects += sampler.write(self.writer, windows, self.audit)
+            report.objects += sampler.write(self.writer, windows, self.audit, self.metrics)
         stream.commit()
         report.records += records
         report.windows += len(windows)

@@ -69,6 +69,12 @@ class EdgeMetrics:
             ["model", "outcome"],
             registry=r,
         )
+        self.samples_rows = Counter(
+            "mlmon_edge_samples_rows",
+            "Opt-in de-identified sample rows by outcome (written, suppressed, capped).",
+            ["model", "outcome"],
+            registry=r,
+        )
         self.last_success = Gauge(
             "mlmon_edge_last_success_timestamp_seconds",
             "Last successful run of a task.",

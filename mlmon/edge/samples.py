@@ -168,6 +168,7 @@ class WindowSampler:
         writer: LakeWriter,
         windows: list[tuple[Window, str | None]],
         audit: Any = None,
+        metrics: Any = None,
     ) -> int:
         """Write one k-anonymised batch per closed window that has sampled rows.
 
@@ -180,6 +181,9 @@ class WindowSampler:
         audit
             The collector's :class:`~mlmon.governance.audit.AuditLog`, or None: a
             ``samples_batch`` record with the counts (sampled, capped, suppressed, written).
+        metrics
+            The collector's :class:`~mlmon.edge.observe.EdgeMetrics`, or None: the
+            ``mlmon_edge_samples_rows`` counter by outcome.
 
         Returns
         -------
@@ -217,6 +221,9 @@ class WindowSampler:
                       "written": kept.height, "k": self.config.k}  # fmt: skip
             log.info("samples batch", extra={"model": self.model, "source": self.source,
                                               "object": path, **counts})  # fmt: skip
+            if metrics is not None:
+                for outcome in ("written", "suppressed", "capped"):
+                    metrics.samples_rows.labels(self.model, outcome).inc(counts[outcome])
             if audit is not None:
                 audit.record("samples_batch", target, "ok" if path else "suppressed",
                              rules_sha256=self._rules_sha256, **counts)  # fmt: skip

@@ -196,6 +196,10 @@ def test_no_planted_phi_in_any_object_with_samples_on(tmp_path, s3_server, s3_pr
     assert stream["details"]["sampled"] == len(_stream_records())
     assert stream["details"]["suppressed"] == 1
     assert stream["details"]["written"] == len(_stream_records()) - 1
+    # and so do the Prometheus counters (all sources of the model together)
+    rows = collector.metrics.samples_rows
+    assert rows.labels("risk-model", "suppressed")._value.get() >= 1
+    assert rows.labels("risk-model", "written")._value.get() >= stream["details"]["written"]
     written = {r["target"] for r in audit_blobs if r["action"] == "object_written"}
     assert all(any(t.endswith(k) for t in written) for k in samples)
 
