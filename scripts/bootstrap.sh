@@ -7,10 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-all,dev}"
 
-# System libraries: weasyprint (pango, harfbuzz subset, a font) and poppler for
-# PDF-to-PNG checks. (Orthanc + its DICOMweb plugin join this list with the
-# imaging issue, together with a config that keeps it on 127.0.0.1.)
-pkgs=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils)
+# System libraries: weasyprint (pango, harfbuzz subset, a font), poppler for
+# PDF-to-PNG checks, and a PACS for the imaging tests: Orthanc with its
+# DICOMweb plugin (the tests start their own instance on 127.0.0.1 with
+# RemoteAccessAllowed false; the package's own service is not used).
+pkgs=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils
+      orthanc orthanc-dicomweb)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
