@@ -374,16 +374,15 @@ class MlflowRegistry:
         UnknownModel, UnknownVersion
             No such model, or the model has no version ``version``.
         """
+        aliases = self.model(name).aliases  # first: an unknown model is UnknownModel, not 403
         what = f"model {name!r} version {version!r}"
         body = self._get("model-versions/get", {"name": name, "version": str(version)}, what)
         if "__missing__" in body or "__invalid__" in body:
-            aliases = self.model(name).aliases  # raises UnknownModel for an unknown model
             known = ", ".join(v.version for v in self.versions(name)) or "none"
             raise UnknownVersion(
                 f"model {name!r} has no version {version!r} in {self.url} (registered versions: "
                 f"{known}; aliases: {', '.join(sorted(aliases)) or 'none'}); check --version"
             )
-        aliases = self.model(name).aliases
         return self._version(body["model_version"], aliases)
 
     def alias(self, name: str, alias: str) -> ModelVersion:
@@ -394,14 +393,13 @@ class MlflowRegistry:
         UnknownModel, UnknownAlias
             No such model, or the model has no alias ``alias``.
         """
+        aliases = self.model(name).aliases  # first: an unknown model is UnknownModel, not 403
         what = f"alias {alias!r} of model {name!r}"
         body = self._get("registered-models/alias", {"name": name, "alias": alias}, what)
         if "__missing__" in body or "__invalid__" in body:
-            aliases = self.model(name).aliases  # raises UnknownModel for an unknown model
             have = ", ".join(f"{a} -> {v}" for a, v in sorted(aliases.items())) or "none"
             raise UnknownAlias(
                 f"model {name!r} has no alias {alias!r} in {self.url} (aliases: {have}); set the "
                 "alias in the registry or pass --baseline-version"
             )
-        aliases = self.model(name).aliases
         return self._version(body["model_version"], aliases)
