@@ -198,3 +198,65 @@ def edge_config(tmp_path: Path, reference: Path, imaging: dict, *, window: str =
     p = tmp_path / "edge.yaml"
     p.write_text(json.dumps(cfg))
     return p
+
+
+# -- the drift fixture: a scanner change and a dose shift planted on known days ----------------
+SCANNER_B = {"manufacturer": "SIEMENS", "model": "SOMATOM Force", "software": "syngo CT VA50",
+             "kernel": "Br40"}  # fmt: skip
+SCANNER_FEATURES = {
+    "Manufacturer",
+    "ManufacturerModelName",
+    "SoftwareVersions",
+    "ConvolutionKernel",
+}
+DOSE_FEATURES = {"KVP", "image_mean", "image_p01", "image_p50", "image_p99"}
+DAYS = [f"2026-10-0{d}" for d in range(1, 7)]
+SCANNER_FROM, DOSE_FROM = "2026-10-03", "2026-10-05"
+_MEANS = [1000.0 + 10 * i for i in range(12)]  # per-study intensity, cycled
+
+
+def drift_study_set(folder: Path, studies: int, *, scanner_b: bool, dose: bool, tag: str) -> None:
+    """``studies`` studies of 5 32x32 images; per-image statistics cycle over a fixed set.
+
+    Undrifted features of every day have exactly the baseline's distribution
+    (the same 12 study means x 5 noise seeds), so any flag outside the planted
+    changes is the pipeline's fault, not chance.
+    """
+    for s in range(studies):
+        acq = Acquisition(mean=_MEANS[s % 12] + (60.0 if dose else 0.0), std=40.0,
+                          kvp=100.0 if dose else 120.0,
+                          **(SCANNER_B if scanner_b else {}))  # fmt: skip
+        study, series = generate_uid(prefix=UID_ROOT), generate_uid(prefix=UID_ROOT)
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(5):
+            blob = instance_bytes(acq, rows=32, cols=32, seed=i, study=study, series=series,
+                                  burned_in=False)  # fmt: skip
+            (folder / f"{tag}-{s:03d}-{i}.dcm").write_bytes(blob)
+
+
+def build_drift_lake(root: Path) -> Path:
+    """Baseline reference, then six days through the collector; returns the lake folder."""
+    from datetime import UTC, datetime
+
+    from mlmon.edge.collector import Collector
+    from mlmon.edge.config import load_config
+    from mlmon.edge.imaging.reference import build_imaging_reference
+    from mlmon.lake.references import save_reference
+
+    drift_study_set(root / "baseline", 48, scanner_b=False, dose=False, tag="base")
+    ref, _ = build_imaging_reference(root / "baseline", model="chest-ct")
+    save_reference(ref, root / "ref.parquet")
+    incoming = root / "incoming"
+    incoming.mkdir()
+    cfg = load_config(edge_config(root, root / "ref.parquet",
+                                  {"folder": str(incoming), "settle": "0s"}, window="1h"))  # fmt: skip
+    clock = [datetime(2026, 10, 1, 12, tzinfo=UTC)]
+    col = Collector(cfg, clock=lambda: clock[0])
+    for day in DAYS:
+        drift_study_set(incoming, 12, scanner_b=day >= SCANNER_FROM, dose=day >= DOSE_FROM, tag=day)
+        clock[0] = datetime.fromisoformat(day).replace(hour=12, tzinfo=UTC)
+        report = col.run_once()
+        assert report.records == 60 and not report.errors, report
+    clock[0] = datetime(2026, 10, 7, 12, tzinfo=UTC)
+    col.run_once()
+    return root / "lake"
