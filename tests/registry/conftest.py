@@ -14,6 +14,7 @@ only GETs (or MLflow's read-only search POSTs).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import shutil
@@ -73,10 +74,8 @@ class MlflowServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=5)
-        try:  # the uvicorn child shares the group; make sure it is gone too
+        with contextlib.suppress(ProcessLookupError):  # the uvicorn child shares the group
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def _populate(url: str) -> dict[str, str]:
@@ -104,7 +103,9 @@ def _populate(url: str) -> dict[str, str]:
         client.create_registered_model("untagged")
         run = client.create_run(exp)
         runs["untagged-1"] = run.info.run_id
-        client.create_model_version("untagged", source=f"runs:/{run.info.run_id}/m", run_id=run.info.run_id)
+        client.create_model_version(
+            "untagged", source=f"runs:/{run.info.run_id}/m", run_id=run.info.run_id
+        )
         auth = get_app_client("basic-auth", tracking_uri=url)
         auth.create_user(*READER)
         auth.create_user(*OUTSIDER)

@@ -155,7 +155,7 @@ def test_bad_urls_and_auth_config():
         RegistryAuth(token="t", username="u", password="p")
     with pytest.raises(ConfigError, match="both a user name and a password"):
         RegistryAuth(username="u")
-    with pytest.raises(ConfigError, match="CA bundle /nope.pem does not exist"):
+    with pytest.raises(ConfigError, match=r"CA bundle /nope\.pem does not exist"):
         RegistryAuth(ca_bundle="/nope.pem")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="MY_TOKEN is not set"):
         RegistryAuth.from_env({}, token_env="MY_TOKEN")
