@@ -77,7 +77,9 @@ class DicomWebSource(ImagingSource):
                 "only (set allow_http: true for a loopback test setup)"
             )
         httpx = require("httpx", "edge")
-        headers = {}
+        # pixel data hardly compresses, and a PACS gzipping 512 KiB per instance on the fly
+        # took 80 ms of the 90 ms per instance measured against Orthanc: ask for it plain
+        headers = {"Accept-Encoding": "identity"}
         auth = None
         if web.token is not None:
             from mlmon.edge.config import _read_secret

@@ -39,6 +39,30 @@ IMAGE_FEATURES: tuple[str, ...] = (
 )
 
 
+#: Integer images spanning at most this many values are summarised by one bincount.
+_MAX_HIST_RANGE = 1 << 20
+_QUANTILES = np.array([0.01, 0.5, 0.99])
+
+
+def _from_histogram(flat: np.ndarray, lo: int, hi: int) -> tuple[float, ...]:
+    """Mean, std, p1/p50/p99 (numpy's linear method, exactly) and extreme fractions of an integer image.
+
+    One ``bincount`` over the values replaces a sort: 512x512 16-bit in about 1 ms.
+    """
+    counts = np.bincount((flat.astype(np.int64, copy=False) - lo), minlength=hi - lo + 1)
+    n = flat.size
+    values = np.arange(lo, hi + 1, dtype=np.float64)
+    mean = float(counts @ values) / n
+    var = float(counts @ (values - mean) ** 2) / n
+    cum = np.cumsum(counts)
+    pos = (n - 1) * _QUANTILES
+    below, above = np.floor(pos), np.ceil(pos)
+    v_lo = values[np.searchsorted(cum, below, side="right")]
+    v_hi = values[np.searchsorted(cum, above, side="right")]
+    p01, p50, p99 = (float(v) for v in v_lo + (pos - below) * (v_hi - v_lo))
+    return mean, var**0.5, p01, p50, p99, counts[0] / n, counts[-1] / n
+
+
 def empty_stats() -> dict[str, Any]:
     """The statistics of an image whose pixels could not be read: all null."""
     return dict.fromkeys(IMAGE_FEATURES)
@@ -86,11 +110,14 @@ def image_stats(
             return {**empty_stats(), "image_rows": float(rows), "image_columns": float(cols),
                     "image_frames": float(n_frames)}  # fmt: skip
     lo, hi = flat.min(), flat.max()
-    frac_min = float(np.count_nonzero(flat == lo)) / flat.size
-    frac_max = float(np.count_nonzero(flat == hi)) / flat.size
-    mean = float(flat.mean(dtype=np.float64))
-    std = float(flat.std(dtype=np.float64))
-    p01, p50, p99 = (float(v) for v in np.percentile(flat, [1.0, 50.0, 99.0]))
+    if flat.dtype.kind in "iub" and int(hi) - int(lo) <= _MAX_HIST_RANGE:
+        mean, std, p01, p50, p99, frac_min, frac_max = _from_histogram(flat, int(lo), int(hi))
+    else:
+        frac_min = float(np.count_nonzero(flat == lo)) / flat.size
+        frac_max = float(np.count_nonzero(flat == hi)) / flat.size
+        mean = float(flat.mean(dtype=np.float64))
+        std = float(flat.std(dtype=np.float64))
+        p01, p50, p99 = (float(v) for v in np.percentile(flat, [1.0, 50.0, 99.0]))
     slope = float(slope) if slope else 1.0
     intercept = float(intercept or 0.0)
     if slope < 0:  # a decreasing rescale swaps the low and high percentiles
