@@ -147,6 +147,7 @@ def _endpoint(args: argparse.Namespace, model_cfg: Any, allow_http: bool) -> Any
             cfg = cfg.model_copy(update={"protocol": args.protocol})
         if args.model_name:
             cfg = cfg.model_copy(update={"model_name": args.model_name})
+        cfg = cfg.model_copy(update={"retries": args.retries})
         return endpoint_from_config(cfg, allow_http=allow_http)
     token = None
     if args.endpoint_token_env:
@@ -156,6 +157,7 @@ def _endpoint(args: argparse.Namespace, model_cfg: Any, allow_http: bool) -> Any
                 f"--endpoint-token-env {args.endpoint_token_env}: the variable is not set"
             )
     settings = HttpSettings(
+        retries=args.retries,
         ca_bundle=Path(args.endpoint_ca_bundle) if args.endpoint_ca_bundle else None,
         bearer_token=token,
         allow_http=allow_http,
@@ -399,6 +401,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     ck.add_argument("--endpoint-token-env", metavar="VAR", help="env variable with a bearer token")
     ck.add_argument("--endpoint-ca-bundle", metavar="PEM")
     ck.add_argument("--allow-http", action="store_true", help="accept plain http (loopback tests)")
+    ck.add_argument(
+        "--retries", type=int, default=2, help="further attempts per golden request (default 2)"
+    )
     ck.add_argument("--hmac-key-env", metavar="VAR", help="default MLMON_HMAC_KEY")
     ck.add_argument("--hmac-key-file", metavar="FILE")
     ck.add_argument("--baseline-version", help="compare with this version, not the alias's")

@@ -127,6 +127,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
         f"database_uri = sqlite:///{root}/auth.db\n"
         f"admin_username = {ADMIN[0]}\nadmin_password = {ADMIN[1]}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        "auth_cache_ttl_seconds = 300\n"  # else every request runs PBKDF2 (about 1 s here)
     )
     port = _free_port()
     env = {

@@ -168,7 +168,7 @@ def test_cli_versions_errors(registry_url, monkeypatch, capsys):
 def _check(lake_uri: str, golden: Path, endpoint: str, registry_url: str, *extra: str) -> list[str]:
     return ["registry", "check", "--model", "risk", "--version", "2", "--endpoint", endpoint,
             "--golden", str(golden), "--lake", lake_uri, "--registry", registry_url,
-            "--allow-http", "--model-name", "risk", *extra]  # fmt: skip
+            "--allow-http", "--model-name", "risk", "--retries", "0", *extra]  # fmt: skip
 
 
 @pytest.fixture
