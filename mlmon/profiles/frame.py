@@ -170,7 +170,8 @@ def build_reference(
         With a :class:`~mlmon.profiles.performance.PerformanceSpec`, the
         baseline's labels (``label_column``) and the model's scores
         (``score_columns``: binary one column, multiclass one per class in
-        ``classes`` order; regression the predicted value) become the
+        ``classes`` order, or one column of predicted classes; regression the
+        predicted value) become the
         reference performance profile: calibration curve and baseline metrics.
 
     Returns
@@ -247,6 +248,9 @@ def _performance_reference(
             f"reference column {label!r} has labels {bad} that are not among the classes "
             f"{list(spec.classes)}; fix the data or the classes"
         )
+    if spec.task == "multiclass" and len(cols) == 1:  # the predicted class, no scores
+        pidx, bad = spec.class_index(sub.get_column(cols[0]).cast(pl.String).to_numpy())
+        return PerformanceProfile.from_labels(spec, idx[~bad], predicted=pidx[~bad])
     s = sub.select(cols).to_numpy().astype(np.float64)
     if spec.task == "binary" or s.shape[1] == spec.k:
         return PerformanceProfile.from_labels(spec, idx, s if spec.task != "binary" else s[:, 0])

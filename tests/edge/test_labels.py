@@ -7,7 +7,7 @@ of the same windows: threshold metrics exact, ROC AUC within its binning bound.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -292,3 +292,50 @@ def test_watched_folder_and_labels_that_carry_the_score(tmp_path: Path) -> None:
     y, s = rows["label"].to_numpy(), rows["score"].to_numpy()
     assert got["realized"][0] == pytest.approx(skm.accuracy_score(y, s >= 0.2), abs=1e-12)
     assert got["count_labelled"][0] == 1000
+
+
+@pytest.mark.parametrize("task", ["regression", "multiclass"])
+def test_regression_and_multiclass_labels_join_exactly(tmp_path: Path, task: str) -> None:
+    from mlmon.edge.labels import LabelJoinConfig, join_labels
+    from mlmon.lake.writer import LakeWriter
+
+    rng = np.random.default_rng(9)
+    n = 3000
+    if task == "regression":
+        y = rng.normal(40, 5, n)
+        pred = y + rng.normal(0.5, 2, n)
+        spec = PerformanceSpec.make("regression")
+        labels = [float(v) for v in y]
+    else:
+        classes = ("low", "mid", "high")
+        spec = PerformanceSpec.make("multiclass", classes=classes)
+        yi = rng.integers(0, 3, n)
+        pi = np.where(rng.random(n) < 0.7, yi, rng.integers(0, 3, n))
+        labels = [classes[i] for i in yi]
+        pred = np.array([classes[i] for i in pi])
+    ref_df = pl.DataFrame({"x": rng.normal(size=500), "label": labels[:500], "score": pred[:500]})
+    ref = build_reference(ref_df, performance=spec, label_column="label")
+    ts = datetime(2026, 10, 1, tzinfo=UTC) + pl.Series(
+        rng.integers(0, 2 * 86400, n) * 1_000_000
+    ).cast(pl.Duration("us"))
+    frame = pl.DataFrame(
+        {"request_id": [f"r{i}" for i in range(n)], "label": labels, "score": pred,
+         "predicted_at": ts}
+    )  # fmt: skip
+    writer = LakeWriter(str(tmp_path / "lake"), collector_id="t")
+    cfg = LabelJoinConfig(score_column="score", prediction_time_column="predicted_at")
+    r = join_labels(frame, model="m", reference=ref, secret=KEY.encode(), writer=writer, cfg=cfg,
+                    window=timedelta(hours=1), batch_id="b1", source="labels.parquet")  # fmt: skip
+    assert r.matched == n
+    got = {
+        row["metric"]: row["realized"]
+        for row in Lake(str(tmp_path / "lake")).performance("m", by="all").to_dicts()
+    }
+    if task == "regression":
+        assert got["mae"] == pytest.approx(skm.mean_absolute_error(y, pred), rel=1e-9)
+        assert got["rmse"] == pytest.approx(np.sqrt(skm.mean_squared_error(y, pred)), rel=1e-9)
+        assert got["r2"] == pytest.approx(skm.r2_score(y, pred), rel=1e-9)
+    else:
+        yl, pl_ = np.array(labels), pred
+        assert got["accuracy"] == pytest.approx(skm.accuracy_score(yl, pl_), abs=1e-12)
+        assert got["f1"] == pytest.approx(skm.f1_score(yl, pl_, average="macro"), abs=1e-12)
