@@ -183,7 +183,7 @@ def check_attributes(
         tag = dd.tag_for_keyword(kw)
         vr, vm = dd.dictionary_VR(tag), dd.dictionary_VM(tag)
         kind: Literal["numeric", "categorical"] = "numeric" if vr in _NUMERIC_VRS else "categorical"
-        cols = (kw,)
+        cols: tuple[str, ...] = (kw,)
         if kind == "numeric" and vm.isdigit() and int(vm) > 1:
             cols = tuple(f"{kw}_{j}" for j in range(int(vm)))
         specs.append(AttributeSpec(kw, int(tag), vr, vm, kind, cols))

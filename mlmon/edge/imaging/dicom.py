@@ -147,9 +147,10 @@ def _cut_short(ds: Any, size: int, pixels: bool) -> bool:
         return False
     last = ds._dict[list(ds.keys())[-1]]
     tell, length = getattr(last, "value_tell", None), getattr(last, "length", None)
-    known = tell is not None and length is not None and length != 0xFFFFFFFF
-    if known and (tell + length < size or (last.value is not None and len(last.value) < length)):
-        return True  # bytes left over that do not form an element, or a short value
+    if isinstance(tell, int) and isinstance(length, int) and length != 0xFFFFFFFF:
+        short = last.value is not None and len(last.value) < length
+        if tell + length < size or short:
+            return True  # bytes left over that do not form an element, or a short value
     has_pixels = any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
     # the image pixel module without its pixel data: the file stops before it
     return not has_pixels and "Rows" in ds and "BitsAllocated" in ds

@@ -16,6 +16,7 @@ is marked read, and the next scheduled read tries again. Never a crash.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -156,7 +157,7 @@ class DicomWebSource(ImagingSource):
                 if self.is_done(token):
                     continue
                 n += 1
-                yield token, (lambda u=uids, n=n: self._load(u, n))
+                yield token, functools.partial(self._load, uids, n)
             if len(found) < size:
                 return
             offset += size

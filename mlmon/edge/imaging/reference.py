@@ -97,8 +97,8 @@ def build_imaging_reference(
     feats = []
     syntaxes = transfer_syntax_names()
     for name, kind in kinds.items():
-        col = frame.get_column(name)
-        if kind == "numeric" and col.null_count() == col.len():
+        values = frame.get_column(name)
+        if kind == "numeric" and values.null_count() == values.len():
             report.dropped.append(name)
             continue
         allowed: tuple[str, ...] | None = None

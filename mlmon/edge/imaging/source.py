@@ -21,6 +21,7 @@ other profile.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -189,7 +190,7 @@ class FolderSource(ImagingSource):
                     found.append((st.st_mtime_ns, rel, token, p))
         found.sort()
         for n, (_m, _rel, token, p) in enumerate(found):
-            yield token, (lambda p=p, n=n: self._load(p, n))
+            yield token, functools.partial(self._load, p, n)
 
     def _load(self, path: Path, n: int) -> Instance:
         try:

@@ -116,3 +116,29 @@ def test_tensors_fp32_uint8_uint16_and_bytes() -> None:
         image_rows([{"name": "x", "datatype": "FP32", "shape": [4, 5], "data": [0] * 20}], feats)
         is None
     )
+
+
+def test_read_status_of_each_bad_input_and_metadata_only() -> None:
+    from pydicom.uid import JPEGLSLossless
+
+    from mlmon.edge.imaging.dicom import read_instance
+    from tests.edge.imaging.synth import instance_bytes
+
+    specs = check_attributes(DEFAULT_ATTRIBUTES)
+    key = b"k" * 32
+    good = instance_bytes(seed=1)
+    assert read_instance(good, specs, key).status == "ok"
+    meta = read_instance(good, specs, key, pixels=False)
+    assert meta.status == "ok" and "image_mean" not in meta.row and meta.row["KVP"] == 120.0
+    assert read_instance(good[:100], specs, key).status == "not_dicom"  # cut inside the preamble
+    assert read_instance(good[:300], specs, key).status == "truncated"  # file meta only
+    cut = read_instance(good[:-500], specs, key)  # cut inside the pixel data
+    assert cut.status == "truncated" and cut.row["Manufacturer"] == "GE MEDICAL SYSTEMS"
+    assert cut.row["image_mean"] is None
+    assert read_instance(b"%PDF-1.7 not dicom" * 20, specs, key).status == "not_dicom"
+    sr = read_instance(instance_bytes(pixels=False), specs, key)
+    assert sr.status == "no_pixel_data" and sr.row["Modality"] == "CT"
+    jls = read_instance(instance_bytes(syntax=JPEGLSLossless), specs, key)
+    assert jls.status == "undecodable"
+    assert jls.row["transfer_syntax"] == "JPEG-LS Lossless Image Compression"
+    assert jls.row["KVP"] == 120.0 and jls.study is not None and len(jls.study) == 64
