@@ -434,6 +434,8 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
             m["reference"] = fix(m["reference"])
         if isinstance(m.get("golden"), dict) and "file" in m["golden"]:
             m["golden"] = {**m["golden"], "file": fix(m["golden"]["file"])}
+        if isinstance(m.get("imaging"), dict) and "folder" in m["imaging"]:
+            m["imaging"] = {**m["imaging"], "folder": fix(m["imaging"]["folder"])}
         if isinstance(m.get("streams"), list):
             m["streams"] = [
                 {**s, "path": fix(s["path"])} if isinstance(s, dict) and "path" in s else s

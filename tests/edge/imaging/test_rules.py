@@ -142,3 +142,12 @@ def test_read_status_of_each_bad_input_and_metadata_only() -> None:
     assert jls.status == "undecodable"
     assert jls.row["transfer_syntax"] == "JPEG-LS Lossless Image Compression"
     assert jls.row["KVP"] == 120.0 and jls.study is not None and len(jls.study) == 64
+
+
+def test_relative_imaging_folder_is_resolved_against_the_config_file(tmp_path: Path) -> None:
+    cfg = {"collector_id": "c", "lake": {"uri": "lake"}, "hmac_key": {"env": "MLMON_HMAC_KEY"},
+           "state_dir": "state", "models": [{"name": "m", "reference": "r.parquet",
+                                             "imaging": {"folder": "incoming"}}]}  # fmt: skip
+    (tmp_path / "edge.yaml").write_text(json.dumps(cfg))
+    loaded = load_config(tmp_path / "edge.yaml")
+    assert loaded.models[0].imaging.folder == str(tmp_path / "incoming")
