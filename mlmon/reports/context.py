@@ -652,8 +652,11 @@ def _section(
         notes.append("No reference profile was found for this model: drift was not computed.")
     latency = pl.DataFrame()
     latency_overall: dict[str, float | None] = {}
-    lat = lake.percentiles("latency_ms", (0.5, 0.95, 0.99), model=model, start=start, end=end,
-                           by="day", source="stream")  # fmt: skip
+    try:
+        lat = lake.percentiles("latency_ms", (0.5, 0.95, 0.99), model=model, start=start, end=end,
+                               by="day", source="stream")  # fmt: skip
+    except LakeError:  # a model that records no latency (e.g. imaging sources)
+        lat = pl.DataFrame()
     if lat.height:
         latency = (
             lat.pivot("quantile", index="period", values="value")
