@@ -259,3 +259,26 @@ def test_check_without_registry_uses_the_baseline_version_string(
             "--allow-http", "--model-name", "risk"]  # fmt: skip
     assert main(args) == 0
     assert "baseline: version string '1.0'" in capsys.readouterr().out
+
+
+def test_check_takes_endpoint_golden_and_key_from_the_edge_config(
+    lake_dir, registry_url, model_server, check_env, capsys, tmp_path, monkeypatch
+):
+    lake_uri, golden = lake_dir
+    cand = model_server("--protocol", "oip_v2", "--model-name", "risk", "--model-version", "2.0")
+    monkeypatch.setenv("EDGE_KEY", SECRET)
+    monkeypatch.delenv("MLMON_HMAC_KEY")
+    config = tmp_path / "edge.yaml"
+    config.write_text(
+        f"collector_id: edge-1\nlake: {{uri: {lake_uri}}}\nhmac_key: {{env: EDGE_KEY}}\n"
+        f"state_dir: {tmp_path / 'state'}\nallow_http: true\n"
+        "models:\n  - name: risk\n    reference: ref.parquet\n"
+        "    endpoint: {url: http://127.0.0.1:1, protocol: oip_v2, model_name: risk}\n"
+        f"    golden: {{file: {golden}}}\n"
+    )
+    args = ["registry", "check", "--model", "risk", "--version", "2", "--endpoint", cand.url,
+            "--config", str(config), "--lake", lake_uri, "--registry", registry_url,
+            "--retries", "0"]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "PASS" in out and f"cases {CASES} (compared {CASES}" in out
