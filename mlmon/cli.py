@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from mlmon.commands._common import storage_options as _storage_options
 from mlmon.errors import (
     ConfigError,
     LakeError,
@@ -41,21 +42,6 @@ def _duration(text: str) -> timedelta:
         raise ConfigError(
             f'window "{text}" is not a duration; use e.g. "5m", "1h" or "1d"'
         ) from exc
-
-
-def _storage_options(args: argparse.Namespace) -> dict[str, Any]:
-    """``--storage-option k=v`` flags, over ``MLMON_S3_ENDPOINT`` / ``MLMON_SSE_KMS_KEY_ID``."""
-    opts: dict[str, Any] = {}
-    if os.environ.get("MLMON_S3_ENDPOINT"):
-        opts["endpoint_url"] = os.environ["MLMON_S3_ENDPOINT"]
-    if os.environ.get("MLMON_SSE_KMS_KEY_ID"):
-        opts["sse_kms_key_id"] = os.environ["MLMON_SSE_KMS_KEY_ID"]
-    for item in getattr(args, "storage_option", None) or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--storage-option {item!r} is not key=value")
-        opts[key] = value
-    return opts
 
 
 def _lake_uri(args: argparse.Namespace) -> str:

@@ -12,27 +12,13 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import sys
 from pathlib import Path
-from typing import Any
 
+from mlmon.commands._common import storage_options as _storage_options
 from mlmon.errors import ConfigError
 
 EXIT_INCOMPLETE = 1
-
-
-def _storage_options(args: argparse.Namespace) -> dict[str, Any]:
-    """``--storage-option k=v`` flags over ``MLMON_S3_ENDPOINT`` (as the other commands)."""
-    opts: dict[str, Any] = {}
-    if os.environ.get("MLMON_S3_ENDPOINT"):
-        opts["endpoint_url"] = os.environ["MLMON_S3_ENDPOINT"]
-    for item in args.storage_option or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--storage-option {item!r} is not key=value")
-        opts[key] = value
-    return opts
 
 
 def _pdf_available() -> bool:

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mlmon.commands._common import storage_options as _storage_options
 from mlmon.errors import ConfigError
 
 EXIT_REGRESSED = 1
@@ -24,16 +25,6 @@ DEFAULT_PRODUCTION_ALIASES = "champion,production"
 
 
 # -- shared helpers ------------------------------------------------------------------------
-def _storage_options(args: argparse.Namespace) -> dict[str, Any]:
-    opts: dict[str, Any] = {}
-    if os.environ.get("MLMON_S3_ENDPOINT"):
-        opts["endpoint_url"] = os.environ["MLMON_S3_ENDPOINT"]
-    for item in args.storage_option or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--storage-option {item!r} is not key=value")
-        opts[key] = value
-    return opts
 
 
 def _open_lake(args: argparse.Namespace, required: bool) -> Any:
