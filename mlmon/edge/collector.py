@@ -385,6 +385,8 @@ class Collector:
         def run(now: datetime, report: CycleReport) -> None:
             result = adapter.trigger_and_wait()
             self.metrics.batch_runs.labels(m.name, result.status).inc()
+            if self.audit is not None:
+                self.audit.record("batch_triggered", f"{m.name}/{result.job_id}", result.status)
             report.batch_runs += 1
             log.info(
                 "batch job finished",

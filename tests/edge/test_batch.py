@@ -300,3 +300,46 @@ def test_kubernetes_names_are_validated_and_job_names_fit():
         KubernetesJobAdapter("https://k.test", "models", "../jobs")
     long = KubernetesJobAdapter("https://k.test", "models", "a" * 50 + "-b")
     assert len(long.job_name(NOW)) <= 63 and long.job_name(NOW).endswith("-mlmon-20261123080000")
+
+
+def test_the_collector_audits_each_batch_trigger(tmp_path, monkeypatch):
+    """`batch_triggered` with the job id and status joins the hash chain (issue 6 audit)."""
+    import polars as pl
+
+    from mlmon.edge.collector import Collector
+    from mlmon.edge.config import load_config
+    from mlmon.governance.audit import verify
+    from mlmon.lake.references import save_reference
+    from mlmon.profiles.frame import build_reference
+
+    def routes(method, path, body):
+        if method == "POST" and path == "/trigger":
+            return 201, {"id": "run-7"}
+        if method == "GET" and path == "/runs/run-7":
+            return 200, {"status": "succeeded"}
+        return 404, {"error": "no such route"}
+
+    save_reference(build_reference(pl.DataFrame({"x": [1.0, 2.0, 3.0]})), tmp_path / "ref.parquet")
+    monkeypatch.setenv("MLMON_HMAC_KEY", "b" * 32)
+    with _Service(routes) as svc:
+        cfg = {
+            "collector_id": "edge-batch", "lake": {"uri": str(tmp_path / "lake")},
+            "hmac_key": {"env": "MLMON_HMAC_KEY"}, "state_dir": str(tmp_path / "state"),
+            "allow_http": True, "metrics": None,
+            "models": [{"name": "m", "reference": str(tmp_path / "ref.parquet"),
+                        "batch": {"kind": "http", "schedule": "every 1h",
+                                  "trigger_url": f"{svc.url}/trigger",
+                                  "poll_url": f"{svc.url}/runs/{{job_id}}"}}],
+        }  # fmt: skip
+        (tmp_path / "edge.yaml").write_text(json.dumps(cfg))
+        c = Collector(load_config(tmp_path / "edge.yaml"))
+        assert c.run_once().batch_runs == 1
+        c.audit.flush()
+    assert next((m, p) for m, p, _, _ in svc.requests) == ("POST", "/trigger")
+    assert verify(str(tmp_path / "lake")).ok
+    recs = [json.loads(line) for f in sorted((tmp_path / "lake" / "audit").rglob("*.jsonl"))
+            for line in f.read_text().splitlines()]  # fmt: skip
+    batch = [r for r in recs if r["action"] == "batch_triggered"]
+    assert (
+        len(batch) == 1 and batch[0]["target"] == "m/run-7" and batch[0]["outcome"] == "succeeded"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -223,3 +224,25 @@ def test_context_displays_in_jupyter(lake_dir):
         and ctx.overall_status.upper() in html_text
         and "2026-10-01" in html_text
     )
+
+
+def test_cli_report_writes_a_report_rendered_audit_record(lake_dir, tmp_path):
+    import sys
+
+    from mlmon.governance.audit import verify
+
+    lake = tmp_path / "lake"
+    shutil.copytree(lake_dir, lake)
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "mlmon.cli", "report", "--lake", str(lake), "--model", "risk-model",
+                           "--start", "2026-10-05", "--end", "2026-10-06", "--format", "html", "--out", str(out),
+                           "--state-dir", str(tmp_path / "state")], capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = verify(str(lake))
+    assert result.ok
+    recs = [json.loads(line) for f in sorted((lake / "audit" / "reports").glob("*.jsonl"))
+            for line in f.read_text().splitlines()]  # fmt: skip
+    rendered = [r for r in recs if r["action"] == "report_rendered"]
+    assert len(rendered) == 1 and rendered[0]["target"] == str(out)
+    html = next(out.glob("*.html"))
+    assert rendered[0]["details"]["sha256"]["html"] == hashlib.sha256(html.read_bytes()).hexdigest()
