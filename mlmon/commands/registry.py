@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mlmon.commands._common import add_audit_args, audit_record
 from mlmon.commands._common import storage_options as _storage_options
 from mlmon.errors import ConfigError
 
@@ -314,6 +315,11 @@ def cmd_registry_check(args: argparse.Namespace) -> int:
             )
     result = compare_golden(frame, baseline, tolerance)
     s = result.summary
+    audit_record(
+        args, args.lake, "registry_checked", args.endpoint, "pass" if result.passed else "fail",
+        model=args.model, candidate=args.version, baseline=base_key, cases=s["cases"],
+        regressed=s["regressed"],
+    )  # fmt: skip
     print(f"model {args.model}: candidate {candidate_label} at {args.endpoint}")
     print(f"  reports {', '.join(map(repr, reported)) or 'no version'}")
     print(f"  baseline: {base_label}, {baseline.height} golden checks in {lake.uri}")
@@ -410,4 +416,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     ck.add_argument("--latency-ratio", type=float, default=1.5)
     ck.add_argument("--latency-floor-ms", type=float, default=50.0)
     _add_registry_args(ck, required=False)
+    add_audit_args(ck, "registry-check")
     ck.set_defaults(func=cmd_registry_check)

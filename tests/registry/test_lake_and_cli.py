@@ -166,9 +166,10 @@ def test_cli_versions_errors(registry_url, monkeypatch, capsys):
 
 # -- registry check -------------------------------------------------------------------------
 def _check(lake_uri: str, golden: Path, endpoint: str, registry_url: str, *extra: str) -> list[str]:
+    audit = () if "--state-dir" in extra else ("--no-audit",)
     return ["registry", "check", "--model", "risk", "--version", "2", "--endpoint", endpoint,
             "--golden", str(golden), "--lake", lake_uri, "--registry", registry_url,
-            "--allow-http", "--model-name", "risk", "--retries", "0", *extra]  # fmt: skip
+            "--allow-http", "--model-name", "risk", "--retries", "0", *audit, *extra]  # fmt: skip
 
 
 @pytest.fixture
@@ -179,12 +180,23 @@ def check_env(monkeypatch):
 
 
 def test_check_passes_for_an_equal_candidate(
-    lake_dir, registry_url, model_server, check_env, capsys
+    lake_dir, registry_url, model_server, check_env, capsys, tmp_path
 ):
     lake_uri, golden = lake_dir
     cand = model_server("--protocol", "oip_v2", "--model-name", "risk", "--model-version", "2.0")
-    assert main(_check(lake_uri, golden, cand.url, registry_url)) == 0
+    audit = ("--state-dir", str(tmp_path / "state"), "--audit-lake", str(tmp_path / "audit-lake"))
+    assert main(_check(lake_uri, golden, cand.url, registry_url, *audit)) == 0
     out = capsys.readouterr().out
+    # the probe of the candidate endpoint is an audit record (issue 6: every action on the
+    # customer's systems)
+    from mlmon.governance.audit import verify
+
+    assert verify(str(tmp_path / "audit-lake")).ok
+    recs = [json.loads(line) for f in (tmp_path / "audit-lake" / "audit").rglob("*.jsonl")
+            for line in f.read_text().splitlines()]  # fmt: skip
+    checked = [r for r in recs if r["action"] == "registry_checked"]
+    assert len(checked) == 1 and checked[0]["target"] == cand.url
+    assert checked[0]["outcome"] == "pass" and checked[0]["details"]["candidate"] == "2"
     assert "baseline: registered version 1 (alias champion), endpoint version '1.0'" in out
     assert f"{2 * CASES} golden checks" in out
     assert out.count(" ok ") >= CASES
@@ -254,7 +266,7 @@ def test_check_without_registry_uses_the_baseline_version_string(
 ):
     lake_uri, golden = lake_dir
     cand = model_server("--protocol", "oip_v2", "--model-name", "risk", "--model-version", "2.0")
-    args = ["registry", "check", "--model", "risk", "--version", "2.0", "--endpoint", cand.url,
+    args = ["registry", "check", "--no-audit", "--model", "risk", "--version", "2.0", "--endpoint", cand.url,
             "--golden", str(golden), "--lake", lake_uri, "--baseline-version", "1.0",
             "--allow-http", "--model-name", "risk"]  # fmt: skip
     assert main(args) == 0
@@ -276,7 +288,7 @@ def test_check_takes_endpoint_golden_and_key_from_the_edge_config(
         "    endpoint: {url: http://127.0.0.1:1, protocol: oip_v2, model_name: risk}\n"
         f"    golden: {{file: {golden}}}\n"
     )
-    args = ["registry", "check", "--model", "risk", "--version", "2", "--endpoint", cand.url,
+    args = ["registry", "check", "--no-audit", "--model", "risk", "--version", "2", "--endpoint", cand.url,
             "--config", str(config), "--lake", lake_uri, "--registry", registry_url,
             "--retries", "0"]  # fmt: skip
     assert main(args) == 0, capsys.readouterr().err
