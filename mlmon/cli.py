@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from mlmon.commands._common import add_audit_args, audit_record
 from mlmon.commands._common import storage_options as _storage_options
 from mlmon.errors import (
     ConfigError,
@@ -329,36 +330,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     )  # fmt: skip
     for kind, where in done.items():
         print(f"{kind}: {where}")
-    if not args.no_audit:
-        _audit_report(args, done, start, end)
+    _audit_report(args, done, start, end)
     return 0
 
 
 def _audit_report(args: argparse.Namespace, done: dict[str, str], start: Any, end: Any) -> None:
-    """A ``report_rendered`` audit record (sha256 of each local output) in the lake's audit/.
-
-    A refused write (a reader credential may not PUT under audit/) is a warning: the record is
-    still emitted as a JSON log line for the cluster's own audit collection.
-    """
+    """A ``report_rendered`` audit record with the sha256 of each local output."""
     import hashlib
-
-    from mlmon.governance.audit import AuditLog
 
     digests = {
         kind: hashlib.sha256(Path(where).read_bytes()).hexdigest()
         for kind, where in done.items()
         if Path(where).is_file()
     }
-    uri = args.audit_lake or _lake_uri(args)
-    try:
-        audit = AuditLog(uri, Path(args.state_dir), args.actor,
-                         storage_options=_storage_options(args) or None)  # fmt: skip
-        audit.record("report_rendered", args.out, models=list(args.model), start=str(start),
-                     end=str(end), outputs=sorted(done), sha256=digests)  # fmt: skip
-        audit.flush()
-    except (MlmonError, OSError) as exc:
-        print(f"mlmon: warning: report rendered, but its audit record was not written to {uri}: "
-              f"{exc} (use --audit-lake URI with write access, or --no-audit)", file=sys.stderr)  # fmt: skip
+    audit_record(args, _lake_uri(args), "report_rendered", args.out, models=list(args.model),
+                 start=str(start), end=str(end), outputs=sorted(done), sha256=digests)  # fmt: skip
 
 
 def cmd_schedule_run(args: argparse.Namespace) -> int:
@@ -586,12 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--format", default="pdf,html", help="pdf,html")
     rp.add_argument("--out", required=True, help="output folder or s3:// prefix")
     rp.add_argument("--title", default="Model monitoring report")
-    rp.add_argument(
-        "--audit-lake", help="where the report_rendered audit record goes (default: --lake)"
-    )
-    rp.add_argument("--state-dir", default=".mlmon-reports", help="audit chain head of this actor")
-    rp.add_argument("--actor", default="reports")
-    rp.add_argument("--no-audit", action="store_true", help="write no audit record")
+    add_audit_args(rp, "reports")
     rp.set_defaults(func=cmd_report)
 
     sc = sub.add_parser("schedule", help="scheduled reports").add_subparsers(
