@@ -233,7 +233,8 @@ class PerformanceConfig(_Frozen):
 
     store_predictions: bool = False  # opt-in local store of (HMAC id, window, prediction)
     label_horizon: timedelta = timedelta(days=60)
-    labels_folder: str | None = None  # watched read-only folder of labels files
+    labels_folder: str | None = None  # watched read-only folder or s3:// prefix of labels files
+    labels_storage_options: dict[str, Any] = Field(default_factory=dict)  # fsspec, for a prefix
     schedule: Schedule = Schedule(spec="every 15m")
     id_column: str = "request_id"
     label_column: str = "label"

@@ -8,10 +8,12 @@ and schedules :meth:`labels_task` when a labels folder is configured.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,7 @@ from mlmon.edge.labels import (
 from mlmon.errors import MlmonError
 from mlmon.profiles.frame import Reference, Window
 
-__all__ = ["EdgePerformance"]
+__all__ = ["EdgePerformance", "estimate_alerts"]
 
 log = logging.getLogger("mlmon.edge.performance")
 
@@ -100,35 +102,10 @@ class EdgePerformance:
             "performance", model, pl.DataFrame([row], infer_schema_length=None), w.start, w.end,
             part=label,
         )  # fmt: skip
-        alerts = self._estimate_alerts(ref, prof, now)
+        alerts = estimate_alerts(ref, prof, now)
         if alerts:
             self.c._write_alerts(model, alerts, w.start, w.end, w.version, part=f"perf-{label}")
         return 1
-
-    def _estimate_alerts(self, ref: Reference, prof: Any, now: datetime) -> list[dict[str, Any]]:
-        assert ref.performance is not None
-        cal = calibration(ref.performance)
-        if cal is None or prof.count_total < ALERT_MIN_COUNT:
-            return []
-        baseline = realized(ref.performance)
-        out = []
-        for name, (value, _lo, _hi) in estimate(prof, cal, draws=500).items():
-            if name in ALERT_METRICS and metric(name).alert(
-                value, baseline.get(name, float("nan"))
-            ):
-                out.append(
-                    {
-                        "raised_at": now,
-                        "rule": f"performance_estimate:{name}",
-                        "severity": "warning",
-                        "state": "firing",
-                        "message": f"estimated {name} {value:.3f} vs reference {baseline[name]:.3f}",
-                        "feature": None,
-                        "value": float(value),
-                        "threshold": float(baseline[name] - metric(name).tolerance),
-                    }
-                )
-        return out
 
     def publish_reference(self, model: str) -> None:
         self.c.writer.write_performance_reference(model, self.c.references[model])
@@ -179,7 +156,7 @@ class EdgePerformance:
             if store is not None:
                 store.expire(now)
             if folder:
-                fs, root = fsspec.core.url_to_fs(folder)
+                fs, root = fsspec.core.url_to_fs(folder, **m.performance.labels_storage_options)
                 seen_path = self.c.state_dir / "labels" / f"{m.name}-files.json"
                 seen = json.loads(seen_path.read_text()) if seen_path.exists() else {}
                 for entry in sorted(fs.ls(root, detail=False)):
@@ -189,7 +166,8 @@ class EdgePerformance:
                     if name in seen:
                         continue
                     try:
-                        result = self.join_file(m.name, entry, now)
+                        with _local_copy(fs, entry, name) as local:
+                            result = self.join_file(m.name, local, now)
                     except MlmonError as exc:
                         report.errors.append(f"{m.name}/labels {name}: {exc}")
                         log.error("labels file refused", extra={"model": m.name, "file": name,
@@ -204,3 +182,42 @@ class EdgePerformance:
             self.update_gauges()
 
         return run
+
+
+def estimate_alerts(ref: Reference, prof: Any, now: datetime) -> list[dict[str, Any]]:
+    """Alert rows when a closed window's estimated accuracy or ROC AUC falls below the reference's."""
+    assert ref.performance is not None
+    cal = calibration(ref.performance)
+    if cal is None or prof.count_total < ALERT_MIN_COUNT:
+        return []
+    baseline = realized(ref.performance)
+    out = []
+    for name, (value, _lo, _hi) in estimate(prof, cal, draws=500).items():
+        if name in ALERT_METRICS and metric(name).alert(value, baseline.get(name, float("nan"))):
+            out.append(
+                {
+                    "raised_at": now,
+                    "rule": f"performance_estimate:{name}",
+                    "severity": "warning",
+                    "state": "firing",
+                    "message": f"estimated {name} {value:.3f} vs reference {baseline[name]:.3f}",
+                    "feature": None,
+                    "value": float(value),
+                    "threshold": float(baseline[name] - metric(name).tolerance),
+                }
+            )
+    return out
+
+
+@contextlib.contextmanager
+def _local_copy(fs: Any, entry: str, name: str) -> Iterator[str]:
+    """A local path for a labels file: itself when local, else a temporary copy that is
+    removed afterwards (label files carry the hospital's ids: no copy is left behind)."""
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    if "file" in protocols:
+        yield str(entry)
+        return
+    with tempfile.TemporaryDirectory(prefix="mlmon-labels-") as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(fs.cat_file(entry))
+        yield str(path)

@@ -7,6 +7,7 @@ of the same windows: threshold metrics exact, ROC AUC within its binning bound.
 from __future__ import annotations
 
 import json
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -339,3 +340,53 @@ def test_regression_and_multiclass_labels_join_exactly(tmp_path: Path, task: str
         yl, pl_ = np.array(labels), pred
         assert got["accuracy"] == pytest.approx(skm.accuracy_score(yl, pl_), abs=1e-12)
         assert got["f1"] == pytest.approx(skm.f1_score(yl, pl_, average="macro"), abs=1e-12)
+
+
+def test_estimate_alerts_fire_when_a_window_looks_worse_than_the_reference() -> None:
+    from mlmon.edge.performance import estimate_alerts
+    from mlmon.profiles.performance import PerformanceProfile
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 1, 20_000)
+    p = 1 / (1 + np.exp(-3 * x))
+    y = (rng.random(x.size) < p).astype(int)
+    spec = PerformanceSpec.make("binary", bins=50)
+    ref = build_reference(pl.DataFrame({"x": x, "score": p, "label": y}), performance=spec)
+    now = datetime(2026, 10, 5, tzinfo=UTC)
+    same = PerformanceProfile.from_predictions(spec, p[:1000])
+    assert estimate_alerts(ref, same, now) == []
+    # a window of undecided cases (scores near 0.5): estimated accuracy about 0.55
+    hard = PerformanceProfile.from_predictions(spec, rng.uniform(0.4, 0.6, 1000))
+    rules = {a["rule"] for a in estimate_alerts(ref, hard, now)}
+    assert "performance_estimate:accuracy" in rules
+    # too few predictions: no alert on chance
+    assert (
+        estimate_alerts(ref, PerformanceProfile.from_predictions(spec, p[:50] * 0 + 0.5), now) == []
+    )
+
+
+def test_labels_from_a_read_only_s3_prefix(tmp_path: Path, s3_server) -> None:
+    """The labels task lists and reads an S3 prefix with the reader role (list + get only)."""
+    from tests.s3server import BUCKET
+
+    cfg_path, records = _setup(tmp_path)
+    prefix = s3_server.unique_prefix()
+    lab = _labels_file(tmp_path / "outcomes.parquet", records.head(800), 5)
+    s3_server.boto3_client("admin").put_object(
+        Bucket=BUCKET,
+        Key=f"{prefix}/outcomes.parquet",
+        Body=(tmp_path / "outcomes.parquet").read_bytes(),
+    )
+    cfg = json.loads(cfg_path.read_text())
+    cfg["models"][0]["performance"].update(
+        labels_folder=f"s3://{BUCKET}/{prefix}",
+        labels_storage_options=s3_server.storage_options("reader", prefix=prefix),
+    )
+    cfg_path.write_text(json.dumps(cfg))
+    c = Collector(load_config(cfg_path), clock=lambda: datetime(2026, 10, 5, tzinfo=UTC))
+    report = c.run_once()
+    assert not report.errors, report.errors
+    c.flush_spool()
+    batches = Lake(str(tmp_path / "lake")).read("label_batches", model="risk")
+    assert batches["matched"].to_list() == [lab.height]
+    assert not list(Path(tempfile.gettempdir()).glob("mlmon-labels-*"))  # no copy left
