@@ -96,7 +96,8 @@ class DicomWebConfig(_Frozen):
 class ImagingConfig(_Frozen):
     """DICOM instances from a read-only folder or a DICOMweb PACS, profiled per window."""
 
-    folder: str | None = None
+    folder: str | None = None  # a local folder, or a read-only s3:// prefix
+    storage_options: dict[str, Any] = Field(default_factory=dict)  # fsspec, for a prefix
     dicomweb: DicomWebConfig | None = None
     schedule: Any = Field(default="every 1m", validate_default=True)
     attributes: tuple[str, ...] = DEFAULT_ATTRIBUTES

@@ -200,6 +200,55 @@ class FolderSource(ImagingSource):
             return Instance("not_dicom", {"read_status": "not_dicom"})
 
 
+class PrefixSource(ImagingSource):
+    """Part-10 objects under a read-only fsspec prefix (``s3://bucket/prefix``), each read once.
+
+    Only lists and gets: the credential needs ``s3:ListBucket`` on the prefix and
+    ``s3:GetObject`` on its objects. Objects younger than ``settle`` wait for the next read.
+    """
+
+    kind = "prefix"
+
+    def __init__(self, cfg: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(cfg, *args, **kwargs)
+        import fsspec
+
+        self.fs, self.root = fsspec.core.url_to_fs(cfg.folder, **dict(cfg.storage_options))
+
+    def _items(self) -> Iterator[tuple[str, Callable[[], Instance]]]:
+        try:
+            entries = self.fs.find(self.root, detail=True)
+        except FileNotFoundError:
+            self.bad_records.skip("folder_missing", "imaging prefix")
+            return
+        except OSError:
+            self.bad_records.skip("prefix_unreadable", "imaging prefix")
+            return
+        horizon = time.time() - self.cfg.settle.total_seconds()
+        found = []
+        for path, info in entries.items():
+            stamp = next((info[k] for k in ("LastModified", "mtime", "last_modified")
+                          if info.get(k) is not None), None)  # fmt: skip
+            mtime = stamp.timestamp() if hasattr(stamp, "timestamp") else float(stamp or 0)
+            if mtime > horizon:
+                continue
+            rel = path[len(self.root) :].lstrip("/")
+            token = self.token(rel)
+            if not self.is_done(token):
+                found.append((mtime, rel, token, path))
+        found.sort()
+        for n, (_m, _rel, token, path) in enumerate(found):
+            yield token, functools.partial(self._load, path, n)
+
+    def _load(self, path: str, n: int) -> Instance:
+        where = f"{self.kind} object #{n}"
+        try:
+            data = self.fs.cat_file(path)
+        except OSError:  # vanished or unreadable between listing and reading
+            return Instance("not_dicom", {"read_status": "not_dicom"})
+        return read_instance(data, self.specs, self.secret, pixels=self.cfg.pixels, where=where)
+
+
 def open_imaging(
     cfg: Any, reference: Reference, secret: bytes, state_dir: Any, **kwargs: Any
 ) -> ImagingSource:
@@ -208,4 +257,6 @@ def open_imaging(
         from mlmon.edge.imaging.dicomweb import DicomWebSource
 
         return DicomWebSource(cfg, reference, secret, state_dir, **kwargs)
+    if "://" in cfg.folder and not cfg.folder.startswith("file://"):
+        return PrefixSource(cfg, reference, secret, state_dir, **kwargs)
     return FolderSource(cfg, reference, secret, state_dir, **kwargs)

@@ -100,3 +100,30 @@ def test_bad_files_are_counted_by_reason_without_content(tmp_path: Path, caplog)
     assert "JPEG-LS Lossless" in "".join(
         str(getattr(r, "transfer_syntax", "")) for r in caplog.records
     )
+
+
+def test_a_read_only_s3_prefix_is_read_like_a_folder(tmp_path: Path, s3_server) -> None:
+    """`folder: s3://bucket/prefix` with the reader role (list + get): each object once."""
+    from tests.s3server import BUCKET
+
+    incoming = tmp_path / "incoming"
+    write_study(incoming, instances=3, seed=20, name="p1")
+    (incoming / "notes.txt").write_text("not an image at all")
+    prefix = s3_server.unique_prefix()
+    admin = s3_server.boto3_client("admin")
+    for f in sorted(incoming.rglob("*")):
+        if f.is_file():
+            rel = f.relative_to(incoming).as_posix()
+            admin.put_object(Bucket=BUCKET, Key=f"{prefix}/{rel}", Body=f.read_bytes())
+    imaging = {"folder": f"s3://{BUCKET}/{prefix}", "settle": "0s", "schedule": "every 1m",
+               "storage_options": s3_server.storage_options("reader", prefix=prefix)}  # fmt: skip
+    cfg = load_config(edge_config(tmp_path, _reference(tmp_path), imaging))
+    clock = [T0]
+    col = Collector(cfg, clock=lambda: clock[0])
+    first = col.run_once()
+    assert first.records == 4 and not first.errors
+    clock[0] = T0 + timedelta(hours=2)
+    assert col.run_once().records == 0  # each object once
+    prof = Lake(str(tmp_path / "lake")).read("profiles", model="chest-ct")
+    counts = dict(zip(prof["feature"], prof["count"], strict=True))
+    assert counts["image_mean"] == 3 and counts["read_status"] == 4
