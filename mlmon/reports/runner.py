@@ -22,6 +22,22 @@ class ReportError(MlmonError):
     """The report notebook failed; the executed notebook next to the outputs shows where."""
 
 
+def _ipc_kernel_manager() -> type:
+    """A kernel manager whose kernel talks over Unix sockets, not TCP ports on 127.0.0.1.
+
+    No port is opened for the report kernel (nothing else on the host can connect to
+    it), and ipykernel has no unencrypted-TCP warning to print.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs.setdefault("transport", "ipc")
+            super().__init__(**kwargs)
+
+    return IPCKernelManager
+
+
 def run_report(
     lake: str,
     models: list[str],
@@ -53,6 +69,7 @@ def run_report(
         try:
             papermill.execute_notebook(
                 str(NOTEBOOK), str(executed), kernel_name="python3", progress_bar=False, cwd=str(folder),
+                kernel_manager_class=_ipc_kernel_manager(),
                 parameters={"lake": lake, "models": models, "start": start.isoformat(), "end": end.isoformat(),
                             "title": title, "thresholds": thresholds or {}, "storage_options": storage_options or {},
                             "context_path": str(context)},
