@@ -25,6 +25,7 @@ What could not be joined is counted in ``label_batches`` and never guessed:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -39,6 +40,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from mlmon.edge.ingest import read_records
 from mlmon.errors import ConfigError, SchemaError
@@ -496,19 +498,31 @@ def _performance_rows(
     rows: list[dict[str, Any]] = []
     if joined.height == 0:
         return rows
-    groups = joined.partition_by(["window_us", "model_version"], as_dict=True, maintain_order=True)
-    for (w, version), part in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
-        y = part.get_column("y").to_numpy()
-        pred = part.get_column("prediction")
+    # one sort, then numpy slices per (window, version): no per-group polars query
+    df = joined.with_columns(pl.col("model_version").fill_null("")).sort(
+        "window_us", "model_version"
+    )
+    w_arr = df.get_column("window_us").to_numpy()
+    v_arr = df.get_column("model_version").to_numpy()
+    y_all = df.get_column("y").to_numpy()
+    pred = df.get_column("prediction")
+    if spec.task == "multiclass":
+        p_all, bad_all = spec.class_index(pred.cast(pl.String).to_numpy())
+    else:
+        p_all, bad_all = pred.cast(pl.Float64).to_numpy(), None
+    change = np.flatnonzero((w_arr[1:] != w_arr[:-1]) | (v_arr[1:] != v_arr[:-1])) + 1
+    bounds = np.concatenate([[0], change, [len(w_arr)]])
+    for lo, hi in itertools.pairwise(bounds.tolist()):
+        w, version = int(w_arr[lo]), (str(v_arr[lo]) or None)
+        y, p = y_all[lo:hi], p_all[lo:hi]
         if spec.task == "regression":
-            prof = PerformanceProfile.from_labels(
-                spec, y, predicted=pred.cast(pl.Float64).to_numpy()
-            )
+            prof = PerformanceProfile.from_labels(spec, y, predicted=p)
         elif spec.task == "binary":
-            prof = PerformanceProfile.from_labels(spec, y, pred.cast(pl.Float64).to_numpy())
+            prof = PerformanceProfile.from_labels(spec, y, p)
         else:
-            pidx, bad = spec.class_index(pred.cast(pl.String).to_numpy())
-            prof = PerformanceProfile.from_labels(spec, y[~bad], predicted=pidx[~bad])
+            assert bad_all is not None
+            ok = ~bad_all[lo:hi]
+            prof = PerformanceProfile.from_labels(spec, y[ok], predicted=p[ok])
         start = datetime.fromtimestamp(w / _US, UTC)
         rows.append(
             {
@@ -534,17 +548,25 @@ def _write_by_date(
         by_day.setdefault(r["window_start"].date(), []).append(r)
     for day, items in sorted(by_day.items()):
         start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        columns = {k: [r.get(k) for r in items] for k in items[0]}
         out.append(
             writer.write_table(
                 table,
                 model,
-                pl.DataFrame(items, infer_schema_length=None),
+                pa.Table.from_pydict(columns, schema=_arrow_schema(table, columns)),
                 start,
                 start + timedelta(days=1),
                 part=part,
             )
         )
     return out
+
+
+def _arrow_schema(table_name: str, columns: dict[str, Any]) -> pa.Schema:
+    from mlmon.lake.schema import table
+
+    fields = {f.name: f for f in table(table_name).arrow_schema}
+    return pa.schema([fields[k] for k in columns])
 
 
 def performance_row(
