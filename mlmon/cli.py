@@ -169,12 +169,24 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _known_model(lake: Any, model: str, table: str) -> None:
+    """An unknown model is an error naming the models that do have data, not an empty table."""
+    models = lake.models(table)
+    if model not in models:
+        raise LakeError(
+            f"no {table} data for model {model!r} in {lake.uri}; models with {table}: "
+            f"{', '.join(sorted(models)) or '(none)'}"
+        )
+
+
 def cmd_drift(args: argparse.Namespace) -> int:
     lake = _open_lake(args)
     methods = args.methods.split(",") if args.methods else None
     df = lake.drift(
         args.model, args.start, args.end, by=args.by, version=args.version, methods=methods
     )
+    if df.height == 0:
+        _known_model(lake, args.model, "profiles")
     if args.only_drifted:
         import polars as pl
 
@@ -232,6 +244,8 @@ def cmd_performance(args: argparse.Namespace) -> int:
     df = lake.performance(
         args.model, args.start, args.end, by=args.by, version=args.version, metrics=metrics
     )
+    if df.height == 0:
+        _known_model(lake, args.model, "performance")
     _emit(df, args)
     if args.fail_on_alert and df.height and df.get_column("alert").any():
         return EXIT_DRIFT

@@ -102,6 +102,8 @@ def test_fail_on_drift_exit_code(fixture_lake):
         (["drift", "--lake", "/tmp", "--model", "m", "--methods", "kl"], 2, "unknown drift method 'kl'"),
         (["drift", "--lake", "/tmp", "--model", "m", "--start", "2026-10-01T00:00"], 4, "no UTC offset"),
         (["sql", "--lake", "/tmp", "SELEC 1"], 2, "SQL error"),
+        (["drift", "--lake", "/tmp", "--model", "nope"], 3, "no profiles data for model 'nope'"),
+        (["performance", "--lake", "/tmp", "--model", "nope"], 3, "no performance data for model 'nope'"),
         (["profile", "/nonexistent.csv", "--reference", "/nonexistent.parquet", "--model", "m", "--lake", "/tmp"], 4,
          "no such file"),
     ],
