@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from mlmon.analysis.drift import drift_between, method
-from mlmon.analysis.performance import calibration, estimate, metric, realized
+from mlmon.analysis.performance import calibration, estimate, labelled_rows, metric, realized
 from mlmon.analysis.periods import period_expr
 from mlmon.errors import LakeError
 from mlmon.lake.reader import LakeStore
@@ -48,6 +48,8 @@ _PERF_SCHEMA = {
     "count_labelled": pl.Int64,
     "count_total": pl.Int64,
     "alert": pl.Boolean,
+    "estimated_labelled": pl.Float64,
+    "calibration_changed": pl.Boolean,
     "reference_id": pl.String,
 }
 #: Metrics shown by default per task (``metrics=None``).
@@ -360,8 +362,11 @@ class Lake(LakeStore):
         polars.DataFrame
             period, metric, realized, estimated, lower, upper (the estimate's
             95% band), reference (the metric on the reference), count_labelled,
-            count_total, alert, reference_id. Estimates exist for binary
-            classifiers whose reference was built with labels.
+            count_total, alert, estimated_labelled (the estimate for exactly the
+            labelled rows), calibration_changed (the realized value is outside
+            that estimate's band: the calibration learned on the reference no
+            longer holds), reference_id. Estimates exist for binary classifiers
+            whose reference was built with labels.
         """
         for m in metrics or ():
             metric(m)
@@ -380,9 +385,15 @@ class Lake(LakeStore):
             _, cal, ref_values = refs[ref_id]
             real = realized(prof)
             est = estimate(prof, cal) if cal is not None else {}
+            on_labelled = (
+                estimate(labelled_rows(prof), cal)
+                if cal is not None and prof.count_labelled
+                else {}
+            )
             for name in metrics or DEFAULT_METRICS[prof.spec.task]:
                 value = real.get(name, math.nan)
                 e, lo, hi = est.get(name, (math.nan, math.nan, math.nan))
+                el, llo, lhi = on_labelled.get(name, (math.nan, math.nan, math.nan))
                 basis = value if prof.count_labelled >= min_labels else e
                 reference = ref_values.get(name, math.nan)
                 tol = (tolerances or {}).get(name)
@@ -398,6 +409,10 @@ class Lake(LakeStore):
                         "count_labelled": prof.count_labelled,
                         "count_total": prof.count_total,
                         "alert": metric(name).alert(basis, reference, tol, (hi - lo) / 2),
+                        "estimated_labelled": el,
+                        "calibration_changed": bool(
+                            math.isfinite(value) and math.isfinite(llo) and not llo <= value <= lhi
+                        ),
                         "reference_id": ref_id,
                     }
                 )

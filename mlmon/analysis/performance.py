@@ -46,6 +46,7 @@ __all__ = [
     "binning_bounds",
     "calibration",
     "estimate",
+    "labelled_rows",
     "metric",
     "realized",
 ]
@@ -283,6 +284,21 @@ def estimate(
         lo, hi = np.quantile(vals, BAND) if vals.size else (np.nan, np.nan)
         out[name] = (float(point[name]), float(lo), float(hi))
     return out
+
+
+def labelled_rows(p: PerformanceProfile) -> PerformanceProfile:
+    """The profile's labelled rows seen as predictions (their score histogram, no labels).
+
+    :func:`estimate` on it gives what the calibration curve expects of exactly the rows
+    whose labels arrived, so a realized value outside that band means the model's
+    calibration changed (concept drift), not just that the labelled rows differ.
+    """
+    return PerformanceProfile(
+        p.spec,
+        count_total=p.count_labelled,
+        hist_all=p.hist.sum(axis=0),
+        score_sum_all=p.score_sum.copy(),
+    )
 
 
 # -- the registry -------------------------------------------------------------------

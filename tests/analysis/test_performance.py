@@ -266,3 +266,25 @@ def test_estimates_fail_on_a_miscalibrated_model() -> None:
         _, lo, hi = estimate(prof, cal, draws=500)["accuracy"]
         missed += not lo <= realized(prof)["accuracy"] <= hi
     assert missed >= 0.5 * len(shifts)
+
+
+def test_realized_outside_the_labelled_rows_band_means_the_calibration_changed() -> None:
+    """The estimate for exactly the labelled rows: realized stays inside its band while the
+    model is calibrated, and leaves it when the model becomes over-confident."""
+    from mlmon.analysis.performance import labelled_rows
+
+    cal = calibration(_reference())
+    assert cal is not None
+    outside = {}
+    for factor in (1.0, 3.0):
+        miss = 0
+        for _, y, s in _windows(np.zeros(30), 1000, 21, miscalibrate=factor):
+            # half of the window's labels arrived
+            prof = PerformanceProfile.from_predictions(BINARY, s).merge(
+                PerformanceProfile.from_labels(BINARY, y[:500], s[:500])
+            )
+            _, lo, hi = estimate(labelled_rows(prof), cal, draws=500)["accuracy"]
+            miss += not lo <= realized(prof)["accuracy"] <= hi
+        outside[factor] = miss
+    assert outside[1.0] <= 3  # about 5% by construction of a 95% band
+    assert outside[3.0] >= 15
