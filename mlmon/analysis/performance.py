@@ -22,8 +22,10 @@ a calibration curve is learned from the reference's labelled histograms
 (isotonic over bins, evaluated at each bin's mean score), each window bin's
 expected positive rate is read from it, and the expected confusion counts and
 ROC AUC follow. The band is the central 95% interval of the metric's value
-when each bin's labels are drawn Binomial(n_b, p_b) (2,000 draws): where the
-realized value should fall if the calibration still holds. It does not cover
+over 2,000 draws in which the calibration curve moves by its own sampling
+error on the reference (per pooled block) and each bin's labels are drawn
+Binomial(n_b, p_b): where the realized value should fall if the calibration
+still holds. It does not cover
 a model whose calibration changed (concept drift): see docs/performance.md.
 """
 
@@ -203,6 +205,11 @@ def realized(p: PerformanceProfile) -> dict[str, float]:
 # -- calibration and estimates ------------------------------------------------------
 def _pav(y: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Weighted isotonic (non-decreasing) regression by pool-adjacent-violators."""
+    return _pav_blocks(y, w)[0]
+
+
+def _pav_blocks(y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Isotonic fit, and for each point the weight and the index of its pooled block."""
     vals: list[float] = []
     wts: list[float] = []
     sizes: list[int] = []
@@ -216,7 +223,11 @@ def _pav(y: np.ndarray, w: np.ndarray) -> np.ndarray:
             size = sizes[-2] + sizes[-1]
             del vals[-1], wts[-1], sizes[-1]
             vals[-1], wts[-1], sizes[-1] = merged, wsum, size
-    return np.repeat(vals, sizes)
+    return (
+        np.repeat(vals, sizes),
+        np.repeat(wts, sizes),
+        np.repeat(np.arange(len(sizes)), sizes),
+    )
 
 
 @dataclass(frozen=True)
@@ -226,9 +237,25 @@ class Calibration:
     score: np.ndarray  # mean reference score of each non-empty bin, increasing
     rate: np.ndarray  # isotonic positive rate at that score
     labelled: int
+    weight: np.ndarray | None = None  # labelled reference rows behind each rate (its pool)
+    block: np.ndarray | None = None  # index of the pooled block of each point
 
     def __call__(self, scores: np.ndarray) -> np.ndarray:
         return np.interp(scores, self.score, self.rate)
+
+    def draws(self, scores: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` curves drawn around this one from the reference's own sampling error.
+
+        Each pooled block's rate moves by a normal error of its binomial standard
+        error, the same error for every point of the block, then the curve is read
+        at ``scores``; shape (n, len(scores)).
+        """
+        if self.weight is None or self.block is None:
+            return np.broadcast_to(self(scores), (n, len(scores))).copy()
+        sd = np.sqrt(self.rate * (1 - self.rate) / np.maximum(self.weight, 1.0))
+        z = rng.standard_normal((n, int(self.block.max()) + 1))[:, self.block]
+        curves = np.clip(self.rate + z * sd, 0.0, 1.0)
+        return np.stack([np.interp(scores, self.score, c) for c in curves])
 
 
 def calibration(ref: PerformanceProfile) -> Calibration | None:
@@ -239,16 +266,16 @@ def calibration(ref: PerformanceProfile) -> Calibration | None:
     tot = pos + neg
     keep = tot > 0
     mean_score = ref.score_sum[0][keep] / tot[keep]
-    rate = _pav(pos[keep] / tot[keep], tot[keep])
-    return Calibration(mean_score, rate, int(ref.count_labelled))
+    rate, weight, block = _pav_blocks(pos[keep] / tot[keep], tot[keep])
+    return Calibration(mean_score, rate, int(ref.count_labelled), weight, block)
 
 
-def _bin_rates(p: PerformanceProfile, cal: Calibration) -> tuple[np.ndarray, np.ndarray]:
+def _bin_scores(p: PerformanceProfile) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions per bin and their mean score (the bin's middle when empty)."""
     n = p.hist_all[0].astype(np.float64)
     edges = np.asarray(p.spec.edges)
     mid = 0.5 * (edges[:-1] + edges[1:])
-    mean = np.divide(p.score_sum_all[0], n, out=mid.copy(), where=n > 0)
-    return n, np.clip(cal(mean), 0.0, 1.0)
+    return n, np.divide(p.score_sum_all[0], n, out=mid.copy(), where=n > 0)
 
 
 ESTIMABLE = ("accuracy", "precision", "recall", "f1", "specificity", "roc_auc")
@@ -260,7 +287,8 @@ def estimate(
     """Estimated (value, lower, upper) per metric of ``ESTIMABLE``, from all predictions' scores."""
     if p.spec.task != "binary" or p.count_total == 0:
         return {}
-    n, rate = _bin_rates(p, cal)
+    n, mean = _bin_scores(p)
+    rate = np.clip(cal(mean), 0.0, 1.0)
     tb = int(p.spec.threshold_bins()[0])
     exp_pos = n * rate
     exp_neg = n - exp_pos
@@ -275,7 +303,9 @@ def estimate(
     point = metrics(exp_pos, exp_neg)
     rng = np.random.default_rng(seed)
     counts = n.astype(np.int64)
-    sim_pos = rng.binomial(counts, rate, size=(draws, counts.size)).astype(np.float64)
+    # the labels' own chance, and the calibration curve's sampling error on the reference
+    rates = cal.draws(mean, draws, rng)
+    sim_pos = rng.binomial(counts, rates).astype(np.float64)
     sims = metrics(sim_pos, counts - sim_pos)
     out = {}
     for name in ESTIMABLE:

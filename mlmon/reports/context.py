@@ -737,6 +737,17 @@ def _performance(
         status_reasons.append(
             "performance below the reference in some periods: " + ", ".join(alerting)
         )
+    # one period outside a 95% band is chance; most labelled periods outside it is not
+    checked = perf.filter(
+        pl.col("metric").is_in(["accuracy", "roc_auc"]) & pl.col("realized").is_not_nan()
+    )
+    changed = checked.filter(pl.col("calibration_changed"))
+    if changed.height >= max(2, checked.height / 2):
+        days = sorted({f"{p:%Y-%m-%d}" for p in changed.get_column("period").to_list()})
+        status_reasons.append(
+            "labelled outcomes no longer match the model's calibration (realized outside the "
+            f"expected band in {changed.height} of {checked.height} checks, from {days[0]})"
+        )
     keep = list(FRAME_COLUMNS["performance"])
     return {
         "performance": perf.select(keep),
