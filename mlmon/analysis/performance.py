@@ -31,7 +31,6 @@ a model whose calibration changed (concept drift): see docs/performance.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -203,13 +202,9 @@ def realized(p: PerformanceProfile) -> dict[str, float]:
 
 
 # -- calibration and estimates ------------------------------------------------------
-def _pav(y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Weighted isotonic (non-decreasing) regression by pool-adjacent-violators."""
-    return _pav_blocks(y, w)[0]
-
-
 def _pav_blocks(y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Isotonic fit, and for each point the weight and the index of its pooled block."""
+    """Weighted isotonic (non-decreasing) regression by pool-adjacent-violators: the fit,
+    and for each point the weight and the index of its pooled block."""
     vals: list[float] = []
     wts: list[float] = []
     sizes: list[int] = []
@@ -393,6 +388,3 @@ def metric(name: str) -> PerfMetric:
         raise UnknownNameError(
             f"unknown performance metric {name!r}; metrics: {', '.join(METRICS)}"
         ) from exc
-
-
-Estimator = Callable[[PerformanceProfile, Calibration], dict[str, tuple[float, float, float]]]

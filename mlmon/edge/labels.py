@@ -25,6 +25,7 @@ What could not be joined is counted in ``label_batches`` and never guessed:
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import json
 import logging
@@ -42,12 +43,13 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from mlmon.edge.checkpoint import atomic_write
 from mlmon.edge.ingest import read_records
 from mlmon.errors import ConfigError, SchemaError
 from mlmon.governance.deid import hmac_ids
-from mlmon.lake.writer import LakeWriter, WriteRecord
+from mlmon.lake.writer import LakeWriter, WriteRecord, performance_row
 from mlmon.profiles.frame import Reference, utc_timestamps
-from mlmon.profiles.performance import PerformanceProfile, PerformanceSpec, performance_to_row
+from mlmon.profiles.performance import PerformanceProfile, PerformanceSpec
 
 __all__ = [
     "LabelBatch",
@@ -56,6 +58,7 @@ __all__ = [
     "PredictionStore",
     "join_labels",
     "labels_batch_id",
+    "read_label_file",
 ]
 
 log = logging.getLogger("mlmon.edge.labels")
@@ -124,9 +127,9 @@ class PredictionStore:
     @staticmethod
     def _write(path: Path, frame: pl.DataFrame) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        frame.write_parquet(tmp, compression="zstd", statistics=False)
-        os.replace(tmp, path)
+        buf = io.BytesIO()
+        frame.write_parquet(buf, compression="zstd", statistics=False)
+        atomic_write(path, buf.getvalue())
 
     def add(self, model: str, frame: pl.DataFrame, window: timedelta, ts_column: str) -> int:
         """Keep the predictions of flat records (rows without a request id are skipped)."""
@@ -211,9 +214,7 @@ class PredictionStore:
         done = self.joined_batches(model)
         done[batch_id] = summary
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(json.dumps(done, sort_keys=True, default=str))
-        os.replace(tmp, p)
+        atomic_write(p, json.dumps(done, sort_keys=True, default=str).encode())
 
     def expire(self, now: datetime) -> int:
         """Drop predictions past the horizon (remembering their ids as expired); returns files."""
@@ -524,18 +525,11 @@ def _performance_rows(
             ok = ~bad_all[lo:hi]
             prof = PerformanceProfile.from_labels(spec, y[ok], predicted=p[ok])
         start = datetime.fromtimestamp(w / _US, UTC)
-        rows.append(
-            {
-                "model_version": version,
-                "window_start": start,
-                "window_end": start + window,
-                "collector_id": writer.collector_id,
-                "reference_id": reference_id,
-                "role": "labels",
-                "batch_id": batch_id,
-                **performance_to_row(prof),
-            }
-        )
+        row = performance_row(
+            prof, role="labels", reference_id=reference_id, collector_id=writer.collector_id,
+            start=start, end=start + window, version=version, batch_id=batch_id,
+        )  # fmt: skip
+        rows.append(row)
     return rows
 
 
@@ -567,30 +561,6 @@ def _arrow_schema(table_name: str, columns: dict[str, Any]) -> pa.Schema:
 
     fields = {f.name: f for f in table(table_name).arrow_schema}
     return pa.schema([fields[k] for k in columns])
-
-
-def performance_row(
-    prof: PerformanceProfile,
-    *,
-    role: str,
-    reference_id: str,
-    collector_id: str,
-    start: datetime,
-    end: datetime,
-    version: str | None,
-    batch_id: str | None = None,
-) -> dict[str, Any]:
-    """One ``performance`` row (predictions or reference role)."""
-    return {
-        "model_version": version,
-        "window_start": start,
-        "window_end": end,
-        "collector_id": collector_id,
-        "reference_id": reference_id,
-        "role": role,
-        "batch_id": batch_id,
-        **performance_to_row(prof),
-    }
 
 
 def read_label_file(path: str | os.PathLike[str]) -> tuple[pl.DataFrame, str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import tempfile
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -22,6 +21,7 @@ import fsspec
 import polars as pl
 
 from mlmon.analysis.performance import calibration, estimate, metric, realized
+from mlmon.edge.checkpoint import atomic_write
 from mlmon.edge.config import ModelConfig
 from mlmon.edge.labels import (
     LabelBatch,
@@ -29,10 +29,10 @@ from mlmon.edge.labels import (
     PredictionHistograms,
     PredictionStore,
     join_labels,
-    performance_row,
     read_label_file,
 )
 from mlmon.errors import MlmonError
+from mlmon.lake.writer import performance_row
 from mlmon.profiles.frame import Reference, Window
 
 __all__ = ["EdgePerformance", "estimate_alerts"]
@@ -176,9 +176,7 @@ class EdgePerformance:
                     report.objects += len(result.objects)
                     seen[name] = result.batch_id
                     seen_path.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = seen_path.with_name(seen_path.name + ".tmp")
-                    tmp.write_text(json.dumps(seen, sort_keys=True))
-                    os.replace(tmp, seen_path)
+                    atomic_write(seen_path, json.dumps(seen, sort_keys=True).encode())
             self.update_gauges()
 
         return run

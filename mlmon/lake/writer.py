@@ -26,7 +26,7 @@ from mlmon.lake.schema import SCHEMA_VERSION, table
 from mlmon.lake.storage import Storage, open_storage, put_object
 from mlmon.profiles.arrow import profiles_to_arrow
 from mlmon.profiles.frame import Reference, Window
-from mlmon.profiles.performance import performance_to_row
+from mlmon.profiles.performance import PerformanceProfile, performance_to_row
 
 __all__ = ["LakeWriter", "WriteRecord", "check_name", "reference_rows"]
 
@@ -87,6 +87,30 @@ def reference_rows(reference: Reference) -> pa.Table:
     for name, arr in extra.items():
         rows = rows.append_column(name, arr)
     return table("references").conform(rows)
+
+
+def performance_row(
+    prof: PerformanceProfile,
+    *,
+    role: str,
+    reference_id: str,
+    collector_id: str,
+    start: datetime,
+    end: datetime,
+    version: str | None,
+    batch_id: str | None = None,
+) -> dict[str, Any]:
+    """One ``performance`` table row: the window columns, the role and the profile's fields."""
+    return {
+        "model_version": version,
+        "window_start": start,
+        "window_end": end,
+        "collector_id": collector_id,
+        "reference_id": reference_id,
+        "role": role,
+        "batch_id": batch_id,
+        **performance_to_row(prof),
+    }
 
 
 class LakeWriter:
@@ -269,16 +293,11 @@ class LakeWriter:
         ``performance`` (calibration curve and baseline metrics); None when it has none."""
         if reference.performance is None:
             return None
-        row = {
-            "model_version": None,
-            "window_start": reference.created_at,
-            "window_end": reference.created_at,
-            "collector_id": self.collector_id,
-            "reference_id": reference.reference_id,
-            "role": "reference",
-            "batch_id": "reference",
-            **performance_to_row(reference.performance),
-        }
+        row = performance_row(
+            reference.performance, role="reference", reference_id=reference.reference_id,
+            collector_id=self.collector_id, start=reference.created_at, end=reference.created_at,
+            version=None, batch_id="reference",
+        )  # fmt: skip
         return self.write_table(
             "performance",
             model,
