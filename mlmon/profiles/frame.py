@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -317,11 +318,16 @@ def _profile_one(reference: Reference, name: str, col: pl.Series) -> Profile:
     return CategoricalProfile.from_series(col, categories=ref.categories)
 
 
+#: Job name of the latency column in :func:`profile_frame` (not a valid feature name).
+_LATENCY = "\x00latency"
+
+
 def profile_frame(data: Any, reference: Reference, *, threads: int = 2) -> WindowProfile:
     """Profile one batch of records against ``reference``.
 
-    Pure: no I/O, no global state. Columns are profiled in ``threads``
-    threads (numpy releases the GIL in the heavy parts).
+    Pure: no I/O, no global state. From 50,000 rows, columns are profiled in
+    ``threads`` threads (this one and ``threads - 1`` workers): numpy and polars
+    release the GIL in the heavy parts.
 
     Raises
     ------
@@ -331,30 +337,45 @@ def profile_frame(data: Any, reference: Reference, *, threads: int = 2) -> Windo
     frame = to_polars(data)
     _check_columns(frame, reference.schema, what="records")
     names = list(reference.schema.names)
-    lat_col = reference.schema.latency if reference.schema.latency in frame.columns else None
+    lat_col = reference.schema.latency
+    latency_series = frame.get_column(lat_col) if lat_col and lat_col in frame.columns else None
 
     def work(name: str) -> Profile:
+        if name == _LATENCY and latency_series is not None:
+            base = reference.latency or _empty_latency()
+            return NumericProfile.from_series(
+                latency_series, edges=base.edges, centre=0.0, alpha=base.alpha
+            )
         return _profile_one(reference, name, frame.get_column(name))
 
-    # numpy passes over many columns contend for the GIL and the allocator when
-    # threaded, while polars' categorical counting runs in Rust without the GIL:
-    # so categorical columns go to a worker thread and numeric ones stay here.
+    # Categorical columns first (the longest), then numeric ones; this thread and
+    # one worker take the next column from a shared queue until it is empty.
     categorical = [n for n in names if isinstance(reference.profiles[n], CategoricalProfile)]
-    numeric = [n for n in names if n not in categorical]
-    if threads > 1 and categorical and frame.height >= 50_000:
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(lambda: [work(n) for n in categorical])
-            done = dict(zip(numeric, [work(n) for n in numeric], strict=True))
-            done.update(zip(categorical, pending.result(), strict=True))
+    jobs = categorical + [n for n in names if n not in categorical]
+    if latency_series is not None:
+        jobs.append(_LATENCY)
+    done: dict[str, Profile] = {}
+    if threads > 1 and frame.height >= 50_000:
+        queue = iter(jobs)
+        lock = threading.Lock()
+
+        def drain() -> None:
+            while True:
+                with lock:
+                    name = next(queue, None)
+                if name is None:
+                    return
+                done[name] = work(name)
+
+        with ThreadPoolExecutor(max_workers=threads - 1) as pool:
+            helpers = [pool.submit(drain) for _ in range(threads - 1)]
+            drain()
+            for h in helpers:
+                h.result()
     else:
-        done = {n: work(n) for n in names}
+        done = {n: work(n) for n in jobs}
     results = [done[n] for n in names]
-    latency = None
-    if lat_col is not None:
-        base = reference.latency or _empty_latency()
-        latency = NumericProfile.from_series(
-            frame.get_column(lat_col), edges=base.edges, centre=0.0, alpha=base.alpha
-        )
+    latency = done.get(_LATENCY)
     return WindowProfile(dict(zip(names, results, strict=True)), latency, frame.height)
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from mlmon.errors import ProfileError, SchemaError
+from mlmon.profiles.kinds import sum_of_squares
 from mlmon.profiles.sketch import DEFAULT_ALPHA, QuantileSketch
 
 __all__ = [
@@ -313,10 +314,10 @@ class PerformanceProfile:
                 spec,
                 count_labelled=n,
                 err_sum=float(err.sum()),
-                err_sq_sum=float(np.dot(err, err)),
+                err_sq_sum=sum_of_squares(err),
                 abs_err_sum=float(ae.sum()),
                 y_sum=float(yt.sum()),
-                y_sq_sum=float(np.dot(yt, yt)),
+                y_sq_sum=sum_of_squares(yt),
                 abs_err=QuantileSketch.from_values(ae, spec.alpha),
             )
         t = y.astype(np.int64)

@@ -12,7 +12,13 @@ from hypothesis.extra.numpy import arrays
 
 from mlmon.errors import ProfileError
 from mlmon.profiles.arrow import merge_rows, profile_from_row, profiles_to_arrow
-from mlmon.profiles.kinds import OTHER, CategoricalProfile, NumericProfile, bin_index
+from mlmon.profiles.kinds import (
+    OTHER,
+    CategoricalProfile,
+    NumericProfile,
+    bin_index,
+    sum_of_squares,
+)
 
 EDGES = np.array([-10.0, -1.0, 0.0, 0.5, 1.0, 10.0])
 anyfloat = hst.one_of(
@@ -123,3 +129,11 @@ def test_arrow_round_trip_and_grouped_merge(x, c):
     merged = dict(merge_rows(doubled, ["feature"]))
     assert merged[("x",)] == n.merge(n)
     assert merged[("c",)] == k.merge(k)
+
+
+@pytest.mark.parametrize("n", [0, 1, 8191, 8192, 8193, 100_000, 1_000_003])
+def test_sum_of_squares_equals_numpy(n):
+    """Chunked (to keep OpenBLAS on one thread) yet equal to the plain sum to 1e-12 relative."""
+    x = np.random.default_rng(n).normal(3.0, 2.0, n)
+    want = float(np.sum(x.astype(np.longdouble) ** 2))
+    assert sum_of_squares(x) == pytest.approx(want, rel=1e-12, abs=0.0)

@@ -40,6 +40,39 @@ def test_quantiles_within_relative_accuracy_of_numpy_lower(x, alpha):
     assert np.all(np.abs(got - exact) <= alpha * (1 + 1e-9) * np.abs(exact) + 1e-300)
 
 
+wide = hst.one_of(
+    hst.floats(allow_nan=False, allow_infinity=False),
+    hst.sampled_from([0.0, -0.0, 1.0, -1.0, 5e-324, 1e-300, -1e-301, 1.7e308]),
+)
+
+
+@given(
+    arrays(np.float64, hst.integers(1, 400), elements=wide),
+    hst.sampled_from([0.0, 0.5, -3.0]),
+    hst.sampled_from([0.01, 0.05, 0.2]),
+)
+@settings(max_examples=80, deadline=None)
+def test_bucket_index_is_the_ceiling_of_the_log_for_every_float(x, centre, alpha):
+    """The fast kernel (sign in the low bit, integer read from the float's bits)
+    puts every value where the definition does: ``ceil(log(|x - c|) / log(gamma))``
+    per sign, and values below 1e-300 in the zero bucket."""
+    s = QuantileSketch.from_values(x, alpha, centre=centre)
+    d = x - centre
+    inv = 1.0 / np.log(s.gamma)
+    k_min = np.ceil(np.log(1e-300) * inv)
+    with np.errstate(divide="ignore"):
+        k = np.ceil(np.log(np.abs(d)) * inv)
+    small = k < k_min
+    assert s.zero == int(np.count_nonzero(small))
+    for sign, index, count in (
+        (False, s.pos_index, s.pos_count),
+        (True, s.neg_index, s.neg_count),
+    ):
+        keys, n = np.unique(k[~small & (np.signbit(d) == sign)], return_counts=True)
+        np.testing.assert_array_equal(index, keys.astype(np.int32))
+        np.testing.assert_array_equal(count, n)
+
+
 def test_zero_negative_and_empty():
     s = QuantileSketch.from_values(np.array([-5.0, 0.0, 0.0, 3.0]))
     assert s.count == 4 and s.zero == 2
