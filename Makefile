@@ -9,12 +9,12 @@ demo: setup
 
 # pytest's exit code 5 (no test collected) must fail, not pass.
 test: setup
-	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports && .venv/bin/mypy
 	@.venv/bin/python -m pytest -n 2 -q; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 lint: setup
-	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports && .venv/bin/mypy
 
 bench: setup
 	@.venv/bin/python benchmarks/run_all.py

@@ -27,7 +27,7 @@ __all__ = ["Lake"]
 
 TimeArg = datetime | date | str | None
 
-_DRIFT_SCHEMA = {
+_DRIFT_SCHEMA: dict[str, Any] = {
     "period": pl.Datetime("us", "UTC"),
     "feature": pl.String,
     "method": pl.String,
@@ -37,7 +37,7 @@ _DRIFT_SCHEMA = {
     "count": pl.Int64,
     "reference_id": pl.String,
 }
-_PERF_SCHEMA = {
+_PERF_SCHEMA: dict[str, Any] = {
     "period": pl.Datetime("us", "UTC"),
     "metric": pl.String,
     "realized": pl.Float64,
@@ -58,7 +58,7 @@ DEFAULT_METRICS = {
     "multiclass": ("accuracy", "precision", "recall", "f1", "roc_auc"),
     "regression": ("mae", "rmse", "r2", "abs_error_p90"),
 }
-_PCT_SCHEMA = {
+_PCT_SCHEMA: dict[str, Any] = {
     "period": pl.Datetime("us", "UTC"),
     "metric": pl.String,
     "quantile": pl.Float64,

@@ -16,7 +16,7 @@ import importlib
 import pkgutil
 
 
-def add_all(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_all(sub: argparse._SubParsersAction) -> None:
     """Call ``add_commands(sub)`` of every module in this package, in name order."""
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_"):

@@ -118,7 +118,7 @@ def cmd_attest_verify(args: argparse.Namespace) -> int:
     return 0 if check.ok else 1
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``offboard`` and ``attest verify``."""
     ob = sub.add_parser(
         "offboard",

@@ -59,7 +59,7 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(sub: argparse._SubParsersAction) -> None:
     group = sub.add_parser("imaging", help="imaging models: DICOM references and the allow-list")
     cmds = group.add_subparsers(dest="imaging_command", required=True)
     ref = cmds.add_parser("reference", help="build an imaging reference from baseline DICOM files")

@@ -370,7 +370,7 @@ def _add_registry_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--storage-option", action="append", metavar="KEY=VALUE")
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``versions`` and ``registry check`` to the top-level sub-parsers."""
     ve = sub.add_parser(
         "versions", help="registered versions of a model, with what the lake saw of each"

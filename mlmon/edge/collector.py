@@ -179,7 +179,7 @@ class Collector:
             if m.performance is not None and m.name in self.performance.configs:
                 run = self.performance.labels_task(m)
                 tasks.append(_Task(m.name, "labels", m.performance.schedule, run))
-            if getattr(m, "imaging", None) is not None:  # DICOM folder or PACS (docs/imaging.md)
+            if m.imaging is not None:  # DICOM folder or PACS (docs/imaging.md)
                 tasks.append(_Task(m.name, "imaging", m.imaging.schedule, self._imaging_task(m)))
         return tasks
 
@@ -332,6 +332,7 @@ class Collector:
         """DICOM instances read like a stream (logic in mlmon.edge.imaging.source)."""
         from mlmon.edge.imaging.source import open_imaging
 
+        assert m.imaging is not None  # only models with an imaging: section get this task
         source = open_imaging(
             m.imaging, self.references[m.name], self.secret, self.state_dir / "imaging" / m.name,
             window=self.config.window, lateness=self.config.lateness, clock=self.clock,

@@ -72,7 +72,7 @@ def _window_start_us(ts: pl.Expr, window: timedelta) -> pl.Expr:
     return (ts.dt.epoch("us") // step) * step
 
 
-def _id16(hex_ids: pl.Expr) -> pl.Expr:
+def _id16(hex_ids: pl.Expr | pl.Series) -> Any:
     return hex_ids.str.slice(0, _ID_HEX).str.decode("hex")
 
 

@@ -149,14 +149,15 @@ class EdgePerformance:
 
     def labels_task(self, m: ModelConfig) -> Callable[[datetime, Any], None]:
         assert m.performance is not None
-        folder = m.performance.labels_folder
+        perf = m.performance
+        folder = perf.labels_folder
 
         def run(now: datetime, report: Any) -> None:
             store = self.stores.get(m.name)
             if store is not None:
                 store.expire(now)
             if folder:
-                fs, root = fsspec.core.url_to_fs(folder, **m.performance.labels_storage_options)
+                fs, root = fsspec.core.url_to_fs(folder, **perf.labels_storage_options)
                 seen_path = self.c.state_dir / "labels" / f"{m.name}-files.json"
                 seen = json.loads(seen_path.read_text()) if seen_path.exists() else {}
                 for entry in sorted(fs.ls(root, detail=False)):

@@ -140,7 +140,7 @@ def extract(body: Any, path: str) -> Any:
                 f"expected {'a list index' if isinstance(step, int) else 'an object key'}, "
                 f"got {type(cur).__name__}"
             )
-        cur = cur[step]  # type: ignore[index]
+        cur = cur[step]
     return cur
 
 

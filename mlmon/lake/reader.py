@@ -203,7 +203,7 @@ class LakeStore:
                 continue
             sources = self._partition_files(ddir)
             data = pl.read_parquet([self._local_or_url(f) for f in sources]) if self.storage.is_local else (
-                pl.from_arrow(self._dataset(table_name, sources).to_table()).drop("model", "date")
+                pl.DataFrame(self._dataset(table_name, sources).to_table()).drop("model", "date")
             )  # fmt: skip
             data = data.sort(
                 *[c for c in ("window_start", "collector_id", "feature") if c in data.columns]

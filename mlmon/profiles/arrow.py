@@ -242,7 +242,10 @@ def merge_rows(
         for c in ("sketch_pos_index", "sketch_pos_count", "sketch_neg_index", "sketch_neg_count"):
             off, val = lists[c]
             parts.append(val[off[s] - off[0] : off[e] - off[0]])
-        sketch = QuantileSketch.merge_arrays(float(alpha[s]), *parts, int(red["sketch_zero"][g]))
+        pi, pc, ni, nc = parts
+        sketch = QuantileSketch.merge_arrays(
+            float(alpha[s]), pi, pc, ni, nc, int(red["sketch_zero"][g])
+        )
         out.append(
             (
                 key,

@@ -250,8 +250,9 @@ def _performance_reference(
             f"{list(spec.classes)}; fix the data or the classes"
         )
     if spec.task == "multiclass" and len(cols) == 1:  # the predicted class, no scores
-        pidx, bad = spec.class_index(sub.get_column(cols[0]).cast(pl.String).to_numpy())
-        return PerformanceProfile.from_labels(spec, idx[~bad], predicted=pidx[~bad])
+        pidx, unknown_pred = spec.class_index(sub.get_column(cols[0]).cast(pl.String).to_numpy())
+        keep = ~unknown_pred
+        return PerformanceProfile.from_labels(spec, idx[keep], predicted=pidx[keep])
     s = sub.select(cols).to_numpy().astype(np.float64)
     if spec.task == "binary" or s.shape[1] == spec.k:
         return PerformanceProfile.from_labels(spec, idx, s if spec.task != "binary" else s[:, 0])
@@ -376,6 +377,7 @@ def profile_frame(data: Any, reference: Reference, *, threads: int = 2) -> Windo
         done = {n: work(n) for n in jobs}
     results = [done[n] for n in names]
     latency = done.get(_LATENCY)
+    assert latency is None or isinstance(latency, NumericProfile)
     return WindowProfile(dict(zip(names, results, strict=True)), latency, frame.height)
 
 
@@ -480,7 +482,7 @@ def profile_windows(
         start_us.alias("__mlmon_window"), version.alias("__mlmon_version")
     ).sort("__mlmon_window", "__mlmon_version", nulls_last=True)
     for (w, v), part in keyed.group_by(["__mlmon_window", "__mlmon_version"], maintain_order=True):
-        start = datetime.fromtimestamp(int(w) / 1e6, UTC)  # type: ignore[arg-type]
+        start = datetime.fromtimestamp(int(w) / 1e6, UTC)
         yield Window(
             start=start,
             end=start + window,

@@ -156,6 +156,12 @@ class PerformanceSpec:
         return idx, idx < 0
 
 
+#: The float sums of :class:`PerformanceProfile`, in field order.
+_SUM_FIELDS = (
+    "brier_sum", "log_loss_sum", "err_sum", "err_sq_sum", "abs_err_sum", "y_sum", "y_sq_sum",
+)  # fmt: skip
+
+
 def _zeros(shape: tuple[int, ...], dtype: Any = np.int64) -> np.ndarray:
     return np.zeros(shape, dtype=dtype)
 
@@ -452,7 +458,6 @@ def performance_from_row(row: dict[str, Any]) -> PerformanceProfile:
         ints("hist"),
         ints("confusion"),
         np.asarray(row.get("score_sum") or [], dtype=np.float64),
-        *(float(row.get(f) or 0.0) for f in ("brier_sum", "log_loss_sum", "err_sum", "err_sq_sum")),
-        *(float(row.get(f) or 0.0) for f in ("abs_err_sum", "y_sum", "y_sq_sum")),
-        sketch,
+        **{f: float(row.get(f) or 0.0) for f in _SUM_FIELDS},
+        abs_err=sketch,
     )

@@ -59,8 +59,8 @@ class FeatureSpec:
         return d
 
 
-_NUMERIC_DTYPES = (pl.Float32, pl.Float64, pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8)
-_NUMERIC_DTYPES += (pl.UInt16, pl.UInt32, pl.UInt64, pl.Decimal)
+_NUMERIC_DTYPES: tuple[type[pl.DataType], ...] = (pl.Float32, pl.Float64, pl.Int8, pl.Int16)
+_NUMERIC_DTYPES += (pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64, pl.Decimal)
 _CATEGORICAL_DTYPES = (pl.String, pl.Categorical, pl.Enum, pl.Boolean)
 
 

@@ -138,7 +138,7 @@ def lake_versions(lake: LakeStore, model: str) -> pl.DataFrame:
         the profiles, latency and golden tables).
     """
     frame = lake.con.sql(_LAKE_VERSIONS, params={"model": model}).pl()
-    return frame.cast(LAKE_VERSION_COLUMNS)  # type: ignore[arg-type]
+    return frame.cast(LAKE_VERSION_COLUMNS)
 
 
 def versions_table(

@@ -229,7 +229,10 @@ class PrefixSource(ImagingSource):
         for path, info in entries.items():
             stamp = next((info[k] for k in ("LastModified", "mtime", "last_modified")
                           if info.get(k) is not None), None)  # fmt: skip
-            mtime = stamp.timestamp() if hasattr(stamp, "timestamp") else float(stamp or 0)
+            if stamp is not None and hasattr(stamp, "timestamp"):
+                mtime = stamp.timestamp()
+            else:
+                mtime = float(stamp or 0)
             if mtime > horizon:
                 continue
             rel = path[len(self.root) :].lstrip("/")
