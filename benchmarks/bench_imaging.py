@@ -21,13 +21,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from benchmarks.common import peak_rss_mib
 
 KEY = b"bench-imaging-hmac-key-0123456789"
 
@@ -58,7 +59,7 @@ def _measure(mode: str, folder: Path, ref: Path, url: str | None) -> dict[str, f
         t0 = time.perf_counter()
         n = src.read()
         dt = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mib()
     return {"mode": mode, "images": n, "seconds": round(dt, 2), "images_per_s": round(n / dt, 1),
             "peak_rss_mib": round(peak, 1), "bad": dict(src.bad_records)}  # fmt: skip
 

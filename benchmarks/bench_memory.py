@@ -11,11 +11,10 @@ fresh processes (``run_all.py`` does).
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 
-from benchmarks.common import make_frame
+from benchmarks.common import make_frame, peak_rss_mib
 from mlmon.profiles.frame import Profiler, build_reference
 
 BATCH = 250_000
@@ -34,7 +33,7 @@ def main(rows: int) -> None:
         done += n
     result = prof.result()
     elapsed = time.perf_counter() - t
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mib = peak_rss_mib()
     assert result.rows == rows
     print(
         json.dumps(
