@@ -8,6 +8,9 @@ import numpy as np
 import polars as pl
 import pytest
 import scipy.stats as st
+from hypothesis import assume, given, settings
+from hypothesis import strategies as hst
+from hypothesis.extra.numpy import arrays
 from scipy.spatial.distance import jensenshannon
 
 from mlmon.analysis.drift import EPS, METHODS, DriftMethod, method, register_method
@@ -156,3 +159,18 @@ def test_registry_refuses_duplicates_and_names_known_methods():
         method("kl")
     for name in METHODS:
         assert name in str(info.value)
+
+
+@given(
+    arrays(np.int64, hst.integers(1, 15), elements=hst.integers(0, 60)),
+    hst.data(),
+)
+@settings(max_examples=200, deadline=None)
+def test_chi_square_equals_scipy_contingency_with_yates(ref, data):
+    """The written-out test equals scipy.stats.chi2_contingency (Yates for 2 bins) to 1e-12."""
+    cur = data.draw(arrays(np.int64, ref.size, elements=hst.integers(0, 60)))
+    assume(ref.sum() > 0 and cur.sum() > 0)
+    table = np.vstack([ref, cur]).astype(float)
+    table = table[:, table.sum(axis=0) > 0]
+    want = 1.0 if table.shape[1] < 2 else st.chi2_contingency(table, correction=True).pvalue
+    assert METHODS["chi_square"].func(ref, cur) == pytest.approx(want, abs=1e-12)
