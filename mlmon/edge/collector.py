@@ -102,6 +102,7 @@ class Collector:
             k_anonymity=config.k_anonymity,
             put=self.spool.put,
             on_write=self._written,
+            day_rollups=state / "rollups",
         )
         self.audit = None
         if config.audit:
@@ -434,6 +435,10 @@ class Collector:
         now = self.clock()
         for task in self.tasks:
             self._run_task(task, now, report)
+        try:  # after the windows they cover (the spool keeps that order)
+            report.objects += len(self.writer.write_rollups())
+        except SpoolFull as exc:
+            report.errors.append(f"day rollups: {exc}")
         self.flush_spool()
         return report
 

@@ -127,4 +127,5 @@ class WindowAccumulator:
             out.extend(
                 writer.write_window(model, w, self.reference, source=source, drift_rows=drift)
             )
+        out.extend(writer.write_rollups())
         return out

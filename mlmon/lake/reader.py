@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from mlmon.errors import CorruptObjectWarning, LakeError, LakeUnreachable, TimestampError
 from mlmon.lake.references import reference_from_rows
-from mlmon.lake.rollup import ROLLUP_GROUPS, rollup_rows
+from mlmon.lake.rollup import COVERS_KEY, ROLLUP_GROUPS, rollup_rows
 from mlmon.lake.schema import SCHEMA_VERSION, TABLES, table
 from mlmon.lake.storage import Storage, open_storage, put_object
 from mlmon.lake.writer import parquet_bytes
@@ -153,11 +153,34 @@ class LakeStore:
         names = self._listdir(ddir)
         objects = [f for f in names if f.endswith(".parquet") and not f.startswith((".", "_"))]
         if MANIFEST not in names:
+            if rollup:
+                return self._with_day_rollups(ddir, names, objects)
             return [f"{ddir}/{f}" for f in objects]
         manifest = self._read_manifest(f"{ddir}/{MANIFEST}")
         covered = set(manifest["covers"])
         main = manifest.get("rollup") if rollup and manifest.get("rollup") else manifest["data"]
         return [f"{ddir}/{main}"] + [f"{ddir}/{f}" for f in objects if f not in covered]
+
+    def _with_day_rollups(self, ddir: str, names: list[str], objects: list[str]) -> list[str]:
+        """The writers' own day rollups plus every window object none of them covers."""
+        rollups, covered = [], set()
+        for f in sorted(n for n in names if n.startswith("_day-") and n.endswith(".parquet")):
+            path = f"{ddir}/{f}"
+            try:
+                with self.storage.fs.open(path, "rb") as fh:
+                    meta = pq.read_schema(fh).metadata or {}
+                covers = json.loads(meta[COVERS_KEY])
+            except (OSError, ValueError, KeyError, pa.ArrowException) as exc:
+                warnings.warn(
+                    f"day rollup {self.storage.url(path)} is unreadable ({exc}); "
+                    "reading that day's windows instead",
+                    CorruptObjectWarning,
+                    stacklevel=4,
+                )
+                continue
+            rollups.append(path)
+            covered.update(covers)
+        return rollups + [f"{ddir}/{f}" for f in objects if f not in covered]
 
     def _read_manifest(self, path: str) -> dict[str, Any]:
         try:

@@ -211,6 +211,14 @@ def to_markdown() -> str:
         "Keys are deterministic per (table, model, window, collector): a retried write replaces the",
         "same object with the same bytes. Writers only PUT; they never list, read or delete.",
         "",
+        "Objects whose name starts with `_` are not windows and plain reads skip them. In a",
+        "`profiles` or `latency` partition, `_day-{collector}.parquet` is that writer's day",
+        "rollup: one merged row per (model_version, reference_id or source, feature), with",
+        "`window_start`/`window_end` the day's bounds, and the names of the window objects it",
+        "holds in its Parquet metadata (`mlmon.covers`). Queries by day or longer read it plus",
+        "the windows it does not cover. `_compacted-*.parquet`, `_rollup-*.parquet` and",
+        "`_compacted.json` are written by the reader-side compaction job (`mlmon lake compact`).",
+        "",
     ]
     for t in TABLES.values():
         out += [

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlmon.errors import ConfigError, TimestampError
+from mlmon.lake.rollup import DayRollups, day_rollup_name
 from mlmon.lake.schema import SCHEMA_VERSION, table
 from mlmon.lake.storage import Storage, open_storage, put_object
 from mlmon.profiles.arrow import profiles_to_arrow
@@ -132,6 +134,11 @@ class LakeWriter:
     put
         The transport: ``put(storage, path, data)``; default :func:`put_object`. The edge
         passes its on-disk spool here so writes survive a bucket outage.
+    day_rollups
+        Keep a day rollup of the ``profiles`` and ``latency`` windows this writer writes
+        and PUT it with :meth:`write_rollups` (see :mod:`mlmon.lake.rollup`): ``True``
+        keeps them in memory, a folder keeps them there between runs (the edge's
+        state volume), ``False`` writes none.
     """
 
     def __init__(
@@ -143,6 +150,7 @@ class LakeWriter:
         k_anonymity: int = 5,
         on_write: Callable[[WriteRecord], None] | None = None,
         put: Callable[[Storage, str, bytes], None] = put_object,
+        day_rollups: bool | str | os.PathLike[str] = True,
     ) -> None:
         self.storage = lake if isinstance(lake, Storage) else open_storage(lake, storage_options)
         self.collector_id = check_name(collector_id, "collector id")
@@ -151,6 +159,9 @@ class LakeWriter:
         self.k_anonymity = k_anonymity
         self.on_write = on_write
         self._put = put
+        self.rollups: DayRollups | None = None
+        if day_rollups is not False:
+            self.rollups = DayRollups(None if day_rollups is True else day_rollups)
 
     def object_path(
         self,
@@ -190,6 +201,13 @@ class LakeWriter:
         data = rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows
         data = table(table_name).conform(data)
         path = self.object_path(table_name, model, window_start, window_end, part=part)
+        rec = self._write(table_name, path, data)
+        if self.rollups is not None and window_end > window_start:
+            name = path.rsplit("/", 1)[-1]
+            self.rollups.add(table_name, model, _utc(window_start, "").date(), name, data)
+        return rec
+
+    def _write(self, table_name: str, path: str, data: pa.Table) -> WriteRecord:
         blob = parquet_bytes(data)
         self._put(self.storage, path, blob)
         rec = WriteRecord(
@@ -198,6 +216,23 @@ class LakeWriter:
         if self.on_write is not None:
             self.on_write(rec)
         return rec
+
+    def write_rollups(self) -> list[WriteRecord]:
+        """PUT the day rollups that changed since the last call (after their windows)."""
+        if self.rollups is None:
+            return []
+        out = []
+        for table_name, model, day, rows in self.rollups.take():
+            path = self.storage.path(
+                f"v{SCHEMA_VERSION}",
+                table_name,
+                f"model={model}",
+                f"date={day.isoformat()}",
+                day_rollup_name(self.collector_id),
+            )
+            data = table(table_name).conform(rows).replace_schema_metadata(rows.schema.metadata)
+            out.append(self._write(table_name, path, data))
+        return out
 
     def _window_columns(self, data: pa.Table, window: Window, **extra: Any) -> pa.Table:
         n = data.num_rows
