@@ -93,11 +93,13 @@ class DayRollups:
         process starts the day's rollup afresh (windows it does not cover are
         still read one by one).
     keep_days
-        Days before the newest one seen that still get their rollup updated; a
-        window older than that is left out of rollups and read on its own.
+        Days before the newest one seen whose rollups stay in memory and in
+        ``state_dir``. A window for an older day (a backfill of old logs) starts
+        that day's rollup afresh, so the rollup then covers fewer windows and the
+        others are read one by one: slower, never wrong.
     """
 
-    def __init__(self, state_dir: str | os.PathLike[str] | None = None, keep_days: int = 3):
+    def __init__(self, state_dir: str | os.PathLike[str] | None = None, keep_days: int = 35):
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self.keep_days = keep_days
         self._days: dict[tuple[str, str, date], _Day] = {}
@@ -127,8 +129,6 @@ class DayRollups:
             return
         if self._newest is None or day > self._newest:
             self._newest = day
-        if day < self._newest - timedelta(days=self.keep_days):
-            return
         key = (table_name, model, day)
         d = self._days.get(key)
         if d is None:
@@ -168,8 +168,16 @@ class DayRollups:
                 os.replace(tmp, path)
             out.append((table_name, model, day, tagged))
         self._dirty.clear()
-        if self._newest is not None:  # days past the horizon are not updated any more
+        if self._newest is not None:  # forget days past the horizon, in memory and on disk
             horizon = self._newest - timedelta(days=self.keep_days)
             for k in [k for k in self._days if k[2] < horizon]:
                 del self._days[k]
+            if self.state_dir is not None and self.state_dir.exists():
+                for f in self.state_dir.glob("*/*/*.parquet"):
+                    try:
+                        old = date.fromisoformat(f.stem) < horizon
+                    except ValueError:
+                        continue
+                    if old:
+                        f.unlink(missing_ok=True)
         return out
