@@ -32,13 +32,19 @@ T0 = datetime(2026, 10, 1, tzinfo=UTC)
 
 def run(folder: Path, fmt: str, ref, state: Path, lake: Path) -> tuple[float, int]:
     stream = FileStream(
-        folder, fmt, "tabular", StreamState(ref, state, window=timedelta(minutes=5)), b"b" * 32
+        folder,
+        "tabular",
+        StreamState(ref, state, window=timedelta(minutes=5)),
+        b"b" * 32,
+        file_format=fmt,
+        settle=timedelta(0),
     )
     writer = LakeWriter(str(lake), collector_id=f"bench-{fmt}", k_anonymity=1)
     t = time.perf_counter()
     n = stream.read()
     for w, part in stream.closed_windows(T0 + timedelta(days=30)):
         writer.write_window("bench", w, ref, source="stream", part=part)
+    writer.write_rollups()  # the day rollups, as the collector writes them after each cycle
     stream.commit()
     return time.perf_counter() - t, n
 
