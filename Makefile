@@ -17,4 +17,4 @@ lint: setup
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports && .venv/bin/mypy
 
 bench: setup
-	@.venv/bin/python benchmarks/run_all.py
+	@.venv/bin/python -m benchmarks.run_all

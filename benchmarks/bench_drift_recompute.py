@@ -1,6 +1,6 @@
 """Issue 2 benchmark: drift for one model over 30 days of 5-minute windows x 25 features.
 
-    python benchmarks/bench_drift_recompute.py [--lake benchmarks/data/lake30] [--per-window 200]
+    python -m benchmarks.bench_drift_recompute [--lake benchmarks/data/lake30] [--per-window 200]
 
 Builds (once) a local lake of 8,640 five-minute windows (200 records each,
 25 features + latency), then times ``Lake.drift(model, start, end, by=...)``

@@ -1,6 +1,6 @@
 """Issue 2 benchmark: peak memory of streaming profiling is flat in the number of rows.
 
-    python benchmarks/bench_memory.py ROWS        (prints JSON with the peak RSS)
+    python -m benchmarks.bench_memory ROWS      (prints JSON with the peak RSS)
 
 Batches of 250k rows (25 features + latency) are generated and folded into a
 :class:`~mlmon.profiles.frame.Profiler`; only one batch is alive at a time,

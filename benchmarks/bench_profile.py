@@ -1,6 +1,6 @@
 """Issue 2 benchmark: profiling throughput and profile+drift time on 1M rows x 25 features.
 
-    python benchmarks/bench_profile.py [--rows 1000000] [--repeat 5]
+    python -m benchmarks.bench_profile [--rows 1000000] [--repeat 5]
 
 Baseline: the fastest plain histogram of the same 20 numeric columns over
 fixed edges we could write: one comparison and one popcount
