@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -93,6 +94,9 @@ class QuantileSketch:
     neg_index: np.ndarray = field(default_factory=lambda: _EMPTY_I)
     neg_count: np.ndarray = field(default_factory=lambda: _EMPTY_C)
     zero: int = 0
+    # memos of derived values (the sketch is immutable): buckets, and the last CDF comparison
+    _buckets: Any = field(default=None, init=False, repr=False, compare=False)
+    _cdf_memo: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:
@@ -215,7 +219,12 @@ class QuantileSketch:
         return int(self.pos_count.sum() + self.neg_count.sum() + self.zero)
 
     def buckets(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Return ``(lower, upper, representative, count)`` of non-empty buckets, ascending."""
+        """Return ``(lower, upper, representative, count)`` of non-empty buckets, ascending.
+
+        Computed once per sketch; the arrays are shared, so do not modify them.
+        """
+        if self._buckets is not None:
+            return self._buckets
         g = self.gamma
         # negative store: larger index = more negative, so reverse for ascending order
         n_idx = self.neg_index[::-1].astype(np.float64)
@@ -228,7 +237,9 @@ class QuantileSketch:
         rep_scale = 2.0 / (g + 1.0)
         rep = np.concatenate([-n_hi_abs * rep_scale, [0.0] if self.zero else [], p_hi * rep_scale])
         cnt = np.concatenate([n_cnt, [self.zero] if self.zero else [], self.pos_count])
-        return lower, upper, rep, cnt.astype(np.int64)
+        out = (lower, upper, rep, cnt.astype(np.int64))
+        object.__setattr__(self, "_buckets", out)
+        return out
 
     def quantiles(self, qs: np.ndarray | list[float] | tuple[float, ...]) -> np.ndarray:
         """Quantiles at ``qs`` (each in [0, 1]); NaN for an empty sketch."""
@@ -257,8 +268,12 @@ def cdf_distances(a: QuantileSketch, b: QuantileSketch) -> tuple[float, float]:
     KS is then the largest |F_a - F_b| at a boundary and Wasserstein-1 the
     exact integral of |F_a - F_b| over the piecewise-linear difference.
 
-    Returns ``(nan, nan)`` when either sketch is empty.
+    Returns ``(nan, nan)`` when either sketch is empty. The result is kept on ``b``
+    for the same ``a`` (KS and Wasserstein of one pair are computed once).
     """
+    memo = b._cdf_memo
+    if memo is not None and memo[0] is a:
+        return memo[1]
     if a.alpha != b.alpha:
         raise ProfileError(f"cannot compare sketches with alpha {a.alpha} and {b.alpha}")
     na, nb = a.count, b.count
@@ -278,4 +293,5 @@ def cdf_distances(a: QuantileSketch, b: QuantileSketch) -> tuple[float, float]:
     denom = np.where(same, 1.0, a0 + a1)
     area = np.where(same, (a0 + a1) / 2.0, (d0 * d0 + d1 * d1) / (2.0 * denom))
     w1 = float(np.sum(area * width))
+    object.__setattr__(b, "_cdf_memo", (a, (ks, w1)))
     return ks, w1

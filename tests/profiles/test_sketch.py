@@ -119,3 +119,20 @@ def test_offset_data_needs_centring():
     ks_raw, _ = cdf_distances(QuantileSketch.from_values(a), QuantileSketch.from_values(b))
     assert abs(ks_centred - exact) <= 0.002
     assert abs(ks_raw - exact) > 0.005  # the reason for centring
+
+
+def test_cdf_memo_is_kept_per_pair_only():
+    """KS and Wasserstein of one pair share one computation; another reference recomputes."""
+    rng = np.random.default_rng(3)
+    cur = QuantileSketch.from_values(rng.normal(0.5, 1, 2000))
+    ref_a = QuantileSketch.from_values(rng.normal(0, 1, 2000))
+    ref_b = QuantileSketch.from_values(rng.normal(2, 1, 2000))
+    first = cdf_distances(ref_a, cur)
+    assert cdf_distances(ref_a, cur) == first
+    other = cdf_distances(ref_b, cur)
+    copy = QuantileSketch(
+        cur.alpha, cur.pos_index, cur.pos_count, cur.neg_index, cur.neg_count, cur.zero
+    )
+    assert other != first and other[1] > first[1]
+    assert other == cdf_distances(ref_b, copy)
+    assert cdf_distances(ref_a, cur) == first
