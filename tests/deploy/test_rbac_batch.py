@@ -9,10 +9,7 @@ answers like Kubernetes. The real adapter runs against it.
 from __future__ import annotations
 
 import copy
-import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -22,13 +19,14 @@ from mlmon.edge.http import HttpSettings
 from tests.deploy.conftest import edge_config, one
 from tests.deploy.k8s_checks import admit, rbac_allows
 from tests.deploy.test_admission_policy import CRONJOB, EDGE_USER, NOW, POLICY
+from tests.jsonapi import JsonApiServer
 
 TOKEN = "edge-sa-token"
 PATH = re.compile(r"^/apis/(?P<group>[a-z.]+)/v1/namespaces/(?P<ns>[a-z0-9-]+)/(?P<res>[a-z]+)(?:/(?P<name>[a-z0-9-]+))?$")  # fmt: skip
 VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
-class FakeApiServer:
+class FakeApiServer(JsonApiServer):
     """RBAC + admission + a tiny store of CronJobs and Jobs, on 127.0.0.1."""
 
     def __init__(self, docs):
@@ -37,12 +35,7 @@ class FakeApiServer:
         self.binding = one(docs, "ValidatingAdmissionPolicyBinding", POLICY)
         self.store = {("models", "cronjobs", "risk-batch"): copy.deepcopy(CRONJOB)}
         self.authorized: list[tuple[str, str, str, str | None]] = []
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        super().__init__(self.handle)
 
     def rules_for(self, namespace: str, user: str) -> list[dict]:
         rules = []
@@ -86,36 +79,6 @@ class FakeApiServer:
         if verb == "get" and (ns, res, name) in self.store:
             return 200, self.store[(ns, res, name)]
         return 404, {"kind": "Status", "code": 404, "reason": "NotFound"}
-
-    def _handler(self):
-        api = self
-
-        class H(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                return
-
-            def _go(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(n)) if n else None
-                code, answer = api.handle(self.command, self.path, self.headers, body)
-                data = json.dumps(answer).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _go
-
-        return H
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def _adapter(url: str, batch, tmp_path) -> KubernetesJobAdapter:

@@ -12,62 +12,21 @@ from __future__ import annotations
 import copy
 import json
 import socket
-import threading
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from mlmon.edge.batch import HttpJobAdapter, KubernetesJobAdapter
 from mlmon.edge.http import HttpSettings
 from mlmon.errors import ConfigError
+from tests.jsonapi import JsonApiServer
 
 LOOPBACK = HttpSettings(timeout_s=2, retries=2, backoff_s=0.01, allow_http=True)
 
 
-class _Service:
+def _Service(routes) -> JsonApiServer:
     """A real HTTP server on 127.0.0.1 answering from ``routes``; it records every request."""
-
-    def __init__(self, routes):
-        self.requests: list[tuple[str, str, dict | None, dict]] = []
-        self.routes = routes
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def _handler(self):
-        service = self
-
-        class H(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                return
-
-            def _go(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(n)) if n else None
-                service.requests.append((self.command, self.path, body, dict(self.headers)))
-                code, answer = service.routes(self.command, self.path, body)
-                data = json.dumps(answer).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _go
-
-        return H
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    return JsonApiServer(lambda method, path, _headers, body: routes(method, path, body))
 
 
 def _free_port() -> int:
