@@ -104,10 +104,13 @@ class Lake(LakeStore):
             lf = lf.filter(pl.col("feature").is_in(list(features)))
         try:
             return lf.collect()
-        except Exception:
-            return self.read("profiles", model=model, start=start, end=end).pipe(
-                lambda d: d if version is None else d.filter(pl.col("model_version") == version)
-            )
+        except Exception:  # a corrupt object: read() names it in a warning and skips it
+            rows = self.read("profiles", model=model, start=start, end=end)
+            if version is not None:
+                rows = rows.filter(pl.col("model_version") == version)
+            if features is not None:
+                rows = rows.filter(pl.col("feature").is_in(list(features)))
+            return rows
 
     def drift(
         self,

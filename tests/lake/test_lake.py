@@ -139,6 +139,11 @@ def test_corrupt_object_is_named_and_the_rest_is_read(populated):
     with pytest.warns(CorruptObjectWarning):
         n = fresh.sql("SELECT count(*) AS n FROM profiles")["n"][0]
     assert n == (WINDOWS - 1) * 2
+    with pytest.warns(CorruptObjectWarning):  # drift reads around it, keeping the filters
+        drift = Lake(lake.uri, lake.storage.options or None).drift(
+            "m", T0, T0 + timedelta(hours=12), by="hour", features=["x"]
+        )
+    assert set(drift["feature"]) == {"x"}
 
 
 def test_naive_times_and_unknown_metrics_are_clear_errors(populated):
