@@ -31,6 +31,9 @@ from mlmon.profiles.arrow import merge_rows, profiles_to_arrow
 
 __all__ = ["COVERS_KEY", "ROLLUP_GROUPS", "DayRollups", "day_rollup_name", "rollup_rows"]
 
+#: A day's pending window tables are merged into its rollup once there are this many.
+_FOLD_AFTER = 256
+
 #: Parquet metadata key of an edge day rollup: a JSON list of the object names it holds.
 COVERS_KEY = b"mlmon.covers"
 
@@ -138,6 +141,19 @@ class DayRollups:
         d.new.append(rows)
         d.new_names.append(name)
         self._dirty.add(key)
+        if len(d.new) >= _FOLD_AFTER:  # bound the memory of a writer that rarely takes
+            self._fold(key, d)
+
+    @staticmethod
+    def _fold(key: tuple[str, str, date], d: _Day) -> None:
+        """Merge the day's new window rows into its rollup."""
+        table_name, _model, day = key
+        parts = ([d.rows] if d.rows is not None else []) + d.new
+        data = pl.concat([pl.DataFrame(p) for p in parts], how="diagonal_relaxed", rechunk=False)
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        d.rows = rollup_rows(table_name, data, start, start + timedelta(days=1))
+        d.covers = sorted({*d.covers, *d.new_names})
+        d.new, d.new_names = [], []
 
     def take(self) -> list[tuple[str, str, date, pa.Table]]:
         """The rollups changed since the last call, as ``(table, model, day, rows)``.
@@ -148,17 +164,13 @@ class DayRollups:
         out = []
         for key in sorted(self._dirty):
             d = self._days.get(key)
-            if d is None or not d.new:
+            if d is None:
+                continue
+            if d.new:
+                self._fold(key, d)
+            if d.rows is None:
                 continue
             table_name, model, day = key
-            parts = ([d.rows] if d.rows is not None else []) + d.new
-            data = pl.concat(
-                [pl.DataFrame(p) for p in parts], how="diagonal_relaxed", rechunk=False
-            )
-            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            d.rows = rollup_rows(table_name, data, start, start + timedelta(days=1))
-            d.covers = sorted({*d.covers, *d.new_names})
-            d.new, d.new_names = [], []
             tagged = d.rows.replace_schema_metadata({COVERS_KEY: json.dumps(d.covers).encode()})
             path = self._state_path(key)
             if path is not None:

@@ -177,3 +177,14 @@ def test_a_writer_can_do_without_rollups(setup):
     written = _write(target, reference, records, state=False)
     assert not any("/_day-" in r.path for r in written)
     _truth(Lake(target.uri, target.read_options), reference, records)
+
+
+def test_pending_windows_are_folded_in_as_they_come(setup, monkeypatch):
+    """A writer that rarely PUTs its rollups keeps merging pending windows (bounded memory)."""
+    import mlmon.lake.rollup as rollup
+
+    monkeypatch.setattr(rollup, "_FOLD_AFTER", 2)
+    target, reference, records = setup
+    written = _write(target, reference, records)
+    assert sum("/_day-" in r.path for r in written) == 2 * DAYS
+    _truth(Lake(target.uri, target.read_options), reference, records)
