@@ -437,8 +437,9 @@ class Collector:
             self._run_task(task, now, report)
         try:  # after the windows they cover (the spool keeps that order)
             report.objects += len(self.writer.write_rollups())
-        except SpoolFull as exc:
-            report.errors.append(f"day rollups: {exc}")
+        except Exception as exc:  # readers then read the uncovered windows one by one
+            report.errors.append(f"day rollups: {type(exc).__name__}: {exc}")
+            log.error("day rollups not written", extra={"error_type": type(exc).__name__})
         self.flush_spool()
         return report
 
