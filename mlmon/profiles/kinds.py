@@ -83,7 +83,7 @@ def bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     n = x.size
     if edges.size == 0:
         return np.array([n], dtype=np.int64)
-    flag = scratch(n)[2]  # one reused bool buffer for every comparison
+    flag = scratch(n)[1]  # one reused bool buffer for every comparison
     ge = []
     for e in edges[:-1]:
         np.greater_equal(x, e, out=flag)

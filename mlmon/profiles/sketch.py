@@ -48,8 +48,8 @@ def _gamma(alpha: float) -> float:
 _SCRATCH = threading.local()
 
 
-def scratch(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-thread float64, intp and bool work buffers of length ``n`` (grown, then reused).
+def scratch(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-thread float64 and bool work buffers of length ``n`` (grown, then reused).
 
     Reusing them instead of allocating fresh arrays for every column halves the
     sketch's time: fresh multi-megabyte arrays cost a page fault per 4 KiB.
@@ -57,9 +57,9 @@ def scratch(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """
     bufs = getattr(_SCRATCH, "bufs", None)
     if bufs is None or bufs[0].size < n:
-        bufs = (np.empty(n, np.float64), np.empty(n, np.intp), np.empty(n, np.bool_))
+        bufs = (np.empty(n, np.float64), np.empty(n, np.bool_))
         _SCRATCH.bufs = bufs
-    return bufs[0][:n], bufs[1][:n], bufs[2][:n]
+    return bufs[0][:n], bufs[1][:n]
 
 
 def _compact(index: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +126,7 @@ class QuantileSketch:
             return cls(alpha=alpha)
         inv_log_gamma = 1.0 / math.log(_gamma(alpha))
         k_min = math.ceil(math.log(MIN_INDEXABLE) * inv_log_gamma)
-        key, _, neg = scratch(x.size)
+        key, neg = scratch(x.size)
         np.subtract(x, centre, out=key)
         np.signbit(key, out=neg)
         np.abs(key, out=key)

@@ -28,16 +28,9 @@ from mlmon.governance.deid import hmac_id
 from mlmon.lake.references import save_reference
 from mlmon.profiles.frame import build_reference
 from mlmon.profiles.schema import FeatureSpec, Schema
+from tests.edge.test_privacy import CANARIES
 from tests.s3server import BUCKET
 
-CANARIES = [
-    "Jane Q. Canary",
-    "MRN-00733291",
-    "jane.canary@example.org",
-    "+1-555-013-3370",
-    "patient reports chest pain since tuesday",
-    "ACC-9982171",
-]
 # free text in the note field: each canary inside a sentence a clinician might write
 NOTES = [
     "Seen by Jane Q. Canary",
