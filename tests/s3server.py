@@ -17,13 +17,28 @@ users whose policy is filled in for exactly that prefix, as a deployment would
 root (the reader's compaction objects, the maintenance audit folder) are tested
 as shipped.
 
-Where moto differs from AWS (../shared/notes/facts.md, re-checked with moto
-5.2.5): it does not evaluate ``Condition`` blocks in identity policies (the
-``s3:prefix`` condition on ``s3:ListBucket`` is ignored, so a reader can list
-the whole bucket here); it does not check KMS at all (:data:`KMS_KEY_ARN` is
-just a string: any key id is accepted and echoed back as sent, where AWS
-returns the key ARN and also needs ``kms:GenerateDataKey`` / ``kms:Decrypt``);
-it authorises HEAD bucket as ``s3:HeadBucket`` (AWS: ``s3:ListBucket``).
+Where moto differs from AWS (re-checked with moto 5.2.5 and 5.2.6, December 2026):
+
+- From 5.2.6 moto authorises an S3 request by its *API operation name*
+  (``s3:HeadObject``, ``s3:ListObjectsV2``, ``s3:CreateMultipartUpload``), not by
+  the IAM action AWS checks for it (``s3:GetObject``, ``s3:ListBucket``,
+  ``s3:PutObject``; AWS's Service Authorization Reference for Amazon S3). Those
+  names are not IAM actions on AWS, so a policy that is right for AWS is refused
+  HEAD, list and multipart there. :func:`moto_policy` translates the shipped
+  policy into moto's vocabulary: every statement that grants an IAM action also
+  grants, with the same resources and conditions, the operations AWS authorises
+  with that action (:data:`OPERATIONS_OF_ACTION`). It adds nothing AWS would not
+  allow, and with moto 5.2.5 (which used the IAM names) it changes nothing.
+- It does not evaluate ``Condition`` blocks on S3 requests (it passes no
+  request context; its evaluator knows only ``StringEquals`` on ``sts:ExternalId``),
+  so the ``s3:prefix`` condition on ``s3:ListBucket`` is ignored and a reader can
+  list the whole bucket here (``test_moto_ignores_policy_conditions``).
+- It does not check KMS at all (:data:`KMS_KEY_ARN` is just a string: any key id
+  is accepted and echoed back as sent, where AWS returns the key ARN and also
+  needs ``kms:GenerateDataKey`` / ``kms:Decrypt``).
+- It authorises HEAD bucket as ``s3:HeadBucket`` (AWS: ``s3:ListBucket``), and a
+  bulk ``DeleteObjects`` on the bucket ARN (AWS: ``s3:DeleteObject`` per key);
+  neither is translated, so both stay refused here as the tests expect.
 """
 
 from __future__ import annotations
@@ -82,6 +97,32 @@ def policy(role: str, prefix: str, bucket: str = BUCKET, kms_key_arn: str = KMS_
         raise ValueError(f"deploy/iam/{POLICY_FILES[role]}: unfilled placeholder in {text!r}")
     json.loads(text)  # the shipped file must stay valid JSON
     return text
+
+
+# The S3 API operations AWS authorises with each IAM action whose name differs from the
+# operation's (Service Authorization Reference, Amazon S3). HeadBucket and DeleteObjects are
+# left out on purpose: moto checks them against the bucket ARN, which AWS does not do.
+OPERATIONS_OF_ACTION = {
+    "s3:GetObject": ("s3:HeadObject",),
+    "s3:ListBucket": ("s3:ListObjects", "s3:ListObjectsV2"),
+    "s3:PutObject": ("s3:CreateMultipartUpload", "s3:UploadPart", "s3:CompleteMultipartUpload"),
+    "s3:ListBucketMultipartUploads": ("s3:ListMultipartUploads",),
+    "s3:ListMultipartUploadParts": ("s3:ListParts",),
+}
+
+
+def moto_policy(document: str) -> str:
+    """``document`` with the operation names moto (5.2.6 and later) checks added beside each IAM
+    action, on the same resources and conditions; see the module docstring."""
+    doc = json.loads(document)
+    statements = doc["Statement"] if isinstance(doc["Statement"], list) else [doc["Statement"]]
+    for s in statements:
+        if "Action" not in s:
+            continue
+        actions = [s["Action"]] if isinstance(s["Action"], str) else list(s["Action"])
+        extra = [op for a in actions for op in OPERATIONS_OF_ACTION.get(a, ()) if op not in actions]
+        s["Action"] = actions + extra
+    return json.dumps(doc)
 
 
 @dataclass
@@ -178,7 +219,9 @@ class MotoServer:
     @staticmethod
     def _create_user(iam: Any, name: str, document: str) -> tuple[str, str]:
         iam.create_user(UserName=name)
-        iam.put_user_policy(UserName=name, PolicyName=f"{name}-policy", PolicyDocument=document)
+        iam.put_user_policy(
+            UserName=name, PolicyName=f"{name}-policy", PolicyDocument=moto_policy(document)
+        )
         key = iam.create_access_key(UserName=name)["AccessKey"]
         return key["AccessKeyId"], key["SecretAccessKey"]
 

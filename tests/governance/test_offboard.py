@@ -32,7 +32,7 @@ from mlmon.governance.audit import AuditLog
 from mlmon.governance.audit import verify as verify_audit
 from mlmon.governance.offboard import list_scopes, offboard
 from mlmon.reports.attestation import render_attestation_pdf
-from tests.s3server import BUCKET, REGION, policy
+from tests.s3server import BUCKET, REGION, moto_policy, policy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -224,7 +224,7 @@ def _deny_delete_user(s3_server, prefix: str, denied_key: str) -> dict[str, str]
                        aws_secret_access_key=s3_server.creds["admin"][1])  # fmt: skip
     name = "deny-one-" + hashlib.sha256(prefix.encode()).hexdigest()[:12]
     iam.create_user(UserName=name)
-    iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(doc))
+    iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=moto_policy(json.dumps(doc)))
     ak = iam.create_access_key(UserName=name)["AccessKey"]
     return {"key": ak["AccessKeyId"], "secret": ak["SecretAccessKey"]}
 
