@@ -1,10 +1,14 @@
 # The two commands of the README: `make demo` and `make test`.
-.PHONY: demo test lint bench setup
+# Both install from the lock (uv.lock) first; `make lock` refreshes it to the newest releases.
+.PHONY: demo test lint bench setup setup-demo lock test-newest
 
 setup:
 	@scripts/bootstrap.sh all,dev
 
-demo: setup
+setup-demo:
+	@scripts/bootstrap.sh all
+
+demo: setup-demo
 	@.venv/bin/mlmon demo --lake ./lake
 
 # pytest's exit code 5 (no test collected) must fail, not pass.
@@ -18,3 +22,11 @@ lint: setup
 
 bench: setup
 	@.venv/bin/python -m benchmarks.run_all
+
+# Refresh uv.lock to the newest releases PyPI has today; commit it after `make test` passes.
+lock:
+	@scripts/bootstrap.sh lock
+
+# The suite on the newest releases, without touching uv.lock or .venv (in .venv-newest).
+test-newest: setup
+	@scripts/test-newest.sh

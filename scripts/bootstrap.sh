@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
-# Installs what mlmon needs on a fresh Debian machine: system packages (only
-# the missing ones, with apt-get) and a virtual environment in ./.venv with
-# mlmon and its extras. Safe to run again: it skips what is already there.
-#   scripts/bootstrap.sh [extras]      default extras: all,dev
+# Installs what mlmon needs on a fresh Debian machine, from the project's lock (uv.lock):
+#   scripts/bootstrap.sh [extras]     extras of mlmon to install, default all,dev
+#   scripts/bootstrap.sh lock         refresh uv.lock to the newest releases (make lock)
+#
+# 1. system packages, only the missing ones, with apt-get (run as root);
+# 2. uv, at the version pinned below, in ./.uv (a small virtual environment of its own);
+# 3. ./.venv with exactly the packages uv.lock names for those extras (`uv sync --locked`:
+#    it fails if pyproject.toml changed without a new lock, and installs nothing unlocked).
+# Safe to run again: every step skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-extras="${1:-all,dev}"
+UV_VERSION=0.13.9
+mode="${1:-all,dev}"
 
-# System libraries: weasyprint (pango, harfbuzz subset, a font), poppler for
-# PDF-to-PNG checks, and a PACS for the imaging tests: Orthanc with its
-# DICOMweb plugin (the tests start their own instance on 127.0.0.1 with
-# RemoteAccessAllowed false; the package's own service is not used).
-pkgs=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils
-      orthanc orthanc-dicomweb)
+# System libraries: weasyprint (pango, harfbuzz subset, a font), poppler for PDF-to-PNG checks,
+# a PACS for the imaging tests (Orthanc with its DICOMweb plugin; the tests start their own
+# instance on 127.0.0.1, the package's service is not used) and libfaketime for the tests that
+# move the clock years ahead.
+pkgs=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils)
+if [ "$mode" != lock ] && [[ ",$mode," == *",dev,"* ]]; then
+  pkgs+=(orthanc orthanc-dicomweb faketime)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -28,19 +36,31 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 py="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-  "$py" -m venv .venv
-  .venv/bin/python -m pip install -q --upgrade pip
-fi
-stamp=".venv/.mlmon-installed-$(cat pyproject.toml | sha256sum | cut -c1-16)-${extras//,/_}"
-if [ ! -f "$stamp" ]; then
-  echo "bootstrap: installing mlmon[$extras] into .venv"
+if [ ! -x .uv/bin/uv ] || [ "$(.uv/bin/uv --version | cut -d' ' -f2)" != "$UV_VERSION" ]; then
+  echo "bootstrap: installing uv $UV_VERSION into .uv"
+  rm -rf .uv
+  "$py" -m venv .uv
   # (pip repeats a harmless warning per package about this machine's extra index folders)
   set +e +o pipefail
-  .venv/bin/python -m pip install -q -e ".[${extras}]" 2>&1 | grep -v "^WARNING: Location"
+  .uv/bin/python -m pip install -q --disable-pip-version-check "uv==$UV_VERSION" 2>&1 | grep -v "^WARNING: Location"
   rc=${PIPESTATUS[0]}
   set -e -o pipefail
-  if [ "$rc" -ne 0 ]; then echo "bootstrap: pip install failed (exit $rc)" >&2; exit "$rc"; fi
-  rm -f .venv/.mlmon-installed-*
-  touch "$stamp"
+  if [ "$rc" -ne 0 ]; then echo "bootstrap: installing uv failed (exit $rc)" >&2; exit "$rc"; fi
 fi
+export UV_PYTHON_DOWNLOADS=never UV_LINK_MODE=copy UV_NO_PROGRESS=1
+
+if [ "$mode" = lock ]; then
+  .uv/bin/uv lock --upgrade --python "$py"
+  # the edge image installs exactly these (pip --require-hashes), see deploy/container/Dockerfile
+  (cd deploy/container && ../../.uv/bin/uv export --frozen --no-dev --extra edge --no-emit-project \
+     --format requirements-txt --quiet -o edge-requirements.txt)
+  echo "bootstrap: uv.lock and deploy/container/edge-requirements.txt refreshed; run make test, then commit both"
+  exit 0
+fi
+
+args=()
+IFS=, read -ra extras <<<"$mode"
+for e in "${extras[@]}"; do args+=(--extra "$e"); done
+# Without dev (make demo), keep whatever else is installed (a test environment stays as it is).
+[[ ",$mode," == *",dev,"* ]] || args+=(--inexact)
+.uv/bin/uv sync --locked --quiet --python "$py" "${args[@]}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
 import tomllib
 
 from tests.deploy.conftest import ROOT, one
@@ -74,7 +75,10 @@ def test_installs_the_edge_extra_only_and_nothing_piped_into_a_shell():
     ins = instructions(DOCKERFILE.read_text())
     runs = " ; ".join(rest for word, rest in ins if word == "RUN")
     installs = re.findall(r"pip install ([^&;]+)", runs)
-    assert [i.strip() for i in installs] == ['".[edge]"'], installs
+    assert [i.strip() for i in installs] == [
+        "--require-hashes --no-deps -r edge-requirements.txt",
+        '--no-deps ".[edge]"',
+    ], installs
     assert not re.search(r"(curl|wget)[^|]*\|\s*(ba)?sh", runs)
     assert "[all]" not in runs and "reports" not in runs
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
@@ -107,9 +111,36 @@ def test_build_context_is_limited_to_what_pip_needs():
         shlex.split(rest)[:-1] for word, rest in ins if word == "COPY" and "--from" not in rest
     ]
     sources = {s for srcs in copied for s in srcs}
-    assert sources == {"pyproject.toml", "README.md", "mlmon"}
+    assert sources == {
+        "pyproject.toml",
+        "README.md",
+        "mlmon",
+        "deploy/container/edge-requirements.txt",
+    }
     for s in sources:
         assert (ROOT / s).exists(), s
     rules = [r for r in IGNORE.read_text().splitlines() if r and not r.startswith("#")]
     assert rules[0] == "*"  # everything excluded, then only the sources re-included
     assert {r.lstrip("!").rstrip("/") for r in rules if r.startswith("!")} == sources
+
+
+def test_the_image_installs_exactly_the_locked_edge_packages():
+    """edge-requirements.txt is what uv.lock pins for the edge extra (every package with its
+    sha256), so the image installs only locked packages; `make lock` rewrites both."""
+    uv = ROOT / ".uv" / "bin" / "uv"
+    assert uv.exists(), "run scripts/bootstrap.sh first: it installs the pinned uv into .uv/"
+    shipped = (ROOT / "deploy" / "container" / "edge-requirements.txt").read_text()
+    exported = subprocess.run(
+        [str(uv), "export", "--frozen", "--no-dev", "--extra", "edge", "--no-emit-project",
+         "--format", "requirements-txt"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+    def pins(text: str) -> list[str]:
+        return [ln.strip() for ln in text.splitlines() if ln.strip().startswith(("--hash", ))
+                or re.match(r"^[A-Za-z0-9_.-]+==", ln)]  # fmt: skip
+
+    assert pins(shipped) == pins(exported) and pins(shipped)
+    names = {re.split(r"==", p)[0].lower() for p in pins(shipped) if "==" in p}
+    assert not names & REPORT_STACK, names & REPORT_STACK
+    assert {"httpx", "s3fs", "polars", "duckdb"} <= names
