@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -26,6 +27,17 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from mlmon.errors import CorruptObjectWarning, LakeError, LakeUnreachable, TimestampError
+from mlmon.lake.layout import (
+    COMPACTED_OBJECT,
+    DAY_ROLLUP,
+    LEGACY_DAY_ROLLUP,
+    MANIFEST,
+    compacted_name,
+    compacted_prefix,
+    is_window,
+    partition,
+    rollup_prefix,
+)
 from mlmon.lake.references import reference_from_rows
 from mlmon.lake.rollup import COVERS_KEY, ROLLUP_GROUPS, rollup_rows
 from mlmon.lake.schema import SCHEMA_VERSION, TABLES, table
@@ -36,7 +48,9 @@ from mlmon.profiles.frame import Reference
 __all__ = ["LakeStore"]
 
 _PARTITIONS = pa.schema([("model", pa.string()), ("date", pa.date32())])
-MANIFEST = "_compacted.json"
+#: The only objects compaction ever deletes: its own earlier outputs.
+_COMPACTED_NAME = COMPACTED_OBJECT
+log = logging.getLogger("mlmon.lake.reader")
 _DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 
 
@@ -111,15 +125,52 @@ class LakeStore:
         end: datetime | date | str | None = None,
         rollup: bool = False,
     ) -> list[str]:
-        """Objects of a table, pruned by model and by the date partitions overlapping [start, end).
+        """Objects to read for a table, pruned by model and by the date partitions overlapping [start, end).
 
-        With ``rollup=True``, days that lie wholly inside [start, end) and have a
-        day rollup (see :meth:`compact`) are read from it instead of their windows.
+        Each window is read once: from a compacted object that covers it (see
+        :meth:`compact`), or else from its own object. With ``rollup=True``, days
+        that lie wholly inside [start, end) are read from a day rollup where one
+        exists (compaction's, else the writers' own), plus every window it does
+        not cover. Objects of the previous layout inside a table partition
+        (``_compacted.json``, ``_day-*``) are honoured the same way.
         """
         out: list[str] = []
-        for ddir, _day, whole_day in self._partitions(table_name, model, start, end):
-            out.extend(self._partition_files(ddir, rollup=rollup and whole_day))
+        for m, parts in self._partitions_by_model(table_name, model, start, end):
+            compacted = self._tree(self.storage.path(compacted_prefix(table_name), f"model={m}"))
+            rollups = (
+                self._tree(self.storage.path(rollup_prefix(table_name), f"model={m}"))
+                if rollup
+                else {}
+            )
+            for ddir, day, whole_day in parts:
+                key = f"date={day.isoformat()}"
+                out.extend(
+                    self._partition_files(
+                        ddir,
+                        compacted=(
+                            self._sibling(compacted_prefix, table_name, m, day),
+                            compacted.get(key, []),
+                        ),
+                        rollups=(
+                            self._sibling(rollup_prefix, table_name, m, day),
+                            rollups.get(key, []),
+                        ),
+                        rollup=rollup and whole_day,
+                    )
+                )
         return [p for p in out if p not in self._quarantine]
+
+    def _partitions_by_model(
+        self,
+        table_name: str,
+        model: str | None,
+        start: datetime | date | str | None,
+        end: datetime | date | str | None,
+    ) -> Iterator[tuple[str, list[tuple[str, date, bool]]]]:
+        by_model: dict[str, list[tuple[str, date, bool]]] = {}
+        for m, ddir, day, whole in self._partitions(table_name, model, start, end):
+            by_model.setdefault(m, []).append((ddir, day, whole))
+        yield from by_model.items()
 
     def _partitions(
         self,
@@ -127,8 +178,8 @@ class LakeStore:
         model: str | None,
         start: datetime | date | str | None,
         end: datetime | date | str | None,
-    ) -> Iterator[tuple[str, date, bool]]:
-        """``(folder, day, whole day inside [start, end))`` of each date partition overlapping the range."""
+    ) -> Iterator[tuple[str, str, date, bool]]:
+        """``(model, folder, day, whole day inside [start, end))`` of each date partition overlapping the range."""
         root = self.table_root(table_name)
         lo, hi = _as_utc(start, "start"), _as_utc(end, "end")
         first = lo.date() if lo else None
@@ -146,30 +197,81 @@ class LakeStore:
                 whole = (lo is None or lo <= midnight) and (
                     hi is None or hi >= midnight + timedelta(days=1)
                 )
-                yield f"{mdir}/{d}", day, whole
+                yield m, f"{mdir}/{d}", day, whole
 
-    def _partition_files(self, ddir: str, *, rollup: bool = False) -> list[str]:
-        """A partition's objects, with compacted windows read from their compacted object."""
+    def _sibling(self, prefix: Callable[[str], str], table_name: str, model: str, day: date) -> str:
+        """The same partition below another prefix (rollups, compacted)."""
+        return self.storage.path(prefix(table_name), partition(model, day))
+
+    def _tree(self, mdir: str) -> dict[str, list[str]]:
+        """``{"date=...": [object names]}`` below one model folder of a rollups or compacted prefix.
+
+        One recursive listing per model (on S3 one paginated LIST, not one per day):
+        these prefixes hold a few objects per day.
+        """
+        if self.storage.is_local:
+            return {d: self._listdir(f"{mdir}/{d}") for d in self._listdir(mdir)}
+        try:
+            found = self.storage.fs.find(mdir)
+        except FileNotFoundError:
+            return {}
+        except PermissionError as exc:
+            raise LakeError(
+                f"not allowed to list {self.storage.url(mdir)}: {exc}; reading needs list+get"
+            ) from exc
+        except Exception as exc:  # botocore's connection errors are not OSErrors
+            raise LakeUnreachable(
+                f"cannot list {self.storage.url(mdir)}: {exc}; check the endpoint, network and bucket name"
+            ) from exc
+        out: dict[str, list[str]] = {}
+        for path in found:
+            parent, _, name = path.rstrip("/").rpartition("/")
+            out.setdefault(parent.rsplit("/", 1)[-1], []).append(name)
+        return {k: sorted(v) for k, v in out.items()}
+
+    def _partition_files(
+        self,
+        ddir: str,
+        *,
+        compacted: tuple[str, list[str]],
+        rollups: tuple[str, list[str]],
+        rollup: bool = False,
+    ) -> list[str]:
+        """A partition's objects: a compacted object (or a day rollup) plus the windows it does not cover."""
         names = self._listdir(ddir)
-        objects = [f for f in names if f.endswith(".parquet") and not f.startswith((".", "_"))]
-        if MANIFEST not in names:
-            if rollup:
-                return self._with_day_rollups(ddir, names, objects)
-            return [f"{ddir}/{f}" for f in objects]
-        manifest = self._read_manifest(f"{ddir}/{MANIFEST}")
-        covered = set(manifest["covers"])
-        main = manifest.get("rollup") if rollup and manifest.get("rollup") else manifest["data"]
-        return [f"{ddir}/{main}"] + [f"{ddir}/{f}" for f in objects if f not in covered]
+        windows = [f for f in names if is_window(f)]
+        cdir, cnames = compacted
+        if MANIFEST in cnames:
+            manifest_dir: str | None = cdir
+        elif MANIFEST in names:  # the previous layout: compaction inside the table partition
+            manifest_dir = ddir
+        else:
+            manifest_dir = None
+        if manifest_dir is not None:
+            manifest = self._read_manifest(f"{manifest_dir}/{MANIFEST}")
+            covered = set(manifest["covers"])
+            main = manifest.get("rollup") if rollup and manifest.get("rollup") else manifest["data"]
+            return [f"{manifest_dir}/{main}"] + [f"{ddir}/{f}" for f in windows if f not in covered]
+        if not rollup:
+            return [f"{ddir}/{f}" for f in windows]
+        rdir, rnames = rollups
+        candidates = [f"{rdir}/{n}" for n in rnames if DAY_ROLLUP.match(n)]
+        candidates += [f"{ddir}/{n}" for n in names if LEGACY_DAY_ROLLUP.match(n)]
+        return self._with_day_rollups(ddir, candidates, windows)
 
-    def _with_day_rollups(self, ddir: str, names: list[str], objects: list[str]) -> list[str]:
-        """The writers' own day rollups plus every window object none of them covers."""
-        rollups, covered = [], set()
-        for f in sorted(n for n in names if n.startswith("_day-") and n.endswith(".parquet")):
-            path = f"{ddir}/{f}"
+    def _with_day_rollups(self, ddir: str, candidates: list[str], windows: list[str]) -> list[str]:
+        """Writers' day rollups whose covered windows do not overlap, plus every window none covers.
+
+        A rollup is taken only if none of its windows is already covered by one taken
+        before (largest first): a writer's old-layout ``_day-`` rollup and its new one
+        may cover the same windows, and a window must never be read twice.
+        """
+        found: list[tuple[str, set[str]]] = []
+        for path in candidates:
             try:
                 with self.storage.fs.open(path, "rb") as fh:
                     meta = pq.read_schema(fh).metadata or {}
-                covers = json.loads(meta[COVERS_KEY])
+                covers = set(json.loads(meta[COVERS_KEY]))
             except (OSError, ValueError, KeyError, pa.ArrowException) as exc:
                 warnings.warn(
                     f"day rollup {self.storage.url(path)} is unreadable ({exc}); "
@@ -178,9 +280,15 @@ class LakeStore:
                     stacklevel=4,
                 )
                 continue
-            rollups.append(path)
-            covered.update(covers)
-        return rollups + [f"{ddir}/{f}" for f in objects if f not in covered]
+            found.append((path, covers))
+        taken: list[str] = []
+        covered: set[str] = set()
+        for path, covers in sorted(found, key=lambda pc: (-len(pc[1]), pc[0])):
+            if covers & covered:
+                continue
+            taken.append(path)
+            covered |= covers
+        return taken + [f"{ddir}/{f}" for f in windows if f not in covered]
 
     def _read_manifest(self, path: str) -> dict[str, Any]:
         try:
@@ -202,29 +310,34 @@ class LakeStore:
     ) -> list[str]:
         """Merge each day's small window objects into one object per partition (reader side job).
 
-        Needs read and write access (never the edge's credentials). The sources
-        are not deleted: a manifest (``_compacted.json``) lists the objects the
-        compacted object covers, and readers skip them; windows written later
-        (late data, retries of new keys) are still read from their own objects.
-        The new compacted object gets a new name and the manifest is replaced in
-        one PUT, so readers never see a window twice or not at all.
+        Needs read access and PUT on ``v1/compacted/`` (the reader role; never the
+        edge's credentials). Compacted objects go to
+        ``v1/compacted/{table}/model=/date=/``, beside the table and never inside it,
+        so a plain glob over the table still reads each record once. The sources are
+        not deleted: a manifest (``_compacted.json``) lists the window objects the
+        compacted object covers, and mlmon's readers skip them; windows written later
+        (late data, retries of new keys) are still read from their own objects. The
+        new compacted object gets a new name and the manifest is replaced in one PUT,
+        so readers never see a window twice or not at all. A partition compacted
+        by the previous layout (inside the table partition) is compacted anew here.
 
         Returns
         -------
         list of str
-            The partitions compacted.
+            The (table) partitions compacted.
         """
         done = []
-        for ddir, day, _whole in self._partitions(table_name, model, start, end):
+        for m, ddir, day, _whole in self._partitions(table_name, model, start, end):
             names = self._listdir(ddir)
-            objects = sorted(
-                f for f in names if f.endswith(".parquet") and not f.startswith((".", "_"))
-            )
-            old = self._read_manifest(f"{ddir}/{MANIFEST}") if MANIFEST in names else None
+            objects = sorted(f for f in names if is_window(f))
+            cdir = self._sibling(compacted_prefix, table_name, m, day)
+            cnames = self._listdir(cdir)
+            old = self._read_manifest(f"{cdir}/{MANIFEST}") if MANIFEST in cnames else None
+            legacy = old is None and MANIFEST in names  # compacted by the previous layout
             pending = [f for f in objects if not old or f not in set(old["covers"])]
-            if len(pending) < min_objects and not (old and pending):
+            if not legacy and len(pending) < min_objects and not (old and pending):
                 continue
-            sources = self._partition_files(ddir)
+            sources = self._partition_files(ddir, compacted=(cdir, cnames), rollups=("", []))
             data = pl.read_parquet([self._local_or_url(f) for f in sources]) if self.storage.is_local else (
                 pl.DataFrame(self._dataset(table_name, sources).to_table()).drop("model", "date")
             )  # fmt: skip
@@ -232,9 +345,9 @@ class LakeStore:
                 *[c for c in ("window_start", "collector_id", "feature") if c in data.columns]
             )
             generation = (old["generation"] + 1) if old else 1
-            name = f"_compacted-{generation:06d}.parquet"
+            name = compacted_name("compacted", generation)
             tbl = table(table_name).conform(data.to_arrow())
-            put_object(self.storage, f"{ddir}/{name}", parquet_bytes(tbl))
+            put_object(self.storage, f"{cdir}/{name}", parquet_bytes(tbl))
             manifest = {
                 "generation": generation,
                 "data": name,
@@ -244,15 +357,24 @@ class LakeStore:
             if table_name in ROLLUP_GROUPS:
                 day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
                 rolled = rollup_rows(table_name, data, day_start, day_start + timedelta(days=1))
-                manifest["rollup"] = f"_rollup-{generation:06d}.parquet"
+                manifest["rollup"] = compacted_name("rollup", generation)
                 blob = parquet_bytes(table(table_name).conform(rolled))
-                put_object(self.storage, f"{ddir}/{manifest['rollup']}", blob)
-            put_object(self.storage, f"{ddir}/{MANIFEST}", json.dumps(manifest, indent=1).encode())
+                put_object(self.storage, f"{cdir}/{manifest['rollup']}", blob)
+            put_object(self.storage, f"{cdir}/{MANIFEST}", json.dumps(manifest, indent=1).encode())
             if old:  # unreferenced old compacted objects are harmless if this fails
                 for stale in (old["data"], old.get("rollup")):
-                    if stale:
-                        with contextlib.suppress(OSError):
-                            self.storage.fs.rm(f"{ddir}/{stale}")
+                    if not stale or stale in (name, manifest.get("rollup")):
+                        continue
+                    if not _COMPACTED_NAME.match(stale):
+                        log.warning(
+                            "compaction manifest %s names %s, which is not a compacted object; "
+                            "left in place (compaction deletes only its own compacted-/rollup- objects)",
+                            self.storage.url(f"{cdir}/{MANIFEST}"),
+                            self.storage.url(f"{cdir}/{stale}"),
+                        )
+                        continue
+                    with contextlib.suppress(OSError):
+                        self.storage.fs.rm(f"{cdir}/{stale}")
             done.append(ddir)
         self._con = None
         return done

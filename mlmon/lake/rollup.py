@@ -7,7 +7,8 @@ hour, or for partial days, still read the windows):
 * compaction (a reader-side job) writes one next to the compacted windows;
 * every :class:`~mlmon.lake.writer.LakeWriter` (the edge included) keeps
   :class:`DayRollups` of the windows it wrote itself and PUTs them as
-  ``_day-{collector_id}.parquet`` in the day's partition. Such an object
+  ``v1/rollups/{table}/model=/date=/day-{collector_id}.parquet`` (beside the
+  table, never inside it: see :mod:`mlmon.lake.layout`). Such an object
   names, in its Parquet metadata (``mlmon.covers``), exactly the window
   objects it holds, so a reader reads it plus whatever it does not cover
   (a window written after it, or after an edge restart without its state):
@@ -27,6 +28,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mlmon.lake.layout import day_rollup_name
 from mlmon.profiles.arrow import merge_rows, profiles_to_arrow
 
 __all__ = ["COVERS_KEY", "ROLLUP_GROUPS", "DayRollups", "day_rollup_name", "rollup_rows"]
@@ -70,11 +72,6 @@ def rollup_rows(
     rows = rows.append_column("window_start", pa.array([day_start] * n, stamp))
     rows = rows.append_column("window_end", pa.array([day_end] * n, stamp))
     return rows.append_column("collector_id", pa.array(["rollup"] * n, pa.string()))
-
-
-def day_rollup_name(collector_id: str) -> str:
-    """Object name of a writer's own day rollup inside a ``date=`` partition."""
-    return f"_day-{collector_id}.parquet"
 
 
 @dataclass

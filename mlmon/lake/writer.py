@@ -23,7 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlmon.errors import ConfigError, TimestampError
-from mlmon.lake.rollup import DayRollups, day_rollup_name
+from mlmon.lake.layout import day_rollup_name, partition, rollup_prefix
+from mlmon.lake.rollup import DayRollups
 from mlmon.lake.schema import SCHEMA_VERSION, table
 from mlmon.lake.storage import Storage, open_storage, put_object
 from mlmon.profiles.arrow import profiles_to_arrow
@@ -218,17 +219,17 @@ class LakeWriter:
         return rec
 
     def write_rollups(self) -> list[WriteRecord]:
-        """PUT the day rollups that changed since the last call (after their windows)."""
+        """PUT the day rollups that changed since the last call (after their windows).
+
+        They go to ``v1/rollups/{table}/model=/date=/day-{collector}.parquet``, outside
+        the table's own prefix, so a glob over the table never meets them.
+        """
         if self.rollups is None:
             return []
         out = []
         for table_name, model, day, rows in self.rollups.take():
             path = self.storage.path(
-                f"v{SCHEMA_VERSION}",
-                table_name,
-                f"model={model}",
-                f"date={day.isoformat()}",
-                day_rollup_name(self.collector_id),
+                rollup_prefix(table_name), partition(model, day), day_rollup_name(self.collector_id)
             )
             data = table(table_name).conform(rows).replace_schema_metadata(rows.schema.metadata)
             out.append(self._write(table_name, path, data))

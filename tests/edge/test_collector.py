@@ -118,8 +118,8 @@ def test_collector_cycle_writes_golden_latency_profiles_drift_and_alerts(
 
     for day, next_day in (("2026-10-03", "2026-10-04"), ("2026-10-04", "2026-10-05")):
         partial = names(day, f"{day}T23:59:59.999999+00:00")  # a partial day: the windows
-        assert partial and not any(n.startswith("_day-") for n in partial)
-        assert names(day, next_day) == [f"_day-{c.config.collector_id}.parquet"]
+        assert partial and not any(n.startswith("day-") for n in partial)
+        assert names(day, next_day) == [f"day-{c.config.collector_id}.parquet"]
     # the state volume keeps the rollups of recent days (here: today's probe latency); the
     # October days are past its 35-day horizon and were kept only while the cycle ran
     kept = [p.stem for p in (c.state_dir / "rollups" / "latency" / "risk-model").iterdir()]

@@ -1,4 +1,4 @@
-"""Day rollups kept by the writer itself (``_day-{collector}.parquet``), local and on S3.
+"""Day rollups kept by the writer itself (``v1/rollups/{table}/.../day-{collector}.parquet``), local and on S3.
 
 On S3 the windows and rollups are written with the edge's PutObject-only role:
 the writer never lists or reads the lake to keep its rollups.
@@ -87,17 +87,18 @@ def _day_files(lake: Lake, day: int) -> list[str]:
 def test_whole_days_are_read_from_one_rollup_and_equal_the_raw_records(setup):
     target, reference, records = setup
     written = _write(target, reference, records)
-    rollups = [r for r in written if "/_day-" in r.path]
+    rollups = [r for r in written if "/rollups/" in r.path]
     assert len(rollups) == 2 * DAYS  # profiles and latency, one per day
     paths = [r.path for r in written]
-    for r in rollups:  # each PUT after every window it covers
-        folder = r.path.rsplit("/", 1)[0]
+    for r in rollups:  # each PUT after every window it covers, outside the table's prefix
+        folder = r.path.rsplit("/", 1)[0].replace("/v1/rollups/", "/v1/")
+        assert r.path.endswith("/day-c1.parquet")
         assert paths.index(r.path) > max(
             i for i, p in enumerate(paths) if p.startswith(folder + "/2")
         )
     lake = Lake(target.uri, target.read_options)
     for d in range(DAYS):
-        assert _day_files(lake, d) == ["_day-c1.parquet"]
+        assert _day_files(lake, d) == ["day-c1.parquet"]
     _truth(lake, reference, records)
     pct = lake.percentiles("latency_ms", (0.5, 0.99), model="m", by="day")
     for period, part in pct.group_by("period"):
@@ -106,7 +107,7 @@ def test_whole_days_are_read_from_one_rollup_and_equal_the_raw_records(setup):
         assert sorted(part["value"].to_list()) == pytest.approx(sorted(lat.tolist()), rel=1e-12)
     # hours and partial days still come from the windows (the day's 12 two-hour objects)
     hours = lake.files("profiles", model="m", start=T0, end=T0 + timedelta(hours=12), rollup=True)
-    assert len(hours) == 12 and not any("/_day-" in f for f in hours)
+    assert len(hours) == 12 and not any("/rollups/" in f for f in hours)
 
 
 def test_with_k_anonymity_the_rollup_equals_merging_the_written_windows(setup):
@@ -133,7 +134,7 @@ def test_late_windows_and_a_restart_without_state_are_never_counted_twice_or_mis
     _write(target, reference, late)
     lake = Lake(target.uri, target.read_options)
     files = _day_files(lake, DAYS - 1)
-    assert files[0] == "_day-c1.parquet" and len(files) == 1 + 6  # 6 two-hour windows before noon
+    assert files[0] == "day-c1.parquet" and len(files) == 1 + 6  # 6 two-hour windows before noon
     _truth(lake, reference, records)
     # the same windows again (a retry) change nothing
     _write(target, reference, late)
@@ -147,7 +148,7 @@ def test_rollup_state_survives_a_restart(setup, tmp_path):
     _write(target, reference, early, state=tmp_path / "rollups")
     _write(target, reference, late, state=tmp_path / "rollups")
     lake = Lake(target.uri, target.read_options)
-    assert _day_files(lake, DAYS - 1) == ["_day-c1.parquet"]
+    assert _day_files(lake, DAYS - 1) == ["day-c1.parquet"]
     _truth(lake, reference, records)
 
 
@@ -157,25 +158,25 @@ def test_two_collectors_each_roll_up_their_own_windows(setup):
     _write(target, reference, records[:half], collector="a")
     _write(target, reference, records[half:], collector="b")
     lake = Lake(target.uri, target.read_options)
-    assert set(_day_files(lake, 1)) <= {"_day-a.parquet", "_day-b.parquet"}
+    assert set(_day_files(lake, 1)) <= {"day-a.parquet", "day-b.parquet"}
     _truth(lake, reference, records)
 
 
 def test_an_unreadable_rollup_is_named_and_the_windows_are_read(setup):
     target, reference, records = setup
     written = _write(target, reference, records)
-    victim = next(r.path for r in written if "/profiles/" in r.path and "/_day-" in r.path)
+    victim = next(r.path for r in written if "/profiles/" in r.path and "/rollups/" in r.path)
     storage = LakeWriter(target.uri, collector_id="x", storage_options=target.write_options).storage
     put_object(storage, victim, b"PAR1 not parquet")
     lake = Lake(target.uri, target.read_options)
-    with pytest.warns(CorruptObjectWarning, match="_day-c1.parquet"):
+    with pytest.warns(CorruptObjectWarning, match="day-c1.parquet"):
         _truth(lake, reference, records)
 
 
 def test_a_writer_can_do_without_rollups(setup):
     target, reference, records = setup
     written = _write(target, reference, records, state=False)
-    assert not any("/_day-" in r.path for r in written)
+    assert not any("/rollups/" in r.path for r in written)
     _truth(Lake(target.uri, target.read_options), reference, records)
 
 
@@ -186,5 +187,5 @@ def test_pending_windows_are_folded_in_as_they_come(setup, monkeypatch):
     monkeypatch.setattr(rollup, "_FOLD_AFTER", 2)
     target, reference, records = setup
     written = _write(target, reference, records)
-    assert sum("/_day-" in r.path for r in written) == 2 * DAYS
+    assert sum("/rollups/" in r.path for r in written) == 2 * DAYS
     _truth(Lake(target.uri, target.read_options), reference, records)

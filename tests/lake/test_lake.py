@@ -113,13 +113,13 @@ def test_retried_write_is_idempotent(populated):
     acc = WindowAccumulator(reference, window=timedelta(hours=6))
     acc.add(month)
     again = acc.flush(writer, "m")
-    windows = [r for r in written if "/_day-" not in r.path]
+    windows = [r for r in written if "/rollups/" not in r.path]
     assert [r.path for r in again] == [r.path for r in windows]  # day rollups: already up to date
     assert [r.sha256 for r in again] == [r.sha256 for r in windows]
     assert len(lake.files("profiles", model="m")) == WINDOWS
-    rollups = sorted(r.path.split("/v1/")[-1] for r in written if "/_day-" in r.path)
+    rollups = sorted(r.path.split("/v1/")[-1] for r in written if "/rollups/" in r.path)
     assert rollups == sorted(
-        f"{t}/model=m/date={(T0 + timedelta(days=d)).date()}/_day-c1.parquet"
+        f"rollups/{t}/model=m/date={(T0 + timedelta(days=d)).date()}/day-c1.parquet"
         for t in ("profiles", "latency")
         for d in range(DAYS)
     )

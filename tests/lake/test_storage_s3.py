@@ -142,11 +142,26 @@ def test_reader_lists_and_gets_but_cannot_put_or_delete(s3_server: MotoServer, s
 
 
 def test_reader_writes_only_compaction_objects_and_reports(s3_server: MotoServer, s3_prefix: str):
+    """Compaction writes under ``v1/compacted/`` only: never into a table, where a plain glob
+    would read its objects as records, nor into the edge's ``v1/rollups/``."""
     st = _storage(s3_server, "reader", s3_prefix)
-    day = "v1/profiles/model=m/date=2026-10-01"
-    for allowed in (f"{day}/_compacted-000001.parquet", f"{day}/_manifest.json", "reports/m.html"):
+    part = "model=m/date=2026-10-01"
+    compacted = f"v1/compacted/profiles/{part}"
+    for allowed in (
+        f"{compacted}/compacted-000001.parquet",
+        f"{compacted}/rollup-000001.parquet",
+        f"{compacted}/_compacted.json",
+        "reports/m.html",
+    ):
         put_object(st, st.path(allowed), b"ok")
-    for refused in (f"{day}/w-0001.parquet", "v1/_compacted.parquet", "audit/0001.json"):
+    for refused in (
+        f"v1/profiles/{part}/w-0001.parquet",
+        f"v1/profiles/{part}/_compacted-000001.parquet",  # the previous layout's place
+        f"v1/profiles/{part}/_compacted.json",
+        f"v1/rollups/profiles/{part}/day-c1.parquet",
+        "v1/compacted.parquet",
+        "audit/0001.json",
+    ):
         with pytest.raises(LakeWriteDenied):
             put_object(st, st.path(refused), b"no")
 
