@@ -18,7 +18,13 @@ Example ``edge.yaml``::
     models:
       - name: risk-model
         reference: /etc/mlmon/risk-model.reference.parquet
-        endpoint: {url: https://risk.models.svc:8443, protocol: oip_v2, model_name: risk}
+        endpoint:                                # request shapes: docs/protocols.md
+          url: https://risk.models.svc:8443
+          protocol: oip_v2
+          model_name: risk
+          request_shape: tensor                  # one [n, k] tensor in this feature order
+          features: [age, bmi, creatinine, heart_rate]
+          model_version: "3"                     # or version_alias: {registry: ..., alias: champion}
         golden: {file: /etc/mlmon/golden.jsonl, schedule: every 15m}
         streams:
           - {path: /var/log/inference/risk, format: jsonl, kind: tabular, schedule: every 1m}
@@ -63,6 +69,7 @@ __all__ = [
     "Schedule",
     "SecretRef",
     "StreamConfig",
+    "VersionAliasConfig",
     "load_config",
     "parse_duration",
 ]
@@ -149,10 +156,61 @@ class LakeConfig(_Frozen):
         return v
 
 
+def _version_text(v: Any) -> Any:
+    """YAML reads ``model_version: 2`` as a number; a version is text."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    if isinstance(v, float):
+        raise ValueError(
+            f'model_version {v!r} was read as a number; quote it (model_version: "{v}") so '
+            "that e.g. 1.10 stays 1.10"
+        )
+    return v
+
+
+class VersionAliasConfig(_Frozen):
+    """The registry alias an endpoint follows (read-only, re-read every ``refresh``).
+
+    The version written is the aliased version's endpoint version under ``match``
+    (see :class:`mlmon.registry.AttributionRule`): its ``tag`` when set, else its number.
+    """
+
+    registry: str  # the MLflow tracking server, e.g. https://mlflow.internal
+    model: str  # the registered model name
+    alias: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,254}$")
+    match: Literal["auto", "tag", "version", "run_id"] = "auto"
+    tag: str = "mlmon.endpoint_version"
+    refresh: timedelta = timedelta(minutes=5)
+    token: SecretRef | None = None  # else MLFLOW_TRACKING_TOKEN / _USERNAME + _PASSWORD
+    ca_bundle: Path | None = None
+
+    _r = field_validator("refresh", mode="before")(lambda v: parse_duration(v))
+
+    @field_validator("registry")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("https://", "http://")):
+            raise ValueError(
+                f"registry {v!r} is not an http(s) URL; give the MLflow tracking server, e.g. "
+                "https://mlflow.internal"
+            )
+        return v
+
+
 class EndpointConfig(_Frozen):
     url: str
     protocol: Literal["kserve_v1", "oip_v2", "mlflow", "generic_json"] = "oip_v2"
     model_name: str | None = None
+    # request shapes and outputs (docs/protocols.md); None keeps each protocol's default
+    request_shape: str | None = None
+    features: tuple[str, ...] | None = None
+    tensor_name: str = Field(default="input-0", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}$")
+    tensor_datatype: str | None = None
+    output: str | None = None
+    output_column: int | str | None = None
+    # which version answers: declared, or the registry alias it follows (docs/protocols.md)
+    model_version: str | None = None
+    version_alias: VersionAliasConfig | None = None
     timeout: timedelta = timedelta(seconds=5)
     retries: int = Field(default=2, ge=0, le=10)
     backoff: timedelta = timedelta(milliseconds=200)
@@ -164,6 +222,21 @@ class EndpointConfig(_Frozen):
     response_path: str | None = None
 
     _durations = field_validator("timeout", "backoff", mode="before")(lambda v: parse_duration(v))
+    _v = field_validator("model_version", mode="before")(lambda v: _version_text(v))
+
+    @field_validator("model_version")
+    @classmethod
+    def _version(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from mlmon.edge.versions import is_version
+
+        if not is_version(v):
+            raise ValueError(
+                f"model_version is not a version string ({len(v)} characters); use 1-64 letters, "
+                "digits or '.', '_', '+', '-', starting with a letter or digit, e.g. \"3\""
+            )
+        return v
 
     @model_validator(mode="after")
     def _generic(self) -> EndpointConfig:
@@ -171,6 +244,23 @@ class EndpointConfig(_Frozen):
             raise ValueError("protocol generic_json needs request_template and response_path")
         if (self.client_cert is None) != (self.client_key is None):
             raise ValueError("mTLS needs both client_cert and client_key")
+        if self.model_version is not None and self.version_alias is not None:
+            raise ValueError(
+                "give model_version (the version this endpoint serves) or version_alias (the "
+                "registry alias it follows), not both"
+            )
+        from mlmon.edge.protocols import shape_problem
+
+        problem = shape_problem(
+            self.protocol,
+            self.request_shape,
+            self.features,
+            tensor_datatype=self.tensor_datatype,
+            output=self.output,
+            output_column=self.output_column,
+        )
+        if problem:
+            raise ValueError(problem)
         return self
 
 

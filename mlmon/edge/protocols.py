@@ -5,6 +5,23 @@ mapping of feature to value) or a list of rows, into an HTTP call, and the
 answer into one prediction per row. Adapters are registered by name in
 :data:`PROTOCOLS`; :func:`register_protocol` adds one.
 
+Each built-in protocol has request shapes (:data:`SHAPES`, first = default) and
+reads a chosen output (``output``, ``output_column``); docs/protocols.md shows
+every request and answer byte for byte:
+
+=============  ===================  ==============================================
+protocol       request_shape        body
+=============  ===================  ==============================================
+kserve_v1      objects (default)    ``{"instances": [{"f0": 1.0, ...}, ...]}``
+kserve_v1      rows                 ``{"instances": [[1.0, ...], ...]}`` (``features`` order)
+oip_v2         tensor_per_feature   one ``[n]`` tensor per feature, no parameters
+oip_v2         pandas               the same with ``parameters.content_type: "pd"``
+oip_v2         tensor               one ``[n, k]`` tensor (``features`` order)
+mlflow         dataframe_split      ``{"dataframe_split": {"columns": ..., "data": ...}}``
+mlflow         dataframe_records    ``{"dataframe_records": [{"f0": 1.0, ...}, ...]}``
+mlflow         csv                  ``text/csv`` with a header line
+=============  ===================  ==============================================
+
 :func:`probe` never raises for endpoint trouble: timeouts, refused
 connections, TLS failures, 4xx/5xx answers and malformed bodies become a
 :class:`ProbeResult` with an ``error_kind``. Payloads and predictions stay
@@ -22,11 +39,14 @@ generic_json   POST {url}      request_template            GET {url}
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import logging
 import re
 import ssl
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -34,11 +54,14 @@ import httpx
 import numpy as np
 
 from mlmon.edge.http import HttpSettings, check_url, make_client, request_with_retries
+from mlmon.edge.versions import check_version, is_version
 from mlmon.errors import ConfigError, DuplicateNameError, EdgeError, UnknownNameError
 
 __all__ = [
     "ERROR_KINDS",
     "PROTOCOLS",
+    "SHAPES",
+    "TENSOR_DATATYPES",
     "Endpoint",
     "ErrorKind",
     "HttpCall",
@@ -67,6 +90,21 @@ ERROR_KINDS: tuple[ErrorKind, ...] = (
 Rows = list[dict[str, Any]]
 Inputs = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
+log = logging.getLogger(__name__)
+
+SHAPES: dict[str, tuple[str, ...]] = {
+    "generic_json": ("template",),
+    "kserve_v1": ("objects", "rows"),
+    "mlflow": ("dataframe_split", "dataframe_records", "csv"),
+    "oip_v2": ("tensor_per_feature", "pandas", "tensor"),
+}
+"""Request shapes per built-in protocol; the first is the default (what mlmon always sent)."""
+ORDERED_SHAPES = frozenset({"rows", "tensor"})
+"""Shapes that send values by position: they need the declared ``features`` order."""
+TENSOR_DATATYPES = ("FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8", "BOOL", "BYTES")
+"""Open Inference Protocol datatypes mlmon can send in one ``tensor``."""
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}")
+
 
 class MalformedResponse(EdgeError, ValueError):
     """The endpoint answered 2xx with a body the adapter cannot read."""
@@ -79,6 +117,8 @@ class HttpCall:
     method: str
     path: str
     json: Any = None
+    content: bytes | None = None
+    headers: Mapping[str, str] | None = None
 
 
 # -- response paths ------------------------------------------------------------------------
@@ -166,11 +206,35 @@ class Endpoint:
         ``generic_json`` only: JSON text with the placeholder ``{{inputs}}``
         (the list of rows) or ``{{row}}`` (the first row), and the
         dotted/indexed path of the predictions in the answer.
+    request_shape
+        One of ``SHAPES[protocol]``; None for the protocol's default (its first).
+    features
+        The model's feature order: required by the positional shapes (``rows``,
+        ``tensor``), and the column order of the others when given.
+    tensor_name, tensor_datatype
+        ``oip_v2`` ``tensor`` only: the input's name (default ``input-0``) and
+        datatype (default FP64 for numbers, BOOL, BYTES for text; see
+        :data:`TENSOR_DATATYPES`).
+    output
+        Which output holds the predictions: the answer's key for ``kserve_v1``
+        and ``mlflow`` (default ``predictions``; e.g. ``probabilities``), the
+        output tensor's name for ``oip_v2`` (default: the first; a named one is
+        also asked for in the request, as MLServer wants for ``predict_proba``).
+    output_column
+        Take one column of each prediction: an index into a list (``1``: the
+        class-1 probability of ``[p0, p1]``) or a key of an object (a named
+        output of a model that answers records).
+    model_version
+        The version string this endpoint serves, used when the answer reports none.
+    version_source
+        Called when neither the answer nor ``model_version`` gives a version
+        (e.g. :class:`~mlmon.edge.versions.AliasVersion`, a registry alias).
 
     Raises
     ------
     ConfigError
-        The URL is not allowed by the settings, or the generic template/path is wrong.
+        The URL is not allowed by the settings, the generic template/path is
+        wrong, or a shape option does not fit the protocol.
     UnknownNameError
         ``protocol`` is not registered.
 
@@ -187,10 +251,32 @@ class Endpoint:
     settings: HttpSettings = field(default_factory=HttpSettings)
     request_template: str | None = None
     response_path: str | None = None
+    request_shape: str | None = None
+    features: tuple[str, ...] | None = None
+    tensor_name: str = "input-0"
+    tensor_datatype: str | None = None
+    output: str | None = None
+    output_column: int | str | None = None
+    model_version: str | None = None
+    version_source: Callable[[], str | None] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_url(self.url, self.settings)
         protocol(self.protocol)
+        problem = shape_problem(
+            self.protocol,
+            self.request_shape,
+            self.features,
+            tensor_datatype=self.tensor_datatype,
+            output=self.output,
+            output_column=self.output_column,
+        )
+        if problem:
+            raise ConfigError(f"endpoint {self.url}: {problem}")
+        if self.features is not None:
+            object.__setattr__(self, "features", tuple(self.features))
+        if self.model_version is not None:
+            check_version(self.model_version, f"endpoint {self.url}: model_version")
         if not self.model_name or "/" in self.model_name:
             raise ConfigError(
                 f"endpoint {self.url}: model_name {self.model_name!r} must be a non-empty name "
@@ -216,6 +302,98 @@ class Endpoint:
     def adapter(self) -> ModelProtocol:
         """The registered adapter of :attr:`protocol`."""
         return protocol(self.protocol)
+
+    @property
+    def shape(self) -> str | None:
+        """The request shape in use (the protocol's default when none was chosen)."""
+        if self.request_shape is not None:
+            return self.request_shape
+        shapes = SHAPES.get(self.protocol)
+        return shapes[0] if shapes else None
+
+    def declared_version(self) -> str | None:
+        """The configured version, else the version source's (a registry alias), else None."""
+        if self.model_version is not None:
+            return self.model_version
+        if self.version_source is not None:
+            value = self.version_source()
+            return value if is_version(value) else None
+        return None
+
+
+def shape_problem(
+    protocol_name: str,
+    request_shape: str | None,
+    features: Sequence[str] | None,
+    *,
+    tensor_datatype: str | None = None,
+    output: str | None = None,
+    output_column: int | str | None = None,
+) -> str | None:
+    """What is wrong with these shape options for ``protocol_name`` (None when they fit).
+
+    Shared by :class:`Endpoint` and the ``edge.yaml`` validation, so both say the same.
+
+    Examples
+    --------
+    >>> shape_problem("kserve_v1", "rows", None)
+    "request_shape 'rows' sends values by position; list the model's feature order in features: [f0, f1, ...]"
+    """
+    shapes = SHAPES.get(protocol_name)
+    if request_shape is not None:
+        if shapes is None:
+            return (
+                f"request_shape {request_shape!r} is for the built-in protocols; "
+                f"{protocol_name!r} builds its own requests (leave request_shape out)"
+            )
+        if request_shape not in shapes:
+            return (
+                f"request_shape {request_shape!r} is not a {protocol_name} shape; use one of "
+                f"{', '.join(shapes)} (default {shapes[0]})"
+            )
+    shape = request_shape or (shapes[0] if shapes else None)
+    if features is not None:
+        names = list(features)
+        if not names or not all(isinstance(n, str) and n for n in names):
+            return "features must be a non-empty list of feature names"
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            return f"features lists {', '.join(dupes)} more than once; name each feature once"
+    elif shape in ORDERED_SHAPES:
+        return (
+            f"request_shape {shape!r} sends values by position; list the model's feature order "
+            "in features: [f0, f1, ...]"
+        )
+    if tensor_datatype is not None:
+        if shape != "tensor":
+            return (
+                f"tensor_datatype is for request_shape 'tensor' (protocol oip_v2); "
+                f"this endpoint sends {shape!r}"
+            )
+        if tensor_datatype not in TENSOR_DATATYPES:
+            return (
+                f"tensor_datatype {tensor_datatype!r} is not an Open Inference Protocol datatype "
+                f"mlmon sends; use one of {', '.join(TENSOR_DATATYPES)}"
+            )
+    if output is not None:
+        if protocol_name == "generic_json":
+            return "output is not used by generic_json; point response_path at the predictions"
+        if not isinstance(output, str) or not _NAME_RE.fullmatch(output):
+            return (
+                "output must be the answer's key or the output tensor's name, e.g. "
+                "'predictions', 'probabilities' or 'predict_proba'"
+            )
+    if output_column is not None:
+        ok_index = (
+            isinstance(output_column, int) and not isinstance(output_column, bool)
+        ) and output_column >= 0
+        ok_key = isinstance(output_column, str) and _NAME_RE.fullmatch(output_column) is not None
+        if not (ok_index or ok_key):
+            return (
+                "output_column must be an index >= 0 into each prediction (1: the class-1 "
+                "probability of [p0, p1]) or the name of a field of each prediction"
+            )
+    return None
 
 
 @runtime_checkable
@@ -280,14 +458,65 @@ def _require_list(body: Any, key: str) -> list[Any]:
     return value
 
 
+def _ordered(ep: Endpoint, rows: Rows) -> list[str]:
+    """The column order: ``ep.features`` (every row must have exactly those), else row 0's."""
+    if ep.features is None:
+        return _columns(rows)
+    want = list(ep.features)
+    for i, r in enumerate(rows):
+        if set(r) != set(want):
+            missing, extra = sorted(set(want) - set(r)), sorted(set(r) - set(want))
+            raise ConfigError(
+                f"probe inputs row {i} does not have the endpoint's features: "
+                + "; ".join(
+                    part
+                    for part in (
+                        f"missing {', '.join(missing)}" if missing else "",
+                        f"not in endpoint.features {', '.join(extra)}" if extra else "",
+                    )
+                    if part
+                )
+                + " (the golden inputs and endpoint.features must name the same features)"
+            )
+    return want
+
+
+def _take_column(ep: Endpoint, preds: list[Any]) -> list[Any]:
+    col = ep.output_column
+    if col is None:
+        return preds
+    out = []
+    for i, p in enumerate(preds):
+        by_index = isinstance(col, int) and isinstance(p, list) and col < len(p)
+        if by_index or (isinstance(col, str) and isinstance(p, dict) and col in p):
+            out.append(p[col])
+        else:
+            want = f"a list of more than {col} values" if isinstance(col, int) else "an object"
+            raise MalformedResponse(
+                f"output_column {col!r}: prediction {i} is {type(p).__name__}, expected {want}"
+                + (" with that field" if isinstance(col, str) else "")
+            )
+    return out
+
+
 class KServeV1:
-    """KServe V1: ``{"instances": [row, ...]}`` -> ``{"predictions": [...]}``."""
+    """KServe V1: ``{"instances": [...]}`` -> ``{"predictions": [...]}``.
+
+    ``objects`` (default) sends each row as an object; ``rows`` sends each row as a
+    list of values in ``features`` order (what KServe's scikit-learn and XGBoost
+    servers want). ``output`` names the answer's key (default ``predictions``).
+    """
 
     def request(self, ep: Endpoint, rows: Rows) -> HttpCall:
-        return HttpCall("POST", f"/v1/models/{ep.model_name}:predict", {"instances": rows})
+        cols = _ordered(ep, rows)
+        if ep.shape == "rows":
+            instances: list[Any] = [[r[c] for c in cols] for r in rows]
+        else:
+            instances = [{c: r[c] for c in cols} for r in rows]
+        return HttpCall("POST", f"/v1/models/{ep.model_name}:predict", {"instances": instances})
 
     def parse(self, ep: Endpoint, body: Any) -> tuple[list[Any], str | None]:
-        preds = _require_list(body, "predictions")
+        preds = _take_column(ep, _require_list(body, ep.output or "predictions"))
         version = body.get("model_version")
         return preds, version if isinstance(version, str) else None
 
@@ -314,30 +543,83 @@ def _v2_datatype(name: str, values: list[Any]) -> str:
     )
 
 
-class OpenInferenceV2:
-    """Open Inference Protocol (KServe v2): one named 1-D tensor per feature.
+def _tensor_values(ep: Endpoint, cols: list[str], rows: Rows) -> tuple[str, list[Any]]:
+    """(datatype, row-major values) of one ``[n, k]`` tensor; refuses values that do not fit."""
+    flat = [r[c] for r in rows for c in cols]
+    kinds = {type(v) for v in flat}
+    dtype = ep.tensor_datatype
+    if dtype is None:
+        dtype = "BOOL" if kinds == {bool} else "BYTES" if kinds == {str} else "FP64"
+    number = kinds <= {int, float}
+    if dtype.startswith("FP") and number:
+        return dtype, [float(v) for v in flat]
+    if dtype.startswith("INT") and number and all(float(v).is_integer() for v in flat):
+        return dtype, [int(v) for v in flat]
+    if (dtype, kinds) in (("BOOL", {bool}), ("BYTES", {str})):
+        return dtype, flat
+    raise ConfigError(
+        f"probe inputs do not fit one {dtype} tensor: values of types "
+        f"{', '.join(sorted(k.__name__ for k in kinds))} (no nulls; "
+        + ("whole numbers for INT; " if dtype.startswith("INT") else "")
+        + "set endpoint.tensor_datatype, or use request_shape tensor_per_feature or pandas "
+        "for mixed features)"
+    )
 
-    The predictions are the first output tensor, reshaped to its ``shape``
-    (so a ``[n, k]`` output gives ``n`` lists of ``k`` values). KServe may
-    answer ``model_version: null``; the version is then read from the model
-    metadata (``GET /v2/models/{name}``, field ``versions``).
+
+class OpenInferenceV2:
+    """Open Inference Protocol (KServe v2, MLServer).
+
+    Request shapes: ``tensor_per_feature`` (default) sends one ``[n]`` tensor per
+    feature; ``pandas`` the same with ``parameters: {"content_type": "pd"}`` (KServe
+    and MLServer then build a DataFrame of all of them); ``tensor`` one ``[n, k]``
+    tensor ``tensor_name`` in ``features`` order. With ``output`` the request asks
+    for that output by name and the predictions are read from it; else from the
+    first output. Predictions are reshaped to the output's ``shape`` (a ``[n, k]``
+    output gives ``n`` lists of ``k`` values). KServe may answer ``model_version:
+    null``; the version is then read from the model metadata (``GET
+    /v2/models/{name}``, field ``versions``).
     """
 
     def request(self, ep: Endpoint, rows: Rows) -> HttpCall:
-        tensors = []
-        for name in _columns(rows):
-            values = [r[name] for r in rows]
-            dtype = _v2_datatype(name, values)
-            tensors.append({"name": name, "shape": [len(rows)], "datatype": dtype, "data": values})
-        return HttpCall("POST", f"/v2/models/{ep.model_name}/infer", {"inputs": tensors})
+        cols = _ordered(ep, rows)
+        body: dict[str, Any] = {}
+        if ep.shape == "tensor":
+            dtype, data = _tensor_values(ep, cols, rows)
+            body["inputs"] = [
+                {"name": ep.tensor_name, "shape": [len(rows), len(cols)], "datatype": dtype,
+                 "data": data}
+            ]  # fmt: skip
+        else:
+            tensors = []
+            for name in cols:
+                values = [r[name] for r in rows]
+                dtype = _v2_datatype(name, values)
+                tensors.append(
+                    {"name": name, "shape": [len(rows)], "datatype": dtype, "data": values}
+                )
+            body["inputs"] = tensors
+            if ep.shape == "pandas":
+                body["parameters"] = {"content_type": "pd"}
+        if ep.output is not None:
+            body["outputs"] = [{"name": ep.output}]
+        return HttpCall("POST", f"/v2/models/{ep.model_name}/infer", body)
 
     def parse(self, ep: Endpoint, body: Any) -> tuple[list[Any], str | None]:
         outputs = _require_list(body, "outputs")
-        if not outputs or not isinstance(outputs[0], dict):
+        if not outputs or not all(isinstance(o, dict) for o in outputs):
             raise MalformedResponse("answer field 'outputs' is not a non-empty list of tensors")
-        data, shape = outputs[0].get("data"), outputs[0].get("shape")
+        chosen = outputs[0]
+        if ep.output is not None:
+            named = [o for o in outputs if o.get("name") == ep.output]
+            if not named:
+                raise MalformedResponse(
+                    f"answer has no output named {ep.output!r} ({len(outputs)} output(s)); "
+                    "check endpoint.output"
+                )
+            chosen = named[0]
+        data, shape = chosen.get("data"), chosen.get("shape")
         if not isinstance(data, list):
-            raise MalformedResponse("outputs[0] has no 'data' list")
+            raise MalformedResponse("the output tensor has no 'data' list")
         if (
             isinstance(shape, list)
             and len(shape) > 1
@@ -345,11 +627,11 @@ class OpenInferenceV2:
         ):
             if int(np.prod(shape)) != len(data):
                 raise MalformedResponse(
-                    f"outputs[0] has shape {shape} but {len(data)} values in 'data'"
+                    f"the output tensor has shape {shape} but {len(data)} values in 'data'"
                 )
             data = np.asarray(data, dtype=object).reshape(shape).tolist()
         version = body.get("model_version")
-        return data, None if version is None else str(version)
+        return _take_column(ep, data), None if version is None else str(version)
 
     def health(self, ep: Endpoint) -> HttpCall:
         return HttpCall("GET", "/v2/health/ready")
@@ -366,16 +648,39 @@ class OpenInferenceV2:
         return None
 
 
+def _csv(cols: list[str], rows: Rows) -> bytes:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(cols)
+    for r in rows:
+        writer.writerow(["" if r[c] is None else r[c] for c in cols])
+    return buf.getvalue().encode()
+
+
 class MLflowScoring:
-    """MLflow scoring server: ``dataframe_split`` -> ``{"predictions": [...]}``."""
+    """MLflow scoring server (``/invocations``) -> ``{"predictions": [...]}``.
+
+    Request shapes: ``dataframe_split`` (default), ``dataframe_records`` or ``csv``
+    (``text/csv`` with a header line). A model logged with
+    ``pyfunc_predict_fn="predict_proba"`` answers a list of class probabilities
+    per row: ``output_column: 1`` takes the class-1 probability.
+    """
 
     def request(self, ep: Endpoint, rows: Rows) -> HttpCall:
-        cols = _columns(rows)
+        cols = _ordered(ep, rows)
+        if ep.shape == "csv":
+            return HttpCall(
+                "POST", "/invocations", content=_csv(cols, rows),
+                headers={"Content-Type": "text/csv"},
+            )  # fmt: skip
+        if ep.shape == "dataframe_records":
+            records = [{c: r[c] for c in cols} for r in rows]
+            return HttpCall("POST", "/invocations", {"dataframe_records": records})
         split = {"columns": cols, "data": [[r[c] for c in cols] for r in rows]}
         return HttpCall("POST", "/invocations", {"dataframe_split": split})
 
     def parse(self, ep: Endpoint, body: Any) -> tuple[list[Any], str | None]:
-        return _require_list(body, "predictions"), None
+        return _take_column(ep, _require_list(body, ep.output or "predictions")), None
 
     def health(self, ep: Endpoint) -> HttpCall:
         return HttpCall("GET", "/ping")
@@ -554,23 +859,40 @@ def probe(client: httpx.Client, endpoint: Endpoint, inputs: Inputs) -> ProbeResu
     url = endpoint.url.rstrip("/") + call.path if call.path else endpoint.url
     t0 = time.perf_counter()
     try:
-        resp = request_with_retries(client, call.method, url, endpoint.settings, json=call.json)
+        resp = request_with_retries(
+            client, call.method, url, endpoint.settings, json=call.json, content=call.content,
+            headers=call.headers,
+        )  # fmt: skip
         body = resp.content
     except httpx.HTTPError as exc:
         return ProbeResult(
-            False, None, (time.perf_counter() - t0) * 1000, _transport_error_kind(exc)
-        )
+            False, None, (time.perf_counter() - t0) * 1000, _transport_error_kind(exc),
+            endpoint.declared_version(),
+        )  # fmt: skip
     latency = (time.perf_counter() - t0) * 1000
     if not 200 <= resp.status_code < 300:
-        return ProbeResult(False, resp.status_code, latency, _status_error_kind(resp.status_code))
+        return ProbeResult(
+            False, resp.status_code, latency, _status_error_kind(resp.status_code),
+            endpoint.declared_version(),
+        )  # fmt: skip
     try:
         preds, version = adapter.parse(endpoint, json.loads(body))
         if len(preds) != len(rows):
             raise MalformedResponse(f"{len(preds)} predictions for {len(rows)} rows")
     except (MalformedResponse, ValueError, TypeError, KeyError, IndexError):
-        return ProbeResult(False, resp.status_code, latency, "malformed")
+        return ProbeResult(
+            False, resp.status_code, latency, "malformed", endpoint.declared_version()
+        )
     if version is None:
         version = adapter.fallback_version(client, endpoint)
+    if version is not None and not is_version(version):
+        log.warning(
+            "endpoint %s reported a model version outside the allowed alphabet; ignored",
+            endpoint.url,
+        )
+        version = None
+    if version is None:
+        version = endpoint.declared_version()
     return ProbeResult(True, resp.status_code, latency, None, version, tuple(preds))
 
 
@@ -609,7 +931,10 @@ def client_for(endpoint: Endpoint) -> httpx.Client:
 def endpoint_from_config(cfg: Any, *, allow_http: bool = False) -> Endpoint:
     """Build an :class:`Endpoint` from an :class:`~mlmon.edge.config.EndpointConfig`.
 
-    The bearer token is read from its secret reference here, once.
+    The bearer token is read from its secret reference here, once. A
+    ``version_alias`` opens a read-only registry client
+    (:class:`~mlmon.registry.MlflowRegistry`) that the endpoint keeps; the alias
+    is first read at the first probe, not here.
     """
     token = None
     if cfg.bearer_token is not None:
@@ -633,7 +958,35 @@ def endpoint_from_config(cfg: Any, *, allow_http: bool = False) -> Endpoint:
         settings=settings,
         request_template=cfg.request_template,
         response_path=cfg.response_path,
+        request_shape=cfg.request_shape,
+        features=cfg.features,
+        tensor_name=cfg.tensor_name,
+        tensor_datatype=cfg.tensor_datatype,
+        output=cfg.output,
+        output_column=cfg.output_column,
+        model_version=cfg.model_version,
+        version_source=_alias_source(cfg.version_alias, allow_http),
     )
+
+
+def _alias_source(cfg: Any, allow_http: bool) -> Callable[[], str | None] | None:
+    if cfg is None:
+        return None
+    from mlmon.edge.config import _read_secret
+    from mlmon.edge.versions import AliasVersion
+    from mlmon.registry.base import AttributionRule
+    from mlmon.registry.mlflow_rest import MlflowRegistry, RegistryAuth
+
+    if cfg.token is not None:
+        token = _read_secret(cfg.token, "endpoint.version_alias.token").decode()
+        auth = RegistryAuth(token=token, ca_bundle=cfg.ca_bundle)
+    else:
+        auth = RegistryAuth.from_env(ca_bundle=cfg.ca_bundle)
+    registry = MlflowRegistry(cfg.registry, auth=auth, allow_http=allow_http)
+    return AliasVersion.from_registry(
+        registry, cfg.model, cfg.alias, rule=AttributionRule(cfg.match, cfg.tag),
+        refresh_s=cfg.refresh.total_seconds(),
+    )  # fmt: skip
 
 
 PROTOCOLS: dict[str, ModelProtocol] = {
