@@ -902,9 +902,15 @@ class FileStream:
     batch_rows
         Parquet files are read in batches of this many rows.
     settle
-        A text file read to its end and not modified for this long is marked
-        consumed and not opened again (log files that are still appended stay
-        tracked by offset).
+        A text file read to its end whose size and modification time this
+        stream has seen unchanged for this long (on its own monotonic clock) is
+        marked consumed and not opened again; log files that are still appended
+        stay tracked by offset. The file's time is only compared with itself,
+        never with the edge's wall clock, so a clock that differs from the
+        storage's (another host, an object store, a moved system clock) cannot
+        mark a growing file done.
+    clock
+        Monotonic seconds for ``settle`` (injectable for tests).
     storage_options
         fsspec options for remote folders.
 
@@ -931,6 +937,7 @@ class FileStream:
         settle: timedelta = timedelta(hours=1),
         unmatched_timeout: timedelta = timedelta(minutes=5),
         storage_options: Mapping[str, Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         import fsspec
 
@@ -953,6 +960,9 @@ class FileStream:
         self.batch_bytes = batch_bytes
         self.batch_rows = batch_rows
         self.settle = settle
+        self.clock = clock
+        # (size, mtime) of each file read to its end, and since when (self.clock) unchanged
+        self._unchanged: dict[str, tuple[int, float | None, float]] = {}
         self.fs, self.root = fsspec.core.url_to_fs(self.path, **dict(storage_options or {}))
         self.key = self.path
         pos = self.state.positions.setdefault(self.key, {})
@@ -1022,7 +1032,6 @@ class FileStream:
     def batches(self) -> Iterator[pl.DataFrame]:
         """Flat-record frames of the records not read yet (positions advance as they are yielded)."""
         pos = self.state.positions[self.key]
-        now = time.time()
         for f in self._files():
             if f.name in self._consumed:
                 continue
@@ -1048,14 +1057,20 @@ class FileStream:
                 frame = self.format.parse(raw)
                 self._update_positions()
                 yield frame
-            if (
-                offset >= f.size
-                and f.mtime is not None
-                and now - f.mtime > self.settle.total_seconds()
-            ):
+            if offset >= f.size and self._settled(f):
                 pos["done"] = sorted({*pos["done"], f.name})
                 self._consumed.add(f.name)
+                self._unchanged.pop(f.name, None)
                 self._update_positions()
+
+    def _settled(self, f: _FileInfo) -> bool:
+        """True once ``f`` (read to its end) has kept its size and time for ``settle``."""
+        now = self.clock()
+        seen = self._unchanged.get(f.name)
+        if seen is None or seen[:2] != (f.size, f.mtime):
+            self._unchanged[f.name] = (f.size, f.mtime, now)
+            return self.settle <= timedelta(0)
+        return now - seen[2] >= self.settle.total_seconds()
 
     def _chunk(self, f: _FileInfo, offset: int) -> bytes | None:
         size = self.batch_bytes

@@ -473,12 +473,47 @@ def test_consumed_files_are_marked_done_after_they_settle(tmp_path, reference):
     logs = tmp_path / "logs"
     logs.mkdir()
     _jsonl(logs / "old.jsonl", [{"timestamp": "2026-10-01T00:00:01Z", "age": 1, "ward": "ED"}])
-    os.utime(logs / "old.jsonl", (0, 0))
-    s = _stream(logs, reference, tmp_path / "st")
+    now = [1000.0]
+    s = _stream(logs, reference, tmp_path / "st", clock=lambda: now[0])
     assert s.read() == 1
+    s.commit()
+
+    def done() -> list[str]:
+        return json.loads((tmp_path / "st" / "checkpoint.json").read_text())["positions"][
+            str(logs)
+        ]["done"]
+
+    assert done() == []  # read to its end, but just seen: it may still grow
+    now[0] += 3599
+    assert s.read() == 0
+    s.commit()
+    assert done() == []
+    now[0] += 2  # unchanged for more than the settle time (1 h)
+    assert s.read() == 0
     s.commit()
     pos = json.loads((tmp_path / "st" / "checkpoint.json").read_text())["positions"][str(logs)]
     assert pos["done"] == ["old.jsonl"] and pos["offsets"] == {}
+
+
+def test_an_old_file_time_does_not_settle_a_growing_file(tmp_path, reference):
+    """The file's time is compared with itself only: a log whose time says 1970 (another host's
+    clock, an object store, a moved system clock) is still followed while it grows."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    rec = {"timestamp": "2026-10-01T00:00:01Z", "age": 1, "ward": "ED"}
+    f = logs / "a.jsonl"
+    _jsonl(f, [rec])
+    os.utime(f, (0, 0))
+    now = [0.0]
+    s = _stream(logs, reference, tmp_path / "st", clock=lambda: now[0])
+    assert s.read() == 1
+    now[0] += 10
+    with open(f, "a") as fh:
+        fh.write(json.dumps(rec) + "\n")
+    os.utime(f, (1, 1))
+    assert s.read() == 1  # the appended line is read: the file was not marked done
+    now[0] += 7200
+    assert s.read() == 0 and "a.jsonl" in s._consumed
 
 
 def test_a_reference_that_profiles_the_prediction_keeps_it_as_a_feature(tmp_path):
