@@ -296,35 +296,39 @@ def _json_logs(verbose: bool) -> None:
 
 
 def cmd_edge_once(args: argparse.Namespace) -> int:
+    from mlmon.edge.lifecycle import Shutdown, once_exit_code
+
     _json_logs(args.verbose)
+    shutdown = Shutdown().install()  # before the collector exists: a SIGTERM is never lost
     collector = _collector(args)
-    report = collector.run_once()
+    report = collector.run_once(shutdown.stop)
+    code = once_exit_code(report, shutdown.signum)
     print(
         json.dumps(
             {
+                "exit_code": code,
                 "golden_checks": report.golden_checks,
                 "golden_passed": report.golden_passed,
+                "golden_failed": report.golden_failed,
                 "records": report.records,
                 "windows": report.windows,
                 "batch_runs": report.batch_runs,
-                "spooled_objects": len(collector.spool),
+                "spooled_objects": report.spooled_objects,
                 "errors": report.errors,
+                "stopped": report.stopped,
             }
         )
     )
-    return 0 if not report.errors else EXIT_DRIFT
+    return code
 
 
 def cmd_edge_run(args: argparse.Namespace) -> int:
-    import signal
-    import threading
+    from mlmon.edge.lifecycle import Shutdown
 
     _json_logs(args.verbose)
+    shutdown = Shutdown().install()
     collector = _collector(args)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    collector.run(stop)
+    collector.run(shutdown.stop)
     return 0
 
 
@@ -560,7 +564,20 @@ def build_parser() -> argparse.ArgumentParser:
     sq.set_defaults(func=cmd_sql)
 
     ed = sub.add_parser("edge", help="the edge collector").add_subparsers(dest="sub", required=True)
-    eo = ed.add_parser("once", help="run every collector task once (cron, Kubernetes CronJob)")
+    from mlmon.edge.lifecycle import ONCE_EXIT_CODES, SHUTDOWN_DEADLINE_S
+
+    eo = ed.add_parser(
+        "once",
+        help="run every collector task once (cron, Kubernetes CronJob)",
+        description="Run every collector task of edge.yaml once, flush the spool, print one
+"
+        "JSON line (what ran, what failed) and exit with a code that says how it went.
+"
+        "SIGTERM abandons probes in flight; the process exits within "
+        f"{SHUTDOWN_DEADLINE_S:g} s.",
+        epilog=ONCE_EXIT_CODES + "\nexample:\n  mlmon edge once --config /etc/mlmon/edge.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     eo.add_argument("--config", required=True, help="edge.yaml")
     eo.set_defaults(func=cmd_edge_once)
     el = ed.add_parser("labels", help="join a labels file with the predictions (delayed labels)")
@@ -568,7 +585,20 @@ def build_parser() -> argparse.ArgumentParser:
     el.add_argument("--file", required=True, action="append", help="labels file (repeatable)")
     el.add_argument("--model", help="model (default: the one model whose reference has a task)")
     el.set_defaults(func=cmd_edge_labels)
-    er = ed.add_parser("run", help="run the collector with its schedules until SIGTERM")
+    er = ed.add_parser(
+        "run",
+        help="run the collector with its schedules until SIGTERM",
+        description="Run the collector's tasks on their schedules, serving /metrics and /healthz
+"
+        "(ok, or degraded with the reasons: an endpoint or the bucket unreachable, a task
+"
+        "failing). SIGTERM or SIGINT stops it: probes in flight are abandoned and the
+"
+        f"process exits 0 within {SHUTDOWN_DEADLINE_S:g} s (work still running then is cut "
+        "off: exit 128 + signal).",
+        epilog="example:\n  mlmon edge run --config /etc/mlmon/edge.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     er.add_argument("--config", required=True, help="edge.yaml")
     er.set_defaults(func=cmd_edge_run)
 

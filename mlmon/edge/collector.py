@@ -4,8 +4,13 @@ One :class:`Collector` per process, built from a validated
 :class:`~mlmon.edge.config.EdgeConfig`. :meth:`Collector.run_once` runs every
 task once (``mlmon edge once``, for cron or a Kubernetes CronJob);
 :meth:`Collector.run` schedules them until stopped (``mlmon edge run``).
-Trouble at an endpoint, a stream or the bucket becomes metrics, log lines
-and alert rows, never a crash.
+Trouble at an endpoint, a stream or the bucket becomes metrics, log lines,
+``/healthz`` reasons and alert rows, never a crash; alerts are written when
+they start and when they clear (:mod:`mlmon.edge.alerts`). A task's
+``mlmon_edge_last_success_timestamp_seconds`` advances only when it ran
+without error, every golden probe got an answer, and nothing it wrote had to
+wait in the spool. Setting the ``stop`` event (SIGTERM, see
+:mod:`mlmon.edge.lifecycle`) abandons probes and batch waits in flight.
 """
 
 from __future__ import annotations
@@ -17,18 +22,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 
-from mlmon.edge.alerts import drift_alerts, golden_alerts
+from mlmon.edge.alerts import AlertState, Condition, drift_conditions, golden_conditions
 from mlmon.edge.config import EdgeConfig, ModelConfig, Schedule
 from mlmon.edge.observe import EdgeMetrics, MetricsServer
 from mlmon.edge.samples import attach_sampler, check_samples
 from mlmon.edge.spool import Spool, SpoolFull
 from mlmon.errors import MlmonError
 from mlmon.lake.references import load_reference
-from mlmon.lake.storage import open_storage
+from mlmon.lake.storage import Storage, open_storage
 from mlmon.lake.writer import LakeWriter, WriteRecord
 from mlmon.profiles.frame import LATENCY_EDGES_MS, Reference, Window, WindowProfile
 from mlmon.profiles.kinds import NumericProfile
@@ -36,6 +41,8 @@ from mlmon.profiles.kinds import NumericProfile
 __all__ = ["Collector", "CycleReport"]
 
 log = logging.getLogger("mlmon.edge")
+T = TypeVar("T")
+_PROBLEM_CHARS = 300
 
 
 def floor_time(ts: datetime, step: timedelta) -> datetime:
@@ -50,7 +57,14 @@ def _stamp(ts: datetime) -> str:
 
 @dataclass
 class CycleReport:
-    """What one cycle did, for logs, tests and the demo."""
+    """What one cycle did, for logs, tests, the demo and ``edge once``'s exit code.
+
+    ``golden_failed`` names the models whose golden checks fell below their
+    ``min_pass_rate`` or got no answer; ``errors`` the tasks that failed;
+    ``spooled_objects`` counts the objects still waiting in the spool after the
+    cycle's last flush (the lake did not take them); ``stopped`` is true when
+    the ``stop`` event ended the cycle before every task ran.
+    """
 
     golden_checks: int = 0
     golden_passed: int = 0
@@ -59,6 +73,17 @@ class CycleReport:
     objects: int = 0
     batch_runs: int = 0
     errors: list[str] = field(default_factory=list)
+    golden_failed: list[str] = field(default_factory=list)
+    spooled_objects: int = 0
+    stopped: bool = False
+
+
+class _Stopped(Exception):
+    """The stop event was set while a task waited on the network; the wait was abandoned."""
+
+
+TaskRun = Callable[[datetime, CycleReport], str | None]
+"""A task: does its work; returns None, or what kept it from succeeding (for /healthz)."""
 
 
 @dataclass
@@ -66,7 +91,7 @@ class _Task:
     model: str
     kind: str
     schedule: Schedule
-    run: Callable[[datetime, CycleReport], None]
+    run: TaskRun
     next_due: datetime | None = None
 
     def advance(self, now: datetime) -> None:
@@ -95,12 +120,16 @@ class Collector:
             opts["sse_kms_key_id"] = config.lake.sse_kms_key_id
         self.storage = open_storage(config.lake.uri, opts)
         self.spool = Spool(state / "spool", max_bytes=config.buffer_max_bytes)
+        self.alerts = AlertState(state / "alerts.json")
+        self._stop = threading.Event()  # replaced by the event given to run() / run_once()
+        self._spooled = 0  # objects that went to the spool instead of the lake, ever
+        self._lake_error: str | None = None
         self._on_write_hooks: list[Callable[[WriteRecord], None]] = []
         self.writer = LakeWriter(
             self.storage,
             collector_id=config.collector_id,
             k_anonymity=config.k_anonymity,
-            put=self.spool.put,
+            put=self._put,
             on_write=self._written,
             day_rollups=state / "rollups",
         )
@@ -122,7 +151,7 @@ class Collector:
                 state / "audit",
                 config.collector_id,
                 signing_key=key,
-                put=self.spool.put,
+                put=self._put,
             )
             self.audit.record("config_loaded", config.source, sha256=config.sha256)
         self.references: dict[str, Reference] = {}
@@ -151,6 +180,38 @@ class Collector:
     def add_write_hook(self, hook: Callable[[WriteRecord], None]) -> None:
         """Call ``hook`` for every object written (the audit log subscribes here)."""
         self._on_write_hooks.append(hook)
+
+    def _put(self, storage: Storage, path: str, data: bytes) -> None:
+        """PUT through the spool, counting the objects the lake did not take."""
+        self.spool.put(storage, path, data)
+        if len(self.spool):  # a PUT that succeeds first sends everything spooled before it
+            self._spooled += 1
+
+    def _wait_for(self, what: str, fn: Callable[[], T]) -> T:
+        """Run ``fn`` (network waits only, no writes) in a daemon thread; abandon it on stop.
+
+        Raises :class:`_Stopped` as soon as the stop event is set: a probe in
+        flight is not waited for, and dies with the process.
+        """
+        box: dict[str, Any] = {}
+        done = threading.Event()
+
+        def target() -> None:
+            try:
+                box["value"] = fn()
+            except BaseException as exc:  # handed to the caller's thread
+                box["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=target, name=f"mlmon-{what}", daemon=True).start()
+        while not done.wait(0.05):
+            if self._stop.is_set():
+                raise _Stopped(what)
+        if "error" in box:
+            raise box["error"]
+        value: T = box["value"]
+        return value
 
     def _written(self, rec: WriteRecord) -> None:
         self.metrics.objects.labels(rec.table).inc()
@@ -235,7 +296,7 @@ class Collector:
                 sink.stop()
 
     # -- tasks --------------------------------------------------------------------------
-    def _golden_task(self, m: ModelConfig) -> Callable[[datetime, CycleReport], None]:
+    def _golden_task(self, m: ModelConfig) -> TaskRun:
         from mlmon.edge.golden import load_golden_set, run_golden
         from mlmon.edge.protocols import endpoint_from_config
 
@@ -243,20 +304,29 @@ class Collector:
         golden_set = load_golden_set(m.golden.file)
         endpoint = endpoint_from_config(m.endpoint, allow_http=self.config.allow_http)
 
-        def run(now: datetime, report: CycleReport) -> None:
-            frame = run_golden(None, endpoint, golden_set, self.secret, now=now)
-            self._record_golden(m, frame, now, report)
+        def run(now: datetime, report: CycleReport) -> str | None:
+            frame = self._wait_for(
+                f"golden-{m.name}",
+                lambda: run_golden(None, endpoint, golden_set, self.secret, now=now,
+                                   cancel=self._stop),
+            )  # fmt: skip
+            if self._stop.is_set():  # stopped between two samples: an unfinished run is not written
+                raise _Stopped("golden")
+            return self._record_golden(m, frame, now, report)
 
         return run
 
     def _record_golden(
         self, m: ModelConfig, frame: pl.DataFrame, now: datetime, report: CycleReport
-    ) -> None:
+    ) -> str | None:
         start = floor_time(now, self.config.window)
         end = start + self.config.window
         checks, passed = frame.height, int(frame.get_column("passed").sum())
         errors = frame.filter(~pl.col("passed")).get_column("error_kind").value_counts()
         error_kinds = dict(zip(errors[:, 0].to_list(), errors[:, 1].to_list(), strict=True))
+        # a probe without a readable 2xx answer is a failure, not a latency (latency_ms null)
+        failed_kinds = {k: n for k, n in error_kinds.items() if k != "mismatch"}
+        failed = sum(failed_kinds.values())
         versions = frame.get_column("model_version").drop_nulls()
         version = versions[-1] if versions.len() else None
         part = f"golden-{_stamp(now)}"
@@ -269,12 +339,12 @@ class Collector:
         lat = frame.get_column("latency_ms").drop_nulls().to_numpy()
         prof = NumericProfile.from_array(lat, edges=LATENCY_EDGES_MS)
         window = Window(start, end, version, WindowProfile({}, latency=prof, rows=checks))
-        self.writer.write_latency(
-            m.name, window, source="probe", errors=checks - passed, part=_stamp(now)
-        )
+        self.writer.write_latency(m.name, window, source="probe", errors=failed, part=_stamp(now))
         min_rate = m.golden.min_pass_rate if m.golden else 1.0
-        alerts = golden_alerts(checks, passed, error_kinds, now, min_rate)
-        self._write_alerts(m.name, alerts, start, end, version, part=f"golden-{_stamp(now)}")
+        conditions = golden_conditions(checks, passed, error_kinds, min_rate)
+        self._alert_changes(m.name, conditions, now, start, end, version, f"golden-{_stamp(now)}")
+        if any(c.holds for c in conditions):
+            report.golden_failed.append(m.name)
         for kind, n in error_kinds.items():
             self.metrics.probe_failures.labels(m.name, kind).inc(n)
         self.metrics.probes.labels(m.name, "passed").inc(passed)
@@ -285,6 +355,33 @@ class Collector:
             self.audit.record("endpoint_probed", m.endpoint.url if m.endpoint else m.name,
                               "ok" if passed == checks else "failed", checks=checks, passed=passed,
                               error_kinds=error_kinds, latency_ms_max=float(lat.max()) if lat.size else None)  # fmt: skip
+        if not failed:
+            return None
+        url = m.endpoint.url if m.endpoint else m.name
+        kinds = ", ".join(f"{k}={n}" for k, n in sorted(failed_kinds.items()))
+        if failed == checks:
+            return f"endpoint {url} unreachable: none of {checks} golden probes got an answer ({kinds})"
+        return f"endpoint {url}: {failed} of {checks} golden probes got no answer ({kinds})"
+
+    def _alert_changes(
+        self,
+        model: str,
+        conditions: list[Condition],
+        now: datetime,
+        start: datetime,
+        end: datetime,
+        version: str | None,
+        part: str,
+    ) -> None:
+        """Write the alerts that started or cleared with this evaluation (none if nothing changed)."""
+        rows = self.alerts.update(model, conditions, now, start)
+        self._write_alerts(model, rows, start, end, version, part=part)
+        firing: dict[str, int] = {}
+        for key in self.alerts.firing(model):
+            rule = key.split("|", 1)[0]
+            firing[rule] = firing.get(rule, 0) + 1
+        for c in conditions:
+            self.metrics.alerts_firing.labels(model, c.rule).set(firing.get(c.rule, 0))
 
     def _write_alerts(
         self,
@@ -307,10 +404,12 @@ class Collector:
         self.writer.write_table("alerts", model, rows, start, end, part=key)
         for a in alerts:
             log.warning(
-                "alert %s",
+                "alert %s %s",
                 a["rule"],
-                extra={"model": model, "rule": a["rule"], "severity": a["severity"]},
-            )
+                a["state"],
+                extra={"model": model, "rule": a["rule"], "severity": a["severity"],
+                       "state": a["state"]},
+            )  # fmt: skip
 
     def _stream_task(self, m: ModelConfig, index: int) -> Callable[[datetime, CycleReport], None]:
         from mlmon.edge.streams import open_stream
@@ -355,9 +454,9 @@ class Collector:
                 self.writer.write_window(model, w, ref, source=source, drift_rows=drift, part=part)
             )
             n += self.performance.window_closed(model, w, source, part, now)
-            alerts = drift_alerts(drift, now)
+            conditions = drift_conditions(drift, scope=source)
             label = "-".join(p for p in ("drift", source, part) if p)
-            self._write_alerts(model, alerts, w.start, w.end, w.version, part=label)
+            self._alert_changes(model, conditions, now, w.start, w.end, w.version, label)
             self.metrics.windows.labels(model).inc()
         return n
 
@@ -378,14 +477,14 @@ class Collector:
             if n - before.get(reason, 0):
                 self.metrics.bad_records.labels(m.name, reason).inc(n - before.get(reason, 0))
 
-    def _batch_task(self, m: ModelConfig) -> Callable[[datetime, CycleReport], None]:
+    def _batch_task(self, m: ModelConfig) -> TaskRun:
         from mlmon.edge.batch import adapter_from_config
 
         assert m.batch is not None
         adapter = adapter_from_config(m.batch, allow_http=self.config.allow_http)
 
-        def run(now: datetime, report: CycleReport) -> None:
-            result = adapter.trigger_and_wait()
+        def run(now: datetime, report: CycleReport) -> str | None:
+            result = self._wait_for(f"batch-{m.name}", adapter.trigger_and_wait)
             self.metrics.batch_runs.labels(m.name, result.status).inc()
             if self.audit is not None:
                 self.audit.record("batch_triggered", f"{m.name}/{result.job_id}", result.status)
@@ -394,25 +493,47 @@ class Collector:
                 "batch job finished",
                 extra={"model": m.name, "job": result.job_id, "status": result.status},
             )
+            if result.status == "succeeded":
+                return None
+            problem = f"batch job {result.job_id} {result.status}"
+            if result.error:
+                problem += f": {result.error}"
+            report.errors.append(f"{m.name}/batch: {problem}")
+            return problem
 
         return run
 
     # -- running ------------------------------------------------------------------------
     def _run_task(self, task: _Task, now: datetime, report: CycleReport) -> None:
+        """Run one task; record its outcome in the report, /healthz and last_success."""
+        component = f"{task.model}/{task.kind}"
+        spooled = self._spooled
+        problem: str | None = None
         try:
-            task.run(now, report)
-            self.metrics.last_success.labels(task.model, task.kind).set(time.time())
+            problem = task.run(now, report)
+        except _Stopped:
+            report.stopped = True
+            log.info("task abandoned: stopping", extra={"model": task.model, "task": task.kind})
+            return
         except SpoolFull as exc:
-            report.errors.append(f"{task.model}/{task.kind}: {exc}")
+            report.errors.append(f"{component}: {exc}")
+            problem = f"spool full: {exc}"
             log.error("spool full", extra={"model": task.model, "task": task.kind})
         except Exception as exc:  # a task's failure must not stop the collector
-            report.errors.append(f"{task.model}/{task.kind}: {type(exc).__name__}: {exc}")
+            report.errors.append(f"{component}: {type(exc).__name__}: {exc}")
+            problem = f"task failed: {type(exc).__name__}: {exc}"
             log.error(
                 "task failed",
                 extra={"model": task.model, "task": task.kind, "error_type": type(exc).__name__},
             )
         finally:
+            self.alerts.save()
             self._update_gauges()
+        if problem is not None and len(problem) > _PROBLEM_CHARS:
+            problem = problem[: _PROBLEM_CHARS - 3] + "..."
+        self.metrics.set_problem(component, problem)
+        if problem is None and self._spooled == spooled:
+            self.metrics.last_success.labels(task.model, task.kind).set(time.time())
 
     def publish_references(self) -> None:
         """Write each model's reference into the lake once per process (idempotent key)."""
@@ -428,36 +549,75 @@ class Collector:
                 )
         self._published = True
 
-    def run_once(self) -> CycleReport:
-        """Run every task once, then try to flush the spool."""
+    def run_once(self, stop: threading.Event | None = None) -> CycleReport:
+        """Run every task once, then try to flush the spool.
+
+        Parameters
+        ----------
+        stop
+            When set (SIGTERM), probes and batch waits in flight are abandoned,
+            no further task starts, and the cycle ends with ``stopped`` true.
+        """
+        if stop is not None:
+            self._stop = stop
         self.publish_references()
         report = CycleReport()
         now = self.clock()
         for task in self.tasks:
+            if self._stop.is_set():
+                report.stopped = True
+                break
             self._run_task(task, now, report)
-        try:  # after the windows they cover (the spool keeps that order)
-            report.objects += len(self.writer.write_rollups())
-        except Exception as exc:  # readers then read the uncovered windows one by one
-            report.errors.append(f"day rollups: {type(exc).__name__}: {exc}")
-            log.error("day rollups not written", extra={"error_type": type(exc).__name__})
+        if not report.stopped:
+            try:  # after the windows they cover (the spool keeps that order)
+                report.objects += len(self.writer.write_rollups())
+            except Exception as exc:  # readers then read the uncovered windows one by one
+                report.errors.append(f"day rollups: {type(exc).__name__}: {exc}")
+                log.error("day rollups not written", extra={"error_type": type(exc).__name__})
         self.flush_spool()
+        report.spooled_objects = len(self.spool)
         return report
 
     def flush_spool(self) -> int:
+        """Send what waits in the spool; /healthz says ``lake: ...`` while anything still waits."""
         if self.audit is not None:
             try:
                 self.audit.flush()
             except MlmonError as exc:  # the records stay on the local volume; flushed next time
                 log.error("audit flush failed", extra={"error_type": type(exc).__name__})
         try:
-            return self.spool.flush(self.storage)
-        except MlmonError:
+            sent = self.spool.flush(self.storage)
+            self._lake_error = None
+            return sent
+        except MlmonError as exc:
+            self._lake_error = f"{type(exc).__name__}: {exc}"
             return 0
         finally:
             self._update_gauges()
+            self._lake_health()
+
+    def _lake_health(self) -> None:
+        problem = None
+        if len(self.spool) or self.spool.dropped:
+            problem = (
+                f"bucket unreachable: {len(self.spool)} objects ({self.spool.size_bytes} bytes) "
+                f"wait in the spool"
+            )
+            if self.spool.dropped:
+                problem += f", {self.spool.dropped} refused by the full spool"
+            if self._lake_error:
+                problem += f"; last error: {self._lake_error}"
+            if len(problem) > _PROBLEM_CHARS:
+                problem = problem[: _PROBLEM_CHARS - 3] + "..."
+        self.metrics.set_problem("lake", problem)
 
     def run(self, stop: threading.Event, *, serve_metrics: bool = True) -> None:
-        """Run tasks on their schedules until ``stop`` is set."""
+        """Run tasks on their schedules until ``stop`` is set.
+
+        Setting ``stop`` abandons probes and batch waits in flight and starts no
+        further task; ``run`` then stops the sinks and the metrics server and returns.
+        """
+        self._stop = stop
         server = None
         if serve_metrics and self.config.metrics is not None:
             server = MetricsServer(
@@ -473,8 +633,12 @@ class Collector:
                 due = [t for t in self.tasks if t.next_due is not None and t.next_due <= now]
                 report = CycleReport()
                 for t in due:
+                    if stop.is_set():
+                        break
                     self._run_task(t, now, report)
                     t.advance(now)
+                if stop.is_set():
+                    break
                 if due:
                     self.flush_spool()
                     log.info(

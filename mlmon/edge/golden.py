@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -306,6 +307,7 @@ def run_golden(
     secret: bytes,
     *,
     now: datetime | None = None,
+    cancel: threading.Event | None = None,
 ) -> pl.DataFrame:
     """Send every golden sample to the endpoint; one row per check, outcome only.
 
@@ -322,14 +324,19 @@ def run_golden(
         Customer-held HMAC key (at least 16 bytes) for the sample ids.
     now
         ``checked_at`` of every row (timezone-aware); default: the current time.
+    cancel
+        When set (the collector is stopping), no further sample is sent and
+        the checks done so far are returned.
 
     Returns
     -------
     polars.DataFrame
         Columns :data:`GOLDEN_COLUMNS`: ``checked_at``, ``sample_id_hmac``,
         ``passed``, ``error_kind`` (null when passed; a probe error kind or
-        ``mismatch``), ``latency_ms``, ``status_code``, ``model_version``.
-        No input, prediction or sample id is in it.
+        ``mismatch``), ``latency_ms`` (the answered attempt only; null when the
+        probe got no readable 2xx answer: a failure, not a latency),
+        ``status_code``, ``model_version``. No input, prediction or sample id
+        is in it.
 
     Raises
     ------
@@ -344,6 +351,8 @@ def run_golden(
     http = client_for(endpoint) if client is None else client
     try:
         for sample, sample_hmac in zip(golden_set, ids, strict=True):
+            if cancel is not None and cancel.is_set():
+                break
             r = probe(http, endpoint, sample.inputs)
             passed = r.ok and compare(sample, r.predictions)
             rows.append(
@@ -352,7 +361,7 @@ def run_golden(
                     "sample_id_hmac": sample_hmac,
                     "passed": passed,
                     "error_kind": None if passed else (r.error_kind or "mismatch"),
-                    "latency_ms": r.latency_ms,
+                    "latency_ms": r.latency_ms if r.ok else None,
                     "status_code": r.status_code,
                     "model_version": r.model_version,
                 }

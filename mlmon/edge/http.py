@@ -38,6 +38,7 @@ import httpx
 from mlmon.errors import ConfigError
 
 __all__ = [
+    "ATTEMPT_SECONDS",
     "DEFAULT_BACKOFF_S",
     "DEFAULT_RETRIES",
     "DEFAULT_TIMEOUT_S",
@@ -53,6 +54,8 @@ DEFAULT_RETRIES = 2
 DEFAULT_BACKOFF_S = 0.2
 MAX_BACKOFF_S = 30.0
 """No single wait between two attempts is longer than this, whatever the attempt number."""
+ATTEMPT_SECONDS = "mlmon.attempt_seconds"
+"""Key in ``response.extensions``: duration of the attempt that got this answer, seconds."""
 
 _SENT_FAILURES = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 """Transport failures after which the request may have reached the server."""
@@ -286,7 +289,9 @@ def request_with_retries(
     -------
     httpx.Response
         The first answer that is not retried; a 5xx after the last attempt
-        is returned, not raised.
+        is returned, not raised. ``response.extensions[ATTEMPT_SECONDS]`` is the
+        time of the attempt that got it (sending the request to reading the
+        body): earlier failed attempts and the back-off are not in it.
 
     Raises
     ------
@@ -306,8 +311,10 @@ def request_with_retries(
     retryable = _SENT_FAILURES if idempotent else _UNSENT_FAILURES
     attempt = 0
     while True:
+        t0 = time.perf_counter()
         try:
             resp = client.request(method, url, **kwargs)
+            resp.extensions[ATTEMPT_SECONDS] = time.perf_counter() - t0
         except retryable:
             if attempt >= settings.retries:
                 raise

@@ -1,4 +1,22 @@
-"""Edge observability: Prometheus metrics, ``/metrics`` and ``/healthz``, JSON log lines."""
+"""Edge observability: Prometheus metrics, ``/metrics`` and ``/healthz``, JSON log lines.
+
+``GET /healthz`` answers JSON ``{"status": ..., "reasons": [...]}``:
+
+===========  ====  ==================================================================
+status       HTTP  meaning
+===========  ====  ==================================================================
+ok           200   every task's last run succeeded and nothing waits in the spool
+degraded     200   the collector runs, but something it depends on is in trouble:
+                   an endpoint that did not answer, a bucket that did not take the
+                   objects (they wait in the spool), a task that failed; one reason
+                   per component (``risk-model/golden: ...``, ``lake: ...``)
+unhealthy    503   the collector itself is broken (restarting it may help)
+===========  ====  ==================================================================
+
+Degraded answers 200 on purpose: Kubernetes' liveness probe reads ``/healthz``,
+and restarting the collector does not bring a model endpoint or a bucket back.
+Alert on ``status`` or on ``mlmon_edge_degraded`` instead.
+"""
 
 from __future__ import annotations
 
@@ -77,12 +95,39 @@ class EdgeMetrics:
         )
         self.last_success = Gauge(
             "mlmon_edge_last_success_timestamp_seconds",
-            "Last successful run of a task.",
+            "Last successful run of a task: no error, every probe answered, nothing spooled.",
             ["model", "task"],
             registry=r,
         )
+        self.degraded = Gauge(
+            "mlmon_edge_degraded",
+            "1 while a component (model/task, or lake) is in trouble; /healthz says why.",
+            ["component"],
+            registry=r,
+        )
+        self.alerts_firing = Gauge(
+            "mlmon_edge_alerts_firing", "Alerts firing now.", ["model", "rule"], registry=r
+        )
         self.started = time.time()
         self.healthy = True
+        self._problems: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def set_problem(self, component: str, problem: str | None) -> None:
+        """Record what is wrong with ``component`` now (None: nothing, it recovered)."""
+        with self._lock:
+            if problem is None:
+                self._problems.pop(component, None)
+            else:
+                self._problems[component] = problem
+        self.degraded.labels(component).set(0 if problem is None else 1)
+
+    def health(self) -> dict[str, Any]:
+        """The body of ``/healthz``: status ``ok``, ``degraded`` or ``unhealthy``, and the reasons."""
+        with self._lock:
+            reasons = [f"{c}: {p}" for c, p in sorted(self._problems.items())]
+        status = "unhealthy" if not self.healthy else "degraded" if reasons else "ok"
+        return {"status": status, "reasons": reasons}
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -100,9 +145,10 @@ class MetricsServer:
                 if self.path == "/metrics":
                     body, ctype, code = outer.metrics.exposition(), CONTENT_TYPE_LATEST, 200
                 elif self.path == "/healthz":
-                    ok = outer.metrics.healthy
-                    body = json.dumps({"status": "ok" if ok else "unhealthy"}).encode()
-                    ctype, code = "application/json", 200 if ok else 503
+                    health = outer.metrics.health()
+                    body = json.dumps(health).encode()
+                    ctype = "application/json"
+                    code = 503 if health["status"] == "unhealthy" else 200
                 else:
                     body, ctype, code = b"not found\n", "text/plain", 404
                 self.send_response(code)

@@ -53,7 +53,13 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import httpx
 import numpy as np
 
-from mlmon.edge.http import HttpSettings, check_url, make_client, request_with_retries
+from mlmon.edge.http import (
+    ATTEMPT_SECONDS,
+    HttpSettings,
+    check_url,
+    make_client,
+    request_with_retries,
+)
 from mlmon.edge.versions import check_version, is_version
 from mlmon.errors import ConfigError, DuplicateNameError, EdgeError, UnknownNameError
 
@@ -791,8 +797,11 @@ def register_protocol(name: str, adapter: ModelProtocol, *, replace: bool = Fals
 class ProbeResult:
     """The outcome of one probe.
 
-    ``latency_ms`` is the wall time from the first attempt to the final
-    answer (retries and backoff included). ``predictions`` (one per row) never
+    ``latency_ms`` is the time of the attempt that got the answer, from
+    sending the request to reading the whole body: earlier failed attempts and
+    the back-off between them are not in it. Without an answer (``timeout``,
+    ``connect``, ``tls``) it is the time spent trying, and callers count the
+    probe as a failure, not as a latency. ``predictions`` (one per row) never
     leave the edge's memory and are hidden from ``repr``.
     """
 
@@ -869,7 +878,7 @@ def probe(client: httpx.Client, endpoint: Endpoint, inputs: Inputs) -> ProbeResu
             False, None, (time.perf_counter() - t0) * 1000, _transport_error_kind(exc),
             endpoint.declared_version(),
         )  # fmt: skip
-    latency = (time.perf_counter() - t0) * 1000
+    latency = resp.extensions[ATTEMPT_SECONDS] * 1000  # the answered attempt, not the retries
     if not 200 <= resp.status_code < 300:
         return ProbeResult(
             False, resp.status_code, latency, _status_error_kind(resp.status_code),

@@ -20,9 +20,27 @@ def test_metrics_and_health_endpoints():
         text = httpx.get(f"{base}/metrics").text
         assert 'mlmon_edge_records_total{model="risk-model",source="stream"} 42.0' in text
         assert "mlmon_edge_buffer_bytes 1234.0" in text
-        assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+        assert httpx.get(f"{base}/healthz").json() == {"status": "ok", "reasons": []}
+        # degraded: still 200 (a restart would not bring an endpoint back), with the reasons
+        m.set_problem("risk-model/golden", "endpoint https://m unreachable")
+        m.set_problem("lake", "bucket unreachable: 3 objects wait in the spool")
+        r = httpx.get(f"{base}/healthz")
+        assert r.status_code == 200
+        assert r.json() == {
+            "status": "degraded",
+            "reasons": [
+                "lake: bucket unreachable: 3 objects wait in the spool",
+                "risk-model/golden: endpoint https://m unreachable",
+            ],
+        }
+        assert 'mlmon_edge_degraded{component="lake"} 1.0' in httpx.get(f"{base}/metrics").text
+        m.set_problem("lake", None)
+        m.set_problem("risk-model/golden", None)
+        assert httpx.get(f"{base}/healthz").json()["status"] == "ok"
+        assert 'mlmon_edge_degraded{component="lake"} 0.0' in httpx.get(f"{base}/metrics").text
         m.healthy = False
         assert httpx.get(f"{base}/healthz").status_code == 503
+        assert httpx.get(f"{base}/healthz").json()["status"] == "unhealthy"
         assert httpx.get(f"{base}/nope").status_code == 404
     finally:
         server.stop()
