@@ -219,6 +219,13 @@ def cmd_percentiles(args: argparse.Namespace) -> int:
 def cmd_sql(args: argparse.Namespace) -> int:
     import duckdb
 
+    if args.macros:
+        from mlmon.lake.sql import macros
+
+        print(macros(), end="")
+        return 0
+    if not args.query:
+        raise ConfigError("no query given; pass SQL, or --macros to print mlmon's duckdb macros")
     lake = _open_lake(args)
     try:
         df = lake.sql(args.query)
@@ -236,6 +243,26 @@ def cmd_lake_compact(args: argparse.Namespace) -> int:
         total += len(done)
         print(f"{table}: compacted {len(done)} partition(s)")
     return 0
+
+
+def cmd_lake_migrate(args: argparse.Namespace) -> int:
+    from mlmon.lake.migrate import plan_legacy, remove_legacy
+
+    opts = _storage_options(args)
+    plan = plan_legacy(_lake_uri(args), storage_options=opts)
+    verb = "deleting" if args.apply else "would delete (pass --apply)"
+    print(f"{len(plan.objects)} object(s) of the previous layout, {plan.bytes} bytes: {verb}")
+    for path in plan.objects:
+        print(f"  {path}")
+    for path, why in plan.kept.items():
+        print(f"  KEPT {path}: {why}")
+    if not args.apply:
+        return 0
+    result = remove_legacy(_lake_uri(args), plan, storage_options=opts)
+    for r in result["refused"]:
+        print(f"  REFUSED {r['key']}: {r['error']}", file=sys.stderr)
+    print(f"deleted {result['deleted']} object(s)")
+    return 0 if result["ok"] else EXIT_LAKE
 
 
 def cmd_performance(args: argparse.Namespace) -> int:
@@ -296,39 +323,35 @@ def _json_logs(verbose: bool) -> None:
 
 
 def cmd_edge_once(args: argparse.Namespace) -> int:
-    from mlmon.edge.lifecycle import Shutdown, once_exit_code
-
     _json_logs(args.verbose)
-    shutdown = Shutdown().install()  # before the collector exists: a SIGTERM is never lost
     collector = _collector(args)
-    report = collector.run_once(shutdown.stop)
-    code = once_exit_code(report, shutdown.signum)
+    report = collector.run_once()
     print(
         json.dumps(
             {
-                "exit_code": code,
                 "golden_checks": report.golden_checks,
                 "golden_passed": report.golden_passed,
-                "golden_failed": report.golden_failed,
                 "records": report.records,
                 "windows": report.windows,
                 "batch_runs": report.batch_runs,
-                "spooled_objects": report.spooled_objects,
+                "spooled_objects": len(collector.spool),
                 "errors": report.errors,
-                "stopped": report.stopped,
             }
         )
     )
-    return code
+    return 0 if not report.errors else EXIT_DRIFT
 
 
 def cmd_edge_run(args: argparse.Namespace) -> int:
-    from mlmon.edge.lifecycle import Shutdown
+    import signal
+    import threading
 
     _json_logs(args.verbose)
-    shutdown = Shutdown().install()
     collector = _collector(args)
-    collector.run(shutdown.stop)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    collector.run(stop)
     return 0
 
 
@@ -557,27 +580,20 @@ def build_parser() -> argparse.ArgumentParser:
     pf.set_defaults(func=cmd_performance)
 
     sq = sub.add_parser("sql", help="run duckdb SQL over the lake's tables")
-    sq.add_argument("query")
+    sq.add_argument("query", nargs="?", help="SQL over the views profiles, latency, alerts, ...")
+    sq.add_argument(
+        "--macros",
+        action="store_true",
+        help="print mlmon's duckdb macros (mlmon_sketch_quantile, mlmon_psi, ...) to paste into "
+        "plain duckdb, and exit (docs/lake.md)",
+    )
     _add_lake(sq)
     sq.add_argument("--format", default="table", choices=["table", "csv", "json", "parquet"])
     sq.add_argument("--out")
     sq.set_defaults(func=cmd_sql)
 
     ed = sub.add_parser("edge", help="the edge collector").add_subparsers(dest="sub", required=True)
-    from mlmon.edge.lifecycle import ONCE_EXIT_CODES, SHUTDOWN_DEADLINE_S
-
-    eo = ed.add_parser(
-        "once",
-        help="run every collector task once (cron, Kubernetes CronJob)",
-        description="Run every collector task of edge.yaml once, flush the spool, print one
-"
-        "JSON line (what ran, what failed) and exit with a code that says how it went.
-"
-        "SIGTERM abandons probes in flight; the process exits within "
-        f"{SHUTDOWN_DEADLINE_S:g} s.",
-        epilog=ONCE_EXIT_CODES + "\nexample:\n  mlmon edge once --config /etc/mlmon/edge.yaml",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    eo = ed.add_parser("once", help="run every collector task once (cron, Kubernetes CronJob)")
     eo.add_argument("--config", required=True, help="edge.yaml")
     eo.set_defaults(func=cmd_edge_once)
     el = ed.add_parser("labels", help="join a labels file with the predictions (delayed labels)")
@@ -585,20 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
     el.add_argument("--file", required=True, action="append", help="labels file (repeatable)")
     el.add_argument("--model", help="model (default: the one model whose reference has a task)")
     el.set_defaults(func=cmd_edge_labels)
-    er = ed.add_parser(
-        "run",
-        help="run the collector with its schedules until SIGTERM",
-        description="Run the collector's tasks on their schedules, serving /metrics and /healthz
-"
-        "(ok, or degraded with the reasons: an endpoint or the bucket unreachable, a task
-"
-        "failing). SIGTERM or SIGINT stops it: probes in flight are abandoned and the
-"
-        f"process exits 0 within {SHUTDOWN_DEADLINE_S:g} s (work still running then is cut "
-        "off: exit 128 + signal).",
-        epilog="example:\n  mlmon edge run --config /etc/mlmon/edge.yaml",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    er = ed.add_parser("run", help="run the collector with its schedules until SIGTERM")
     er.add_argument("--config", required=True, help="edge.yaml")
     er.set_defaults(func=cmd_edge_run)
 
@@ -669,6 +672,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lc.add_argument("--tables", default="profiles,latency,drift,golden,alerts")
     lc.set_defaults(func=cmd_lake_compact)
+    lm = lk.add_parser(
+        "migrate",
+        help="list (and with --apply delete) the previous layout's rollup and compaction copies "
+        "inside table partitions (docs/lake.md)",
+    )
+    _add_lake(lm)
+    lm.add_argument("--apply", action="store_true", help="delete them (the maintenance role)")
+    lm.set_defaults(func=cmd_lake_migrate)
 
     de = sub.add_parser("demo", help="run the end-to-end demo on the bundled fixtures")
     de.add_argument(

@@ -17,14 +17,17 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 import yaml
 
 from mlmon.analysis.lake import Lake
+from mlmon.cli import EXIT_UNJOINED
 from mlmon.errors import MissingExtraError
 from mlmon.lake.references import save_reference
+from mlmon.lake.schema import LABELS_UNJOINED, explain_unjoined
 from mlmon.profiles.frame import build_reference
 from mlmon.profiles.performance import PerformanceSpec
 from mlmon.profiles.schema import Schema
@@ -204,8 +207,9 @@ def run_demo(
     say(f"\n   golden checks: {int(golden['passed'].sum())}/{golden.height} passed; probe latency "
         f"p50 {probe['value'][0]:.1f} ms, p95 {probe['value'][1]:.1f} ms")  # fmt: skip
     perf = lake.performance(MODEL, by="day", metrics=["accuracy", "roc_auc"])
-    say(f"\n   performance by day ({labelled} outcomes arrived, for days 1-4 only; realized where "
-        "labelled, estimated from scores everywhere):")  # fmt: skip
+    joined = _say_outcomes(say, lake, perf, labelled)
+    say("   performance by day (realized from the joined outcomes, estimated from scores "
+        "everywhere):")  # fmt: skip
     with pl.Config(tbl_rows=50, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True,
                    float_precision=3):  # fmt: skip
         say(perf.with_columns(pl.col("period").dt.date().alias("day")).select(
@@ -231,4 +235,20 @@ def run_demo(
     say(
         f'\nExplore it: .venv/bin/mlmon sql --lake {lake_dir} "SELECT model, date, count(*) FROM profiles GROUP BY ALL"'
     )
-    return 0
+    return 0 if joined else EXIT_UNJOINED
+
+
+def _say_outcomes(say: Any, lake: Lake, perf: pl.DataFrame, written: int) -> int:
+    """What the edge made of the outcomes, from the lake's ``label_batches``; returns matched."""
+    batches = lake.read("label_batches", model=MODEL)
+    counts = {c: int(batches[c].sum() or 0) for c in ("records", "matched", *LABELS_UNJOINED)}
+    days = sorted({f"{p:%Y-%m-%d}" for p in perf.filter(pl.col("count_labelled") > 0)["period"]})
+    say(f"\n   outcomes: {written} written to the labels folder (days 1-4); the edge read "
+        f"{counts['records']} in {batches.height} batch(es): {counts['matched']} matched"
+        + (f", realized for {days[0]} to {days[-1]}" if days else ""))  # fmt: skip
+    for line in explain_unjoined(counts):
+        say(f"     {line}")
+    if not counts["matched"]:
+        say(f"   none of the outcomes joined a prediction (see why above): the realized column "
+            f"is empty and the demo exits {EXIT_UNJOINED}")  # fmt: skip
+    return counts["matched"]

@@ -6,6 +6,10 @@ joins it with the prediction, which comes either from the label record itself
 (``score_column`` with ``prediction_time_column``) or, opt-in, from a bounded
 :class:`PredictionStore` on the edge's own volume: (HMAC id, window, version,
 prediction) for ``label_horizon``, never in the bucket, expired on schedule.
+The horizon is a retention limit on the edge's volume: it counts from when
+the edge *stored* a prediction (its clock), not from the prediction's own
+time, so a backfill of last quarter's predictions and outcomes joins like
+live data, and nothing is kept longer than the horizon.
 
 Per window of *prediction* time the joined labels become a ``labels`` row of
 the ``performance`` table, one object per (labels batch, prediction date)
@@ -16,14 +20,16 @@ What could not be joined is counted in ``label_batches`` and never guessed:
   (by ``time_column`` when given, else file order);
 - ``already_labelled``: ids an earlier batch labelled; the first label is kept;
 - ``unknown_id``: no stored prediction (never seen, or not in the store);
-- ``late``: the prediction had left the store (past the horizon): expired ids
-  are remembered in a Bloom filter (1% false positives) for another horizon;
+- ``late``: the prediction had expired from the store (stored more than the
+  horizon ago): expired ids are remembered in a Bloom filter (1% false
+  positives) for another horizon;
 - ``unknown_class``, ``missing``: labels outside the classes, or records
   without an id or a label.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import itertools
@@ -31,7 +37,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -47,6 +52,7 @@ from mlmon.edge.checkpoint import atomic_write
 from mlmon.edge.ingest import read_records
 from mlmon.errors import ConfigError, SchemaError
 from mlmon.governance.deid import hmac_ids
+from mlmon.lake.schema import explain_unjoined
 from mlmon.lake.writer import LakeWriter, WriteRecord, performance_row
 from mlmon.profiles.frame import Reference, utc_timestamps
 from mlmon.profiles.performance import PerformanceProfile, PerformanceSpec
@@ -104,25 +110,71 @@ def _bloom_contains(packed: np.ndarray, ids: pl.Series) -> np.ndarray:
 
 
 # -- the prediction store -------------------------------------------------------------
+#: File names in the store start with the time the edge stored them (its clock, UTC).
+_STAMP = "%Y%m%dT%H%M%S%f"
+_STAMP_LEN = 21  # len("20261005T000000000000")
+
+
+def _stored_at(path: Path) -> datetime:
+    """When the edge stored ``path``: the stamp its name starts with.
+
+    Files named before stamps were part of every name (``labelled/.../{batch}.parquet``
+    written by mlmon before the horizon counted from storage) fall back to their
+    modification time, which is when they were written.
+    """
+    try:
+        return datetime.strptime(path.name[:_STAMP_LEN], _STAMP).replace(tzinfo=UTC)
+    except ValueError:
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+
+
 class PredictionStore:
     """Bounded local store of (HMAC id, window, version, prediction) on the edge's volume.
 
-    Layout: ``{root}/{model}/predictions/date=YYYY-MM-DD/*.parquet`` (one file
-    per add), ``labelled/date=.../{batch}.parquet`` (ids already labelled),
-    ``expired/date=....bloom`` and ``batches.json`` (batches joined). Files are
-    written to a temporary name and renamed, so a crash never leaves half a file.
+    Layout: ``{root}/{model}/predictions/date=YYYY-MM-DD/{stored}-{pid}-{n}.parquet``
+    (one file per add, partitioned by prediction date, named by when it was stored),
+    ``labelled/date=.../{stored}-{batch}.parquet`` (ids already labelled),
+    ``expired/{expired on}_{stamp}.bloom`` and ``batches.json`` (batches joined). Files
+    are written to a temporary name and renamed, so a crash never leaves half a file.
+
+    The horizon is a retention limit: a file stored at ``t`` is expired by the first
+    :meth:`expire` at ``now > t + horizon``, whatever the predictions' own times, and
+    its ids are remembered as expired (``late``) for one more horizon.
+
+    Parameters
+    ----------
+    root : path
+        The store's folder on the edge's own volume (``state_dir/predictions``).
+    horizon : timedelta
+        ``label_horizon``: how long a stored prediction waits for its label.
+    clock : callable, optional
+        Returns the current UTC time (default: the wall clock); the collector passes
+        its own, tests a fixed one.
     """
 
-    def __init__(self, root: str | os.PathLike[str], horizon: timedelta) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        horizon: timedelta,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         if horizon <= timedelta(0):
             raise ConfigError(f"label_horizon must be positive, got {horizon}")
         self.root = Path(root)
         self.horizon = horizon
+        self.clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
         self._seq = 0
 
     def _dir(self, model: str, kind: str) -> Path:
         return self.root / model / kind
+
+    def _stamp(self, now: datetime) -> str:
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+        return f"{now.astimezone(UTC):{_STAMP}}-{os.getpid()}-{seq}"
 
     @staticmethod
     def _write(path: Path, frame: pl.DataFrame) -> None:
@@ -150,10 +202,7 @@ class PredictionStore:
         )
         if rows.height == 0:
             return 0
-        with self._lock:
-            self._seq += 1
-            seq = self._seq
-        stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{os.getpid()}-{seq}"
+        stamp = self._stamp(self.clock())
         day = pl.from_epoch(pl.col("window_us"), time_unit="us").dt.date().alias("day")
         for (d,), part in rows.with_columns(day).partition_by("day", as_dict=True).items():
             self._write(
@@ -186,12 +235,20 @@ class PredictionStore:
         seen = lf.select("id").collect().get_column("id")
         return ids.is_in(seen.implode()).to_numpy()
 
-    def mark_labelled(self, model: str, batch_id: str, ids: pl.DataFrame) -> None:
-        """Remember ids labelled by ``batch_id`` (``id``, ``window_us``), by prediction date."""
+    def mark_labelled(
+        self, model: str, batch_id: str, ids: pl.DataFrame, now: datetime | None = None
+    ) -> None:
+        """Remember ids labelled by ``batch_id`` (``id``, ``window_us``), by prediction date.
+
+        The marks are stored at ``now`` (default: the store's clock), after the
+        predictions they refer to, so they outlive them: an id is ``already_labelled``
+        while its prediction is in the store, and ``late`` after.
+        """
+        stamp = self._stamp(now or self.clock())
         day = pl.from_epoch(pl.col("window_us"), time_unit="us").dt.date().alias("day")
         for (d,), part in ids.with_columns(day).partition_by("day", as_dict=True).items():
             self._write(
-                self._dir(model, "labelled") / f"date={d}" / f"{batch_id}.parquet",
+                self._dir(model, "labelled") / f"date={d}" / f"{stamp}-{batch_id}.parquet",
                 part.select("id"),
             )
 
@@ -216,30 +273,42 @@ class PredictionStore:
         p.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(p, json.dumps(done, sort_keys=True, default=str).encode())
 
-    def expire(self, now: datetime) -> int:
-        """Drop predictions past the horizon (remembering their ids as expired); returns files."""
-        cutoff = (now - self.horizon).date()
-        forget = (now - self.horizon).date()  # expired ids are remembered one more horizon
+    def expire(self, now: datetime | None = None) -> int:
+        """Drop what was stored more than the horizon before ``now``; returns files removed.
+
+        ``now`` defaults to the store's clock. A file stored at ``t`` goes when
+        ``t + horizon < now``; the ids of expired predictions are remembered in a Bloom
+        filter named by the day they expired, kept for one more horizon (labels for
+        them are then counted ``late``, not ``unknown_id``). The filter is written
+        before the files are removed, so a crash in between loses nothing.
+        """
+        now = (now or self.clock()).astimezone(UTC)
+        cutoff = now - self.horizon
+        forget = cutoff.date()  # expired ids are remembered one more horizon
         removed = 0
         if not self.root.exists():
             return 0
-        for model_dir in self.root.iterdir():
+        for model_dir in sorted(self.root.iterdir()):
             if not model_dir.is_dir():
                 continue
-            for kind in ("predictions", "labelled"):
-                for day_dir in sorted((model_dir / kind).glob("date=*")):
-                    day = datetime.strptime(day_dir.name[5:], "%Y-%m-%d").date()
-                    if day >= cutoff:
-                        continue
-                    if kind == "predictions":
-                        files = sorted(day_dir.glob("*.parquet"))
-                        ids = pl.concat([pl.read_parquet(f, columns=["id"]) for f in files])
-                        name = f"{now.date()}_{day_dir.name}.bloom"  # expired on, predicted on
-                        bloom = model_dir / "expired" / name
-                        bloom.parent.mkdir(parents=True, exist_ok=True)
-                        _bloom_build(ids.get_column("id")).tofile(bloom)
-                    removed += sum(1 for _ in day_dir.glob("*.parquet"))
-                    shutil.rmtree(day_dir)
+            doomed = {
+                kind: [
+                    f
+                    for f in sorted((model_dir / kind).glob("date=*/*.parquet"))
+                    if _stored_at(f) < cutoff
+                ]
+                for kind in ("predictions", "labelled")
+            }
+            if doomed["predictions"]:
+                ids = pl.concat([pl.read_parquet(f, columns=["id"]) for f in doomed["predictions"]])
+                bloom = model_dir / "expired" / f"{now:%Y-%m-%d}_{self._stamp(now)}.bloom"
+                bloom.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(bloom, _bloom_build(ids.get_column("id")).tobytes())
+            for f in doomed["predictions"] + doomed["labelled"]:
+                f.unlink()
+                removed += 1
+                with contextlib.suppress(OSError):  # not empty: other files remain
+                    f.parent.rmdir()
             for bloom in (model_dir / "expired").glob("*.bloom"):
                 expired_on = datetime.strptime(bloom.stem[:10], "%Y-%m-%d").date()
                 if expired_on < forget:
@@ -340,6 +409,15 @@ class LabelBatch:
         d.pop("objects")
         return d
 
+    @property
+    def joined_nothing(self) -> bool:
+        """Records arrived and none joined a prediction (``mlmon edge labels`` exits 6)."""
+        return not self.skipped and self.records > 0 and self.matched == 0
+
+    def explain(self) -> list[str]:
+        """One line per non-zero count of records that did not join, with the reason."""
+        return explain_unjoined(self.summary())
+
 
 def labels_batch_id(data: bytes) -> str:
     """Deterministic id of a labels batch: a content hash of the file."""
@@ -396,13 +474,16 @@ def join_labels(
             f"model {model!r}: its reference has no performance spec; rebuild it with "
             "`mlmon reference build --task binary --label-column ...`"
         )
-    now = now or datetime.now(UTC)
+    if now is None:
+        now = store.clock() if store is not None else datetime.now(UTC)
     result = LabelBatch(batch_id, source, records=frame.height)
     if store is not None and batch_id in store.joined_batches(model):
         result.skipped = True
         log.info("labels batch already joined", extra={"model": model, "batch": batch_id})
         return result
     _check_columns(frame, cfg, source)
+    if store is not None:
+        store.expire(now)  # nothing past the horizon joins, even between scheduled expiries
     if not cfg.score_column and store is None:
         raise ConfigError(
             f"model {model!r}: labels in {source} carry no score and no prediction store is "
@@ -480,9 +561,15 @@ def join_labels(
     )
     if store is not None:
         if joined.height:
-            store.mark_labelled(model, batch_id, joined.select("id", "window_us"))
+            store.mark_labelled(model, batch_id, joined.select("id", "window_us"), now)
         store.record_batch(model, batch_id, result.summary())
-    log.info("labels batch joined", extra={"model": model, **result.summary()})
+    if result.joined_nothing:
+        log.warning(
+            "labels batch joined no prediction",
+            extra={"model": model, "why": "; ".join(result.explain()), **result.summary()},
+        )
+    else:
+        log.info("labels batch joined", extra={"model": model, **result.summary()})
     if on_row is not None:
         on_row(summary)
     return result

@@ -62,7 +62,9 @@ class EdgePerformance:
             )
             if m.performance is not None and m.performance.store_predictions:
                 self.stores[m.name] = PredictionStore(
-                    collector.state_dir / "predictions", m.performance.label_horizon
+                    collector.state_dir / "predictions",
+                    m.performance.label_horizon,
+                    clock=collector.clock,
                 )
 
     # -- predictions -----------------------------------------------------------------

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from mlmon.lake.schema import SCHEMA_VERSION, TABLES
+from mlmon.lake.layout import prefixes
+from mlmon.lake.schema import TABLES
 from mlmon.lake.storage import Storage, open_storage
 
 __all__ = ["DEFAULT_DAYS", "RetentionPlan", "apply", "lifecycle_configuration", "plan"]
@@ -52,11 +53,12 @@ def plan(lake: str | Storage, *, today: date | None = None, days: dict[str, int]
     for t, limit in cutoff.items():
         if t == "audit":
             continue
-        root = st.path(f"v{SCHEMA_VERSION}", t)
-        try:
-            found = st.fs.find(root, detail=True)
-        except FileNotFoundError:
-            continue
+        found = {}
+        for sub in prefixes(t):  # the table, and its rollups and compactions beside it
+            try:
+                found.update(st.fs.find(st.path(sub), detail=True))
+            except FileNotFoundError:
+                continue
         for path, info in sorted(found.items()):
             folder = path.rsplit("/", 1)[0]
             m = _DATE.search(folder)
@@ -93,7 +95,12 @@ def lifecycle_configuration(prefix: str, *, days: dict[str, int] | None = None) 
     keep = _days(days)
     rules = []
     for t, d in sorted(keep.items()):
-        sub = "audit/" if t == "audit" else f"v{SCHEMA_VERSION}/{t}/"
-        rules.append({"ID": f"mlmon-{t}", "Filter": {"Prefix": f"{prefix.strip('/')}/{sub}"}, "Status": "Enabled",
-                      "Expiration": {"Days": int(d)}})  # fmt: skip
+        subs = (
+            [("", "audit")]
+            if t == "audit"
+            else list(zip(("", "-rollups", "-compacted"), prefixes(t), strict=True))
+        )
+        for suffix, sub in subs:
+            rules.append({"ID": f"mlmon-{t}{suffix}", "Filter": {"Prefix": f"{prefix.strip('/')}/{sub}/"}, "Status": "Enabled",
+                          "Expiration": {"Days": int(d)}})  # fmt: skip
     return {"Rules": rules}

@@ -193,6 +193,13 @@ def table(name: str) -> Table:
 
 def register_table(t: Table, *, replace: bool = False) -> None:
     """Add a table (later issues: performance, samples); refuses duplicates."""
+    from mlmon.lake.layout import RESERVED  # it imports this module
+
+    if t.name in RESERVED:
+        raise SchemaError(
+            f"{t.name!r} cannot be a lake table: v{SCHEMA_VERSION}/{t.name}/ holds other tables' "
+            f"rollups or compactions (reserved: {', '.join(sorted(RESERVED))})"
+        )
     if t.name in TABLES and not replace:
         raise DuplicateNameError(f"lake table {t.name!r} is already registered; pass replace=True")
     TABLES[t.name] = t
@@ -200,25 +207,18 @@ def register_table(t: Table, *, replace: bool = False) -> None:
 
 def to_markdown() -> str:
     """The lake reference documentation (docs/lake.md)."""
+    from mlmon.lake import layout  # they import this module
+    from mlmon.lake import sql as sql_docs
+
     out = [
         "# The mlmon metric lake, schema v1",
         "",
         "Generated from `mlmon/lake/schema.py` by `python -m mlmon.lake.schema > docs/lake.md`;",
         "a test fails when the two differ.",
         "",
-        "Layout: `{root}/v1/{table}/model={model}/date={YYYY-MM-DD}/{key}.parquet`. `model` and",
-        "`date` (the UTC date of `window_start`) are hive partitions that readers add as columns.",
-        "Keys are deterministic per (table, model, window, collector): a retried write replaces the",
-        "same object with the same bytes. Writers only PUT; they never list, read or delete.",
-        "",
-        "Objects whose name starts with `_` are not windows and plain reads skip them. In a",
-        "`profiles` or `latency` partition, `_day-{collector}.parquet` is that writer's day",
-        "rollup: one merged row per (model_version, reference_id or source, feature), with",
-        "`window_start`/`window_end` the day's bounds, and the names of the window objects it",
-        "holds in its Parquet metadata (`mlmon.covers`). Queries by day or longer read it plus",
-        "the windows it does not cover. `_compacted-*.parquet`, `_rollup-*.parquet` and",
-        "`_compacted.json` are written by the reader-side compaction job (`mlmon lake compact`).",
-        "",
+        *layout.markdown(),
+        *sql_docs.markdown(),
+        *layout.migration_markdown(),
     ]
     for t in TABLES.values():
         out += [

@@ -11,7 +11,8 @@ Shape::
     ReportContext            title, period, comparison period, provenance
     ├── models: [ModelSection]   one per model, status green/amber/red (grey: no data)
     │   ├── frames (polars)      versions, volume, null_rates, drift, drift_over_time,
-    │   │                        latency, golden, golden_errors, alerts, performance
+    │   │                        latency, golden, golden_errors, alerts, performance,
+    │   │                        calibration, label_batches
     │   └── distributions: [Distribution]   reference vs current shares of a feature
     ├── methods: [MethodInfo]    the drift methods, thresholds and what they mean
     └── data_handling: [str]     what was and was not collected
@@ -40,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import polars as pl
 
 from mlmon.errors import LakeError, SchemaError, TimestampError
+from mlmon.lake.schema import LABELS_UNJOINED
 
 if TYPE_CHECKING:
     from mlmon.analysis.lake import Lake
@@ -86,9 +88,11 @@ FRAME_COLUMNS: dict[str, dict[str, pl.DataType]] = {
                     "count_labelled": pl.Int64(), "count_total": pl.Int64()},
     "calibration": {"source": pl.String(), "bin": pl.Int64(), "mean_score": pl.Float64(),
                     "positive_rate": pl.Float64(), "count": pl.Int64()},
+    "label_batches": {"received_at": _TS, "records": pl.Int64(), "matched": pl.Int64(),
+                      **{c: pl.Int64() for c in LABELS_UNJOINED}},
 }  # fmt: skip
 #: Frames that stay None when the model has no performance data (the section is left out).
-OPTIONAL_FRAMES = ("performance", "calibration")
+OPTIONAL_FRAMES = ("performance", "calibration", "label_batches")
 
 #: The data-handling statement printed when the analysis side gives none.
 DEFAULT_DATA_HANDLING: tuple[str, ...] = (
@@ -208,6 +212,8 @@ class ModelSection:
     ``p50``/``p95``/``p99`` in ms (None when unknown), ``golden_overall``
     ``checks``/``passed``/``pass_rate``. ``performance`` is None when the
     model has no labels or estimates; the section is then left out.
+    ``label_batches`` (None when no labels batch touched the period) counts what
+    each labels batch matched and what did not join, and why.
     """
 
     model: str
@@ -228,6 +234,7 @@ class ModelSection:
     alerts: pl.DataFrame = field(default_factory=lambda: _empty("alerts"))
     performance: pl.DataFrame | None = None
     calibration: pl.DataFrame | None = None
+    label_batches: pl.DataFrame | None = None
 
     def __post_init__(self) -> None:
         where = f"model {self.model!r}"
@@ -725,13 +732,15 @@ def _section(
 def _performance(
     lake: Lake, model: str, start: datetime, end: datetime, *, status_reasons: list[str]
 ) -> dict[str, pl.DataFrame | None]:
-    """Realized versus estimated performance and the calibration curve, when the lake has them."""
+    """Realized versus estimated performance, the calibration curve and the labels batches,
+    when the lake has them."""
+    batches = _label_batches(lake, model, start, end, status_reasons=status_reasons)
     if model not in lake.models("performance"):
-        return {"performance": None, "calibration": None}
+        return {"performance": None, "calibration": None, "label_batches": batches}
     by = "day" if end - start <= timedelta(days=31) else "week"
     perf = lake.performance(model, start, end, by=by)
     if perf.height == 0:
-        return {"performance": None, "calibration": None}
+        return {"performance": None, "calibration": None, "label_batches": batches}
     alerting = sorted(set(perf.filter(pl.col("alert")).get_column("metric").to_list()))
     if alerting:
         status_reasons.append(
@@ -752,7 +761,37 @@ def _performance(
     return {
         "performance": perf.select(keep),
         "calibration": lake.calibration_curve(model, start, end),
+        "label_batches": batches,
     }
+
+
+def _label_batches(
+    lake: Lake, model: str, start: datetime, end: datetime, *, status_reasons: list[str]
+) -> pl.DataFrame | None:
+    """The labels batches that matched predictions of the period, and those that arrived since
+    the period began and matched nothing (they may hold this period's outcomes: a report written
+    after the labels arrived says so); a status reason when records arrived and none joined."""
+    if model not in lake.models("label_batches"):
+        return None
+    # a batch's window spans the prediction windows it matched; one that matched nothing is
+    # filed at the time it arrived (one row per batch: the table is small, read it whole)
+    rows = lake.read("label_batches", model=model).filter(
+        ((pl.col("window_start") < end) & (pl.col("window_end") > start))
+        | ((pl.col("matched") == 0) & (pl.col("received_at") >= start))
+    )
+    if rows.height == 0:
+        return None
+    rows = rows.select(list(FRAME_COLUMNS["label_batches"])).sort("received_at")
+    records, matched = int(rows["records"].sum() or 0), int(rows["matched"].sum() or 0)
+    if records and not matched:
+        why = ", ".join(
+            f"{int(rows[c].sum()):,} {c}" for c in LABELS_UNJOINED if int(rows[c].sum() or 0)
+        )
+        status_reasons.append(
+            f"{records:,} label records arrived in {rows.height} batch(es) and none joined a "
+            f"prediction ({why}): realized performance cannot be shown"
+        )
+    return rows
 
 
 def _status(

@@ -30,6 +30,7 @@ import polars as pl
 
 from mlmon._extras import require
 from mlmon.errors import ConfigError
+from mlmon.lake.schema import explain_unjoined
 from mlmon.reports.charts import section_charts, to_html_fragment, to_svg, vega_bundle
 from mlmon.reports.context import MethodInfo, ModelSection, ReportContext
 from mlmon.reports.summary import (
@@ -185,6 +186,7 @@ def _view(ctx: ReportContext, i: int, m: ModelSection, interactive: bool) -> dic
         "version_rows": m.versions.sort("first_seen").to_dicts(),
         "performance_rows": _performance_rows(m.performance),
         "labelled": _labelled(m.performance),
+        "label_batches": _label_batches(m.label_batches),
     }
 
 
@@ -196,6 +198,15 @@ def _labelled(perf: pl.DataFrame | None) -> dict[str, Any] | None:
     labelled = int(one["count_labelled"].sum() or 0)
     total = int(one["count_total"].sum() or 0)
     return {"labelled": labelled, "total": total, "fraction": labelled / total if total else None}
+
+
+def _label_batches(batches: pl.DataFrame | None) -> dict[str, Any] | None:
+    """Records, matched and why the rest did not join, over the period's labels batches."""
+    if batches is None or not batches.height:
+        return None
+    counts = {c: int(batches[c].sum() or 0) for c in batches.columns if c != "received_at"}
+    reasons = [r.replace("`", "") for r in explain_unjoined(counts)]
+    return {"batches": batches.height, **counts, "reasons": reasons}
 
 
 def _performance_rows(perf: pl.DataFrame | None) -> list[dict[str, Any]]:

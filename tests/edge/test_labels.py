@@ -7,6 +7,7 @@ of the same windows: threshold metrics exact, ROC AUC within its binning bound.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -252,7 +253,9 @@ def test_cli_edge_labels_and_performance(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg_path, records = _setup(tmp_path)
-    Collector(load_config(cfg_path), clock=lambda: datetime(2026, 10, 5, tzinfo=UTC)).run_once()
+    # the wall clock, like the `mlmon edge labels` below: the predictions are October
+    # 2026's, stored today, so they join on any date
+    Collector(load_config(cfg_path)).run_once()
     _labels_file(tmp_path / "l.parquet", records, 2)
     assert (
         main(["edge", "labels", "--config", str(cfg_path), "--file", str(tmp_path / "l.parquet")])
@@ -390,3 +393,184 @@ def test_labels_from_a_read_only_s3_prefix(tmp_path: Path, s3_server) -> None:
     batches = Lake(str(tmp_path / "lake")).read("label_batches", model="risk")
     assert batches["matched"].to_list() == [lab.height]
     assert not list(Path(tempfile.gettempdir()).glob("mlmon-labels-*"))  # no copy left
+
+
+# -- the horizon is a retention limit: it counts from when the edge stored a prediction --------
+class _Clock:
+    """A clock the test moves: no sleeping, no dependence on today's date."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _store_files(tmp_path: Path, kind: str) -> list[Path]:
+    return sorted((tmp_path / "state" / "predictions" / "risk" / kind).glob("date=*/*.parquet"))
+
+
+def test_a_backfill_joins_and_the_horizon_counts_from_when_the_edge_stored_it(
+    tmp_path: Path,
+) -> None:
+    """October 2026's predictions, read by the edge half a year later (a backfill), join their
+    labels until ``label_horizon`` after they were stored; later they are late, and nothing is
+    kept longer than the horizon."""
+    cfg_path, records = _setup(tmp_path, horizon="60d")
+    stored = datetime(2027, 4, 1, 12, tzinfo=UTC)  # months after every prediction's own time
+    clock = _Clock(stored)
+    c = Collector(load_config(cfg_path), clock=clock)
+    c.run_once()
+    c.run_once()  # the labels task's scheduled expiry: nothing was stored long enough ago
+    horizon = c.performance.stores["risk"].horizon
+    assert horizon == timedelta(days=60)
+    assert _store_files(tmp_path, "predictions")
+    first, second, third = records.slice(0, 3000), records.slice(3000, 2000), records.slice(5000)
+
+    clock.now = stored + horizon - timedelta(seconds=1)
+    _labels_file(tmp_path / "first.parquet", first, 1)
+    r1 = c.performance.join_file("risk", tmp_path / "first.parquet")
+    assert (r1.matched, r1.late, r1.unknown_id) == (first.height, 0, 0)
+    assert not r1.joined_nothing and r1.explain() == []
+
+    clock.now = stored + horizon + timedelta(seconds=1)
+    c.run_once()
+    assert _store_files(tmp_path, "predictions") == []  # gone once the horizon has passed
+    assert _store_files(tmp_path, "labelled")  # the marks were stored later: they stay longer
+    _labels_file(tmp_path / "second.parquet", second, 2)
+    r2 = c.performance.join_file("risk", tmp_path / "second.parquet")
+    assert (r2.matched, r2.late, r2.unknown_id) == (0, second.height, 0)
+    assert r2.joined_nothing
+    assert r2.explain()[0].startswith(f"{second.height} late: Ids whose prediction had expired")
+
+    # expired ids are remembered one more horizon, then the store holds nothing of them
+    clock.now = stored + 2 * horizon + timedelta(days=2)
+    c.run_once()
+    assert _store_files(tmp_path, "predictions") == _store_files(tmp_path, "labelled") == []
+    assert not list((tmp_path / "state" / "predictions" / "risk" / "expired").glob("*.bloom"))
+    _labels_file(tmp_path / "third.parquet", third.head(500), 3)
+    r3 = c.performance.join_file("risk", tmp_path / "third.parquet")
+    assert (r3.matched, r3.late, r3.unknown_id) == (0, 0, 500)
+
+    c.flush_spool()
+    got = Lake(str(tmp_path / "lake")).performance("risk", by="all", metrics=["accuracy"])
+    assert got["count_labelled"][0] == first.height
+    batches = Lake(str(tmp_path / "lake")).read("label_batches", model="risk").sort("received_at")
+    assert batches["matched"].to_list() == [first.height, 0, 0]
+    assert batches["late"].to_list() == [0, second.height, 0]
+
+
+def test_a_prediction_store_written_by_the_previous_layout_still_loads(tmp_path: Path) -> None:
+    """Before the horizon counted from storage, the store wrote predictions named by when they
+    were stored (unchanged), labelled ids named by batch only and Bloom filters named by
+    prediction date. The store reads all three and expires the old marks by their file time."""
+    from mlmon.edge.labels import LabelJoinConfig, PredictionStore, join_labels
+    from mlmon.governance.deid import hmac_ids
+    from mlmon.lake.writer import LakeWriter
+
+    def id16(names: list[str]) -> pl.Series:
+        return pl.Series("id", hmac_ids(KEY.encode(), names)).str.slice(0, 32).str.decode("hex")
+
+    rng = np.random.default_rng(5)
+    seen = [f"r{i}" for i in range(300)]
+    model_dir = tmp_path / "state" / "risk"
+    day = model_dir / "predictions" / "date=2026-10-01"
+    day.mkdir(parents=True)
+    stored = datetime(2026, 10, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    pl.DataFrame(
+        {"id": id16(seen), "window_us": [int(datetime(2026, 10, 1, 6, tzinfo=UTC).timestamp() * 1e6)] * 300,
+         "model_version": pl.Series([None] * 300, dtype=pl.String), "prediction": rng.random(300)}
+    ).write_parquet(day / f"{stored:%Y%m%dT%H%M%S%f}-4242-1.parquet")  # fmt: skip
+    old_mark = model_dir / "labelled" / "date=2026-10-01" / "0123456789abcdef.parquet"
+    old_mark.parent.mkdir(parents=True)
+    pl.DataFrame({"id": id16(seen[:100])}).write_parquet(old_mark)
+    marked = datetime(2026, 10, 20, tzinfo=UTC)
+    os.utime(old_mark, (marked.timestamp(), marked.timestamp()))
+    expired_names = [f"old{i}" for i in range(50)]
+    old_bloom = model_dir / "expired" / "2026-10-15_date=2026-08-01.bloom"
+    old_bloom.parent.mkdir(parents=True)
+    _bloom_build(id16(expired_names)).tofile(old_bloom)
+    (model_dir / "batches.json").write_text(json.dumps({"0123456789abcdef": {"matched": 100}}))
+
+    clock = _Clock(datetime(2026, 11, 1, tzinfo=UTC))
+    store = PredictionStore(tmp_path / "state", timedelta(days=60), clock=clock)
+    assert "0123456789abcdef" in store.joined_batches("risk")
+    spec = PerformanceSpec.make("binary", classes=("0", "1"))
+    ref = build_reference(
+        pl.DataFrame({"x": rng.random(500), "score": rng.random(500),
+                      "label": rng.integers(0, 2, 500)}), performance=spec,
+    )  # fmt: skip
+    never = [f"never{i}" for i in range(10)]
+    names = seen[:200] + expired_names + never
+    labels = pl.DataFrame({"request_id": names, "label": rng.integers(0, 2, len(names))})
+    r = join_labels(labels, model="risk", reference=ref, secret=KEY.encode(),
+                    writer=LakeWriter(str(tmp_path / "lake"), collector_id="t"),
+                    cfg=LabelJoinConfig(), window=timedelta(hours=6), batch_id="b2",
+                    source="labels.parquet", store=store)  # fmt: skip
+    assert r.already_labelled == 100  # the old marks count
+    assert r.matched == 200 - 100  # the old predictions join
+    assert r.late == len(expired_names)  # the old Bloom filter is read (no false negatives)
+    assert r.unknown_id == len(never)
+
+    # expiry: the old predictions by the stamp in their name, the old marks by their file time
+    clock.now = stored + timedelta(days=60, seconds=1)
+    assert store.expire() == 1
+    assert not list(day.parent.glob("date=*/*.parquet")) and old_mark.exists()
+    clock.now = marked + timedelta(days=60, seconds=1)
+    assert store.expire() == 1  # the old mark; the new ones were written on 2026-11-01
+    assert not old_mark.exists()
+    assert len(list((model_dir / "labelled").glob("date=*/*.parquet"))) == 1
+    assert not old_bloom.exists()  # expired on 2026-10-15: forgotten one horizon later
+    assert len(list((model_dir / "expired").glob("*.bloom"))) == 1  # today's expiry is kept
+
+
+# -- outputs that tell the truth ---------------------------------------------------------------
+def test_cli_edge_labels_says_why_nothing_joined_and_exits_6(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlmon.cli import EXIT_UNJOINED, build_parser
+
+    assert EXIT_UNJOINED == 6  # documented in `mlmon --help` and `mlmon edge labels --help`
+    cfg_path, records = _setup(tmp_path)
+    # stored long before any day this test runs on; `mlmon edge labels` uses the wall clock
+    Collector(load_config(cfg_path), clock=lambda: datetime(2000, 1, 1, tzinfo=UTC)).run_once()
+    late = _labels_file(tmp_path / "late.parquet", records.head(700), 1)
+    argv = ["edge", "labels", "--config", str(cfg_path), "--file"]
+    assert main([*argv, str(tmp_path / "late.parquet")]) == EXIT_UNJOINED
+    cap = capsys.readouterr()
+    assert f"{late.height} records, 0 matched into 0 window(s); late {late.height}," in cap.out
+    assert f"\n  {late.height} late: Ids whose prediction had expired" in cap.out
+    assert "late.parquet joined a prediction" in cap.err and "label_horizon is 60d" in cap.err
+    assert f"exit {EXIT_UNJOINED}" in cap.err
+    # ids this edge never saw: unknown, with their reason
+    pl.DataFrame({"request_id": ["a1", "a2", "a3"], "label": [0, 1, 1]}).write_parquet(
+        tmp_path / "strangers.parquet"
+    )
+    assert main([*argv, str(tmp_path / "strangers.parquet")]) == EXIT_UNJOINED
+    assert "\n  3 unknown_id: Ids with no stored prediction" in capsys.readouterr().out
+    # a file joined before is not "nothing joined"
+    assert main([*argv, str(tmp_path / "late.parquet")]) == 0
+    assert "was already joined" in capsys.readouterr().out
+    for args, doc in ((["edge", "labels", "--help"], "6 a file held records but none joined"),
+                      (["--help"], "6 ``edge labels`` (and ``demo``): label records arrived")):  # fmt: skip
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(args)
+        assert doc in " ".join(capsys.readouterr().out.split())
+
+
+def test_cli_edge_labels_names_what_did_not_join_when_some_did(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg_path, records = _setup(tmp_path)
+    Collector(load_config(cfg_path)).run_once()
+    known = _labels_file(tmp_path / "known.parquet", records.head(400), 1)
+    strangers = pl.DataFrame({"request_id": [f"s{i}" for i in range(25)], "label": [1] * 25})
+    pl.concat([known.drop("event_time"), strangers], how="vertical_relaxed").write_parquet(
+        tmp_path / "mixed.parquet"
+    )
+    argv = ["edge", "labels", "--config", str(cfg_path), "--file", str(tmp_path / "mixed.parquet")]
+    rc = main(argv)
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert f"{known.height + strangers.height} records, {known.height} matched" in out
+    assert f"\n  {strangers.height} unknown_id: " in out and " late: " not in out

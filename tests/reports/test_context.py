@@ -13,6 +13,7 @@ from polars.testing import assert_frame_equal
 from mlmon.errors import SchemaError, TimestampError
 from mlmon.reports.context import (
     FRAME_COLUMNS,
+    OPTIONAL_FRAMES,
     Distribution,
     MethodInfo,
     ModelSection,
@@ -73,7 +74,7 @@ def test_empty_frames_get_their_columns():
     m = ModelSection("m", drift=pl.DataFrame(), alerts=None)  # type: ignore[arg-type]
     for name, cols in FRAME_COLUMNS.items():
         frame = m.frames[name]
-        if name in ("performance", "calibration"):
+        if name in OPTIONAL_FRAMES:
             assert frame is None
             continue
         assert frame is not None and frame.height == 0 and list(frame.columns) == list(cols)

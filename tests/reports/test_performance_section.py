@@ -56,3 +56,45 @@ def test_an_over_confident_model_is_named_in_the_status(tmp_path) -> None:
     reasons: list[str] = []
     _performance(_lake(tmp_path, 3.0), "m", T0, T0 + timedelta(days=7), status_reasons=reasons)
     assert any("no longer match the model's calibration" in r for r in reasons), reasons
+
+
+def test_labels_that_joined_nothing_are_counted_and_explained(tmp_path) -> None:
+    """A labels batch that arrived after the period and joined nothing: the report's status
+    names it, and the performance section says how many records and why."""
+    from mlmon.edge.labels import LabelJoinConfig, PredictionStore, join_labels
+    from mlmon.reports.context import ModelSection, ReportContext
+    from mlmon.reports.render import render_html
+
+    lake = _lake(tmp_path, 1.0)
+    rng = np.random.default_rng(8)
+    ref = build_reference(pl.DataFrame({"x": rng.random(300), "score": rng.random(300),
+                                        "label": rng.integers(0, 2, 300)}), performance=SPEC)  # fmt: skip
+    arrived = T0 + timedelta(days=40)  # weeks after the period: labels come late
+    store = PredictionStore(tmp_path / "state", timedelta(days=60), clock=lambda: arrived)
+    n = 120
+    labels = pl.DataFrame({"request_id": [f"x{i}" for i in range(n)], "label": [0, 1] * (n // 2)})
+    writer = LakeWriter(str(tmp_path / "lake"), collector_id="t")
+    join_labels(labels, model="m", reference=ref, secret=b"k" * 32, writer=writer,
+                cfg=LabelJoinConfig(), window=timedelta(hours=1), batch_id="b-none",
+                source="outcomes.parquet", store=store)  # fmt: skip
+    reasons: list[str] = []
+    end = T0 + timedelta(days=7)
+    parts = _performance(lake, "m", T0, end, status_reasons=reasons)
+    batches = parts["label_batches"]
+    assert batches is not None and batches["records"].to_list() == [n]
+    assert batches["matched"].to_list() == [0] and batches["unknown_id"].to_list() == [n]
+    assert any(
+        r.startswith(f"{n} label records arrived in 1 batch(es) and none joined a prediction "
+                     f"({n} unknown_id)")
+        for r in reasons
+    ), reasons  # fmt: skip
+    section = ModelSection("m", status="amber", status_reasons=reasons, **parts)
+    ctx = ReportContext("r", T0, end, end, "file:///lake", "test", [section])
+    page = " ".join(render_html(ctx).split())
+    assert f"Labels: {n} records in 1 batch, 0 joined a prediction; the rest did not:" in page
+    assert f"<li>{n} unknown_id: Ids with no stored prediction" in page
+    assert "No label joined a prediction, so no realized performance can be shown" in page
+    # a period that begins after the batch arrived does not show it
+    later = _performance(lake, "m", end + timedelta(days=60), end + timedelta(days=67),
+                         status_reasons=(none := []))  # fmt: skip
+    assert later["label_batches"] is None and none == []
