@@ -1,8 +1,10 @@
 """The ``mlmon`` command.
 
 Exit codes: 0 success; 1 drift or failed checks when ``--fail-on-drift`` is
-given; 2 bad arguments or config; 3 lake unreachable or unreadable; 4 bad
-input data (schema, timestamps, files); 5 a missing optional extra.
+given; 2 bad arguments or config, also an output folder or file in the way that
+mlmon did not write (it replaces or deletes only what it wrote; nothing was
+changed); 3 lake unreachable or unreadable; 4 bad input data (schema,
+timestamps, files); 5 a missing optional extra.
 """
 
 from __future__ import annotations
@@ -452,6 +454,10 @@ def cmd_retention(args: argparse.Namespace) -> int:
     )
     for part in p.partitions:
         print(f"  {part}")
+    if p.skipped:
+        print(f"{len(p.skipped)} file(s) past retention are not lake objects; left in place:")
+        for path in p.skipped:
+            print(f"  KEPT {path}")
     if args.sub == "plan":
         return 0
     result = retention.apply(_lake_uri(args), p, storage_options=opts)
@@ -683,7 +689,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     de = sub.add_parser("demo", help="run the end-to-end demo on the bundled fixtures")
     de.add_argument(
-        "--lake", default="./lake", help="local folder for the demo lake (default ./lake)"
+        "--lake",
+        default="./lake",
+        help="local folder for the demo lake (default ./lake): new, empty, or the demo's own "
+        "from an earlier run; a folder holding anything else is refused (exit 2)",
     )
     de.add_argument("--quiet", action="store_true")
     de.set_defaults(func=cmd_demo)

@@ -4,6 +4,7 @@ One root, and each class also inherits the builtin a caller would catch::
 
     MlmonError
     ├── ConfigError(ValueError)           a config file, flag or argument is wrong
+    │   └── ForeignFilesError(FileExistsError)  an output path holds files mlmon did not write
     ├── SchemaError(ValueError)           data does not match the schema/reference
     │   └── TimestampError                naive, non-UTC or unparseable timestamps
     ├── ProfileError(ValueError)          profiles that cannot be merged or compared
@@ -29,6 +30,7 @@ __all__ = [
     "CorruptObjectWarning",
     "DuplicateNameError",
     "EdgeError",
+    "ForeignFilesError",
     "GovernanceError",
     "LakeError",
     "LakeUnreachable",
@@ -48,6 +50,13 @@ class MlmonError(Exception):
 
 class ConfigError(MlmonError, ValueError):
     """A config file, flag or argument is wrong; the message names it and the fix."""
+
+
+class ForeignFilesError(ConfigError, FileExistsError):
+    """A folder or file mlmon would replace or delete is not one it wrote; nothing was touched.
+
+    The message names the paths (never their content) and how to choose another place.
+    """
 
 
 class SchemaError(MlmonError, ValueError):

@@ -1,9 +1,11 @@
 """``mlmon offboard`` and ``mlmon attest verify``: purge vendor-side copies, attest, verify.
 
 ``offboard`` lists every scope and prints the summary, asks for confirmation
-(``--yes``, or typing ``purge`` at a terminal), purges key by key, writes the
-signed attestation JSON (and its one-page PDF when the reports extra is
-installed) into ``--out``, and an audit record ``purge_executed``. Exit 0 when
+(``--yes``, or typing ``purge`` at a terminal), purges key by key exactly the
+objects of that listing (anything that arrives later stays, and is named as
+still listed), writes the signed attestation JSON (and its one-page PDF when
+the reports extra is installed) into ``--out`` under a new name, never over a
+file, and an audit record ``purge_executed``. Exit 0 when
 the purge is complete, 1 when anything is left (the attestation says what).
 ``attest verify`` exits 0 for a valid attestation, 1 naming what is wrong.
 """
@@ -42,7 +44,7 @@ def _confirm(n: int) -> None:
 
 
 def cmd_offboard(args: argparse.Namespace) -> int:
-    from mlmon.governance.attest import load_signing_key
+    from mlmon.governance.attest import attestation_path, load_signing_key
     from mlmon.governance.audit import AuditLog
     from mlmon.governance.offboard import list_scopes, offboard, record_purge
     from mlmon.lake.storage import open_storage
@@ -80,8 +82,7 @@ def cmd_offboard(args: argparse.Namespace) -> int:
         args.scope, opts, args.operator, signing_key=key, inventory=inventory,
         allow_empty=args.allow_empty,
     )  # fmt: skip
-    stamp = att.body["started_at"][:19].replace("-", "").replace(":", "") + "Z"
-    json_path = att.write(out / f"attestation-{stamp}.json")
+    json_path = att.write(attestation_path(out, att.body["started_at"]))  # never over a file
     print(f"attestation: {json_path}")
     render_pdf = args.pdf if args.pdf is not None else _pdf_available()
     if render_pdf:

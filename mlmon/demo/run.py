@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,14 +25,23 @@ import yaml
 from mlmon.analysis.lake import Lake
 from mlmon.cli import EXIT_UNJOINED
 from mlmon.errors import MissingExtraError
+from mlmon.lake.owned import MARKER, check_claim, check_free, claim_folder, record_owned
 from mlmon.lake.references import save_reference
-from mlmon.lake.schema import LABELS_UNJOINED, explain_unjoined
+from mlmon.lake.schema import LABELS_UNJOINED, SCHEMA_VERSION, explain_unjoined
 from mlmon.profiles.frame import build_reference
 from mlmon.profiles.performance import PerformanceSpec
 from mlmon.profiles.schema import Schema
 
 MODEL = "risk-model"
 FIXTURES = Path(__file__).resolve().parents[2] / "data" / "fixtures"
+REPORT_STEM, REPORT_FORMATS = "risk-model_2026-10", ("pdf", "html")
+#: What the demo writes into the lake folder and into its own work folder.
+LAKE_ENTRIES = (f"v{SCHEMA_VERSION}", "audit")
+WORK_ENTRIES = ("reference.parquet", "inference-log", "labels", "state", "edge.yaml")
+_HINT = (
+    "Choose another folder: mlmon demo --lake OTHER (a new or empty folder), or move those "
+    "entries away."
+)
 
 
 def _start_model_server() -> tuple[subprocess.Popen[str], str]:
@@ -95,17 +103,48 @@ def _write_labels(folder: Path, fixtures: Path) -> int:
 def run_demo(
     lake_dir: Path, *, quiet: bool = False, fixtures: Path = FIXTURES, cycles: int = 3
 ) -> int:
-    """Run the demo end to end; returns a process exit code."""
-    from mlmon.edge.collector import Collector
-    from mlmon.edge.config import load_config
+    """Run the demo end to end; returns a process exit code.
 
+    ``lake_dir`` and its siblings ``.{name}-demo`` (the edge's folder) and
+    ``{name}-report`` must be new, empty, or the demo's own from an earlier run.
+
+    Raises
+    ------
+    ForeignFilesError
+        One of those folders holds entries the demo did not write; nothing was changed.
+    """
     say = (lambda *a: None) if quiet else print
     lake_dir = lake_dir.resolve()
     work = lake_dir.parent / f".{lake_dir.name}-demo"
-    for d in (lake_dir, work):
-        if d.exists():
-            shutil.rmtree(d)
-    work.mkdir(parents=True)
+    report_dir = lake_dir.parent / f"{lake_dir.name}-report"
+    # Only folders the demo made (marked .mlmon-owned.json) are cleared, and only of what it
+    # wrote; all three are checked before anything changes.
+    for folder, names in ((lake_dir, LAKE_ENTRIES), (work, WORK_ENTRIES)):
+        check_claim(folder, names, hint=_HINT)
+    check_free(report_dir, _report_names(), hint=_HINT)
+    left = {d: claim_folder(d, names, by="mlmon demo", hint=_HINT)
+            for d, names in ((lake_dir, LAKE_ENTRIES), (work, WORK_ENTRIES))}  # fmt: skip
+    try:
+        return _run(lake_dir, work, report_dir, say, fixtures, cycles)
+    finally:  # whatever the run made (also when it stopped half-way) is the demo's to clear
+        for d, before in left.items():
+            made = [p.name for p in d.iterdir() if p.name != MARKER and p.name not in before]
+            record_owned(d, made, by="mlmon demo")
+
+
+def _report_names() -> tuple[str, ...]:
+    try:
+        from mlmon.reports.runner import output_names
+    except ImportError:  # the reports extra is missing: no report is written
+        return ()
+    return output_names(REPORT_STEM, REPORT_FORMATS)
+
+
+def _run(
+    lake_dir: Path, work: Path, report_dir: Path, say: Any, fixtures: Path, cycles: int
+) -> int:
+    from mlmon.edge.collector import Collector
+    from mlmon.edge.config import load_config
 
     schema = Schema.from_dict(
         yaml.safe_load((fixtures / "schema.yaml").read_text()), source="schema.yaml"
@@ -224,8 +263,8 @@ def run_demo(
         from mlmon.reports.runner import run_report
 
         start, end = period_bounds("2026-10", None, None)
-        out = lake_dir.parent / f"{lake_dir.name}-report"
-        done = run_report(str(lake_dir), [MODEL], start, end, str(out), stem="risk-model_2026-10")
+        done = run_report(str(lake_dir), [MODEL], start, end, str(report_dir), stem=REPORT_STEM,
+                          formats=REPORT_FORMATS)  # fmt: skip
         say(f"\n5. monthly report (papermill notebook -> HTML and PDF): {done['pdf']}")
         say(
             f"   {done['html']} (opens offline: Vega is inlined); executed notebook: {done['ipynb']}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from mlmon.lake.storage import Storage, put_object
 __all__ = ["Spool", "SpoolFull"]
 
 log = logging.getLogger("mlmon.edge.spool")
+_SEQ = re.compile(r"^\d{12}$")
 
 
 class SpoolFull(EdgeError):
@@ -49,8 +51,15 @@ class Spool:
         self._entries = self._scan()
 
     def _scan(self) -> list[_Entry]:
+        """The spooled objects, oldest first.
+
+        Only files named as the spool names them (``{seq:012d}.json`` / ``.bin``) are
+        read or removed; anything else in the folder is left alone.
+        """
         entries = []
         for meta in sorted(self.folder.glob("*.json")):
+            if not _SEQ.match(meta.stem):
+                continue
             blob = meta.with_suffix(".bin")
             if not blob.exists():  # a crash between the two renames: the object was never spooled
                 meta.unlink()
@@ -58,7 +67,7 @@ class Spool:
             info = json.loads(meta.read_text())
             entries.append(_Entry(int(meta.stem), info["path"], blob.stat().st_size, blob))
         for stray in self.folder.glob("*.bin"):
-            if not stray.with_suffix(".json").exists():
+            if _SEQ.match(stray.stem) and not stray.with_suffix(".json").exists():
                 stray.unlink()
         return entries
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from mlmon._extras import require
-from mlmon.errors import ConfigError, GovernanceError
+from mlmon.errors import ConfigError, ForeignFilesError, GovernanceError
 
 __all__ = [
     "ATTESTATION_KIND",
@@ -44,6 +44,7 @@ __all__ = [
     "AttestationCheck",
     "ManifestEntry",
     "Refusal",
+    "attestation_path",
     "canonical_json",
     "fingerprint",
     "load_public_key",
@@ -113,10 +114,44 @@ class Attestation:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
     def write(self, path: str | os.PathLike[str]) -> Path:
+        """Write the JSON to a new file ``path`` (never over an existing file).
+
+        Raises
+        ------
+        ForeignFilesError
+            ``path`` exists; it is left as it was (see :func:`attestation_path`).
+        """
         out = Path(path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(self.to_json(), encoding="utf-8")
+        try:
+            with open(out, "x", encoding="utf-8") as fh:
+                fh.write(self.to_json())
+        except FileExistsError as exc:
+            raise ForeignFilesError(
+                f"{out} exists; an attestation is never written over a file, so it was left as it "
+                "was. Write to another file name or folder."
+            ) from exc
         return out
+
+
+def attestation_path(folder: str | os.PathLike[str], started_at: str) -> Path:
+    """A new ``attestation-{UTC start}[-n].json`` in ``folder``: neither it nor its ``.pdf`` exists.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     attestation_path(d, "2026-12-05T10:11:12.123456+00:00").name
+    'attestation-20261205T101112Z.json'
+    """
+    stamp = started_at[:19].replace("-", "").replace(":", "") + "Z"
+    base = Path(folder)
+    n = 1
+    while True:
+        p = base / (f"attestation-{stamp}.json" if n == 1 else f"attestation-{stamp}-{n}.json")
+        if not p.exists() and not p.with_suffix(".pdf").exists():
+            return p
+        n += 1
 
 
 def build_body(

@@ -9,6 +9,12 @@ S3's bulk delete answers 200 with per-key errors that s3fs ignores.
 :func:`lifecycle_configuration` gives the equivalent S3 lifecycle rules for
 customers who prefer the bucket to expire objects itself (by object age, not
 by partition date: a late or re-written object lives longer).
+
+Only lake objects are deleted: files directly in a ``model=.../date=.../``
+partition of a table (or of its rollups and compactions) whose names mlmon's
+writers and compaction use (``*.parquet``, ``_compacted.json``, an interrupted
+write's ``.tmp-*.part``). Anything else found there (someone's notes, an
+export) is listed in :attr:`RetentionPlan.skipped` and left in place.
 """
 
 from __future__ import annotations
@@ -25,15 +31,24 @@ from mlmon.lake.storage import Storage, open_storage
 __all__ = ["DEFAULT_DAYS", "RetentionPlan", "apply", "lifecycle_configuration", "plan"]
 
 DEFAULT_DAYS = {**{t: 90 for t in TABLES}, "audit": 365}
-_DATE = re.compile(r"date=(\d{4}-\d{2}-\d{2})$")
+#: ``model=.../date=.../name`` below one of a table's prefixes; the name is checked by :data:`_LAKE_OBJECT`.
+_PARTITION_FILE = re.compile(r"^model=[^/]+/date=(\d{4}-\d{2}-\d{2})/([^/]+)$")
+_LAKE_OBJECT = re.compile(r"^(?:[^/]+\.parquet|_compacted\.json|\.tmp-[^/]*\.part)$")
 
 
 @dataclass
 class RetentionPlan:
+    """What :func:`apply` deletes (``objects``), and what it leaves in place (``skipped``).
+
+    ``skipped`` are files in expired partitions that are not lake objects (not written
+    by mlmon): they are never deleted; their partition folder stays.
+    """
+
     cutoff: dict[str, date]
     partitions: list[str] = field(default_factory=list)
     objects: list[str] = field(default_factory=list)
     bytes: int = 0
+    skipped: list[str] = field(default_factory=list)
 
 
 def _days(overrides: dict[str, int] | None) -> dict[str, int]:
@@ -55,18 +70,29 @@ def plan(lake: str | Storage, *, today: date | None = None, days: dict[str, int]
             continue
         found = {}
         for sub in prefixes(t):  # the table, and its rollups and compactions beside it
+            root = st.path(sub)
             try:
-                found.update(st.fs.find(st.path(sub), detail=True))
+                found.update({p: (root, i) for p, i in st.fs.find(root, detail=True).items()})
             except FileNotFoundError:
                 continue
-        for path, info in sorted(found.items()):
+        for path, (root, info) in sorted(found.items()):
+            m = _PARTITION_FILE.match(path.removeprefix(root + "/"))
+            if m is None:  # not in a model=/date= partition: not a lake object
+                continue
+            try:
+                expired = date.fromisoformat(m.group(1)) < limit
+            except ValueError:  # date=2026-13-01: not a partition mlmon wrote
+                expired = False
+            if not expired:
+                continue
+            if not _LAKE_OBJECT.match(m.group(2)):
+                out.skipped.append(path)
+                continue
             folder = path.rsplit("/", 1)[0]
-            m = _DATE.search(folder)
-            if m and date.fromisoformat(m.group(1)) < limit:
-                if folder not in out.partitions:
-                    out.partitions.append(folder)
-                out.objects.append(path)
-                out.bytes += int(info.get("size") or 0)
+            if folder not in out.partitions:
+                out.partitions.append(folder)
+            out.objects.append(path)
+            out.bytes += int(info.get("size") or 0)
     return out
 
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from mlmon._extras import require
 from mlmon.errors import ConfigError, MlmonError
+from mlmon.lake.owned import check_free, record_owned
 from mlmon.lake.storage import open_storage, put_object
 from mlmon.reports.context import ReportContext
-from mlmon.reports.render import render
+from mlmon.reports.render import FORMATS, render
 
-__all__ = ["NOTEBOOK", "run_report"]
+__all__ = ["NOTEBOOK", "output_names", "resolve_location", "run_report"]
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "monitoring_report.ipynb"
 
@@ -38,6 +41,31 @@ def _ipc_kernel_manager() -> type:
     return IPCKernelManager
 
 
+def resolve_location(location: str, base: str | os.PathLike[str] | None = None) -> str:
+    """A local path made absolute (against ``base``, default the working folder); URIs unchanged.
+
+    The report notebook runs in the output folder, so a relative ``--lake ./lake``
+    or ``--out reports/`` must be resolved before it is handed over.
+
+    Examples
+    --------
+    >>> resolve_location("s3://bucket/lake")
+    's3://bucket/lake'
+    >>> resolve_location("lake", "/srv")
+    '/srv/lake'
+    """
+    scheme = urlparse(location).scheme
+    if scheme and scheme != "file":
+        return location
+    path = urlparse(location).path if scheme == "file" else location
+    return str(Path(base or Path.cwd()).joinpath(os.path.expanduser(path)).resolve())
+
+
+def output_names(stem: str, formats: tuple[str, ...]) -> tuple[str, ...]:
+    """The entries :func:`run_report` writes into its output folder for ``stem``."""
+    return (f"{stem}.ipynb", f"{stem}-context", *(f"{stem}.{f}" for f in dict.fromkeys(formats)))
+
+
 def run_report(
     lake: str,
     models: list[str],
@@ -55,12 +83,38 @@ def run_report(
 
     ``out`` is a local folder or an ``s3://`` prefix; the executed notebook
     (``.ipynb``) and the context (a folder: JSON plus Parquet) are kept next to the reports.
+    Relative local paths (``lake``, ``out``) are taken from the working folder.
+
+    Only entries mlmon wrote are replaced (see :mod:`mlmon.lake.owned`): the
+    output folder's ``.mlmon-owned.json`` lists them, and a file of the same name
+    that is not listed stops the run before anything is written.
+
+    Raises
+    ------
+    ForeignFilesError
+        An output name is taken by a file or folder mlmon did not write.
+    ConfigError
+        An unknown format.
+    ReportError
+        The notebook failed.
     """
     papermill = require("papermill", "reports")
     if not NOTEBOOK.exists():
         raise ConfigError(f"report notebook {NOTEBOOK} is missing")
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ConfigError(
+            f"report format(s) {', '.join(map(repr, unknown))} unknown; use {', '.join(FORMATS)}"
+        )
     name = stem or f"{'-'.join(models)}_{start:%Y%m%d}-{end:%Y%m%d}"
     remote = out.startswith("s3://")
+    lake, out = resolve_location(lake), resolve_location(out)
+    target = open_storage(out, storage_options if remote else None)
+    names = output_names(name, formats)
+    check_free(
+        target, names, hint="Choose another output folder (--out OTHER) or move those entries away."
+    )
+    record_owned(target, names, by="mlmon report")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) if remote else Path(out)
         folder.mkdir(parents=True, exist_ok=True)
@@ -86,7 +140,7 @@ def run_report(
         }
         if not remote:
             return done
-        storage = open_storage(out, storage_options)
+        storage = target
         uploaded = {}
         for kind, local in done.items():
             p = Path(local)

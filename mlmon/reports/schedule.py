@@ -10,7 +10,10 @@ Example ``reports.yaml``::
 
 Each run writes ``{output}/{name}/{period}/`` (the rendered files, the executed
 notebook and the context) and updates ``{output}/index.json`` and
-``index.html``, a small listing of every report written.
+``index.html``, a small listing of every report written. Relative local paths
+(``lake.uri``, ``output``) are taken from the folder of ``reports.yaml``. Only
+files mlmon wrote are replaced (see :mod:`mlmon.lake.owned`): an ``index.html``
+or a report of the same name that someone else put there stops the run, named.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mlmon.errors import ConfigError
+from mlmon.lake.owned import check_free, record_owned
 from mlmon.lake.storage import open_storage, put_object
 
 __all__ = [
@@ -71,19 +75,39 @@ class ScheduleConfig(BaseModel):
 
 
 def load_schedule_config(path: str | Path) -> ScheduleConfig:
+    """Read and validate ``reports.yaml``; relative local paths are resolved against its folder.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file, the field and what is wrong.
+    """
+    from mlmon.reports.runner import resolve_location
+
     p = Path(path)
     try:
         raw = yaml.safe_load(p.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{p}: cannot read the schedule config: {exc}") from exc
     try:
-        return ScheduleConfig.model_validate(raw)
+        cfg = ScheduleConfig.model_validate(raw)
     except ValidationError as exc:
         lines = [
             f"{p}: {'.'.join(str(x) for x in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
             for e in exc.errors()
         ]
         raise ConfigError("\n".join(lines)) from exc
+    if not isinstance(cfg.lake.get("uri"), str) or not cfg.lake["uri"]:
+        raise ConfigError(
+            f"{p}: lake.uri is missing; give the lake, e.g. lake: {{uri: s3://bucket/lake}}"
+        )
+    base = p.resolve().parent
+    return cfg.model_copy(
+        update={
+            "lake": {**cfg.lake, "uri": resolve_location(cfg.lake["uri"], base)},
+            "output": resolve_location(cfg.output, base),
+        }
+    )
 
 
 def period_for(kind: str, now: datetime) -> tuple[datetime, datetime, str]:
@@ -105,6 +129,8 @@ def period_for(kind: str, now: datetime) -> tuple[datetime, datetime, str]:
 class _Index:
     output: str
     storage_options: dict[str, Any]
+
+    NAMES = ("index.json", "index.html")
 
     def _read(self) -> list[dict[str, Any]]:
         st = open_storage(self.output, self.storage_options)
@@ -147,13 +173,21 @@ def run_schedule(cfg: ScheduleConfig, sched: ReportSchedule, now: datetime) -> d
 
     start, end, label = period_for(sched.period, now)
     opts = dict(cfg.lake.get("storage_options") or {})
+    index_opts = opts if cfg.output.startswith("s3://") else {}
+    index = open_storage(cfg.output, index_opts)
+    check_free(
+        index,
+        _Index.NAMES,
+        hint="Choose another output folder (output: in the schedule config) or move those entries away.",
+    )
     folder = cfg.output.rstrip("/") + f"/{sched.name}/{label}"
     done = run_report(cfg.lake["uri"], list(sched.models), start, end, folder, formats=sched.formats,
                       title=sched.title, storage_options=opts or None, stem=f"{sched.name}_{label}")  # fmt: skip
     rel = {k: f"{sched.name}/{label}/{Path(v).name}" for k, v in done.items()}
     entry = {"schedule": sched.name, "period": label, "period_start": start.isoformat(), "models": list(sched.models),
              "files": rel, "generated_at": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
-    _Index(cfg.output, opts if cfg.output.startswith("s3://") else {}).add(entry)
+    record_owned(index, _Index.NAMES, by="mlmon schedule run")
+    _Index(cfg.output, index_opts).add(entry)
     log.info("report written", extra={"schedule": sched.name, "period": label})
     return entry
 

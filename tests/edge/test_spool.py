@@ -43,3 +43,17 @@ def test_full_spool_refuses_and_counts(tmp_path):
     with pytest.raises(SpoolFull, match=r"spool .* is full"):
         spool.put(dead, "x/2", b"12345678")
     assert spool.dropped == 1 and len(spool) == 1
+
+
+def test_a_restart_removes_only_the_spools_own_half_written_files(tmp_path):
+    """Crash leftovers (a .json without its .bin) go; files the spool did not name stay."""
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    (folder / "000000000007.json").write_text('{"path": "x/7"}')  # its .bin never landed
+    notes = folder / "notes.json"
+    notes.write_text('{"mine": true}')
+    blob = folder / "backup.bin"
+    blob.write_bytes(b"someone's")
+    spool = Spool(folder, max_bytes=100)
+    assert len(spool) == 0 and not (folder / "000000000007.json").exists()
+    assert notes.read_text() == '{"mine": true}' and blob.read_bytes() == b"someone's"
