@@ -7,7 +7,7 @@ Builds (once) a local lake of 8,640 five-minute windows (200 records each,
 for the whole month, by day and as one period, in a fresh ``Lake`` each time
 (no cache: listing, reading and merging are all counted): first on the lake
 as the writer left it (8,640 window objects plus the writer's own day rollup
-per table and day, ``_day-bench.parquet``, which whole days are read from),
+per table and day, ``v1/rollups/{table}/.../day-bench.parquet``, which whole days are read from),
 then after the reader-side compaction job (``mlmon lake compact``) merged each
 day into one object plus a day rollup.
 """

@@ -4,7 +4,9 @@ Exit codes: 0 success; 1 drift or failed checks when ``--fail-on-drift`` is
 given; 2 bad arguments or config, also an output folder or file in the way that
 mlmon did not write (it replaces or deletes only what it wrote; nothing was
 changed); 3 lake unreachable or unreadable; 4 bad input data (schema,
-timestamps, files); 5 a missing optional extra.
+timestamps, files); 5 a missing optional extra; 6 ``edge labels`` (and ``demo``): label
+records arrived but none joined a prediction (the counts printed say
+why: late, unknown id, already labelled, ...).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from mlmon.errors import (
 log = logging.getLogger("mlmon")
 
 EXIT_DRIFT, EXIT_CONFIG, EXIT_LAKE, EXIT_DATA, EXIT_EXTRA = 1, 2, 3, 4, 5
+#: ``edge labels`` (and the demo): label records arrived and none joined a prediction.
+EXIT_UNJOINED = 6
 
 
 def _duration(text: str) -> timedelta:
@@ -291,6 +295,8 @@ def cmd_edge_labels(args: argparse.Namespace) -> int:
         )
     if len(models) > 1:
         raise ConfigError(f"several models take labels ({', '.join(models)}); pass --model")
+    store = collector.performance.stores.get(models[0])
+    joined_nothing = []
     for path in args.file:
         result = collector.performance.join_file(models[0], path)
         if result.skipped:
@@ -303,7 +309,19 @@ def cmd_edge_labels(args: argparse.Namespace) -> int:
             f"duplicates {s['duplicate_in_batch']}, already labelled {s['already_labelled']}, "
             f"unknown class {s['unknown_class']}, missing {s['missing']}"
         )
+        for line in result.explain():
+            print(f"  {line}")
+        if result.joined_nothing:
+            joined_nothing.append(str(path))
     collector.flush_spool()
+    if joined_nothing:
+        horizon = f"; label_horizon is {store.horizon.days}d" if store is not None else ""
+        print(
+            f"mlmon: no label record of {', '.join(joined_nothing)} joined a prediction "
+            f"(counts and reasons above{horizon}); exit {EXIT_UNJOINED}",
+            file=sys.stderr,
+        )
+        return EXIT_UNJOINED
     return 0
 
 
@@ -325,35 +343,39 @@ def _json_logs(verbose: bool) -> None:
 
 
 def cmd_edge_once(args: argparse.Namespace) -> int:
+    from mlmon.edge.lifecycle import Shutdown, once_exit_code
+
     _json_logs(args.verbose)
+    shutdown = Shutdown().install()  # before the collector exists: a SIGTERM is never lost
     collector = _collector(args)
-    report = collector.run_once()
+    report = collector.run_once(shutdown.stop)
+    code = once_exit_code(report, shutdown.signum)
     print(
         json.dumps(
             {
+                "exit_code": code,
                 "golden_checks": report.golden_checks,
                 "golden_passed": report.golden_passed,
+                "golden_failed": report.golden_failed,
                 "records": report.records,
                 "windows": report.windows,
                 "batch_runs": report.batch_runs,
-                "spooled_objects": len(collector.spool),
+                "spooled_objects": report.spooled_objects,
                 "errors": report.errors,
+                "stopped": report.stopped,
             }
         )
     )
-    return 0 if not report.errors else EXIT_DRIFT
+    return code
 
 
 def cmd_edge_run(args: argparse.Namespace) -> int:
-    import signal
-    import threading
+    from mlmon.edge.lifecycle import Shutdown
 
     _json_logs(args.verbose)
+    shutdown = Shutdown().install()
     collector = _collector(args)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    collector.run(stop)
+    collector.run(shutdown.stop)
     return 0
 
 
@@ -599,15 +621,46 @@ def build_parser() -> argparse.ArgumentParser:
     sq.set_defaults(func=cmd_sql)
 
     ed = sub.add_parser("edge", help="the edge collector").add_subparsers(dest="sub", required=True)
-    eo = ed.add_parser("once", help="run every collector task once (cron, Kubernetes CronJob)")
+    from mlmon.edge.lifecycle import ONCE_EXIT_CODES, SHUTDOWN_DEADLINE_S
+
+    eo = ed.add_parser(
+        "once",
+        help="run every collector task once (cron, Kubernetes CronJob)",
+        description="Run every collector task of edge.yaml once, flush the spool, print one\n"
+        "JSON line (what ran, what failed) and exit with a code that says how it went.\n"
+        "SIGTERM abandons probes in flight; the process exits within "
+        f"{SHUTDOWN_DEADLINE_S:g} s.",
+        epilog=ONCE_EXIT_CODES + "\nexample:\n  mlmon edge once --config /etc/mlmon/edge.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     eo.add_argument("--config", required=True, help="edge.yaml")
     eo.set_defaults(func=cmd_edge_once)
-    el = ed.add_parser("labels", help="join a labels file with the predictions (delayed labels)")
+    el = ed.add_parser(
+        "labels",
+        help="join a labels file with the predictions (delayed labels)",
+        description="Join labels files with the predictions the edge stored (or the scores the "
+        "labels carry) and write their performance rows. Prints, per file, the records matched "
+        "and every count that did not join, with the reason.",
+        epilog="Exit codes: 0 every file joined at least one record (or was joined before); "
+        "6 a file held records but none joined a prediction (late: the edge stored the "
+        "prediction more than label_horizon ago; unknown id: no stored prediction with that "
+        "id; ...); 2 bad config or arguments; 4 a labels file that cannot be read.",
+    )
     el.add_argument("--config", required=True, help="edge.yaml")
     el.add_argument("--file", required=True, action="append", help="labels file (repeatable)")
     el.add_argument("--model", help="model (default: the one model whose reference has a task)")
     el.set_defaults(func=cmd_edge_labels)
-    er = ed.add_parser("run", help="run the collector with its schedules until SIGTERM")
+    er = ed.add_parser(
+        "run",
+        help="run the collector with its schedules until SIGTERM",
+        description="Run the collector's tasks on their schedules, serving /metrics and /healthz\n"
+        "(ok, or degraded with the reasons: an endpoint or the bucket unreachable, a task\n"
+        "failing). SIGTERM or SIGINT stops it: probes in flight are abandoned and the\n"
+        f"process exits 0 within {SHUTDOWN_DEADLINE_S:g} s (work still running then is cut "
+        "off: exit 128 + signal).",
+        epilog="example:\n  mlmon edge run --config /etc/mlmon/edge.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     er.add_argument("--config", required=True, help="edge.yaml")
     er.set_defaults(func=cmd_edge_run)
 

@@ -109,3 +109,52 @@ def compacted_name(kind: str, generation: int) -> str:
 def is_window(name: str) -> bool:
     """A window object in a table partition (not a legacy rollup, manifest or temporary file)."""
     return name.endswith(".parquet") and not name.startswith((".", "_"))
+
+
+def markdown() -> list[str]:
+    """The layout part of docs/lake.md: which prefix to read for what."""
+    v = f"v{SCHEMA_VERSION}"
+    return [
+        f"Layout: `{{root}}/{v}/{{table}}/model={{model}}/date={{YYYY-MM-DD}}/{{key}}.parquet`. `model` and",
+        "`date` (the UTC date of `window_start`) are hive partitions that readers add as columns.",
+        "Keys are deterministic per (table, model, window, collector): a retried write replaces the",
+        "same object with the same bytes. Writers only PUT; they never list, read or delete.",
+        "",
+        "## Which prefix to read for what",
+        "",
+        "| prefix | holds | read it |",
+        "|---|---|---|",
+        f"| `{v}/{{table}}/` | the table's window objects: **each record exactly once** | with any engine: a plain glob `{{root}}/{v}/{{table}}/**/*.parquet` (duckdb `read_parquet(..., hive_partitioning = true)`, Spark `spark.read.parquet`, a Trino/Athena external table on the folder partitioned by `model`, `date`) |",
+        f"| `{v}/{ROLLUPS}/{{table}}/` | `day-{{collector}}.parquet`: a writer's day rollup of *its own* windows (`profiles`, `latency`), one merged row per (model_version, reference_id or source, feature), `window_start`/`window_end` the day's bounds; the window object names it holds are in its Parquet metadata (`mlmon.covers`) | mlmon only, for speed: a rollup may hold only part of a day (a restart, a late window), so never sum it for totals |",
+        f"| `{v}/{COMPACTED}/{{table}}/` | `mlmon lake compact`'s `compacted-{{gen}}.parquet` (a day's windows in one object), `rollup-{{gen}}.parquet` (its day rollup) and `{MANIFEST}` (the window names they hold) | mlmon only, through the manifest: an older generation may remain (the reader role cannot delete) |",
+        "",
+        "A glob over one table never meets the other two prefixes, and no object name in them starts",
+        "with `_`, which Hadoop-based engines and pyarrow skip as hidden (duckdb does not), so every",
+        "engine reads the same records. A glob over the whole lake (`v1/**`) mixes tables: don't.",
+        "mlmon's own readers (`Lake`, `mlmon drift`, reports) read each window once, from a compacted",
+        "object or a day rollup that holds it when there is one, else from the window itself.",
+        "",
+    ]
+
+
+def migration_markdown() -> list[str]:
+    """How a lake written by the previous layout is read and migrated (docs/lake.md)."""
+    v = f"v{SCHEMA_VERSION}"
+    return [
+        "## Lakes written before this layout",
+        "",
+        "Earlier versions put day rollups (`_day-{collector}.parquet`) and compaction objects",
+        "(`_compacted-{gen}.parquet`, `_rollup-{gen}.parquet`, `_compacted.json`) inside the table",
+        "partitions, where a plain duckdb glob read those records again (6,000 rows a day for 3,000,",
+        "12,000 after compaction). mlmon's readers honour them without counting a window twice; to",
+        "make plain SQL right as well:",
+        "",
+        f"1. upgrade mlmon on the edges and readers (new day rollups go to `{v}/{ROLLUPS}/`);",
+        "2. `mlmon lake compact --lake URI` with the reader role: days compacted the old way are",
+        f"   compacted anew under `{v}/{COMPACTED}/`;",
+        "3. `mlmon lake migrate --lake URI` (any role that lists) shows the old objects and which",
+        "   may go; `mlmon lake migrate --lake URI --apply` with the maintenance role deletes them,",
+        "   one key at a time. They are copies (compaction never deleted the windows it merged);",
+        "   one whose windows are no longer all there is kept and named.",
+        "",
+    ]

@@ -41,6 +41,7 @@ from mlmon.lake.layout import (
 from mlmon.lake.references import reference_from_rows
 from mlmon.lake.rollup import COVERS_KEY, ROLLUP_GROUPS, rollup_rows
 from mlmon.lake.schema import SCHEMA_VERSION, TABLES, table
+from mlmon.lake.sql import macros as sql_macros
 from mlmon.lake.storage import Storage, open_storage, put_object
 from mlmon.lake.writer import parquet_bytes
 from mlmon.profiles.frame import Reference
@@ -497,7 +498,11 @@ class LakeStore:
     # -- duckdb -----------------------------------------------------------------------
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
-        """A duckdb connection with one view per table (hive partitioning on)."""
+        """A duckdb connection with one view per table (hive partitioning on) and mlmon's macros.
+
+        The macros are :mod:`mlmon.lake.sql`'s ``macros.sql`` (``mlmon_sketch_quantile``,
+        ``mlmon_psi``, ...), the same a BI user pastes into plain duckdb.
+        """
         if self._con is None:
             con = duckdb.connect(
                 config={
@@ -507,6 +512,7 @@ class LakeStore:
             )
             if not self.storage.is_local:
                 con.register_filesystem(self.storage.fs)
+            con.execute(sql_macros())  # mlmon_sketch_quantile, mlmon_psi, ... (docs/lake.md)
             for name in TABLES:
                 self._create_view(con, name)
             for name, frame in getattr(self, "_frames", {}).items():

@@ -15,7 +15,9 @@ not columns in the files; readers add them back.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
@@ -23,7 +25,17 @@ from mlmon.errors import DuplicateNameError, SchemaError, UnknownNameError
 from mlmon.profiles.arrow import PROFILE_FIELDS
 from mlmon.profiles.performance import PERFORMANCE_FIELDS
 
-__all__ = ["SCHEMA_VERSION", "TABLES", "Column", "Table", "register_table", "table", "to_markdown"]
+__all__ = [
+    "LABELS_UNJOINED",
+    "SCHEMA_VERSION",
+    "TABLES",
+    "Column",
+    "Table",
+    "explain_unjoined",
+    "register_table",
+    "table",
+    "to_markdown",
+]
 
 SCHEMA_VERSION = 1
 UTC_TS = pa.timestamp("us", tz="UTC")
@@ -130,7 +142,8 @@ TABLES: dict[str, Table] = {
     ),
     "alerts": Table(
         "alerts",
-        "One row per alert state change or evaluation.",
+        "One row per alert state change: firing when a condition starts to hold, resolved when "
+        "it clears (never repeated while it keeps firing).",
         (
             *_WINDOW,
             Column("raised_at", UTC_TS, "When the rule was evaluated, UTC.", nullable=False),
@@ -166,7 +179,7 @@ TABLES: dict[str, Table] = {
         "label_batches",
         "One row per labels batch joined at the edge: what was matched, and what was not and why "
         "(counted, never guessed). Window columns span the prediction windows it matched.",
-        (*_WINDOW, Column("batch_id", pa.string(), "Content hash of the labels file.", nullable=False), Column("received_at", UTC_TS, "When the edge joined the batch, UTC.", nullable=False), Column("records", pa.int64(), "Label records read."), Column("matched", pa.int64(), "Labels joined with a stored or carried prediction."), Column("duplicate_in_batch", pa.int64(), "Repeated ids in the batch (the last one won)."), Column("already_labelled", pa.int64(), "Ids labelled by an earlier batch (the first label is kept)."), Column("unknown_id", pa.int64(), "Ids with no stored prediction (never seen, or not sampled)."), Column("late", pa.int64(), "Ids whose prediction had left the store (past the label horizon)."), Column("unknown_class", pa.int64(), "Labels not among the configured classes."), Column("missing", pa.int64(), "Records without an id or a label value.")),
+        (*_WINDOW, Column("batch_id", pa.string(), "Content hash of the labels file.", nullable=False), Column("received_at", UTC_TS, "When the edge joined the batch, UTC.", nullable=False), Column("records", pa.int64(), "Label records read."), Column("matched", pa.int64(), "Labels joined with a stored or carried prediction."), Column("duplicate_in_batch", pa.int64(), "Repeated ids in the batch (the last one won)."), Column("already_labelled", pa.int64(), "Ids labelled by an earlier batch (the first label is kept)."), Column("unknown_id", pa.int64(), "Ids with no stored prediction: never seen by this edge (another edge or model, or before `store_predictions` was on), or the id column or HMAC key differs from the predictions'."), Column("late", pa.int64(), "Ids whose prediction had expired: the edge stored it more than `label_horizon` before the labels arrived (expired ids are remembered for one more horizon)."), Column("unknown_class", pa.int64(), "Labels not among the configured classes."), Column("missing", pa.int64(), "Records without an id or a label value.")),
     ),
     "samples": Table(
         "samples",
@@ -189,6 +202,36 @@ def table(name: str) -> Table:
         raise UnknownNameError(
             f"unknown lake table {name!r}; tables: {', '.join(sorted(TABLES))}"
         ) from exc
+
+
+#: The ``label_batches`` counts of label records that joined no prediction, in report order.
+LABELS_UNJOINED = (
+    "late",
+    "unknown_id",
+    "already_labelled",
+    "duplicate_in_batch",
+    "unknown_class",
+    "missing",
+)
+
+
+def explain_unjoined(counts: Mapping[str, Any]) -> list[str]:
+    """``"{n} {count}: {why}"`` for every non-zero count of label records that joined nothing.
+
+    The why is the ``label_batches`` column's documentation, so the edge, the
+    demo and the report give the same reason as ``docs/lake.md``.
+
+    Examples
+    --------
+    >>> explain_unjoined({"matched": 0, "late": 3, "unknown_id": 0})[0][:40]
+    '3 late: Ids whose prediction had expired:'
+    """
+    docs = {c.name: c.doc for c in TABLES["label_batches"].columns}
+    return [
+        f"{int(counts[name])} {name}: {docs[name]}"
+        for name in LABELS_UNJOINED
+        if counts.get(name) and int(counts[name]) > 0
+    ]
 
 
 def register_table(t: Table, *, replace: bool = False) -> None:

@@ -88,3 +88,32 @@ def test_cli_plan_apply_and_audit_on_a_local_lake(tmp_path):
     assert verify(str(lake)).ok
     seg = next((lake / "audit" / "maintenance").iterdir()).read_text()
     assert '"action": "retention_applied"' in seg and '"deleted": 1' in seg
+
+
+def test_retention_expires_a_tables_rollups_and_compactions_with_it(s3_server, s3_prefix):
+    """Day rollups and compacted objects live beside their table (docs/lake.md): they hold the
+    same records, so they expire with the table's partition, and nothing else goes."""
+    admin = s3_server.boto3_client("admin")
+    part_old, part_new = "model=m/date=2026-01-05", "model=m/date=2026-11-20"
+    keys = {
+        f"v1/profiles/{part_old}/w.parquet": True,
+        f"v1/rollups/profiles/{part_old}/day-edge-1.parquet": True,
+        f"v1/compacted/profiles/{part_old}/compacted-000001.parquet": True,
+        f"v1/compacted/profiles/{part_old}/rollup-000001.parquet": True,
+        f"v1/compacted/profiles/{part_old}/_compacted.json": True,
+        f"v1/rollups/profiles/{part_new}/day-edge-1.parquet": False,
+        f"v1/compacted/profiles/{part_new}/_compacted.json": False,
+    }
+    for k in keys:
+        _put(admin, f"{s3_prefix}/{k}", b"x")
+    lake = f"s3://{BUCKET}/{s3_prefix}"
+    opts = s3_server.storage_options("maintenance", prefix=s3_prefix)
+    p = plan(lake, today=date(2026, 11, 23), storage_options=opts)
+    expired = sorted(f"{BUCKET}/{s3_prefix}/{k}" for k, gone in keys.items() if gone)
+    assert sorted(p.objects) == expired
+    assert apply(lake, p, storage_options=opts)["deleted"] == len(expired)
+    left = {o["Key"] for o in admin.list_objects_v2(Bucket=BUCKET, Prefix=s3_prefix)["Contents"]}
+    assert left == {f"{s3_prefix}/{k}" for k, gone in keys.items() if not gone}
+    rules = {r["ID"]: r["Filter"]["Prefix"] for r in lifecycle_configuration("p")["Rules"]}
+    assert rules["mlmon-profiles-rollups"] == "p/v1/rollups/profiles/"
+    assert rules["mlmon-profiles-compacted"] == "p/v1/compacted/profiles/"
