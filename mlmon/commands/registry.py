@@ -134,7 +134,11 @@ def _endpoint(args: argparse.Namespace, model_cfg: Any, allow_http: bool) -> Any
     from mlmon.edge.protocols import Endpoint, endpoint_from_config
 
     if model_cfg is not None and model_cfg.endpoint is not None:
-        cfg = model_cfg.endpoint.model_copy(update={"url": args.endpoint})
+        # the candidate's deployment: the config's request shape and TLS, but not the version
+        # the production endpoint declares or the alias it follows (the candidate is --version)
+        cfg = model_cfg.endpoint.model_copy(
+            update={"url": args.endpoint, "model_version": None, "version_alias": None}
+        )
         if args.protocol:
             cfg = cfg.model_copy(update={"protocol": args.protocol})
         if args.model_name:

@@ -201,27 +201,34 @@ def mlserver(
     server.stop()
 
 
-def mlflow_serve(model_dir: Path, workdir: Path, name: str = "mlflow") -> Server:
-    """``mlflow models serve --env-manager local`` of a saved MLflow model, on 127.0.0.1."""
+def mlflow_serve(
+    model_uri: str | Path, workdir: Path, name: str = "mlflow", env: dict[str, str] | None = None
+) -> Server:
+    """``mlflow models serve --env-manager local`` of a saved model (a folder or a
+    ``models:/name/version`` URI, with ``MLFLOW_TRACKING_URI`` in ``env``), on 127.0.0.1."""
     bindir = Path(sys.executable).parent
     exe = bindir / "mlflow"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    cmd = [str(exe), "models", "serve", "-m", str(model_dir), "--env-manager", "local",
+    cmd = [str(exe), "models", "serve", "-m", str(model_uri), "--env-manager", "local",
            "-h", "127.0.0.1", "-p", str(port), "--workers", "1"]  # fmt: skip
     # the scoring server execs uvicorn from PATH: the venv's bin must be on it
     env = {"PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
-           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # fmt: skip
+           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}  # fmt: skip
     return start(name, cmd, f"{url}/ping", url, workdir, env)
 
 
 def save_mlflow_model(model: object, folder: Path, predict_fn: str = "predict") -> Path:
     import mlflow.sklearn
+    import sklearn
 
     x, _ = training_data()
     path = folder / f"model-{predict_fn}"
     example = pl.DataFrame(x[:2], schema=list(FEATURES), orient="row").to_pandas()
-    mlflow.sklearn.save_model(model, path, input_example=example, pyfunc_predict_fn=predict_fn)
+    mlflow.sklearn.save_model(
+        model, path, input_example=example, pyfunc_predict_fn=predict_fn,
+        pip_requirements=[f"scikit-learn=={sklearn.__version__}"],  # no requirement inference
+    )  # fmt: skip
     return path
 
 
