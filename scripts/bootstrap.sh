@@ -51,6 +51,7 @@ export UV_PYTHON_DOWNLOADS=never UV_LINK_MODE=copy UV_NO_PROGRESS=1
 
 if [ "$mode" = lock ]; then
   .uv/bin/uv lock --upgrade --python "$py"
+  scripts/test-servers.sh lock
   # the edge image installs exactly these (pip --require-hashes), see deploy/container/Dockerfile
   (cd deploy/container && ../../.uv/bin/uv export --frozen --no-dev --extra edge --no-emit-project \
      --format requirements-txt --quiet -o edge-requirements.txt)
@@ -64,3 +65,6 @@ for e in "${extras[@]}"; do args+=(--extra "$e"); done
 # Without dev (make demo), keep whatever else is installed (a test environment stays as it is).
 [[ ",$mode," == *",dev,"* ]] || args+=(--inexact)
 .uv/bin/uv sync --locked --quiet --python "$py" "${args[@]}"
+# The real model servers of the protocol tests, each in its own locked environment
+# (tests/servers/*/uv.lock): their pins clash with mlmon's.
+if [[ ",$mode," == *",dev,"* ]]; then scripts/test-servers.sh; fi
