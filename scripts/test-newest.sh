@@ -10,6 +10,6 @@ py="${PYTHON:-python3}"
 .uv/bin/uv pip install --quiet --upgrade --python .venv-newest/bin/python -e ".[all,dev]"
 .uv/bin/uv pip list --python .venv-newest/bin/python --format freeze | grep -i -E "^(moto|duckdb|polars|pyarrow|numpy|mlflow)=" || true
 set +e
-.venv-newest/bin/python -m pytest -n 2 -q -p no:cacheprovider; rc=$?
+.venv-newest/bin/python -m pytest -n 2 --dist loadgroup -q -p no:cacheprovider; rc=$?
 if [ $rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi
 exit $rc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -16,8 +18,13 @@ from pypdf import PdfReader
 
 from mlmon.analysis.lake import Lake
 from mlmon.demo.run import MODEL
+from mlmon.lake.owned import MARKER
+
+# One worker runs this module (make test: --dist loadgroup), so the demo runs once for it all.
+pytestmark = pytest.mark.xdist_group("demo")
 
 ROOT = Path(__file__).resolve().parents[1]
+CANARY = "PATIENT-CANARY-7731"
 FIXTURE_DAYS = sorted((ROOT / "data" / "fixtures" / "inference").glob("*.parquet"))
 LABELLED_DAYS = FIXTURE_DAYS[:4]  # the demo writes outcomes for the first four days
 
@@ -105,20 +112,36 @@ def _numbers(lake: Path) -> dict[str, pl.DataFrame]:
     }
 
 
-@pytest.mark.parametrize("offset", ["+365d", "+1825d"])
-def test_demo_gives_the_same_numbers_with_the_clock_moved_ahead(
-    demo: DemoRun, tmp_path: Path, offset: str
+def _profile_rows(lake: Path) -> int:
+    return duckdb.sql(
+        f"SELECT count(*) FROM read_parquet('{lake}/v1/profiles/**/*.parquet')"
+    ).fetchall()[0][0]
+
+
+def test_demo_rerun_five_years_later_gives_the_same_numbers_and_keeps_the_users_files(
+    demo: DemoRun,
 ) -> None:
-    """One and five years later (libfaketime), the demo joins every outcome and every figure
-    equals today's run: nothing depends on the calendar."""
-    later = run_demo(tmp_path / "lake", offset)
-    assert later.returncode == demo.returncode == 0, later.stderr[-3000:]
-    today, moved = _numbers(demo.lake), _numbers(later.lake)
+    """The demo again on its own folders, with the clock moved five years ahead (libfaketime):
+    every outcome joins and every figure equals today's run (nothing depends on the calendar),
+    the old lake is cleared rather than added to, and files the user dropped into the demo's
+    folders after the first run survive (the demo clears only what it wrote)."""
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    today, rows = _numbers(demo.lake), _profile_rows(demo.lake)
+    folders = (demo.lake, demo.lake.parent / ".lake-demo", demo.lake.parent / "lake-report")
+    for folder in folders:
+        (folder / "notes.txt").write_text(CANARY)
+    later = run_demo(demo.lake, "+1825d")
+    assert later.returncode == 0, later.stderr[-3000:]
+    for folder in folders:
+        assert (folder / "notes.txt").read_text() == CANARY
+    assert "notes.txt" not in json.loads((demo.lake / MARKER).read_text())["entries"]
+    assert _profile_rows(demo.lake) == rows
+    moved = _numbers(demo.lake)
     for name in today:
         try:  # counts exactly; floats up to the last bits (merge order follows file listings)
             assert_frame_equal(today[name], moved[name], rel_tol=1e-12, abs_tol=1e-15)
         except AssertionError as exc:
-            raise AssertionError(f"{name} differs under faketime {offset}: {exc}") from exc
+            raise AssertionError(f"{name} differs under faketime +1825d: {exc}") from exc
     assert today["label_batches"]["matched"].sum() == _labelled_outcomes()
     table = [
         line for line in demo.stdout.splitlines() if "┆ accuracy" in line or "┆ roc_auc" in line
