@@ -15,6 +15,8 @@ def test_every_test_named_in_docs_deploy_exists():
     assert len(named) >= 20
     defined = set()
     for path in (ROOT / "tests").rglob("test_*.py"):
+        if any(part.startswith(".") for part in path.relative_to(ROOT).parts):
+            continue  # the real servers' environments (tests/servers/*/.venv) are not ours
         defined |= set(re.findall(r"^def (test_\w+)", path.read_text(), re.M))
     assert named <= defined, sorted(named - defined)
 
