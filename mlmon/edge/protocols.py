@@ -248,7 +248,7 @@ class Endpoint:
     --------
     >>> ep = Endpoint("https://models.internal", "kserve_v1", "risk")
     >>> ep.adapter.health(ep)
-    HttpCall(method='GET', path='/v1/models/risk', json=None)
+    HttpCall(method='GET', path='/v1/models/risk', json=None, content=None, headers=None)
     """
 
     url: str

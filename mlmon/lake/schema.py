@@ -224,7 +224,7 @@ def explain_unjoined(counts: Mapping[str, Any]) -> list[str]:
     Examples
     --------
     >>> explain_unjoined({"matched": 0, "late": 3, "unknown_id": 0})[0][:40]
-    '3 late: Ids whose prediction had expired:'
+    '3 late: Ids whose prediction had expired'
     """
     docs = {c.name: c.doc for c in TABLES["label_batches"].columns}
     return [

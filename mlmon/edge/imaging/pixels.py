@@ -12,7 +12,7 @@ Example
 -------
 >>> import numpy as np
 >>> s = image_stats(np.array([[0, 10], [10, 20]], np.uint16), slope=2.0, intercept=-1.0)
->>> s["image_mean"], s["image_p50"], s["image_frac_max"], s["image_rows"]
+>>> tuple(float(s[k]) for k in ("image_mean", "image_p50", "image_frac_max", "image_rows"))
 (19.0, 19.0, 0.25, 2.0)
 """
 
