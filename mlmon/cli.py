@@ -217,6 +217,7 @@ def cmd_percentiles(args: argparse.Namespace) -> int:
         end=args.end,
         by=args.by,
         version=args.version,
+        source=args.source,
     )
     _emit(df, args)
     return 0
@@ -504,6 +505,176 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.lake), quiet=args.quiet)
 
 
+# -- help -------------------------------------------------------------------------------
+#: ``--help`` text of each subcommand whose parser does not set its own: a description
+#: and an example (parsed by the tests, so it stays valid).
+HELP_TEXT: dict[str, tuple[str, str]] = {
+    "reference build": (
+        "Profile baseline records (the data the model was validated on) into a reference: "
+        "one mergeable profile per feature, the bins drift is measured on. Written to --out, "
+        "and into the lake's references table when --lake is given.",
+        "mlmon reference build --data baseline.parquet --schema schema.yaml --model risk-model "
+        "--out risk-model.reference.parquet --lake ./lake",
+    ),
+    "profile": (
+        "Profile inference records from files (the batch path; the edge does the same for "
+        "streams) into per-window profiles, latency and drift rows in the lake.",
+        "mlmon profile logs/2026-10-01.parquet logs/2026-10-02.parquet "
+        "--reference risk-model.reference.parquet --model risk-model --lake ./lake --window 1h",
+    ),
+    "drift": (
+        "Drift of each period against the reference, recomputed from the merged window "
+        "profiles (any period, no raw data). A model the lake does not hold is an error "
+        "naming the models it does (exit 2).",
+        "mlmon drift --lake ./lake --model risk-model --start 2026-10-01 --end 2026-11-01 "
+        "--by week --only-drifted",
+    ),
+    "percentiles": (
+        "Percentiles of latency (or of a numeric feature) per period, from merged sketches. "
+        "--source keeps probe latencies (the edge's golden probes) apart from the latencies "
+        "logged with inference records (stream, batch).",
+        "mlmon percentiles --lake ./lake --model risk-model --source stream --by day --q 0.5,0.95",
+    ),
+    "performance": (
+        "Realized performance (from joined labels) and estimated performance (from scores, "
+        "calibrated on the reference) per period, with alerts against the reference.",
+        "mlmon performance --lake ./lake --model risk-model --start 2026-10-01 --end 2026-11-01",
+    ),
+    "sql": (
+        "Run duckdb SQL over the lake's tables as views (profiles, latency, drift, golden, "
+        "alerts, ...); --macros prints the macros that give mlmon's numbers in plain duckdb.",
+        'mlmon sql --lake ./lake "SELECT date, count(*) AS windows FROM profiles GROUP BY date"',
+    ),
+    "edge labels": (
+        "",
+        "mlmon edge labels --config /etc/mlmon/edge.yaml --file labels-2026-10.csv",
+    ),
+    "report": (
+        "Render the monitoring report of a period: the report notebook runs on a real kernel "
+        "(papermill), then HTML and PDF are rendered; the executed notebook and its context "
+        "are kept next to them. A model the lake does not hold is an error (exit 2).",
+        "mlmon report --lake ./lake --model risk-model --period 2026-10 --out reports/",
+    ),
+    "schedule run": (
+        "Render reports on the cron schedules of reports.yaml (until SIGTERM), or with "
+        "--once every schedule's last complete period now; writes an index of the reports.",
+        "mlmon schedule run --config reports.yaml --once",
+    ),
+    "audit verify": (
+        "Recompute the hash chain of the audit log under the lake's audit/ prefix and name "
+        "the first record that was changed or removed; exit 1 when it does not verify.",
+        "mlmon audit verify s3://hospital-mlmon/lake --public-key audit-seal.pub.pem",
+    ),
+    "retention plan": (
+        "List the date partitions (and their objects and bytes) past each table's "
+        "retention; deletes nothing.",
+        "mlmon retention plan --lake s3://hospital-mlmon/lake --days profiles=90",
+    ),
+    "retention apply": (
+        "Delete the partitions past retention (the maintenance credential) and write a "
+        "retention_applied audit record; files that are not lake objects are kept.",
+        "mlmon retention apply --lake s3://hospital-mlmon/lake --days profiles=90",
+    ),
+    "retention lifecycle": (
+        "Print the S3 lifecycle configuration that expires the same partitions, to apply "
+        "with the bucket's own tools instead of running `retention apply`.",
+        "mlmon retention lifecycle --lake s3://hospital-mlmon/lake --days profiles=90",
+    ),
+    "lake compact": (
+        "Merge each day's window objects into one object plus a day rollup, kept where a "
+        "plain read_parquet glob over a table does not count them twice (docs/lake.md).",
+        "mlmon lake compact --lake ./lake --start 2026-10-01 --end 2026-11-01",
+    ),
+    "lake migrate": (
+        "List the previous layout's rollup and compaction copies inside table partitions; "
+        "with --apply delete them (the maintenance role).",
+        "mlmon lake migrate --lake ./lake --apply",
+    ),
+    "demo": (
+        "Run the end-to-end demo on the bundled fixtures: a model server, the edge, six days "
+        "of records with planted drift, and a report, into a local lake folder.",
+        "mlmon demo --lake ./demo-lake",
+    ),
+    "offboard": (
+        "",
+        "mlmon offboard --scope s3://vendor-bucket/hospital-a --operator 'A. Operator' "
+        "--out attestations/ --signing-key offboard.pem",
+    ),
+    "attest verify": (
+        "Check a deletion attestation: its signature, its manifest and its fields; exit 0 "
+        "when valid, 1 naming what is wrong.",
+        "mlmon attest verify attestations/attestation.json --public-key operator.pub.pem",
+    ),
+    "imaging reference": (
+        "Build an imaging reference from baseline DICOM Part-10 files: allow-listed "
+        "attributes and, unless --metadata-only, image statistics.",
+        "mlmon imaging reference baseline-dicom/ -o chest-ct.reference.parquet --model chest-ct",
+    ),
+    "imaging check": (
+        "Say for each DICOM keyword whether it may be allow-listed for profiling; exit 2 "
+        "when any is refused (identifying attributes never are).",
+        "mlmon imaging check KVP SliceThickness PatientName",
+    ),
+    "versions": (
+        "The registered versions of a model (read-only, MLflow registry) with what the lake "
+        "saw of each: golden checks, pass rate and latency.",
+        "mlmon versions --model risk --registry https://mlflow.example.org --lake ./lake",
+    ),
+    "registry check": (
+        "Run the golden set against a candidate version's endpoint and compare with "
+        "production's results in the lake; exit 1 when the candidate regresses.",
+        "mlmon registry check --model risk --version 4 --endpoint https://risk-v4.models.svc:8443 "
+        "--config /etc/mlmon/edge.yaml --registry https://mlflow.example.org --lake ./lake",
+    ),
+}
+
+
+def _fill(text: str) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.fill(p, 78) for p in text.split("\n"))
+
+
+def _add_help_text(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> None:
+    """Give every subcommand a description and an example (from :data:`HELP_TEXT`).
+
+    A command group's ``--help`` describes the group and shows its commands' examples.
+    """
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        helps = {a.dest: a.help or "" for a in action._choices_actions}
+        for name, sub in action.choices.items():
+            key = (*path, name)
+            _add_help_text(sub, key)
+            description, example = HELP_TEXT.get(" ".join(key), ("", ""))
+            if key and not sub.description:
+                sub.description = _fill(description or helps.get(name, "").capitalize() + ".")
+            elif sub.formatter_class is argparse.HelpFormatter:
+                sub.description = _fill(sub.description or "")
+            examples = [example] if example else _examples(sub)
+            epilog = sub.epilog or ""
+            if examples and "example" not in epilog:
+                if sub.formatter_class is argparse.HelpFormatter:
+                    epilog = _fill(epilog)
+                lines = "\n".join(f"  {e}" for e in examples)
+                word = "example" if len(examples) == 1 else "examples"
+                sub.epilog = f"{epilog}\n\n{word}:\n{lines}".lstrip("\n")
+            sub.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+def _examples(group: argparse.ArgumentParser) -> list[str]:
+    """The examples of a command group's commands (from their epilogs, already complete)."""
+    out = []
+    for action in group._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                lines = (sub.epilog or "").splitlines()
+                at = [i for i, line in enumerate(lines) if line.startswith("example")]
+                out += [x.strip() for x in lines[at[-1] + 1 :] if x.strip()] if at else []
+    return out
+
+
 # -- parser -----------------------------------------------------------------------------
 def _add_lake(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -596,6 +767,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lake(pc)
     _add_window_args(pc)
     pc.add_argument("--metric", default="latency_ms")
+    pc.add_argument(
+        "--source",
+        choices=["probe", "stream", "batch"],
+        help="only latencies from this source: probe (the edge's golden probes), stream "
+        "(logged with the inference records), batch (`mlmon profile`); default: all merged",
+    )
     pc.add_argument("--q", default="0.5,0.95,0.99", help="quantiles, comma-separated")
     pc.set_defaults(func=cmd_percentiles)
 
@@ -753,6 +930,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mlmon.commands import add_all
 
     add_all(sub)
+    _add_help_text(parser)
     return parser
 
 

@@ -16,8 +16,9 @@ import polars as pl
 from mlmon.analysis.drift import drift_between, method
 from mlmon.analysis.performance import calibration, estimate, labelled_rows, metric, realized
 from mlmon.analysis.periods import period_expr
-from mlmon.errors import LakeError
-from mlmon.lake.reader import LakeStore
+from mlmon.errors import ConfigError, LakeError, UnknownNameError
+from mlmon.lake.reader import LakeStore, _as_utc
+from mlmon.lake.schema import TABLES
 from mlmon.profiles.arrow import merge_rows
 from mlmon.profiles.frame import Reference
 from mlmon.profiles.kinds import NumericProfile
@@ -58,6 +59,8 @@ DEFAULT_METRICS = {
     "multiclass": ("accuracy", "precision", "recall", "f1", "roc_auc"),
     "regression": ("mae", "rmse", "r2", "abs_error_p90"),
 }
+#: The ``source`` values of the ``latency`` table (``Lake.percentiles(source=...)``).
+LATENCY_SOURCES = ("probe", "stream", "batch")
 _PCT_SCHEMA: dict[str, Any] = {
     "period": pl.Datetime("us", "UTC"),
     "metric": pl.String,
@@ -87,6 +90,41 @@ class Lake(LakeStore):
     >>> lake = Lake("file:///tmp/lake")  # doctest: +SKIP
     >>> lake.drift("risk", "2026-10-01", "2026-11-01", by="week")  # doctest: +SKIP
     """
+
+    def known_models(self) -> list[str]:
+        """Models with data in any table of the lake (profiles, latency, golden, references, ...)."""
+        return sorted({m for t in TABLES for m in self.models(t)})
+
+    def require_model(self, model: str) -> None:
+        """Raise unless ``model`` has data somewhere in the lake.
+
+        Raises
+        ------
+        UnknownNameError
+            The lake holds other models (named in the message) but not this one.
+        LakeError
+            The lake holds no model at all (a wrong lake URI is the likely cause).
+        """
+        known = self.known_models()
+        if model in known:
+            return
+        if not known:
+            raise LakeError(
+                f"model {model!r}: the lake {self.uri} holds no data for any model (no "
+                f"v1/<table>/model=... folders); check the lake URI (--lake or MLMON_LAKE)"
+            )
+        raise UnknownNameError(
+            f"model {model!r} is not in the lake {self.uri}; expected one of: "
+            f"{', '.join(known)}; check the model name (names are case-sensitive)"
+        )
+
+    def _check_range(self, start: TimeArg, end: TimeArg) -> None:
+        lo, hi = _as_utc(start, "start"), _as_utc(end, "end")
+        if lo is not None and hi is not None and lo >= hi:
+            raise ConfigError(
+                f"start {lo.isoformat()} is not before end {hi.isoformat()} (end is exclusive); "
+                "swap them, or for one day give e.g. start 2026-10-01 and end 2026-10-02"
+            )
 
     def _profiles(
         self,
@@ -144,12 +182,22 @@ class Lake(LakeStore):
         Returns
         -------
         polars.DataFrame
-            period, feature, method, value, threshold, drifted, count, reference_id.
+            period, feature, method, value, threshold, drifted, count, reference_id;
+            empty for a model of the lake with no windows in [start, end).
+
+        Raises
+        ------
+        UnknownNameError
+            ``model`` has no data in the lake; the message names the models that do.
+        ConfigError
+            ``start`` is not before ``end``.
         """
         for m in methods or ():
             method(m)
+        self._check_range(start, end)
         rows = self._profiles(model, start, end, version, features, by)
         if rows.height == 0:
+            self.require_model(model)  # a known model with no data in the range: empty
             return pl.DataFrame(schema=_DRIFT_SCHEMA)
         rows = rows.with_columns(period_expr(by))
         merged = merge_rows(rows, ["period", "reference_id", "feature"])
@@ -239,11 +287,31 @@ class Lake(LakeStore):
         relative accuracy (1% by default) of numpy's ``method="lower"`` quantiles
         (relative to the distance from the reference median for centred features).
 
+        Parameters
+        ----------
+        source
+            Only latencies from this source: ``"probe"`` (the edge's golden probes),
+            ``"stream"`` (latencies logged with the inference records) or ``"batch"``
+            (``mlmon profile``); ``None`` (default) merges every source.
+
         Returns
         -------
         polars.DataFrame
             period, metric, quantile, value, count.
+
+        Raises
+        ------
+        UnknownNameError
+            ``model`` has no data in the lake; the message names the models that do.
+        ConfigError
+            An unknown ``source``, or ``start`` not before ``end``.
         """
+        if source is not None and source not in LATENCY_SOURCES:
+            raise ConfigError(
+                f"latency source {source!r} is unknown; expected one of "
+                f"{', '.join(LATENCY_SOURCES)} (or None for all of them)"
+            )
+        self._check_range(start, end)
         qs = np.asarray(q, dtype=np.float64)
         lat = self.scan("latency", model=model, start=start, end=end).filter(
             pl.col("feature") == metric
@@ -253,9 +321,10 @@ class Lake(LakeStore):
         if version is not None:
             lat = lat.filter(pl.col("model_version") == version)
         rows = lat.collect()
-        if rows.height == 0:
+        if rows.height == 0 and source is None:
             rows = self._profiles(model, start, end, version, [metric], by)
         if rows.height == 0:
+            self.require_model(model)
             if metric not in self._known_metrics(model):
                 raise LakeError(
                     f"no metric or numeric feature {metric!r} for model {model!r} in {self.uri}; "
@@ -373,6 +442,7 @@ class Lake(LakeStore):
         """
         for m in metrics or ():
             metric(m)
+        self._check_range(start, end)
         out: list[dict[str, Any]] = []
         refs: dict[str, Any] = {}
         for period, ref_id, prof in self.merged_performance(
@@ -419,6 +489,8 @@ class Lake(LakeStore):
                         "reference_id": ref_id,
                     }
                 )
+        if not out:
+            self.require_model(model)
         return pl.DataFrame(out, schema=_PERF_SCHEMA).sort("period", "metric")
 
     def calibration_curve(

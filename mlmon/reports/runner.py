@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from mlmon._extras import require
+from mlmon.analysis.lake import Lake
 from mlmon.errors import ConfigError, MlmonError
 from mlmon.lake.owned import check_free, record_owned
 from mlmon.lake.storage import open_storage, put_object
@@ -95,6 +96,9 @@ def run_report(
         An output name is taken by a file or folder mlmon did not write.
     ConfigError
         An unknown format.
+    UnknownNameError
+        A model has no data in the lake (the message names the models that do);
+        nothing was written.
     ReportError
         The notebook failed.
     """
@@ -109,6 +113,14 @@ def run_report(
     name = stem or f"{'-'.join(models)}_{start:%Y%m%d}-{end:%Y%m%d}"
     remote = out.startswith("s3://")
     lake, out = resolve_location(lake), resolve_location(out)
+    if start >= end:
+        raise ConfigError(
+            f"report period start {start.isoformat()} is not before end {end.isoformat()} "
+            "(end is exclusive); swap them or give --period, e.g. 2026-10"
+        )
+    store = Lake(lake, storage_options)
+    for model in models:  # a typo is an error naming the models, not a "no data" report
+        store.require_model(model)
     target = open_storage(out, storage_options if remote else None)
     names = output_names(name, formats)
     check_free(

@@ -11,7 +11,7 @@ import pytest
 
 from mlmon.analysis.lake import Lake
 from mlmon.edge.ingest import WindowAccumulator
-from mlmon.errors import CorruptObjectWarning, LakeError, TimestampError
+from mlmon.errors import CorruptObjectWarning, LakeError, TimestampError, UnknownNameError
 from mlmon.lake.storage import put_object
 from mlmon.lake.writer import LakeWriter
 from mlmon.profiles.frame import build_reference, profile_frame
@@ -152,7 +152,8 @@ def test_naive_times_and_unknown_metrics_are_clear_errors(populated):
         lake.drift("m", "2026-10-01T00:00:00", "2026-10-02T00:00:00Z")
     with pytest.raises(LakeError, match="no metric or numeric feature 'nope'"):
         lake.percentiles("nope", model="m")
-    assert lake.drift("unknown-model", by="day").height == 0
+    with pytest.raises(UnknownNameError, match=r"'unknown-model' is not in the lake .*one of: m;"):
+        lake.drift("unknown-model", by="day")  # an error naming the models, not an empty frame
 
 
 def test_unreachable_lake_is_a_clear_error():
