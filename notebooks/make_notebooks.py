@@ -71,6 +71,8 @@ def explore() -> nbformat.NotebookNode:
         new_code_cell("lake.percentiles('latency_ms', (0.5, 0.95, 0.99), model=model, by='day')"),
         new_code_cell(
             "import altair as alt\n\n"
+            "from mlmon.reports.notebook import enable_offline_charts\n\n"
+            "enable_offline_charts()  # drawn inline (SVG, PNG) by vl-convert: no CDN, no network\n"
             "js = drift.filter(drift['method'] == 'jensen_shannon')\n"
             "alt.Chart(js).mark_line(point=True).encode(x='period:T', y='value:Q', color='feature:N')"
         ),
