@@ -349,6 +349,15 @@ class ModelConfig(_Frozen):
     performance: PerformanceConfig | None = None  # delayed labels (docs/performance.md)
     imaging: ImagingConfig | None = None  # DICOM folder or DICOMweb PACS (docs/imaging.md)
 
+    @model_validator(mode="after")
+    def _golden_needs_endpoint(self) -> ModelConfig:
+        if self.golden is not None and self.endpoint is None:
+            raise ValueError(
+                "golden: is set but endpoint: is not, so the golden samples have nowhere to go; "
+                "add endpoint: {url: ..., protocol: ...} (docs/protocols.md) or remove golden:"
+            )
+        return self
+
 
 class MetricsConfig(_Frozen):
     host: str = "127.0.0.1"

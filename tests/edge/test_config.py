@@ -87,3 +87,33 @@ def test_secrets_come_from_env_or_file_and_are_checked(tmp_path, monkeypatch):
     )
     assert cfg2.hmac_secret() == b"s" * 40
     assert "s" * 40 not in repr(cfg2)
+
+
+def test_golden_without_endpoint_is_an_error_naming_the_field_and_the_fix(tmp_path):
+    no_endpoint = GOOD.replace(
+        "    endpoint: {url: https://risk.svc:8443, protocol: oip_v2, model_name: risk, timeout: 2s}\n",
+        "",
+    )
+    assert "endpoint" not in no_endpoint  # the golden set had nowhere to go: it was ignored
+    p = write(tmp_path, no_endpoint)
+    with pytest.raises(ConfigError) as info:
+        load_config(p, env={})
+    text = str(info.value)
+    assert f"{p}: models[0]: golden: is set but endpoint: is not" in text
+    assert "add endpoint: {url: ..., protocol: ...}" in text and "or remove golden:" in text
+    # without golden: a stream-only model needs no endpoint
+    streams_only = no_endpoint.replace(
+        '    golden: {file: golden.jsonl, schedule: "*/15 * * * *"}\n', ""
+    )
+    other = tmp_path / "streams-only"
+    other.mkdir()
+    assert load_config(write(other, streams_only), env={}).models[0].endpoint is None
+    # the shell user sees it as a config error (exit 2), not a collector that never probes
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MLMON_HMAC_KEY": "k" * 32}
+    proc = subprocess.run([sys.executable, "-m", "mlmon.cli", "edge", "once", "--config", str(p)],
+                          capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
+    assert proc.returncode == 2 and "golden: is set but endpoint: is not" in proc.stderr
