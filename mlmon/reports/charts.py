@@ -22,7 +22,7 @@ from typing import Any
 import polars as pl
 
 from mlmon._extras import require
-from mlmon.reports.context import Distribution, MethodInfo, ModelSection
+from mlmon.reports.context import Distribution, MethodInfo, ModelSection, method_name
 
 __all__ = [
     "FONT",
@@ -45,6 +45,7 @@ __all__ = [
 #: The font charts are measured and drawn with (DejaVu is on the report machine).
 FONT = "DejaVu Sans"
 WIDTH = 560  # plot width in px; with axis labels a chart fits A4 between 16 mm margins
+DAY_MS = 86_400_000  # time axes label days: no two ticks within a day (no "Oct 01 Oct 01")
 MAX_POINTS = 14  # lines over more periods than this are drawn without point markers
 _FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu")
 _BLUE, _GREY, _GREEN, _AMBER, _RED = "#1565c0", "#9e9e9e", "#2e7d32", "#ef8f00", "#c62828"
@@ -74,7 +75,8 @@ def _values(df: pl.DataFrame) -> list[dict[str, Any]]:
 
 def _time_x(alt: Any, field: str = "period", title: str | None = None, ticks: int = 6) -> Any:
     return alt.X(f"{field}:T", title=title, scale=alt.Scale(type="utc"),
-                 axis=alt.Axis(format="%b %d", labelAngle=0, tickCount=ticks))  # fmt: skip
+                 axis=alt.Axis(format="%b %d", labelAngle=0, tickCount=ticks,
+                               tickMinStep=DAY_MS))  # fmt: skip
 
 
 def _points(alt: Any, periods: int) -> Any:
@@ -157,7 +159,7 @@ def drift_over_time_chart(
     periods = data["period"].n_unique()
     base = alt.Chart().encode(x=_time_x(alt, ticks=3))
     line = base.mark_line(color=_BLUE, point=_points(alt, periods)).encode(
-        y=alt.Y("value:Q", title=method.replace("_", " ")),
+        y=alt.Y("value:Q", title=method_name(method, short=True)),
         tooltip=[alt.Tooltip("period:T", format="%Y-%m-%d %H:%M", formatType="utc"),
                  alt.Tooltip("value:Q", format=".4g"), "drifted:N"],
     )  # fmt: skip
@@ -174,9 +176,7 @@ def drift_over_time_chart(
             facet=alt.Facet("feature:N", title=None, sort=features),
             columns=cols,
         )
-        .properties(
-            title=f"{method.replace('_', ' ')} per period (dashed: {th_text}; red: drifted)"
-        )
+        .properties(title=f"{method_name(method)} per period (dashed: {th_text}; red: drifted)")
     )
 
 
@@ -201,7 +201,7 @@ def distribution_chart(dist: Distribution, *, width: int = 250, max_bars: int = 
         chart = alt.Chart(alt.Data(values=_values(long))).mark_bar()
         labels = f["label"].to_list()
         x = alt.X("label:N", sort=labels, title=None,
-                  axis=alt.Axis(labelAngle=-40, labelLimit=90))  # fmt: skip
+                  axis=alt.Axis(labelAngle=-45, labelLimit=0, labelOverlap=False))  # fmt: skip
         extra = {"xOffset": alt.XOffset("sample:N", sort=["reference", "current"])}
     return chart.encode(
         x=x,
@@ -258,30 +258,43 @@ def golden_chart(golden: pl.DataFrame) -> Any | None:
 
 def alerts_chart(alerts: pl.DataFrame, start: datetime | None = None,
                  end: datetime | None = None) -> Any | None:  # fmt: skip
-    """Alerts as ticks on a timeline, one row per rule, coloured by severity."""
+    """Alerts as ticks on a timeline at the window each covers, one row per rule (plain
+    names), coloured by severity; only alerts inside ``start``..``end`` are drawn."""
     if not alerts.height:
         return None
+    from mlmon.reports.context import rule_name
+
     alt = _alt()
-    data = alerts.select("time", "severity", "rule", "feature", "message")
+    # drawn at the window each alert covers (raised_at may fall after the period)
+    at = "window_start" if "window_start" in alerts.columns else "time"
+    data = alerts.select(
+        pl.col(at).fill_null(pl.col("time")).alias("at"), "severity",
+        pl.col("rule").map_elements(rule_name, return_dtype=pl.String), "feature", "message",
+    )  # fmt: skip
+    if start is not None and end is not None:
+        data = data.filter((pl.col("at") >= start) & (pl.col("at") < end))
+        if not data.height:
+            return None
     rules = data["rule"].n_unique()
     sev = sorted(
         set(data["severity"].drop_nulls().to_list()), key=lambda s: (s not in _SEVERITY, s)
     )
     domain = [s for s in _SEVERITY if s in sev] + [s for s in sev if s not in _SEVERITY]
     scale = alt.Scale(domain=domain, range=[_SEVERITY.get(s, _GREY) for s in domain])
-    x = _time_x(alt, "time")
+    x = _time_x(alt, "at")
     if start is not None and end is not None:
-        x = alt.X("time:T", title=None,
+        x = alt.X("at:T", title=None,
                   scale=alt.Scale(type="utc", domain=[start.isoformat(), end.isoformat()]),
-                  axis=alt.Axis(format="%b %d", labelAngle=0, tickCount=6))  # fmt: skip
+                  axis=alt.Axis(format="%b %d", labelAngle=0, tickCount=6,
+                                tickMinStep=DAY_MS))  # fmt: skip
     return (
         alt.Chart(alt.Data(values=_values(data)))
-        .mark_tick(thickness=2, size=14)
+        .mark_tick(thickness=2, size=14, clip=True)
         .encode(
             x=x,
-            y=alt.Y("rule:N", title=None, axis=alt.Axis(labelLimit=160)),
+            y=alt.Y("rule:N", title=None, axis=alt.Axis(labelLimit=200)),
             color=alt.Color("severity:N", title="severity", scale=scale),
-            tooltip=[alt.Tooltip("time:T", format="%Y-%m-%d %H:%M", formatType="utc"), "severity:N",
+            tooltip=[alt.Tooltip("at:T", format="%Y-%m-%d %H:%M", formatType="utc"), "severity:N",
                      "rule:N", "feature:N", "message:N"],
         )
         .properties(width=WIDTH - 120, height=max(40, 22 * rules), title="Alerts")
@@ -395,16 +408,23 @@ def to_svg(chart: Any) -> str:
     return svg
 
 
-def to_html_fragment(chart: Any, element_id: str | None = None) -> str:
+def to_html_fragment(chart: Any, element_id: str | None = None, *, static: str = "") -> str:
     """A ``<div>`` and the ``vegaEmbed`` call that draws the chart into it.
 
-    The page must include :func:`vega_bundle` once, before the first fragment.
+    ``static`` (markup, e.g. the chart as an SVG image from :func:`to_svg`) is shown in a
+    ``<div class="chart-static">`` that the same script removes before Vega draws: where
+    a mail filter strips scripts, the static chart stays. The page must include
+    :func:`vega_bundle` once, before the first fragment.
     """
     eid = element_id or f"chart-{next(_ids)}"
     spec = json.dumps(to_spec(chart), separators=(",", ":")).replace("</", "<\\/")
+    before = remove = ""
+    if static:
+        before = f'<div class="chart-static" id="{html.escape(eid)}-static">{static}</div>'
+        remove = f"document.getElementById('{eid}-static').remove();"
     return (
-        f'<div class="chart" id="{html.escape(eid)}"></div>'
-        f"<script>vegaEmbed('#{eid}', {spec}, "
+        f'{before}<div class="chart" id="{html.escape(eid)}"></div>'
+        f"<script>{remove}vegaEmbed('#{eid}', {spec}, "
         '{"actions": false, "renderer": "svg"});</script>'
     )
 

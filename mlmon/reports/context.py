@@ -12,7 +12,7 @@ Shape::
     ├── models: [ModelSection]   one per model, status green/amber/red (grey: no data)
     │   ├── frames (polars)      versions, volume, null_rates, drift, drift_over_time,
     │   │                        latency, golden, golden_errors, alerts, performance,
-    │   │                        calibration, label_batches
+    │   │                        calibration, label_batches, drift_windows
     │   └── distributions: [Distribution]   reference vs current shares of a feature
     ├── methods: [MethodInfo]    the drift methods, thresholds and what they mean
     └── data_handling: [str]     what was and was not collected
@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_DATA_HANDLING",
     "FRAME_COLUMNS",
+    "METHOD_NAMES",
+    "RULE_NAMES",
     "STATUS_ORDER",
     "Distribution",
     "MethodInfo",
@@ -56,8 +58,11 @@ __all__ = [
     "ReportContext",
     "collect",
     "load",
+    "method_name",
     "methods_from_registry",
+    "p_value_methods",
     "period_bounds",
+    "rule_name",
     "save",
 ]
 
@@ -83,6 +88,9 @@ FRAME_COLUMNS: dict[str, dict[str, pl.DataType]] = {
     "golden_errors": {"error_kind": pl.String(), "count": pl.Int64()},
     "alerts": {"time": _TS, "severity": pl.String(), "rule": pl.String(), "feature": pl.String(),
                "message": pl.String()},
+    "drift_windows": {"feature": pl.String(), "method": pl.String(), "windows": pl.Int64(),
+                      "drifted_windows": pl.Int64(), "window_hours": pl.Float64(),
+                      "threshold": pl.Float64()},
     "performance": {"period": _TS, "metric": pl.String(), "realized": pl.Float64(),
                     "estimated": pl.Float64(), "lower": pl.Float64(), "upper": pl.Float64(),
                     "count_labelled": pl.Int64(), "count_total": pl.Int64()},
@@ -91,8 +99,9 @@ FRAME_COLUMNS: dict[str, dict[str, pl.DataType]] = {
     "label_batches": {"received_at": _TS, "records": pl.Int64(), "matched": pl.Int64(),
                       **{c: pl.Int64() for c in LABELS_UNJOINED}},
 }  # fmt: skip
-#: Frames that stay None when the model has no performance data (the section is left out).
-OPTIONAL_FRAMES = ("performance", "calibration", "label_batches")
+#: Frames that may be None: no performance data (the section is left out), or no per-window
+#: drift in the lake (``drift_windows``: the reconciliation sentences are left out).
+OPTIONAL_FRAMES = ("performance", "calibration", "label_batches", "drift_windows")
 
 #: The data-handling statement printed when the analysis side gives none.
 DEFAULT_DATA_HANDLING: tuple[str, ...] = (
@@ -104,6 +113,57 @@ DEFAULT_DATA_HANDLING: tuple[str, ...] = (
     "Storage: Parquet objects in the customer's own bucket, written with put-only credentials and "
     "server-side KMS encryption; every figure in this report was recomputed from them.",
 )
+
+#: Plain names of the drift methods (long, short); the ids appear only in the appendix.
+METHOD_NAMES: dict[str, tuple[str, str]] = {
+    "psi": ("Population stability index", "PSI"),
+    "jensen_shannon": ("Jensen-Shannon distance", "JS distance"),
+    "hellinger": ("Hellinger distance", "Hellinger distance"),
+    "chi_square": ("Chi-square test p-value", "chi-square p-value"),
+    "ks": ("Kolmogorov-Smirnov statistic", "KS statistic"),
+    "wasserstein": ("Wasserstein distance (in reference SDs)", "Wasserstein distance"),
+}
+#: Plain names of the alert rules (``drift:<method>`` rules are named after their method).
+RULE_NAMES: dict[str, str] = {
+    "golden_pass_rate": "Golden checks failing",
+    "endpoint_unreachable": "Endpoint unreachable",
+}
+
+
+def method_name(method: str, short: bool = False) -> str:
+    """A drift method's plain name: ``method_name("psi") == "Population stability index"``.
+
+    Unknown ids (a third party's method) read as their id with spaces.
+    """
+    names = METHOD_NAMES.get(method)
+    if names is None:
+        return method.replace("_", " ")
+    return names[1] if short else names[0]
+
+
+def rule_name(rule: str | None) -> str:
+    """An alert rule's plain name: ``rule_name("drift:psi") == "Drift (PSI)"``."""
+    if not rule:
+        return ""
+    kind, _, arg = rule.partition(":")
+    if kind == "drift" and arg:
+        return f"Drift ({method_name(arg, short=True)})"
+    if kind == "performance_estimate" and arg:
+        return f"Estimated {arg.replace('_', ' ')} low"
+    return RULE_NAMES.get(rule, rule.replace("_", " ").capitalize())
+
+
+def p_value_methods() -> frozenset[str]:
+    """Registered methods whose value is a p-value (direction ``below``).
+
+    The report shows and highlights their flags as the API gives them, but does not
+    count them when it says which features drifted: at thousands of values a test
+    finds any difference significant.
+    """
+    from mlmon.analysis.drift import METHODS
+
+    return frozenset(n for n, m in METHODS.items() if m.direction == "below")
+
 
 _FORMAT = "mlmon.report_context"
 _VERSION = 1
@@ -212,6 +272,12 @@ class ModelSection:
     ``p50``/``p95``/``p99`` in ms (None when unknown), ``golden_overall``
     ``checks``/``passed``/``pass_rate``. ``performance`` is None when the
     model has no labels or estimates; the section is then left out.
+    ``drift_windows`` (None when the lake has no per-window drift) counts, per feature, the
+    edge's windows its alert methods flagged, beside the whole period's figure in ``drift``.
+    ``alerts`` may carry ``window_start``, ``window_end`` (the window an alert covers) and
+    ``state`` (firing, resolved) besides its documented columns.
+    ``golden_overall`` without checks in the period may name the nearest days with checks
+    outside it (``before``, ``after``: ISO dates).
     ``label_batches`` (None when no labels batch touched the period) counts what
     each labels batch matched and what did not join, and why.
     """
@@ -235,6 +301,7 @@ class ModelSection:
     performance: pl.DataFrame | None = None
     calibration: pl.DataFrame | None = None
     label_batches: pl.DataFrame | None = None
+    drift_windows: pl.DataFrame | None = None
 
     def __post_init__(self) -> None:
         where = f"model {self.model!r}"
@@ -557,7 +624,7 @@ def _distribution(feature: str, ref: Any, cur: Any) -> Distribution:
         e = ref.edges
         labels = (
             [f"< {e[0]:.4g}"]
-            + [f"{e[i]:.4g} to {e[i + 1]:.4g}" for i in range(len(e) - 1)]
+            + [f"{e[i]:.4g}–{e[i + 1]:.4g}" for i in range(len(e) - 1)]
             + [f"> {e[-1]:.4g}"]
         )
     frame = pl.DataFrame({"label": labels, "reference": rf.tolist(), "current": cf.tolist()})
@@ -565,7 +632,7 @@ def _distribution(feature: str, ref: Any, cur: Any) -> Distribution:
 
 
 def _drifted(drift: pl.DataFrame) -> list[str]:
-    distance = drift.filter(pl.col("method") != "chi_square")
+    distance = drift.filter(~pl.col("method").is_in(list(p_value_methods())))
     ranked = (
         distance.group_by("feature")
         .agg(pl.col("drifted").sum().alias("n"), pl.col("value").max().alias("v"))
@@ -629,7 +696,7 @@ def _section(
     drifted: list[str] = []
     if drift.height:
         drifted = _drifted(drift)
-        distance = drift.filter(pl.col("method") != "chi_square")
+        distance = drift.filter(~pl.col("method").is_in(list(p_value_methods())))
         top = (
             drifted[:3]
             or (
@@ -646,15 +713,8 @@ def _section(
             if f in merged:
                 ref = lake.reference(merged[f][0], model=model).profiles[f]
                 distributions.append(_distribution(f, ref, merged[f][1]))
-        # p-values are shown, never used to flag (large samples make every test significant)
-        drift = drift.with_columns(
-            pl.when(pl.col("method") == "chi_square").then(False).otherwise(pl.col("drifted"))
-            .alias("drifted")
-        )  # fmt: skip
-        over_time = over_time.with_columns(
-            pl.when(pl.col("method") == "chi_square").then(False).otherwise(pl.col("drifted"))
-            .alias("drifted")
-        )  # fmt: skip
+        # the flags stay the API's own (a p-value below its threshold is flagged and
+        # highlighted); p-values are not counted in the drifted features (see p_value_methods)
     elif records and not any(n.startswith("Drift was not computed") for n in notes):
         notes.append("No reference profile was found for this model: drift was not computed.")
     latency = pl.DataFrame()
@@ -694,14 +754,11 @@ def _section(
             .agg(pl.len().cast(pl.Int64).alias("count"))
             .sort("count", descending=True)
         )
+    else:
+        golden_overall = _golden_outside(lake, model, start, end)
     a_rows = lake.read("alerts", model=model, start=start, end=end)
-    alerts = (
-        a_rows.select(
-            pl.col("raised_at").alias("time"), "severity", "rule", "feature", "message"
-        ).sort("time")
-        if a_rows.height
-        else pl.DataFrame()
-    )
+    alerts = _alerts(a_rows)
+    drift_windows = _drift_windows(lake, model, start, end, a_rows) if drift.height else None
     status, reasons = _status(records, golden_overall, drifted, a_rows)
     perf_reasons: list[str] = []
     perf_parts = _performance(lake, model, start, end, status_reasons=perf_reasons)
@@ -725,7 +782,82 @@ def _section(
         golden_overall=golden_overall,
         golden_errors=golden_errors,
         alerts=alerts,
+        drift_windows=drift_windows,
         **perf_parts,
+    )
+
+
+def _golden_outside(lake: Lake, model: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """When no golden check ran in the period: the last day before it and the first day
+    after it that had checks (ISO dates, keys ``before`` and ``after``), if any."""
+    if model not in lake.models("golden"):
+        return {}
+    times = lake.scan("golden", model=model).select("checked_at").collect()["checked_at"]
+    out: dict[str, Any] = {"checks": 0}
+    before, after = times.filter(times < start), times.filter(times >= end)
+    if before.len():
+        out["before"] = before.max().date().isoformat()  # type: ignore[union-attr]
+    if after.len():
+        out["after"] = after.min().date().isoformat()  # type: ignore[union-attr]
+    return out
+
+
+def _alerts(rows: pl.DataFrame) -> pl.DataFrame:
+    """The alerts frame: when raised, the window each covers, its state, plain drift messages."""
+    if not rows.height:
+        return pl.DataFrame()
+    out = []
+    for r in rows.sort("raised_at", "window_start").iter_rows(named=True):
+        message = r.get("message")
+        kind, _, method = (r.get("rule") or "").partition(":")
+        if kind == "drift" and method and r.get("value") is not None and r.get("threshold"):
+            verb = "drifted" if r.get("state", "firing") == "firing" else "back within threshold"
+            message = (f"{r.get('feature') or 'feature'} {verb}: {method_name(method, short=True)} "
+                       f"{r['value']:.3g} (threshold {r['threshold']:.3g})")  # fmt: skip
+        out.append({"time": r["raised_at"], "severity": r["severity"], "rule": r["rule"],
+                    "feature": r.get("feature"), "message": message,
+                    "window_start": r.get("window_start"), "window_end": r.get("window_end"),
+                    "state": r.get("state")})  # fmt: skip
+    return pl.DataFrame(
+        out,
+        schema={**FRAME_COLUMNS["alerts"], "window_start": _TS, "window_end": _TS,
+                "state": pl.String()},
+    )  # fmt: skip
+
+
+def _drift_windows(
+    lake: Lake, model: str, start: datetime, end: datetime, alerts: pl.DataFrame
+) -> pl.DataFrame | None:
+    """Per feature, how many of the edge's windows its alert methods flagged in the period.
+
+    The methods are those of the period's ``drift:<method>`` alerts (PSI, the edge's
+    default rule, when there are none); None when the lake has no per-window drift.
+    """
+    if model not in lake.models("drift"):
+        return None
+    rules = alerts["rule"].to_list() if alerts.height else []
+    methods = sorted({r.split(":", 1)[1] for r in rules if r.startswith("drift:")}) or ["psi"]
+    rows = lake.read("drift", model=model, start=start, end=end).filter(
+        pl.col("method").is_in(methods)
+        & (pl.col("window_start") >= start)
+        & (pl.col("window_start") < end)
+    )
+    if not rows.height:
+        return None
+    per_window = rows.group_by("window_start", "window_end", "feature", "method").agg(
+        pl.col("drifted").fill_null(False).any(), pl.col("threshold").first()
+    )
+    return (
+        per_window.group_by("feature", "method")
+        .agg(
+            pl.len().cast(pl.Int64).alias("windows"),
+            pl.col("drifted").sum().cast(pl.Int64).alias("drifted_windows"),
+            ((pl.col("window_end") - pl.col("window_start")).dt.total_seconds() / 3600)
+            .median()
+            .alias("window_hours"),
+            pl.col("threshold").first().cast(pl.Float64),
+        )
+        .sort(["drifted_windows", "feature"], descending=[True, False])
     )
 
 
@@ -810,7 +942,7 @@ def _status(
         red.append(f"{n} features drifted ({', '.join(drifted)})")
     elif n:
         amber.append(f"{n} feature{'s' if n > 1 else ''} drifted ({', '.join(drifted)})")
-    if records == 0 and not golden:
+    if records == 0 and not golden.get("checks"):
         return "grey", ["no data in this period"]
     status: Status = "red" if red else "amber" if amber else "green"
     return status, red + amber or ["no drift, all golden checks passed"]

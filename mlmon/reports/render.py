@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,15 +33,19 @@ from mlmon._extras import require
 from mlmon.errors import ConfigError
 from mlmon.lake.schema import explain_unjoined
 from mlmon.reports.charts import section_charts, to_html_fragment, to_svg, vega_bundle
-from mlmon.reports.context import MethodInfo, ModelSection, ReportContext
+from mlmon.reports.context import MethodInfo, ModelSection, ReportContext, method_name, rule_name
 from mlmon.reports.summary import (
+    drift_window_lines,
     drifted_features,
     fmt_count,
     fmt_ms,
     fmt_pct,
     fmt_period,
     fmt_time,
+    fmt_until,
     fmt_value,
+    fmt_window,
+    golden_outside,
     summary_lines,
 )
 
@@ -115,9 +120,19 @@ def _svg_img(svg: str, name: str) -> str:
             f'src="data:image/svg+xml;base64,{data}"></div>')  # fmt: skip
 
 
+def _inline_svg(svg: str, prefix: str) -> str:
+    """An SVG chart for inline use in a page: its ids (clip paths) made unique with ``prefix``."""
+    ids = set(re.findall(r'\bid="([^"]+)"', svg))
+    for old in sorted(ids, key=len, reverse=True):
+        svg = svg.replace(f'id="{old}"', f'id="{prefix}-{old}"').replace(
+            f"url(#{old})", f"url(#{prefix}-{old})"
+        )
+    return re.sub(r"^<\?xml[^>]*>\s*", "", svg)
+
+
 def _drift_view(
     m: ModelSection, methods: Sequence[MethodInfo]
-) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
+) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
     d = m.drift
     if not d.height:
         return [], []
@@ -128,7 +143,8 @@ def _drift_view(
     for name in present:
         th = d.filter(pl.col("method") == name)["threshold"].drop_nulls().unique().to_list()
         sign = "<" if direction.get(name) == "below" else ">"
-        columns.append((name, f"{sign} {fmt_value(th[0])}" if len(th) == 1 else ""))
+        columns.append({"id": name, "label": method_name(name),
+                        "threshold": f"{sign} {fmt_value(th[0])}" if len(th) == 1 else ""})  # fmt: skip
     drifted = drifted_features(m)
     rank = {f: i for i, f in enumerate(drifted)}
     rows: dict[str, dict[str, Any]] = {}
@@ -146,8 +162,11 @@ def _view(ctx: ReportContext, i: int, m: ModelSection, interactive: bool) -> dic
     charts = {}
     for name, chart in section_charts(m, ctx.methods, ctx.period_start, ctx.period_end).items():
         try:
-            html = (to_html_fragment(chart, f"chart-{i}-{name}") if interactive
-                    else _svg_img(to_svg(chart), name))  # fmt: skip
+            svg, eid = to_svg(chart), f"chart-{i}-{name}"
+            # the HTML page keeps the static SVG beside the Vega script: a mail filter that
+            # strips scripts leaves the picture; the script removes it before Vega draws
+            html = (to_html_fragment(chart, eid, static=_inline_svg(svg, eid))
+                    if interactive else _svg_img(svg, name))  # fmt: skip
         except Exception as exc:  # a chart that cannot be drawn must not sink the report
             log.warning("chart %s of model %s not drawn: %s", name, m.model, exc)
             html = f'<p class="empty">This chart could not be drawn ({type(exc).__name__}).</p>'
@@ -181,13 +200,26 @@ def _view(ctx: ReportContext, i: int, m: ModelSection, interactive: bool) -> dic
         or m.latency.height > 0,
         "has_golden": bool(golden.get("checks")),
         "golden_error_rows": m.golden_errors.sort("count", descending=True).to_dicts(),
-        "alert_rows": m.alerts.sort("time").head(MAX_ALERT_ROWS).to_dicts(),
+        "alert_rows": _alert_rows(m.alerts),
+        "alert_windows": "window_start" in m.alerts.columns,
+        "window_lines": drift_window_lines(m),
+        "golden_outside": golden_outside(m),
         "alerts_more": max(0, m.alerts.height - MAX_ALERT_ROWS),
         "version_rows": m.versions.sort("first_seen").to_dicts(),
         "performance_rows": _performance_rows(m.performance),
         "labelled": _labelled(m.performance),
         "label_batches": _label_batches(m.label_batches),
     }
+
+
+def _alert_rows(alerts: pl.DataFrame) -> list[dict[str, Any]]:
+    """The first alerts with their rule's plain name and the window each covers."""
+    rows = alerts.sort("time").head(MAX_ALERT_ROWS).to_dicts()
+    for r in rows:
+        r["rule_name"] = rule_name(r.get("rule"))
+        r["window"] = (fmt_window(r.get("window_start"), r.get("window_end"))
+                       if r.get("window_start") else "")  # fmt: skip
+    return rows
 
 
 def _labelled(perf: pl.DataFrame | None) -> dict[str, Any] | None:
@@ -242,7 +274,7 @@ def _render(ctx: ReportContext, interactive: bool, templates: str | Path | None)
         lstrip_blocks=True,
     )
     env.filters.update(ms=fmt_ms, pct=fmt_pct, count=fmt_count, value=fmt_value, time=fmt_time,
-                       capfirst=lambda s: s[:1].upper() + s[1:])  # fmt: skip
+                       until=fmt_until, capfirst=lambda s: s[:1].upper() + s[1:])  # fmt: skip
     markup = jinja2.utils.markupsafe.Markup
     comparison = (
         fmt_period(ctx.comparison_start, ctx.comparison_end)
@@ -256,6 +288,7 @@ def _render(ctx: ReportContext, interactive: bool, templates: str | Path | None)
         summary=summary_lines(ctx),
         views=[_view(ctx, i, m, interactive) for i, m in enumerate(ctx.models, start=1)],
         status_word=lambda s: _STATUS_WORDS.get(s, s),
+        method_name=method_name,
         css=markup((folder / STYLESHEET).read_text(encoding="utf-8")),
         interactive=interactive,
         vega_js=markup(vega_bundle()) if interactive else "",

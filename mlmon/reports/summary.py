@@ -25,17 +25,22 @@ from typing import Any
 
 import polars as pl
 
-from mlmon.reports.context import ModelSection, ReportContext
+from mlmon.reports.context import ModelSection, ReportContext, method_name, p_value_methods
 
 __all__ = [
     "NA",
+    "drift_window_lines",
     "drifted_features",
     "fmt_count",
+    "fmt_day",
     "fmt_ms",
     "fmt_pct",
     "fmt_period",
     "fmt_time",
+    "fmt_until",
     "fmt_value",
+    "fmt_window",
+    "golden_outside",
     "model_summary",
     "summary_lines",
 ]
@@ -91,6 +96,87 @@ def fmt_time(v: datetime | date | str | None) -> str:
     return f"{v:%Y-%m-%d}"
 
 
+def fmt_until(v: datetime | None) -> str:
+    """An end-exclusive time (a window's end): a midnight is the day before it ends.
+
+    ``fmt_until(datetime(2026, 10, 7, tzinfo=UTC)) == "2026-10-06"`` (data until the end of
+    6 October); other times print as :func:`fmt_time` does.
+    """
+    if _missing(v) or v is None:
+        return NA
+    if isinstance(v, datetime) and (v.hour, v.minute, v.second, v.microsecond) == (0, 0, 0, 0):
+        return f"{v - timedelta(days=1):%Y-%m-%d}"
+    return fmt_time(v)
+
+
+def fmt_window(start: datetime | None, end: datetime | None) -> str:
+    """A window as ``2026-10-04 00:00 to 06:00`` (``24:00`` for the midnight that ends a day)."""
+    if _missing(start) or _missing(end) or start is None or end is None:
+        return NA
+    day_end = end - timedelta(microseconds=1)
+    if day_end.date() == start.date():
+        until = "24:00" if end.date() != start.date() else f"{end:%H:%M}"
+        return f"{start:%Y-%m-%d %H:%M} to {until}"
+    return f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}"
+
+
+def fmt_day(v: date | datetime | str) -> str:
+    """A day in words: ``fmt_day("2026-12-05") == "5 December 2026"``."""
+    d = date.fromisoformat(v) if isinstance(v, str) else v
+    return f"{d.day} {d:%B %Y}"
+
+
+def golden_outside(section: ModelSection) -> str:
+    """Where golden checks ran when none ran in the period, in words ("" if none ran at all).
+
+    ``"golden checks ran on 5 December 2026, outside this period"``; with checks on both
+    sides, the last day before the period and the first after it.
+    """
+    g = section.golden_overall or {}
+    days = [fmt_day(g[k]) for k in ("before", "after") if g.get(k)]
+    if not days:
+        return ""
+    if len(days) == 1:
+        return f"golden checks ran on {days[0]}, outside this period"
+    return f"golden checks last ran on {days[0]} and next on {days[1]}, outside this period"
+
+
+def drift_window_lines(section: ModelSection) -> list[str]:
+    """The whole period's figure reconciled with the per-window flags behind the alerts.
+
+    One sentence per feature that some window flagged, e.g. ``"age drifted in 12 of 24
+    windows of 6 hours (PSI above 0.200); over the whole period PSI 0.155, below its
+    threshold."``; one sentence when no window drifted.
+    """
+    w = section.drift_windows
+    if w is None or not w.height:
+        return []
+    whole = {(r["feature"], r["method"]): r for r in section.drift.iter_rows(named=True)}
+    lines = []
+    for r in w.filter(pl.col("drifted_windows") > 0).iter_rows(named=True):
+        short = method_name(r["method"], short=True)
+        hours = r["window_hours"]
+        size = f" of {hours:g} hours" if hours and not _missing(hours) else ""
+        line = (
+            f"{r['feature']} drifted in {r['drifted_windows']:,} of {r['windows']:,} "
+            f"windows{size} ({short} above {fmt_value(r['threshold'])})"
+        )
+        month = whole.get((r["feature"], r["method"]))
+        if month is not None and not _missing(month["value"]):
+            side = "above" if month["drifted"] else "below"
+            line += (
+                f"; over the whole period {short} {fmt_value(month['value'])}, {side} its threshold"
+            )
+        lines.append(line + ".")
+    if not lines:
+        methods = ", ".join(method_name(m, short=True) for m in w["method"].unique().sort())
+        lines.append(
+            f"No feature drifted in any of the period's {int(w.select(pl.col('windows').max()).item()):,} windows "
+            f"({methods})."
+        )
+    return lines
+
+
 def fmt_period(start: datetime, end: datetime) -> str:
     """An end-exclusive UTC period in words: ``1 October 2026 to 31 October 2026 (UTC)``."""
     if (start.hour, start.minute, end.hour, end.minute) == (0, 0, 0, 0):
@@ -102,7 +188,10 @@ def fmt_period(start: datetime, end: datetime) -> str:
 
 
 def drifted_features(section: ModelSection) -> list[str]:
-    """Features flagged by at least one method over the whole period, most flagged first.
+    """Features flagged by at least one distance over the whole period, most flagged first.
+
+    p-values (:func:`~mlmon.reports.context.p_value_methods`) are highlighted where the
+    API flags them but not counted here.
 
     Ordered by the number of methods that flag the feature, then by how far
     the value is past its threshold, then by name.
@@ -110,7 +199,9 @@ def drifted_features(section: ModelSection) -> list[str]:
     d = section.drift
     if not d.height:
         return []
-    flagged = d.filter(pl.col("drifted").fill_null(False))
+    flagged = d.filter(
+        pl.col("drifted").fill_null(False) & ~pl.col("method").is_in(list(p_value_methods()))
+    )
     if not flagged.height:
         return []
     excess = (
