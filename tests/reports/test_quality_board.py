@@ -296,3 +296,20 @@ def test_html_keeps_a_static_svg_for_each_chart_where_scripts_are_stripped(month
         assert f"document.getElementById('{eid}-static').remove();vegaEmbed('#{eid}'" in page
     ids = re.findall(r'\sid="([^"]+)"', page)
     assert len(ids) == len(set(ids))  # inline SVGs' clip paths do not clash
+
+
+def test_mlmon_report_path_carries_the_windows_through_the_saved_context(lake_dir, tmp_path):
+    """`mlmon report` computes in a notebook, saves the context and renders in another process."""
+    from mlmon.reports.runner import run_report
+
+    done = run_report(str(lake_dir), [MODEL], START, END, str(tmp_path), formats=("pdf",))
+    text = _pdf_text(Path(done["pdf"]))
+    lake = Lake(str(lake_dir))
+    alerts = lake.read("alerts", model=MODEL, start=START, end=END)
+    for a in alerts.iter_rows(named=True):
+        assert fmt_window(a["window_start"], a["window_end"]) in text
+    windows = lake.read("drift", model=MODEL, start=START, end=END).filter(
+        (pl.col("method") == "psi") & (pl.col("feature") == "age")
+    )
+    k, n = int(windows["drifted"].sum()), windows.height
+    assert f"age drifted in {k} of {n} windows of 6 hours" in text
