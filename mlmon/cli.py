@@ -1,12 +1,13 @@
 """The ``mlmon`` command.
 
 Exit codes: 0 success; 1 drift or failed checks when ``--fail-on-drift`` is
-given; 2 bad arguments or config, also an output folder or file in the way that
-mlmon did not write (it replaces or deletes only what it wrote; nothing was
-changed); 3 lake unreachable or unreadable; 4 bad input data (schema,
-timestamps, files); 5 a missing optional extra; 6 ``edge labels`` (and ``demo``): label
-records arrived but none joined a prediction (the counts printed say
-why: late, unknown id, already labelled, ...).
+given; 2 bad arguments or config (also a model the lake does not hold: the
+message names the models it does), also an output folder or file in the way
+that mlmon did not write (it replaces or deletes only what it wrote; nothing
+was changed); 3 lake unreachable or unreadable, or holding no model at all;
+4 bad input data (schema, timestamps, files); 5 a missing optional extra;
+6 ``edge labels`` (and ``demo``): label records arrived but none joined a
+prediction (the counts printed say why: late, unknown id, already labelled, ...).
 """
 
 from __future__ import annotations
