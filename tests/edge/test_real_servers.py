@@ -31,6 +31,10 @@ from tests.servers.real import (
     trained_model,
 )
 
+# The real servers these tests start are session fixtures: one worker runs them all, so each
+# server starts once per run (make test: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("real-model-servers")
+
 __all__ = ["kserve", "mlflow_proba", "mlflow_scoring", "mlserver", "trained_model"]
 
 SECRET = b"real-servers-hmac-key-0123456789"

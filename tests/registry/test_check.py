@@ -20,6 +20,10 @@ from mlmon.registry import (
     register_registry,
 )
 
+# The real servers these tests start are session fixtures: one worker runs them all, so each
+# server starts once per run (make test: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("mlflow-registry")
+
 
 def _candidate(passed, latency=10.0, delta=0.0):
     n = len(passed)

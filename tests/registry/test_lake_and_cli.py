@@ -32,6 +32,10 @@ from mlmon.registry import (
 )
 from tests.registry.conftest import READER
 
+# The real servers these tests start are session fixtures: one worker runs them all, so each
+# server starts once per run (make test: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("mlflow-registry")
+
 SECRET = "registry-test-hmac-key-0123456789"
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 CASES = 6

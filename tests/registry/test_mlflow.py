@@ -24,6 +24,10 @@ from mlmon.registry import (
 from mlmon.registry.mlflow_rest import API
 from tests.registry.conftest import OUTSIDER
 
+# The real servers these tests start are session fixtures: one worker runs them all, so each
+# server starts once per run (make test: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("mlflow-registry")
+
 
 def test_reads_versions_aliases_tags_and_runs(registry_url, reader_auth, mlflow_server, proxy):
     with MlflowRegistry(registry_url, auth=reader_auth) as reg:

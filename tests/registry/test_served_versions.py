@@ -41,6 +41,10 @@ from tests.servers.real import (
     training_data,
 )
 
+# The real servers these tests start are session fixtures: one worker runs them all, so each
+# server starts once per run (make test: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("mlflow-registry")
+
 SECRET = "served-versions-hmac-key-0123456789"
 
 
