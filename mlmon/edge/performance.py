@@ -21,6 +21,7 @@ import fsspec
 import polars as pl
 
 from mlmon.analysis.performance import calibration, estimate, metric, realized
+from mlmon.edge.alerts import Condition
 from mlmon.edge.checkpoint import atomic_write
 from mlmon.edge.config import ModelConfig
 from mlmon.edge.labels import (
@@ -35,7 +36,7 @@ from mlmon.errors import MlmonError
 from mlmon.lake.writer import performance_row
 from mlmon.profiles.frame import Reference, Window
 
-__all__ = ["EdgePerformance", "estimate_alerts"]
+__all__ = ["EdgePerformance", "estimate_alerts", "estimate_conditions"]
 
 log = logging.getLogger("mlmon.edge.performance")
 
@@ -104,9 +105,12 @@ class EdgePerformance:
             "performance", model, pl.DataFrame([row], infer_schema_length=None), w.start, w.end,
             part=label,
         )  # fmt: skip
-        alerts = estimate_alerts(ref, prof, now)
-        if alerts:
-            self.c._write_alerts(model, alerts, w.start, w.end, w.version, part=f"perf-{label}")
+        # written when an estimate starts or stops looking worse than the reference, not per window
+        conditions = estimate_conditions(ref, prof, scope=source)
+        if conditions:
+            self.c._alert_changes(
+                model, conditions, now, w.start, w.end, w.version, part=f"perf-{label}"
+            )
         return 1
 
     def publish_reference(self, model: str) -> None:
@@ -185,29 +189,39 @@ class EdgePerformance:
         return run
 
 
-def estimate_alerts(ref: Reference, prof: Any, now: datetime) -> list[dict[str, Any]]:
-    """Alert rows when a closed window's estimated accuracy or ROC AUC falls below the reference's."""
-    assert ref.performance is not None
+def estimate_conditions(ref: Reference, prof: Any, scope: str = "") -> list[Condition]:
+    """One condition per alerting metric of a closed window: is its estimate below the
+    reference's? None when the window cannot be judged (no calibration, too few predictions),
+    so an alert already firing neither fires again nor resolves on too little evidence."""
+    if ref.performance is None:
+        return []
     cal = calibration(ref.performance)
     if cal is None or prof.count_total < ALERT_MIN_COUNT:
         return []
     baseline = realized(ref.performance)
     out = []
     for name, (value, _lo, _hi) in estimate(prof, cal, draws=500).items():
-        if name in ALERT_METRICS and metric(name).alert(value, baseline.get(name, float("nan"))):
-            out.append(
-                {
-                    "raised_at": now,
-                    "rule": f"performance_estimate:{name}",
-                    "severity": "warning",
-                    "state": "firing",
-                    "message": f"estimated {name} {value:.3f} vs reference {baseline[name]:.3f}",
-                    "feature": None,
-                    "value": float(value),
-                    "threshold": float(baseline[name] - metric(name).tolerance),
-                }
+        if name not in ALERT_METRICS:
+            continue
+        base = baseline.get(name, float("nan"))
+        out.append(
+            Condition(
+                f"performance_estimate:{name}",
+                "warning",
+                bool(metric(name).alert(value, base)),
+                f"estimated {name} {value:.3f} vs reference {base:.3f}",
+                value=float(value),
+                threshold=float(base - metric(name).tolerance),
+                scope=scope,
             )
+        )
     return out
+
+
+def estimate_alerts(ref: Reference, prof: Any, now: datetime) -> list[dict[str, Any]]:
+    """Firing rows when a closed window's estimated accuracy or ROC AUC falls below the
+    reference's, without any state (the collector writes state changes instead)."""
+    return [c.row(now, "firing") for c in estimate_conditions(ref, prof) if c.holds]
 
 
 @contextlib.contextmanager

@@ -574,3 +574,37 @@ def test_cli_edge_labels_names_what_did_not_join_when_some_did(
     assert rc == 0
     assert f"{known.height + strangers.height} records, {known.height} matched" in out
     assert f"\n  {strangers.height} unknown_id: " in out and " late: " not in out
+
+
+def test_estimate_alerts_fire_once_and_resolve_through_the_alert_state(tmp_path) -> None:
+    """A window that looks worse fires the estimate alert once; later bad windows write nothing
+    more; a window that looks like the reference again resolves it; a window too small to judge
+    changes nothing (the collector feeds estimate_conditions to its AlertState)."""
+    from mlmon.edge.alerts import AlertState
+    from mlmon.edge.performance import estimate_conditions
+    from mlmon.profiles.performance import PerformanceProfile
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 1, 20_000)
+    p = 1 / (1 + np.exp(-3 * x))
+    y = (rng.random(x.size) < p).astype(int)
+    spec = PerformanceSpec.make("binary", bins=50)
+    ref = build_reference(pl.DataFrame({"x": x, "score": p, "label": y}), performance=spec)
+    state = AlertState(tmp_path / "alerts.json")
+    hard = PerformanceProfile.from_predictions(spec, rng.uniform(0.4, 0.6, 1000))
+    good = PerformanceProfile.from_predictions(spec, p[:1000])
+    tiny = PerformanceProfile.from_predictions(spec, p[:50] * 0 + 0.5)
+    t0 = datetime(2026, 10, 5, tzinfo=UTC)
+
+    def changes(prof: PerformanceProfile, hour: int) -> list[tuple[str, str]]:
+        t = t0 + timedelta(hours=hour)
+        rows = state.update("m", estimate_conditions(ref, prof, scope="stream"), t, t)
+        return sorted((r["rule"], r["state"]) for r in rows)
+
+    fired = changes(hard, 0)
+    assert ("performance_estimate:accuracy", "firing") in fired
+    assert all(s == "firing" for _, s in fired)
+    assert changes(hard, 1) == []
+    assert estimate_conditions(ref, tiny) == [] and changes(tiny, 2) == []
+    assert changes(good, 3) == [(rule, "resolved") for rule, _ in fired]
+    assert changes(good, 4) == []
