@@ -9,8 +9,6 @@ the HTML page.
 from __future__ import annotations
 
 import html
-import json
-import os
 import re
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -18,20 +16,14 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-import yaml
 from pypdf import PdfReader
 
 from mlmon.analysis.lake import Lake
-from mlmon.edge.collector import Collector
-from mlmon.edge.config import load_config
-from mlmon.lake.references import save_reference
-from mlmon.profiles.frame import build_reference
-from mlmon.profiles.schema import Schema
 from mlmon.reports import charts
 from mlmon.reports.context import REPORT_METHODS, collect, method_name, period_bounds, rule_name
 from mlmon.reports.render import render
 from mlmon.reports.summary import fmt_value, fmt_window
-from tests.edge.servers import start_server
+from tests.reports.fixture_lake import build_fixture_lake
 
 ROOT = Path(__file__).resolve().parents[2]
 FIX = ROOT / "data" / "fixtures"
@@ -44,38 +36,8 @@ APPENDIX = "Appendix A: drift methods and thresholds"
 
 @pytest.fixture(scope="module")
 def lake_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("boardlake")
-    schema = Schema.from_dict(yaml.safe_load((FIX / "schema.yaml").read_text()))
-    ref = build_reference(pl.read_parquet(FIX / "reference.parquet"), schema, model=MODEL)
-    save_reference(ref, d / "ref.parquet")
-    lines = (FIX / "golden.jsonl").read_text().splitlines()
-    bad = json.loads(lines[0])
-    bad["expected"] = 0.99
-    (d / "golden.jsonl").write_text("\n".join([json.dumps(bad), *lines[1:]]) + "\n")
-    logs = d / "logs"
-    logs.mkdir()
-    for f in sorted((FIX / "inference").glob("*.parquet")):
-        pl.read_parquet(f).with_columns(
-            pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
-        ).write_ndjson(logs / f"{f.stem}.jsonl")
-    server = start_server(["--protocol", "oip_v2", "--model-version", "1.0"])
-    cfg = {"collector_id": "edge-b", "lake": {"uri": str(d / "lake")}, "hmac_key": {"env": "MLMON_B_KEY"},
-           "state_dir": str(d / "state"), "window": "6h", "allow_http": True, "metrics": None,
-           "models": [{"name": MODEL, "reference": str(d / "ref.parquet"),
-                       "endpoint": {"url": server.url, "protocol": "oip_v2", "model_name": "risk"},
-                       "golden": {"file": str(d / "golden.jsonl")},
-                       "streams": [{"path": str(logs), "format": "jsonl"}]}]}  # fmt: skip
-    (d / "edge.yaml").write_text(json.dumps(cfg))
-    os.environ["MLMON_B_KEY"] = "b" * 32
-    try:
-        collector = Collector(
-            load_config(d / "edge.yaml", env={}),
-            clock=lambda: datetime(2026, 10, 7, 12, tzinfo=UTC),
-        )
-        assert collector.run_once().errors == []
-    finally:
-        server.stop()
-    return d / "lake"
+    """Six fixture days through the real collector, golden checks run on 2026-10-07 (one fails)."""
+    return build_fixture_lake(tmp_path_factory.mktemp("boardlake"))
 
 
 @pytest.fixture(scope="module")

@@ -18,15 +18,10 @@ from PIL import Image
 from pypdf import PdfReader
 
 from mlmon.analysis.lake import Lake
-from mlmon.edge.collector import Collector
-from mlmon.edge.config import load_config
-from mlmon.lake.references import save_reference
-from mlmon.profiles.frame import build_reference
-from mlmon.profiles.schema import Schema
 from mlmon.reports.context import collect, period_bounds
 from mlmon.reports.render import fmt_ms, fmt_pct, render
 from mlmon.reports.runner import run_report
-from tests.edge.servers import start_server
+from tests.reports.fixture_lake import build_fixture_lake
 
 ROOT = Path(__file__).resolve().parents[2]
 FIX = ROOT / "data" / "fixtures"
@@ -36,45 +31,7 @@ START, END = period_bounds("2026-10", None, None)
 @pytest.fixture(scope="module")
 def lake_dir(tmp_path_factory):
     """Six fixture days through the real collector, golden checks run on 2026-10-07 (one fails)."""
-    import yaml
-
-    d = tmp_path_factory.mktemp("reportlake")
-    schema = Schema.from_dict(yaml.safe_load((FIX / "schema.yaml").read_text()))
-    save_reference(
-        build_reference(pl.read_parquet(FIX / "reference.parquet"), schema, model="risk-model"),
-        d / "ref.parquet",
-    )
-    lines = (FIX / "golden.jsonl").read_text().splitlines()
-    bad = json.loads(lines[0])
-    bad["expected"] = 0.99
-    (d / "golden.jsonl").write_text("\n".join([json.dumps(bad), *lines[1:]]) + "\n")
-    logs = d / "logs"
-    logs.mkdir()
-    for f in sorted((FIX / "inference").glob("*.parquet")):
-        pl.read_parquet(f).with_columns(
-            pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
-        ).write_ndjson(logs / f"{f.stem}.jsonl")
-    server = start_server(["--protocol", "oip_v2", "--model-version", "1.0"])
-    cfg = {"collector_id": "edge-r", "lake": {"uri": str(d / "lake")}, "hmac_key": {"env": "MLMON_T_KEY"},
-           "state_dir": str(d / "state"), "window": "6h", "allow_http": True, "metrics": None,
-           "models": [{"name": "risk-model", "reference": str(d / "ref.parquet"),
-                       "endpoint": {"url": server.url, "protocol": "oip_v2", "model_name": "risk"},
-                       "golden": {"file": str(d / "golden.jsonl")},
-                       "streams": [{"path": str(logs), "format": "jsonl"}]}]}  # fmt: skip
-    (d / "edge.yaml").write_text(json.dumps(cfg))
-    import os
-
-    os.environ["MLMON_T_KEY"] = "k" * 32
-    try:
-        c = Collector(
-            load_config(d / "edge.yaml", env={}),
-            clock=lambda: datetime(2026, 10, 7, 12, tzinfo=UTC),
-        )
-        report = c.run_once()
-        assert report.errors == []
-    finally:
-        server.stop()
-    return d / "lake"
+    return build_fixture_lake(tmp_path_factory.mktemp("reportlake"))
 
 
 def test_pdf_prints_what_the_lake_api_computes(lake_dir, tmp_path):
