@@ -25,7 +25,7 @@ from mlmon.edge.config import load_config
 from mlmon.edge.labels import _bloom_build, _bloom_contains
 from mlmon.errors import SchemaError, TimestampError
 from mlmon.lake.references import load_reference, save_reference
-from mlmon.profiles.frame import build_reference
+from mlmon.profiles.frame import Reference, build_reference
 from mlmon.profiles.performance import PerformanceSpec
 from mlmon.profiles.schema import Schema
 
@@ -345,16 +345,24 @@ def test_regression_and_multiclass_labels_join_exactly(tmp_path: Path, task: str
         assert got["f1"] == pytest.approx(skm.f1_score(yl, pl_, average="macro"), abs=1e-12)
 
 
-def test_estimate_alerts_fire_when_a_window_looks_worse_than_the_reference() -> None:
-    from mlmon.edge.performance import estimate_alerts
-    from mlmon.profiles.performance import PerformanceProfile
-
+def _calibrated_binary_reference() -> tuple[
+    np.random.Generator, np.ndarray, PerformanceSpec, Reference
+]:
+    """A reference of 20,000 calibrated binary scores: (the rng, the scores, spec, reference)."""
     rng = np.random.default_rng(3)
     x = rng.normal(0, 1, 20_000)
     p = 1 / (1 + np.exp(-3 * x))
     y = (rng.random(x.size) < p).astype(int)
     spec = PerformanceSpec.make("binary", bins=50)
     ref = build_reference(pl.DataFrame({"x": x, "score": p, "label": y}), performance=spec)
+    return rng, p, spec, ref
+
+
+def test_estimate_alerts_fire_when_a_window_looks_worse_than_the_reference() -> None:
+    from mlmon.edge.performance import estimate_alerts
+    from mlmon.profiles.performance import PerformanceProfile
+
+    rng, p, spec, ref = _calibrated_binary_reference()
     now = datetime(2026, 10, 5, tzinfo=UTC)
     same = PerformanceProfile.from_predictions(spec, p[:1000])
     assert estimate_alerts(ref, same, now) == []
@@ -584,12 +592,7 @@ def test_estimate_alerts_fire_once_and_resolve_through_the_alert_state(tmp_path)
     from mlmon.edge.performance import estimate_conditions
     from mlmon.profiles.performance import PerformanceProfile
 
-    rng = np.random.default_rng(3)
-    x = rng.normal(0, 1, 20_000)
-    p = 1 / (1 + np.exp(-3 * x))
-    y = (rng.random(x.size) < p).astype(int)
-    spec = PerformanceSpec.make("binary", bins=50)
-    ref = build_reference(pl.DataFrame({"x": x, "score": p, "label": y}), performance=spec)
+    rng, p, spec, ref = _calibrated_binary_reference()
     state = AlertState(tmp_path / "alerts.json")
     hard = PerformanceProfile.from_predictions(spec, rng.uniform(0.4, 0.6, 1000))
     good = PerformanceProfile.from_predictions(spec, p[:1000])
