@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -173,8 +174,27 @@ def cmd_edge_audit_head(args: argparse.Namespace) -> int:
             f"{folder}: no sealed audit chain head for {config.collector_id} yet (the edge has "
             "not flushed its audit log); run `mlmon edge once --config ...` or wait for a cycle"
         )
-    print(json.dumps({"format": "mlmon-audit-head/1", **head.to_json()}))
+    pending = _spooled_segments(Path(config.state_dir) / "spool", config.collector_id)
+    print(json.dumps({"format": "mlmon-audit-head/1", **head.to_json(), "spooled": pending}))
+    if pending:
+        print(
+            f"mlmon: note: {pending} audit segment(s) of {config.collector_id} still wait in the "
+            "spool (the bucket was unreachable): the lake reaches this head once they are sent",
+            file=sys.stderr,
+        )
     return 0
+
+
+def _spooled_segments(spool: Path, actor: str) -> int:
+    """Audit segments of ``actor`` waiting in the edge's spool (read only; 0 if unknown)."""
+    n = 0
+    for meta in spool.glob("*.json"):
+        try:
+            path = json.loads(meta.read_text()).get("path", "")
+        except (OSError, ValueError, AttributeError):
+            continue
+        n += f"/audit/{actor}/segment-" in f"/{path}"
+    return n
 
 
 def add_audit_head_args(p: argparse.ArgumentParser) -> None:

@@ -399,6 +399,7 @@ def test_edge_audit_head_then_verify_across_edge_restarts(tmp_path, cli, monkeyp
     assert code == 0, err
     head = json.loads(out)
     assert head["format"] == "mlmon-audit-head/1" and head["actor"] == "edge-test"
+    assert head["spooled"] == 0  # the lake took every segment
     (tmp_path / "head.json").write_text(out)
     segment = tmp_path / "lake" / "audit" / "edge-test" / "segment-000000000001.jsonl"
     records = [json.loads(x) for x in segment.read_text().splitlines()[:-1]]
