@@ -9,12 +9,12 @@ re-written whole (same key, more records) on each flush. The chain head and the
 records of the open segment live on the writer's own volume, so the edge
 never reads the bucket.
 
-Each segment ends with a seal line (format 2) naming the actor, the segment's
-first and newest sequence numbers, the newest record's hash, the time of the
-flush, the segment's capacity and whether it is full (closed). With an Ed25519
-key the seal is signed (over ``mlmon-audit-seal/2`` and its canonical JSON), so
-a cut-off tail, a segment rolled back to an older sealed copy or a segment
-moved under another name or actor is detected. Segments written before format
+With an Ed25519 key each segment ends with a seal line (format 2) naming the
+actor, the segment's first and newest sequence numbers, the newest record's
+hash, the time of the flush, the segment's capacity and whether it is full
+(closed), signed over ``mlmon-audit-seal/2`` and its canonical JSON; so a
+cut-off tail, a segment rolled back to an older sealed copy or a segment moved
+under another name or actor is detected. Segments written before format
 2 end with ``{"seal": <hash>, "signature": ..., "records": n}`` (the signature
 over the hash alone); they are still read and verified.
 
@@ -231,10 +231,7 @@ class AuditLog:
             "closed": len(self.open_records) >= self.segment_size,
             "time": time,
         }
-        signature = None
-        if self.signing_key is not None:
-            signature = base64.b64encode(self.signing_key.sign(_seal_message(seal))).decode()
-        seal["signature"] = signature
+        seal["signature"] = base64.b64encode(self.signing_key.sign(_seal_message(seal))).decode()
         return seal
 
     def flush(self) -> str | None:
@@ -243,7 +240,8 @@ class AuditLog:
             return None
         now = _now()
         lines = [json.dumps(r, sort_keys=True, default=str) for r in self.open_records]
-        lines.append(json.dumps(self._seal(now), sort_keys=True))
+        if self.signing_key is not None:  # unsigned, a seal would prove nothing
+            lines.append(json.dumps(self._seal(now), sort_keys=True))
         key = self._segment_key(self.segment_start)
         self._put(self.storage, key, ("\n".join(lines) + "\n").encode())
         last = self.open_records[-1]

@@ -376,7 +376,8 @@ def test_cli_refuses_to_verify_without_knowing_what_must_be_there(tmp_path, cli)
     code, out, _ = cli("audit", "verify", lake, "--expect-actor", "edge-a:1", "--max-age", "26h")
     assert code == 0 and "complete up to the expected record 1" in out
     code, out, _ = cli("audit", "verify", lake, "--expect-actor", "edge-a:2")
-    assert code == 1 and "edge-a/segment-000000000001.jsonl ends at record 1" in out
+    assert code == 1 and "edge-a: the log ends with segment-000000000001.jsonl at record 1" in out
+    assert "says record 2: the newest segment was deleted or rolled back" in out
     code, _, err = cli("audit", "verify", lake, "--chain-only", "--max-age", "soon")
     assert code == 2 and "--max-age" in err
     shutil.rmtree(tmp_path / "lake" / "audit" / "edge-a")
@@ -391,6 +392,12 @@ def test_edge_audit_head_then_verify_across_edge_restarts(tmp_path, cli, monkeyp
 
     _stream_files(tmp_path / "logs", ["2026-10-01"])
     cfg = _config(tmp_path, None, tmp_path / "logs")
+    seal_key = tmp_path / "audit-seal.pem"  # the edge signs its seals, as in production
+    seal_key.write_bytes(KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))  # fmt: skip
+    pub = tmp_path / "audit-seal.pub.pem"
+    pub.write_bytes(PUB.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))  # fmt: skip
+    cfg.write_text(json.dumps({**json.loads(cfg.read_text()), "audit_signing_key": {"file": str(seal_key)}}))  # fmt: skip
     monkeypatch.setenv("MLMON_HMAC_KEY", HMAC)
     for _ in range(2):
         run = _mlmon("edge", "once", "--config", str(cfg))
@@ -405,8 +412,8 @@ def test_edge_audit_head_then_verify_across_edge_restarts(tmp_path, cli, monkeyp
     records = [json.loads(x) for x in segment.read_text().splitlines()[:-1]]
     assert [r["action"] for r in records].count("config_loaded") == 2  # both runs, one chain
     assert head["seq"] == records[-1]["seq"] and head["hash"] == records[-1]["hash"]
-    daily = ("audit", "verify", str(tmp_path / "lake"), "--head", str(tmp_path / "head.json"),
-             "--max-age", "26h")  # fmt: skip
+    daily = ("audit", "verify", str(tmp_path / "lake"), "--public-key", str(pub),
+             "--head", str(tmp_path / "head.json"), "--max-age", "26h")  # fmt: skip
     code, out, _ = cli(*daily)
     assert code == 0 and f"edge-test: records 1..{head['seq']}" in out, out
     segment.unlink()
