@@ -380,10 +380,11 @@ class VerifyResult:
     actors: dict[str, ActorChain] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        details = "".join(f"\n  {a.describe()}" for a in self.actors.values())
+        details = "".join(f"\n  {a.describe()}" for a in self.actors.values() if not a.broken)
         if self.ok:
             return f"audit chain OK: {self.records} records verified{details}"
-        return "audit chain BROKEN:\n" + "\n".join(f"  - {p}" for p in self.problems)
+        problems = "\n".join(f"  - {p}" for p in self.problems)
+        return f"audit chain BROKEN:\n{problems}" + (f"\nverified:{details}" if details else "")
 
 
 @dataclass
@@ -534,6 +535,11 @@ def _walk(
             chain.records += 1
             if rec.computed_hash() != rec.hash:
                 return chain, f"{where}: record {rec.seq} was altered (its hash does not match its content)"  # fmt: skip
+            if rec.actor != actor:
+                return chain, (
+                    f"{where}: record {rec.seq} was written by another actor: segments moved or "
+                    "copied between actors' folders"
+                )
             if rec.seq > expected_seq:
                 later = {r.seq for r in seg.records[i + 1 :]}
                 if expected_seq in later:
@@ -574,11 +580,6 @@ def _walk(
             return chain, (
                 f"{where} has an older seal format than {actor}/{before.name}: it is older "
                 "than the segment before it: rolled back to a copy from before the upgrade"
-            )
-        if before and before.seal_time and seg.seal_time and seg.seal_time < before.seal_time:
-            return chain, (
-                f"{where} (sealed {seg.seal_time}) is older than {actor}/{before.name} "
-                f"(sealed {before.seal_time}): rolled back or reordered"
             )
         if seg.records:
             newest = seg.seal_time or seg.records[-1].time

@@ -251,6 +251,23 @@ def test_deleting_an_actors_folder_is_detected(lake_target, tmp_path, bucket):
     assert r.problems[0].startswith("edge-a: no audit records under ")
 
 
+def test_an_actors_log_copied_under_another_actor_is_named(lake_target, tmp_path, bucket):
+    """Deleting edge-a's folder and putting edge-b's segments there is not edge-a's log."""
+    a = writer(lake_target, tmp_path, bucket, "edge-a")
+    b = writer(lake_target, tmp_path, bucket, "edge-b")
+    a.write(3)
+    b.write(6)
+    bucket.delete_folder("audit/edge-a")
+    for key in bucket.keys("audit/edge-b"):
+        bucket.put(key.replace("edge-b", "edge-a"), bucket.get(key))
+    r = check(lake_target, expect=[ChainHead("edge-a", 3)])
+    assert r.problems == [
+        "edge-a/segment-000000000001.jsonl: record 1 was written by another actor: segments "
+        "moved or copied between actors' folders"
+    ]
+    assert r.actors["edge-b"].last_seq == 6 and not r.actors["edge-b"].broken
+
+
 def test_deleting_the_newest_records_of_every_actor_is_detected(lake_target, tmp_path, bucket):
     actors = {name: writer(lake_target, tmp_path, bucket, name) for name in ("edge-a", "edge-b", "reports")}  # fmt: skip
     for w in actors.values():
