@@ -26,10 +26,15 @@ with a minimum sequence number (:class:`ChainHead`), and how recent the newest
 seal is (``max_age``); it refuses an audit log with no records at all.
 
 Retention (a later change) may retire the oldest segments behind a signed
-checkpoint (the chain head and count at the cut): the walk in :func:`verify`
-starts from ``(1, GENESIS)`` in one place (:func:`_chain_start`), and every other
-check (continuity, seals, heads, freshness) looks only at the segments that
-remain, so such a checkpoint needs no other change here.
+checkpoint (the chain head and count at the cut). A closed segment's format-2
+seal already is one: signed by the writer's own key, it says "actor A's record N
+(the newest of segment S, full) has hash H", so retention needs no key of its own
+and can keep the seal of the last segment it retires (e.g. as
+``audit/{actor}/checkpoint-{N}.json``); a format-1 seal (the hash alone) cannot
+serve. The walk in :func:`verify` starts from ``(1, GENESIS)`` in one place
+(:func:`_chain_start`), which would start from ``(N + 1, H)`` after checking that
+seal; every other check (continuity, seals, heads, freshness) looks only at the
+segments that remain, so such a checkpoint needs no other change here.
 """
 
 from __future__ import annotations

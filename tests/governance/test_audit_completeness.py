@@ -307,6 +307,29 @@ def test_a_stale_newest_seal_fails_max_age(lake_target, tmp_path, bucket):
     assert beat is not None and beat.action == "heartbeat" and beat.seq == 4
 
 
+def test_a_quiet_edge_writes_a_heartbeat_so_its_seal_stays_recent(tmp_path, monkeypatch):
+    from mlmon.edge.collector import AUDIT_HEARTBEAT, Collector
+    from mlmon.edge.config import load_config
+    from tests.edge.test_collector import KEY as HMAC
+    from tests.edge.test_collector import _config
+
+    (tmp_path / "logs").mkdir()
+    monkeypatch.setenv("MLMON_HMAC_KEY", HMAC)
+    c = Collector(load_config(_config(tmp_path, None, tmp_path / "logs")))
+    assert c.audit is not None
+    c.flush_spool()  # config_loaded was just recorded: no heartbeat yet
+    assert c.audit.seq == 1
+    c.audit.last_time = (datetime.now(UTC) - AUDIT_HEARTBEAT - timedelta(minutes=1)).isoformat()
+    c.flush_spool()
+    assert c.audit.seq == 2 and c.audit.sealed is not None and c.audit.sealed["seq"] == 2
+    segment = tmp_path / "lake" / "audit" / "edge-test" / "segment-000000000001.jsonl"
+    actions = [json.loads(line)["action"] for line in segment.read_text().splitlines()]
+    assert actions == ["config_loaded", "heartbeat"]
+    head = read_head(tmp_path / "state" / "audit", "edge-test")
+    assert head is not None and head.seq == 2
+    assert verify(str(tmp_path / "lake"), expect=[head], max_age=timedelta(hours=2)).ok
+
+
 # --------------------------------------------------------------------------- format 1
 
 
