@@ -43,6 +43,9 @@ what must be there (at least one, or --chain-only):
                           the lake's chain must hold that record with that hash
   --expect-actor NAME[:MIN_SEQ]
                           this actor's folder must exist with at least record MIN_SEQ
+  --max-age [NAME=]DURATION
+                          the newest seal is recent: a bare DURATION for the --head actors
+                          (the writers that run all the time), NAME=DURATION for another
 exit codes: 0 verified; 1 broken or incomplete (each problem names actor, segment and
 sequence numbers, never a record's content); 2 bad arguments, or nothing to check against.
 a daily job:
@@ -76,25 +79,48 @@ def _expectations(args: argparse.Namespace) -> list[ChainHead]:
     return heads
 
 
-def _max_age(text: str | None) -> timedelta | None:
-    if text is None:
+def _max_age(
+    items: list[str] | None, expect: list[ChainHead], head_actors: list[str]
+) -> timedelta | dict[str, timedelta] | None:
+    """``--max-age [NAME=]DURATION``: a bare duration is for the actors of ``--head`` files
+    (or, without any, for every expected actor, or every actor)."""
+    if not items:
         return None
     from mlmon.edge.config import parse_duration
 
-    try:
-        age = parse_duration(text)
-    except ValueError as exc:
-        raise ConfigError(f"--max-age {exc}, e.g. 26h for a daily job") from exc
-    if age <= timedelta(0):
-        raise ConfigError(f"--max-age {text!r} must be longer than 0, e.g. 26h")
-    return age
+    limits: dict[str, timedelta] = {}
+    bare: timedelta | None = None
+    for item in items:
+        name, sep, text = item.rpartition("=")
+        try:
+            age = parse_duration(text)
+        except ValueError as exc:
+            raise ConfigError(f"--max-age {exc}, e.g. 26h or edge-icu-1=26h") from exc
+        if age <= timedelta(0):
+            raise ConfigError(f"--max-age {item!r} must be longer than 0, e.g. 26h")
+        if sep and not _EXPECT.match(name):
+            raise ConfigError(f"--max-age {item!r}: {name!r} is not an actor name")
+        if sep:
+            limits[name] = age
+        else:
+            bare = age
+    if bare is not None:
+        if not head_actors and not expect and not limits:
+            return bare  # every actor of the log
+        for actor in head_actors or [h.actor for h in expect]:
+            limits.setdefault(actor, bare)
+    return limits
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from mlmon.governance.audit import verify
+    from mlmon.governance.audit import ChainHead, verify
 
     expect = _expectations(args)
-    max_age = _max_age(args.max_age)
+    head_actors = [h.actor for h in expect if not h.source.startswith("--expect-actor")]
+    max_age = _max_age(args.max_age, expect, head_actors)
+    if isinstance(max_age, dict):
+        known = {h.actor for h in expect}  # an actor given an age must be there
+        expect += [ChainHead(a, 1, source=f"--max-age {a}=...") for a in max_age if a not in known]
     if not expect and not args.chain_only:
         raise ConfigError(
             "audit verify needs to know what must be there: pass --head FILE (from "
@@ -143,9 +169,11 @@ def add_verify_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--max-age",
-        metavar="DURATION",
-        help="the newest seal of each expected actor (or of every actor) is at most this old, "
-        "e.g. 26h",
+        action="append",
+        metavar="[NAME=]DURATION",
+        help="the newest seal is at most this old, e.g. 26h: for the actors of --head files "
+        "(without --head: every expected actor, or every actor); NAME=DURATION for one actor; "
+        "repeatable",
     )
     p.add_argument(
         "--chain-only",

@@ -45,7 +45,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -641,7 +641,7 @@ def verify(
     public_key: Any = None,
     storage_options: dict[str, Any] | None = None,
     expect: Iterable[ChainHead] = (),
-    max_age: timedelta | None = None,
+    max_age: timedelta | Mapping[str, timedelta] | None = None,
     now: datetime | None = None,
 ) -> VerifyResult:
     """Recompute every actor's chain; name the first broken record and its segment.
@@ -658,7 +658,7 @@ def verify(
         before the head's record, or a different hash at it, is a problem.
     max_age
         The newest seal (or record) of each expected actor (every actor when
-        none is expected) must be at most this old.
+        none is expected) must be at most this old; or a limit per actor.
     now
         The time ``max_age`` is measured from (default: now).
 
@@ -715,18 +715,19 @@ def verify(
                 chain.broken = True
                 break
             chain.anchored_at = max(chain.anchored_at or 0, head.seq)
-    if max_age is not None:
-        for actor in sorted(expected or chains):
-            found_chain = chains.get(actor)
-            if found_chain is None or found_chain.broken:
-                continue
-            age = _age(found_chain.newest_time, now)
-            if age is None or age > max_age:
-                problems.append(
-                    f"{actor}: the newest seal is from {found_chain.newest_time}, older than the "
-                    f"maximum age {max_age.total_seconds() / 3600:g}h: the writer stopped writing, or its newest "
-                    "segments were removed"
-                )
+    if isinstance(max_age, timedelta):
+        max_age = dict.fromkeys(expected or chains, max_age)
+    for actor, limit in sorted((max_age or {}).items()):
+        found_chain = chains.get(actor)
+        if found_chain is None or found_chain.broken:
+            continue  # its missing records are named above
+        age = _age(found_chain.newest_time, now)
+        if age is None or age > limit:
+            problems.append(
+                f"{actor}: the newest seal is from {found_chain.newest_time}, older than the "
+                f"maximum age {limit.total_seconds() / 3600:g}h: the writer stopped writing, or "
+                "its newest segments were removed"
+            )
     if total == 0 and not problems:
         problems.append(
             f"no audit records under {root_url}: an empty or deleted audit log verifies "

@@ -425,6 +425,33 @@ def test_cli_refuses_to_verify_without_knowing_what_must_be_there(tmp_path, cli)
     assert code == 1 and "no audit records" in out and "--expect-actor" in out
 
 
+def test_cli_max_age_is_for_the_head_actors_unless_an_actor_is_named(tmp_path, cli, monkeypatch):
+    """The daily job: the edge (a --head) seals hourly; maintenance runs once a month."""
+    import mlmon.governance.audit as audit
+
+    lake = str(tmp_path / "lake")
+    monkeypatch.setattr(audit, "_now", lambda: "2026-01-05T03:00:00.000000+00:00")
+    old = AuditLog(lake, tmp_path / "maint", "maintenance", signing_key=KEY, echo=False)
+    old.record("retention_applied", lake)
+    old.flush()
+    monkeypatch.undo()
+    edge = AuditLog(lake, tmp_path / "edge", "edge-a", signing_key=KEY, echo=False)
+    edge.record("config_loaded", "edge.yaml")
+    edge.flush()
+    head = str(tmp_path / "edge" / "audit-head-edge-a.json")
+    daily = ("audit", "verify", lake, "--head", head, "--expect-actor", "maintenance")
+    code, out, _ = cli(*daily, "--max-age", "26h")
+    assert code == 0, out
+    code, out, _ = cli(*daily, "--max-age", "26h", "--max-age", "maintenance=40d")
+    assert code == 1 and out.count("older than the maximum age") == 1
+    assert "maintenance: the newest seal is from 2026-01-05T03:00:00" in out
+    assert "maximum age 960h" in out and "edge-a" not in out.split("verified:")[0]
+    code, out, _ = cli("audit", "verify", lake, "--chain-only", "--max-age", "26h")
+    assert code == 1 and "maintenance: the newest seal" in out  # bare, nothing expected: all
+    code, _, err = cli(*daily, "--max-age", "bad name=1h")
+    assert code == 2 and "is not an actor name" in err
+
+
 def test_edge_audit_head_then_verify_across_edge_restarts(tmp_path, cli, monkeypatch):
     """`mlmon edge once` twice (a restart: the chain continues), its head, a daily verify."""
     from tests.edge.test_collector import KEY as HMAC
