@@ -37,17 +37,20 @@ EXIT_BROKEN = 1
 _EXPECT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]{0,127})(?::(\d+))?$")
 
 VERIFY_EPILOG = """\
-what must be there (at least one, or --chain-only):
-  --head FILE             the writer's chain head: `mlmon edge audit-head --config edge.yaml`
+what must be there (--head or --expect-actor, at least one; or --chain-only):
+  --head FILE             a writer's chain head: `mlmon edge audit-head --config edge.yaml`
                           (or the file {state_dir}/audit/audit-head-{collector_id}.json);
                           the lake's chain must hold that record with that hash
   --expect-actor NAME[:MIN_SEQ]
                           this actor's folder must exist with at least record MIN_SEQ
+and how recent (optional):
   --max-age [NAME=]DURATION
-                          the newest seal is recent: a bare DURATION for the --head actors
-                          (the writers that run all the time), NAME=DURATION for another
+                          a bare DURATION for the actors of the --head files (the writers
+                          that run all the time), NAME=DURATION for another one
+
 exit codes: 0 verified; 1 broken or incomplete (each problem names actor, segment and
 sequence numbers, never a record's content); 2 bad arguments, or nothing to check against.
+
 a daily job:
   mlmon edge audit-head --config /etc/mlmon/edge.yaml > head-today.json   # on the edge
   mlmon audit verify s3://hospital-mlmon/lake --public-key audit-seal.pub.pem \\

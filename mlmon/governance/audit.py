@@ -55,6 +55,7 @@ from mlmon.errors import GovernanceError
 from mlmon.lake.storage import Storage, open_storage, put_object
 
 __all__ = [
+    "ActorChain",
     "AuditLog",
     "AuditRecord",
     "ChainHead",
