@@ -43,6 +43,9 @@ __all__ = ["Collector", "CycleReport"]
 log = logging.getLogger("mlmon.edge")
 T = TypeVar("T")
 _PROBLEM_CHARS = 300
+#: A running edge writes an audit ``heartbeat`` record after this long without one, so
+#: ``mlmon audit verify --max-age`` tells a quiet edge from a removed newest segment.
+AUDIT_HEARTBEAT = timedelta(hours=1)
 
 
 def floor_time(ts: datetime, step: timedelta) -> datetime:
@@ -582,6 +585,7 @@ class Collector:
         """Send what waits in the spool; /healthz says ``lake: ...`` while anything still waits."""
         if self.audit is not None:
             try:
+                self.audit.heartbeat(AUDIT_HEARTBEAT)  # a live edge always has a recent seal
                 self.audit.flush()
             except MlmonError as exc:  # the records stay on the local volume; flushed next time
                 log.error("audit flush failed", extra={"error_type": type(exc).__name__})
