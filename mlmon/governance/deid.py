@@ -377,37 +377,37 @@ DETECTORS: tuple[Detector, ...] = (
         "in_aadhaar",
         "[ID]",
         "Indian Aadhaar (12 digits, 4-4-4)",
-        _rx(rf"\b[2-9]\d{{3}}{_SEP}?\d{{4}}{_SEP}?\d{{4}}\b"),
+        _rx(rf"(?<!\d)[2-9]\d{{3}}{_SEP}?\d{{4}}{_SEP}?\d{{4}}(?!\d)"),
     ),
     Detector(
         "de_tax_id",
         "[ID]",
         "German Steuer-IdNr (11 digits, 2-3-3-3)",
-        _rx(rf"\b\d{{2}}{_SEP}?\d{{3}}{_SEP}?\d{{3}}{_SEP}?\d{{3}}\b"),
+        _rx(rf"(?<!\d)\d{{2}}{_SEP}?\d{{3}}{_SEP}?\d{{3}}{_SEP}?\d{{3}}(?!\d)"),
     ),
     Detector(
         "uk_nhs",
         "[ID]",
         "UK NHS number (10 digits, 3-3-4)",
-        _rx(rf"\b\d{{3}}{_SEP}?\d{{3}}{_SEP}?\d{{4}}\b"),
+        _rx(rf"(?<!\d)\d{{3}}{_SEP}?\d{{3}}{_SEP}?\d{{4}}(?!\d)"),
     ),
     Detector(
         "us_ssn",
         "[ID]",
         "US social security number (123-45-6789, 123 45 6789, 123456789)",
-        _rx(rf"\b\d{{3}}{_SEP}?\d{{2}}{_SEP}?\d{{4}}\b"),
+        _rx(rf"(?<!\d)\d{{3}}{_SEP}?\d{{2}}{_SEP}?\d{{4}}(?!\d)"),
     ),
     Detector(
         "nl_bsn",
         "[ID]",
         "Dutch BSN (9 digits, 1234.56.789)",
-        _rx(rf"\b\d{{4}}{_SEP}?\d{{2}}{_SEP}?\d{{3}}\b"),
+        _rx(rf"(?<!\d)\d{{4}}{_SEP}?\d{{2}}{_SEP}?\d{{3}}(?!\d)"),
     ),
     Detector(
         "ca_sin",
         "[ID]",
         "Canadian SIN (9 digits, 3-3-3)",
-        _rx(rf"\b\d{{3}}{_SEP}?\d{{3}}{_SEP}?\d{{3}}\b"),
+        _rx(rf"(?<!\d)\d{{3}}{_SEP}?\d{{3}}{_SEP}?\d{{3}}(?!\d)"),
     ),
     Detector(
         "phone",
@@ -461,7 +461,7 @@ DETECTORS: tuple[Detector, ...] = (
     Detector(
         "number",
         "[NUMBER]",
-        "any other number: 5+ digits in a row, or 6+ digits joined by spaces, dots, dashes, slashes or parentheses",
+        "any other number: 5+ digits in a row, or 6+ digits in all joined by spaces, dots, dashes, slashes or a closing parenthesis",
     ),
 )
 

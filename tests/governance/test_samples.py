@@ -16,6 +16,7 @@ from mlmon.governance.deid import DETECTORS, hmac_id
 from mlmon.governance.samples import (
     SamplesConfig,
     deidentify,
+    deidentify_with_reasons,
     encode_records,
     k_anonymise,
     redact,
@@ -168,6 +169,45 @@ def test_names_outside_the_lists_without_title_or_label_are_a_known_limit():
     # documented in docs/samples.md: a name needs a list entry, a title or a label
     assert _redact(["Zed Quux"]) == ["Zed Quux"]
     assert _redact(["one two three"]) == ["one two three"]  # digits spelled out are words
+    assert _redact(["4.3.61"]) == ["4.3.61"]  # dotted dates need a 4-digit year
+    assert _redact(["l23-4S-6789"]) == ["l23-4S-6789"]  # letters for digits
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Pixel 8 Pro", "SM-S918B", "iPhone 15 Pro", "Python 3.12.10", "v2.0.1", "Android 14",
+     "torch 2.2.1+cu121", "ward 5B", "Max", "Grace", "Ward 5"],
+)  # fmt: skip
+def test_device_and_version_strings_pass(text):
+    assert _redact([text]) == [text]
+
+
+def test_keep_scans_text_and_drops_what_a_detector_flags_counting_reasons():
+    cfg = SamplesConfig(
+        fields={"device": "keep", "ward": {"rule": "keep", "on_detect": "mask"},
+                "note": {"rule": "redact", "on_detect": "drop", "max_words": 10}},
+        low_risk=("device", "ward"),
+    )  # fmt: skip
+    df = pl.DataFrame({
+        "device": ["Pixel 8", "123-45-6789", "Galaxy Tab S9 FE Plus 5G", None],
+        "ward": ["ICU", "call 555-0133", "ICU", "ICU"],
+        "note": ["ok", "seen by Chidi Okafor", "SSN１２３-４５-６７８９", "lives at 12 Elm Street"],
+    })  # fmt: skip
+    out, reasons = deidentify_with_reasons(
+        df,
+        cfg,
+        SECRET,
+        vocabularies={"device": ("Pixel 8", "123-45-6789", "Galaxy Tab S9 FE Plus 5G")},
+    )  # the reference's allow-list itself holds an SSN: still dropped
+    assert out["device"].to_list() == ["Pixel 8", None, None, None]
+    assert out["ward"].to_list() == ["ICU", "call [PHONE]", "ICU", "ICU"]
+    assert out["note"].to_list() == ["ok", None, None, None]
+    assert reasons.to_list() == [
+        [],
+        ["device:us_ssn", "note:name", "ward:phone"],
+        ["device:free_text", "note:us_ssn"],
+        ["note:address"],
+    ]
 
 
 # -- configuration -------------------------------------------------------------------------
