@@ -125,7 +125,7 @@ _FOLD = str.maketrans({"ø": "o", "æ": "ae", "ł": "l", "đ": "d", "ð": "d", "
 
 # separators inside a number: "123-45-6789", "123 45 6789", "123 - 45 - 6789", "123.45.6789"
 _SEP = r"(?:\s?[-./]\s?|\s)"
-_NUM_RUN = re.compile(r"\d(?:(?:\s?[-./]\s?|\s|\)\s?)?\d)*")
+_NUM_RUN = re.compile(r"\d(?:(?:\s?[-./_,:;|*~#+]\s?|\s|\)\s?)?\d)*")
 _MONTHS = (
     # English, French, German, Spanish, Italian, Dutch, Portuguese (full and 3-letter forms)
     r"jan(?:uary|uar|vier|eiro|uari)?|feb(?:ruary|ruar|rero|braio|ruari)?|f[ée]v(?:rier)?|"
@@ -461,7 +461,7 @@ DETECTORS: tuple[Detector, ...] = (
     Detector(
         "number",
         "[NUMBER]",
-        "any other number: 5+ digits in a row, or 6+ digits in all joined by spaces, dots, dashes, slashes or a closing parenthesis",
+        "any other number: 5+ digits in a row, or 6+ digits in all joined by spaces or punctuation (- . / _ , : ; | * ~ # + and a closing parenthesis)",
     ),
 )
 
