@@ -206,45 +206,68 @@ def _is_cap(word: str) -> bool:
     return word[:1].isupper()
 
 
-def _is_name(word: str) -> bool:
-    parts = [_fold(p) for p in word.split("-")]
-    return any(p in _names.GIVEN_NAMES or p in _names.SURNAMES for p in parts if p)
+def _name_kind(word: str) -> int:
+    """0: not a name; 1: a name only beside another capitalised word; 2: a name."""
+    cap = word[:1].isupper()
+    best = 0
+    for part in re.sub(r"['’]s$", "", word).split("-"):
+        p = _fold(part)
+        if not p:
+            continue
+        if p in _names.ANY_CASE or (cap and p in _names.CAPITALISED):
+            return 2
+        if p in _names.AMBIGUOUS:
+            best = max(best, int(cap))
+            continue
+        if (
+            part[:1].isupper()
+            and len(p) >= 6
+            and p not in _names.NOT_SURNAMES
+            and p.endswith(_SUFFIXES)
+        ):
+            return 2
+        if cap and p in _names.IN_PAIRS:
+            best = 1
+    return best
+
+
+_SUFFIXES = tuple(_fold(s) for s in _names.SURNAME_SUFFIXES)
 
 
 def _name_spans(text: str) -> list[tuple[int, int]]:
     """A known given name or surname, with the capitalised words, initials and particles next to it."""
     words = list(_WORD.finditer(text))
+    kinds = [_name_kind(w.group()) for w in words]
+
+    def joined(i: int, j: int) -> bool:  # words i and j (= i + 1) are parts of one name
+        gap = text[words[i].end() : words[j].start()]
+        return gap.strip(" ,.") == "" and len(gap) <= 3
+
     spans: list[tuple[int, int]] = []
-    for i, w in enumerate(words):
-        if not _is_name(w.group()):
+    for i in range(len(words)):
+        if kinds[i] == 0:
+            continue
+        nxt = words[i + 1].group() if i + 1 < len(words) else ""
+        if _fold(nxt) in _names.EPONYM_NOUNS:
+            continue  # an eponym: Wilson's disease, Hashimoto thyroiditis
+        if kinds[i] == 1 and not (  # an ambiguous name counts only beside another name
+            (i > 0 and joined(i - 1, i) and kinds[i - 1])
+            or (i + 1 < len(words) and joined(i, i + 1) and kinds[i + 1])
+        ):
             continue
         lo = hi = i
         # widen over neighbours in the same name: capitalised words, initials ("Q."), particles,
         # "Surname, Given" (a comma), separated by at most a space, a comma or a period
-        while lo > 0:
-            prev, gap = words[lo - 1], text[words[lo - 1].end() : words[lo].start()]
-            if (
-                gap.strip(" ,.") == ""
-                and len(gap) <= 3
-                and (_is_cap(prev.group()) or prev.group().lower() in _PARTICLES)
-            ):
-                lo -= 1
-            else:
+        while lo > 0 and joined(lo - 1, lo):
+            prev = words[lo - 1].group()
+            if not (_is_cap(prev) or prev.lower() in _PARTICLES or kinds[lo - 1] == 2):
                 break
-        while hi + 1 < len(words):
-            nxt, gap = words[hi + 1], text[words[hi].end() : words[hi + 1].start()]
-            if (
-                gap.strip(" ,.") == ""
-                and len(gap) <= 3
-                and (
-                    _is_cap(nxt.group())
-                    or nxt.group().lower() in _PARTICLES
-                    or _is_name(nxt.group())
-                )
-            ):
-                hi += 1
-            else:
+            lo -= 1
+        while hi + 1 < len(words) and joined(hi, hi + 1):
+            nw = words[hi + 1].group()
+            if not (_is_cap(nw) or nw.lower() in _PARTICLES or kinds[hi + 1] == 2):
                 break
+            hi += 1
         end = words[hi].end()
         if end < len(text) and text[end] == "." and len(words[hi].group()) == 1:
             end += 1

@@ -1,11 +1,11 @@
 """The de-identification corpus (issue 18 item 3) through the real samples path.
 
-``deid_corpus.json`` holds 277 planted identifiers of many kinds, formats and scripts
+``deid_corpus.json`` holds 286 planted identifiers of many kinds, formats and scripts
 (national ids of ten countries, phone numbers of every common length, e-mails,
 addresses, postcodes, names without titles, dates of birth, MRN-like ids, IP
 addresses; with unicode digits, fullwidth forms, zero-width and non-breaking spaces,
-spaced-out digits) and about a hundred benign values (device models, version strings,
-clinical fragments) that a kept field must let through.
+spaced-out digits) and 119 benign values (device models, version strings,
+clinical fragments, eponyms, names that are also words) that a kept field must let through.
 
 Each identifier is written to a stream log twice, alone and placed in a sentence
 (12 placements in 6 languages, with punctuation around it), in three text fields: a
@@ -46,9 +46,12 @@ PLACEMENTS = [
     "Der Patient ({x}) kommt morgen", "«{x}»", "seen today;{x};follow-up", "{x}!!",
     "note - {x} - reviewed", "患者 {x} 已复查", "ref:{x}", "Paciente {x} en sala",
 ]  # fmt: skip
-# words of an address or name that may stay (street types, labels, placement words)
-STOP = {"street", "road", "avenue", "suite", "flat", "patient", "name", "box", "apt", "ave"}
-MAX_FALSE_POSITIVE_RATE = 0.05  # measured: 4 of 103 benign values (3.9%), listed in docs/samples.md
+# words of an address or name that may stay: street types, labels, and the words of benign
+# values, which are written on purpose (an eponym: "Murphy's sign", "Hamilton ... Scale")
+STOP = {"street", "road", "avenue", "suite", "flat", "patient", "name", "box", "apt", "ave"} | {
+    w.lower() for b in BENIGN for w in re.findall(r"[^\W\d_]{4,}", b)
+}
+MAX_FALSE_POSITIVE_RATE = 0.05  # measured: 4 of 119 benign values (3.4%), listed in docs/samples.md
 SECRET = "d" * 32
 SAMPLES: dict[str, Any] = {
     "rate": 1.0,

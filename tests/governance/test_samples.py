@@ -168,6 +168,9 @@ def test_every_detector_has_a_token_and_a_description():
 def test_names_outside_the_lists_without_title_or_label_are_a_known_limit():
     # documented in docs/samples.md: a name needs a list entry, a title or a label
     assert _redact(["Zed Quux"]) == ["Zed Quux"]
+    assert _redact(["Lerato Molefe"]) == ["Lerato Molefe"]  # of the held-out names missed
+    assert _redact(["Walker"]) == ["Walker"]  # a name that is also a word, alone
+    assert _redact(["Grant Walker"]) == ["[NAME]"]  # in a pair it is caught
     assert _redact(["one two three"]) == ["one two three"]  # digits spelled out are words
     assert _redact(["4.3.61"]) == ["4.3.61"]  # dotted dates need a 4-digit year
     assert _redact(["l23-4S-6789"]) == ["l23-4S-6789"]  # letters for digits
