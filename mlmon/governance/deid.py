@@ -179,7 +179,18 @@ class Detector:
         if self.name == "number":
             return _number_spans(text)
         assert self.pattern is not None
-        return [m.span() for m in self.pattern.finditer(text)]
+        found = [m.span() for m in self.pattern.finditer(text)]
+        if self.name == "address":  # the rest of the address: ", 45 Queen's Gate, Springfield"
+            found = [
+                (a, b if text[b - 1] == "." else _ADDRESS_TAIL.match(text, b).end())  # type: ignore[union-attr]
+                for a, b in found
+            ]
+        return found
+
+
+# after a street address: more parts of it, each with a digit or a capital ("#05-67",
+# "Queen's Gate", "Springfield"), separated by a space or a comma
+_ADDRESS_TAIL = re.compile(r"(?:,?\s?(?:#?[\w'’./-]*\d[\w'’./#-]*|[A-Z][\w'’.-]*))*")
 
 
 def _rx(pattern: str, flags: int = re.IGNORECASE) -> re.Pattern[str]:
@@ -442,20 +453,6 @@ DETECTORS: tuple[Detector, ...] = (
         ),
     ),
     Detector(
-        "postcode",
-        "[POSTCODE]",
-        "postcodes: US ZIP and ZIP+4, UK, Canada, Netherlands, Ireland (Eircode), Poland, Brazil, Portugal, 5-digit (DE, FR, IT, ES...)",
-        _rx(
-            r"\b\d{5}(?:\s?-\s?\d{4})?\b"
-            r"|\b(?:GIR ?0AA|[A-PR-UWYZ](?:\d[A-HJKPSTUW\d]?|[A-HK-Y]\d[ABEHMNPRVWXY\d]?) ?\d[ABD-HJLNP-UW-Z]{2})\b"
-            r"|\b[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z] ?\d[ABCEGHJ-NPRSTV-Z]\d\b"
-            r"|\b[1-9]\d{3} ?(?!SA|SD|SS)[A-Z]{2}\b"
-            r"|\b(?:[AC-FHKNPRTV-Y]\d{2}|D6W) ?[0-9AC-FHKNPRTV-Y]{4}\b"
-            r"|\b\d{2}-\d{3}\b|\b\d{4}-\d{3}\b|\b\d{5}-?\d{3}\b",
-            0,
-        ),
-    ),
-    Detector(
         "address",
         "[ADDRESS]",
         "street addresses: number and street (12 Elm Street), street and number (Hauptstraße 5, Via Roma 10, 12 rue de la Paix), PO boxes, flats and suites",
@@ -468,6 +465,20 @@ DETECTORS: tuple[Detector, ...] = (
             rf"|\b[A-ZÄÖÜ][\w'’-]*(?i:{_STREET_COMPOUND})\s*\d{{1,5}}[a-zA-Z]?\b"
             rf"|(?i:\b(?:P\.?\s?O\.?\s*Box|Post(?:fach| Office Box)|Apartado(?: de correos)?|Casella postale|Postbus|Boîte postale)\s*\d+)"
             rf"|\b(?:Apt|Apartment|Suite|Ste|Unit|Flat|Wohnung|Appartement|Piso)\.?\s*#?\s*\d+[A-Z]?\b",
+            0,
+        ),
+    ),
+    Detector(
+        "postcode",
+        "[POSTCODE]",
+        "postcodes: US ZIP and ZIP+4, UK, Canada, Netherlands, Ireland (Eircode), Poland, Brazil, Portugal, 5-digit (DE, FR, IT, ES...)",
+        _rx(
+            r"\b\d{5}(?:\s?-\s?\d{4})?\b"
+            r"|\b(?:GIR ?0AA|[A-PR-UWYZ](?:\d[A-HJKPSTUW\d]?|[A-HK-Y]\d[ABEHMNPRVWXY\d]?) ?\d[ABD-HJLNP-UW-Z]{2})\b"
+            r"|\b[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z] ?\d[ABCEGHJ-NPRSTV-Z]\d\b"
+            r"|\b[1-9]\d{3} ?(?!SA|SD|SS)[A-Z]{2}\b"
+            r"|\b(?:[AC-FHKNPRTV-Y]\d{2}|D6W) ?[0-9AC-FHKNPRTV-Y]{4}\b"
+            r"|\b\d{2}-\d{3}\b|\b\d{4}-\d{3}\b|\b\d{5}-?\d{3}\b",
             0,
         ),
     ),
