@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import re
 import unicodedata
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 from mlmon.errors import ConfigError
@@ -170,22 +170,28 @@ class Detector:
     name: str
     token: str
     what: str
+    #: what it matches
     pattern: re.Pattern[str] | None = None
+    #: spans found by code rather than one pattern (names, long numbers)
+    find: Callable[[str], list[tuple[int, int]]] | None = None
+    #: what may follow a match and goes with it (the rest of an address); never across a "."
+    tail: re.Pattern[str] | None = None
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         """Character spans of ``text`` (normalised) that this detector flags."""
-        if self.name == "name":
-            return _name_spans(text)
-        if self.name == "number":
-            return _number_spans(text)
-        assert self.pattern is not None
-        found = [m.span() for m in self.pattern.finditer(text)]
-        if self.name == "address":  # the rest of the address: ", 45 Queen's Gate, Springfield"
-            found = [
-                (a, b if text[b - 1] == "." else _ADDRESS_TAIL.match(text, b).end())  # type: ignore[union-attr]
-                for a, b in found
-            ]
-        return found
+        found = [m.span() for m in self.pattern.finditer(text)] if self.pattern else []
+        if self.tail is not None:
+            found = [(a, _tail_end(self.tail, text, b)) for a, b in found]
+        if self.find is not None:
+            found += self.find(text)
+        return _merge(found)
+
+
+def _tail_end(tail: re.Pattern[str], text: str, end: int) -> int:
+    if text[end - 1] == ".":
+        return end
+    m = tail.match(text, end)
+    return m.end() if m else end
 
 
 # after a street address: more parts of it, each with a digit or a capital ("#05-67",
@@ -467,6 +473,7 @@ DETECTORS: tuple[Detector, ...] = (
             rf"|\b(?:Apt|Apartment|Suite|Ste|Unit|Flat|Wohnung|Appartement|Piso)\.?\s*#?\s*\d+[A-Z]?\b",
             0,
         ),
+        tail=_ADDRESS_TAIL,
     ),
     Detector(
         "postcode",
@@ -491,11 +498,13 @@ DETECTORS: tuple[Detector, ...] = (
             rf"|(?i:\b(?:{_NAME_LABELS})\s*[:=])\s*{_CAPWORD}(?:\s+[A-Z]\.)*(?:\s+{_CAPWORD})?",
             0,
         ),
+        find=_name_spans,
     ),
     Detector(
         "number",
         "[NUMBER]",
         "any other number: 5+ digits in a row, or 6+ digits in all joined by spaces or punctuation (- . / _ , : ; | * ~ # + and a closing parenthesis)",
+        find=_number_spans,
     ),
 )
 
@@ -509,8 +518,6 @@ def _apply(text: str, skip: Collection[str]) -> tuple[str, list[str]]:
         if d.name in skip:
             continue
         spans = d.spans(text)
-        if d.name == "name" and d.pattern is not None:
-            spans = _merge(spans + [m.span() for m in d.pattern.finditer(text)])
         if not spans:
             continue
         reasons.append(d.name)
