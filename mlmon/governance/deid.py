@@ -323,9 +323,10 @@ DETECTORS: tuple[Detector, ...] = (
     Detector(
         "email",
         "[EMAIL]",
-        "e-mail addresses, also with spaces, (at) or [at]",
+        "e-mail addresses, also with spaces, (at) or [at], spelled out (jane at example dot org), any script",
         _rx(
-            r"[\w.%+'-]+\s?(?:@|\(at\)|\[at\]|\{at\})\s?[\w-]+(?:\s?(?:\.|\(dot\)|\[dot\])\s?[\w-]+)*\s?(?:\.|\(dot\)|\[dot\])\s?[a-z]{2,}\b"
+            r"[\w.%+'-]+\s?(?:@|\(at\)|\[at\]|\{at\})\s?[\w-]+(?:\s?(?:\.|\(dot\)|\[dot\])\s?[\w-]+)*\s?(?:\.|\(dot\)|\[dot\])\s?[^\W\d_]{2,}\b"
+            r"|[\w.%+'-]+(?:\s+dot\s+[\w-]+)*\s+at\s+[\w-]+(?:\s+dot\s+[\w-]+)+"
         ),
     ),
     Detector(

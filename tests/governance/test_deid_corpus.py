@@ -1,6 +1,6 @@
 """The de-identification corpus (issue 18 item 3) through the real samples path.
 
-``deid_corpus.json`` holds 286 planted identifiers of many kinds, formats and scripts
+``deid_corpus.json`` holds 288 planted identifiers of many kinds, formats and scripts
 (national ids of ten countries, phone numbers of every common length, e-mails,
 addresses, postcodes, names without titles, dates of birth, MRN-like ids, IP
 addresses; with unicode digits, fullwidth forms, zero-width and non-breaking spaces,
