@@ -358,3 +358,48 @@ def test_encode_records_sorted_keys_and_nulls():
     out = [json.loads(r) for r in encode_records(df).to_list()]
     assert out == [{"a": 1.5, "b": "x"}, {"a": 2.0, "b": None}]
     assert encode_records(df).to_list()[0].startswith('{"a"')
+
+
+# -- numbers in any script and spacing ------------------------------------------------------
+_SCRIPTS = [
+    "0123456789",
+    "０１２３４５６７８９",
+    "٠١٢٣٤٥٦٧٨٩",
+    "०१२३४५६७८९",
+    "০১২৩৪৫৬৭৮৯",
+    "๐๑๒๓๔๕๖๗๘๙",
+]
+_SEPS = [
+    " ",
+    "-",
+    ".",
+    "/",
+    "_",
+    ",",
+    " - ",
+    "\u00a0",
+    "\u2009",
+    "\u202f",
+    "\u3000",
+    "\u2013",
+    "-\u200b",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    groups=st.lists(st.text("0123456789", min_size=1, max_size=5), min_size=1, max_size=6).filter(
+        lambda g: sum(map(len, g)) >= 6
+    ),
+    seps=st.lists(st.sampled_from(_SEPS), min_size=6, max_size=6),
+    script=st.sampled_from(_SCRIPTS),
+    before=st.sampled_from(["", "call ", "SSN ", "patient id: ", "ref:", "(", "«"]),
+    after=st.sampled_from(["", " today", ".", ")", "!!", " »", ";follow-up"]),
+)
+def test_any_number_of_6_digits_in_any_script_and_spacing_is_masked_whole(
+    groups, seps, script, before, after
+):
+    number = "".join(g + (seps[i] if i < len(groups) - 1 else "") for i, g in enumerate(groups))
+    number = number.translate(str.maketrans("0123456789", script))
+    (out,) = _redact([f"{before}{number}{after}"], max_words=None)
+    assert not any(c.isdigit() for c in out), (number, out)  # not one digit left behind
