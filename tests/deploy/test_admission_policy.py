@@ -323,3 +323,22 @@ def test_policy_and_binding_shape(policy, binding, rendered):
     role = one(rendered["base"], "Role", "mlmon-edge-batch")
     assert role["metadata"]["namespace"] == b["paramRef"]["namespace"]
     assert role["rules"][0]["resourceNames"] == [b["paramRef"]["name"]]
+
+
+def test_the_job_quota_is_where_the_edge_creates_jobs_and_leaves_room_for_the_cronjob(
+    rendered, binding
+):
+    """The ResourceQuota counts Jobs in the namespace the Role and the policy's param name."""
+    for target, docs in rendered.items():
+        quota = one(docs, "ResourceQuota", "mlmon-edge-jobs")
+        kubernetes_validate.validate(quota, K8S_VERSION, strict=True)
+        assert quota["metadata"]["namespace"] == binding["spec"]["paramRef"]["namespace"], target
+        assert (
+            quota["metadata"]["namespace"]
+            == one(docs, "Role", "mlmon-edge-batch")["metadata"]["namespace"]
+        )
+        hard = quota["spec"]["hard"]
+        assert set(hard) == {"count/jobs.batch"}
+        # the CronJob's own history (API defaults: 3 successful + 1 failed) and its running Job
+        # fit, with room for the edge's runs; and it is a bound, not a formality
+        assert 3 + 1 + 1 < int(hard["count/jobs.batch"]) <= 20
