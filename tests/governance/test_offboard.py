@@ -224,6 +224,7 @@ def _lake_objects(prefix: str) -> dict[str, bytes]:
         f"{base}v1/samples/model=risk/date=2026-11-01/s.parquet": b"samples",
         f"{base}audit/edge/segment-000001.jsonl": b'{"action": "window_written"}\n',
         f"{base}reports/model=risk/2026-11.pdf": b"%PDF" * 50,
+        f"{base}exports/patient-0042/": b"",  # a folder marker: its name carries data too
     }
 
 
@@ -277,12 +278,12 @@ def test_s3_whole_lake_at_a_prefix_purged_with_exactly_the_maintenance_policy(
     r = _offboard_cli(s3_server, f"s3://{BUCKET}/{s3_prefix}", creds, key_files, tmp_path)
     _assert_whole_lake_purged(r, _keys(s3_server, f"{s3_prefix}/"), objects, key_files, tmp_path)
     assert _keys(s3_server, sibling) == {sibling}
-    # a re-run says the scope is empty (it no longer fails to list it), and attests it if asked
-    again = list_scopes([f"s3://{BUCKET}/{s3_prefix}"], allow_empty=True,
-                        storage_options={"key": creds["key"], "secret": creds["secret"],
-                                         "endpoint_url": s3_server.endpoint_url,
-                                         "client_kwargs": {"region_name": REGION}})  # fmt: skip
-    assert again.objects == 0
+    # a re-run says the scope is empty (it no longer fails to list it), and lists it if asked
+    opts = {"key": creds["key"], "secret": creds["secret"], "endpoint_url": s3_server.endpoint_url,
+            "client_kwargs": {"region_name": REGION}}  # fmt: skip
+    with pytest.raises(ConfigError, match="holds no objects"):
+        list_scopes([f"s3://{BUCKET}/{s3_prefix}"], opts)
+    assert list_scopes([f"s3://{BUCKET}/{s3_prefix}"], opts, allow_empty=True).objects == 0
 
 
 def test_s3_whole_lake_at_the_bucket_root_purged_with_exactly_the_maintenance_policy(
