@@ -133,6 +133,8 @@ FORGED = {
         lambda j: _pod(j).update(volumes=[{"name": "h", "hostPath": {"path": "/"}}]),
         "pod template unchanged"),
     # Job-level fields (issue 18: before, only the pod template and images were compared)
+    "a finalizer that keeps the Job (and its quota slot)": (
+        lambda j: j["metadata"].update(finalizers=["example.com/keep"]), "no finalizers"),
     "a second ownerReference": (
         lambda j: j["metadata"]["ownerReferences"].append(
             {"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "1"}), "owned by"),
