@@ -501,11 +501,16 @@ def _format_errors(source: str, exc: ValidationError) -> str:
         for part in err["loc"]:
             loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
         msg = err["msg"].removeprefix("Value error, ")
+        # a nested model's error text repeats its input: hide it
+        msg = _INPUT_VALUE.sub("input_value=<not shown>", msg)
         # never the input itself: it may be a secret written inline; its type is enough
         got = err.get("input")
         shown = "" if isinstance(got, Mapping | list) or got is None else f" (got {_kind(got)})"
         lines.append(f"{source}: {loc or '(top level)'}: {msg}{shown}")
     return "\n".join(lines)
+
+
+_INPUT_VALUE = re.compile(r"input_value=.*?(?=, input_type=|\]|$)", re.S)
 
 
 def _kind(value: Any) -> str:
