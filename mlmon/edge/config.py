@@ -12,9 +12,9 @@ Example ``edge.yaml``::
     lake:
       uri: s3://hospital-mlmon/lake
       sse_kms_key_id: arn:aws:kms:eu-west-1:111122223333:key/abcd
-    hmac_key: {env: MLMON_HMAC_KEY}            # or {file: /etc/mlmon/hmac.key}
-    state_dir: /var/lib/mlmon
-    window: 5m
+    hmac_key: {env: MLMON_HMAC_KEY}            # or {file: /etc/mlmon/hmac.key}; >= 32 bytes
+    state_dir: /var/lib/mlmon                  # a writable folder (checked at start)
+    window: 5m                                 # 1m to 1d; lateness 0s to 1d (default 1m)
     models:
       - name: risk-model
         reference: /etc/mlmon/risk-model.reference.parquet
