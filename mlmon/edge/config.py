@@ -71,6 +71,7 @@ __all__ = [
     "StreamConfig",
     "VersionAliasConfig",
     "load_config",
+    "open_state_dir",
     "parse_duration",
 ]
 
@@ -460,11 +461,8 @@ class EdgeConfig(_Frozen):
         """
         key = _read_secret(self.hmac_key, f"{self.source}: hmac_key")
         if len(key) < MIN_HMAC_KEY_BYTES:
-            where = (
-                f"environment variable {self.hmac_key.env}"
-                if self.hmac_key.env
-                else (f"file {self.hmac_key.file}")
-            )
+            ref = self.hmac_key
+            where = f"environment variable {ref.env}" if ref.env else f"file {ref.file}"
             raise ConfigError(
                 f"{self.source}: hmac_key: the key in {where} is {len(key)} bytes; use at least "
                 f"{MIN_HMAC_KEY_BYTES} random bytes, e.g. `openssl rand -hex 32`"

@@ -432,3 +432,28 @@ def test_http_client_logs_never_show_headers_tokens_or_urls(tmp_path: Path) -> N
     assert not any(n == c or n.startswith(c + ".") for n in loggers for c in CLIENT_LOGGERS), (
         loggers
     )
+
+
+def test_record_versions_of_any_type_are_checked_before_profiling(caplog) -> None:
+    """Numbers become text; text outside the alphabet, lists and objects never pass as versions."""
+    key = KEY.encode()
+    guard = VersionGuard(key)
+    df = pl.DataFrame({"model_version": [3, 3, None, 12], "x": [1.0, 2.0, 3.0, 4.0]})
+    assert guard.frame(df, "records").get_column("model_version").to_list() == [
+        "3",
+        "3",
+        None,
+        "12",
+    ]
+    assert guard.replaced == 0
+    text = pl.DataFrame({"model_version": ["v 2", "2.0", "x" * 65, "h:0123456789abcdef", "v 2"]})
+    with caplog.at_level("WARNING", logger="mlmon.lake.freetext"):
+        got = guard.frame(text, "the records of a stream").get_column("model_version").to_list()
+    assert got == [hash_version("v 2", key), "2.0", hash_version("x" * 65, key), "h:0123456789abcdef",
+                   hash_version("v 2", key)]  # fmt: skip
+    assert guard.replaced == 3
+    assert "3 model_version value(s) from the records of a stream" in caplog.text
+    assert "v 2" not in caplog.text and "x" * 65 not in caplog.text
+    nested = pl.DataFrame({"model_version": [[CH["logversion"]], None]})
+    out = guard.frame(nested, "records").get_column("model_version").to_list()
+    assert out == [None, None] and guard.replaced == 4
