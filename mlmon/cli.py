@@ -335,6 +335,7 @@ def _collector(args: argparse.Namespace) -> Any:
 
 
 def _json_logs(verbose: bool) -> None:
+    from mlmon.edge.logs import quiet_client_loggers
     from mlmon.edge.observe import JsonFormatter
 
     handler = logging.StreamHandler(sys.stderr)
@@ -342,6 +343,7 @@ def _json_logs(verbose: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    quiet_client_loggers(handler)  # no client headers, URLs or bodies at any verbosity
 
 
 def cmd_edge_once(args: argparse.Namespace) -> int:
@@ -940,6 +942,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    from mlmon.edge.logs import quiet_client_loggers
+
+    quiet_client_loggers(*logging.getLogger().handlers)
     try:
         return int(args.func(args) or 0)
     except (ConfigError, UnknownNameError) as exc:

@@ -21,17 +21,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 import polars as pl
 
 from mlmon.edge.alerts import AlertState, Condition, drift_conditions, golden_conditions
-from mlmon.edge.config import EdgeConfig, ModelConfig, Schedule
+from mlmon.edge.config import EdgeConfig, ModelConfig, Schedule, open_state_dir
 from mlmon.edge.observe import EdgeMetrics, MetricsServer
 from mlmon.edge.samples import attach_sampler, check_samples
 from mlmon.edge.spool import Spool, SpoolFull
 from mlmon.errors import MlmonError
+from mlmon.lake.freetext import VersionGuard
 from mlmon.lake.references import load_reference
 from mlmon.lake.storage import Storage, open_storage
 from mlmon.lake.writer import LakeWriter, WriteRecord
@@ -115,8 +115,9 @@ class Collector:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.metrics = EdgeMetrics()
         self.secret = config.hmac_secret()
-        state = Path(config.state_dir)
-        state.mkdir(parents=True, exist_ok=True)
+        # model versions from logs, answers and CloudEvents: checked or HMACed (mlmon.lake.freetext)
+        self.versions = VersionGuard(self.secret)
+        state = open_state_dir(config)  # a file or a read-only folder: ConfigError, at start
         self.state_dir = state
         opts = dict(config.lake.storage_options)
         if config.lake.sse_kms_key_id:
@@ -135,6 +136,7 @@ class Collector:
             put=self._put,
             on_write=self._written,
             day_rollups=state / "rollups",
+            versions=self.versions,
         )
         self.audit = None
         if config.audit:
@@ -257,6 +259,7 @@ class Collector:
         ref = self.references[m.name]
         state = StreamState(ref, self.state_dir / "sinks" / m.name, window=self.config.window,
                             lateness=self.config.lateness)  # fmt: skip
+        state.versions = self.versions
         self.performance.attach(m.name, state)
         sampler = attach_sampler(m, state, self.secret, self.config.window, "sink")
         lock = threading.Lock()
@@ -423,6 +426,7 @@ class Collector:
             cfg, reference=ref, secret=self.secret, state_dir=self.state_dir / "streams" / f"{m.name}-{index}",
             window=self.config.window, lateness=self.config.lateness,
         )  # fmt: skip
+        stream.state.versions = self.versions
         self.performance.attach(m.name, stream.state)
         sampler = attach_sampler(m, stream.state, self.secret, self.config.window, f"stream{index}")
 
@@ -441,6 +445,7 @@ class Collector:
             window=self.config.window, lateness=self.config.lateness, clock=self.clock,
             **({"allow_http": self.config.allow_http} if m.imaging.dicomweb else {}),
         )  # fmt: skip
+        source.state.versions = self.versions
         return lambda now, report: self._drain_stream(m, source, now, report)
 
     def write_windows(
