@@ -595,8 +595,10 @@ HELP_TEXT: dict[str, tuple[str, str]] = {
         "--out attestations/ --signing-key offboard.pem",
     ),
     "attest verify": (
-        "Check a deletion attestation: its signature, its manifest and its fields; exit 0 "
-        "when valid, 1 naming what is wrong.",
+        "Check a deletion attestation against the operator's public key (--public-key, or "
+        "the file named by $MLMON_ATTEST_PUBLIC_KEY; exit 2 without one): its signature, its "
+        "manifest and its fields; exit 0 when valid and complete, 1 naming what is wrong or "
+        "when the purge was not complete (--allow-incomplete accepts that).",
         "mlmon attest verify attestations/attestation.json --public-key operator.pub.pem",
     ),
     "imaging reference": (
