@@ -582,9 +582,19 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
             return str(base / v)
         return v
 
+    def listener(d: Any) -> Any:  # the TLS files and token file of the sink and /metrics
+        if not isinstance(d, dict):
+            return d
+        d = {k: fix(v) if k in ("tls_cert", "tls_key", "client_ca") else v for k, v in d.items()}
+        if isinstance(d.get("token"), dict) and "file" in d["token"]:
+            d["token"] = {**d["token"], "file": fix(d["token"]["file"])}
+        return d
+
     out = dict(raw)
     if "state_dir" in out:
         out["state_dir"] = fix(out["state_dir"])
+    if "metrics" in out:
+        out["metrics"] = listener(out["metrics"])
     if isinstance(out.get("hmac_key"), dict) and "file" in out["hmac_key"]:
         out["hmac_key"] = {**out["hmac_key"], "file": fix(out["hmac_key"]["file"])}
     models = []
@@ -595,6 +605,8 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
         m = dict(m)
         if "reference" in m:
             m["reference"] = fix(m["reference"])
+        if "sink" in m:
+            m["sink"] = listener(m["sink"])
         if isinstance(m.get("golden"), dict) and "file" in m["golden"]:
             m["golden"] = {**m["golden"], "file": fix(m["golden"]["file"])}
         if isinstance(m.get("imaging"), dict) and "folder" in m["imaging"]:
