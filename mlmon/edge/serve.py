@@ -147,20 +147,27 @@ async def read_body(receive: Receive, limit: int, timeout_s: float) -> bytes | i
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _protocol_class(read_timeout_s: float, idle_timeout_s: float) -> type[Any]:
-    """uvicorn's h11 protocol with an idle timer from the first byte and a request-head timer.
+def _protocol_class(read_timeout_s: float, idle_timeout_s: float, max_head: int) -> type[Any]:
+    """uvicorn's HTTP protocol with an idle timer from the first byte, a head timer and a head cap.
 
     uvicorn arms its keep-alive timer only after a response: a connection that
     never sends a request (or trickles a head) would stay open. Here a fresh
-    connection must send a complete request head within ``idle_timeout_s``, and
-    a head that has started must be complete within ``read_timeout_s``.
+    connection must send a complete request head within ``idle_timeout_s``, a
+    head that has started must be complete within ``read_timeout_s``, and a
+    head larger than ``max_head`` bytes is answered 400 and the connection
+    closed. The parser is httptools (C) when installed, else h11.
     """
-    from uvicorn.protocols.http.h11_impl import H11Protocol
+    base: type[Any]
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as base
+    except ImportError:  # pragma: no cover - httptools is in the edge extra
+        from uvicorn.protocols.http.h11_impl import H11Protocol as base
 
-    class BoundedH11Protocol(H11Protocol):
+    class BoundedProtocol(base):
         _head_timer: asyncio.TimerHandle | None = None
+        _head_bytes = 0
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
             self._head_timer = self.loop.call_later(idle_timeout_s, self._head_timeout)
 
@@ -169,12 +176,21 @@ def _protocol_class(read_timeout_s: float, idle_timeout_s: float) -> type[Any]:
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
+            if self.transport.is_closing():
+                return
             if not self._waiting_for_head():
+                self._head_bytes = 0
                 self._cancel_head_timer()
-            elif self._head_timer is None and not self.transport.is_closing():
+                return
+            self._head_bytes += len(data)
+            if self._head_bytes > max_head:
+                self._cancel_head_timer()
+                self.send_400_response("Request head too large.")
+            elif self._head_timer is None:
                 self._head_timer = self.loop.call_later(read_timeout_s, self._head_timeout)
 
         def on_response_complete(self) -> None:
+            self._head_bytes = 0
             self._cancel_head_timer()
             super().on_response_complete()
 
@@ -192,7 +208,7 @@ def _protocol_class(read_timeout_s: float, idle_timeout_s: float) -> type[Any]:
             if self._waiting_for_head() and not self.transport.is_closing():
                 self.transport.close()
 
-    return BoundedH11Protocol
+    return BoundedProtocol
 
 
 class HttpServer:
@@ -244,11 +260,12 @@ class HttpServer:
                 kwargs.update(ssl_ca_certs=str(s.client_ca), ssl_cert_reqs=ssl.CERT_REQUIRED)
         return uvicorn.Config(
             self.app,
-            http=_protocol_class(s.read_timeout_s, s.idle_timeout_s),
+            http=_protocol_class(s.read_timeout_s, s.idle_timeout_s, s.max_header_bytes),
             lifespan="off",
             log_config=None,  # the edge's JSON logging stays as it is
             access_log=False,  # no access log: paths and addresses are not worth the noise
             server_header=False,
+            proxy_headers=False,  # never trust X-Forwarded-For from whoever connects
             backlog=s.backlog,
             timeout_keep_alive=max(1, round(s.idle_timeout_s)),
             timeout_graceful_shutdown=2,
