@@ -165,7 +165,7 @@ class Collector:
                 m.samples, self.references[m.name], f"{config.source}: models[{i}].samples"
             )
         self.sinks: dict[str, Any] = {}
-        self._sink_runs: dict[str, Callable[[datetime, CycleReport], None]] = {}
+        self._sink_runs: dict[str, TaskRun] = {}
         from mlmon.edge.performance import EdgePerformance
 
         self.performance = EdgePerformance(self)
@@ -247,7 +247,7 @@ class Collector:
                 tasks.append(_Task(m.name, "imaging", m.imaging.schedule, self._imaging_task(m)))
         return tasks
 
-    def _sink_task(self, m: ModelConfig) -> Callable[[datetime, CycleReport], None]:
+    def _sink_task(self, m: ModelConfig) -> TaskRun:
         """Windows of the HTTP sink: rows arrive on the sink's thread, windows close here.
 
         Each run cuts the sink's write-ahead log where a snapshot of the state
@@ -273,6 +273,7 @@ class Collector:
                 received["rows"] += state.add(frame)
 
         saved = state.positions.get("sink_wal", {})
+        held: dict[str, str | None] = {"since": None}
         self.sinks[m.name] = CloudEventSink(
             {m.name: ref}, self.secret, on_records, model=m.name,
             max_body_bytes=m.sink.max_body_bytes,
@@ -281,7 +282,7 @@ class Collector:
             wal_start=int(saved.get("segment", 0)) if isinstance(saved, dict) else 0,
         )  # fmt: skip
 
-        def run(now: datetime, report: CycleReport) -> None:
+        def run(now: datetime, report: CycleReport) -> str | None:
             sink = self.sinks[m.name]
 
             def cut(segment: int) -> tuple[list[tuple[Any, str | None]], Any, int]:
@@ -292,15 +293,25 @@ class Collector:
                 return state.closed_windows(now), state.state(), rows
 
             windows, snapshot, rows = sink.checkpoint(cut)
-            report.objects += self.write_windows(m.name, windows, "sink", now)
-            if sampler is not None:
-                report.objects += sampler.write(self.writer, windows, self.audit, self.metrics)
-            # commit the snapshot, not the live state: rows that came later are in the log
-            state.generation = state.checkpoint.commit(snapshot).generation
-            sink.release(snapshot.positions["sink_wal"]["segment"])
             report.records += rows
             report.windows += len(windows)
             self.metrics.records.labels(m.name, "sink").inc(rows)
+            try:
+                report.objects += self.write_windows(m.name, windows, "sink", now)
+                if sampler is not None:
+                    report.objects += sampler.write(self.writer, windows, self.audit, self.metrics)
+            except Exception:
+                held["since"] = held["since"] or now.isoformat()
+                raise
+            if held["since"]:
+                # windows closed since then were not all written: no later snapshot may be
+                # committed, or they would be lost; a restart replays the log from the last commit
+                return (f"sink commits held back since {held['since']} after a failed write; "
+                        "the write-ahead log keeps every event; restart to replay it")  # fmt: skip
+            # commit the snapshot, not the live state: rows that came later are in the log
+            state.generation = state.checkpoint.commit(snapshot).generation
+            sink.release(snapshot.positions["sink_wal"]["segment"])
+            return None
 
         self._sink_runs[m.name] = run
         return run
@@ -324,10 +335,14 @@ class Collector:
             sink.stop()
             report = CycleReport()
             try:
-                self._sink_runs[name](self.clock(), report)
+                problem = self._sink_runs[name](self.clock(), report)
             except Exception as exc:  # the write-ahead log still holds every accepted event
                 log.error("sink: final commit failed; the write-ahead log keeps the events",
                           extra={"model": name, "error_type": type(exc).__name__})  # fmt: skip
+                continue
+            if problem is not None:
+                log.error("sink: not committed at stop; the write-ahead log keeps the events",
+                          extra={"model": name, "problem": problem})  # fmt: skip
             else:
                 log.info("sink: accepted events written and committed at stop",
                          extra={"model": name, "records": report.records,

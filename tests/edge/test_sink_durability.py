@@ -238,3 +238,62 @@ def test_a_torn_tail_is_ignored_and_replay_resumes_where_the_commit_left_off(tmp
     assert [r["n"] for _, r in again.replay(segment)] == [3]
     again.drop_before(segment)
     assert again.segments() == [segment, segment + 1]
+
+
+def test_a_failed_window_write_holds_back_commits_and_a_restart_writes_everything(
+    tmp_path, monkeypatch
+):
+    """A window write that fails (a full spool, a broken disk) must not be skipped by a later
+    commit: commits are held back (and /healthz says why) until a restart replays the log."""
+    from mlmon.edge.collector import Collector, CycleReport
+    from mlmon.edge.config import load_config
+
+    monkeypatch.setenv("MLMON_HMAC_KEY", "d" * 32)
+    cfg = load_config(_setup(tmp_path, 0), env={})
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    first = Collector(cfg)
+    first.start_sinks()
+    sender = Sender(first.sinks["risk"].port, start)
+    task = next(t for t in first.tasks if t.kind == "sink")
+    state_dir = tmp_path / "state" / "sinks" / "risk"
+
+    def send(n: int) -> None:
+        with httpx.Client() as c:
+            for _ in range(n):
+                i = sender.next
+                sender.next += 1
+                r = c.post(sender.url, content=sender.body(i), headers={"content-type": BATCH})
+                assert r.status_code == 202
+                sender.acked.add(i)
+
+    def broken(*args: object, **kwargs: object) -> int:
+        raise OSError("the lake's disk is gone")
+
+    try:
+        send(5)
+        first._run_task(task, datetime.now(UTC), CycleReport())  # written and committed
+        send(10)
+        with monkeypatch.context() as m:
+            m.setattr(first, "write_windows", broken)
+            report = CycleReport()
+            first._run_task(task, datetime.now(UTC), report)
+        assert report.errors and "OSError" in report.errors[0]
+        send(10)
+        first._run_task(task, datetime.now(UTC), CycleReport())
+        assert "held back" in first.metrics.health()["reasons"][0]
+        assert len(_per_window(tmp_path / "lake", start)) == 15  # 10 not written
+        generation = json.loads((state_dir / "checkpoint.json").read_text())["generation"]
+    finally:
+        first.stop_sinks()
+    # nothing was committed past the failed write, at stop either
+    assert json.loads((state_dir / "checkpoint.json").read_text())["generation"] == generation
+    second = Collector(cfg)  # a restart: replays the log from the last commit
+    second.start_sinks()
+    try:
+        second._run_task(next(t for t in second.tasks if t.kind == "sink"), datetime.now(UTC),
+                         CycleReport())  # fmt: skip
+    finally:
+        second.stop_sinks()
+    counts = _per_window(tmp_path / "lake", start)
+    _check(counts, sender, complete=True)
+    assert len(counts) == 25
