@@ -199,6 +199,23 @@ def test_an_oversized_request_head_is_refused(reference):
         assert s.counters()["events"] == 0
 
 
+def test_a_slow_body_gets_408_and_the_connection_cap_answers_503(reference):
+    settings = ServeSettings(read_timeout_s=0.5, max_connections=5)
+    with CloudEventSink({"risk": reference}, SECRET, lambda m, df: None, settings=settings) as s:
+        with socket.create_connection(("127.0.0.1", s.port), timeout=10) as sock:
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"{" * 10)
+            assert sock.recv(4096).startswith(b"HTTP/1.1 408")
+            assert _closed_by_peer(sock)
+        idle = [socket.create_connection(("127.0.0.1", s.port), timeout=10) for _ in range(5)]
+        try:
+            r = httpx.post(f"http://127.0.0.1:{s.port}/", content=BODY, headers=HEADERS)
+            assert r.status_code == 503
+        finally:
+            for sock in idle:
+                sock.close()
+        assert s.counters()["events"] == 0
+
+
 EDGE = """
 collector_id: edge-1
 lake: {uri: file:///tmp/lake}
