@@ -284,3 +284,35 @@ def test_the_token_is_read_from_its_secret_file_and_never_shown(tmp_path, pki, r
     with pytest.raises(Exception, match="metrics cannot listen") as bad:
         server.start()
     assert isinstance(bad.value.__cause__, ssl.SSLError | OSError)
+
+
+def test_the_collector_serves_its_sink_with_the_configured_tls_and_token(
+    tmp_path, pki, reference, monkeypatch
+):
+    from mlmon.edge.collector import Collector
+    from mlmon.lake.references import save_reference
+
+    monkeypatch.setenv("MLMON_HMAC_KEY", "h" * 32)
+    save_reference(reference, tmp_path / "ref.parquet")
+    (tmp_path / "token").write_bytes(TOKEN)
+    path = tmp_path / "edge.yaml"
+    path.write_text(
+        EDGE.replace("file:///tmp/lake", str(tmp_path / "lake"))
+        + f"    sink: {{host: 0.0.0.0, port: 0, tls_cert: {pki.server_cert}, "
+        f"tls_key: {pki.server_key}, token: {{file: token}}}}\n"
+        "metrics: null\naudit: false\n"
+    )
+    collector = Collector(load_config(path, env={}))
+    collector.start_sinks()
+    try:
+        sink = collector.sinks["risk-model"]
+        url = f"https://127.0.0.1:{sink.port}/"
+        with httpx.Client(verify=_ctx(pki.ca, None)) as c:
+            ok = c.post(url, content=BODY, headers={**HEADERS, "authorization": "Bearer " + TOKEN.decode()})  # fmt: skip
+            assert ok.status_code == 202
+            assert c.post(url, content=BODY, headers=HEADERS).status_code == 401
+        with httpx.Client() as c, pytest.raises(httpx.TransportError):
+            c.post(url.replace("https", "http"), content=BODY, headers=HEADERS)
+    finally:
+        collector.stop_sinks()
+    assert sink.counters()["events"] == 1
