@@ -52,7 +52,9 @@ class WriteAheadLog:
     >>> n = wal.rotate()
     >>> [r for _, r in wal.replay(0)]
     [{'a': 1}]
-    >>> wal.drop_before(n); [r for _, r in wal.replay(0)]
+    >>> wal.drop_before(n)
+    1
+    >>> [r for _, r in wal.replay(0)]
     []
     >>> wal.close()
     """
