@@ -30,7 +30,8 @@ appended to a write-ahead log (:mod:`mlmon.edge.wal`) on the state volume and
 ``fsync``-ed (requests that arrive together share one ``fsync``). What is
 logged is the event reduced to what the join needs: the HMAC of its id, its
 type, time and model, the request's feature values (no other field) and the
-response's predictions and model version. :meth:`CloudEventSink.checkpoint`
+response's predictions and model version (checked or replaced by its HMAC, as
+everywhere: :mod:`mlmon.lake.freetext`). :meth:`CloudEventSink.checkpoint`
 cuts the log where the caller's state snapshot ends (the events still waiting
 for their partner are carried into the new segment), and
 :meth:`CloudEventSink.release` deletes the segments that snapshot covers once
@@ -69,6 +70,7 @@ from mlmon.edge.streams import (
 from mlmon.edge.wal import WriteAheadLog
 from mlmon.errors import ConfigError, EdgeError
 from mlmon.governance.deid import hmac_id
+from mlmon.lake.freetext import VersionGuard
 from mlmon.profiles.frame import Reference
 
 __all__ = ["CloudEventSink", "into_states"]
@@ -109,13 +111,18 @@ class _Model:
         self.rows: list[dict[str, Any]] = []
 
 
-def _reduced_response(body: Any) -> Any:
-    """The part of a response body the join reads (``pair_rows``), nothing else."""
+def _reduced_response(body: Any, versions: VersionGuard) -> Any:
+    """The part of a response body the join reads (``pair_rows``), nothing else.
+
+    The model version is checked (or replaced by its HMAC) here already, so that
+    no free text reaches the write-ahead log either (:mod:`mlmon.lake.freetext`).
+    """
     if not isinstance(body, dict):
         return body
     keep: dict[str, Any] = {}
     if "model_version" in body:
-        keep["model_version"] = body["model_version"]
+        v = body["model_version"]
+        keep["model_version"] = None if v is None else versions(str(v), "the sink's CloudEvents")
     if "predictions" in body:
         keep["predictions"] = body["predictions"]
         return keep
@@ -168,6 +175,9 @@ class CloudEventSink:
     wal_start
         First write-ahead log segment not covered by the caller's committed
         state (what :meth:`checkpoint` gave the last committed snapshot).
+    versions
+        The checker of model versions (:class:`~mlmon.lake.freetext.VersionGuard`);
+        by default one keyed with ``secret``.
 
     Examples
     --------
@@ -195,6 +205,7 @@ class CloudEventSink:
         settings: ServeSettings | None = None,
         wal_dir: str | os.PathLike[str] | None = None,
         wal_start: int = 0,
+        versions: VersionGuard | None = None,
     ) -> None:
         if not isinstance(models, Mapping):
             models = {model: list(models)}
@@ -206,6 +217,7 @@ class CloudEventSink:
             )
         self.bad = BadRecords()
         self.secret = secret
+        self.versions = versions if versions is not None else VersionGuard(secret)
         self.models: dict[str, _Model] = {}
         for name, spec in models.items():
             if isinstance(spec, Reference):
@@ -267,7 +279,7 @@ class CloudEventSink:
             rows = _feature_rows(ev.body, m.ctx)
             body: Any = None if rows is None else {"instances": rows}
         else:
-            body = _reduced_response(ev.body)
+            body = _reduced_response(ev.body, self.versions)
         return CloudEvent(hmac_id(self.secret, ev.id), ev.kind, ev.time, body, m.name)
 
     @staticmethod

@@ -243,7 +243,8 @@ def test_the_write_ahead_log_holds_features_and_predictions_only(reference, tmp_
         assert (
             _binary(c, url, "MRN-0042", "request", req, "2026-10-01T10:00:00Z").status_code == 202
         )
-        resp = {"predictions": [0.7], "id": "MRN-0042", "explanation": "Jane Doe, 71"}
+        resp = {"predictions": [0.7], "id": "MRN-0042", "explanation": "Jane Doe, 71",
+                "model_version": "Jane Doe's model"}  # fmt: skip
         assert (
             _binary(c, url, "MRN-0042", "response", resp, "2026-10-01T10:00:01Z").status_code == 202
         )
@@ -253,3 +254,4 @@ def test_the_write_ahead_log_holds_features_and_predictions_only(reference, tmp_
     assert not any(c in text for c in CANARIES)
     assert "explanation" not in text and "mail" not in text
     assert got.rows("risk")["request_id_hmac"].to_list() == [hmac_id(SECRET, "MRN-0042")]
+    assert got.rows("risk")["model_version"].to_list()[0].startswith("h:")  # HMACed, as in the lake
