@@ -376,7 +376,7 @@ class _HttpSurface(_Frozen):
         exposed = not is_loopback(self.host) and not self.allow_insecure_bind
         if exposed and (self.tls_cert is None or not credential):
             raise ValueError(
-                f"host {self.host!r} is not a loopback address, and this listener has "
+                "host is not a loopback address (127.0.0.1, ::1, localhost), and this listener has "
                 + ("no TLS (tls_cert, tls_key)" if self.tls_cert is None else "TLS but")
                 + ("" if credential else " no bearer token (token) or client_ca")
                 + "; configure them, or set allow_insecure_bind: true if a TLS sidecar "
