@@ -3,7 +3,7 @@
 
 Each inference is one batched CloudEvents request (its request and response events), answered 202
 only once its events are in the write-ahead log on disk. Inference ``i`` is stamped in a window
-of its own (1 s windows), so the lake says for each inference whether it landed and how often.
+of its own (1-minute windows, a day ago), so the lake says for each inference whether it landed and how often.
 An acknowledged inference must be there exactly once; the one request in flight at a kill (sent,
 never answered) may be there once or not at all; nothing may be there twice.
 """
@@ -58,7 +58,7 @@ def _setup(tmp_path: Path, port: int) -> Path:
         "lake": {"uri": str(tmp_path / "lake")},
         "hmac_key": {"env": "MLMON_HMAC_KEY"},
         "state_dir": str(tmp_path / "state"),
-        "window": "1s",
+        "window": "1m",
         "lateness": "1s",
         "audit": False,
         "metrics": None,
@@ -83,7 +83,7 @@ class Sender:
         self._thread: threading.Thread | None = None
 
     def body(self, i: int) -> bytes:
-        t = self.start + timedelta(seconds=i)
+        t = self.start + timedelta(minutes=i)
         events = [
             {"specversion": "1.0", "id": f"inf-{i}", "source": "t", "time": t.isoformat(),
              "type": "org.kubeflow.serving.inference.request",
@@ -152,7 +152,7 @@ def _per_window(lake_dir: Path, start: datetime) -> dict[int, int]:
     )
     out = {}
     for ws, n in zip(df["window_start"].to_list(), df["n"].to_list(), strict=True):
-        out[round((ws.astimezone(UTC) - start).total_seconds())] = int(n)
+        out[round((ws.astimezone(UTC) - start).total_seconds() / 60)] = int(n)
     return out
 
 
@@ -172,7 +172,7 @@ def _wal_bytes(state: Path) -> int:
 def test_sigterm_and_sigkill_lose_no_acknowledged_event_and_count_none_twice(tmp_path):
     port = _free_port()
     cfg = _setup(tmp_path, port)
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=1)
     sender = Sender(port, start)
     plan: list[tuple[signal.Signals, int]] = [
         (signal.SIGTERM, 40),  # mid-stream, requests in flight
@@ -250,7 +250,7 @@ def test_a_failed_window_write_holds_back_commits_and_a_restart_writes_everythin
 
     monkeypatch.setenv("MLMON_HMAC_KEY", "d" * 32)
     cfg = load_config(_setup(tmp_path, 0), env={})
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=1)
     first = Collector(cfg)
     first.start_sinks()
     sender = Sender(first.sinks["risk"].port, start)
