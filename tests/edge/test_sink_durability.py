@@ -2,10 +2,10 @@
 `mlmon edge run` at several points, restarted after each, counted exactly in the lake.
 
 Each inference is one batched CloudEvents request (its request and response events), answered 202
-only once its events are in the write-ahead log on disk. Inference ``i`` is stamped in a window
-of its own (1-minute windows, a day ago), so the lake says for each inference whether it landed and how often.
-An acknowledged inference must be there exactly once; the one request in flight at a kill (sent,
-never answered) may be there once or not at all; nothing may be there twice.
+only once its events are in the write-ahead log on disk. Inference ``i`` is stamped in a window of
+its own (1-minute windows, a day ago), so the lake says for each inference whether it landed and
+how often. An acknowledged inference must be there exactly once; the one request in flight at a
+kill (sent, never answered) may be there once or not at all; nothing may be there twice.
 """
 
 from __future__ import annotations
