@@ -11,7 +11,8 @@ Bounds, all in :class:`ServeSettings`:
 - ``idle_timeout_s``: a connection that sends nothing (a fresh one, or a
   keep-alive one between requests) is closed after this long;
 - ``read_timeout_s``: a request whose head or body does not arrive within this
-  long is cut off (slow clients cannot hold a connection open by trickling);
+  long is cut off (slow clients cannot hold a connection open by trickling),
+  and so is a TLS handshake;
 - ``max_connections``: above this many open connections or requests in
   progress, requests are answered 503 (uvicorn's ``limit_concurrency``);
 - ``max_header_bytes``: a request head larger than this is refused (400).
@@ -325,6 +326,17 @@ class HttpServer:
         loop = asyncio.new_event_loop()
         self.loop = loop
         asyncio.set_event_loop(loop)
+        # uvicorn does not pass a TLS handshake timeout (asyncio's default is 60 s): a client
+        # that connects and never says hello is held to the read timeout like any other
+        create_server = loop.create_server
+        handshake_s = self.settings.read_timeout_s
+
+        async def bounded_create_server(*args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("ssl") is not None:
+                kwargs.setdefault("ssl_handshake_timeout", handshake_s)
+            return await create_server(*args, **kwargs)
+
+        loop.create_server = bounded_create_server  # type: ignore[method-assign]
 
         async def main() -> None:
             tasks: list[asyncio.Task[None]] = [loop.create_task(fn()) for fn in self.background]

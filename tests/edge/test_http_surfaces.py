@@ -109,6 +109,14 @@ def test_sink_over_tls_needs_a_client_certificate_and_the_token(pki, reference, 
         assert sink.counters()["pending"] == 1
 
 
+def test_a_tls_client_that_never_says_hello_is_cut_off_at_the_read_timeout(pki, reference):
+    """asyncio's own TLS handshake timeout is 60 s; the listener's read timeout bounds it."""
+    settings = _tls(pki, read_timeout_s=1.0, idle_timeout_s=1.0)
+    sink = CloudEventSink({"risk": reference}, SECRET, lambda m, df: None, settings=settings)
+    with sink, socket.create_connection(("127.0.0.1", sink.port), timeout=10) as sock:
+        assert _closed_by_peer(sock)  # within 30 s, not 60
+
+
 def test_metrics_over_tls_with_the_token_healthz_says_only_the_status_without_it(pki):
     metrics = EdgeMetrics()
     metrics.set_problem("lake", "bucket s3://secret-bucket-name unreachable")
