@@ -339,10 +339,74 @@ class BatchConfig(_Frozen):
         return self
 
 
-class SinkConfig(_Frozen):
+class _HttpSurface(_Frozen):
+    """Where and how an HTTP surface of the edge listens (the sink, ``/metrics``).
+
+    A non-loopback ``host`` needs TLS (``tls_cert`` + ``tls_key``) and a client
+    credential (a bearer ``token`` from a secret file or variable, or
+    ``client_ca`` for client certificates), unless ``allow_insecure_bind: true``
+    says that something else protects it (a TLS sidecar, a service mesh).
+    """
+
     host: str = "127.0.0.1"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    client_ca: Path | None = None  # client certificates signed by this CA are required
+    token: SecretRef | None = None  # Authorization: Bearer <token>, e.g. {file: /etc/mlmon/token}
+    allow_insecure_bind: bool = False
+    backlog: int = Field(default=1024, ge=1, le=65535)
+    idle_timeout: timedelta = timedelta(seconds=5)
+    read_timeout: timedelta = timedelta(seconds=10)
+    max_connections: int = Field(default=4096, ge=1)
+
+    _t = field_validator("idle_timeout", "read_timeout", mode="before")(lambda v: parse_duration(v))
+
+    @model_validator(mode="after")
+    def _secure(self) -> _HttpSurface:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: give both or neither")
+        if self.client_ca is not None and self.tls_cert is None:
+            raise ValueError("client_ca needs TLS: give tls_cert and tls_key too")
+        for name in ("idle_timeout", "read_timeout"):
+            if getattr(self, name) <= timedelta(0):
+                raise ValueError(f"{name} must be positive")
+        from mlmon.edge.serve import is_loopback
+
+        credential = self.token is not None or self.client_ca is not None
+        exposed = not is_loopback(self.host) and not self.allow_insecure_bind
+        if exposed and (self.tls_cert is None or not credential):
+            raise ValueError(
+                "host is not a loopback address (127.0.0.1, ::1, localhost), and this listener has "
+                + ("no TLS (tls_cert, tls_key)" if self.tls_cert is None else "TLS but")
+                + ("" if credential else " no bearer token (token) or client_ca")
+                + "; configure them, or set allow_insecure_bind: true if a TLS sidecar "
+                "or mesh in front of it does"
+            )
+        return self
+
+    def serve_settings(self, port: int, what: str) -> Any:
+        """The :class:`~mlmon.edge.serve.ServeSettings` (reads the token from its secret)."""
+        from mlmon.edge.serve import ServeSettings
+
+        token = _read_secret(self.token, f"{what}.token") if self.token is not None else None
+        try:
+            return ServeSettings(
+                host=self.host, port=port, tls_cert=self.tls_cert, tls_key=self.tls_key,
+                client_ca=self.client_ca, token=token, backlog=self.backlog,
+                idle_timeout_s=self.idle_timeout.total_seconds(),
+                read_timeout_s=self.read_timeout.total_seconds(),
+                max_connections=self.max_connections,
+            )  # fmt: skip
+        except ConfigError as exc:
+            raise ConfigError(f"{what}: {exc}") from exc
+
+
+class SinkConfig(_HttpSurface):
     port: int = Field(default=8088, ge=0, le=65535)
     max_body_bytes: int = 16 * 1024 * 1024
+    commit_every: timedelta = timedelta(seconds=10)  # hand-over, window close and commit
+
+    _c = field_validator("commit_every", mode="before")(lambda v: parse_duration(v))
 
 
 class PerformanceConfig(_Frozen):
@@ -390,8 +454,7 @@ class ModelConfig(_Frozen):
         return self
 
 
-class MetricsConfig(_Frozen):
-    host: str = "127.0.0.1"
+class MetricsConfig(_HttpSurface):
     port: int = Field(default=9108, ge=0, le=65535)
 
 
@@ -635,9 +698,19 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
             return str(base / v)
         return v
 
+    def listener(d: Any) -> Any:  # the TLS files and token file of the sink and /metrics
+        if not isinstance(d, dict):
+            return d
+        d = {k: fix(v) if k in ("tls_cert", "tls_key", "client_ca") else v for k, v in d.items()}
+        if isinstance(d.get("token"), dict) and "file" in d["token"]:
+            d["token"] = {**d["token"], "file": fix(d["token"]["file"])}
+        return d
+
     out = dict(raw)
     if "state_dir" in out:
         out["state_dir"] = fix(out["state_dir"])
+    if "metrics" in out:
+        out["metrics"] = listener(out["metrics"])
     if isinstance(out.get("hmac_key"), dict) and "file" in out["hmac_key"]:
         out["hmac_key"] = {**out["hmac_key"], "file": fix(out["hmac_key"]["file"])}
     models = []
@@ -648,6 +721,8 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
         m = dict(m)
         if "reference" in m:
             m["reference"] = fix(m["reference"])
+        if "sink" in m:
+            m["sink"] = listener(m["sink"])
         if isinstance(m.get("golden"), dict) and "file" in m["golden"]:
             m["golden"] = {**m["golden"], "file": fix(m["golden"]["file"])}
         if isinstance(m.get("imaging"), dict) and "folder" in m["imaging"]:

@@ -178,9 +178,12 @@ def test_probes_hit_healthz_on_the_metrics_port_the_config_opens(rendered, tmp_p
     c = container(docs, "Deployment/mlmon-edge")
     [port] = c["ports"]
     assert (port["name"], port["containerPort"]) == ("metrics", cfg.metrics.port)
-    assert cfg.metrics.host == "0.0.0.0"  # reachable by the kubelet and Prometheus
+    # loopback: no TLS or token in the base, so nothing outside the pod reaches it (issue 17)
+    assert cfg.metrics.host == "127.0.0.1"
     for probe in ("livenessProbe", "readinessProbe"):
-        assert c[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+        code = c[probe]["exec"]["command"][2]
+        assert f"http://127.0.0.1:{cfg.metrics.port}/healthz" in code
+        compile(code, probe, "exec")
 
 
 def test_service_account_token_is_mounted_only_where_the_batch_adapter_needs_it(rendered, tmp_path):
