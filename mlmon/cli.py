@@ -335,6 +335,7 @@ def _collector(args: argparse.Namespace) -> Any:
 
 
 def _json_logs(verbose: bool) -> None:
+    from mlmon.edge.logs import quiet_client_loggers
     from mlmon.edge.observe import JsonFormatter
 
     handler = logging.StreamHandler(sys.stderr)
@@ -342,6 +343,7 @@ def _json_logs(verbose: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    quiet_client_loggers(handler)  # no client headers, URLs or bodies at any verbosity
 
 
 def cmd_edge_once(args: argparse.Namespace) -> int:
@@ -593,8 +595,10 @@ HELP_TEXT: dict[str, tuple[str, str]] = {
         "--out attestations/ --signing-key offboard.pem",
     ),
     "attest verify": (
-        "Check a deletion attestation: its signature, its manifest and its fields; exit 0 "
-        "when valid, 1 naming what is wrong.",
+        "Check a deletion attestation against the operator's public key (--public-key, or "
+        "the file named by $MLMON_ATTEST_PUBLIC_KEY; exit 2 without one): its signature, its "
+        "manifest and its fields; exit 0 when valid and complete, 1 naming what is wrong or "
+        "when the purge was not complete (--allow-incomplete accepts that).",
         "mlmon attest verify attestations/attestation.json --public-key operator.pub.pem",
     ),
     "imaging reference": (
@@ -938,6 +942,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    from mlmon.edge.logs import quiet_client_loggers
+
+    quiet_client_loggers(*logging.getLogger().handlers)
     try:
         return int(args.func(args) or 0)
     except (ConfigError, UnknownNameError) as exc:
