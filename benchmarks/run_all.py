@@ -42,6 +42,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "labels": (["bench_labels"], ["bench_labels", "--n", "100000"]),
     "imaging": (["bench_imaging", "--images", "500"], ["bench_imaging", "--images", "40"]),
     "report": (["bench_report"], ["bench_report"]),
+    "deid": (["bench_deid"], ["bench_deid", "--n", "2000", "--repeat", "2"]),
 }
 
 

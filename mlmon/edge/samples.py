@@ -4,7 +4,9 @@ A model with a ``samples:`` section (:class:`~mlmon.governance.samples.SamplesCo
 gets one :class:`WindowSampler` per record source (each stream, the sink). It observes
 every flat-record frame its :class:`~mlmon.edge.checkpoint.StreamState` profiles,
 keeps the records whose ``HMAC(secret, request id)`` falls under the rate, and
-de-identifies them at once: only de-identified rows wait in memory, at most
+de-identifies them at once (every text value written, the model version included, is
+scanned by the detectors of :mod:`mlmon.governance.deid`; what they flag is masked or
+dropped and counted by ``field:reason``, never logged): only de-identified rows wait in memory, at most
 ``max_per_window`` per window (the rows with the lowest sample keys, so the batch
 does not depend on arrival order). When the collector writes a closed window it
 calls :meth:`WindowSampler.write`: the k-anonymity check suppresses the rows of
@@ -22,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,9 +32,10 @@ import polars as pl
 
 from mlmon.governance.samples import (
     SamplesConfig,
-    deidentify,
+    deidentify_with_reasons,
     encode_records,
     k_anonymise,
+    protect_text,
     sample_keys,
 )
 from mlmon.lake.writer import LakeWriter
@@ -77,6 +80,8 @@ class SampleStats:
     suppressed: int = 0
     written: int = 0
     batches: int = 0
+    #: text values masked or dropped, by ``field:reason`` (``note:us_ssn``); never the values
+    detected: Counter[str] = field(default_factory=Counter)
 
 
 class WindowSampler:
@@ -121,6 +126,7 @@ class WindowSampler:
         self._rules_sha256 = config.sha256
         self._buffers: dict[datetime, pl.DataFrame] = {}
         self._capped: Counter[datetime] = Counter()
+        self._detected: dict[datetime, Counter[str]] = {}
         self._lock = threading.Lock()
 
     def add(self, frame: pl.DataFrame) -> int:
@@ -132,22 +138,35 @@ class WindowSampler:
         picked = frame.filter(mask)
         if picked.height == 0:
             return 0
-        fields = deidentify(picked, self.config, self.secret, vocabularies=self.vocabularies)
+        fields, reasons = deidentify_with_reasons(
+            picked, self.config, self.secret, vocabularies=self.vocabularies
+        )
         version = (
             picked.get_column("model_version").cast(pl.String)
             if "model_version" in picked.columns
             else pl.repeat(None, picked.height, dtype=pl.String, eager=True)
         )
+        # the model version is text from the records too: scanned, and null when flagged
+        # (dates are allowed: "2026-10-01" is a common version name)
+        version, why = protect_text(version, max_words=None, drop=True, skip=("date",))
+        reasons = pl.select(
+            pl.concat_list(reasons, why.list.eval(pl.lit("model_version:") + pl.element()))
+        ).to_series()
         start_us = (picked.get_column("timestamp").dt.epoch("us") // self.step_us) * self.step_us
         rows = fields.with_columns(
             encode_records(fields),
             version.alias("model_version"),
             keys.filter(mask).alias("_key"),
             start_us.cast(pl.Datetime("us", "UTC")).alias("_window"),
+            reasons.alias("_reasons"),
         )
         with self._lock:
             self.stats.sampled += rows.height
             for (start,), part in rows.partition_by("_window", as_dict=True).items():
+                found = Counter(part.get_column("_reasons").explode().drop_nulls().to_list())
+                self.stats.detected.update(found)
+                self._detected.setdefault(start, Counter()).update(found)
+                part = part.drop("_reasons")
                 buf = self._buffers.get(start)
                 buf = part if buf is None else pl.concat([buf, part], how="vertical_relaxed")
                 cap = self.config.max_per_window
@@ -195,6 +214,7 @@ class WindowSampler:
             with self._lock:
                 buf = self._buffers.pop(w.start, None)
                 capped = self._capped.pop(w.start, 0)
+                detected = dict(sorted(self._detected.pop(w.start, Counter()).items()))
             if buf is None:
                 continue
             kept, suppressed = k_anonymise(buf, self.config.qi, self.config.k)
@@ -218,12 +238,13 @@ class WindowSampler:
                 self.stats.written += kept.height
                 self.stats.batches += 1
             counts = {"sampled": buf.height + capped, "capped": capped, "suppressed": suppressed,
-                      "written": kept.height, "k": self.config.k}  # fmt: skip
+                      "written": kept.height, "k": self.config.k, "detected": detected}  # fmt: skip
             log.info("samples batch", extra={"model": self.model, "source": self.source,
                                               "object": path, **counts})  # fmt: skip
             if metrics is not None:
-                for outcome in ("written", "suppressed", "capped"):
-                    metrics.samples_rows.labels(self.model, outcome).inc(counts[outcome])
+                for outcome, n in (("written", kept.height), ("suppressed", suppressed),
+                                   ("capped", capped)):  # fmt: skip
+                    metrics.samples_rows.labels(self.model, outcome).inc(n)
             if audit is not None:
                 audit.record("samples_batch", target, "ok" if path else "suppressed",
                              rules_sha256=self._rules_sha256, **counts)  # fmt: skip

@@ -1,4 +1,4 @@
-"""Opt-in de-identified samples: per-field rules, redaction patterns, k-anonymity, sampling.
+"""Opt-in de-identified samples: per-field rules, text detectors, k-anonymity, sampling.
 
 Pure functions over polars DataFrames (no I/O). The edge applies them in
 :mod:`mlmon.edge.samples`; the rules come from an approved ``samples:`` section of
@@ -16,14 +16,22 @@ dropped. The rules, in :data:`RULES`:
     rule for ages over 89); dates and timestamps truncated to ``month``
     (``"2026-10"``) or ``year`` (``"2026"``).
 ``redact``
-    Text with the patterns of :data:`PATTERNS` replaced by tokens (``[NAME]``,
-    ``[MRN]``, ``[EMAIL]``, ``[PHONE]``, ``[DATE]``, ``[ID]``), and every run of
-    more than ``max_words`` words replaced by ``[TEXT]``. Heuristics: see the limits
-    in ``docs/samples.md``.
+    Text with every span a detector of :data:`mlmon.governance.deid.DETECTORS`
+    flags replaced by its token (``[NAME]``, ``[ID]``, ``[PHONE]``, ``[ADDRESS]``...),
+    and a value of more than ``max_words`` words replaced by ``[TEXT]`` as a whole
+    (``on_detect: drop`` writes null instead). Heuristics: see the limits in
+    ``docs/samples.md``.
 ``keep``
     The value as it is, only for fields the approver listed in ``low_risk``; a
     categorical field's values outside the reference's allow-list still become
-    ``__other__``.
+    ``__other__``. A text value is still scanned: one that a detector flags, or
+    with more than ``max_words`` words, is written as null (``on_detect: mask``
+    writes it masked instead).
+
+Text fails closed: a text field is written only when ``fields`` gives it a rule, and
+every text value written (``redact``, ``keep``, and the ``model_version`` column) is
+normalised and scanned by every detector; no detector can be turned off. Values
+flagged are counted by reason (:func:`deidentify_with_reasons`), never logged.
 
 A k-anonymity check (:func:`k_anonymise`) over the declared quasi-identifiers
 removes the rows of every equivalence class smaller than ``k`` before a batch is
@@ -36,24 +44,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mlmon.errors import ConfigError
-from mlmon.governance.deid import hmac_ids
+from mlmon.governance.deid import DETECTOR_NAMES, hmac_ids, mask
 
 __all__ = [
-    "PATTERNS",
+    "FREE_TEXT",
     "RULES",
     "FieldRule",
     "SamplesConfig",
+    "count_words",
     "deidentify",
+    "deidentify_with_reasons",
     "encode_records",
     "generalise",
     "k_anonymise",
+    "protect_text",
     "redact",
     "sample_keys",
     "select_sample",
@@ -65,66 +77,28 @@ RULES: dict[str, str] = {
     "drop": "not written (the default for every field not listed)",
     "hmac": "HMAC-SHA256 with the request-id secret",
     "generalise": "numeric buckets of `width` (optionally top-coded at `top`), or dates truncated to `truncate: month|year`",
-    "redact": "names, MRNs, e-mails, phones, dates and long free text replaced by tokens",
-    "keep": "written as is; only for fields listed in low_risk",
+    "redact": "identifiers (names, national ids, addresses, phones...) masked by tokens; more than max_words words -> [TEXT]",
+    "keep": "written as is; only for fields listed in low_risk; text still scanned (flagged -> null)",
 }  # fmt: skip
 
-# Given names for the name heuristic: frequent English-language first names. Month names
-# and common words (May, June, April, Will, Mark, Bill, Grace, Hope) are left out on purpose.
-_GIVEN_NAMES_TEXT = (
-    "Aaron Adam Adrian Aisha Alan Albert Alex Alexander Alice Alicia Amanda Amy Andrea Andrew "
-    "Angela Ann Anna Anne Anthony Antonio Arthur Barbara Benjamin Beth Betty Brandon Brenda "
-    "Brian Carlos Carol Caroline Catherine Charles Charlotte Christina Christine Christopher "
-    "Claire Daniel David Deborah Dennis Diana Donald Donna Dorothy Douglas Edward Elena Elizabeth "
-    "Emily Emma Eric Frank Gary George Hannah Harold Heather Helen Henry Jack Jacob James Jane "
-    "Janet Jason Jean Jennifer Jeffrey Jessica Joan John Jonathan Jose Joseph Joshua Joyce "
-    "Juan Judith Julia Julie Justin Karen Katherine Kathleen Kelly Kenneth Kevin Kimberly Laura "
-    "Lauren Linda Lisa Louise Lucy Luis Margaret Maria Marie Martha Mary Matthew Megan Melissa "
-    "Michael Michelle Mohammed Muhammad Nancy Nicholas Nicole Olivia Pamela Patricia Patrick "
-    "Paul Peter Rachel Raymond Rebecca Richard Robert Ronald Rose Ruth Ryan Samuel Sandra Sarah "
-    "Scott Sharon Sophia Sophie Stephanie Stephen Steven Susan Thomas Timothy Victoria Walter "
-    "William Zoe"
-)
-_GIVEN_NAMES = _GIVEN_NAMES_TEXT.split()
-
-_NAME_TITLES = r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sr|Sister|Nurse)"
-_CAP = r"[A-Z][A-Za-z'-]+"
-_MONTHS = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
-
-#: Redaction patterns by name, applied in this order: (Rust regex as polars runs it, token).
-PATTERNS: dict[str, tuple[str, str]] = {
-    "email": (r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}", "[EMAIL]"),
-    "date": (
-        r"\b\d{4}-\d{1,2}-\d{1,2}(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
-        r"|\b\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b"
-        rf"|(?i:\b\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTHS},?\s+\d{{2,4}}\b)"
-        rf"|(?i:\b{_MONTHS}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{2,4}}\b)"
-        rf"|(?i:\b{_MONTHS}\s+\d{{4}}\b)",
-        "[DATE]",
-    ),
-    "phone": (
-        r"(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,5}\)[\s.-]?|\b\d{2,5}[\s.-])\d{3,4}[\s.-]?\d{3,4}\b",
-        "[PHONE]",
-    ),
-    "mrn": (
-        r"\b(?i:MRN|MR|medical record(?: number| no\.?)?|patient id|hospital (?:number|no\.?)|"
-        r"acc(?:ession)?(?: number| no\.?)?|NHS(?: number)?)\b\s*[:#.-]?\s*[A-Za-z]*-?\d[\dA-Za-z-]{2,}"
-        r"|\b[A-Z]{2,5}-?\d{5,}\b",
-        "[MRN]",
-    ),
-    "id": (r"\b\d{6,}\b", "[ID]"),
-    "name": (
-        rf"\b{_NAME_TITLES}\.?\s+{_CAP}(?:\s+[A-Z]\.)*(?:\s+{_CAP})?"
-        rf"|(?i:\b(?:name|patient|pt)\s*[:=])\s*{_CAP}(?:\s+[A-Z]\.)*(?:\s+{_CAP})?"
-        rf"|(?:\b{_CAP},\s+)?\b(?:{'|'.join(_GIVEN_NAMES)})\b(?:\s+[A-Z]\.)*(?:\s+{_CAP})?",
-        "[NAME]",
-    ),
-}
+#: The token of a value with more than ``max_words`` words (the free-text rule).
+FREE_TEXT = "[TEXT]"
+_WORD_SPLIT = re.compile(r"[\s,;:_|/\\&+]+")
 
 
-def _free_text(max_words: int) -> str:
-    """A run of more than ``max_words`` words (letters, with spaces or light punctuation)."""
-    return rf"[A-Za-z][A-Za-z'’-]*(?:[\s,;:]+[A-Za-z][A-Za-z'’-]*){{{max_words},}}"
+def count_words(text: str) -> int:
+    """Words of ``text`` for the free-text rule: anything between spaces or ``, ; : _ | / \\ & +``.
+
+    Numbers and tokens count as words, so a number between words does not split a sentence.
+
+    Examples
+    --------
+    >>> count_words("patient lives at 12 Elm Street Springfield")
+    7
+    >>> count_words("patient,lives,at,12")
+    4
+    """
+    return sum(1 for w in _WORD_SPLIT.split(text) if w)
 
 
 # -- configuration ------------------------------------------------------------------------
@@ -141,6 +115,7 @@ class FieldRule(_Frozen):
     truncate: Literal["month", "year"] | None = None
     patterns: tuple[str, ...] | None = None
     max_words: int = Field(default=3, ge=0, le=50)
+    on_detect: Literal["mask", "drop"] | None = None
 
     @field_validator("rule")
     @classmethod
@@ -151,12 +126,12 @@ class FieldRule(_Frozen):
 
     @field_validator("patterns")
     @classmethod
-    def _known_patterns(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        bad = [p for p in v or () if p not in PATTERNS and p != "free_text"]
-        if bad:
+    def _no_patterns(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is not None:
             raise ValueError(
-                f"unknown redaction pattern(s) {', '.join(map(repr, bad))}; "
-                f"use any of {', '.join([*PATTERNS, 'free_text'])}"
+                "patterns: is no longer accepted: every kept text field is scanned by every "
+                f"detector ({', '.join(DETECTOR_NAMES)}) and the free-text rule, none can be "
+                "turned off (fail closed); remove patterns:"
             )
         return v
 
@@ -172,14 +147,14 @@ class FieldRule(_Frozen):
                 raise ValueError("top: only applies to numeric buckets; add width:")
         elif self.width is not None or self.top is not None or self.truncate is not None:
             raise ValueError(f"width, top and truncate belong to generalise, not {self.rule}")
-        if self.rule != "redact" and self.patterns is not None:
-            raise ValueError(f"patterns belong to redact, not {self.rule}")
+        if self.on_detect is not None and self.rule not in ("redact", "keep"):
+            raise ValueError(f"on_detect belongs to redact and keep, not {self.rule}")
         return self
 
     @property
-    def redaction(self) -> tuple[str, ...]:
-        """The redaction patterns in force (all of them by default)."""
-        return self.patterns if self.patterns is not None else (*PATTERNS, "free_text")
+    def drop_detected(self) -> bool:
+        """Whether a flagged text value is written as null (else masked): keep drops, redact masks."""
+        return (self.on_detect or ("mask" if self.rule == "redact" else "drop")) == "drop"
 
 
 class SamplesConfig(_Frozen):
@@ -296,24 +271,73 @@ class SamplesConfig(_Frozen):
 
 
 # -- the rules as polars expressions ------------------------------------------------------
-def redact(expr: pl.Expr, patterns: Sequence[str] | None = None, *, max_words: int = 3) -> pl.Expr:
-    """Replace every match of ``patterns`` (names in :data:`PATTERNS`, or ``"free_text"``) by its token.
+def protect_text(
+    values: pl.Series,
+    *,
+    max_words: int | None = 3,
+    drop: bool = False,
+    skip: Collection[str] = (),
+) -> tuple[pl.Series, pl.Series]:
+    """Scan text values with every detector; mask (or drop) what they flag; apply the free-text rule.
+
+    Parameters
+    ----------
+    values
+        Text (other types are cast to text); nulls stay null.
+    max_words
+        A value with more words than this (:func:`count_words`, after masking) becomes
+        ``[TEXT]``, reason ``free_text``; None: no word limit.
+    drop
+        A flagged value becomes null instead of masked.
+    skip
+        Detectors not run (only the ``model_version`` column skips ``date``).
+
+    Returns
+    -------
+    (values, reasons)
+        The protected values (String), and per value the list of reasons (detector
+        names, ``free_text``), empty when nothing was flagged.
+
+    Examples
+    --------
+    >>> out, why = protect_text(pl.Series(["SSN 123-45-6789", "Pixel 8"]))
+    >>> out.to_list(), why.to_list()
+    (['SSN [ID]', 'Pixel 8'], [['us_ssn'], []])
+    """
+    cache: dict[str, tuple[str | None, list[str]]] = {}
+    out: list[str | None] = []
+    reasons: list[list[str]] = []
+    for v in values.cast(pl.String).to_list():
+        if v is None:
+            out.append(None)
+            reasons.append([])
+            continue
+        hit = cache.get(v)
+        if hit is None:
+            text, why = mask(v, skip)
+            if max_words is not None and count_words(text) > max_words:
+                text, why = FREE_TEXT, [*why, "free_text"]
+            hit = cache[v] = (None if why and drop else text), why
+        out.append(hit[0])
+        reasons.append(hit[1])
+    return (
+        pl.Series(values.name, out, dtype=pl.String),
+        pl.Series(values.name, reasons, dtype=pl.List(pl.String)),
+    )
+
+
+def redact(expr: pl.Expr, *, max_words: int | None = 3) -> pl.Expr:
+    """The ``redact`` rule as an expression: detected spans masked, long values ``[TEXT]``.
 
     Examples
     --------
     >>> s = pl.Series(["mail jane.doe@example.org or call +1-555-013-3370"])
-    >>> s.to_frame("t").select(redact(pl.col("t"))).item()
+    >>> s.to_frame("t").select(redact(pl.col("t"), max_words=10)).item()
     'mail [EMAIL] or call [PHONE]'
     """
-    names = (*PATTERNS, "free_text") if patterns is None else tuple(patterns)
-    out = expr.cast(pl.String)
-    for name in PATTERNS:  # the table's order, whatever order the config lists them in
-        if name in names:
-            regex, token = PATTERNS[name]
-            out = out.str.replace_all(regex, token)
-    if "free_text" in names:
-        out = out.str.replace_all(_free_text(max_words), "[TEXT]")
-    return out
+    return expr.map_batches(
+        lambda s: protect_text(s, max_words=max_words)[0], return_dtype=pl.String
+    )
 
 
 def _number(expr: pl.Expr, integral: bool) -> pl.Expr:
@@ -341,6 +365,13 @@ def generalise(expr: pl.Expr, rule: FieldRule, dtype: pl.DataType) -> pl.Expr:
         return label
     top = _number(pl.lit(rule.top), integral)
     return pl.when(x >= rule.top).then(pl.concat_str(top, pl.lit("+"))).otherwise(label)
+
+
+def _is_text(dtype: pl.DataType) -> bool:
+    """Text, or anything else that is neither a number, a boolean nor a date (scanned as text)."""
+    return not (
+        dtype.is_numeric() or dtype == pl.Boolean or dtype.is_temporal() or dtype == pl.Null
+    )
 
 
 def _hmac_column(series: pl.Series, secret: bytes) -> pl.Series:
@@ -378,8 +409,27 @@ def deidentify(
     >>> deidentify(pl.DataFrame({"age": [42.0, 93.0], "name": ["x", "y"]}), cfg, b"k" * 16)["age"].to_list()
     ['[40, 50)', '90+']
     """
+    return deidentify_with_reasons(frame, config, secret, vocabularies=vocabularies)[0]
+
+
+def deidentify_with_reasons(
+    frame: pl.DataFrame,
+    config: SamplesConfig,
+    secret: bytes,
+    *,
+    vocabularies: Mapping[str, Sequence[str]] | None = None,
+) -> tuple[pl.DataFrame, pl.Series]:
+    """:func:`deidentify`, and per row the reasons its text values were masked or dropped.
+
+    Returns
+    -------
+    (frame, reasons)
+        The de-identified fields, and a ``List[String]`` Series with, per row, one
+        entry per field and reason (``"note:us_ssn"``): what to count, never the value.
+    """
     vocab = vocabularies or {}
     cols: list[pl.Expr | pl.Series] = []
+    reasons: list[pl.Series] = []
     for name in config.written:
         rule = config.fields[name]
         dtype = frame.schema.get(name)
@@ -391,20 +441,28 @@ def deidentify(
             cols.append(_hmac_column(frame.get_column(name), secret).alias(name))
         elif rule.rule == "generalise":
             cols.append(generalise(col, rule, dtype).alias(name))
-        elif rule.rule == "redact":
-            cols.append(redact(col, rule.redaction, max_words=rule.max_words).alias(name))
-        elif name in vocab:  # keep, categorical: the reference's allow-list only
-            allowed = pl.Series(list(vocab[name]), dtype=pl.String)
-            text = col.cast(pl.String)
-            cols.append(
-                pl.when(text.is_null() | text.is_in(allowed.implode()))
-                .then(text)
-                .otherwise(pl.lit(OTHER))
-                .alias(name)
+        elif rule.rule == "redact" or (rule.rule == "keep" and _is_text(dtype)):
+            text = frame.get_column(name).cast(pl.String)
+            if rule.rule == "keep" and name in vocab:  # the reference's allow-list first
+                allowed = pl.Series(list(vocab[name]), dtype=pl.String)
+                text = pl.select(
+                    pl.when(text.is_null() | text.is_in(allowed.implode()))
+                    .then(text)
+                    .otherwise(pl.lit(OTHER))
+                ).to_series()
+            out, why = protect_text(
+                text.alias(name), max_words=rule.max_words, drop=rule.drop_detected
             )
+            cols.append(out)
+            reasons.append(why.list.eval(pl.lit(f"{name}:") + pl.element()))
         else:
             cols.append(col)
-    return frame.select(cols) if cols else pl.DataFrame()
+    result = frame.select(cols) if cols else pl.DataFrame()
+    if reasons:
+        why = pl.DataFrame(reasons).select(pl.concat_list(pl.all())).to_series()
+    else:
+        why = pl.Series([[] for _ in range(frame.height)], dtype=pl.List(pl.String))
+    return result, why.alias("reasons")
 
 
 # -- sampling and k-anonymity -------------------------------------------------------------

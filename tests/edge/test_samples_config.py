@@ -87,7 +87,7 @@ def test_a_good_samples_section_starts(tmp_path, reference, monkeypatch):
         (with_fields(note="keep"), r"fields.note: keep is allowed only for fields listed in low_risk"),
         (with_fields(age="generalise"), r"samples.fields.age: generalise needs exactly one of width"),
         (with_fields(age={"rule": "generalise", "width": -5}), r"samples.fields.age.width: Input should be greater than 0"),
-        (with_fields(note={"rule": "redact", "patterns": ["ssn"]}), r"unknown redaction pattern\(s\) 'ssn'"),
+        (with_fields(note={"rule": "redact", "patterns": ["email"]}), r"samples.fields.note.patterns: .*patterns: is no longer accepted: every kept text field is scanned by every detector"),
         ({**GOOD_SAMPLES, "rate": 0}, r"samples.rate: Input should be greater than 0"),
         ({**GOOD_SAMPLES, "rate": 1.5}, r"samples.rate: Input should be less than or equal to 1"),
         ({**GOOD_SAMPLES, "k": 1}, r"samples.k: Input should be greater than or equal to 2"),

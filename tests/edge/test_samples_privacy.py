@@ -253,3 +253,24 @@ def test_cap_per_window_keeps_the_lowest_keys_and_is_audited(tmp_path, monkeypat
 def _audit(lake: Path) -> list[dict[str, Any]]:
     lines = "".join(p.read_text() for p in sorted((lake / "audit").rglob("*.jsonl")))
     return [json.loads(line) for line in lines.splitlines()]
+
+
+def test_issue_18_ssn_and_address_in_a_redacted_note_never_reach_samples(tmp_path, monkeypatch):
+    """The finding: `123-45-6789` and "patient lives at 12 Elm Street Springfield" were written.
+
+    With the approved rules of this file (``note: redact``, 3 words), the SSN passed every
+    pattern and the number in the address split the sentence into runs short enough for the
+    free-text rule. Only decoding showed it: compressed Parquet hides the bytes.
+    """
+    leaks = ["123-45-6789", "patient lives at 12 Elm Street Springfield"]
+    monkeypatch.setattr("tests.edge.test_samples_privacy.NOTES", [*leaks, "SSN 123 45 6789"])
+    _, lake = _run_local(tmp_path, SAMPLES, monkeypatch)
+    (obj,) = (lake / "v1" / "samples").rglob("*.parquet")
+    decoded = json.dumps(pq.read_table(obj).to_pylist(), default=str)
+    notes = {json.loads(r)["note"] for r in pl.read_parquet(obj)["record"]}
+    assert notes == {"[ID]", "[TEXT]", "SSN [ID]"}, notes
+    for needle in ("123-45-6789", "123 45 6789", "123456789", "Elm", "Springfield", "12 Elm"):
+        assert needle not in decoded, needle
+    (batch,) = [r for r in _audit(lake) if r["action"] == "samples_batch"]
+    assert batch["details"]["detected"]["note:us_ssn"] > 0
+    assert batch["details"]["detected"]["note:free_text"] > 0

@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from mlmon.errors import ConfigError
-from mlmon.governance.deid import hmac_id
+from mlmon.governance.deid import DETECTORS, hmac_id
 from mlmon.governance.samples import (
-    PATTERNS,
     SamplesConfig,
     deidentify,
+    deidentify_with_reasons,
     encode_records,
     k_anonymise,
     redact,
@@ -26,9 +26,9 @@ from mlmon.governance.samples import (
 SECRET = b"s" * 32
 
 
-def _redact(texts, patterns=None, max_words=3):
+def _redact(texts, max_words=3):
     df = pl.DataFrame({"t": texts}, schema={"t": pl.String})
-    return df.select(redact(pl.col("t"), patterns, max_words=max_words))["t"].to_list()
+    return df.select(redact(pl.col("t"), max_words=max_words))["t"].to_list()
 
 
 # -- rules ---------------------------------------------------------------------------------
@@ -110,9 +110,11 @@ def test_a_written_field_missing_from_the_records_is_null():
         ("accession no. A77812", "[MRN]"),
         ("+1-555-013-3370", "[PHONE]"),
         ("(555) 013-3370", "[PHONE]"),
-        ("07700 900123", "[PHONE]"),
-        ("555.013.3370", "[PHONE]"),
-        ("NHS number 943 476 5919", "[PHONE]"),
+        ("07700 900123", "[ID]"),  # 11 digits 5-6: the German tax id's detector runs first
+        ("555.013.3370", "[ID]"),  # 3-3-4: NHS number and phone alike; the id detector runs first
+        ("NHS number 943 476 5919", "[MRN]"),
+        ("SSN 123-45-6789", "[ID]"),
+        ("lives at 12 Elm Street", "[ADDRESS]"),
         ("seen 2026-10-01", "[DATE]"),
         ("seen 2026-10-01T10:04:00Z", "[DATE]"),
         ("12/03/2025", "[DATE]"),
@@ -124,7 +126,7 @@ def test_a_written_field_missing_from_the_records_is_null():
         ("seen by Dr. Okafor", "[NAME]"),
         ("Mrs Quux", "[NAME]"),
         ("name: Zed Quux", "[NAME]"),
-        ("id 12345678", "[ID]"),
+        ("id 12345678", "[PHONE]"),
         ("patient reports chest pain since tuesday", "[TEXT]"),
     ],
 )
@@ -135,32 +137,83 @@ def test_redaction_positive(text, token):
 
 @pytest.mark.parametrize(
     "text",
-    ["ICU", "chest pain", "dose 1.25 2.5 mg", "ward 5B", "value 120", "HR 88 bpm", "Mark the chart",
+    ["ICU", "chest pain", "ward 5B", "value 120", "HR 88 bpm", "Mark the chart",
      "grade II", "pH 7.41", "BP 120/80", "score 0.93"],
 )  # fmt: skip
 def test_redaction_negative_short_clinical_fragments_pass(text):
     assert _redact([text]) == [text]
 
 
-def test_redaction_nulls_and_selected_patterns_only():
+def test_free_text_counts_every_word_numbers_included():
     assert _redact([None]) == [None]
-    assert _redact(["jane@example.org +1-555-013-3370"], ["email"]) == ["[EMAIL] +1-555-013-3370"]
-    assert _redact(["one two three four five"], ["free_text"], max_words=5) == [
-        "one two three four five"
+    # the finding: a number between words used to split a sentence into short runs that passed
+    assert _redact(["patient lives at 12 Elm Grove Springfield"]) == ["[TEXT]"]
+    assert _redact(["dose 1.25 2.5 mg"]) == ["[TEXT]"]  # 4 words
+    assert _redact(["dose 1.25 2.5 mg"], max_words=4) == ["dose 1.25 2.5 mg"]
+    assert _redact(["one two three four five"], max_words=5) == ["one two three four five"]
+    assert _redact(["one two three four five six"], max_words=5) == ["[TEXT]"]
+    # commas, underscores and slashes separate words as spaces do
+    assert _redact(["patient,lives,at,the,old,mill"]) == ["[TEXT]"]
+    assert _redact(["patient_lives_at_the_old_mill"]) == ["[TEXT]"]
+    # the whole value goes, not a run inside it: nothing of the sentence is left
+    assert _redact(["a b c d e f g h"], max_words=7) == ["[TEXT]"]
+
+
+def test_every_detector_has_a_token_and_a_description():
+    for d in DETECTORS:
+        assert d.token.startswith("[") and d.token.endswith("]"), d.name
+        assert d.what and d.name.isidentifier(), d.name
+
+
+def test_names_outside_the_lists_without_title_or_label_are_a_known_limit():
+    # documented in docs/samples.md: a name needs a list entry, a title or a label
+    assert _redact(["Zed Quux"]) == ["Zed Quux"]
+    assert _redact(["Lerato Molefe"]) == ["Lerato Molefe"]  # of the held-out names missed
+    assert _redact(["Walker"]) == ["Walker"]  # a name that is also a word, alone
+    assert _redact(["Grant Walker"]) == ["[NAME]"]  # in a pair it is caught
+    # held-out misses written down in docs/samples.md
+    assert _redact(["Am Markt 3"]) == ["Am Markt 3"]  # a street with no street word
+    assert _redact(["MBI 1EG4-TE5-MK73"]) == ["MBI 1EG4-TE5-MK73"]  # no long digit run
+    assert _redact(["one two three"]) == ["one two three"]  # digits spelled out are words
+    assert _redact(["4.3.61"]) == ["4.3.61"]  # dotted dates need a 4-digit year
+    assert _redact(["l23-4S-6789"]) == ["l23-4S-6789"]  # letters for digits
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Pixel 8 Pro", "SM-S918B", "iPhone 15 Pro", "Python 3.12.10", "v2.0.1", "Android 14",
+     "torch 2.2.1+cu121", "ward 5B", "Max", "Grace", "Ward 5"],
+)  # fmt: skip
+def test_device_and_version_strings_pass(text):
+    assert _redact([text]) == [text]
+
+
+def test_keep_scans_text_and_drops_what_a_detector_flags_counting_reasons():
+    cfg = SamplesConfig(
+        fields={"device": "keep", "ward": {"rule": "keep", "on_detect": "mask"},
+                "note": {"rule": "redact", "on_detect": "drop", "max_words": 10}},
+        low_risk=("device", "ward"),
+    )  # fmt: skip
+    df = pl.DataFrame({
+        "device": ["Pixel 8", "123-45-6789", "Galaxy Tab S9 FE Plus 5G", None],
+        "ward": ["ICU", "call 555-0133", "ICU", "ICU"],
+        "note": ["ok", "seen by Chidi Okafor", "SSN１２３-４５-６７８９", "lives at 12 Elm Street"],
+    })  # fmt: skip
+    out, reasons = deidentify_with_reasons(
+        df,
+        cfg,
+        SECRET,
+        vocabularies={"device": ("Pixel 8", "123-45-6789", "Galaxy Tab S9 FE Plus 5G")},
+    )  # the reference's allow-list itself holds an SSN: still dropped
+    assert out["device"].to_list() == ["Pixel 8", None, None, None]
+    assert out["ward"].to_list() == ["ICU", "call [PHONE]", "ICU", "ICU"]
+    assert out["note"].to_list() == ["ok", None, None, None]
+    assert reasons.to_list() == [
+        [],
+        ["device:us_ssn", "note:name", "ward:phone"],
+        ["device:free_text", "note:us_ssn"],
+        ["note:address"],
     ]
-    assert _redact(["one two three four five six"], ["free_text"], max_words=5) == ["[TEXT]"]
-
-
-def test_every_pattern_has_a_token_and_compiles_in_polars():
-    for name, (regex, token) in PATTERNS.items():
-        assert token.startswith("[") and token.endswith("]"), name
-        pl.DataFrame({"t": ["x"]}).select(pl.col("t").str.replace_all(regex, token))
-
-
-def test_names_outside_the_list_without_title_or_label_are_a_known_limit():
-    # documented in docs/samples.md: the heuristic needs a list name, a title or a label
-    assert _redact(["Okafor"], ["name"]) == ["Okafor"]
-    assert _redact(["555-0133"]) == ["555-0133"]  # 7-digit local phone numbers are missed
 
 
 # -- configuration -------------------------------------------------------------------------
@@ -175,10 +228,10 @@ def test_config_errors_name_the_field_and_the_fix():
         SamplesConfig(fields={"age": "generalise"})
     with pytest.raises(ValidationError, match="top: only applies to numeric buckets"):
         SamplesConfig(fields={"t": {"rule": "generalise", "truncate": "month", "top": 3}})
-    with pytest.raises(ValidationError, match="patterns belong to redact"):
-        SamplesConfig(fields={"t": {"rule": "hmac", "patterns": ["email"]}})
-    with pytest.raises(ValidationError, match="unknown redaction pattern"):
-        SamplesConfig(fields={"t": {"rule": "redact", "patterns": ["ssn"]}})
+    with pytest.raises(ValidationError, match="patterns: is no longer accepted: every kept text"):
+        SamplesConfig(fields={"t": {"rule": "redact", "patterns": ["email"]}})
+    with pytest.raises(ValidationError, match="on_detect belongs to redact and keep, not hmac"):
+        SamplesConfig(fields={"t": {"rule": "hmac", "on_detect": "drop"}})
     with pytest.raises(ValidationError, match="quasi_identifiers: 'bmi' is not written"):
         SamplesConfig(fields={"age": {"rule": "generalise", "width": 5}}, quasi_identifiers=["bmi"])
     with pytest.raises(ValidationError, match="greater than or equal to 2"):
@@ -305,3 +358,48 @@ def test_encode_records_sorted_keys_and_nulls():
     out = [json.loads(r) for r in encode_records(df).to_list()]
     assert out == [{"a": 1.5, "b": "x"}, {"a": 2.0, "b": None}]
     assert encode_records(df).to_list()[0].startswith('{"a"')
+
+
+# -- numbers in any script and spacing ------------------------------------------------------
+_SCRIPTS = [
+    "0123456789",
+    "０１２３４５６７８９",
+    "٠١٢٣٤٥٦٧٨٩",
+    "०१२३४५६७८९",
+    "০১২৩৪৫৬৭৮৯",
+    "๐๑๒๓๔๕๖๗๘๙",
+]
+_SEPS = [
+    " ",
+    "-",
+    ".",
+    "/",
+    "_",
+    ",",
+    " - ",
+    "\u00a0",
+    "\u2009",
+    "\u202f",
+    "\u3000",
+    "\u2013",
+    "-\u200b",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    groups=st.lists(st.text("0123456789", min_size=1, max_size=5), min_size=1, max_size=6).filter(
+        lambda g: sum(map(len, g)) >= 6
+    ),
+    seps=st.lists(st.sampled_from(_SEPS), min_size=6, max_size=6),
+    script=st.sampled_from(_SCRIPTS),
+    before=st.sampled_from(["", "call ", "SSN ", "patient id: ", "ref:", "(", "«"]),
+    after=st.sampled_from(["", " today", ".", ")", "!!", " »", ";follow-up"]),
+)
+def test_any_number_of_6_digits_in_any_script_and_spacing_is_masked_whole(
+    groups, seps, script, before, after
+):
+    number = "".join(g + (seps[i] if i < len(groups) - 1 else "") for i, g in enumerate(groups))
+    number = number.translate(str.maketrans("0123456789", script))
+    (out,) = _redact([f"{before}{number}{after}"], max_words=None)
+    assert not any(c.isdigit() for c in out), (number, out)  # not one digit left behind
