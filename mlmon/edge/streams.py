@@ -90,6 +90,7 @@ __all__ = [
     "decode_json_line",
     "flat_schema",
     "open_stream",
+    "parse_timestamps",
     "register_stream_format",
     "stream_format",
 ]
@@ -601,7 +602,7 @@ def _iso_one(value: str | None) -> datetime | None:
         return None
 
 
-def _parse_timestamps(ts: pl.Series, fmt: str = "iso8601") -> tuple[pl.Series, pl.Series]:
+def parse_timestamps(ts: pl.Series, fmt: str = "iso8601") -> tuple[pl.Series, pl.Series]:
     """UTC timestamps and, per row, the reason one is unusable (null when it is fine).
 
     Every row is parsed on its own (no format is inferred from the first value):
@@ -781,7 +782,7 @@ class TabularFormat(_Stateless):
         if "timestamp" not in df.columns:
             ctx.bad.skip("missing_field", batch.source, df.height, lines)
             return pl.DataFrame(schema=flat_schema(ctx))
-        parsed, ts_reason = _parse_timestamps(df.get_column("timestamp"), ctx.timestamp_format)
+        parsed, ts_reason = parse_timestamps(df.get_column("timestamp"), ctx.timestamp_format)
         reasons_s = (
             pl.DataFrame({"a": pre, "b": ts_reason}).select(pl.coalesce("a", "b")).to_series()
         )
