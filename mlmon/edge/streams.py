@@ -318,6 +318,8 @@ def _constant(name: str) -> Any:
 
 _DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_constant)
 _SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+_CONTROL_RE = r"[\x00-\x08\x0b\x0c\x0e-\x1f]|\\u[dD][89a-fA-F]"
+_KEY_RE = r'"(?:[^"\\]|\\.)*"\s*:'  # every key of a line (nested ones too)
 
 
 def _strict(text: str) -> Any:
@@ -582,6 +584,7 @@ def _typed_frame(df: pl.DataFrame, ctx: ParseContext, where: str) -> tuple[pl.Da
 
 # -- timestamps -------------------------------------------------------------------------------
 _OFFSET_RE = r"(?i)(z|[+-]\d\d:?\d\d)$"
+_DATETIME_RE = r"^\d{4}-\d\d-\d\d([T ]\d\d:\d\d)?"  # naive only if it looks like a time
 _TS_MIN_US = int(TS_MIN.timestamp() * 1_000_000)
 _TS_MAX_US = int(TS_MAX.timestamp() * 1_000_000)
 
@@ -627,7 +630,7 @@ def parse_timestamps(ts: pl.Series, fmt: str = "iso8601") -> tuple[pl.Series, pl
     elif dtype == pl.String and fmt == "iso8601":
         s = pl.col("t").str.strip_chars()
         missing = missing | (s == "")
-        naive = ~s.str.contains(_OFFSET_RE)
+        naive = ~s.str.contains(_OFFSET_RE) & s.str.contains(_DATETIME_RE)
         parsed = s.str.to_datetime(
             format="%+", time_unit="us", time_zone="UTC", strict=False, exact=True
         )
@@ -1316,6 +1319,11 @@ def _file_format(name: str) -> str | None:
     return None
 
 
+def _rx_escape(name: str) -> str:
+    """``name`` as a literal in a (Rust) regular expression."""
+    return "".join("\\" + c if c in ".^$|?*+()[]{}" else c for c in name)
+
+
 def _csv_header(raw: bytes) -> list[str | None]:
     """Column names of a CSV header line; a repeated name is kept once (later ones: None)."""
     text = raw.removeprefix(_BOM).rstrip(b"\r\n").decode("utf-8", errors="replace")
@@ -1444,6 +1452,19 @@ class FileStream:
             timestamp_format=timestamp_format,
         )
         self.max_line_bytes = max_line_bytes
+        names = [*_kinds(self.ctx), "timestamp"]
+        texts = [n for n, k in _kinds(self.ctx).items() if k == "text"]
+        self._float_text_re: str | None = (
+            '"(' + "|".join(_rx_escape(n) for n in texts) + r')"\s*:\s*-?[0-9]+[.eE]'
+            if texts
+            else None
+        )
+        # a key the pattern cannot name exactly turns the polars fast path off
+        self._nested_re: str | None = (
+            None
+            if any(c in n for n in names for c in '"\\')
+            else '"(' + "|".join(_rx_escape(n) for n in names) + r')"\s*:\s*[\[{]'
+        )
         factory = stream_format(record_format)
         if record_format == "kserve_cloudevents":
             self.format: RecordFormat = KServeCloudEventsFormat(self.ctx, unmatched_timeout)
@@ -1726,6 +1747,10 @@ class FileStream:
             lines.pop()  # the chunk ends with a newline
         if fmt == "csv":
             return self._csv(f, pos, first, lines, end, tail)
+        if self.format.columnar and not tail:
+            frame = self._fast_ndjson(lines)
+            if frame is not None:
+                return RawBatch(f.name, end, frame=frame, lines=range(first, first + len(lines)))
         records: list[Any] = []
         offsets: list[int] = []
         numbers: list[int] = []
@@ -1750,6 +1775,77 @@ class FileStream:
             numbers.append(first + i)
         _count(self.ctx, reasons, f.name, bad_lines)
         return RawBatch(f.name, end, records=records, offsets=offsets, lines=numbers)
+
+    def _fast_ndjson(self, lines: list[bytes]) -> pl.DataFrame | None:
+        """The batch read by polars, when that cannot differ from the strict parser; else None.
+
+        Only a batch that passes every check goes this way: each line a UTF-8
+        object within ``max_line_bytes``, no control byte, no ``\\ud800``-style
+        escape, no key twice, and polars reads it whole. Anything else (NaN,
+        a bool among numbers, nesting past polars' depth limit...) makes polars
+        or a check refuse, and the strict parser reads the batch line by line.
+        Values are then checked per row as for any frame (:func:`_typed_frame`).
+        """
+        if self._nested_re is None or not lines or max(map(len, lines)) > self.max_line_bytes:
+            return None
+        data = b"\n".join(lines)
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        text = pl.Series("l", lines, pl.Binary).cast(pl.String)
+        keys = text.str.extract_all(_KEY_RE)
+        checks = pl.DataFrame({"t": text, "k": keys}).select(
+            (~pl.col("t").str.strip_chars_start().str.starts_with("{")).any().alias("object"),
+            # a raw control byte, or a \\ud800-style escape (polars reads a lone one as NUL)
+            pl.col("t").str.contains(_CONTROL_RE).any().alias("control"),
+            (pl.col("k").list.len() != pl.col("k").list.n_unique()).any().alias("repeat"),
+            # a list or an object under a field mlmon reads: polars may turn it into text
+            pl.col("t").str.contains(self._nested_re).any().alias("nested"),
+        )
+        if any(checks.row(0)):
+            return None
+        try:
+            frame = pl.read_ndjson(data, infer_schema_length=None)
+        except pl.exceptions.PolarsError:
+            return None
+        if frame.height != len(lines) or not self._plain_types(frame, text):
+            return None
+        return frame
+
+    def _plain_types(self, frame: pl.DataFrame, text: pl.Series) -> bool:
+        """True when polars' types leave nothing to guess: no column it had to coerce.
+
+        Polars turns a column of numbers and text into text (``1e16`` becomes
+        ``"10000000000000000"``) and cannot say which was which; the strict
+        parser can. So numbers must be numbers, predictions numbers or bools,
+        texts text or integers (written the same either way), timestamps text
+        (``iso8601``) or numbers (epoch); anything else goes the strict way.
+        """
+        floats_in_text = False
+        for name, kind in _kinds(self.ctx).items():
+            dtype = frame.schema.get(name)
+            if dtype is None or dtype == pl.Null:
+                continue
+            if kind == "num" and not dtype.is_numeric():
+                return False
+            if kind == "pred" and not (dtype.is_numeric() or dtype == pl.Boolean):
+                return False
+            if kind == "text":
+                if not (dtype == pl.String or dtype.is_integer()):
+                    return False
+                floats_in_text = floats_in_text or dtype == pl.String
+            if kind == "any" and (dtype.is_nested() or dtype == pl.Boolean):
+                return False
+        ts = frame.schema.get("timestamp")
+        if ts is not None and ts != pl.Null:
+            if self.ctx.timestamp_format == "iso8601" and ts != pl.String:
+                return False
+            if self.ctx.timestamp_format != "iso8601" and not ts.is_numeric():
+                return False
+        if floats_in_text and self._float_text_re is not None:
+            return not bool(text.str.contains(self._float_text_re).any())
+        return True
 
     def _header(self, f: _FileInfo) -> list[str | None]:
         """A CSV file's column names (a repeated name is read once: later ones are dropped)."""

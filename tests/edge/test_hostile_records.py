@@ -13,8 +13,10 @@ every folder landed in its own window.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import tempfile
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mlmon.analysis.lake import Lake
 from mlmon.edge.checkpoint import StreamState
@@ -37,6 +41,7 @@ MODEL = "poison"
 KEY = "p" * 32
 
 
+@functools.cache
 def _reference():
     rng = np.random.default_rng(3)
     base = pl.DataFrame(
@@ -191,3 +196,70 @@ def test_one_strict_json_parser_names_the_reason(line: bytes, reason: str) -> No
         {"a": "\U0001f600", "b": [1500.0]},
         None,
     )
+
+
+# -- the polars fast path and the strict parser agree ---------------------------------------
+_TS = st.sampled_from(
+    ["2026-10-01T08:00:00Z", "2026-10-01T09:30:00.5+02:00", "2026-10-01 08:00:00+00:00",
+     "2026-10-01T08:00:00", "9999-12-31T23:59:59Z", "yesterday", "", "1969-07-20T20:17:00Z"]
+) | st.integers(-(2**40), 2**40) | st.booleans() | st.none()  # fmt: skip
+_NUM = st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from(
+    ["41", " 7.5 ", "", "abc", "1e3"]
+) | st.none()  # fmt: skip
+_TEXT = st.sampled_from(["ED", "ICU", "W3", "é", ""]) | st.integers(0, 9) | st.none()
+_POISON = st.sampled_from([True, [1], {"v": 1}, float("nan")])
+
+
+@st.composite
+def _records(draw: st.DrawFn) -> list[dict]:
+    out = []
+    for _ in range(draw(st.integers(1, 12))):
+        rec = {"timestamp": draw(_TS), "age": draw(_NUM), "ward": draw(_TEXT),
+               "prediction": draw(_NUM), "latency_ms": draw(_NUM), "request_id": draw(_TEXT)}  # fmt: skip
+        if draw(st.integers(0, 9)) == 0:  # now and then a poison value in some field
+            rec[draw(st.sampled_from(sorted(rec)))] = draw(_POISON)
+        out.append({k: v for k, v in rec.items() if draw(st.integers(0, 7)) or k == "timestamp"})
+    return out
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(records=_records())
+def test_the_polars_fast_path_and_the_strict_parser_give_the_same_records(
+    tmp_path: Path, records: list[dict]
+) -> None:
+    """Whatever a batch holds, reading it with or without the fast path gives the same
+    rows and the same bad-record counts (the fast path is taken only when it cannot differ)."""
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))
+    (folder / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    got = []
+    for fast in (True, False):
+        state = StreamState(_reference(), folder / f"st-{fast}", window=timedelta(hours=1),
+                            lateness=timedelta(0))  # fmt: skip
+        s = FileStream(folder, "tabular", state, KEY.encode(), settle=timedelta(0))
+        if not fast:
+            s._nested_re = None  # the strict parser for every batch
+        frames = [f for f in s.batches() if f.height]
+        rows = pl.concat(frames) if frames else None
+        got.append((rows, dict(s.bad_records)))
+    (a, bad_a), (b, bad_b) = got
+    assert bad_a == bad_b
+    assert (a is None) == (b is None)
+    if a is not None and b is not None:
+        assert a.equals(b, null_equal=True), (a, b)
+
+
+def test_the_fast_path_is_taken_for_clean_batches_only(tmp_path: Path) -> None:
+    state = StreamState(
+        _reference(), tmp_path / "st", window=timedelta(hours=1), lateness=timedelta(0)
+    )
+    s = FileStream(tmp_path, "tabular", state, KEY.encode())
+    clean = [json.dumps({"timestamp": "2026-10-01T08:00:00Z", "age": 40 + i, "ward": "ED",
+                         "request_id": i, "prediction": 0.5, "extra": {"x": [1]}}).encode()
+             for i in range(3)]  # fmt: skip
+    assert s._fast_ndjson(clean) is not None
+    for poison in (b'{"age": true}', b'{"age": NaN}', b'{"age": 1, "age": 2}', b'[1]', b"",
+                   b'{"ward": "\\ud800"}', b'{"ward": "a\x01"}', b'{"ward": 1.5}', b'{"ward": ["x"]}',
+                   b'{"prediction": "ICU"}', b'{"age": "41"}', b'{"a": "\xff"}'):  # fmt: skip
+        assert s._fast_ndjson([*clean, poison]) is None, poison
