@@ -263,3 +263,28 @@ def test_the_fast_path_is_taken_for_clean_batches_only(tmp_path: Path) -> None:
                    b'{"ward": "\\ud800"}', b'{"ward": "a\x01"}', b'{"ward": 1.5}', b'{"ward": ["x"]}',
                    b'{"prediction": "ICU"}', b'{"age": "41"}', b'{"a": "\xff"}'):  # fmt: skip
         assert s._fast_ndjson([*clean, poison]) is None, poison
+
+
+def test_timestamps_are_parsed_row_by_row_in_the_declared_format() -> None:
+    from datetime import UTC, datetime
+
+    from mlmon.edge.streams import parse_timestamps
+
+    t = datetime(2026, 10, 1, 8, tzinfo=UTC)
+    iso = pl.Series(["2026-10-01T08:00:00", "2026-10-01T08:00:00Z", "2026-10-01T10:00:00+02:00",
+                     "2026-10-01 08:00:00+00:00", "2026-10-01T10:00+02:00", "2026-10-01T03:00:00-0500",
+                     "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "1790000000", None, ""])  # fmt: skip
+    parsed, why = parse_timestamps(iso)
+    assert parsed.to_list() == [None, t, t, t, t, t, None, None, None, None, None]
+    assert why.to_list() == ["naive_timestamp", None, None, None, None, None, "bad_timestamp",
+                             "bad_timestamp", "bad_timestamp", "missing_field", "missing_field"]  # fmt: skip
+    secs = int(t.timestamp())
+    for fmt, scale in (("epoch_s", 1), ("epoch_ms", 1000)):
+        values = pl.Series([secs * scale, str(secs * scale), -1, 10**20, None], strict=False)
+        parsed, why = parse_timestamps(values.cast(pl.String), fmt)
+        assert parsed.to_list() == [t, t, None, None, None]
+        assert why.to_list() == [None, None, "bad_timestamp", "bad_timestamp", "missing_field"]
+        parsed, _ = parse_timestamps(
+            pl.Series([secs * scale, secs * scale + scale / 2], dtype=pl.Float64), fmt
+        )
+        assert parsed.to_list() == [t, t.replace(microsecond=500_000)]
