@@ -561,22 +561,29 @@ def _typed_labels(
         src["_ptime"] = cfg.prediction_time_column or ""
     if cfg.version_column and cfg.version_column in frame.columns:
         src["_version"] = cfg.version_column
-    df = frame.select([pl.col(c).alias(k) for k, c in src.items()]).with_row_index("_row")
+    marker = [pl.col(NESTED)] if NESTED in frame.columns else []
+    df = frame.select([pl.col(c).alias(k) for k, c in src.items()] + marker).with_row_index("_row")
+
+    def held_nested(key: str) -> pl.Expr:  # a list or object in a column of mixed types
+        if NESTED not in df.columns:
+            return pl.lit(False)
+        return pl.col(NESTED).list.contains(pl.lit(src[key])).fill_null(False)
+
     checks: list[tuple[str, pl.Expr]] = []
     cols: list[pl.Expr] = []
     ident, bad = _text_col(df, "_id")
     cols.append(ident.alias("_id"))
-    checks.append(("bad_id", bad))
+    checks.append(("bad_id", bad | held_nested("_id")))
     if task == "regression":
         label, bad = _number_col(df, "_label")
     else:
         label, bad = _text_col(df, "_label")
     cols.append(label.alias("_label"))
-    checks.append(("bad_label", bad))
+    checks.append(("bad_label", bad | held_nested("_label")))
     if "_score" in df.columns:
         score, bad = _text_col(df, "_score") if task == "multiclass" else _number_col(df, "_score")
         cols.append(score.alias("_score"))
-        checks.append(("bad_score", bad))
+        checks.append(("bad_score", bad | held_nested("_score")))
     if "_version" in df.columns:
         cols.append(_text_col(df, "_version")[0].alias("_version"))
     typed = df.select("_row", *cols)
@@ -594,8 +601,9 @@ def _typed_labels(
         if missing_ok:
             r = pl.Series(r).replace("missing_field", None)
         typed = typed.with_columns(parsed.alias(col))
+        wrong = r.is_not_null() | df.select("_row", held_nested(col).alias("n")).get_column("n")
         reasons = (
-            pl.DataFrame({"a": reasons, "b": r.is_not_null()})
+            pl.DataFrame({"a": reasons, "b": wrong})
             .select(pl.when(pl.col("a").is_not_null()).then("a").when("b").then(pl.lit(why)))
             .to_series()
         )
@@ -847,6 +855,11 @@ def read_label_file(
     return frame, labels_batch_id(data)
 
 
+#: Column of :func:`read_label_file`'s frame naming, per row, the columns of mixed types
+#: that held a list or an object there (the value is null; the join counts the row bad).
+NESTED = "__mlmon_nested"
+
+
 def _text_records(data: bytes, fmt: str, bad: dict[str, int]) -> pl.DataFrame:
     import csv
 
@@ -895,19 +908,31 @@ def _text_records(data: bytes, fmt: str, bad: dict[str, int]) -> pl.DataFrame:
             rows.append(value)
         names = list(dict.fromkeys(k for r in rows for k in r))
     cols = {}
+    nested: list[list[str]] = [[] for _ in rows]  # per row: mixed columns holding a list/object
     for name in names:
         values = [r.get(name) for r in rows]
         kinds = {type(v) for v in values} - {type(None)}
-        if kinds <= {int, float} or kinds <= {str} or kinds <= {bool}:
+        if (
+            kinds <= {int, float}
+            or kinds <= {str}
+            or kinds <= {bool}
+            or kinds <= {list}
+            or (kinds <= {dict})
+        ):
             try:
                 cols[name] = pl.Series(name, values, strict=False)
                 continue
             except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
                 pass
-        # mixed or nested values: as text (a list or an object becomes its JSON)
-        cols[name] = pl.Series(
-            name,
-            [v if v is None or isinstance(v, str) else json.dumps(v) for v in values],
-            pl.String,
-        )
+        # mixed types: scalars as text; a list or an object is null, and marked for the join
+        text: list[str | None] = []
+        for i, v in enumerate(values):
+            if isinstance(v, list | dict):
+                nested[i].append(name)
+                text.append(None)
+            else:
+                text.append(None if v is None else v if isinstance(v, str) else json.dumps(v))
+        cols[name] = pl.Series(name, text, pl.String)
+    if any(nested):
+        cols[NESTED] = pl.Series(NESTED, nested, pl.List(pl.String))
     return pl.DataFrame(cols) if cols else pl.DataFrame()

@@ -139,3 +139,39 @@ def test_labels_of_the_wrong_type_are_counted_not_a_crash(
     assert "201 matched" in out and "missing 2" in out
     assert "1 of missing: a score_column value that is not a number" in out
     assert "1 of missing: a prediction_time_column value" in out
+
+
+def test_a_jsonl_labels_file_with_broken_lines_and_mixed_types(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg_path, records = _setup(tmp_path)
+    Collector(load_config(cfg_path)).run_once()
+    good = _labelled(records.head(100), 6).select(
+        "request_id",
+        "label",
+        pl.col("timestamp")
+        .dt.offset_by("20d")
+        .dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        .alias("event_time"),
+    )
+    ids = records.slice(100, 3).get_column("request_id").to_list()
+    lines = [json.dumps(r) for r in good.to_dicts()]
+    lines += [
+        json.dumps(
+            {"request_id": ids[0], "label": float("nan"), "event_time": "2026-10-21T00:00:00Z"}
+        ),
+        '["not", "an", "object"]',
+        json.dumps({"request_id": ids[1], "label": {"v": 1}, "event_time": "2026-10-21T00:00:00Z"}),
+        json.dumps({"request_id": [ids[2]], "label": 1, "event_time": "2026-10-21T00:00:00Z"}),
+        '{"request_id": "x", "label": 1',
+    ]
+    (tmp_path / "labels.jsonl").write_text("\n".join(lines) + "\n")
+    rc, out, err = _labels(
+        ["--config", str(cfg_path), "--file", str(tmp_path / "labels.jsonl")], capsys
+    )
+    assert rc == 0, err
+    assert "105 records, 100 matched" in out and "missing 5" in out
+    for why in ("1 of missing: a JSONL line with a NaN", "1 of missing: a JSONL line that is not an object",
+                "1 of missing: a JSONL line that is not JSON", "1 of missing: a label of the wrong type",
+                "1 of missing: an id that is neither text nor a number"):  # fmt: skip
+        assert why in out, (why, out)
