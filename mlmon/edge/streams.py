@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Protocol
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -383,14 +384,21 @@ def _num(v: Any) -> float | None:
     if v is None:
         return None
     try:
-        if t is int:
-            return float(v)
         if t is str:
             s = v.strip()
             return float(s) if s else None
+        if _is_number(v):  # int, or a numpy number from a decoded tensor
+            return float(v)
     except (ValueError, OverflowError) as exc:
         raise _Reject("bad_value") from exc
     raise _Reject("bad_value")
+
+
+def _is_number(v: Any) -> bool:
+    """A real number that is not a bool (Python's or numpy's)."""
+    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(
+        v, bool | np.bool_
+    )
 
 
 def _text(v: Any) -> str | None:
@@ -400,9 +408,9 @@ def _text(v: Any) -> str | None:
         return None
     if t is str:
         return str(v)
-    if t is bool:
+    if t is bool or t is np.bool_:
         return "true" if v else "false"
-    if t is int or t is float:
+    if _is_number(v):
         return str(v)
     raise _Reject("bad_value")
 
@@ -423,7 +431,7 @@ def _column(name: str, values: list[Any], kind: str, reasons: list[str | None]) 
         conv, dtype = _text, pl.String()
     elif kind == "pred":
         values = [_first(v) if isinstance(v, list | dict) else v for v in values]
-        numbers = any(type(v) in (int, float, bool) for v in values)
+        numbers = any(_is_number(v) or isinstance(v, bool | np.bool_) for v in values)
         if not numbers:
             conv, dtype = _text, pl.String()
         else:
