@@ -319,6 +319,7 @@ def _constant(name: str) -> Any:
 
 _DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_constant)
 _SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _CONTROL_RE = r"[\x00-\x08\x0b\x0c\x0e-\x1f]|\\u[dD][89a-fA-F]"
 _KEY_RE = r'"(?:[^"\\]|\\.)*"\s*:'  # every key of a line (nested ones too)
 
@@ -1855,6 +1856,38 @@ class FileStream:
             return not bool(text.str.contains(self._float_text_re).any())
         return True
 
+    def _fast_csv(self, lines: list[bytes], names: list[str | None]) -> pl.DataFrame | None:
+        """The batch read by polars (as text), when that cannot differ from the line parser.
+
+        Only without any quote character (then a row is its line split at commas,
+        whoever splits it), blank line, carriage return, control byte or line over
+        ``max_line_bytes``, in valid UTF-8, every row as wide as the header.
+        """
+        if not lines or not names or max(map(len, lines)) > self.max_line_bytes:
+            return None
+        data = b"\n".join(lines)
+        if b'"' in data or b"\r" in data or b"\n\n" in data or _CONTROL_BYTES.search(data):
+            return None
+        if not lines[0].strip() or not lines[-1].strip():
+            return None
+        try:
+            text = pl.Series("l", data.decode("utf-8").split("\n"), pl.String)
+        except UnicodeDecodeError:
+            return None
+        if (text.str.count_matches(",", literal=True) != len(names) - 1).any():
+            return None  # a short row would be padded with nulls: the line parser says ragged
+        try:
+            frame = pl.read_csv(
+                data, has_header=False, infer_schema=False, quote_char=None,
+                new_columns=[f"c{i}" for i in range(len(names))],
+            )  # fmt: skip
+        except pl.exceptions.PolarsError:
+            return None
+        if frame.height != len(lines) or frame.width != len(names):
+            return None
+        keep = {f"c{i}": n for i, n in enumerate(names) if n is not None}
+        return frame.select([pl.col(c).alias(n) for c, n in keep.items()])
+
     def _header(self, f: _FileInfo) -> list[str | None]:
         """A CSV file's column names (a repeated name is read once: later ones are dropped)."""
         names = self._headers.get(f.name)
@@ -1873,6 +1906,9 @@ class FileStream:
             self._headers[f.name] = _csv_header(lines[0])
             lines, first, pos = lines[1:], 2, pos + len(lines[0]) + 1
         names = self._header(f)
+        fast = self._fast_csv(lines, names) if self.format.columnar and not tail else None
+        if fast is not None:
+            return RawBatch(f.name, end, frame=fast, lines=range(first, first + len(lines)))
         rows: list[list[str]] = []
         offsets: list[int] = []
         numbers: list[int] = []

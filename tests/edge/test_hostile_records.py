@@ -288,3 +288,34 @@ def test_timestamps_are_parsed_row_by_row_in_the_declared_format() -> None:
             pl.Series([secs * scale, secs * scale + scale / 2], dtype=pl.Float64), fmt
         )
         assert parsed.to_list() == [t, t.replace(microsecond=500_000)]
+
+
+_CELL = st.sampled_from(["2026-10-01T08:00:00Z", "2026-10-01T08:00:00", "41", " 7.5", "", "abc",
+                         "true", "ED", "ICU", "é", '"ED"', '"E,D"', "x\x01", "1e3", "-0"])  # fmt: skip
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=st.lists(st.lists(_CELL, min_size=2, max_size=5), min_size=1, max_size=10))
+def test_the_csv_fast_path_and_the_line_parser_give_the_same_records(
+    tmp_path: Path, rows: list[list[str]]
+) -> None:
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))
+    header = "timestamp,age,ward,prediction"
+    body = "\n".join(",".join(r) for r in rows)
+    (folder / "a.csv").write_bytes(f"{header}\n{body}\n".encode())
+    got = []
+    for fast in (True, False):
+        state = StreamState(_reference(), folder / f"st-{fast}", window=timedelta(hours=1),
+                            lateness=timedelta(0))  # fmt: skip
+        s = FileStream(folder, "tabular", state, KEY.encode(), settle=timedelta(0))
+        if not fast:
+            s._fast_csv = lambda *a: None  # type: ignore[method-assign]
+        frames = [f for f in s.batches() if f.height]
+        got.append((pl.concat(frames) if frames else None, dict(s.bad_records)))
+    (a, bad_a), (b, bad_b) = got
+    assert bad_a == bad_b
+    assert (a is None) == (b is None)
+    if a is not None and b is not None:
+        assert a.equals(b, null_equal=True), (a, b)
