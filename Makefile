@@ -14,6 +14,7 @@ demo: setup-demo
 # pytest's exit code 5 (no test collected) must fail, not pass.
 test: setup
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports && .venv/bin/mypy
+	@.venv/bin/python -m compileall -q mlmon >/dev/null  # the suite's subprocesses import it
 	@.venv/bin/python -m pytest -n 2 --dist loadgroup -q; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 

@@ -27,6 +27,18 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "drift": (["bench_drift_recompute"], ["bench_drift_recompute"]),
     "stream": (["bench_stream", "--rows", "1000000"], ["bench_stream", "--rows", "100000"]),
     "sink": (["bench_sink", "--seconds", "60"], ["bench_sink", "--seconds", "5"]),
+    "sink-durable": (
+        ["bench_sink_durable", "--seconds", "60", "--mode", "single"],
+        ["bench_sink_durable", "--seconds", "5", "--mode", "single"],
+    ),
+    "sink-durable-batch": (
+        ["bench_sink_durable", "--seconds", "60", "--mode", "batch"],
+        ["bench_sink_durable", "--seconds", "5", "--mode", "batch"],
+    ),
+    "sink-idle": (
+        ["bench_sink_durable", "--idle", "2000"],
+        ["bench_sink_durable", "--idle", "300"],
+    ),
     "labels": (["bench_labels"], ["bench_labels", "--n", "100000"]),
     "imaging": (["bench_imaging", "--images", "500"], ["bench_imaging", "--images", "40"]),
     "report": (["bench_report"], ["bench_report"]),

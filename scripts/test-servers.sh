@@ -20,6 +20,6 @@ for server in kserve mlserver; do
   if [ "${1:-}" = lock ]; then
     .uv/bin/uv lock --upgrade --python "$py" --project "tests/servers/$server"
   else
-    .uv/bin/uv sync --locked --quiet --python "$py" --project "tests/servers/$server"
+    .uv/bin/uv sync --locked --quiet --compile-bytecode --python "$py" --project "tests/servers/$server"
   fi
 done

@@ -21,17 +21,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 import polars as pl
 
 from mlmon.edge.alerts import AlertState, Condition, drift_conditions, golden_conditions
-from mlmon.edge.config import EdgeConfig, ModelConfig, Schedule
+from mlmon.edge.config import EdgeConfig, ModelConfig, Schedule, open_state_dir
 from mlmon.edge.observe import EdgeMetrics, MetricsServer
 from mlmon.edge.samples import attach_sampler, check_samples
 from mlmon.edge.spool import Spool, SpoolFull
 from mlmon.errors import MlmonError
+from mlmon.lake.freetext import VersionGuard
 from mlmon.lake.references import load_reference
 from mlmon.lake.storage import Storage, open_storage
 from mlmon.lake.writer import LakeWriter, WriteRecord
@@ -43,6 +43,9 @@ __all__ = ["Collector", "CycleReport"]
 log = logging.getLogger("mlmon.edge")
 T = TypeVar("T")
 _PROBLEM_CHARS = 300
+#: A running edge writes an audit ``heartbeat`` record after this long without one, so
+#: ``mlmon audit verify --max-age`` tells a quiet edge from a removed newest segment.
+AUDIT_HEARTBEAT = timedelta(hours=1)
 
 
 def floor_time(ts: datetime, step: timedelta) -> datetime:
@@ -112,8 +115,9 @@ class Collector:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.metrics = EdgeMetrics()
         self.secret = config.hmac_secret()
-        state = Path(config.state_dir)
-        state.mkdir(parents=True, exist_ok=True)
+        # model versions from logs, answers and CloudEvents: checked or HMACed (mlmon.lake.freetext)
+        self.versions = VersionGuard(self.secret)
+        state = open_state_dir(config)  # a file or a read-only folder: ConfigError, at start
         self.state_dir = state
         opts = dict(config.lake.storage_options)
         if config.lake.sse_kms_key_id:
@@ -132,6 +136,7 @@ class Collector:
             put=self._put,
             on_write=self._written,
             day_rollups=state / "rollups",
+            versions=self.versions,
         )
         self.audit = None
         if config.audit:
@@ -165,6 +170,7 @@ class Collector:
                 m.samples, self.references[m.name], f"{config.source}: models[{i}].samples"
             )
         self.sinks: dict[str, Any] = {}
+        self._sink_runs: dict[str, TaskRun] = {}
         from mlmon.edge.performance import EdgePerformance
 
         self.performance = EdgePerformance(self)
@@ -237,7 +243,8 @@ class Collector:
             if m.batch is not None:
                 tasks.append(_Task(m.name, "batch", m.batch.schedule, self._batch_task(m)))
             if m.sink is not None:
-                tasks.append(_Task(m.name, "sink", Schedule(spec="every 10s"), self._sink_task(m)))
+                every = Schedule(spec=f"every {m.sink.commit_every.total_seconds():g}s")
+                tasks.append(_Task(m.name, "sink", every, self._sink_task(m)))
             if m.performance is not None and m.name in self.performance.configs:
                 run = self.performance.labels_task(m)
                 tasks.append(_Task(m.name, "labels", m.performance.schedule, run))
@@ -245,8 +252,15 @@ class Collector:
                 tasks.append(_Task(m.name, "imaging", m.imaging.schedule, self._imaging_task(m)))
         return tasks
 
-    def _sink_task(self, m: ModelConfig) -> Callable[[datetime, CycleReport], None]:
-        """Windows of the HTTP sink: rows arrive on the sink's thread, windows close here."""
+    def _sink_task(self, m: ModelConfig) -> TaskRun:
+        """Windows of the HTTP sink: rows arrive on the sink's thread, windows close here.
+
+        Each run cuts the sink's write-ahead log where a snapshot of the state
+        ends, writes the windows that closed, commits the snapshot (with the
+        log segment to replay from), then drops the log before it: an event
+        answered 202 is in the log, in a written window or in the committed
+        open windows, at every instant (docs/security.md).
+        """
         from mlmon.edge.sink import CloudEventSink
         from mlmon.edge.streams import StreamState
 
@@ -254,6 +268,7 @@ class Collector:
         ref = self.references[m.name]
         state = StreamState(ref, self.state_dir / "sinks" / m.name, window=self.config.window,
                             lateness=self.config.lateness)  # fmt: skip
+        state.versions = self.versions
         self.performance.attach(m.name, state)
         sampler = attach_sampler(m, state, self.secret, self.config.window, "sink")
         lock = threading.Lock()
@@ -263,37 +278,82 @@ class Collector:
             with lock:
                 received["rows"] += state.add(frame)
 
+        saved = state.positions.get("sink_wal", {})
+        held: dict[str, str | None] = {"since": None}
         self.sinks[m.name] = CloudEventSink(
-            {m.name: ref}, self.secret, on_records, model=m.name, host=m.sink.host, port=m.sink.port,
+            {m.name: ref}, self.secret, on_records, model=m.name,
             max_body_bytes=m.sink.max_body_bytes,
+            settings=m.sink.serve_settings(m.sink.port, f"models[{m.name}].sink"),
+            wal_dir=self.state_dir / "sinks" / m.name / "wal",
+            wal_start=int(saved.get("segment", 0)) if isinstance(saved, dict) else 0,
+            versions=self.versions,
         )  # fmt: skip
 
-        def run(now: datetime, report: CycleReport) -> None:
+        def run(now: datetime, report: CycleReport) -> str | None:
             sink = self.sinks[m.name]
-            sink.flush()
-            with lock:
-                rows, received["rows"] = received["rows"], 0
-                windows = state.closed_windows(now)
-                report.objects += self.write_windows(m.name, windows, "sink", now)
-                if sampler is not None:
-                    report.objects += sampler.write(self.writer, windows, self.audit, self.metrics)
-                state.commit()
+
+            def cut(segment: int) -> tuple[list[tuple[Any, str | None]], Any, int]:
+                # runs under the sink's lock (taken before ``lock``, as on the sink's thread)
+                with lock:
+                    rows, received["rows"] = received["rows"], 0
+                state.positions["sink_wal"] = {"segment": segment}
+                return state.closed_windows(now), state.state(), rows
+
+            windows, snapshot, rows = sink.checkpoint(cut)
             report.records += rows
             report.windows += len(windows)
             self.metrics.records.labels(m.name, "sink").inc(rows)
+            try:
+                report.objects += self.write_windows(m.name, windows, "sink", now)
+                if sampler is not None:
+                    report.objects += sampler.write(self.writer, windows, self.audit, self.metrics)
+            except Exception:
+                held["since"] = held["since"] or now.isoformat()
+                raise
+            if held["since"]:
+                # windows closed since then were not all written: no later snapshot may be
+                # committed, or they would be lost; a restart replays the log from the last commit
+                return (f"sink commits held back since {held['since']} after a failed write; "
+                        "the write-ahead log keeps every event; restart to replay it")  # fmt: skip
+            # commit the snapshot, not the live state: rows that came later are in the log
+            state.generation = state.checkpoint.commit(snapshot).generation
+            sink.release(snapshot.positions["sink_wal"]["segment"])
+            return None
 
+        self._sink_runs[m.name] = run
         return run
 
     def start_sinks(self) -> None:
         """Start listening on every configured sink (``run`` does this itself)."""
         for sink in self.sinks.values():
-            if sink._thread is None:
+            if not sink.running:
                 sink.start()
 
     def stop_sinks(self) -> None:
-        for sink in self.sinks.values():
-            if sink._thread is not None:
-                sink.stop()
+        """Stop every sink (requests in progress finish), then write and commit what they accepted.
+
+        The last sink task run writes the windows that closed and commits the
+        open ones with the state, so a SIGTERM loses nothing accepted (and the
+        write-ahead log is left nearly empty).
+        """
+        for name, sink in self.sinks.items():
+            if not sink.running:
+                continue
+            sink.stop()
+            report = CycleReport()
+            try:
+                problem = self._sink_runs[name](self.clock(), report)
+            except Exception as exc:  # the write-ahead log still holds every accepted event
+                log.error("sink: final commit failed; the write-ahead log keeps the events",
+                          extra={"model": name, "error_type": type(exc).__name__})  # fmt: skip
+                continue
+            if problem is not None:
+                log.error("sink: not committed at stop; the write-ahead log keeps the events",
+                          extra={"model": name, "problem": problem})  # fmt: skip
+            else:
+                log.info("sink: accepted events written and committed at stop",
+                         extra={"model": name, "records": report.records,
+                                "windows": report.windows})  # fmt: skip
 
     # -- tasks --------------------------------------------------------------------------
     def _golden_task(self, m: ModelConfig) -> TaskRun:
@@ -420,6 +480,7 @@ class Collector:
             cfg, reference=ref, secret=self.secret, state_dir=self.state_dir / "streams" / f"{m.name}-{index}",
             window=self.config.window, lateness=self.config.lateness,
         )  # fmt: skip
+        stream.state.versions = self.versions
         self.performance.attach(m.name, stream.state)
         sampler = attach_sampler(m, stream.state, self.secret, self.config.window, f"stream{index}")
 
@@ -442,6 +503,7 @@ class Collector:
             window=self.config.window, lateness=self.config.lateness, clock=self.clock,
             **({"allow_http": self.config.allow_http} if m.imaging.dicomweb else {}),
         )  # fmt: skip
+        source.state.versions = self.versions
         return lambda now, report: self._drain_stream(m, source, now, report)
 
     def write_windows(
@@ -614,6 +676,7 @@ class Collector:
         """Send what waits in the spool; /healthz says ``lake: ...`` while anything still waits."""
         if self.audit is not None:
             try:
+                self.audit.heartbeat(AUDIT_HEARTBEAT)  # a live edge always has a recent seal
                 self.audit.flush()
             except MlmonError as exc:  # the records stay on the local volume; flushed next time
                 log.error("audit flush failed", extra={"error_type": type(exc).__name__})
@@ -652,9 +715,9 @@ class Collector:
         self._stop = stop
         server = None
         if serve_metrics and self.config.metrics is not None:
-            server = MetricsServer(
-                self.metrics, self.config.metrics.host, self.config.metrics.port
-            ).start()
+            mc = self.config.metrics
+            settings = mc.serve_settings(mc.port, "metrics")
+            server = MetricsServer(self.metrics, settings=settings).start()
         try:
             self.publish_references()
             self.start_sinks()

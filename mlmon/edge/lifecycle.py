@@ -21,7 +21,9 @@ which models and tasks are concerned.
 
 On SIGTERM or SIGINT (:class:`Shutdown`) the collector stops at once: probes
 in flight and batch-job waits are abandoned (nothing of an unfinished golden
-run is written), no further task starts, and the process exits. Whatever is
+run is written), no further task starts, a CloudEvents sink stops accepting
+(requests in progress finish) and what it accepted is written and committed,
+and the process exits. Whatever is
 still running :data:`SHUTDOWN_DEADLINE_S` after the signal (a bucket that hangs,
 a long stream backlog) is cut off by exiting anyway: every write of the edge is
 crash-safe (one PUT per object, spool and checkpoints by atomic rename), so this

@@ -25,11 +25,12 @@ import logging
 import threading
 import time
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from mlmon.edge.serve import HttpServer, ServeSettings, respond, unauthorized
 
 __all__ = ["EdgeMetrics", "JsonFormatter", "MetricsServer"]
 
@@ -134,49 +135,57 @@ class EdgeMetrics:
 
 
 class MetricsServer:
-    """``GET /metrics`` (Prometheus text) and ``GET /healthz`` on a loopback port by default."""
+    """``GET /metrics`` (Prometheus text) and ``GET /healthz``, served by uvicorn.
 
-    def __init__(self, metrics: EdgeMetrics, host: str = "127.0.0.1", port: int = 9108) -> None:
+    On a loopback port by default. With a bearer token configured, ``/metrics``
+    needs it (401 otherwise) and ``/healthz`` without it answers its status
+    code and ``{"status": ...}`` only (the reasons name endpoints and buckets);
+    a Kubernetes probe then reads the status code. TLS, client certificates and
+    the bounds of :class:`~mlmon.edge.serve.ServeSettings` apply to both paths.
+    """
+
+    def __init__(
+        self,
+        metrics: EdgeMetrics,
+        host: str = "127.0.0.1",
+        port: int = 9108,
+        settings: ServeSettings | None = None,
+    ) -> None:
         self.metrics = metrics
-        outer = self
+        self.settings = settings if settings is not None else ServeSettings(host=host, port=port)
+        self.server = HttpServer(self, self.settings, "metrics")
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path == "/metrics":
-                    body, ctype, code = outer.metrics.exposition(), CONTENT_TYPE_LATEST, 200
-                elif self.path == "/healthz":
-                    health = outer.metrics.health()
-                    body = json.dumps(health).encode()
-                    ctype = "application/json"
-                    code = 503 if health["status"] == "unhealthy" else 200
-                else:
-                    body, ctype, code = b"not found\n", "text/plain", 404
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:  # no access log noise
-                return
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, name="mlmon-metrics", daemon=True
-        )
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """The ASGI application."""
+        if scope["type"] != "http":
+            return
+        authorized = self.settings.authorized(scope)
+        path = scope["path"]
+        if scope["method"] not in ("GET", "HEAD"):
+            await respond(send, 405, b"GET only\n")
+        elif path == "/healthz":
+            health = self.metrics.health()
+            code = 503 if health["status"] == "unhealthy" else 200
+            doc = health if authorized else {"status": health["status"]}
+            await respond(send, code, json.dumps(doc).encode(), b"application/json")
+        elif not authorized:
+            await unauthorized(send)
+        elif path == "/metrics":
+            await respond(send, 200, self.metrics.exposition(), CONTENT_TYPE_LATEST.encode())
+        else:
+            await respond(send, 404, b"not found\n")
 
     @property
     def port(self) -> int:
-        return int(self.server.server_address[1])
+        return self.server.port
 
     def start(self) -> MetricsServer:
-        self._thread.start()
+        """Start serving; raises EdgeError when the address or the TLS files are unusable."""
+        self.server.start()
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
 
 class JsonFormatter(logging.Formatter):

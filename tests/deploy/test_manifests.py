@@ -36,7 +36,7 @@ def test_every_manifest_is_valid_for_kubernetes_1_33(rendered):
             except kubernetes_validate.ValidationError as exc:
                 pytest.fail(f"{target}: {doc['kind']} {doc['metadata']['name']}: {exc.message}")
             checked += 1
-    assert checked == 3 * 12 + 1
+    assert checked == 3 * 13 + 1  # 13 objects per target (the Job ResourceQuota is the 13th)
 
 
 def test_the_validator_catches_a_misspelt_field(rendered):
@@ -54,7 +54,7 @@ def test_the_namespace_enforces_the_restricted_pod_security_profile(rendered):
                       {"Namespace", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}]  # fmt: skip
         assert {d["metadata"]["namespace"] for d in namespaced} == {"mlmon", "models"}
         assert {d["kind"] for d in namespaced if d["metadata"]["namespace"] == "models"} == {
-            "Role", "RoleBinding"}  # fmt: skip
+            "Role", "RoleBinding", "ResourceQuota"}  # fmt: skip
 
 
 def _restricted_violations(spec: dict) -> list[str]:
@@ -178,9 +178,12 @@ def test_probes_hit_healthz_on_the_metrics_port_the_config_opens(rendered, tmp_p
     c = container(docs, "Deployment/mlmon-edge")
     [port] = c["ports"]
     assert (port["name"], port["containerPort"]) == ("metrics", cfg.metrics.port)
-    assert cfg.metrics.host == "0.0.0.0"  # reachable by the kubelet and Prometheus
+    # loopback: no TLS or token in the base, so nothing outside the pod reaches it (issue 17)
+    assert cfg.metrics.host == "127.0.0.1"
     for probe in ("livenessProbe", "readinessProbe"):
-        assert c[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+        code = c[probe]["exec"]["command"][2]
+        assert f"http://127.0.0.1:{cfg.metrics.port}/healthz" in code
+        compile(code, probe, "exec")
 
 
 def test_service_account_token_is_mounted_only_where_the_batch_adapter_needs_it(rendered, tmp_path):

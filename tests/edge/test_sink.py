@@ -123,7 +123,13 @@ def test_malformed_events_answer_400_and_are_counted_never_logged(sink, caplog):
         )
         wrong = _binary(c, url, "w", "response", {"predictions": [1]}, "2026-10-01T10:00:00Z")
         get = c.get(url)
-    assert [r.status_code for r in (bad_json, no_id, structured, naive, ping, wrong)] == [400] * 6
+    answers = (bad_json, no_id, structured, naive, ping, wrong)
+    assert [r.status_code for r in answers] == [400] * 6
+    assert [r.json()["error"] for r in answers] == ["bad_json", "missing_field", "bad_json",
+                                                   "naive_timestamp", "unknown_event_type",
+                                                   "bad_tensor"]  # fmt: skip
+    assert "ce-time" in naive.json()["detail"] and "ce-id" in no_id.json()["detail"]
+    assert not any(c in r.text for r in answers for c in CANARIES)  # the field, never the content
     assert get.status_code == 404
     assert dict(sink.bad_records) == {"bad_json": 2, "missing_field": 1, "naive_timestamp": 1,
                                       "unknown_event_type": 1, "bad_tensor": 1}  # fmt: skip
@@ -225,3 +231,27 @@ def test_throughput_every_event_sent_is_counted(reference):
     assert got.rows().height == sent
     assert s.counters()["events"] == 2 * sent and s.counters()["pending"] == 0
     print(f"sink: {2 * sent / elapsed:,.0f} CloudEvents/s ({sent / elapsed:,.0f} inferences/s)")
+
+
+def test_the_write_ahead_log_holds_features_and_predictions_only(reference, tmp_path):
+    """What waits on disk is the HMAC of the id and the model's fields: no other payload field."""
+    got = Collected()
+    wal = tmp_path / "wal"
+    with CloudEventSink({"risk": reference}, SECRET, got, wal_dir=wal) as s, httpx.Client() as c:
+        url = f"http://127.0.0.1:{s.port}/"
+        req = {"instances": [{"age": 71, "ward": "ICU", "name": "Jane Doe", "mail": "jane.doe@example.org"}]}  # fmt: skip
+        assert (
+            _binary(c, url, "MRN-0042", "request", req, "2026-10-01T10:00:00Z").status_code == 202
+        )
+        resp = {"predictions": [0.7], "id": "MRN-0042", "explanation": "Jane Doe, 71",
+                "model_version": "Jane Doe's model"}  # fmt: skip
+        assert (
+            _binary(c, url, "MRN-0042", "response", resp, "2026-10-01T10:00:01Z").status_code == 202
+        )
+        text = b"".join(p.read_bytes() for p in wal.glob("wal-*.log")).decode()
+    assert '"age":71' in text and '"predictions":[0.7]' in text
+    assert hmac_id(SECRET, "MRN-0042") in text
+    assert not any(c in text for c in CANARIES)
+    assert "explanation" not in text and "mail" not in text
+    assert got.rows("risk")["request_id_hmac"].to_list() == [hmac_id(SECRET, "MRN-0042")]
+    assert got.rows("risk")["model_version"].to_list()[0].startswith("h:")  # HMACed, as in the lake
