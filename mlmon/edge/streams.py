@@ -1604,7 +1604,6 @@ class FileStream:
         try:
             return self.format.parse(raw)
         except Exception as exc:  # a bug in a parser must not stop the stream for good
-            log.debug("parse error", exc_info=True)
             n = len(raw.records) if raw.records is not None else 0
             if raw.frame is not None:
                 n = raw.frame.height
