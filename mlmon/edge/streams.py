@@ -549,6 +549,9 @@ def _typed_frame(df: pl.DataFrame, ctx: ParseContext, where: str) -> tuple[pl.Da
                 c, dtype = c.struct.field(dtype.fields[0].name), dtype.fields[0].dtype
         if dtype.is_nested() or dtype in (pl.Binary, pl.Object):
             ok = False
+        elif kind == "any":  # no kinds known: the type polars read
+            exprs.append(c)
+            continue
         elif kind in ("num", "pred") and (
             dtype.is_numeric() or (kind == "pred" and dtype == pl.Boolean)
         ):
