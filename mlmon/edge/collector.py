@@ -484,8 +484,12 @@ class Collector:
         self.performance.attach(m.name, stream.state)
         sampler = attach_sampler(m, stream.state, self.secret, self.config.window, f"stream{index}")
 
+        # the second and later streams of a model tag their window keys: two streams' windows
+        # of the same hour must not overwrite each other in the lake
+        tag = f"s{index}" if index else None
+
         def run(now: datetime, report: CycleReport) -> None:
-            self._drain_stream(m, stream, now, report, sampler)
+            self._drain_stream(m, stream, now, report, sampler, tag=tag)
 
         return run
 
@@ -523,21 +527,49 @@ class Collector:
         return n
 
     def _drain_stream(
-        self, m: ModelConfig, stream: Any, now: datetime, report: CycleReport, sampler: Any = None
+        self,
+        m: ModelConfig,
+        stream: Any,
+        now: datetime,
+        report: CycleReport,
+        sampler: Any = None,
+        *,
+        tag: str | None = None,
     ) -> None:
-        before = dict(stream.bad_records)
-        records = stream.read()
-        windows = stream.closed_windows(now)
-        report.objects += self.write_windows(m.name, windows, "stream", now)
-        if sampler is not None:
-            report.objects += sampler.write(self.writer, windows, self.audit, self.metrics)
-        stream.commit()
-        report.records += records
-        report.windows += len(windows)
-        self.metrics.records.labels(m.name, "stream").inc(records)
-        for reason, n in stream.bad_records.items():
-            if n - before.get(reason, 0):
-                self.metrics.bad_records.labels(m.name, reason).inc(n - before.get(reason, 0))
+        """Read, write the windows that closed, commit; a backlog in bounded steps.
+
+        A stream with ``read_step`` (a :class:`~mlmon.edge.streams.FileStream`) is
+        read ``commit_every_records`` records or ``commit_every_files`` files at a
+        time, each step written and committed before the next, so a collector
+        killed mid-backlog resumes from its last step; a stop (SIGTERM) ends the
+        drain after the step in hand is committed. Windows close by event time
+        during the backlog and by the wall clock (``now``) once it is read.
+        """
+        step = getattr(stream, "read_step", None)
+        while True:
+            before = dict(stream.bad_records)
+            more = False
+            if step is None:
+                records = stream.read()
+            else:
+                records, more = step()
+            windows = stream.closed_windows(None if more else now)
+            if tag is not None:
+                windows = [(w, "-".join(p for p in (tag, part) if p)) for w, part in windows]
+            report.objects += self.write_windows(m.name, windows, "stream", now)
+            if sampler is not None:
+                report.objects += sampler.write(self.writer, windows, self.audit, self.metrics)
+            stream.commit()
+            report.records += records
+            report.windows += len(windows)
+            self.metrics.records.labels(m.name, "stream").inc(records)
+            for reason, n in stream.bad_records.items():
+                if n - before.get(reason, 0):
+                    self.metrics.bad_records.labels(m.name, reason).inc(n - before.get(reason, 0))
+            if not more:
+                return
+            if self._stop.is_set():
+                raise _Stopped("stream")
 
     def _batch_task(self, m: ModelConfig) -> TaskRun:
         from mlmon.edge.batch import adapter_from_config

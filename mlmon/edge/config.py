@@ -309,8 +309,15 @@ class StreamConfig(_Frozen):
     kind: str = "tabular"
     schedule: Schedule = Schedule(spec="every 1m")
     request_id_column: str | None = "request_id"
+    # issue 17: how tabular timestamps are written; lines too long to read; backlog steps
+    timestamp_format: Literal["iso8601", "epoch_s", "epoch_ms"] = "iso8601"
+    max_line_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    commit_every_records: int = Field(default=100_000, ge=1)
+    commit_every_files: int = Field(default=10, ge=1)
+    settle: timedelta = timedelta(hours=1)  # unchanged this long: a file is complete
 
     _s = field_validator("schedule", mode="before")(lambda v: _schedule(v))
+    _settle = field_validator("settle", mode="before")(lambda v: parse_duration(v))
 
 
 class BatchConfig(_Frozen):

@@ -49,12 +49,12 @@ import polars as pl
 import pyarrow as pa
 
 from mlmon.edge.checkpoint import atomic_write
-from mlmon.edge.ingest import read_records
+from mlmon.edge.ingest import read_records, record_format
 from mlmon.errors import ConfigError, SchemaError
 from mlmon.governance.deid import hmac_ids
 from mlmon.lake.schema import explain_unjoined
 from mlmon.lake.writer import LakeWriter, WriteRecord, performance_row
-from mlmon.profiles.frame import Reference, utc_timestamps
+from mlmon.profiles.frame import Reference
 from mlmon.profiles.performance import PerformanceProfile, PerformanceSpec
 
 __all__ = [
@@ -128,6 +128,27 @@ def _stored_at(path: Path) -> datetime:
         return datetime.fromtimestamp(path.stat().st_mtime, UTC)
 
 
+def _prediction(dtype: pl.DataType, task: str | None) -> pl.Expr:
+    """``prediction`` in the type the task needs: numbers, or text for ``multiclass``.
+
+    Values that cannot take the type (text that is no number, lists) become null.
+    """
+    col = pl.col("prediction")
+    if task is None:
+        return col
+    if task == "multiclass":
+        return (
+            pl.lit(None, pl.String)
+            if dtype.is_nested() or dtype in (pl.Binary, pl.Object)
+            else col.cast(pl.String, strict=False)
+        ).alias("prediction")
+    if dtype.is_numeric() or dtype == pl.Boolean:
+        return col.cast(pl.Float64).alias("prediction")
+    if dtype == pl.String:
+        return col.str.strip_chars().cast(pl.Float64, strict=False).alias("prediction")
+    return pl.lit(None, pl.Float64).alias("prediction")
+
+
 class PredictionStore:
     """Bounded local store of (HMAC id, window, version, prediction) on the edge's volume.
 
@@ -183,8 +204,22 @@ class PredictionStore:
         frame.write_parquet(buf, compression="zstd", statistics=False)
         atomic_write(path, buf.getvalue())
 
-    def add(self, model: str, frame: pl.DataFrame, window: timedelta, ts_column: str) -> int:
-        """Keep the predictions of flat records (rows without a request id are skipped)."""
+    def add(
+        self,
+        model: str,
+        frame: pl.DataFrame,
+        window: timedelta,
+        ts_column: str,
+        *,
+        task: str | None = None,
+    ) -> int:
+        """Keep the predictions of flat records (rows without a request id are skipped).
+
+        ``task`` (the reference's performance task) fixes the stored type of
+        ``prediction``: numbers for ``binary`` and ``regression`` (a text that
+        is no number is not stored), text for ``multiclass``; every file of a
+        model's store then has the same schema, whatever one batch held.
+        """
         if "request_id_hmac" not in frame.columns or "prediction" not in frame.columns:
             return 0
         version = (
@@ -192,14 +227,13 @@ class PredictionStore:
             if "model_version" in frame.columns
             else pl.lit(None, pl.String)
         )
-        rows = frame.filter(
-            pl.col("request_id_hmac").is_not_null() & pl.col("prediction").is_not_null()
-        ).select(
+        prediction = _prediction(frame.schema["prediction"], task)
+        rows = frame.select(
             _id16(pl.col("request_id_hmac")).alias("id"),
             _window_start_us(pl.col(ts_column), window).alias("window_us"),
             version.alias("model_version"),
-            pl.col("prediction"),
-        )
+            prediction.alias("prediction"),
+        ).filter(pl.col("id").is_not_null() & pl.col("prediction").is_not_null())
         if rows.height == 0:
             return 0
         stamp = self._stamp(self.clock())
@@ -215,18 +249,33 @@ class PredictionStore:
         files = sorted(self._dir(model, kind).glob("date=*/*.parquet"))
         return pl.scan_parquet(files) if files else None
 
-    def lookup(self, model: str, ids: pl.DataFrame) -> pl.DataFrame:
-        """Stored predictions for ``ids`` (column ``id``); the latest one wins on a repeat."""
-        lf = self._scan(model, "predictions")
-        if lf is None:
+    def lookup(self, model: str, ids: pl.DataFrame, task: str | None = None) -> pl.DataFrame:
+        """Stored predictions for ``ids`` (column ``id``); the latest one wins on a repeat.
+
+        Files whose ``prediction`` types differ (written before the store fixed
+        the type per ``task``) are read one by one and cast to the task's type.
+        """
+        files = sorted(self._dir(model, "predictions").glob("date=*/*.parquet"))
+        if not files:
             return pl.DataFrame(
                 schema={"id": pl.Binary, "window_us": pl.Int64, "model_version": pl.String}
             )
-        return (
-            lf.join(ids.lazy().select("id"), on="id", how="semi")
-            .unique(subset="id", keep="last")
-            .collect()
-        )
+        want = ids.lazy().select("id")
+        try:
+            return (
+                pl.scan_parquet(files)
+                .join(want, on="id", how="semi")
+                .unique(subset="id", keep="last")
+                .collect()
+            )
+        except pl.exceptions.PolarsError:  # mixed schemas: one file at a time, one type
+            parts = []
+            for f in files:
+                part = pl.scan_parquet(f).join(want, on="id", how="semi").collect()
+                parts.append(
+                    part.with_columns(_prediction(part.schema["prediction"], task or "multiclass"))
+                )
+            return pl.concat(parts, how="vertical_relaxed").unique(subset="id", keep="last")
 
     def already_labelled(self, model: str, ids: pl.Series) -> np.ndarray:
         lf = self._scan(model, "labelled")
@@ -403,10 +452,14 @@ class LabelBatch:
     windows: int = 0
     skipped: bool = False
     objects: list[WriteRecord] = field(default_factory=list)
+    #: Rows skipped for a value of the wrong type, by reason (:data:`BAD_LABEL_ROWS`);
+    #: they are part of ``missing`` in the lake.
+    bad: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("objects")
+        d.pop("bad")
         return d
 
     @property
@@ -416,7 +469,10 @@ class LabelBatch:
 
     def explain(self) -> list[str]:
         """One line per non-zero count of records that did not join, with the reason."""
-        return explain_unjoined(self.summary())
+        lines = explain_unjoined(self.summary())
+        for reason, n in sorted(self.bad.items()):
+            lines.append(f"{n} of missing: {BAD_LABEL_ROWS[reason]}")
+        return lines
 
 
 def labels_batch_id(data: bytes) -> str:
@@ -442,6 +498,125 @@ def _check_columns(frame: pl.DataFrame, cfg: LabelJoinConfig, source: str) -> No
             )
 
 
+#: Label rows skipped for a value of the wrong type (counted in ``missing``), and why.
+BAD_LABEL_ROWS = {
+    "bad_json": "a JSONL line that is not JSON (or a NaN literal, a repeated key, too deep)",
+    "non_finite": "a JSONL line with a NaN or Infinity literal",
+    "duplicate_key": "a JSONL line with the same key twice",
+    "too_deep": "a JSONL line nested too deep",
+    "not_an_object": "a JSONL line that is not an object",
+    "bad_encoding": "a line that is not UTF-8",
+    "ragged_row": "a CSV row with more or fewer fields than the header",
+    "bad_csv": "a CSV line that cannot be parsed",
+    "bad_id": "an id that is neither text nor a number (a list, an object)",
+    "bad_label": "a label of the wrong type (a list or an object; for regression, not a number)",
+    "bad_time": "a time_column value without a UTC offset, unreadable, or out of range",
+    "bad_score": "a score_column value that is not a number",
+    "bad_prediction_time": "a prediction_time_column value missing, without a UTC offset, or "
+    "unreadable",
+    "bad_prediction": "a stored prediction of the wrong type for the task",
+}
+
+
+def _text_col(df: pl.DataFrame, name: str) -> tuple[pl.Expr, pl.Expr]:
+    """A column as text, and which non-null rows could not be."""
+    dtype = df.schema[name]
+    c = pl.col(name)
+    if dtype.is_nested() or dtype in (pl.Binary, pl.Object):
+        return pl.lit(None, pl.String), c.is_not_null()
+    return c.cast(pl.String, strict=False), pl.lit(False)
+
+
+def _number_col(df: pl.DataFrame, name: str) -> tuple[pl.Expr, pl.Expr]:
+    """A column as Float64, and which non-null rows are not numbers."""
+    dtype = df.schema[name]
+    c = pl.col(name)
+    if dtype.is_numeric() or dtype == pl.Boolean:
+        return c.cast(pl.Float64), pl.lit(False)
+    if dtype == pl.String:
+        num = c.str.strip_chars().cast(pl.Float64, strict=False)
+        return num, c.is_not_null() & (c.str.strip_chars() != "") & num.is_null()
+    if dtype == pl.Null:
+        return pl.lit(None, pl.Float64), pl.lit(False)
+    return pl.lit(None, pl.Float64), c.is_not_null()
+
+
+def _typed_labels(
+    frame: pl.DataFrame, cfg: LabelJoinConfig, task: str, result: LabelBatch
+) -> pl.DataFrame:
+    """The columns the join reads, under internal names and types; bad rows counted, dropped.
+
+    Internal names (``_id``, ``_label``, ``_time``, ``_score``, ``_ptime``,
+    ``_version``) so that a labels file may name its columns anything, ``id``
+    included. Rows without an id or a label are ``missing``; rows with a value
+    of the wrong type are ``missing`` too, and counted by reason in ``result.bad``.
+    """
+    from mlmon.edge.streams import parse_timestamps  # the streams' per-row parser
+
+    src = {"_id": cfg.id_column, "_label": cfg.label_column}
+    if cfg.time_column and cfg.time_column in frame.columns:
+        src["_time"] = cfg.time_column
+    if cfg.score_column:
+        src["_score"] = cfg.score_column
+        src["_ptime"] = cfg.prediction_time_column or ""
+    if cfg.version_column and cfg.version_column in frame.columns:
+        src["_version"] = cfg.version_column
+    marker = [pl.col(NESTED)] if NESTED in frame.columns else []
+    df = frame.select([pl.col(c).alias(k) for k, c in src.items()] + marker).with_row_index("_row")
+
+    def held_nested(key: str) -> pl.Expr:  # a list or object in a column of mixed types
+        if NESTED not in df.columns:
+            return pl.lit(False)
+        return pl.col(NESTED).list.contains(pl.lit(src[key])).fill_null(False)
+
+    checks: list[tuple[str, pl.Expr]] = []
+    cols: list[pl.Expr] = []
+    ident, bad = _text_col(df, "_id")
+    cols.append(ident.alias("_id"))
+    checks.append(("bad_id", bad | held_nested("_id")))
+    if task == "regression":
+        label, bad = _number_col(df, "_label")
+    else:
+        label, bad = _text_col(df, "_label")
+    cols.append(label.alias("_label"))
+    checks.append(("bad_label", bad | held_nested("_label")))
+    if "_score" in df.columns:
+        score, bad = _text_col(df, "_score") if task == "multiclass" else _number_col(df, "_score")
+        cols.append(score.alias("_score"))
+        checks.append(("bad_score", bad | held_nested("_score")))
+    if "_version" in df.columns:
+        cols.append(_text_col(df, "_version")[0].alias("_version"))
+    typed = df.select("_row", *cols)
+    reason = pl.lit(None, pl.String)
+    for name, expr in reversed(checks):
+        reason = pl.when(expr).then(pl.lit(name)).otherwise(reason)
+    reasons = df.select("_row", reason.alias("r")).get_column("r")
+    for col, why, missing_ok in (
+        ("_time", "bad_time", True),
+        ("_ptime", "bad_prediction_time", False),
+    ):
+        if col not in df.columns:
+            continue
+        parsed, r = parse_timestamps(df.get_column(col))
+        if missing_ok:
+            r = pl.Series(r).replace("missing_field", None)
+        typed = typed.with_columns(parsed.alias(col))
+        wrong = r.is_not_null() | df.select("_row", held_nested(col).alias("n")).get_column("n")
+        reasons = (
+            pl.DataFrame({"a": reasons, "b": wrong})
+            .select(pl.when(pl.col("a").is_not_null()).then("a").when("b").then(pl.lit(why)))
+            .to_series()
+        )
+    bad_rows = reasons.is_not_null()
+    for why, n in reasons.drop_nulls().value_counts().iter_rows():
+        result.bad[str(why)] = result.bad.get(str(why), 0) + int(n)
+    absent = ~bad_rows & (typed.get_column("_id").is_null() | typed.get_column("_label").is_null())
+    result.missing += int(bad_rows.sum()) + int(absent.sum())
+    if result.bad:
+        log.warning("label rows skipped", extra={"source": result.source, "reasons": result.bad})
+    return typed.filter(~bad_rows & ~absent)
+
+
 def join_labels(
     frame: pl.DataFrame,
     *,
@@ -456,14 +631,20 @@ def join_labels(
     store: PredictionStore | None = None,
     now: datetime | None = None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    unreadable: dict[str, int] | None = None,
 ) -> LabelBatch:
     """Join one batch of label records and write its performance rows and summary.
+
+    ``unreadable``: lines of the file that could not be records, by reason
+    (from :func:`read_label_file`); they count as records and as ``missing``.
+    A row with a value of the wrong type (a naive or unreadable time, a score
+    that is no number, an id that is a list...) is skipped and counted by
+    reason in the result's ``bad`` (and in ``missing``), never a failure.
 
     Raises
     ------
     SchemaError
-        The id, label or score column is missing (names the file and the columns),
-        or a time column holds naive timestamps (names the row).
+        The id, label or score column is missing (names the file and the columns).
     ConfigError
         The model has no performance spec in its reference, or the labels carry no
         score and there is no prediction store.
@@ -477,6 +658,10 @@ def join_labels(
     if now is None:
         now = store.clock() if store is not None else datetime.now(UTC)
     result = LabelBatch(batch_id, source, records=frame.height)
+    if unreadable:  # lines of the file that could not be records (read_label_file's counts)
+        result.bad.update(unreadable)
+        result.records += sum(unreadable.values())
+        result.missing += sum(unreadable.values())
     if store is not None and batch_id in store.joined_batches(model):
         result.skipped = True
         log.info("labels batch already joined", extra={"model": model, "batch": batch_id})
@@ -489,48 +674,47 @@ def join_labels(
             f"model {model!r}: labels in {source} carry no score and no prediction store is "
             "kept; set models[].performance.store_predictions: true or score_column"
         )
-    df = frame.with_row_index("_row")
-    if cfg.time_column and cfg.time_column in df.columns:
-        df = df.with_columns(utc_timestamps(df, cfg.time_column, what=f"labels file {source}"))
-        df = df.sort(cfg.time_column, "_row", nulls_last=False)
-    ok = pl.col(cfg.id_column).is_not_null() & pl.col(cfg.label_column).is_not_null()
-    result.missing = df.height - df.filter(ok).height
-    df = df.filter(ok)
-    ids = df.get_column(cfg.id_column).cast(pl.String).to_list()
-    df = df.with_columns(
-        _id16(pl.Series("h", hmac_ids(secret, ids), dtype=pl.String)).alias("id")
-    ).drop(cfg.id_column)
+    df = _typed_labels(frame, cfg, spec.task, result)
+    if "_time" in df.columns:
+        df = df.sort("_time", "_row", nulls_last=False)
+    ids = df.get_column("_id").to_list()
+    df = df.with_columns(_id16(pl.Series("h", hmac_ids(secret, ids), dtype=pl.String)).alias("id"))
     before = df.height
     df = df.unique(subset="id", keep="last", maintain_order=True)
     result.duplicate_in_batch = before - df.height
     if spec.task != "regression":
-        idx, unknown = spec.class_index(df.get_column(cfg.label_column).cast(pl.String).to_numpy())
+        idx, unknown = spec.class_index(df.get_column("_label").to_numpy())
         result.unknown_class = int(unknown.sum())
         df = df.with_columns(pl.Series("y", idx)).filter(~pl.Series(unknown))
     else:
-        df = df.with_columns(pl.col(cfg.label_column).cast(pl.Float64).alias("y"))
+        df = df.with_columns(pl.col("_label").alias("y"))
     if cfg.score_column:
-        pt = utc_timestamps(df, cfg.prediction_time_column or "", what=f"labels file {source}")
-        version = (
-            pl.col(cfg.version_column).cast(pl.String)
-            if cfg.version_column and cfg.version_column in df.columns
-            else pl.lit(None, pl.String)
-        )
-        joined = df.with_columns(pt).select(
+        joined = df.select(
             "id",
             "y",
-            _window_start_us(pl.col(cfg.prediction_time_column or ""), window).alias("window_us"),
-            version.alias("model_version"),
-            pl.col(cfg.score_column).alias("prediction"),
+            _window_start_us(pl.col("_ptime"), window).alias("window_us"),
+            (pl.col("_version") if "_version" in df.columns else pl.lit(None, pl.String)).alias(
+                "model_version"
+            ),
+            pl.col("_score").alias("prediction"),
         )
     else:
         assert store is not None
-        stored = store.lookup(model, df.select("id"))
+        stored = store.lookup(model, df.select("id"), task=spec.task)
         joined = df.select("id", "y").join(stored, on="id", how="inner")
         unmatched = df.select("id").join(stored, on="id", how="anti").get_column("id")
         late = store.was_expired(model, unmatched)
         result.late = int(late.sum())
         result.unknown_id = int(len(unmatched) - late.sum())
+        unusable = (
+            joined.get_column("prediction").is_null()
+            if "prediction" in joined.columns
+            else pl.Series([False] * joined.height, dtype=pl.Boolean)
+        )
+        if unusable.any():  # a stored prediction of the wrong type (an old store)
+            result.bad["bad_prediction"] = result.bad.get("bad_prediction", 0) + int(unusable.sum())
+            result.missing += int(unusable.sum())
+            joined = joined.filter(~unusable)
     if store is not None and joined.height:
         seen = store.already_labelled(model, joined.get_column("id"))
         result.already_labelled = int(seen.sum())
@@ -650,9 +834,105 @@ def _arrow_schema(table_name: str, columns: dict[str, Any]) -> pa.Schema:
     return pa.schema([fields[k] for k in columns])
 
 
-def read_label_file(path: str | os.PathLike[str]) -> tuple[pl.DataFrame, str]:
-    """A labels file (Parquet, CSV, JSONL) and its batch id (content hash)."""
+def read_label_file(
+    path: str | os.PathLike[str], bad: dict[str, int] | None = None
+) -> tuple[pl.DataFrame, str]:
+    """A labels file (Parquet, CSV, JSONL) and its batch id (content hash).
+
+    CSV and JSONL lines are read one by one, as the streams read them: a line
+    that cannot be a record (not UTF-8, ragged, not JSON, not an object...) is
+    skipped and counted by reason in ``bad``; columns are read as text (CSV)
+    or as written (JSONL; a column of mixed types as text), and the join then
+    checks every value on its own.
+    """
     data = Path(path).read_bytes()
-    parts = list(read_records(path))
-    frame = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame()
+    fmt = record_format(path)
+    if fmt == "parquet":
+        parts = list(read_records(path))
+        frame = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame()
+    else:
+        frame = _text_records(data, fmt, bad if bad is not None else {})
     return frame, labels_batch_id(data)
+
+
+#: Column of :func:`read_label_file`'s frame naming, per row, the columns of mixed types
+#: that held a list or an object there (the value is null; the join counts the row bad).
+NESTED = "__mlmon_nested"
+
+
+def _text_records(data: bytes, fmt: str, bad: dict[str, int]) -> pl.DataFrame:
+    import csv
+
+    from mlmon.edge.streams import decode_json_line
+
+    lines = data.removeprefix(b"\xef\xbb\xbf").split(b"\n")
+    if lines and not lines[-1].strip():
+        lines.pop()
+    rows: list[dict[str, Any]] = []
+
+    def skip(reason: str) -> None:
+        bad[reason] = bad.get(reason, 0) + 1
+
+    if fmt == "csv":
+        header: list[str] = []
+        for raw in lines:
+            line = raw.rstrip(b"\r")
+            if not line.strip():
+                continue
+            try:
+                row = next(csv.reader([line.decode("utf-8")], strict=True))
+            except UnicodeDecodeError:
+                skip("bad_encoding")
+                continue
+            except csv.Error:
+                skip("bad_csv")
+                continue
+            if not header:
+                header = row
+                continue
+            if len(row) != len(header):
+                skip("ragged_row")
+                continue
+            rows.append({k: (v or None) for k, v in zip(header, row, strict=True)})
+        names = header
+    else:
+        for raw in lines:
+            value, reason = decode_json_line(raw)
+            if reason == "empty_line":
+                continue
+            if reason is None and not isinstance(value, dict):
+                reason = "not_an_object"
+            if reason is not None:
+                skip(reason)
+                continue
+            rows.append(value)
+        names = list(dict.fromkeys(k for r in rows for k in r))
+    cols = {}
+    nested: list[list[str]] = [[] for _ in rows]  # per row: mixed columns holding a list/object
+    for name in names:
+        values = [r.get(name) for r in rows]
+        kinds = {type(v) for v in values} - {type(None)}
+        if (
+            kinds <= {int, float}
+            or kinds <= {str}
+            or kinds <= {bool}
+            or kinds <= {list}
+            or (kinds <= {dict})
+        ):
+            try:
+                cols[name] = pl.Series(name, values, strict=False)
+                continue
+            except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
+                pass
+        # mixed types: scalars as text; a list or an object is null, and marked for the join
+        text: list[str | None] = []
+        for i, v in enumerate(values):
+            if isinstance(v, list | dict):
+                nested[i].append(name)
+                text.append(None)
+            else:
+                text.append(None if v is None else v if isinstance(v, str) else json.dumps(v))
+        cols[name] = pl.Series(name, text, pl.String)
+    if any(nested):
+        cols[NESTED] = pl.Series(NESTED, nested, pl.List(pl.String))
+    return pl.DataFrame(cols) if cols else pl.DataFrame()

@@ -80,7 +80,7 @@ class EdgePerformance:
         def observe(frame: pl.DataFrame) -> None:
             hist.add(frame)
             if store is not None:
-                store.add(model, frame, self.c.config.window, ts)
+                store.add(model, frame, self.c.config.window, ts, task=hist.spec.task)
 
         state.observers.append(observe)
 
@@ -129,11 +129,13 @@ class EdgePerformance:
         join_cfg = LabelJoinConfig(
             **{k: getattr(cfg, k) for k in LabelJoinConfig.__dataclass_fields__}
         ) if cfg is not None else LabelJoinConfig()  # fmt: skip
-        frame, batch_id = read_label_file(path)
+        unreadable: dict[str, int] = {}  # lines that could not be records, by reason
+        frame, batch_id = read_label_file(path, unreadable)
         result = join_labels(
             frame, model=model, reference=self.c.references[model], secret=self.c.secret,
             writer=self.c.writer, cfg=join_cfg, window=self.c.config.window, batch_id=batch_id,
             source=Path(path).name, store=self.stores.get(model), now=now or self.c.clock(),
+            unreadable=unreadable,
         )  # fmt: skip
         for outcome in ("matched", "duplicate_in_batch", "already_labelled", "unknown_id", "late",
                         "unknown_class", "missing"):  # fmt: skip

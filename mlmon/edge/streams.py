@@ -48,6 +48,7 @@ import io
 import json
 import logging
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -55,20 +56,31 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Protocol
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlmon.edge.checkpoint import StreamState
-from mlmon.errors import ConfigError, DuplicateNameError, EdgeError, UnknownNameError
+from mlmon.errors import (
+    ConfigError,
+    DuplicateNameError,
+    EdgeError,
+    MlmonError,
+    UnknownNameError,
+)
 from mlmon.governance.deid import hmac_id, hmac_ids
 from mlmon.profiles.frame import Reference
 from mlmon.profiles.kinds import NumericProfile
 
 __all__ = [
     "FILE_FORMATS",
+    "MAX_LINE_BYTES",
     "REASONS",
     "STREAM_FORMATS",
+    "TIMESTAMP_FORMATS",
+    "TS_MAX",
+    "TS_MIN",
     "BadRecords",
     "CloudEvent",
     "CloudEventJoiner",
@@ -76,8 +88,10 @@ __all__ = [
     "ParseContext",
     "RawBatch",
     "RecordFormat",
+    "decode_json_line",
     "flat_schema",
     "open_stream",
+    "parse_timestamps",
     "register_stream_format",
     "stream_format",
 ]
@@ -94,25 +108,73 @@ FILE_FORMATS: dict[str, tuple[str, ...]] = {
 #: Reasons a record is skipped (a format may add its own).
 REASONS = {
     "bad_json": "a line is not valid JSON",
+    "non_finite": "a NaN or Infinity literal (not JSON, though Python's json.dumps writes it)",
+    "duplicate_key": "a JSON object with the same key twice",
+    "too_deep": "JSON nested deeper than the parser's limit",
+    "bad_encoding": "a line that is not UTF-8",
+    "not_an_object": "a JSON value that is not an object (an array, a number, a string, null)",
+    "empty_line": "an empty (or blank) line",
+    "line_too_long": "a line longer than max_line_bytes (skipped without being read whole)",
+    "truncated_line": "the last line of a file that stopped changing without its newline, not valid",
+    "ragged_row": "a CSV row with more or fewer fields than the header",
+    "bad_csv": "a CSV line that cannot be parsed (an unclosed quote, a NUL byte, a field over 128 KiB)",
+    "bad_value": "a field of the wrong type (a bool, list or object where a number belongs, text "
+    "that is not a number in a numeric field, a list or object where a text belongs)",
     "missing_field": "a required field (timestamp, id, type, captureData...) is absent",
     "naive_timestamp": "a timestamp without a UTC offset",
-    "bad_timestamp": "a timestamp that cannot be parsed",
+    "bad_timestamp": "a timestamp that cannot be parsed, of the wrong type, or outside "
+    "1970-01-01 .. 2200-01-01 UTC",
     "bad_tensor": "inputs or outputs of an unexpected shape or type",
     "unmatched": "a request without its response (or a response without its request) past the timeout",
     "unknown_event_type": "a CloudEvent type that is neither a request nor a response",
+    "unreadable_file": "a file that cannot be read (a Parquet file with a corrupt footer...), "
+    "counted once when it stopped changing",
+    "parse_error": "records of a batch whose parsing failed unexpectedly (a bug: please report)",
 }
+
+#: Timestamp encodings of ``tabular`` records (``streams[].timestamp_format``).
+TIMESTAMP_FORMATS = ("iso8601", "epoch_s", "epoch_ms")
+#: Record times outside [TS_MIN, TS_MAX) are ``bad_timestamp``.
+TS_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+TS_MAX = datetime(2200, 1, 1, tzinfo=UTC)
+#: Default longest line read; longer lines are ``line_too_long``.
+MAX_LINE_BYTES = 16 * 1024 * 1024
+_BOM = b"\xef\xbb\xbf"
+_PLACES = 1000  # (reason, file, line) kept per stream for tests and diagnostics
+_LINES_LOGGED = 20
 
 
 # -- counters and context -----------------------------------------------------------------
 class BadRecords(Counter[str]):
-    """Skipped records by reason; a log line per batch names reason, count and place only."""
+    """Skipped records by reason; a log line per batch names reason, count, file and lines only.
 
-    def skip(self, reason: str, where: str = "", n: int = 1) -> None:
+    ``places`` keeps the first :data:`_PLACES` ``(reason, file, line)`` of skipped
+    records (line numbers are 1-based lines of text files, or row numbers of
+    Parquet files; None where unknown). Never record content.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.places: list[tuple[str, str, int | None]] = []
+
+    def skip(
+        self, reason: str, where: str = "", n: int = 1, lines: Sequence[int] | None = None
+    ) -> None:
         """Count ``n`` skipped records for ``reason``; never pass record content in ``where``."""
         if n <= 0:
             return
         self[reason] += n
-        log.warning("skipped records", extra={"reason": reason, "count": n, "where": where})
+        lines = list(lines or ())
+        room = _PLACES - len(self.places)
+        if room > 0:
+            self.places.extend(
+                (reason, where, ln)
+                for ln in (lines or [None] * n)[:room]  # type: ignore[list-item]
+            )
+        extra: dict[str, Any] = {"reason": reason, "count": n, "where": where}
+        if lines:
+            extra["lines"] = lines[:_LINES_LOGGED]
+        log.warning("skipped records", extra=extra)
 
 
 @dataclass
@@ -134,6 +196,8 @@ class ParseContext:
         Counter of skipped records.
     where
         A place for log lines (a file name), never content.
+    timestamp_format
+        Tabular records: how ``timestamp`` is written, one of :data:`TIMESTAMP_FORMATS`.
     """
 
     features: Sequence[str]
@@ -142,6 +206,7 @@ class ParseContext:
     request_id_column: str | None = "request_id"
     bad: BadRecords = field(default_factory=BadRecords)
     where: str = ""
+    timestamp_format: str = "iso8601"
 
     @classmethod
     def for_reference(cls, reference: Reference, secret: bytes, **kwargs: Any) -> ParseContext:
@@ -204,20 +269,414 @@ def _conform(df: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
     return df.select(cols)
 
 
-def _rows_to_frame(rows: list[dict[str, Any]], ctx: ParseContext) -> pl.DataFrame:
-    """Flat rows (dicts) to a conformed frame, column by column."""
+def _rows_to_frame(
+    rows: list[dict[str, Any]],
+    ctx: ParseContext,
+    where: str = "",
+    lines: Sequence[int] | None = None,
+) -> pl.DataFrame:
+    """Flat rows (dicts, UTC datetimes) to a conformed frame; rows with bad values are counted."""
     if not rows:
         return pl.DataFrame(schema=flat_schema(ctx))
-    data: dict[str, pl.Series] = {}
-    for c in (*ctx.features, "prediction"):
-        values = [r.get(c) for r in rows]
+    df, reasons = _typed_records(rows, ctx, raw_time=False)
+    if any(r is not None for r in reasons):
+        _count(ctx, reasons, where, lines)
+        df = df.filter(pl.Series([r is None for r in reasons]))
+    return _conform(df, ctx)
+
+
+def _count(
+    ctx: ParseContext, reasons: Sequence[str | None], where: str, lines: Sequence[int] | None
+) -> None:
+    """Count the rows with a reason, with their line numbers when known."""
+    by: dict[str, list[int]] = {}
+    for i, r in enumerate(reasons):
+        if r is not None:
+            by.setdefault(r, []).append(i)
+    for r, idx in by.items():
+        ctx.bad.skip(r, where, len(idx), [lines[i] for i in idx] if lines is not None else None)
+
+
+# -- strict JSON lines ------------------------------------------------------------------------
+class _Reject(ValueError):
+    """A line or value refused for a reason (a :data:`REASONS` key)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _Reject("duplicate_key")
+    return obj
+
+
+def _constant(name: str) -> Any:
+    raise _Reject("non_finite")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_constant)
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_CONTROL_RE = r"[\x00-\x08\x0b\x0c\x0e-\x1f]|\\u[dD][89a-fA-F]"
+_KEY_RE = r'"(?:[^"\\]|\\.)*"\s*:'  # every key of a line (nested ones too)
+
+
+def _strict(text: str) -> Any:
+    """Decode ``text``; a ``\\ud800``-style escape must make a valid pair (else not UTF-8)."""
+    value = _DECODER.decode(text)
+    if _SURROGATE.search(text):
         try:
-            data[c] = pl.Series(c, values, strict=False)
-        except (TypeError, ValueError, pl.exceptions.PolarsError):
-            data[c] = pl.Series(c, [None if v is None else str(v) for v in values], pl.String)
-    for c, t in _CONTRACT.items():
-        data[c] = pl.Series(c, [r.get(c) for r in rows], t, strict=False)
-    return _conform(pl.DataFrame(data), ctx)
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise _Reject("bad_encoding") from exc
+    return value
+
+
+def decode_json_line(line: bytes) -> tuple[Any, str | None]:
+    """``(value, None)`` for one strict JSON line, or ``(None, reason)``.
+
+    Strict: UTF-8 only, no ``NaN``/``Infinity`` literals, no duplicate keys,
+    no nesting deeper than the interpreter's recursion limit. One parser
+    decides for every format, so what is counted is what is profiled.
+    """
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "bad_encoding"
+    if not text.strip():
+        return None, "empty_line"
+    try:
+        return _strict(text), None
+    except _Reject as exc:
+        return None, exc.reason
+    except RecursionError:
+        return None, "too_deep"
+    except ValueError:
+        return None, "bad_json"
+
+
+def _json_text(text: str | bytes, reason: str = "bad_tensor") -> Any:
+    """Parse an embedded JSON body (a capture's ``data``); raises ``_Reject`` with the reason.
+
+    ``reason`` is the one for text that is not JSON at all.
+    """
+    try:
+        return _strict(text if isinstance(text, str) else text.decode("utf-8"))
+    except _Reject:
+        raise
+    except RecursionError as exc:
+        raise _Reject("too_deep") from exc
+    except ValueError as exc:  # UnicodeDecodeError too
+        raise _Reject(reason) from exc
+
+
+# -- typed columns from decoded records -----------------------------------------------------
+_NoneType = type(None)
+
+
+def _num(v: Any) -> float | None:
+    """A numeric field's value; raises ``_Reject('bad_value')`` for bools, lists, objects, text."""
+    t = type(v)
+    if t is float:
+        return float(v)
+    if v is None:
+        return None
+    try:
+        if t is str:
+            s = v.strip()
+            return float(s) if s else None
+        if _is_number(v):  # int, or a numpy number from a decoded tensor
+            return float(v)
+    except (ValueError, OverflowError) as exc:
+        raise _Reject("bad_value") from exc
+    raise _Reject("bad_value")
+
+
+def _is_number(v: Any) -> bool:
+    """A real number that is not a bool (Python's or numpy's)."""
+    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(
+        v, bool | np.bool_
+    )
+
+
+def _text(v: Any) -> str | None:
+    """A text field's value: scalars as text; raises ``_Reject('bad_value')`` for lists and objects."""
+    t = type(v)
+    if v is None:
+        return None
+    if t is str:
+        return str(v)
+    if t is bool or t is np.bool_:
+        return "true" if v else "false"
+    if _is_number(v):
+        return str(v)
+    raise _Reject("bad_value")
+
+
+def _column(name: str, values: list[Any], kind: str, reasons: list[str | None]) -> pl.Series | None:
+    """One validated column (None when no record has a value); bad rows get a reason."""
+    types = set(map(type, values))
+    if types <= {_NoneType}:
+        return None
+    if kind == "num":
+        if types <= {float, _NoneType}:
+            return pl.Series(name, values, pl.Float64)
+        conv: Callable[[Any], Any] = _num
+        dtype: pl.DataType = pl.Float64()
+    elif kind == "text":
+        if types <= {str, _NoneType}:
+            return pl.Series(name, values, pl.String)
+        conv, dtype = _text, pl.String()
+    elif kind == "pred":
+        values = [_first(v) if isinstance(v, list | dict) else v for v in values]
+        numbers = any(_is_number(v) or isinstance(v, bool | np.bool_) for v in values)
+        if not numbers:
+            conv, dtype = _text, pl.String()
+        else:
+            texts = [v for v in values if type(v) is str and v.strip()]
+            if texts:  # numbers and text: text that is no number is a bad value
+                conv, dtype = _num, pl.Float64()
+            else:
+                return pl.Series(
+                    name, [None if v is None else float(v) for v in values], pl.Float64
+                )
+    else:  # "any": no kinds known; scalars kept as inferred
+        conv, dtype = _scalar, None  # type: ignore[assignment]
+    out: list[Any] = []
+    for i, v in enumerate(values):
+        try:
+            out.append(conv(v))
+        except _Reject as exc:
+            out.append(None)
+            if reasons[i] is None:
+                reasons[i] = exc.reason
+    if dtype is None:
+        try:
+            return pl.Series(name, out, strict=False)
+        except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
+            return pl.Series(name, [_text(v) for v in out], pl.String)
+    return pl.Series(name, out, dtype)
+
+
+def _scalar(v: Any) -> Any:
+    if isinstance(v, list | dict):
+        raise _Reject("bad_value")
+    return v
+
+
+def _kinds(ctx: ParseContext) -> dict[str, str]:
+    """The columns mlmon reads from a flat record and how each is validated."""
+    kinds: dict[str, str] = {}
+    for f in ctx.features:
+        if ctx.numeric is None:
+            kinds[f] = "any"
+        else:
+            kinds[f] = "num" if f in ctx.numeric else "text"
+    kinds.setdefault("prediction", "pred")
+    kinds.setdefault("score", "pred")
+    kinds.setdefault("latency_ms", "num")
+    kinds.setdefault("model_version", "text")
+    if ctx.request_id_column:
+        kinds.setdefault(ctx.request_id_column, "text")
+    kinds.setdefault("request_id_hmac", "text")
+    return kinds
+
+
+def _typed_records(
+    rows: Sequence[Mapping[str, Any]], ctx: ParseContext, *, raw_time: bool
+) -> tuple[pl.DataFrame, list[str | None]]:
+    """Decoded records to typed columns, and per row the reason it is unusable (or None).
+
+    ``raw_time``: the ``timestamp`` is as logged (text, or a number with an epoch
+    ``timestamp_format``) and parsed later; otherwise it is a UTC datetime already.
+    """
+    reasons: list[str | None] = [None] * len(rows)
+    cols: list[pl.Series] = []
+    for name, kind in _kinds(ctx).items():
+        if name == "timestamp":
+            continue
+        s = _column(name, [r.get(name) for r in rows], kind, reasons)
+        if s is not None:
+            cols.append(s)
+    ts = [r.get("timestamp") for r in rows]
+    if not raw_time:
+        cols.append(pl.Series("timestamp", ts, pl.Datetime("us", "UTC")))
+    elif ctx.timestamp_format == "iso8601":
+        for i, v in enumerate(ts):
+            if v is not None and type(v) is not str:
+                ts[i] = None
+                reasons[i] = reasons[i] or "bad_timestamp"
+        cols.append(pl.Series("timestamp", ts, pl.String))
+    else:  # epoch seconds or milliseconds: numbers, or text that is a number
+        out: list[float | None] = []
+        for i, v in enumerate(ts):
+            try:
+                out.append(_num(v))
+            except _Reject:
+                out.append(None)
+                reasons[i] = reasons[i] or "bad_timestamp"
+        cols.append(pl.Series("timestamp", out, pl.Float64))
+    return pl.DataFrame(cols), reasons
+
+
+def _typed_frame(df: pl.DataFrame, ctx: ParseContext, where: str) -> tuple[pl.DataFrame, pl.Series]:
+    """A columnar batch (CSV read as text, Parquet) validated like :func:`_typed_records`.
+
+    Returns the typed columns mlmon reads (``timestamp`` as it came) and per row
+    ``bad_value`` or null. A column of a type that cannot hold its field (a list
+    or a bool where a number belongs) makes each of its non-null values bad; the
+    file and column are named in the log.
+    """
+    exprs: list[pl.Expr] = []
+    bad: list[pl.Expr] = []
+    for name, kind in _kinds(ctx).items():
+        dtype: Any = df.schema.get(name)
+        if dtype is None or name == "timestamp":
+            continue
+        c = pl.col(name)
+        wrong = c.is_not_null()
+        if dtype == pl.Null:
+            exprs.append(c)
+            continue
+        if kind == "pred":
+            while isinstance(dtype, pl.List | pl.Array):  # a per-row vector: its first element
+                c = c.list.first() if isinstance(dtype, pl.List) else c.arr.first()
+                dtype = dtype.inner
+            if isinstance(dtype, pl.Struct) and dtype.fields:
+                c, dtype = c.struct.field(dtype.fields[0].name), dtype.fields[0].dtype
+        if dtype.is_nested() or dtype in (pl.Binary, pl.Object):
+            ok = False
+        elif kind == "any":  # no kinds known: the type polars read
+            exprs.append(c)
+            continue
+        elif kind in ("num", "pred") and (
+            dtype.is_numeric() or (kind == "pred" and dtype == pl.Boolean)
+        ):
+            exprs.append(c.cast(pl.Float64).alias(name))
+            continue
+        elif kind in ("num", "pred") and dtype == pl.String:
+            s = c.str.strip_chars()
+            num = s.cast(pl.Float64, strict=False)
+            text = s.is_not_null() & (s != "") & num.is_null()
+            if kind == "pred":
+                numbers = df.select(num.is_not_null().sum().alias("n")).item()
+                if numbers == 0:  # labels: text
+                    exprs.append(pl.when(s != "").then(s).alias(name))
+                    continue
+            exprs.append(num.alias(name))
+            bad.append(text)
+            continue
+        elif kind == "num":
+            ok = False
+        else:
+            exprs.append(c.cast(pl.String, strict=False).alias(name))
+            continue
+        if not ok:  # the whole column is of a type its field cannot take
+            n = df.select(wrong.sum().alias("n")).item()
+            if n:
+                log.warning(
+                    "column of the wrong type; its values are skipped",
+                    extra={"where": where, "column": name, "dtype": str(dtype), "count": n},
+                )
+            exprs.append(pl.lit(None, pl.Float64 if kind != "text" else pl.String).alias(name))
+            bad.append(wrong)
+    reason = (
+        pl.when(pl.any_horizontal(bad)).then(pl.lit("bad_value")).otherwise(pl.lit(None, pl.String))
+        if bad
+        else pl.lit(None, pl.String)
+    )
+    out = df.select(pl.int_range(pl.len()).alias("__row"), *exprs, reason.alias("__reason"))
+    if "timestamp" in df.columns:
+        out = out.with_columns(df.get_column("timestamp"))
+    return out.drop("__row", "__reason"), out.get_column("__reason")
+
+
+# -- timestamps -------------------------------------------------------------------------------
+_OFFSET_RE = r"(?i)(z|[+-]\d\d:?\d\d)$"
+_DATETIME_RE = r"^\d{4}-\d\d-\d\d([T ]\d\d:\d\d)?"  # naive only if it looks like a time
+_TS_MIN_US = int(TS_MIN.timestamp() * 1_000_000)
+_TS_MAX_US = int(TS_MAX.timestamp() * 1_000_000)
+
+
+def _iso_one(value: str | None) -> datetime | None:
+    """Python's ISO 8601 parser for the forms polars' RFC 3339 parser does not take."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None
+    try:
+        return parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
+
+
+def parse_timestamps(ts: pl.Series, fmt: str = "iso8601") -> tuple[pl.Series, pl.Series]:
+    """UTC timestamps and, per row, the reason one is unusable (null when it is fine).
+
+    Every row is parsed on its own (no format is inferred from the first value):
+    ``iso8601`` text needs an offset (``Z`` or ``+02:00``; else ``naive_timestamp``);
+    ``epoch_s`` / ``epoch_ms`` take numbers (or text that is a number). Times
+    outside [:data:`TS_MIN`, :data:`TS_MAX`) are ``bad_timestamp``.
+    """
+    t = pl.DataFrame({"t": ts})
+    dtype = ts.dtype
+    missing = pl.col("t").is_null()
+    naive = pl.lit(False)
+    if fmt in ("epoch_s", "epoch_ms") and (dtype.is_numeric() or dtype == pl.String):
+        v = pl.col("t")
+        if dtype == pl.String:
+            v = v.str.strip_chars()
+            missing = missing | (v == "")
+            v = v.cast(pl.Float64, strict=False)
+        scale = 1_000_000 if fmt == "epoch_s" else 1_000
+        us = v.cast(pl.Float64) * scale
+        ok = us.is_finite() & (us >= _TS_MIN_US) & (us < _TS_MAX_US)
+        parsed = pl.when(ok).then(us.cast(pl.Int64, strict=False)).cast(pl.Datetime("us", "UTC"))
+    elif dtype == pl.String and fmt == "iso8601":
+        s = pl.col("t").str.strip_chars()
+        missing = missing | (s == "")
+        naive = ~s.str.contains(_OFFSET_RE) & s.str.contains(_DATETIME_RE)
+        parsed = s.str.to_datetime(
+            format="%+", time_unit="us", time_zone="UTC", strict=False, exact=True
+        )
+        first = t.select(parsed.alias("p"), (~naive & ~missing).alias("offset"))
+        retry = first.get_column("p").is_null() & first.get_column("offset").fill_null(False)
+        if retry.any():  # e.g. minutes only, or a week date: Python's parser, row by row
+            raw = ts.str.strip_chars()
+            fixed = [_iso_one(raw[i]) if r else None for i, r in enumerate(retry.to_list())]
+            again = pl.Series("p", fixed, pl.Datetime("us", "UTC"))
+            parsed = pl.coalesce(parsed, pl.lit(again))
+        parsed = pl.when(
+            parsed.dt.epoch("us").is_between(_TS_MIN_US, _TS_MAX_US, closed="left")
+        ).then(parsed)
+    elif isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+        parsed = pl.col("t").dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+        parsed = pl.when(
+            parsed.dt.epoch("us").is_between(_TS_MIN_US, _TS_MAX_US, closed="left")
+        ).then(parsed)
+    elif isinstance(dtype, pl.Datetime):  # naive datetimes: mlmon cannot guess the zone
+        parsed = pl.lit(None, pl.Datetime("us", "UTC"))
+        naive = pl.lit(True)
+    else:  # numbers without an epoch format, bools, lists...: the wrong type
+        parsed = pl.lit(None, pl.Datetime("us", "UTC"))
+    reason = (
+        pl.when(missing)
+        .then(pl.lit("missing_field"))
+        .when(naive)
+        .then(pl.lit("naive_timestamp"))
+        .when(parsed.is_null())
+        .then(pl.lit("bad_timestamp"))
+        .otherwise(pl.lit(None, pl.String))
+    )
+    out = t.select(parsed.alias("p"), reason.alias("r"))
+    return out.get_column("p"), out.get_column("r")
 
 
 def _ts(value: Any) -> datetime | str:
@@ -225,24 +684,34 @@ def _ts(value: Any) -> datetime | str:
     if value is None or value == "":
         return "missing_field"
     if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo else "naive_timestamp"
-    if not isinstance(value, str):
+        parsed = value
+    elif not isinstance(value, str):
         return "bad_timestamp"
+    else:
+        try:
+            parsed = datetime.fromisoformat(
+                value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+            )
+        except ValueError:
+            return "bad_timestamp"
+    if parsed.tzinfo is None:
+        return "naive_timestamp"
     try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        utc = parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
         return "bad_timestamp"
-    return parsed.astimezone(UTC) if parsed.tzinfo else "naive_timestamp"
+    return utc if TS_MIN <= utc < TS_MAX else "bad_timestamp"
 
 
 def _first(v: Any) -> Any:
     """The prediction of one row: a scalar, or the first element of a per-row vector."""
-    while isinstance(v, list | tuple):
-        if not v:
+    while isinstance(v, list | tuple | dict):
+        if isinstance(v, dict):  # e.g. {"score": 0.7} or {"label": "ICU"}: the first value
+            v = next(iter(v.values()), None)
+        elif not v:
             return None
-        v = v[0]
-    if isinstance(v, dict):  # e.g. {"score": 0.7} or {"label": "ICU"}: the first value
-        return _first(next(iter(v.values()), None))
+        else:
+            v = v[0]
     return v
 
 
@@ -252,7 +721,8 @@ class RawBatch:
     """Raw records of one file, as read: a columnar frame or decoded records with offsets.
 
     ``offsets[i]`` is where record ``i`` starts (a byte offset in text files,
-    a row number in Parquet); ``end`` is the position after the batch.
+    a row number in Parquet); ``lines[i]`` is its 1-based line (text files) or
+    row (Parquet) number, for the log; ``end`` is the position after the batch.
     """
 
     source: str
@@ -260,6 +730,7 @@ class RawBatch:
     frame: pl.DataFrame | None = None
     records: Sequence[Any] | None = None
     offsets: Sequence[int] | None = None
+    lines: Sequence[int] | None = None
 
 
 class RecordFormat(Protocol):
@@ -301,66 +772,38 @@ class _Stateless:
 
 
 # -- tabular ------------------------------------------------------------------------------
-_OFFSET_RE = r"(?i)(z|[+-]\d\d:?\d\d)$"
-
-
-def _parse_timestamps(ts: pl.Series) -> tuple[pl.Series, pl.Series]:
-    """UTC timestamps and, per row, the reason one is unusable (null when it is fine)."""
-    t = pl.DataFrame({"t": ts})
-    if ts.dtype == pl.String:
-        s = pl.col("t").str.strip_chars()
-        parsed = s.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
-        reason = (
-            pl.when(s.is_null() | (s == ""))
-            .then(pl.lit("missing_field"))
-            .when(~s.str.contains(_OFFSET_RE))
-            .then(pl.lit("naive_timestamp"))
-            .when(parsed.is_null())
-            .then(pl.lit("bad_timestamp"))
-            .otherwise(pl.lit(None, pl.String))
-        )
-    elif isinstance(ts.dtype, pl.Datetime) and ts.dtype.time_zone is not None:
-        parsed = pl.col("t").dt.convert_time_zone("UTC").dt.cast_time_unit("us")
-        reason = (
-            pl.when(parsed.is_null())
-            .then(pl.lit("missing_field"))
-            .otherwise(pl.lit(None, pl.String))
-        )
-    else:  # naive datetimes, numbers: mlmon cannot guess the zone
-        parsed = pl.lit(None, pl.Datetime("us", "UTC"))
-        reason = (
-            pl.when(pl.col("t").is_null())
-            .then(pl.lit("missing_field"))
-            .otherwise(pl.lit("naive_timestamp"))
-        )
-    out = t.select(parsed.alias("p"), reason.alias("r"))
-    return out.get_column("p"), out.get_column("r")
-
-
 class TabularFormat(_Stateless):
-    """Flat records: HMAC the request-id column, require UTC timestamps (vectorised)."""
+    """Flat records: validate each field, HMAC the request-id column, require UTC timestamps.
+
+    Gets decoded JSON records (JSONL) or a frame (CSV read as text, Parquet);
+    every row is checked on its own and a bad one costs only itself.
+    """
 
     columnar = True
 
     def parse(self, batch: RawBatch) -> pl.DataFrame:
         ctx = self.ctx
-        df: pl.DataFrame | None
+        lines = list(batch.lines) if batch.lines is not None else None
         if batch.frame is not None:
-            df = batch.frame
+            if batch.frame.height == 0:
+                return pl.DataFrame(schema=flat_schema(ctx))
+            df, pre = _typed_frame(batch.frame, ctx, batch.source)
         else:
-            recs = [r for r in batch.records or () if isinstance(r, dict)]
-            ctx.bad.skip("bad_json", batch.source, len(batch.records or ()) - len(recs))
-            df = pl.DataFrame(recs, infer_schema_length=None, strict=False) if recs else None
-        if df is None or df.height == 0:
-            return pl.DataFrame(schema=flat_schema(ctx))
+            recs = list(batch.records or ())
+            if not recs:
+                return pl.DataFrame(schema=flat_schema(ctx))
+            df, reasons = _typed_records(recs, ctx, raw_time=True)
+            pre = pl.Series("r", reasons, pl.String)
         if "timestamp" not in df.columns:
-            ctx.bad.skip("missing_field", batch.source, df.height)
+            ctx.bad.skip("missing_field", batch.source, df.height, lines)
             return pl.DataFrame(schema=flat_schema(ctx))
-        parsed, reasons = _parse_timestamps(df.get_column("timestamp"))
-        bad = reasons.is_not_null()
+        parsed, ts_reason = parse_timestamps(df.get_column("timestamp"), ctx.timestamp_format)
+        reasons_s = (
+            pl.DataFrame({"a": pre, "b": ts_reason}).select(pl.coalesce("a", "b")).to_series()
+        )
+        bad = reasons_s.is_not_null()
         if bad.any():
-            for r, n in Counter(reasons.filter(bad).to_list()).items():
-                ctx.bad.skip(str(r), batch.source, n)
+            _count(ctx, reasons_s.to_list(), batch.source, lines)
         df = df.with_columns(parsed.alias("timestamp")).filter(~bad)
         if "score" in df.columns:  # a common alias of the prediction column
             if "prediction" not in df.columns:
@@ -531,16 +974,22 @@ class SageMakerCaptureFormat(_Stateless):
     def parse(self, batch: RawBatch) -> pl.DataFrame:
         ctx = self.ctx
         rows: list[dict[str, Any]] = []
-        bad: Counter[str] = Counter()
-        for rec in batch.records or ():
+        records = batch.records or ()
+        lines = list(batch.lines) if batch.lines is not None else [None] * len(records)
+        bad_lines: list[Any] = []
+        good_lines: list[Any] = []
+        reasons: list[str | None] = []
+        for rec, line in zip(records, lines, strict=True):
             got = self._one(rec)
             if isinstance(got, str):
-                bad[got] += 1
+                reasons.append(got)
+                bad_lines.append(line)
             else:
                 rows.extend(got)
-        for reason, n in bad.items():
-            ctx.bad.skip(reason, batch.source, n)
-        return _rows_to_frame(rows, ctx)
+                good_lines.extend([line] * len(got))
+        known = batch.lines is not None
+        _count(ctx, reasons, batch.source, bad_lines if known else None)
+        return _rows_to_frame(rows, ctx, batch.source, good_lines if known else None)
 
     def _one(self, rec: Any) -> list[dict[str, Any]] | str:
         ctx = self.ctx
@@ -560,13 +1009,13 @@ class SageMakerCaptureFormat(_Stateless):
             return ts
         try:
             if inp[0] == "json":
-                feats = _feature_rows(json.loads(inp[1]), ctx)
+                feats = _feature_rows(_json_text(inp[1]), ctx)
             else:
                 feats = _instances(_csv_rows(inp[1]), ctx)
             if feats is None:
                 return "bad_tensor"
             if out[0] == "json":
-                preds = _predictions(json.loads(out[1]), len(feats))
+                preds = _predictions(_json_text(out[1]), len(feats))
             else:
                 lines = _csv_rows(out[1])
                 if len(lines) == len(feats):
@@ -575,7 +1024,9 @@ class SageMakerCaptureFormat(_Stateless):
                     preds = [_csv_value(v) for v in lines[0]]
                 else:
                     preds = None
-        except ValueError:
+        except _Reject as exc:
+            return exc.reason
+        except (ValueError, csv.Error):
             return "bad_tensor"
         if preds is None:
             return "bad_tensor"
@@ -613,14 +1064,16 @@ def _attr(obj: Mapping[str, Any], name: str) -> Any:
 
 
 def _decode_body(obj: Mapping[str, Any]) -> Any:
-    """The event data as parsed JSON; raises ValueError when it is not JSON."""
+    """The event data as parsed (strict) JSON; raises ``_Reject`` when it is not JSON."""
     if "data_base64" in obj:
-        return json.loads(base64.b64decode(obj["data_base64"], validate=True))
+        try:
+            raw = base64.b64decode(obj["data_base64"], validate=True)
+        except (ValueError, TypeError) as exc:
+            raise _Reject("bad_json") from exc
+        return _json_text(raw, "bad_json")
     data = obj.get("data", obj.get("body"))
-    if isinstance(data, bytes | bytearray):
-        return json.loads(data)
-    if isinstance(data, str):
-        return json.loads(data)
+    if isinstance(data, bytes | bytearray | str):
+        return _json_text(bytes(data) if isinstance(data, bytearray) else data, "bad_json")
     return data
 
 
@@ -646,8 +1099,8 @@ def cloudevent_from(obj: Any) -> CloudEvent | str:
         ts = parsed
     try:
         body = _decode_body(obj)
-    except (ValueError, TypeError):
-        return "bad_json"
+    except _Reject as exc:
+        return exc.reason
     model = _attr(obj, "inferenceservicename")
     return CloudEvent(str(eid), kind, ts, body, None if model is None else str(model))
 
@@ -783,23 +1236,29 @@ class KServeCloudEventsFormat:
 
     def parse(self, batch: RawBatch) -> pl.DataFrame:
         rows: list[dict[str, Any]] = []
-        bad: Counter[str] = Counter()
         records = batch.records or ()
         offsets = batch.offsets or [None] * len(records)  # type: ignore[list-item]
-        for rec, off in zip(records, offsets, strict=True):
+        lines = list(batch.lines) if batch.lines is not None else [None] * len(records)
+        reasons: list[str | None] = []
+        bad_lines: list[Any] = []
+        row_lines: list[Any] = []
+        for rec, off, line in zip(records, offsets, lines, strict=True):
             ev = cloudevent_from(rec)
-            if isinstance(ev, str):
-                bad[ev] += 1
-                continue
-            got = self.joiner.feed(ev, None if off is None else (batch.source, int(off)))
+            got = (
+                ev
+                if isinstance(ev, str)
+                else self.joiner.feed(ev, None if off is None else (batch.source, int(off)))
+            )
             if isinstance(got, str):
-                bad[got] += 1
+                reasons.append(got)
+                bad_lines.append(line)
             elif got:
                 rows.extend(got)
-        bad["unmatched"] += self.joiner.expire()
-        for reason, n in bad.items():
-            self.ctx.bad.skip(reason, batch.source, n)
-        return _rows_to_frame(rows, self.ctx)
+                row_lines.extend([line] * len(got))  # the line that completed the pair
+        known = batch.lines is not None
+        _count(self.ctx, reasons, batch.source, bad_lines if known else None)
+        self.ctx.bad.skip("unmatched", batch.source, self.joiner.expire())
+        return _rows_to_frame(rows, self.ctx, batch.source, row_lines if known else None)
 
     def hold(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -872,6 +1331,26 @@ def _file_format(name: str) -> str | None:
     return None
 
 
+def _rx_escape(name: str) -> str:
+    """``name`` as a literal in a (Rust) regular expression."""
+    return "".join("\\" + c if c in ".^$|?*+()[]{}" else c for c in name)
+
+
+def _csv_header(raw: bytes) -> list[str | None]:
+    """Column names of a CSV header line; a repeated name is kept once (later ones: None)."""
+    text = raw.removeprefix(_BOM).rstrip(b"\r\n").decode("utf-8", errors="replace")
+    try:
+        names = next(csv.reader([text]), [])
+    except csv.Error:
+        names = []
+    seen: set[str] = set()
+    out: list[str | None] = []
+    for n in names:
+        out.append(None if n in seen else n)
+        seen.add(n)
+    return out
+
+
 @dataclass
 class _FileInfo:
     path: str
@@ -913,14 +1392,26 @@ class FileStream:
         Monotonic seconds for ``settle`` (injectable for tests).
     storage_options
         fsspec options for remote folders.
+    timestamp_format
+        Tabular records: ``iso8601`` (default), ``epoch_s`` or ``epoch_ms``.
+    max_line_bytes
+        A longer line is skipped (``line_too_long``) without being read whole.
+    commit_every_records, commit_every_files
+        The default bounds of one :meth:`read_step` (a backlog is written and
+        committed in steps of this many records or files).
 
     Notes
     -----
     A text file that shrinks was truncated or replaced (copy-truncate
     rotation): it is read again from its start, with a warning. A line without
-    its newline is still being written and is read on a later call. CSV files
-    are split at line ends, so quoted fields with newlines are not supported.
-    Parquet files are taken as immutable once readable.
+    its newline is still being written and is read on a later call; once the
+    file has settled it is read as the file's last record (``truncated_line``
+    if it is not one). A UTF-8 byte order mark at the start of a file is
+    skipped. CSV files are split at line ends, so quoted fields with newlines
+    are not supported. Parquet files are taken as immutable once readable; one
+    that still cannot be read once settled is counted ``unreadable_file`` and
+    passed over. A bad record, line or file costs only itself: later records
+    and files are read.
     """
 
     def __init__(
@@ -938,6 +1429,10 @@ class FileStream:
         unmatched_timeout: timedelta = timedelta(minutes=5),
         storage_options: Mapping[str, Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        timestamp_format: str = "iso8601",
+        max_line_bytes: int = MAX_LINE_BYTES,
+        commit_every_records: int = 100_000,
+        commit_every_files: int = 10,
     ) -> None:
         import fsspec
 
@@ -945,11 +1440,42 @@ class FileStream:
             raise ConfigError(
                 f"stream file format {file_format!r} is unknown; use one of {', '.join(FILE_FORMATS)}"
             )
+        if timestamp_format not in TIMESTAMP_FORMATS:
+            raise ConfigError(
+                f"stream timestamp_format {timestamp_format!r} is unknown; use one of "
+                f"{', '.join(TIMESTAMP_FORMATS)}"
+            )
+        if max_line_bytes < 1:
+            raise ConfigError(f"stream max_line_bytes must be positive, got {max_line_bytes}")
+        if commit_every_records < 1 or commit_every_files < 1:
+            raise ConfigError(
+                "stream commit_every_records and commit_every_files must be at least 1, got "
+                f"{commit_every_records} and {commit_every_files}"
+            )
+        self.commit_every_records = commit_every_records
+        self.commit_every_files = commit_every_files
         self.path = os.fspath(path)
         self.file_format = file_format
         self.state = state
         self.ctx = ParseContext.for_reference(
-            state.reference, secret, request_id_column=request_id_column
+            state.reference,
+            secret,
+            request_id_column=request_id_column,
+            timestamp_format=timestamp_format,
+        )
+        self.max_line_bytes = max_line_bytes
+        names = [*_kinds(self.ctx), "timestamp"]
+        texts = [n for n, k in _kinds(self.ctx).items() if k == "text"]
+        self._float_text_re: str | None = (
+            '"(' + "|".join(_rx_escape(n) for n in texts) + r')"\s*:\s*-?[0-9]+[.eE]'
+            if texts
+            else None
+        )
+        # a key the pattern cannot name exactly turns the polars fast path off
+        self._nested_re: str | None = (
+            None
+            if any(c in n for n in names for c in '"\\')
+            else '"(' + "|".join(_rx_escape(n) for n in names) + r')"\s*:\s*[\[{]'
         )
         factory = stream_format(record_format)
         if record_format == "kserve_cloudevents":
@@ -971,7 +1497,10 @@ class FileStream:
         self.format.restore(pos.get("format", {}))
         self._read: dict[str, int] = dict(pos["offsets"])  # read positions (ahead of committed)
         self._consumed: set[str] = set(pos["done"])  # read to the end in this process
+        self._lines: dict[str, tuple[int, int]] = {}  # file -> (byte offset, its 1-based line)
+        self._headers: dict[str, list[str | None]] = {}  # CSV file -> column names
         self.records = 0
+        self.files_finished = 0  # files this process read new data from up to their end
 
     @property
     def bad_records(self) -> BadRecords:
@@ -1023,14 +1552,76 @@ class FileStream:
         """
         added = 0
         for n, frame in enumerate(self.batches()):
-            added += self.state.add(frame) if frame.height else 0
+            added += self._add(frame)
             if max_batches is not None and n + 1 >= max_batches:
                 break
         self.records += added
         return added
 
+    def read_step(
+        self, max_records: int | None = None, max_files: int | None = None
+    ) -> tuple[int, bool]:
+        """Read one bounded step of a backlog; returns (records added, whether to read on).
+
+        Stops after the batch in which ``max_records`` records were read (kept
+        or skipped; default ``commit_every_records``) or ``max_files`` files were
+        read to their end (default ``commit_every_files``). The caller writes the
+        windows that closed and commits, then calls again while the second value
+        is true: after a crash only the last step is read again.
+        """
+        max_records = self.commit_every_records if max_records is None else max_records
+        max_files = self.commit_every_files if max_files is None else max_files
+        if max_records < 1 or max_files < 1:
+            raise ConfigError("a stream step needs max_records and max_files of at least 1")
+        added = seen = 0
+        files = self.files_finished
+        bad = sum(self.ctx.bad.values())
+        for frame in self.batches():
+            added += self._add(frame)
+            seen += frame.height
+            if (
+                seen + sum(self.ctx.bad.values()) - bad >= max_records
+                or self.files_finished - files >= max_files
+            ):
+                self.records += added
+                return added, True
+        self.records += added
+        return added, False
+
+    def _add(self, frame: pl.DataFrame) -> int:
+        if not frame.height:
+            return 0
+        try:
+            return self.state.add(frame)
+        except (MlmonError, ValueError, OverflowError, pl.exceptions.PolarsError) as exc:
+            # a frame the parser let through that the profiler refuses: costs that batch
+            log.error(
+                "records could not be profiled; skipped",
+                extra={"where": self.ctx.where, "error_type": type(exc).__name__},
+            )
+            self.ctx.bad.skip("parse_error", self.ctx.where, frame.height)
+            return 0
+
+    def _parse(self, raw: RawBatch) -> pl.DataFrame:
+        """The format's parse; a batch that fails unexpectedly costs that batch, not the stream."""
+        try:
+            return self.format.parse(raw)
+        except Exception as exc:  # a bug in a parser must not stop the stream for good
+            n = len(raw.records) if raw.records is not None else 0
+            if raw.frame is not None:
+                n = raw.frame.height
+            log.error(
+                "batch could not be parsed; its records are skipped",
+                extra={"where": raw.source, "error_type": type(exc).__name__, "count": n},
+            )
+            self.ctx.bad.skip("parse_error", raw.source, n)
+            return pl.DataFrame(schema=flat_schema(self.ctx))
+
     def batches(self) -> Iterator[pl.DataFrame]:
-        """Flat-record frames of the records not read yet (positions advance as they are yielded)."""
+        """Flat-record frames of the records not read yet (positions advance as they are yielded).
+
+        An empty frame marks a file read to its end.
+        """
         pos = self.state.positions[self.key]
         for f in self._files():
             if f.name in self._consumed:
@@ -1047,21 +1638,51 @@ class FileStream:
                     extra={"file": f.name, "offset": offset, "size": f.size},
                 )
                 offset = self._read[f.name] = 0
+                self._lines.pop(f.name, None)
+                self._headers.pop(f.name, None)
+            start = offset
             while offset < f.size:
-                chunk = self._chunk(f, offset)
-                if chunk is None:
+                chunk, skip = self._chunk(f, offset)
+                if skip:  # one line longer than max_line_bytes: counted, never read whole
+                    line = self._line_at(f, offset)
+                    self.ctx.bad.skip("line_too_long", f.name, 1, [line])
+                    offset += skip
+                    self._read[f.name] = offset
+                    self._lines[f.name] = (offset, line + 1)
+                    self._update_positions()
+                    continue
+                if not chunk:
                     break
                 raw = self._raw_text(f, fmt, offset, chunk)
                 offset += len(chunk)
                 self._read[f.name] = offset
-                frame = self.format.parse(raw)
+                frame = self._parse(raw)
+                self._update_positions()
+                yield frame
+            if offset < f.size and self._settled(f):
+                # a last line without its newline that stopped changing: the file's last record
+                line = self._line_at(f, offset)
+                if f.size - offset > self.max_line_bytes:
+                    self.ctx.bad.skip("line_too_long", f.name, 1, [line])
+                    frame = pl.DataFrame(schema=flat_schema(self.ctx))
+                else:
+                    with self.fs.open(f.path, "rb") as fh:
+                        fh.seek(offset)
+                        tail = fh.read(f.size - offset)
+                    frame = self._parse(self._raw_text(f, fmt, offset, tail, tail=True))
+                offset = self._read[f.name] = f.size
                 self._update_positions()
                 yield frame
             if offset >= f.size and self._settled(f):
                 pos["done"] = sorted({*pos["done"], f.name})
                 self._consumed.add(f.name)
                 self._unchanged.pop(f.name, None)
+                self._lines.pop(f.name, None)
+                self._headers.pop(f.name, None)
                 self._update_positions()
+            if offset > start and offset >= f.size:
+                self.files_finished += 1
+                yield pl.DataFrame(schema=flat_schema(self.ctx))
 
     def _settled(self, f: _FileInfo) -> bool:
         """True once ``f`` (read to its end) has kept its size and time for ``settle``."""
@@ -1072,74 +1693,264 @@ class FileStream:
             return self.settle <= timedelta(0)
         return now - seen[2] >= self.settle.total_seconds()
 
-    def _chunk(self, f: _FileInfo, offset: int) -> bytes | None:
-        size = self.batch_bytes
+    def _chunk(self, f: _FileInfo, offset: int) -> tuple[bytes, int]:
+        """Whole lines from ``offset``.
+
+        Returns ``(lines, 0)``; ``(b"", n)`` to skip a line longer than
+        ``max_line_bytes`` (``n`` bytes with its newline, never held whole); or
+        ``(b"", 0)`` when no line is complete yet.
+        """
         with self.fs.open(f.path, "rb") as fh:
             fh.seek(offset)
+            data = fh.read(self.batch_bytes)
+            cut = data.rfind(b"\n")
+            if cut >= 0:
+                return data[: cut + 1], 0
+            while len(data) <= self.max_line_bytes:  # one line longer than a batch
+                more = fh.read(max(len(data), 1 << 16))
+                if not more:
+                    return b"", 0  # a line still being written: read it next time
+                nl = more.find(b"\n")
+                if nl >= 0:
+                    line = data + more[: nl + 1]
+                    return (b"", len(line)) if len(line) - 1 > self.max_line_bytes else (line, 0)
+                data += more
+            end = offset + len(data)  # too long: find where it ends, block by block
             while True:
-                data = fh.read(size)
-                cut = data.rfind(b"\n")
-                if cut >= 0:
-                    return data[: cut + 1]
-                if offset + len(data) >= f.size or len(data) < size:
-                    return None  # a line still being written: read it next time
-                size *= 2  # one line longer than a batch: read more
+                block = fh.read(1 << 20)
+                if not block:
+                    return b"", 0  # still being written (or cut: see the settled tail)
+                nl = block.find(b"\n")
+                if nl >= 0:
+                    return b"", end + nl + 1 - offset
+                end += len(block)
 
-    def _raw_text(self, f: _FileInfo, fmt: str | None, offset: int, chunk: bytes) -> RawBatch:
+    def _line_at(self, f: _FileInfo, offset: int) -> int:
+        """The 1-based line number of the line starting at byte ``offset`` of ``f``."""
+        known = self._lines.get(f.name)
+        if known is not None and known[0] == offset:
+            return known[1]
+        line, pos = 1, 0
+        if offset:
+            with self.fs.open(f.path, "rb") as fh:  # after a restart: count once per file
+                while pos < offset:
+                    block = fh.read(min(1 << 20, offset - pos))
+                    if not block:
+                        break
+                    line += block.count(b"\n")
+                    pos += len(block)
+        self._lines[f.name] = (offset, line)
+        return line
+
+    def _raw_text(
+        self, f: _FileInfo, fmt: str | None, offset: int, chunk: bytes, *, tail: bool = False
+    ) -> RawBatch:
+        """Decode whole lines (``tail``: one last line without its newline) into a batch."""
         end = offset + len(chunk)
+        first = self._line_at(f, offset)
+        self._lines[f.name] = (end, first + chunk.count(b"\n"))
+        pos = offset
+        if offset == 0 and chunk.startswith(_BOM):  # a UTF-8 byte order mark: not data
+            log.info("byte order mark skipped", extra={"where": f.name})
+            chunk, pos = chunk[len(_BOM) :], len(_BOM)
+        lines = chunk.split(b"\n")
+        if not tail:
+            lines.pop()  # the chunk ends with a newline
         if fmt == "csv":
-            header = b""
-            if offset > 0:
-                with self.fs.open(f.path, "rb") as fh:
-                    header = fh.readline()
-            try:
-                frame = pl.read_csv(header + chunk, infer_schema_length=10_000)
-            except pl.exceptions.PolarsError as exc:
-                raise EdgeError(f"{f.name}: cannot parse CSV at byte {offset}: {exc}") from exc
-            if self.format.columnar:
-                return RawBatch(f.name, end, frame=frame)
-            return RawBatch(f.name, end, records=frame.to_dicts(), offsets=[offset] * frame.height)
-        lines = chunk.split(b"\n")[:-1]
-        if self.format.columnar:
-            return RawBatch(f.name, end, frame=self._ndjson(lines, f.name))
+            return self._csv(f, pos, first, lines, end, tail)
+        if self.format.columnar and not tail:
+            frame = self._fast_ndjson(lines)
+            if frame is not None:
+                return RawBatch(f.name, end, frame=frame, lines=range(first, first + len(lines)))
         records: list[Any] = []
         offsets: list[int] = []
-        pos = offset
-        bad = 0
-        for line in lines:
-            start = pos
-            pos += len(line) + 1
-            if not line.strip():
+        numbers: list[int] = []
+        reasons: list[str | None] = []
+        bad_lines: list[int] = []
+        for i, line in enumerate(lines):
+            start, pos = pos, pos + len(line) + 1
+            if len(line) > self.max_line_bytes:
+                reason: str | None = "line_too_long"
+            else:
+                value, reason = decode_json_line(line)
+                if reason is None and not isinstance(value, dict):
+                    reason = "not_an_object"
+                if tail and reason == "bad_json":
+                    reason = "truncated_line"
+            if reason is not None:
+                reasons.append(reason)
+                bad_lines.append(first + i)
                 continue
-            try:
-                records.append(json.loads(line))
-                offsets.append(start)
-            except ValueError:
-                bad += 1
-        self.ctx.bad.skip("bad_json", f.name, bad)
-        return RawBatch(f.name, end, records=records, offsets=offsets)
+            records.append(value)
+            offsets.append(start)
+            numbers.append(first + i)
+        _count(self.ctx, reasons, f.name, bad_lines)
+        return RawBatch(f.name, end, records=records, offsets=offsets, lines=numbers)
 
-    def _ndjson(self, lines: list[bytes], where: str) -> pl.DataFrame | None:
-        lines = [ln for ln in lines if ln.strip()]
-        if not lines:
+    def _fast_ndjson(self, lines: list[bytes]) -> pl.DataFrame | None:
+        """The batch read by polars, when that cannot differ from the strict parser; else None.
+
+        Only a batch that passes every check goes this way: each line a UTF-8
+        object within ``max_line_bytes``, no control byte, no ``\\ud800``-style
+        escape, no key twice, and polars reads it whole. Anything else (NaN,
+        a bool among numbers, nesting past polars' depth limit...) makes polars
+        or a check refuse, and the strict parser reads the batch line by line.
+        Values are then checked per row as for any frame (:func:`_typed_frame`).
+        """
+        if self._nested_re is None or not lines or max(map(len, lines)) > self.max_line_bytes:
+            return None
+        data = b"\n".join(lines)
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        text = pl.Series("l", lines, pl.Binary).cast(pl.String)
+        keys = text.str.extract_all(_KEY_RE)
+        checks = pl.DataFrame({"t": text, "k": keys}).select(
+            (~pl.col("t").str.strip_chars_start().str.starts_with("{")).any().alias("object"),
+            # a raw control byte, or a \\ud800-style escape (polars reads a lone one as NUL)
+            pl.col("t").str.contains(_CONTROL_RE).any().alias("control"),
+            (pl.col("k").list.len() != pl.col("k").list.n_unique()).any().alias("repeat"),
+            # a list or an object under a field mlmon reads: polars may turn it into text
+            pl.col("t").str.contains(self._nested_re).any().alias("nested"),
+        )
+        if any(checks.row(0)):
             return None
         try:
-            return pl.read_ndjson(b"\n".join(lines), infer_schema_length=None)
+            frame = pl.read_ndjson(data, infer_schema_length=None)
         except pl.exceptions.PolarsError:
-            pass
-        good, bad = [], 0  # slow path: find the malformed lines, count them, keep the rest
-        for ln in lines:
-            try:
-                if isinstance(json.loads(ln), dict):
-                    good.append(ln)
-                    continue
-            except ValueError:
-                pass
-            bad += 1
-        self.ctx.bad.skip("bad_json", where, bad)
-        if not good:
             return None
-        return pl.read_ndjson(b"\n".join(good), infer_schema_length=None)
+        if frame.height != len(lines) or not self._plain_types(frame, text):
+            return None
+        return frame
+
+    def _plain_types(self, frame: pl.DataFrame, text: pl.Series) -> bool:
+        """True when polars' types leave nothing to guess: no column it had to coerce.
+
+        Polars turns a column of numbers and text into text (``1e16`` becomes
+        ``"10000000000000000"``) and cannot say which was which; the strict
+        parser can. So numbers must be numbers, predictions numbers or bools,
+        texts text or integers (written the same either way), timestamps text
+        (``iso8601``) or numbers (epoch); anything else goes the strict way.
+        """
+        floats_in_text = False
+        for name, kind in _kinds(self.ctx).items():
+            dtype = frame.schema.get(name)
+            if dtype is None or dtype == pl.Null:
+                continue
+            if kind == "num" and not dtype.is_numeric():
+                return False
+            if kind == "pred" and not (dtype.is_numeric() or dtype == pl.Boolean):
+                return False
+            if kind == "text":
+                if not (dtype == pl.String or dtype.is_integer()):
+                    return False
+                floats_in_text = floats_in_text or dtype == pl.String
+            if kind == "any" and (dtype.is_nested() or dtype == pl.Boolean):
+                return False
+        ts = frame.schema.get("timestamp")
+        if ts is not None and ts != pl.Null:
+            if self.ctx.timestamp_format == "iso8601" and ts != pl.String:
+                return False
+            if self.ctx.timestamp_format != "iso8601" and not ts.is_numeric():
+                return False
+        if floats_in_text and self._float_text_re is not None:
+            return not bool(text.str.contains(self._float_text_re).any())
+        return True
+
+    def _fast_csv(self, lines: list[bytes], names: list[str | None]) -> pl.DataFrame | None:
+        """The batch read by polars (as text), when that cannot differ from the line parser.
+
+        Only without any quote character (then a row is its line split at commas,
+        whoever splits it), blank line, carriage return, control byte or line over
+        ``max_line_bytes``, in valid UTF-8, every row as wide as the header.
+        """
+        if not lines or not names or max(map(len, lines)) > self.max_line_bytes:
+            return None
+        data = b"\n".join(lines)
+        if b'"' in data or b"\r" in data or b"\n\n" in data or _CONTROL_BYTES.search(data):
+            return None
+        if not lines[0].strip() or not lines[-1].strip():
+            return None
+        try:
+            text = pl.Series("l", data.decode("utf-8").split("\n"), pl.String)
+        except UnicodeDecodeError:
+            return None
+        if (text.str.count_matches(",", literal=True) != len(names) - 1).any():
+            return None  # a short row would be padded with nulls: the line parser says ragged
+        try:
+            frame = pl.read_csv(
+                data, has_header=False, infer_schema=False, quote_char=None,
+                new_columns=[f"c{i}" for i in range(len(names))],
+            )  # fmt: skip
+        except pl.exceptions.PolarsError:
+            return None
+        if frame.height != len(lines) or frame.width != len(names):
+            return None
+        keep = {f"c{i}": n for i, n in enumerate(names) if n is not None}
+        return frame.select([pl.col(c).alias(n) for c, n in keep.items()])
+
+    def _header(self, f: _FileInfo) -> list[str | None]:
+        """A CSV file's column names (a repeated name is read once: later ones are dropped)."""
+        names = self._headers.get(f.name)
+        if names is None:
+            with self.fs.open(f.path, "rb") as fh:
+                raw = fh.readline(self.max_line_bytes + 1)
+            names = _csv_header(raw)
+            self._headers[f.name] = names
+        return names
+
+    def _csv(
+        self, f: _FileInfo, pos: int, first: int, lines: list[bytes], end: int, tail: bool
+    ) -> RawBatch:
+        """CSV lines, each parsed on its own (a ragged or broken row costs only itself)."""
+        if pos <= len(_BOM) and first == 1 and lines:
+            self._headers[f.name] = _csv_header(lines[0])
+            lines, first, pos = lines[1:], 2, pos + len(lines[0]) + 1
+        names = self._header(f)
+        fast = self._fast_csv(lines, names) if self.format.columnar and not tail else None
+        if fast is not None:
+            return RawBatch(f.name, end, frame=fast, lines=range(first, first + len(lines)))
+        rows: list[list[str]] = []
+        offsets: list[int] = []
+        numbers: list[int] = []
+        reasons: list[str | None] = []
+        bad_lines: list[int] = []
+        for i, line in enumerate(lines):
+            start, pos = pos, pos + len(line) + 1
+            reason = None
+            line = line.rstrip(b"\r")
+            if len(line) > self.max_line_bytes:
+                reason = "line_too_long"
+            elif not line.strip():
+                reason = "empty_line"
+            else:
+                try:
+                    row = next(csv.reader([line.decode("utf-8")], strict=True))
+                except UnicodeDecodeError:
+                    reason = "bad_encoding"
+                except csv.Error:
+                    reason = "truncated_line" if tail else "bad_csv"
+                else:
+                    if len(row) != len(names):
+                        reason = "ragged_row"
+            if reason is not None:
+                reasons.append(reason)
+                bad_lines.append(first + i)
+                continue
+            rows.append(row)
+            offsets.append(start)
+            numbers.append(first + i)
+        _count(self.ctx, reasons, f.name, bad_lines)
+        cols = {
+            n: pl.Series(n, [r[j] or None for r in rows], pl.String)
+            for j, n in enumerate(names)
+            if n is not None
+        }
+        frame = pl.DataFrame(cols) if cols else pl.DataFrame()
+        if self.format.columnar:
+            return RawBatch(f.name, end, frame=frame, lines=numbers)
+        return RawBatch(f.name, end, records=frame.to_dicts(), offsets=offsets, lines=numbers)
 
     def _parquet(self, f: _FileInfo) -> Iterator[pl.DataFrame]:
         pos = self.state.positions[self.key]
@@ -1160,32 +1971,52 @@ class FileStream:
                         part = table.slice(off, self.batch_rows)
                         frame = pl.from_arrow(part)
                         assert isinstance(frame, pl.DataFrame)
+                        first = row + off
+                        numbers = list(range(first + 1, first + part.num_rows + 1))
                         raw = (
-                            RawBatch(f.name, row + off + part.num_rows, frame=frame)
+                            RawBatch(f.name, first + part.num_rows, frame=frame, lines=numbers)
                             if self.format.columnar
                             else RawBatch(
                                 f.name,
-                                row + off + part.num_rows,
+                                first + part.num_rows,
                                 records=frame.to_dicts(),
-                                offsets=list(range(row + off, row + off + part.num_rows)),
+                                offsets=list(range(first, first + part.num_rows)),
+                                lines=numbers,
                             )
                         )
                         self._read[f.name] = raw.end
-                        out = self.format.parse(raw)
+                        out = self._parse(raw)
                         self._update_positions()
                         yield out
                     row += n
-        except (pa.ArrowInvalid, OSError) as exc:
-            log.warning(
-                "parquet file not readable (yet); skipped this time",
-                extra={"file": f.name, "error": type(exc).__name__},
+        except (
+            pa.ArrowException,
+            OSError,
+            ValueError,
+            TypeError,
+            pl.exceptions.PolarsError,
+        ) as exc:
+            # not Parquet, a corrupt footer or page, a type polars cannot hold: if the file
+            # keeps its size and time for `settle`, it is counted once and passed over
+            if not self._settled(f):
+                log.warning(
+                    "parquet file not readable (yet); skipped this time",
+                    extra={"file": f.name, "error_type": type(exc).__name__},
+                )
+                return
+            log.error(
+                "parquet file not readable; passed over",
+                extra={"file": f.name, "error_type": type(exc).__name__},
             )
-            return
+            self.ctx.bad.skip("unreadable_file", f.name, 1)
+            total = self._read.get(f.name, 0)
         if self._read.get(f.name, 0) >= total:
             pos["done"] = sorted({*pos["done"], f.name})
             self._consumed.add(f.name)
             self._read[f.name] = total
             self._update_positions()
+            self.files_finished += 1
+            yield pl.DataFrame(schema=flat_schema(self.ctx))
 
     def _update_positions(self) -> None:
         """Committable positions: the read positions, held back to events still waiting."""
@@ -1239,7 +2070,11 @@ def open_stream(
         secret,
         file_format=getattr(cfg, "format", None),
         request_id_column=getattr(cfg, "request_id_column", "request_id"),
-        **kwargs,
+        timestamp_format=getattr(cfg, "timestamp_format", "iso8601"),
+        max_line_bytes=getattr(cfg, "max_line_bytes", MAX_LINE_BYTES),
+        commit_every_records=getattr(cfg, "commit_every_records", 100_000),
+        commit_every_files=getattr(cfg, "commit_every_files", 10),
+        **{"settle": getattr(cfg, "settle", timedelta(hours=1)), **kwargs},
     )
 
 

@@ -456,12 +456,23 @@ def utc_timestamps(frame: pl.DataFrame, column: str, *, what: str = "records") -
     return s.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MIN_US = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
+_MAX_US = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
+
+
 def profile_windows(
     data: Any, reference: Reference, *, window: timedelta = timedelta(hours=1)
 ) -> Iterator[Window]:
     """Split records by window of prediction time (and model version) and profile each.
 
     Windows are aligned to the UNIX epoch (an hourly window starts on the hour).
+
+    Raises
+    ------
+    TimestampError
+        A timestamp so close to year 1 or 9999 that its window is no datetime
+        (names the row); the edge's streams refuse such records one by one first.
     """
     frame = to_polars(data)
     if frame.height == 0:
@@ -472,6 +483,15 @@ def profile_windows(
     if step_us <= 0:
         raise SchemaError(f"window must be positive, got {window}")
     epoch_us = ts.dt.epoch("us")
+    lo_us = _MIN_US + step_us  # a window [start, start + window) must be a datetime
+    hi_us = _MAX_US - 2 * step_us
+    outside = ~epoch_us.is_between(lo_us, hi_us) & epoch_us.is_not_null()
+    if outside.any():
+        row = int(outside.arg_max() or 0)
+        raise TimestampError(
+            f"records: timestamp {ts[row]} in column {schema.timestamp!r} (row {row}) is too "
+            f"close to year 1 or 9999 for a {window} window; drop or fix the record"
+        )
     start_us = (epoch_us // step_us) * step_us
     version = (
         frame.get_column(schema.version).cast(pl.String)

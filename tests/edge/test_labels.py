@@ -23,7 +23,7 @@ from mlmon.cli import main
 from mlmon.edge.collector import Collector
 from mlmon.edge.config import load_config
 from mlmon.edge.labels import _bloom_build, _bloom_contains
-from mlmon.errors import SchemaError, TimestampError
+from mlmon.errors import SchemaError
 from mlmon.lake.references import load_reference, save_reference
 from mlmon.profiles.frame import Reference, build_reference
 from mlmon.profiles.performance import PerformanceSpec
@@ -213,11 +213,13 @@ def test_label_files_with_bad_columns_or_times_get_clear_errors(tmp_path: Path) 
     pl.DataFrame({"accession": ["a"], "label": [1]}).write_parquet(tmp_path / "wrong.parquet")
     with pytest.raises(SchemaError, match=r"wrong.parquet.*no id column 'request_id'.*accession"):
         c.performance.join_file("risk", tmp_path / "wrong.parquet")
+    # a naive time costs its row only (issue 17): counted under missing, by reason
     pl.DataFrame(
-        {"request_id": ["a"], "label": [1], "event_time": ["2026-11-01T00:00:00"]}
-    ).write_parquet(tmp_path / "naive.parquet")
-    with pytest.raises(TimestampError, match=r"naive\.parquet"):
-        c.performance.join_file("risk", tmp_path / "naive.parquet")
+        {"request_id": ["a", "b"], "label": [1, 0],
+         "event_time": ["2026-11-01T00:00:00", "2026-11-01T00:00:00Z"]}
+    ).write_parquet(tmp_path / "naive.parquet")  # fmt: skip
+    got = c.performance.join_file("risk", tmp_path / "naive.parquet")
+    assert got.bad == {"bad_time": 1} and got.missing == 1 and got.unknown_id == 1
 
 
 def test_no_prediction_leaves_the_edge(tmp_path: Path) -> None:

@@ -106,3 +106,15 @@ def test_windows_split_by_time_and_version_and_streaming_is_equal():
     for chunk in df.iter_slices(700):
         p.update(chunk)
     assert p.result().features["x"] == profile_frame(df, ref).features["x"]
+
+
+@pytest.mark.parametrize("year", [1, 9999])
+def test_a_window_beyond_the_datetime_range_is_a_clear_error_not_an_overflow(year: int) -> None:
+    ref = build_reference(pl.DataFrame({"x": [1.0, 2.0]}), Schema([FeatureSpec("x", "numeric")]))
+    edge = datetime(year, 1, 1, tzinfo=UTC) if year == 1 else datetime(9999, 12, 31, 23, tzinfo=UTC)
+    ok = datetime(2026, 10, 1, tzinfo=UTC)
+    frame = pl.DataFrame({"x": [1.0, 2.0], "timestamp": [ok, edge]})
+    with pytest.raises(TimestampError, match=r"row 1\) is too close to year 1 or 9999"):
+        list(profile_windows(frame, ref, window=timedelta(hours=1)))
+    (w,) = profile_windows(frame.head(1), ref, window=timedelta(hours=1))
+    assert w.start == ok and w.profile.rows == 1
