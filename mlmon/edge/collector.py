@@ -30,6 +30,7 @@ from mlmon.edge.config import EdgeConfig, ModelConfig, Schedule, open_state_dir
 from mlmon.edge.observe import EdgeMetrics, MetricsServer
 from mlmon.edge.samples import attach_sampler, check_samples
 from mlmon.edge.spool import Spool, SpoolFull
+from mlmon.edge.versions import looks_identifying
 from mlmon.errors import MlmonError
 from mlmon.lake.freetext import VersionGuard
 from mlmon.lake.references import load_reference
@@ -116,7 +117,7 @@ class Collector:
         self.metrics = EdgeMetrics()
         self.secret = config.hmac_secret()
         # model versions from logs, answers and CloudEvents: checked or HMACed (mlmon.lake.freetext)
-        self.versions = VersionGuard(self.secret)
+        self.versions = VersionGuard(self.secret, identifying=looks_identifying)
         state = open_state_dir(config)  # a file or a read-only folder: ConfigError, at start
         self.state_dir = state
         opts = dict(config.lake.storage_options)

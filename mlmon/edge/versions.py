@@ -28,8 +28,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlmon.errors import ConfigError
+from mlmon.governance.deid import scan
 
-__all__ = ["MAX_VERSION_LENGTH", "VERSION_PATTERN", "AliasVersion", "check_version", "is_version"]
+__all__ = [
+    "MAX_VERSION_LENGTH",
+    "VERSION_PATTERN",
+    "AliasVersion",
+    "check_version",
+    "is_version",
+    "looks_identifying",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +55,28 @@ def is_version(value: Any) -> bool:
     (True, False, False)
     """
     return isinstance(value, str) and VERSION_PATTERN.fullmatch(value) is not None
+
+
+# Version schemes use dates, build numbers and long digit runs: these detectors would
+# flag ordinary versions (20240101, 1.0.20241206) and are not applied to them.
+_VERSION_SCHEMES = frozenset({"date", "number", "phone", "postcode"})
+
+
+def looks_identifying(value: str) -> bool:
+    """True when a version string looks like an identifier to the detectors of samples.
+
+    A national id, a record number or a name fits the version alphabet; the edge's
+    :class:`~mlmon.lake.freetext.VersionGuard` hashes such a version like any other
+    bad one. Dates and plain numbers are left to the version scheme.
+
+    Examples
+    --------
+    >>> looks_identifying("123-45-6789"), looks_identifying("MRN12345678")
+    (True, True)
+    >>> looks_identifying("2.1.0+cpu"), looks_identifying("20240101"), looks_identifying("v7")
+    (False, False, False)
+    """
+    return bool(scan(value, _VERSION_SCHEMES))
 
 
 def check_version(value: Any, where: str) -> str:

@@ -12,6 +12,11 @@ characters of ``A-Z a-z 0-9 . _ + -`` starting with a letter or digit
 two different bad versions stay apart in the lake, and nobody without the key
 can test a guess against them. Without a key the value is dropped (null).
 
+A version string can still *be* an identifier (``123-45-6789``, ``MRN12345678``
+fit the alphabet): the edge passes the detectors of samples
+(:func:`mlmon.edge.versions.looks_identifying`) as ``identifying``, and a version
+they flag is hashed too.
+
 :class:`VersionGuard` applies the rule and counts what it replaced; its log
 line gives the count and the place, never the value.
 """
@@ -23,6 +28,7 @@ import hmac
 import logging
 import re
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import polars as pl
@@ -77,6 +83,9 @@ class VersionGuard:
     ----------
     key
         The edge's HMAC key; ``None`` drops bad versions instead of hashing them.
+    identifying
+        Optional test of a version string that looks like an identifier (a
+        national id, a record number, a name): such a version is replaced too.
 
     Thread-safe; :attr:`replaced` counts the values replaced since it was made.
 
@@ -87,8 +96,11 @@ class VersionGuard:
     ('3', 'h:', None, 1)
     """
 
-    def __init__(self, key: bytes | None = None) -> None:
+    def __init__(
+        self, key: bytes | None = None, identifying: Callable[[str], bool] | None = None
+    ) -> None:
         self.key = key
+        self.identifying = identifying
         self.replaced = 0
         self._lock = threading.Lock()
 
@@ -100,9 +112,16 @@ class VersionGuard:
             return None
         return hash_version(value if isinstance(value, str) else str(value), self.key)
 
+    def _keeps(self, value: Any) -> bool:
+        if not is_lake_version(value):
+            return False
+        if self.identifying is None or HASHED_VERSION.fullmatch(value):
+            return True
+        return not self.identifying(value)
+
     def __call__(self, value: Any, where: str = "a model version") -> str | None:
         """The value to store for one version (``None`` stays ``None``)."""
-        if value is None or is_lake_version(value):
+        if value is None or self._keeps(value):
             return value
         self._count(1, where)
         return self._replace(value)
@@ -111,8 +130,8 @@ class VersionGuard:
         with self._lock:
             self.replaced += n
         log.warning(
-            "%d model_version value(s) from %s are not version strings (1-64 of A-Z a-z 0-9 . _ + -); "
-            "%s",
+            "%d model_version value(s) from %s are not version strings (1-64 of A-Z a-z 0-9 . _ + -) "
+            "or look like an identifier; %s",
             n,
             where,
             "replaced by their HMAC (h:...)" if self.key is not None else "dropped (no HMAC key)",
@@ -120,7 +139,7 @@ class VersionGuard:
         )
 
     def _mapping(self, values: list[Any]) -> dict[Any, str | None]:
-        return {v: self._replace(v) for v in values if v is not None and not is_lake_version(v)}
+        return {v: self._replace(v) for v in values if v is not None and not self._keeps(v)}
 
     def frame(self, df: pl.DataFrame, where: str, column: str = "model_version") -> pl.DataFrame:
         """``df`` with its ``column`` checked (cast to text first); other columns untouched."""

@@ -51,7 +51,9 @@ CH = {
          "ceversion", "sinkhdr", "sinkversion", "labelvalue", "labelversion", "labelextra"]
     )
 }  # fmt: skip
-NEEDLES = [*CH.values(), "MRN-0073", "Jane Canary", TOKEN]
+# versions that fit the version alphabet but are identifiers: hashed like the others
+ID_VERSIONS = ["078-05-1120", "MRN0073555"]
+NEEDLES = [*CH.values(), "MRN-0073", "Jane Canary", TOKEN, *ID_VERSIONS]
 T0 = datetime(2026, 10, 1, 10, 0, tzinfo=UTC)
 
 
@@ -105,7 +107,8 @@ def _inputs(tmp: Path) -> dict[str, Path]:
     logs.mkdir()
     _jsonl(logs / "a.jsonl", [
         {"timestamp": _iso(T0 + timedelta(minutes=i)), "request_id": f"r{i}", **row, "ward": "ED",
-         "model_version": CH["logversion"] if i % 2 else "2.0", "note": CH["logextra"],
+         "model_version": CH["logversion"] if i % 2 else ID_VERSIONS[i // 4 % 2] if i % 4 == 0
+         else "2.0", "note": CH["logextra"],
          "prediction": 0.3, "latency_ms": 20}
         for i in range(20)
     ])  # fmt: skip
@@ -287,6 +290,8 @@ def test_planted_strings_reach_no_object_state_file_or_log_line(tmp_path: Path) 
             versions |= set(t.column("model_version").to_pylist())
     for channel in ("logversion", "ceversion", "sinkversion", "labelversion"):
         assert hash_version(CH[channel], KEY.encode()) in versions, channel
+    for v in ID_VERSIONS:  # a version string that is an identifier (an SSN, a record number)
+        assert hash_version(v, KEY.encode()) in versions, v
     assert {"2.0", "3.1"} <= versions  # good versions are kept as they are
     assert all(v is None or is_lake_version(v) for v in versions), versions
     # a probe ignores a reported version that is not a version string (protocols.probe)
