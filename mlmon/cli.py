@@ -438,51 +438,10 @@ def cmd_edge_audit_head(args: argparse.Namespace) -> int:
     return run(args)
 
 
-def _retention_days(args: argparse.Namespace) -> dict[str, int]:
-    days = {}
-    for item in args.days or []:
-        table, sep, n = item.partition("=")
-        if not sep or not n.isdigit():
-            raise ConfigError(f"--days {item!r} is not TABLE=DAYS, e.g. profiles=90")
-        days[table] = int(n)
-    return days
-
-
 def cmd_retention(args: argparse.Namespace) -> int:
-    from mlmon.governance import retention
+    from mlmon.commands._retention import cmd_retention as run
 
-    if args.sub == "lifecycle":
-        prefix = _lake_uri(args).split("://", 1)[-1].split("/", 1)[-1]
-        print(
-            json.dumps(
-                retention.lifecycle_configuration(prefix, days=_retention_days(args)), indent=1
-            )
-        )
-        return 0
-    opts = _storage_options(args) or None
-    p = retention.plan(_lake_uri(args), days=_retention_days(args), storage_options=opts)
-    print(
-        f"{len(p.partitions)} partition(s), {len(p.objects)} object(s), {p.bytes:,} bytes past retention"
-    )
-    for part in p.partitions:
-        print(f"  {part}")
-    if p.skipped:
-        print(f"{len(p.skipped)} file(s) past retention are not lake objects; left in place:")
-        for path in p.skipped:
-            print(f"  KEPT {path}")
-    if args.sub == "plan":
-        return 0
-    result = retention.apply(_lake_uri(args), p, storage_options=opts)
-    from mlmon.governance.audit import AuditLog
-
-    audit = AuditLog(_lake_uri(args), Path(args.state_dir), args.actor, storage_options=opts)
-    audit.record("retention_applied", _lake_uri(args), "ok" if result["ok"] else "failed",
-                 deleted=result["deleted"], refused=len(result["refused"]), partitions=result["partitions"])  # fmt: skip
-    audit.flush()
-    print(f"deleted {result['deleted']} object(s)")
-    for r in result["refused"]:
-        print(f"  REFUSED {r['key']} ({r['error']})", file=sys.stderr)
-    return 0 if result["ok"] else EXIT_DRIFT
+    return run(args, _lake_uri(args))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
