@@ -849,6 +849,12 @@ def build_parser() -> argparse.ArgumentParser:
             "--state-dir", default=".mlmon-maintenance", help="audit chain head of this actor"
         )
         r.add_argument("--actor", default="maintenance")
+        r.add_argument(
+            "--audit-signing-key",
+            metavar="FILE",
+            help="Ed25519 private key (PEM) sealing this actor's audit segments, so "
+            "`audit verify --public-key` checks them too",
+        )
         r.set_defaults(func=cmd_retention)
 
     lk = sub.add_parser("lake", help="lake maintenance").add_subparsers(dest="sub", required=True)

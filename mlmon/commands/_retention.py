@@ -53,6 +53,11 @@ def cmd_retention(args: argparse.Namespace, lake: str) -> int:
         print(json.dumps(conf, indent=1))
         return 0
     opts = _storage_options(args) or None
+    key = None
+    if args.sub == "apply" and getattr(args, "audit_signing_key", None):
+        from mlmon.governance.attest import load_signing_key
+
+        key = load_signing_key(args.audit_signing_key)
     p = retention.plan(lake, days=days, storage_options=opts, actor=args.actor)
     print(
         f"{len(p.partitions)} partition(s), {len(p.objects)} object(s), {p.bytes:,} bytes past retention"
@@ -79,7 +84,7 @@ def cmd_retention(args: argparse.Namespace, lake: str) -> int:
         return 0
     from mlmon.governance.audit import AuditLog
 
-    audit = AuditLog(lake, Path(args.state_dir), args.actor, storage_options=opts)
+    audit = AuditLog(lake, Path(args.state_dir), args.actor, signing_key=key, storage_options=opts)
     try:
         audit.record("retention_started", lake, "started", objects=len(p.objects),
                      audit_segments=sum(len(r.segments) for r in p.audit))  # fmt: skip
