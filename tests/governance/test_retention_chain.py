@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from mlmon.cli import main
 from mlmon.governance import audit
 from mlmon.governance.audit import AuditLog, ChainHead, verify
 from mlmon.governance.retention import apply, lifecycle_configuration, plan
@@ -47,6 +49,22 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "mlmon.cli", *args], capture_output=True, text=True, timeout=180,
         stdin=subprocess.DEVNULL, cwd=ROOT, env=dict(os.environ),
     )  # fmt: skip
+
+
+@dataclass
+class _Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _main(capsys: pytest.CaptureFixture[str], *args: str) -> _Ran:
+    """``mlmon`` in this process (the same ``main`` as the command; an exception it does not
+    turn into an exit code fails the test, as a traceback would)."""
+    capsys.readouterr()
+    code = main(list(args))
+    out = capsys.readouterr()
+    return _Ran(code, out.out, out.err)
 
 
 def _opts_flags(opts: dict[str, Any]) -> list[str]:
@@ -191,7 +209,7 @@ def test_retention_apply_cli_retires_audit_and_verify_cli_says_so(
     assert "Traceback" not in v.stderr and CANARY not in v.stdout + v.stderr
 
 
-def test_a_reference_is_kept_while_a_kept_window_names_it(s3_server, s3_prefix):
+def test_a_reference_is_kept_while_a_kept_window_names_it(s3_server, s3_prefix, capsys):
     lake = f"s3://{BUCKET}/{s3_prefix}"
     edge = s3_server.storage_options("edge", prefix=s3_prefix)
     w = LakeWriter(lake, collector_id="edge-1", storage_options=edge, day_rollups=False)
@@ -225,10 +243,10 @@ def test_a_reference_is_kept_while_a_kept_window_names_it(s3_server, s3_prefix):
     assert in_use.path.removeprefix(key) in left
     assert unused.path.removeprefix(key) not in left and other.path.removeprefix(key) not in left
     kept = in_use.path.removeprefix(key)
-    r = _cli("retention", "plan", "--lake", lake, *_opts_flags(maint))
+    r = _main(capsys, "retention", "plan", "--lake", lake, *_opts_flags(maint))
     assert r.returncode == 0 and f"IN USE {key}{kept}" in r.stdout
     # once the windows naming it are past retention too, the reference goes with them
-    r = _cli("retention", "plan", "--lake", lake, "--days", "drift=5", *_opts_flags(maint))
+    r = _main(capsys, "retention", "plan", "--lake", lake, "--days", "drift=5", *_opts_flags(maint))
     assert r.returncode == 0 and "IN USE" not in r.stdout
     assert (
         "2 partition(s), 2 object(s)" in r.stdout and f"{key}{kept}".rsplit("/", 1)[0] in r.stdout
@@ -261,9 +279,9 @@ def _check_aws_shape(conf: dict[str, Any]) -> None:
     ],
 )
 def test_lifecycle_rules_are_right_at_the_bucket_root_and_below_and_never_touch_audit(
-    s3_server, lake, prefix
+    s3_server, lake, prefix, capsys
 ):
-    r = _cli("retention", "lifecycle", "--lake", lake, "--days", "profiles=30")
+    r = _main(capsys, "retention", "lifecycle", "--lake", lake, "--days", "profiles=30")
     assert r.returncode == 0, r.stderr
     conf = json.loads(r.stdout)
     _check_aws_shape(conf)
@@ -294,20 +312,24 @@ def test_lifecycle_rules_are_right_at_the_bucket_root_and_below_and_never_touch_
         ("alerts", "is not TABLE=DAYS"),
     ],
 )
-def test_nonsense_days_are_refused_naming_the_table(tmp_path, flag, named):
+def test_nonsense_days_are_refused_naming_the_table(tmp_path, flag, named, capsys):
     for sub in ("plan", "apply", "lifecycle"):
         lake = f"s3://{BUCKET}/lake" if sub == "lifecycle" else str(tmp_path / "lake")
-        r = _cli("retention", sub, "--lake", lake, "--days", flag, "--state-dir", str(tmp_path))
+        r = _main(
+            capsys, "retention", sub, "--lake", lake, "--days", flag, "--state-dir", str(tmp_path)
+        )
         assert r.returncode == 2, (sub, r.stdout, r.stderr)
         assert named in r.stderr and "Traceback" not in r.stderr
         assert '"Days"' not in r.stdout and not (tmp_path / "lake").exists()
 
 
-def test_lifecycle_refuses_an_audit_rule_and_a_lake_that_is_not_on_s3(tmp_path):
-    r = _cli("retention", "lifecycle", "--lake", f"s3://{BUCKET}/lake", "--days", "audit=30")
+def test_lifecycle_refuses_an_audit_rule_and_a_lake_that_is_not_on_s3(tmp_path, capsys):
+    r = _main(
+        capsys, "retention", "lifecycle", "--lake", f"s3://{BUCKET}/lake", "--days", "audit=30"
+    )
     assert r.returncode == 2 and "no lifecycle rule for 'audit'" in r.stderr
     assert "retention apply" in r.stderr and not r.stdout
-    r = _cli("retention", "lifecycle", "--lake", str(tmp_path))
+    r = _main(capsys, "retention", "lifecycle", "--lake", str(tmp_path))
     assert r.returncode == 2 and "not an S3 lake" in r.stderr
     assert lifecycle_configuration("") == lifecycle_configuration("/")
 
@@ -340,14 +362,16 @@ def _old_partitions(admin: Any, prefix: str) -> list[str]:
 
 @pytest.mark.parametrize("role", ["edge", "reader", "maintenance"])
 def test_every_shipped_role_gets_an_exit_code_and_a_message_never_a_traceback(
-    s3_server, s3_prefix, tmp_path, role
+    s3_server, s3_prefix, tmp_path, role, capsys
 ):
     admin = s3_server.boto3_client("admin")
     keys = _old_partitions(admin, s3_prefix)
     lake = f"s3://{BUCKET}/{s3_prefix}"
     flags = _opts_flags(s3_server.storage_options(role, prefix=s3_prefix))
-    planned = _cli("retention", "plan", "--lake", lake, *flags)
-    applied = _cli("retention", "apply", "--lake", lake, "--state-dir", str(tmp_path), *flags)
+    planned = _main(capsys, "retention", "plan", "--lake", lake, *flags)
+    applied = _main(
+        capsys, "retention", "apply", "--lake", lake, "--state-dir", str(tmp_path), *flags
+    )
     for r in (planned, applied):
         assert "Traceback" not in r.stderr and CANARY not in r.stdout + r.stderr
     left = _keys(admin, s3_prefix)
@@ -364,14 +388,23 @@ def test_every_shipped_role_gets_an_exit_code_and_a_message_never_a_traceback(
         assert not any(k.removeprefix(f"{s3_prefix}/") in left for k in keys)
 
 
-def test_refused_deletes_are_each_named_before_any_other_failure(s3_server, s3_prefix, tmp_path):
+def test_refused_deletes_are_each_named_before_any_other_failure(
+    s3_server, s3_prefix, tmp_path, capsys
+):
     admin = s3_server.boto3_client("admin")
     keys = _old_partitions(admin, s3_prefix)
     held = [keys[0], keys[3]]
     creds = _deny_delete_user(s3_server, s3_prefix, held)
     lake = f"s3://{BUCKET}/{s3_prefix}"
-    r = _cli(
-        "retention", "apply", "--lake", lake, "--state-dir", str(tmp_path), *_opts_flags(creds)
+    r = _main(
+        capsys,
+        "retention",
+        "apply",
+        "--lake",
+        lake,
+        "--state-dir",
+        str(tmp_path),
+        *_opts_flags(creds),
     )
     assert r.returncode == 1, r.stderr
     lines = r.stderr.splitlines()
