@@ -167,16 +167,9 @@ resource "aws_s3_bucket_lifecycle_configuration" "lake" {
     }
   }
 
-  rule {
-    id     = "mlmon-audit"
-    status = "Enabled"
-    filter {
-      prefix = "${var.prefix}/audit/"
-    }
-    expiration {
-      days = var.audit_retention_days
-    }
-  }
+  # No rule for audit/: a bucket rule would delete audit segments without the signed checkpoint
+  # `mlmon retention apply` writes first, and `mlmon audit verify` would report the records as
+  # removed. Run `mlmon retention apply` (default: audit 365 days) for audit/ (docs/security.md 6a).
 
   rule {
     id     = "abort-incomplete-uploads"

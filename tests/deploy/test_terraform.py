@@ -131,9 +131,12 @@ def test_bucket_is_sse_kms_with_lifecycle_matching_mlmon_retention_defaults():
     rules = {_unquote(r["id"]): r for r in res[("aws_s3_bucket_lifecycle_configuration", "lake")]["rule"]}  # fmt: skip
     variables = {_unquote(k): v for b in parsed["variables.tf"]["variable"] for k, v in b.items()}
     assert rules["mlmon-metrics"]["expiration"][0]["days"] == "${var.metrics_retention_days}"
-    assert rules["mlmon-audit"]["expiration"][0]["days"] == "${var.audit_retention_days}"
     assert variables["metrics_retention_days"]["default"] == DEFAULT_DAYS["profiles"]
-    assert variables["audit_retention_days"]["default"] == DEFAULT_DAYS["audit"]
+    # no rule expires audit/: only `mlmon retention apply` does, behind a signed checkpoint
+    expiring = [_unquote(f["prefix"]) for r in rules.values() if r.get("expiration")
+                for f in r["filter"]]  # fmt: skip
+    assert expiring == ["${var.prefix}/v1/"]
+    assert "audit_retention_days" not in variables
     public = res[("aws_s3_bucket_public_access_block", "lake")]
     assert all(public[k] is True for k in ("block_public_acls", "block_public_policy",
                                            "ignore_public_acls", "restrict_public_buckets"))  # fmt: skip
