@@ -69,6 +69,9 @@ __all__ = [
 
 log = logging.getLogger("mlmon.audit")
 GENESIS = "0" * 64
+#: Days the audit log is kept by default (``mlmon retention``); a checkpoint retiring records
+#: sealed more recently than this is a problem for :func:`verify` unless told otherwise.
+AUDIT_RETENTION_DAYS = 365
 SEAL_VERSION = 2
 _SEAL_DOMAIN = b"mlmon-audit-seal/2\n"
 _SEGMENT = re.compile(r"segment-(\d{12})\.jsonl$")
@@ -867,6 +870,7 @@ def verify(
     expect: Iterable[ChainHead] = (),
     max_age: timedelta | Mapping[str, timedelta] | None = None,
     now: datetime | None = None,
+    retention: timedelta | None = timedelta(days=AUDIT_RETENTION_DAYS),
 ) -> VerifyResult:
     """Recompute every actor's chain; name the first broken record and its segment.
 
@@ -885,6 +889,10 @@ def verify(
         none is expected) must be at most this old; or a limit per actor.
     now
         The time ``max_age`` is measured from (default: now).
+    retention
+        The audit retention ``mlmon retention apply`` runs with (default 365 days): a
+        checkpoint retiring records sealed more recently retired them early (a holder of
+        the bucket copying a newer seal into a checkpoint) and is a problem. None: not checked.
 
     Returns
     -------
@@ -926,6 +934,15 @@ def verify(
             problems.append(checkpoint)
             continue
         cp_problem = _check_checkpoint(checkpoint, public_key) if checkpoint else None
+        if checkpoint is not None and not cp_problem and retention is not None:
+            age = _age(checkpoint.time, now)
+            if age is None or age < retention:
+                cp_problem = (
+                    f"{actor}/{checkpoint.name}: retires records 1..{checkpoint.last_seq} "
+                    f"sealed {checkpoint.time}, younger than the audit retention of "
+                    f"{retention.days} days: deleted before their time (if retention runs "
+                    "with a shorter audit period, pass it: --audit-retention DAYS)"
+                )
         if cp_problem:
             chains[actor] = ActorChain(actor, segments=len(segs), broken=True)
             problems.append(cp_problem)

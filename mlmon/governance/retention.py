@@ -42,7 +42,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from mlmon.errors import ConfigError, LakeError, LakeWriteDenied
-from mlmon.governance.audit import Retirement, plan_retirement
+from mlmon.governance.audit import AUDIT_RETENTION_DAYS, Retirement, plan_retirement
 from mlmon.lake.layout import prefixes, table_prefix
 from mlmon.lake.schema import TABLES
 from mlmon.lake.storage import Storage, open_storage, put_object
@@ -57,7 +57,7 @@ __all__ = [
     "plan",
 ]
 
-DEFAULT_DAYS = {**{t: 90 for t in TABLES}, "audit": 365}
+DEFAULT_DAYS = {**{t: 90 for t in TABLES}, "audit": AUDIT_RETENTION_DAYS}
 #: ``model=.../date=.../name`` below one of a table's prefixes; the name is checked by :data:`_LAKE_OBJECT`.
 _PARTITION_FILE = re.compile(r"^model=([^/]+)/date=(\d{4}-\d{2}-\d{2})/([^/]+)$")
 _LAKE_OBJECT = re.compile(r"^(?:[^/]+\.parquet|_compacted\.json|\.tmp-[^/]*\.part)$")

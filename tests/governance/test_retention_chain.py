@@ -136,13 +136,10 @@ def test_audit_retention_retires_old_segments_behind_a_signed_checkpoint(
     assert again.audit == [] and again.audit_kept == []
 
 
-def test_a_deletion_not_covered_by_a_checkpoint_is_still_detected(
-    s3_server, s3_prefix, signed_log, monkeypatch, tmp_path
-):
+def test_a_deletion_not_covered_by_a_checkpoint_is_still_detected(s3_server, s3_prefix, signed_log):
     lake, a, _b = signed_log
     admin = s3_server.boto3_client("admin")
     maint = s3_server.storage_options("maintenance", prefix=s3_prefix)
-    edge = s3_server.storage_options("edge", prefix=s3_prefix)
     # edge-a writes on: records 9..12, so segment 7 is full and segment 10 follows
     for _ in range(4):
         a.record("window_written", f"edge-a/{CANARY}")
@@ -177,10 +174,19 @@ def test_a_deletion_not_covered_by_a_checkpoint_is_still_detected(
     resealed["seal"]["seal"] = resealed["hash"] = a.last_hash
     admin.put_object(Bucket=BUCKET, Key=cp.replace("06.json", "09.json"), Body=json.dumps(resealed))
     assert "checkpoint's seal signature does not verify" in problems()
-    admin.delete_object(Bucket=BUCKET, Key=cp.replace("06.json", "09.json"))
+    # a holder of the bucket (no key) turns the genuine seal of the recent segment 7..9 into a
+    # checkpoint and deletes records 1..9: the seal is signed, but younger than the retention
+    seal7 = json.loads(body7.decode().splitlines()[-1])
+    early = {**json.loads(cp_body), "last_seq": 9, "hash": seal7["seal"], "time": seal7["time"],
+             "seal": seal7}  # fmt: skip
+    cp9 = cp.replace("06.json", "09.json")
+    admin.put_object(Bucket=BUCKET, Key=cp9, Body=json.dumps(early))
+    admin.delete_object(Bucket=BUCKET, Key=seg7)
+    assert "younger than the audit retention of 365 days: deleted before their time" in problems()
+    admin.put_object(Bucket=BUCKET, Key=seg7, Body=body7)
+    admin.delete_object(Bucket=BUCKET, Key=cp9)
     admin.put_object(Bucket=BUCKET, Key=cp, Body=cp_body)
     assert verify(lake, public_key=PUB, storage_options=reader, expect=head).ok
-    _ = (edge, monkeypatch, tmp_path)
 
 
 def test_retention_apply_cli_retires_audit_and_verify_cli_says_so(
