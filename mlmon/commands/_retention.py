@@ -68,6 +68,8 @@ def cmd_retention(args: argparse.Namespace, lake: str) -> int:
         print(f"{len(p.in_use)} reference object(s) past retention are still in use; kept:")
         for path in p.in_use:
             print(f"  IN USE {path}")
+    for path in p.unreadable:
+        print(f"  UNREADABLE {path}: the references it names or holds are kept")
     if p.skipped:
         print(f"{len(p.skipped)} file(s) past retention are not lake objects; left in place:")
         for path in p.skipped:

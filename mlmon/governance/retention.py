@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from mlmon.errors import ConfigError, LakeError, LakeWriteDenied
+from mlmon.errors import ConfigError, LakeError, LakeUnreachable, LakeWriteDenied
 from mlmon.governance.audit import AUDIT_RETENTION_DAYS, Retirement, plan_retirement
 from mlmon.lake.layout import prefixes, table_prefix
 from mlmon.lake.schema import TABLES
@@ -60,6 +60,9 @@ __all__ = [
 DEFAULT_DAYS = {**{t: 90 for t in TABLES}, "audit": AUDIT_RETENTION_DAYS}
 #: ``model=.../date=.../name`` below one of a table's prefixes; the name is checked by :data:`_LAKE_OBJECT`.
 _PARTITION_FILE = re.compile(r"^model=([^/]+)/date=(\d{4}-\d{2}-\d{2})/([^/]+)$")
+#: The object a reference's own rows are written to (``references``, and its baseline row of
+#: ``performance``): ``...-ref-{reference_id}.parquet``.
+_REF_PART = re.compile(r"-ref-([^/]+)\.parquet$")
 _LAKE_OBJECT = re.compile(r"^(?:[^/]+\.parquet|_compacted\.json|\.tmp-[^/]*\.part)$")
 #: Tables whose rows name a reference (kept windows keep it in use).
 _NAMES_A_REFERENCE = tuple(
@@ -75,7 +78,9 @@ class RetentionPlan:
     by mlmon): they are never deleted; their partition folder stays. ``in_use`` are
     expired objects of a reference that a window within retention still names.
     ``audit`` retires each actor's oldest audit segments behind a checkpoint;
-    ``audit_kept`` says why an actor's due segments stay (segment names, never content).
+    ``audit_kept`` says why an actor's due segments stay (segment names, never content);
+    ``unreadable`` are objects whose reference ids could not be read (what they name is
+    kept).
     """
 
     cutoff: dict[str, date]
@@ -86,6 +91,7 @@ class RetentionPlan:
     in_use: list[str] = field(default_factory=list)
     audit: list[Retirement] = field(default_factory=list)
     audit_kept: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
 
 
 def check_days(overrides: dict[str, Any] | None) -> dict[str, int]:
@@ -148,10 +154,15 @@ def _find(st: Storage, root: str) -> dict[str, Any]:
         return {}
     except PermissionError as exc:
         raise _denied(st, root, exc) from exc
+    except Exception as exc:  # OSError, and botocore's connection errors, which are not OSErrors
+        raise LakeUnreachable(
+            f"cannot list {st.url(root)}: {type(exc).__name__}; check the endpoint and the network"
+        ) from exc
 
 
-def _column(st: Storage, path: str, columns: list[str]) -> list[dict[str, Any]]:
-    """Some columns of a Parquet object; [] when it has none of them."""
+def _column(st: Storage, path: str, columns: list[str]) -> list[dict[str, Any]] | None:
+    """Some columns of a Parquet object; [] when it has none of them, None when unreadable."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
@@ -163,6 +174,8 @@ def _column(st: Storage, path: str, columns: list[str]) -> list[dict[str, Any]]:
             return pf.read(columns=names).to_pylist()
     except PermissionError as exc:
         raise _denied(st, path, exc) from exc
+    except (OSError, ValueError, pa.ArrowException):  # corrupt, or gone since the listing
+        return None
 
 
 def plan(
@@ -218,13 +231,16 @@ def plan(
             if t == "references" and name.endswith(".parquet"):
                 refs.setdefault(model, []).append((path, info, name))
                 continue
-            if t == "performance" and sub == table_prefix(t) and name.endswith(".parquet"):
+            if t == "performance" and sub == table_prefix(t) and _REF_PART.search(name):
                 perf_refs.setdefault(model, []).append((path, info, name))
                 continue
             _add(out, path, info)
     _references_in_use(st, out, refs, perf_refs, kept_windows)
     for actor_name in _audit_actors(st):
-        r = plan_retirement(st, actor_name, cutoff["audit"], today, active=actor_name == actor)
+        try:
+            r = plan_retirement(st, actor_name, cutoff["audit"], today, active=actor_name == actor)
+        except PermissionError as exc:
+            raise _denied(st, st.path("audit", actor_name), exc) from exc
         if isinstance(r, str):
             out.audit_kept.append(r)
         elif r is not None:
@@ -250,30 +266,35 @@ def _references_in_use(
     """Keep the expired reference objects a kept window of the same model names.
 
     The model's kept windows are read newest first (their ``reference_id`` column) until
-    every expired reference is found in use; an unused one costs a read of each.
+    every expired reference is found in use; an unused one costs a read of each. When a
+    kept window cannot be read, what it names is unknown: every reference of the model
+    stays (in ``in_use``), and so does an expired reference object that cannot be read.
     """
     for model in sorted(set(refs) | set(perf_refs)):
-        wanted: dict[str, set[str]] = {}  # path -> reference ids it holds
-        baseline: dict[str, set[str]] = {}  # performance objects of baseline rows only
+        holds: dict[str, set[str] | None] = {}  # path -> reference ids it holds (None: unreadable)
         for path, _info, _name in refs.get(model, []):
-            wanted[path] = {r["reference_id"] for r in _column(st, path, ["reference_id"])}
-        for path, _info, _name in perf_refs.get(model, []):
-            rows = _column(st, path, ["reference_id", "role"])
-            if rows and all(r.get("role") == "reference" for r in rows):
-                baseline[path] = {r["reference_id"] for r in rows}
-        open_ids = set().union(*wanted.values(), *baseline.values())
+            rows = _column(st, path, ["reference_id"])
+            holds[path] = None if rows is None else {r["reference_id"] for r in rows}
+        for path, _info, name in perf_refs.get(model, []):
+            m = _REF_PART.search(name)
+            holds[path] = {m.group(1)} if m else set()
+        open_ids = set().union(*(ids for ids in holds.values() if ids))
         used: set[str] = set()
         for _day, path in sorted(kept_windows.get(model, []), reverse=True):
             if not open_ids - used:
                 break
-            used.update(
-                r["reference_id"]
-                for r in _column(st, path, ["reference_id"])
-                if r.get("reference_id")
-            )
+            rows = _column(st, path, ["reference_id"])
+            if rows is None:  # cannot tell what it names: keep them all
+                used |= open_ids
+                out.unreadable.append(path)
+                break
+            used.update(r["reference_id"] for r in rows if r.get("reference_id"))
         for path, info, _name in refs.get(model, []) + perf_refs.get(model, []):
-            ids = wanted.get(path, baseline.get(path))
-            if ids and ids & used:
+            ids = holds[path]
+            if ids is None:
+                out.unreadable.append(path)
+                out.in_use.append(path)
+            elif ids & used:
                 out.in_use.append(path)
             else:
                 _add(out, path, info)

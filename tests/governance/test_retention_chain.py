@@ -425,3 +425,24 @@ def test_refused_deletes_are_each_named_before_any_other_failure(
     body = admin.get_object(Bucket=BUCKET, Key=f"{s3_prefix}/{seg}")["Body"].read().decode()
     assert '"action": "retention_started"' in body and '"refused": 2' in body
     _ = date
+
+
+def test_an_unreadable_kept_window_keeps_the_models_references(tmp_path, capsys):
+    """What a corrupt (or vanished) window names is unknown: its model's references stay,
+    the object is named, and nothing raises."""
+    lake = tmp_path / "lake"
+    w = LakeWriter(str(lake), collector_id="edge-1", day_rollups=False)
+    built = datetime.now(UTC) - timedelta(days=187)
+    ref = build_reference(pl.DataFrame({"age": [1.0, 2.0, 3.0] * 4}), model="risk", k=1,
+                          created_at=built)  # fmt: skip
+    kept_ref = w.write_reference("risk", ref).path
+    at = datetime.now(UTC) - timedelta(days=3)
+    window = lake / "v1" / "drift" / "model=risk" / f"date={at.date()}" / "w-edge-1.parquet"
+    window.parent.mkdir(parents=True)
+    window.write_bytes(b"PAR1 not parquet " + CANARY.encode())
+    p = plan(str(lake))
+    assert p.in_use == [kept_ref] and str(window) in p.unreadable and p.objects == []
+    r = _main(capsys, "retention", "apply", "--lake", str(lake), "--state-dir", str(tmp_path / "s"))
+    assert r.returncode == 0, r.stderr
+    assert f"UNREADABLE {window}" in r.stdout and f"IN USE {kept_ref}" in r.stdout
+    assert Path(kept_ref).exists() and CANARY not in r.stdout + r.stderr
