@@ -518,17 +518,26 @@ HELP_TEXT: dict[str, tuple[str, str]] = {
     ),
     "retention plan": (
         "List the date partitions (and their objects and bytes) past each table's "
-        "retention; deletes nothing.",
+        "retention, and each actor's audit segments past the audit retention (retired "
+        "behind a checkpoint); references that windows within retention still name stay "
+        "(IN USE); deletes nothing. Exit 0; 2 bad --days (days a whole number >= 1, a "
+        "known table); 3 the lake cannot be listed or read with this credential.",
         "mlmon retention plan --lake s3://hospital-mlmon/lake --days profiles=90",
     ),
     "retention apply": (
-        "Delete the partitions past retention (the maintenance credential) and write a "
-        "retention_applied audit record; files that are not lake objects are kept.",
+        "Delete what `retention plan` lists (the maintenance credential), key by key: a "
+        "retention_started audit record first (a role that cannot write the audit log "
+        "deletes nothing, exit 3), each actor's audit checkpoint before its segments, every "
+        "refused key named on stderr before anything else, then a retention_applied record; "
+        "files that are not lake objects are kept. Exit 0 done; 1 keys refused (named); 2 "
+        "bad arguments; 3 the lake cannot be listed, read or audited.",
         "mlmon retention apply --lake s3://hospital-mlmon/lake --days profiles=90",
     ),
     "retention lifecycle": (
-        "Print the S3 lifecycle configuration that expires the same partitions, to apply "
-        "with the bucket's own tools instead of running `retention apply`.",
+        "Print the S3 lifecycle configuration that expires the metric tables by object "
+        "age, to apply with the bucket's own tools instead of `retention apply`; prefixes "
+        "relative to the bucket (s3://bucket alone: the bucket root). No rule for audit/: "
+        "only `retention apply` retires it, behind a checkpoint (--days audit=N is refused).",
         "mlmon retention lifecycle --lake s3://hospital-mlmon/lake --days profiles=90",
     ),
     "lake compact": (

@@ -134,6 +134,14 @@ def test_audit_retention_retires_old_segments_behind_a_signed_checkpoint(
     # a second run finds nothing more to retire, and the chain still verifies
     again = plan(lake, storage_options=maint)
     assert again.audit == [] and again.audit_kept == []
+    # edge-b's writer comes back: it re-writes its open segment whole (records 1..3); records up
+    # to the checkpoint are skipped, the checkpoint's record keeps its hash
+    b.record("window_written", f"edge-b/{CANARY}")
+    b.flush()
+    heads[1] = ChainHead("edge-b", 3, b.last_hash)
+    v = verify(lake, public_key=PUB, storage_options=reader, expect=heads)
+    assert v.ok, str(v)
+    assert v.actors["edge-b"].first_seq == 3 and v.actors["edge-b"].records == 1
 
 
 def test_a_deletion_not_covered_by_a_checkpoint_is_still_detected(s3_server, s3_prefix, signed_log):
