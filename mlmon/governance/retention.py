@@ -49,6 +49,7 @@ from mlmon.lake.storage import Storage, open_storage, put_object
 
 __all__ = [
     "DEFAULT_DAYS",
+    "NOT_BY_LIFECYCLE",
     "RetentionPlan",
     "apply",
     "check_days",
@@ -64,6 +65,13 @@ _PARTITION_FILE = re.compile(r"^model=([^/]+)/date=(\d{4}-\d{2}-\d{2})/([^/]+)$"
 #: ``performance``): ``...-ref-{reference_id}.parquet``.
 _REF_PART = re.compile(r"-ref-([^/]+)\.parquet$")
 _LAKE_OBJECT = re.compile(r"^(?:[^/]+\.parquet|_compacted\.json|\.tmp-[^/]*\.part)$")
+#: What a bucket lifecycle rule must not expire, and why (``mlmon retention apply`` does).
+NOT_BY_LIFECYCLE = {
+    "audit": "a bucket rule would delete audit segments without a checkpoint and break the "
+    "chain (retention apply retires them behind a signed checkpoint)",
+    "references": "a bucket rule would delete a reference that windows still name (retention "
+    "apply keeps it while in use)",
+}
 #: Tables whose rows name a reference (kept windows keep it in use).
 _NAMES_A_REFERENCE = tuple(
     t for t, tab in TABLES.items() if t != "references" and any(c.name == "reference_id" for c in tab.columns)
@@ -365,22 +373,24 @@ def lifecycle_configuration(prefix: str, *, days: dict[str, int] | None = None) 
 
     The body of ``PutBucketLifecycleConfiguration``: one rule per table and per prefix
     (the table, its rollups, its compactions), ``Filter.Prefix`` relative to the bucket
-    (``""`` for a lake at the bucket root), ``Expiration.Days`` >= 1. There is no rule for
-    ``audit/``: a bucket rule deletes segments without the checkpoint ``mlmon retention
-    apply`` writes, which ``audit verify`` would report as removed records. Passing
-    ``audit`` in ``days`` is refused for that reason.
+    (``""`` for a lake at the bucket root), ``Expiration.Days`` >= 1. There are no rules for
+    ``audit/`` (a bucket rule deletes segments without the checkpoint ``mlmon retention
+    apply`` writes, which ``audit verify`` would report as removed records) nor for
+    ``references`` (a bucket rule cannot tell a reference windows still name; a long-running
+    edge writes its reference once): ``mlmon retention apply`` retires those. Passing either
+    in ``days`` is refused for that reason.
     """
-    if days and "audit" in days:
-        raise ConfigError(
-            "retention lifecycle: no lifecycle rule for 'audit': a bucket rule would delete "
-            "audit segments without a checkpoint and break the chain; run `mlmon retention "
-            "apply --days audit=N` (it retires them behind a signed checkpoint)"
-        )
+    for t in NOT_BY_LIFECYCLE:
+        if days and t in days:
+            raise ConfigError(
+                f"retention lifecycle: no lifecycle rule for {t!r}: {NOT_BY_LIFECYCLE[t]}; run "
+                f"`mlmon retention apply --days {t}=N` for it"
+            )
     keep = check_days(days)
     base = prefix.strip("/")
     rules = []
     for t, d in sorted(keep.items()):
-        if t == "audit":
+        if t in NOT_BY_LIFECYCLE:
             continue
         for suffix, sub in zip(("", "-rollups", "-compacted"), prefixes(t), strict=True):
             key_prefix = f"{base}/{sub}/" if base else f"{sub}/"

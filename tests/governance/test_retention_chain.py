@@ -305,8 +305,11 @@ def test_lifecycle_rules_are_right_at_the_bucket_root_and_below_and_never_touch_
     assert rules["mlmon-drift-rollups"]["Filter"]["Prefix"] == f"{prefix}v1/rollups/drift/"
     assert all(x["Filter"]["Prefix"].startswith(f"{prefix}v1/") for x in conf["Rules"])
     assert BUCKET not in r.stdout  # the bucket name is never taken for a prefix
-    audit_key = f"{prefix}audit/edge-1/segment-000000000001.jsonl"
-    assert not any(audit_key.startswith(x["Filter"]["Prefix"]) for x in conf["Rules"])
+    # nothing that only `retention apply` may retire: the audit log, a reference (maybe in use)
+    for kept in (f"{prefix}audit/edge-1/segment-000000000001.jsonl",
+                 f"{prefix}v1/references/model=m/date=2026-01-01/r.parquet",
+                 f"{prefix}v1/rollups/references/model=m/date=2026-01-01/day-e.parquet"):  # fmt: skip
+        assert not any(kept.startswith(x["Filter"]["Prefix"]) for x in conf["Rules"]), kept
     admin = s3_server.boto3_client("admin")
     admin.put_bucket_lifecycle_configuration(Bucket=BUCKET, LifecycleConfiguration=conf)
     back = admin.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
@@ -338,11 +341,11 @@ def test_nonsense_days_are_refused_naming_the_table(tmp_path, flag, named, capsy
 
 
 def test_lifecycle_refuses_an_audit_rule_and_a_lake_that_is_not_on_s3(tmp_path, capsys):
-    r = _main(
-        capsys, "retention", "lifecycle", "--lake", f"s3://{BUCKET}/lake", "--days", "audit=30"
-    )
-    assert r.returncode == 2 and "no lifecycle rule for 'audit'" in r.stderr
-    assert "retention apply" in r.stderr and not r.stdout
+    for table in ("audit", "references"):
+        r = _main(capsys, "retention", "lifecycle", "--lake", f"s3://{BUCKET}/lake", "--days",
+                  f"{table}=30")  # fmt: skip
+        assert r.returncode == 2 and f"no lifecycle rule for '{table}'" in r.stderr
+        assert f"retention apply --days {table}=N" in r.stderr and not r.stdout
     r = _main(capsys, "retention", "lifecycle", "--lake", str(tmp_path))
     assert r.returncode == 2 and "not an S3 lake" in r.stderr
     assert lifecycle_configuration("") == lifecycle_configuration("/")
