@@ -351,16 +351,21 @@ def test_lifecycle_refuses_an_audit_rule_and_a_lake_that_is_not_on_s3(tmp_path, 
     assert lifecycle_configuration("") == lifecycle_configuration("/")
 
 
-def _deny_delete_user(s3_server, prefix: str, denied: list[str]) -> dict[str, str]:
+def _deny_delete_user(
+    s3_server, prefix: str, denied: list[str], no_put: str | None = None
+) -> dict[str, str]:
     """The maintenance policy for ``prefix`` plus an explicit Deny of DeleteObject on some keys
-    (a legal hold), made through the admin user's IAM client."""
+    (a legal hold), and of PutObject on ``no_put``, made through the admin user's IAM client."""
     doc = json.loads(policy("maintenance", prefix))
     doc["Statement"].append({"Sid": "LegalHold", "Effect": "Deny", "Action": ["s3:DeleteObject"],
                              "Resource": [f"arn:aws:s3:::{BUCKET}/{k}" for k in denied]})  # fmt: skip
+    if no_put:
+        doc["Statement"].append({"Sid": "NoPut", "Effect": "Deny", "Action": ["s3:PutObject"],
+                                 "Resource": f"arn:aws:s3:::{BUCKET}/{no_put}"})  # fmt: skip
     iam = boto3.client("iam", endpoint_url=s3_server.endpoint_url, region_name=REGION,
                        aws_access_key_id=s3_server.creds["admin"][0],
                        aws_secret_access_key=s3_server.creds["admin"][1])  # fmt: skip
-    name = "hold-" + hashlib.sha256(prefix.encode()).hexdigest()[:12]
+    name = "hold-" + hashlib.sha256(f"{prefix}{no_put}".encode()).hexdigest()[:12]
     iam.create_user(UserName=name)
     iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=moto_policy(json.dumps(doc)))
     ak = iam.create_access_key(UserName=name)["AccessKey"]
@@ -457,3 +462,32 @@ def test_an_unreadable_kept_window_keeps_the_models_references(tmp_path, capsys)
     assert r.returncode == 0, r.stderr
     assert f"UNREADABLE {window}" in r.stdout and f"IN USE {kept_ref}" in r.stdout
     assert Path(kept_ref).exists() and CANARY not in r.stdout + r.stderr
+
+
+def test_refused_keys_come_before_a_failed_closing_audit_record(
+    s3_server, s3_prefix, tmp_path, capsys
+):
+    """The closing ``retention_applied`` record cannot be written (its segment's key is
+    denied: the opening record filled segment 1, so the closing one starts segment 501):
+    the refused keys are still named first, then the audit failure, exit 3."""
+    admin = s3_server.boto3_client("admin")
+    keys = _old_partitions(admin, s3_prefix)
+    state = tmp_path / "m"
+    filler = AuditLog(str(tmp_path / "elsewhere"), state, "maintenance", echo=False)
+    for _ in range(499):  # kept on the volume: the next record fills the segment and flushes it
+        filler.record("noted", "filler")
+    assert filler.seq == 499 and not (tmp_path / "elsewhere").exists()
+    creds = _deny_delete_user(s3_server, s3_prefix, [keys[1]],
+                              no_put=f"{s3_prefix}/audit/maintenance/segment-000000000501.jsonl")  # fmt: skip
+    lake = f"s3://{BUCKET}/{s3_prefix}"
+    r = _main(capsys, "retention", "apply", "--lake", lake, "--state-dir", str(state),
+              *_opts_flags(creds))  # fmt: skip
+    assert r.returncode == 3, r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[0].split()[:2] == ["REFUSED", f"{BUCKET}/{keys[1]}"]
+    assert "retention_applied audit record" in lines[1] and "refused PUT" in lines[1]
+    assert "deleted 3 object(s)" in r.stdout and CANARY not in r.stdout + r.stderr
+    seg1 = admin.get_object(
+        Bucket=BUCKET, Key=f"{s3_prefix}/audit/maintenance/segment-000000000001.jsonl"
+    )
+    assert '"action": "retention_started"' in seg1["Body"].read().decode()
