@@ -545,6 +545,8 @@ def _read_checkpoint(st: Storage, path: str, actor: str) -> Checkpoint | str:
         )
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         return f"{where}: not a retention checkpoint ({type(exc).__name__})"
+    if not isinstance(cp.seal, dict | None) or not isinstance(cp.time, str | None):
+        return f"{where}: not a retention checkpoint (its seal or time is malformed)"
     if cp.actor != actor:
         return f"{where}: the checkpoint names another actor: moved between actors' folders"
     if cp.file_name != name or cp.last_seq < 1 or not re.fullmatch(r"[0-9a-f]{64}", cp.hash):
@@ -560,7 +562,11 @@ def _check_checkpoint(cp: Checkpoint, public_key: Any) -> str | None:
         if public_key is None:
             return None
         return f"{where}: the checkpoint carries no seal (the retired log was unsigned)"
-    if int(seal.get("seal_version", 1)) < 2:
+    try:
+        version = int(seal.get("seal_version", 1))
+    except (TypeError, ValueError):
+        return f"{where}: the checkpoint's seal is malformed"
+    if version < 2:
         return f"{where}: the checkpoint's seal is format 1: it does not sign the record number"
     if (seal.get("actor"), seal.get("last_seq"), seal.get("seal")) != (
         cp.actor,
@@ -614,6 +620,9 @@ def plan_retirement(
     cp = _newest_checkpoint(st, paths, actor)
     if isinstance(cp, str):
         return f"{cp}; nothing retired"
+    cp_problem = _check_checkpoint(cp, None) if cp is not None else None
+    if cp_problem:
+        return f"{cp_problem}; nothing retired"
     segs = sorted(
         (_read_segment(st, p) for p in paths if _SEGMENT.search(p)), key=lambda s: s.start
     )
@@ -633,8 +642,11 @@ def plan_retirement(
                 "record number): kept with every later segment, no checkpoint can be signed"
             )
         newest = seg.seal_time or seg.records[-1].time
-        if datetime.fromisoformat(newest).date() >= before:
-            break
+        try:
+            if datetime.fromisoformat(str(newest)).date() >= before:
+                break
+        except ValueError:
+            return f"{actor}/{seg.name}: its seal time is not a time: kept with every later segment"
         if seg.closed is False and (i != len(segs) - 1 or active):
             break
         if seg.seal is None and seg.closed is None and i == len(segs) - 1 and active:

@@ -491,3 +491,28 @@ def test_refused_keys_come_before_a_failed_closing_audit_record(
         Bucket=BUCKET, Key=f"{s3_prefix}/audit/maintenance/segment-000000000001.jsonl"
     )
     assert '"action": "retention_started"' in seg1["Body"].read().decode()
+
+
+def test_a_malformed_checkpoint_is_named_never_a_traceback(tmp_path, capsys):
+    """A checkpoint file that is not one (garbage, a list, a malformed seal or time, a name
+    that is not its record) is a problem naming the file; retention retires nothing there."""
+    lake = tmp_path / "lake"
+    log = AuditLog(str(lake), tmp_path / "w", "edge-a", signing_key=KEY, segment_size=2, echo=False)
+    for _ in range(3):
+        log.record("window_written", CANARY)
+        log.flush()
+    folder = lake / "audit" / "edge-a"
+    good = {"actor": "edge-a", "last_seq": 1, "hash": "a" * 64, "time": None, "retired_on": "x"}
+    for body in (b"\x00garbage " + CANARY.encode(), b"[1, 2]", json.dumps({**good, "seal": "x"}),
+                 json.dumps({**good, "time": 5}), json.dumps({**good, "last_seq": 2}),
+                 json.dumps({**good, "seal": {"seal_version": "two"}})):  # fmt: skip
+        cp = folder / "checkpoint-000000000001.json"
+        cp.write_bytes(body if isinstance(body, bytes) else body.encode())
+        v = verify(str(lake), public_key=PUB, expect=[ChainHead("edge-a", 3)])
+        assert not v.ok and v.problems[0].startswith("edge-a/checkpoint-000000000001.json: ")
+        assert CANARY not in str(v)
+        p = plan(str(lake), days={"audit": 1}, today=TODAY + timedelta(days=5))
+        assert p.audit == [] and p.audit_kept[0].startswith("edge-a/checkpoint-000000000001.json")
+        r = _main(capsys, "audit", "verify", str(lake), "--expect-actor", "edge-a")
+        assert r.returncode == 1 and "checkpoint-000000000001.json" in r.stdout
+        cp.unlink()
