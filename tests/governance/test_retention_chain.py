@@ -268,10 +268,12 @@ def test_a_reference_is_kept_while_a_kept_window_names_it(s3_server, s3_prefix, 
 
 
 def _check_aws_shape(conf: dict[str, Any]) -> None:
-    """PutBucketLifecycleConfiguration's documented shape (Amazon S3 API Reference,
-    LifecycleRule): ID at most 255 characters and unique, Status Enabled|Disabled, a
-    Filter with a Prefix (relative to the bucket: no leading '/'), Expiration.Days a
-    positive integer; at most 1,000 rules."""
+    """The documented shape of a PutBucketLifecycleConfiguration rule (AWS SDK reference,
+    https://boto3.amazonaws.com/v1/documentation/api/1.26.98/reference/services/s3/bucketlifecycleconfiguration/rules.html):
+    ``ID`` "cannot be longer than 255 characters", ``Expiration.Days`` "must be a non-zero
+    positive integer", the prefix under ``Filter`` (the rule-level ``Prefix`` "is no longer
+    used"), ``Status`` Enabled; keys relative to the bucket (no leading '/'); IDs unique; at
+    most 1,000 rules a bucket (Amazon S3 User Guide)."""
     rules = conf["Rules"]
     assert 0 < len(rules) <= 1000
     assert len({r["ID"] for r in rules}) == len(rules)
