@@ -72,6 +72,8 @@ NOT_BY_LIFECYCLE = {
     "references": "a bucket rule would delete a reference that windows still name (retention "
     "apply keeps it while in use)",
 }
+#: Most kept windows fetched together when looking for the references they name.
+_BATCH = 64
 #: Tables whose rows name a reference (kept windows keep it in use).
 _NAMES_A_REFERENCE = tuple(
     t for t, tab in TABLES.items() if t != "references" and any(c.name == "reference_id" for c in tab.columns)
@@ -170,20 +172,37 @@ def _find(st: Storage, root: str) -> dict[str, Any]:
 
 def _column(st: Storage, path: str, columns: list[str]) -> list[dict[str, Any]] | None:
     """Some columns of a Parquet object; [] when it has none of them, None when unreadable."""
+    return _columns(st, [path], columns)[path]
+
+
+def _columns(
+    st: Storage, paths: list[str], columns: list[str]
+) -> dict[str, list[dict[str, Any]] | None]:
+    """:func:`_column` of several (small) objects, fetched together (concurrently on S3)."""
+    import io
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        with st.fs.open(path, "rb") as fh:
-            pf = pq.ParquetFile(fh)
-            names = [c for c in columns if c in pf.schema_arrow.names]
-            if not names:
-                return []
-            return pf.read(columns=names).to_pylist()
+        got = st.fs.cat(paths, on_error="return") if paths else {}
     except PermissionError as exc:
-        raise _denied(st, path, exc) from exc
-    except (OSError, ValueError, pa.ArrowException):  # corrupt, or gone since the listing
-        return None
+        raise _denied(st, paths[0], exc) from exc
+    out: dict[str, list[dict[str, Any]] | None] = {}
+    for path in paths:
+        data = got.get(path) if isinstance(got, dict) else None
+        if isinstance(data, PermissionError):
+            raise _denied(st, path, data) from data
+        if not isinstance(data, bytes):  # gone since the listing, or not readable
+            out[path] = None
+            continue
+        try:
+            pf = pq.ParquetFile(io.BytesIO(data))
+            names = [c for c in columns if c in pf.schema_arrow.names]
+            out[path] = pf.read(columns=names).to_pylist() if names else []
+        except (OSError, ValueError, pa.ArrowException):  # corrupt
+            out[path] = None
+    return out
 
 
 def plan(
@@ -273,8 +292,9 @@ def _references_in_use(
 ) -> None:
     """Keep the expired reference objects a kept window of the same model names.
 
-    The model's kept windows are read newest first (their ``reference_id`` column) until
-    every expired reference is found in use; an unused one costs a read of each. When a
+    The model's kept windows are read newest first (their ``reference_id`` column, in
+    batches fetched together) until every expired reference is found in use; an unused one
+    costs a read of each. When a
     kept window cannot be read, what it names is unknown: every reference of the model
     stays (in ``in_use``), and so does an expired reference object that cannot be read.
     """
@@ -288,15 +308,16 @@ def _references_in_use(
             holds[path] = {m.group(1)} if m else set()
         open_ids = set().union(*(ids for ids in holds.values() if ids))
         used: set[str] = set()
-        for _day, path in sorted(kept_windows.get(model, []), reverse=True):
-            if not open_ids - used:
-                break
-            rows = _column(st, path, ["reference_id"])
-            if rows is None:  # cannot tell what it names: keep them all
-                used |= open_ids
-                out.unreadable.append(path)
-                break
-            used.update(r["reference_id"] for r in rows if r.get("reference_id"))
+        kept = [p for _day, p in sorted(kept_windows.get(model, []), reverse=True)]
+        i, size = 0, 1  # the newest window usually names it: one read; then batches grow
+        while i < len(kept) and open_ids - used:
+            batch, i, size = kept[i : i + size], i + size, min(size * 4, _BATCH)
+            for path, rows in _columns(st, batch, ["reference_id"]).items():
+                if rows is None:  # cannot tell what it names: keep them all
+                    used |= open_ids
+                    out.unreadable.append(path)
+                else:
+                    used.update(r["reference_id"] for r in rows if r.get("reference_id"))
         for path, info, _name in refs.get(model, []) + perf_refs.get(model, []):
             ids = holds[path]
             if ids is None:
