@@ -440,51 +440,10 @@ def cmd_edge_audit_head(args: argparse.Namespace) -> int:
     return run(args)
 
 
-def _retention_days(args: argparse.Namespace) -> dict[str, int]:
-    days = {}
-    for item in args.days or []:
-        table, sep, n = item.partition("=")
-        if not sep or not n.isdigit():
-            raise ConfigError(f"--days {item!r} is not TABLE=DAYS, e.g. profiles=90")
-        days[table] = int(n)
-    return days
-
-
 def cmd_retention(args: argparse.Namespace) -> int:
-    from mlmon.governance import retention
+    from mlmon.commands._retention import cmd_retention as run
 
-    if args.sub == "lifecycle":
-        prefix = _lake_uri(args).split("://", 1)[-1].split("/", 1)[-1]
-        print(
-            json.dumps(
-                retention.lifecycle_configuration(prefix, days=_retention_days(args)), indent=1
-            )
-        )
-        return 0
-    opts = _storage_options(args) or None
-    p = retention.plan(_lake_uri(args), days=_retention_days(args), storage_options=opts)
-    print(
-        f"{len(p.partitions)} partition(s), {len(p.objects)} object(s), {p.bytes:,} bytes past retention"
-    )
-    for part in p.partitions:
-        print(f"  {part}")
-    if p.skipped:
-        print(f"{len(p.skipped)} file(s) past retention are not lake objects; left in place:")
-        for path in p.skipped:
-            print(f"  KEPT {path}")
-    if args.sub == "plan":
-        return 0
-    result = retention.apply(_lake_uri(args), p, storage_options=opts)
-    from mlmon.governance.audit import AuditLog
-
-    audit = AuditLog(_lake_uri(args), Path(args.state_dir), args.actor, storage_options=opts)
-    audit.record("retention_applied", _lake_uri(args), "ok" if result["ok"] else "failed",
-                 deleted=result["deleted"], refused=len(result["refused"]), partitions=result["partitions"])  # fmt: skip
-    audit.flush()
-    print(f"deleted {result['deleted']} object(s)")
-    for r in result["refused"]:
-        print(f"  REFUSED {r['key']} ({r['error']})", file=sys.stderr)
-    return 0 if result["ok"] else EXIT_DRIFT
+    return run(args, _lake_uri(args))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -561,17 +520,26 @@ HELP_TEXT: dict[str, tuple[str, str]] = {
     ),
     "retention plan": (
         "List the date partitions (and their objects and bytes) past each table's "
-        "retention; deletes nothing.",
+        "retention, and each actor's audit segments past the audit retention (retired "
+        "behind a checkpoint); references that windows within retention still name stay "
+        "(IN USE); deletes nothing. Exit 0; 2 bad --days (days a whole number >= 1, a "
+        "known table); 3 the lake cannot be listed or read with this credential.",
         "mlmon retention plan --lake s3://hospital-mlmon/lake --days profiles=90",
     ),
     "retention apply": (
-        "Delete the partitions past retention (the maintenance credential) and write a "
-        "retention_applied audit record; files that are not lake objects are kept.",
+        "Delete what `retention plan` lists (the maintenance credential), key by key: a "
+        "retention_started audit record first (a role that cannot write the audit log "
+        "deletes nothing, exit 3), each actor's audit checkpoint before its segments, every "
+        "refused key named on stderr before anything else, then a retention_applied record; "
+        "files that are not lake objects are kept. Exit 0 done; 1 keys refused (named); 2 "
+        "bad arguments; 3 the lake cannot be listed, read or audited.",
         "mlmon retention apply --lake s3://hospital-mlmon/lake --days profiles=90",
     ),
     "retention lifecycle": (
-        "Print the S3 lifecycle configuration that expires the same partitions, to apply "
-        "with the bucket's own tools instead of running `retention apply`.",
+        "Print the S3 lifecycle configuration that expires the metric tables by object "
+        "age, to apply with the bucket's own tools instead of `retention apply`; prefixes "
+        "relative to the bucket (s3://bucket alone: the bucket root). No rule for audit/: "
+        "only `retention apply` retires it, behind a checkpoint (--days audit=N is refused).",
         "mlmon retention lifecycle --lake s3://hospital-mlmon/lake --days profiles=90",
     ),
     "lake compact": (
@@ -894,6 +862,12 @@ def build_parser() -> argparse.ArgumentParser:
             "--state-dir", default=".mlmon-maintenance", help="audit chain head of this actor"
         )
         r.add_argument("--actor", default="maintenance")
+        r.add_argument(
+            "--audit-signing-key",
+            metavar="FILE",
+            help="Ed25519 private key (PEM) sealing this actor's audit segments, so "
+            "`audit verify --public-key` checks them too",
+        )
         r.set_defaults(func=cmd_retention)
 
     lk = sub.add_parser("lake", help="lake maintenance").add_subparsers(dest="sub", required=True)

@@ -23,6 +23,36 @@ locals {
     kms_key_arn = var.kms_key_arn
   }
   iam_dir = "${path.module}/../iam"
+  # What the bucket may expire by object age: each metric table, its rollups and its compactions
+  # (`mlmon retention lifecycle`'s prefixes, checked by tests/deploy/test_terraform.py). Not
+  # v1/references/ (kept while windows name it) nor audit/ (retired behind a signed checkpoint):
+  # `mlmon retention apply` retires those (docs/security.md section 6a).
+  expiring_prefixes = [
+    "v1/alerts/",
+    "v1/rollups/alerts/",
+    "v1/compacted/alerts/",
+    "v1/drift/",
+    "v1/rollups/drift/",
+    "v1/compacted/drift/",
+    "v1/golden/",
+    "v1/rollups/golden/",
+    "v1/compacted/golden/",
+    "v1/label_batches/",
+    "v1/rollups/label_batches/",
+    "v1/compacted/label_batches/",
+    "v1/latency/",
+    "v1/rollups/latency/",
+    "v1/compacted/latency/",
+    "v1/performance/",
+    "v1/rollups/performance/",
+    "v1/compacted/performance/",
+    "v1/profiles/",
+    "v1/rollups/profiles/",
+    "v1/compacted/profiles/",
+    "v1/samples/",
+    "v1/rollups/samples/",
+    "v1/compacted/samples/",
+  ]
 }
 
 # --- policies: deploy/iam/*.json, filled in --------------------------------------------------------
@@ -156,27 +186,23 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "lake" {
 resource "aws_s3_bucket_lifecycle_configuration" "lake" {
   bucket = aws_s3_bucket.lake.id
 
-  rule {
-    id     = "mlmon-metrics"
-    status = "Enabled"
-    filter {
-      prefix = "${var.prefix}/v1/"
-    }
-    expiration {
-      days = var.metrics_retention_days
+  dynamic "rule" {
+    for_each = local.expiring_prefixes
+    content {
+      id     = "mlmon-${trimsuffix(replace(rule.value, "/", "-"), "-")}"
+      status = "Enabled"
+      filter {
+        prefix = "${var.prefix}/${rule.value}"
+      }
+      expiration {
+        days = var.metrics_retention_days
+      }
     }
   }
 
-  rule {
-    id     = "mlmon-audit"
-    status = "Enabled"
-    filter {
-      prefix = "${var.prefix}/audit/"
-    }
-    expiration {
-      days = var.audit_retention_days
-    }
-  }
+  # No rule for audit/ or v1/references/: a bucket rule would delete audit segments without the
+  # signed checkpoint `mlmon retention apply` writes first (`mlmon audit verify` would report the
+  # records removed), and references that windows still name. Run `mlmon retention apply`.
 
   rule {
     id     = "abort-incomplete-uploads"

@@ -63,12 +63,6 @@ variable "metrics_retention_days" {
   default     = 90
 }
 
-variable "audit_retention_days" {
-  description = "Object-age expiry of audit/ (mlmon retention default: 365 days)."
-  type        = number
-  default     = 365
-}
-
 variable "vpc_id" {
   description = "VPC of the cluster, for the S3 and STS interface endpoints."
   type        = string

@@ -48,6 +48,11 @@ and how recent (optional):
                           a bare DURATION for the actors of the --head files (the writers
                           that run all the time), NAME=DURATION for another one
 
+retired by retention: `mlmon retention apply` retires an actor's oldest segments behind a
+checkpoint (audit/{actor}/checkpoint-{N}.json, carrying the writer's signed seal); the chain
+is checked from it on and the output says "records 1..N retired by retention on DATE". A
+checkpoint sealed less than --audit-retention DAYS (default 365) ago is a problem.
+
 exit codes: 0 verified; 1 broken or incomplete (each problem names actor, segment and
 sequence numbers, never a record's content); 2 bad arguments, or nothing to check against.
 
@@ -116,7 +121,7 @@ def _max_age(
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from mlmon.governance.audit import ChainHead, verify
+    from mlmon.governance.audit import AUDIT_RETENTION_DAYS, ChainHead, verify
 
     expect = _expectations(args)
     head_actors = [h.actor for h in expect if not h.source.startswith("--expect-actor")]
@@ -147,9 +152,16 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         storage_options=_storage_options(args) or None,
         expect=expect,
         max_age=max_age,
+        retention=timedelta(days=args.audit_retention or AUDIT_RETENTION_DAYS),
     )
     print(result)
     return 0 if result.ok else EXIT_BROKEN
+
+
+def _retention_days(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days, at least 1")
+    return int(text)
 
 
 def add_verify_args(p: argparse.ArgumentParser) -> None:
@@ -177,6 +189,13 @@ def add_verify_args(p: argparse.ArgumentParser) -> None:
         help="the newest seal is at most this old, e.g. 26h: for the actors of --head files "
         "(without --head: every expected actor, or every actor); NAME=DURATION for one actor; "
         "repeatable",
+    )
+    p.add_argument(
+        "--audit-retention",
+        type=_retention_days,
+        metavar="DAYS",
+        help="the audit retention `mlmon retention apply` runs with (default: its default, "
+        "365): a checkpoint retiring records sealed more recently is a problem",
     )
     p.add_argument(
         "--chain-only",

@@ -25,16 +25,15 @@ also checks the chain against what the writer knows (its chain head,
 with a minimum sequence number (:class:`ChainHead`), and how recent the newest
 seal is (``max_age``); it refuses an audit log with no records at all.
 
-Retention (a later change) may retire the oldest segments behind a signed
-checkpoint (the chain head and count at the cut). A closed segment's format-2
-seal already is one: signed by the writer's own key, it says "actor A's record N
-(the newest of segment S, full) has hash H", so retention needs no key of its own
-and can keep the seal of the last segment it retires (e.g. as
-``audit/{actor}/checkpoint-{N}.json``); a format-1 seal (the hash alone) cannot
-serve. The walk in :func:`verify` starts from ``(1, GENESIS)`` in one place
-(:func:`_chain_start`), which would start from ``(N + 1, H)`` after checking that
-seal; every other check (continuity, seals, heads, freshness) looks only at the
-segments that remain, so such a checkpoint needs no other change here.
+Retention (:mod:`mlmon.governance.retention`) retires an actor's oldest segments
+behind a checkpoint, ``audit/{actor}/checkpoint-{N}.json``: the chain head and
+count at the cut ("records 1..N, record N has hash H") and the seal of the
+newest retired segment. A format-2 seal is signed by the writer's own key and
+names the actor, N and H, so the checkpoint is signed without retention holding
+a key; :func:`verify` checks it (with ``public_key``, the seal must verify) and
+starts the actor's chain at ``(N + 1, H)`` instead of ``(1, GENESIS)``. Records
+retired without a checkpoint are still "removed"; a checkpoint whose seal does
+not verify, names another actor or another record is a problem.
 """
 
 from __future__ import annotations
@@ -47,7 +46,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,18 +58,25 @@ __all__ = [
     "AuditLog",
     "AuditRecord",
     "ChainHead",
+    "Checkpoint",
+    "Retirement",
     "VerifyResult",
     "load_heads",
+    "plan_retirement",
     "read_head",
     "verify",
 ]
 
 log = logging.getLogger("mlmon.audit")
 GENESIS = "0" * 64
+#: Days the audit log is kept by default (``mlmon retention``); a checkpoint retiring records
+#: sealed more recently than this is a problem for :func:`verify` unless told otherwise.
+AUDIT_RETENTION_DAYS = 365
 SEAL_VERSION = 2
 _SEAL_DOMAIN = b"mlmon-audit-seal/2\n"
 _SEGMENT = re.compile(r"segment-(\d{12})\.jsonl$")
 _ACTOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_CHECKPOINT = re.compile(r"checkpoint-(\d{12})\.json$")
 _HEAD_FILE = re.compile(r"audit-head-([A-Za-z0-9][A-Za-z0-9._-]{0,127})\.json$")
 
 
@@ -363,13 +369,28 @@ class ActorChain:
     newest_time: str | None = None  # the newest seal's time, else the newest record's
     anchored_at: int | None = None  # the highest expected sequence number checked
     broken: bool = False
+    retired: Checkpoint | None = None  # records 1..N retired by retention behind this checkpoint
+    retired_signed: bool = False  # its seal's signature was checked with the public key
 
     def describe(self) -> str:
+        retired = ""
+        if self.retired is not None:
+            how = (
+                "checkpoint signed"
+                if self.retired_signed
+                else "checkpoint signature not checked (no public key)"
+            )
+            retired = (
+                f"records 1..{self.retired.last_seq} retired by retention on "
+                f"{self.retired.retired_on}, {how}"
+            )
         if self.last_seq is None:
+            if retired:
+                return f"{self.actor}: {retired}; fully retired (no records after it)"
             return f"{self.actor}: no records"
         line = (
-            f"{self.actor}: records {self.first_seq}..{self.last_seq} in {self.segments} "
-            f"segment(s), newest {self.newest_time}"
+            f"{self.actor}: {retired + '; ' if retired else ''}records {self.first_seq}.."
+            f"{self.last_seq} in {self.segments} segment(s), newest {self.newest_time}"
         )
         if self.anchored_at is not None:
             line += f"; complete up to the expected record {self.anchored_at}"
@@ -387,8 +408,10 @@ class VerifyResult:
 
     def __str__(self) -> str:
         details = "".join(f"\n  {a.describe()}" for a in self.actors.values() if not a.broken)
+        retired = sum(a.retired.last_seq for a in self.actors.values() if a.retired)
         if self.ok:
-            return f"audit chain OK: {self.records} records verified{details}"
+            behind = f" ({retired} older retired by retention)" if retired else ""
+            return f"audit chain OK: {self.records} records verified{behind}{details}"
         problems = "\n".join(f"  - {p}" for p in self.problems)
         return f"audit chain BROKEN:\n{problems}" + (f"\nverified:{details}" if details else "")
 
@@ -459,12 +482,202 @@ def _seal_version(seg: _Segment) -> int:
     return 0 if seg.seal is None else int(seg.seal.get("seal_version", 1))
 
 
-def _chain_start(actor: str) -> tuple[int, str]:
-    """Where an actor's chain starts: record 1 after the genesis hash.
+def _chain_start(checkpoint: Checkpoint | None) -> tuple[int, str]:
+    """Where an actor's chain starts: record 1 after the genesis hash, or after the
+    retention checkpoint's record (the newest retired one)."""
+    if checkpoint is None:
+        return 1, GENESIS
+    return checkpoint.last_seq + 1, checkpoint.hash
 
-    A retention checkpoint (issue 18) moves this to the retired records' head.
+
+# --------------------------------------------------------------------------- retention
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Records ``1..last_seq`` of ``actor`` were retired by retention; record ``last_seq``
+    had ``hash``. ``seal`` is the seal of the newest retired segment (None when the log is
+    unsigned): signed by the writer, it vouches for ``actor``, ``last_seq`` and ``hash``."""
+
+    actor: str
+    last_seq: int
+    hash: str
+    time: str | None  # the newest retired record's seal (or record) time
+    retired_on: str  # the UTC date of the retention run
+    segments: int  # segments retired by that run
+    seal: dict[str, Any] | None = None
+    name: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "checkpoint_version": 1,
+            "actor": self.actor,
+            "first_seq": 1,
+            "last_seq": self.last_seq,
+            "hash": self.hash,
+            "time": self.time,
+            "retired_on": self.retired_on,
+            "segments": self.segments,
+            "seal": self.seal,
+        }
+
+    @property
+    def file_name(self) -> str:
+        return f"checkpoint-{self.last_seq:012d}.json"
+
+
+def _read_checkpoint(st: Storage, path: str, actor: str) -> Checkpoint | str:
+    """The checkpoint at ``path``, or the problem with it (naming the file, never content)."""
+    name = path.rsplit("/", 1)[-1]
+    where = f"{actor}/{name}"
+    try:
+        with st.fs.open(path, "rb") as fh:
+            data = json.loads(fh.read().decode())
+        cp = Checkpoint(
+            actor=str(data["actor"]),
+            last_seq=int(data["last_seq"]),
+            hash=str(data["hash"]),
+            time=data.get("time"),
+            retired_on=str(data.get("retired_on")),
+            segments=int(data.get("segments", 0)),
+            seal=data.get("seal"),
+            name=name,
+        )
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        return f"{where}: not a retention checkpoint ({type(exc).__name__})"
+    if not isinstance(cp.seal, dict | None) or not isinstance(cp.time, str | None):
+        return f"{where}: not a retention checkpoint (its seal or time is malformed)"
+    if cp.actor != actor:
+        return f"{where}: the checkpoint names another actor: moved between actors' folders"
+    if cp.file_name != name or cp.last_seq < 1 or not re.fullmatch(r"[0-9a-f]{64}", cp.hash):
+        return f"{where}: the checkpoint's record number or hash does not match its name"
+    return cp
+
+
+def _check_checkpoint(cp: Checkpoint, public_key: Any) -> str | None:
+    """The checkpoint's problem, or None: its seal must vouch for actor, record and hash."""
+    where = f"{cp.actor}/{cp.name}"
+    seal = cp.seal
+    if seal is None:
+        if public_key is None:
+            return None
+        return f"{where}: the checkpoint carries no seal (the retired log was unsigned)"
+    try:
+        version = int(seal.get("seal_version", 1))
+    except (TypeError, ValueError):
+        return f"{where}: the checkpoint's seal is malformed"
+    if version < 2:
+        return f"{where}: the checkpoint's seal is format 1: it does not sign the record number"
+    if (seal.get("actor"), seal.get("last_seq"), seal.get("seal")) != (
+        cp.actor,
+        cp.last_seq,
+        cp.hash,
+    ):
+        return f"{where}: the checkpoint's seal is for another actor, record or hash"
+    if public_key is not None:
+        try:
+            public_key.verify(base64.b64decode(seal.get("signature") or ""), _seal_message(seal))
+        except Exception:
+            return f"{where}: the checkpoint's seal signature does not verify"
+    return None
+
+
+def _newest_checkpoint(st: Storage, paths: list[str], actor: str) -> Checkpoint | str | None:
+    found = sorted((p for p in paths if _CHECKPOINT.search(p)), key=lambda p: p.rsplit("/", 1)[-1])
+    return _read_checkpoint(st, found[-1], actor) if found else None
+
+
+@dataclass
+class Retirement:
+    """What retention retires of one actor: ``segments`` (paths, oldest first) behind
+    ``checkpoint`` (written first, at ``checkpoint_path``); ``older`` checkpoints it replaces."""
+
+    actor: str
+    checkpoint: Checkpoint
+    checkpoint_path: str
+    segments: list[str]
+    older: list[str]
+    first_seq: int  # the first record this run retires
+
+
+def plan_retirement(
+    st: Storage, actor: str, before: date, today: date, *, active: bool = False
+) -> Retirement | str | None:
+    """The segments of ``actor`` whose newest seal (or record) is older than ``before``.
+
+    Only a run of segments from the start of the chain (after any checkpoint) is
+    retired, so the chain stays whole from the checkpoint on: full (closed) segments,
+    and the last one even when open once its writer stopped (not when ``active``: the
+    retention run's own actor, which is about to write). Returns None when nothing is
+    due, or the reason nothing is retired (the chain does not verify, a segment sealed
+    before format 2), naming segments and record numbers only.
     """
-    return 1, GENESIS
+    folder = st.path("audit", actor)
+    try:
+        paths = list(st.fs.ls(folder, detail=False))
+    except FileNotFoundError:
+        return None
+    cp = _newest_checkpoint(st, paths, actor)
+    if isinstance(cp, str):
+        return f"{cp}; nothing retired"
+    cp_problem = _check_checkpoint(cp, None) if cp is not None else None
+    if cp_problem:
+        return f"{cp_problem}; nothing retired"
+    segs = sorted(
+        (_read_segment(st, p) for p in paths if _SEGMENT.search(p)), key=lambda s: s.start
+    )
+    _chain, problem = _walk(actor, segs, None, {}, cp)
+    if problem:
+        return f"{problem}; nothing retired (run `mlmon audit verify`)"
+    retire: list[_Segment] = []
+    for i, seg in enumerate(segs):
+        if seg.last is None:
+            break
+        if cp is not None and seg.last <= cp.last_seq:  # left by an interrupted run
+            retire.append(seg)
+            continue
+        if seg.seal is not None and _seal_version(seg) < 2:
+            return (
+                f"{actor}/{seg.name}: sealed before format 2 (its seal does not sign the "
+                "record number): kept with every later segment, no checkpoint can be signed"
+            )
+        newest = seg.seal_time or seg.records[-1].time
+        try:
+            if datetime.fromisoformat(str(newest)).date() >= before:
+                break
+        except ValueError:
+            return f"{actor}/{seg.name}: its seal time is not a time: kept with every later segment"
+        if seg.closed is False and (i != len(segs) - 1 or active):
+            break
+        if seg.seal is None and seg.closed is None and i == len(segs) - 1 and active:
+            break
+        retire.append(seg)
+    if not retire:
+        return None
+    last = retire[-1]
+    if cp is not None and last.last is not None and last.last <= cp.last_seq:
+        new = cp  # only leftovers of an interrupted run: the checkpoint is there already
+    else:
+        rec = last.records[-1]
+        new = Checkpoint(
+            actor=actor,
+            last_seq=rec.seq,
+            hash=rec.hash,
+            time=last.seal_time or rec.time,
+            retired_on=today.isoformat(),
+            segments=len(retire),
+            seal=last.seal,
+        )
+    older = [p for p in paths if _CHECKPOINT.search(p) and p.rsplit("/", 1)[-1] != new.file_name]
+    first = cp.last_seq + 1 if cp is not None else 1
+    return Retirement(
+        actor,
+        new,
+        f"{folder}/{new.file_name}",
+        [f"{folder}/{s.name}" for s in retire],
+        older,
+        first,
+    )
 
 
 def _check_seal(actor: str, seg: _Segment, public_key: Any) -> str | None:
@@ -525,11 +738,21 @@ def _misplaced(actor: str, seg: _Segment, segs: list[_Segment]) -> str:
 
 
 def _walk(
-    actor: str, segs: list[_Segment], public_key: Any, hashes: dict[int, str]
+    actor: str,
+    segs: list[_Segment],
+    public_key: Any,
+    hashes: dict[int, str],
+    checkpoint: Checkpoint | None = None,
 ) -> tuple[ActorChain, str | None]:
-    """Walk one actor's segments in name order; the chain summary and the first problem."""
-    chain = ActorChain(actor, segments=len(segs))
-    expected_seq, prev = _chain_start(actor)
+    """Walk one actor's segments in name order; the chain summary and the first problem.
+
+    With a retention ``checkpoint`` the chain starts after its record; records at or
+    before it still in the lake (a run cut short) are skipped, the checkpoint's own
+    record must have its hash.
+    """
+    chain = ActorChain(actor, segments=len(segs), retired=checkpoint)
+    expected_seq, prev = _chain_start(checkpoint)
+    floor = checkpoint.last_seq if checkpoint is not None else 0
     before: _Segment | None = None
     for seg in segs:
         where = f"{actor}/{seg.name}"
@@ -538,6 +761,14 @@ def _walk(
         if seg.records and _out_of_place(seg, segs):
             return chain, _misplaced(actor, seg, segs)
         for i, rec in enumerate(seg.records):
+            if rec.seq <= floor and checkpoint is not None:
+                if rec.seq == floor and rec.hash != checkpoint.hash:
+                    return chain, (
+                        f"{where}: record {rec.seq} has another hash than {actor}/"
+                        f"{checkpoint.name}: the chain was rewritten (or the checkpoint is not "
+                        "this log's)"
+                    )
+                continue
             chain.records += 1
             if rec.computed_hash() != rec.hash:
                 return chain, f"{where}: record {rec.seq} was altered (its hash does not match its content)"  # fmt: skip
@@ -597,6 +828,13 @@ def _walk(
 def _missing_tail(chain: ActorChain, last: _Segment | None, head: ChainHead, root_url: str) -> str:
     """Name what is missing when the lake's chain ends before ``head``."""
     actor = chain.actor
+    if chain.last_seq is None and chain.retired is not None:
+        return (
+            f"{actor}: records 1..{chain.retired.last_seq} were retired by retention "
+            f"(checkpoint {chain.retired.name}) and no segment follows, but {head.source} "
+            f"says record {head.seq}: records {chain.retired.last_seq + 1}..{head.seq} are "
+            "missing (segments after the checkpoint were deleted)"
+        )
     if chain.last_seq is None or last is None:
         return (
             f"{actor}: no audit records under {root_url}/{actor}/, but {head.source} says "
@@ -644,6 +882,7 @@ def verify(
     expect: Iterable[ChainHead] = (),
     max_age: timedelta | Mapping[str, timedelta] | None = None,
     now: datetime | None = None,
+    retention: timedelta | None = timedelta(days=AUDIT_RETENTION_DAYS),
 ) -> VerifyResult:
     """Recompute every actor's chain; name the first broken record and its segment.
 
@@ -662,6 +901,10 @@ def verify(
         none is expected) must be at most this old; or a limit per actor.
     now
         The time ``max_age`` is measured from (default: now).
+    retention
+        The audit retention ``mlmon retention apply`` runs with (default 365 days): a
+        checkpoint retiring records sealed more recently retired them early (a holder of
+        the bucket copying a newer seal into a checkpoint) and is a problem. None: not checked.
 
     Returns
     -------
@@ -678,6 +921,7 @@ def verify(
     for h in expect:
         expected.setdefault(h.actor, []).append(h)
     problems: list[str] = []
+    retired_any = False
     try:
         found = sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in st.fs.ls(root, detail=False))
     except FileNotFoundError:
@@ -686,16 +930,43 @@ def verify(
     total = 0
     for actor in sorted(set(found) | set(expected)):
         segs: list[_Segment] = []
+        checkpoint: Checkpoint | str | None = None
         if actor in found:
             try:
-                paths = [p for p in st.fs.ls(f"{root}/{actor}", detail=False) if _SEGMENT.search(p)]
+                listed = list(st.fs.ls(f"{root}/{actor}", detail=False))
             except FileNotFoundError:
-                paths = []
+                listed = []
+            paths = [p for p in listed if _SEGMENT.search(p)]
             segs = sorted((_read_segment(st, p) for p in paths), key=lambda s: s.start)
-        if not segs and actor not in expected:
+            checkpoint = _newest_checkpoint(st, listed, actor)
+        if not segs and checkpoint is None and actor not in expected:
             continue  # an empty folder (or a stray file) nobody expects
+        if isinstance(checkpoint, str):
+            chains[actor] = ActorChain(actor, segments=len(segs), broken=True)
+            problems.append(checkpoint)
+            continue
+        cp_problem = _check_checkpoint(checkpoint, public_key) if checkpoint else None
+        if checkpoint is not None and not cp_problem and retention is not None:
+            age = _age(checkpoint.time, now)
+            if age is None or age < retention:
+                cp_problem = (
+                    f"{actor}/{checkpoint.name}: retires records 1..{checkpoint.last_seq} "
+                    f"sealed {checkpoint.time}, younger than the audit retention of "
+                    f"{retention.days} days: deleted before their time (if retention runs "
+                    "with a shorter audit period, pass it: --audit-retention DAYS)"
+                )
+        if cp_problem:
+            chains[actor] = ActorChain(actor, segments=len(segs), broken=True)
+            problems.append(cp_problem)
+            continue
         hashes: dict[int, str] = {}
-        chain, problem = _walk(actor, segs, public_key, hashes)
+        if checkpoint is not None:
+            hashes[checkpoint.last_seq] = checkpoint.hash
+            retired_any = True
+        chain, problem = _walk(actor, segs, public_key, hashes, checkpoint)
+        chain.retired_signed = checkpoint is not None and public_key is not None
+        if checkpoint is not None and chain.newest_time is None:
+            chain.newest_time = checkpoint.time
         chains[actor] = chain
         total += chain.records
         if problem:
@@ -704,6 +975,16 @@ def verify(
             continue
         last = segs[-1] if segs else None
         for head in sorted(expected.get(actor, []), key=lambda h: h.seq):
+            if checkpoint is not None and head.seq <= checkpoint.last_seq:
+                if head.seq == checkpoint.last_seq and head.hash not in (None, checkpoint.hash):
+                    problems.append(
+                        f"{actor}: record {head.seq} has another hash in {head.source} than in "
+                        f"the checkpoint {checkpoint.name}: the chain was rewritten"
+                    )
+                    chain.broken = True
+                    break
+                chain.anchored_at = max(chain.anchored_at or 0, head.seq)
+                continue  # retired by policy: the checkpoint vouches for it
             if chain.last_seq is None or chain.last_seq < head.seq:
                 problems.append(_missing_tail(chain, last, head, root_url))
                 chain.broken = True
@@ -729,7 +1010,7 @@ def verify(
                 f"maximum age {limit.total_seconds() / 3600:g}h: the writer stopped writing, or "
                 "its newest segments were removed"
             )
-    if total == 0 and not problems:
+    if total == 0 and not problems and not retired_any:
         problems.append(
             f"no audit records under {root_url}: an empty or deleted audit log verifies "
             "nothing; pass --head FILE (from `mlmon edge audit-head`) or --expect-actor "

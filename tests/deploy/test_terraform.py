@@ -13,7 +13,7 @@ from pathlib import Path
 
 import hcl2
 
-from mlmon.governance.retention import DEFAULT_DAYS
+from mlmon.governance.retention import DEFAULT_DAYS, lifecycle_configuration
 from tests.deploy.conftest import ROOT, one
 from tests.s3server import POLICY_FILES
 
@@ -130,10 +130,20 @@ def test_bucket_is_sse_kms_with_lifecycle_matching_mlmon_retention_defaults():
     assert ("aws_s3_bucket_versioning", "lake") not in res  # deletes must delete
     rules = {_unquote(r["id"]): r for r in res[("aws_s3_bucket_lifecycle_configuration", "lake")]["rule"]}  # fmt: skip
     variables = {_unquote(k): v for b in parsed["variables.tf"]["variable"] for k, v in b.items()}
-    assert rules["mlmon-metrics"]["expiration"][0]["days"] == "${var.metrics_retention_days}"
-    assert rules["mlmon-audit"]["expiration"][0]["days"] == "${var.audit_retention_days}"
     assert variables["metrics_retention_days"]["default"] == DEFAULT_DAYS["profiles"]
-    assert variables["audit_retention_days"]["default"] == DEFAULT_DAYS["audit"]
+    # exactly `mlmon retention lifecycle`'s prefixes expire; no rule for audit/ (only `mlmon
+    # retention apply`, behind a signed checkpoint) nor v1/references/ (kept while in use)
+    [local_block] = parsed["main.tf"]["locals"]
+    expiring = [_unquote(p) for p in local_block["expiring_prefixes"]]
+    assert expiring == [r["Filter"]["Prefix"] for r in lifecycle_configuration("")["Rules"]]
+    assert not any(p.startswith(("audit/", "v1/references/")) for p in expiring)
+    [dyn] = [b['"rule"'] for b in res[("aws_s3_bucket_lifecycle_configuration", "lake")]["dynamic"]]
+    content = dyn["content"][0]
+    assert dyn["for_each"] == "${local.expiring_prefixes}"
+    assert _unquote(content["filter"][0]["prefix"]) == "${var.prefix}/${rule.value}"
+    assert set(rules) == {"abort-incomplete-uploads"}  # the only static rule
+    assert content["expiration"][0]["days"] == "${var.metrics_retention_days}"
+    assert "audit_retention_days" not in variables
     public = res[("aws_s3_bucket_public_access_block", "lake")]
     assert all(public[k] is True for k in ("block_public_acls", "block_public_policy",
                                            "ignore_public_acls", "restrict_public_buckets"))  # fmt: skip
