@@ -282,7 +282,13 @@ class Spool:
             if not self._entries:
                 self.outage_since = None
         if sent:
-            log.info("spool flushed %d objects to the lake (%d still waiting)", sent, len(self))
+            routine = self.write_behind and self.outage_since is None  # edge run's usual sending
+            log.log(
+                logging.DEBUG if routine else logging.INFO,
+                "spool flushed %d objects to the lake (%d still waiting)",
+                sent,
+                len(self),
+            )
         return sent
 
     def put(self, storage: Storage, path: str, data: bytes) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import fsspec
+import fsspec.asyn
 from fsspec.implementations.local import LocalFileSystem
 
 from mlmon._extras import require
@@ -86,10 +87,18 @@ def open_storage(
         # readers depend on seeing what is there now.
         opts.setdefault("use_listings_cache", False)
         s3fs_retries = opts.pop("s3fs_retries", None)
+        put_timeout_s = opts.pop("put_timeout_s", None)
         fs = fsspec.filesystem("s3", **opts)
         if s3fs_retries is not None:  # s3fs's own retry loop (5 tries by default) around botocore's
             fs.retries = int(s3fs_retries)
             opts["s3fs_retries"] = s3fs_retries
+        if put_timeout_s is not None:
+            opts["put_timeout_s"] = float(put_timeout_s)
+            # botocore asks for "Expect: 100-continue" on PutObject, and aiohttp waits for the
+            # "100 Continue" with no time-out at all: a bucket that accepts and never answers
+            # would hold the PUT for ever. The objects are small; send them without asking.
+            fs.connect()
+            fs.s3.meta.events.register("before-send.s3.PutObject", _no_expect_continue)
         root = (parsed.netloc + parsed.path).rstrip("/")
         if not parsed.netloc:
             raise ConfigError(f"lake URI {text!r} has no bucket; use s3://bucket/prefix")
@@ -97,6 +106,11 @@ def open_storage(
     raise ConfigError(
         f"lake URI {text!r} has scheme {scheme!r}; supported: file:// (or a plain path) and s3://"
     )
+
+
+def _no_expect_continue(request: Any, **_: Any) -> None:
+    if "Expect" in request.headers:
+        del request.headers["Expect"]
 
 
 def bounded_s3_options(
@@ -112,8 +126,9 @@ def bounded_s3_options(
     adds five tries of its own around read time-outs: a PUT to a bucket that hangs could take
     many minutes. Here each request tries at most ``attempts`` times (botocore's standard
     retry mode, ``total_max_attempts``), connects within ``connect_timeout_s`` and waits
-    ``read_timeout_s`` for an answer; s3fs does not retry on top. Settings already in
-    ``options["config_kwargs"]`` win.
+    ``read_timeout_s`` for an answer; s3fs does not retry on top; and the whole PUT is
+    abandoned after ``attempts * (connect_timeout_s + read_timeout_s) + 1`` seconds whatever
+    happens (``put_timeout_s``). Settings already in ``options["config_kwargs"]`` win.
 
     Examples
     --------
@@ -128,6 +143,7 @@ def bounded_s3_options(
     cfg.setdefault("retries", {"total_max_attempts": attempts, "mode": "standard"})
     out["config_kwargs"] = cfg
     out.setdefault("s3fs_retries", 1)
+    out.setdefault("put_timeout_s", attempts * (connect_timeout_s + read_timeout_s) + 1.0)
     return out
 
 
@@ -186,7 +202,13 @@ def put_object(storage: Storage, path: str, data: bytes) -> dict[str, Any] | Non
             ) from exc
         return None
     try:
-        response = storage.fs.pipe_file(path, data)
+        deadline = storage.options.get("put_timeout_s")
+        if deadline:  # cancelled on the filesystem's event loop when it passes
+            response = fsspec.asyn.sync(
+                storage.fs.loop, storage.fs._pipe_file, path, data, timeout=deadline
+            )
+        else:
+            response = storage.fs.pipe_file(path, data)
     except PermissionError as exc:
         raise LakeWriteDenied(
             f"storage refused PUT of {storage.url(path)}: {exc}; the credentials need "
