@@ -12,7 +12,9 @@ accepted, never answered) for ``--hang`` seconds; then the forwarder comes back.
 
 Reported: the golden runs' lateness against their interval (gap between two runs of a model
 minus the interval: max and p95, during the outage and overall), the spool's peak size, the
-time from the bucket's return until the spool is empty and /healthz is ok, and exact counts:
+time from the bucket's return until the spool is empty and /healthz is ok (``drain_s``), split
+into the wait for the breaker's next attempt (``detect_s``, at most ``lake.retry_max``, 60 s by
+default) and the sending itself (``send_s``), and exact counts:
 every object the edge's audit log says it wrote is in the bucket or still in the spool, every
 golden row the edge counted (``mlmon_edge_probes_total``) is in the bucket exactly once.
 """
@@ -155,9 +157,12 @@ def main() -> None:
         spool_dir = work / "state" / "spool"
         spooled = {json.loads(p.read_text())["path"] for p in spool_dir.glob("*.json")}
         written = set()
+        back_at = None  # the breaker's first successful PUT after the outage
         for line in (work / "edge.log").read_text().splitlines():
             if '"object_written"' in line:
                 written.add(json.loads(line)["audit"]["target"])
+            elif "lake reachable again" in line and back_at is None:
+                back_at = datetime.fromisoformat(json.loads(line)["time"]).timestamp()
         missing = sorted(written - in_bucket - spooled)
         sse = {s3.head_object(Bucket=BUCKET, Key=k).get("ServerSideEncryption") for k in keys}
         golden_rows = []
@@ -201,6 +206,8 @@ def main() -> None:
             "spool_peak_objects": int(peak_objects),
             "spool_peak_bytes": int(peak_bytes),
             "drain_s": round(drained_at - t_up, 1) if drained_at else None,
+            "detect_s": round(back_at - t_up, 1) if back_at else None,
+            "send_s": round(drained_at - back_at, 1) if back_at and drained_at else None,
             "objects_in_bucket": len(keys),
             "objects_written_distinct": len(written),
             "objects_missing": len(missing),
