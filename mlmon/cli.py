@@ -335,6 +335,7 @@ def _collector(args: argparse.Namespace) -> Any:
 
 
 def _json_logs(verbose: bool) -> None:
+    from mlmon.edge.logs import quiet_client_loggers
     from mlmon.edge.observe import JsonFormatter
 
     handler = logging.StreamHandler(sys.stderr)
@@ -342,6 +343,7 @@ def _json_logs(verbose: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    quiet_client_loggers(handler)  # no client headers, URLs or bodies at any verbosity
 
 
 def cmd_edge_once(args: argparse.Namespace) -> int:
@@ -432,22 +434,10 @@ def cmd_schedule_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from mlmon.governance.audit import verify
+def cmd_edge_audit_head(args: argparse.Namespace) -> int:
+    from mlmon.commands.audit import cmd_edge_audit_head as run
 
-    public_key = None
-    if args.public_key:
-        from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
-        try:
-            public_key = load_pem_public_key(Path(args.public_key).read_bytes())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(
-                f"--public-key {args.public_key}: not a readable PEM public key ({exc})"
-            ) from exc
-    result = verify(args.uri, public_key=public_key, storage_options=_storage_options(args) or None)
-    print(result)
-    return 0 if result.ok else EXIT_DRIFT
+    return run(args)
 
 
 def _retention_days(args: argparse.Namespace) -> dict[str, int]:
@@ -562,9 +552,12 @@ HELP_TEXT: dict[str, tuple[str, str]] = {
         "mlmon schedule run --config reports.yaml --once",
     ),
     "audit verify": (
-        "Recompute the hash chain of the audit log under the lake's audit/ prefix and name "
-        "the first record that was changed or removed; exit 1 when it does not verify.",
-        "mlmon audit verify s3://hospital-mlmon/lake --public-key audit-seal.pub.pem",
+        "Recompute the hash chain of the audit log under the lake's audit/ prefix, check it "
+        "reaches the writers' chain heads (--head) or expected actors (--expect-actor) and "
+        "name the first record that was changed, removed or rolled back; exit 1 when it "
+        "does not verify.",
+        "mlmon audit verify s3://hospital-mlmon/lake --public-key audit-seal.pub.pem "
+        "--head head.json --max-age 26h",
     ),
     "retention plan": (
         "List the date partitions (and their objects and bytes) past each table's "
@@ -602,8 +595,10 @@ HELP_TEXT: dict[str, tuple[str, str]] = {
         "--out attestations/ --signing-key offboard.pem",
     ),
     "attest verify": (
-        "Check a deletion attestation: its signature, its manifest and its fields; exit 0 "
-        "when valid, 1 naming what is wrong.",
+        "Check a deletion attestation against the operator's public key (--public-key, or "
+        "the file named by $MLMON_ATTEST_PUBLIC_KEY; exit 2 without one): its signature, its "
+        "manifest and its fields; exit 0 when valid and complete, 1 naming what is wrong or "
+        "when the purge was not complete (--allow-incomplete accepts that).",
         "mlmon attest verify attestations/attestation.json --public-key operator.pub.pem",
     ),
     "imaging reference": (
@@ -841,6 +836,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     er.add_argument("--config", required=True, help="edge.yaml")
     er.set_defaults(func=cmd_edge_run)
+    eh = ed.add_parser(
+        "audit-head",
+        help="print the edge's audit chain head (for mlmon audit verify --head)",
+        description="Print, as one JSON line, the newest audit record this edge sealed and\n"
+        "handed to the lake (actor, seq, hash, time), read from its state_dir. Give it to\n"
+        "`mlmon audit verify --head FILE` (save it: `... > head.json`): the lake's chain\n"
+        "must reach that record. Exit 2 when the edge has not sealed any record yet.",
+        epilog="example:\n  mlmon edge audit-head --config /etc/mlmon/edge.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from mlmon.commands.audit import add_audit_head_args
+
+    add_audit_head_args(eh)
+    eh.set_defaults(func=cmd_edge_audit_head)
 
     rp = sub.add_parser(
         "report", help="render the monitoring report (PDF, HTML) through the report notebook"
@@ -870,15 +879,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sr.add_argument("--only", action="append", help="with --once: only this schedule (repeatable)")
     sr.set_defaults(func=cmd_schedule_run)
-
-    au = sub.add_parser("audit", help="the hash-chained audit log").add_subparsers(
-        dest="sub", required=True
-    )
-    av = au.add_parser("verify", help="recompute the audit chain; name the first tampered record")
-    av.add_argument("uri", help="lake URI (the audit/ prefix under it is verified)")
-    av.add_argument("--public-key", help="Ed25519 public key (PEM) to check segment seals")
-    av.add_argument("--storage-option", action="append", metavar="KEY=VALUE")
-    av.set_defaults(func=cmd_audit_verify)
 
     rt = sub.add_parser("retention", help="retention by date partition").add_subparsers(
         dest="sub", required=True
@@ -942,6 +942,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    from mlmon.edge.logs import quiet_client_loggers
+
+    quiet_client_loggers(*logging.getLogger().handlers)
     try:
         return int(args.func(args) or 0)
     except (ConfigError, UnknownNameError) as exc:

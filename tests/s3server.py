@@ -86,8 +86,15 @@ def free_port() -> int:
 
 
 def policy(role: str, prefix: str, bucket: str = BUCKET, kms_key_arn: str = KMS_KEY_ARN) -> str:
-    """The shipped policy file for ``role`` with its placeholders filled in."""
+    """The shipped policy file for ``role`` with its placeholders filled in.
+
+    A lake at the bucket root (``prefix`` empty) is filled in as ``deploy/iam/README.md``
+    says: ``${prefix}/`` (with its slash) becomes nothing, so ``.../${prefix}/*`` is
+    ``arn:aws:s3:::bucket/*``.
+    """
     text = (ROOT / "deploy" / "iam" / POLICY_FILES[role]).read_text()
+    if not prefix.strip("/"):
+        text = text.replace("${prefix}/", "")
     text = (
         text.replace("${bucket}", bucket)
         .replace("${prefix}", prefix.strip("/"))

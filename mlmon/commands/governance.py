@@ -7,13 +7,17 @@ still listed), writes the signed attestation JSON (and its one-page PDF when
 the reports extra is installed) into ``--out`` under a new name, never over a
 file, and an audit record ``purge_executed``. Exit 0 when
 the purge is complete, 1 when anything is left (the attestation says what).
-``attest verify`` exits 0 for a valid attestation, 1 naming what is wrong.
+``attest verify`` needs the operator's public key (``--public-key`` or the file
+named by ``$MLMON_ATTEST_PUBLIC_KEY``; exit 2 without one) and exits 0 for a valid
+attestation, signed with that key, of a complete purge; 1 naming what is wrong, or
+when the purge it attests was not complete (unless ``--allow-incomplete``).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +25,9 @@ from mlmon.commands._common import storage_options as _storage_options
 from mlmon.errors import ConfigError
 
 EXIT_INCOMPLETE = 1
+EXIT_INVALID = 1
+#: A path to the operator's public key PEM, used when ``attest verify`` gets no ``--public-key``.
+PUBLIC_KEY_ENV = "MLMON_ATTEST_PUBLIC_KEY"
 
 
 def _pdf_available() -> bool:
@@ -110,13 +117,39 @@ def cmd_offboard(args: argparse.Namespace) -> int:
     return 0 if att.complete else EXIT_INCOMPLETE
 
 
+def _operator_key_path(args: argparse.Namespace) -> str:
+    """``--public-key``, else ``$MLMON_ATTEST_PUBLIC_KEY``; refuse when neither is given."""
+    if args.public_key:
+        return str(args.public_key)
+    pinned = os.environ.get(PUBLIC_KEY_ENV, "").strip()
+    if pinned:
+        return pinned
+    raise ConfigError(
+        "no operator public key: pass --public-key FILE (the operator's Ed25519 public key, "
+        f"PEM, received out of band at on-boarding) or set ${PUBLIC_KEY_ENV} to its path. "
+        "The key embedded in the attestation proves only that the file is unchanged since "
+        "someone signed it, not that the operator did; nothing was verified"
+    )
+
+
 def cmd_attest_verify(args: argparse.Namespace) -> int:
     from mlmon.governance.attest import load_public_key, verify_attestation
 
-    public_key = load_public_key(args.public_key) if args.public_key else None
+    public_key = load_public_key(_operator_key_path(args))
     check = verify_attestation(args.file, public_key)
-    print(check, file=sys.stdout if check.ok else sys.stderr)
-    return 0 if check.ok else 1
+    if not check.ok:
+        print(check, file=sys.stderr)
+        return EXIT_INVALID
+    if not check.complete and not args.allow_incomplete:
+        print(
+            f"{check}\nexit {EXIT_INCOMPLETE}: the attestation is genuine but the purge it "
+            "attests was NOT complete (see its refused and relist_after keys); pass "
+            "--allow-incomplete to accept it as a record of a partial purge",
+            file=sys.stderr,
+        )
+        return EXIT_INCOMPLETE
+    print(check)
+    return 0
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -154,5 +187,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     av = at.add_parser("verify", help="check an attestation's signature, manifest and fields")
     av.add_argument("file", help="the attestation JSON")
     av.add_argument("--public-key", metavar="PEM",
-                    help="the operator's Ed25519 public key (default: only the embedded key)")  # fmt: skip
+                    help="the operator's Ed25519 public key, required (default: the file named "
+                         f"by ${PUBLIC_KEY_ENV}; without either, exit 2)")  # fmt: skip
+    av.add_argument("--allow-incomplete", action="store_true",
+                    help="exit 0 for a genuine attestation of a purge that was NOT complete "
+                         "(default: exit 1)")  # fmt: skip
     av.set_defaults(func=cmd_attest_verify)

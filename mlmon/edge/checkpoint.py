@@ -54,6 +54,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlmon.errors import ConfigError, EdgeError
+from mlmon.lake.freetext import VersionGuard
 from mlmon.profiles.arrow import profile_from_row, profiles_to_arrow
 from mlmon.profiles.frame import (
     Reference,
@@ -348,6 +349,9 @@ class StreamState:
         self._open: dict[tuple[datetime, str | None], Window] = {
             (w.start, w.version): w for w in saved.windows
         }
+        #: Every record's ``model_version`` passes it before anything (windows, observers,
+        #: the checkpoint on disk) sees the record; the collector gives it the HMAC key.
+        self.versions = VersionGuard()
         #: Called with every non-empty flat-record frame added (labels store, samples):
         #: observers see raw records in memory only and must not keep them.
         self.observers: list[Callable[[pl.DataFrame], None]] = []
@@ -388,6 +392,9 @@ class StreamState:
         df = to_polars(frame)
         if df.height == 0:
             return 0
+        if self.reference.schema.version:
+            where = f"the records of {self.checkpoint.dir}"
+            df = self.versions.frame(df, where, self.reference.schema.version)
         windows = list(profile_windows(df, self.reference, window=self.window))
         for observe in self.observers:
             observe(df)

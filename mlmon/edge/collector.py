@@ -21,17 +21,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 import polars as pl
 
 from mlmon.edge.alerts import AlertState, Condition, drift_conditions, golden_conditions
-from mlmon.edge.config import EdgeConfig, ModelConfig, Schedule
+from mlmon.edge.config import EdgeConfig, ModelConfig, Schedule, open_state_dir
 from mlmon.edge.observe import EdgeMetrics, MetricsServer
 from mlmon.edge.samples import attach_sampler, check_samples
 from mlmon.edge.spool import Breaker, Spool, SpoolFull
 from mlmon.errors import MlmonError
+from mlmon.lake.freetext import VersionGuard
 from mlmon.lake.references import load_reference
 from mlmon.lake.storage import Storage, bounded_s3_options, open_storage, sse_of
 from mlmon.lake.writer import LakeWriter, WriteRecord
@@ -43,6 +43,9 @@ __all__ = ["Collector", "CycleReport"]
 log = logging.getLogger("mlmon.edge")
 T = TypeVar("T")
 _PROBLEM_CHARS = 300
+#: A running edge writes an audit ``heartbeat`` record after this long without one, so
+#: ``mlmon audit verify --max-age`` tells a quiet edge from a removed newest segment.
+AUDIT_HEARTBEAT = timedelta(hours=1)
 FLUSH_STEP = 50
 """Spooled objects sent per step of the background flush (``edge run``) before it looks again."""
 
@@ -114,8 +117,9 @@ class Collector:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.metrics = EdgeMetrics()
         self.secret = config.hmac_secret()
-        state = Path(config.state_dir)
-        state.mkdir(parents=True, exist_ok=True)
+        # model versions from logs, answers and CloudEvents: checked or HMACed (mlmon.lake.freetext)
+        self.versions = VersionGuard(self.secret)
+        state = open_state_dir(config)  # a file or a read-only folder: ConfigError, at start
         self.state_dir = state
         lake = config.lake
         opts = dict(lake.storage_options)
@@ -153,6 +157,7 @@ class Collector:
             put=self._put,
             on_write=self._written,
             day_rollups=state / "rollups",
+            versions=self.versions,
         )
         self.audit = None
         if config.audit:
@@ -323,6 +328,7 @@ class Collector:
         ref = self.references[m.name]
         state = StreamState(ref, self.state_dir / "sinks" / m.name, window=self.config.window,
                             lateness=self.config.lateness)  # fmt: skip
+        state.versions = self.versions
         self.performance.attach(m.name, state)
         sampler = attach_sampler(m, state, self.secret, self.config.window, "sink")
         lock = threading.Lock()
@@ -489,6 +495,7 @@ class Collector:
             cfg, reference=ref, secret=self.secret, state_dir=self.state_dir / "streams" / f"{m.name}-{index}",
             window=self.config.window, lateness=self.config.lateness,
         )  # fmt: skip
+        stream.state.versions = self.versions
         self.performance.attach(m.name, stream.state)
         sampler = attach_sampler(m, stream.state, self.secret, self.config.window, f"stream{index}")
 
@@ -507,6 +514,7 @@ class Collector:
             window=self.config.window, lateness=self.config.lateness, clock=self.clock,
             **({"allow_http": self.config.allow_http} if m.imaging.dicomweb else {}),
         )  # fmt: skip
+        source.state.versions = self.versions
         return lambda now, report: self._drain_stream(m, source, now, report)
 
     def write_windows(
@@ -652,6 +660,7 @@ class Collector:
         """PUT the audit log's sealed records (through the spool, like every object)."""
         if self.audit is not None:
             try:
+                self.audit.heartbeat(AUDIT_HEARTBEAT)  # a live edge always has a recent seal
                 self.audit.flush()
             except MlmonError as exc:  # the records stay on the local volume; flushed next time
                 log.error("audit flush failed", extra={"error_type": type(exc).__name__})

@@ -12,9 +12,9 @@ Example ``edge.yaml``::
     lake:
       uri: s3://hospital-mlmon/lake
       sse_kms_key_id: arn:aws:kms:eu-west-1:111122223333:key/abcd
-    hmac_key: {env: MLMON_HMAC_KEY}            # or {file: /etc/mlmon/hmac.key}
-    state_dir: /var/lib/mlmon
-    window: 5m
+    hmac_key: {env: MLMON_HMAC_KEY}            # or {file: /etc/mlmon/hmac.key}; >= 32 bytes
+    state_dir: /var/lib/mlmon                  # a writable folder (checked at start)
+    window: 5m                                 # 1m to 1d; lateness 0s to 1d (default 1m)
     models:
       - name: risk-model
         reference: /etc/mlmon/risk-model.reference.parquet
@@ -71,12 +71,21 @@ __all__ = [
     "StreamConfig",
     "VersionAliasConfig",
     "load_config",
+    "open_state_dir",
     "parse_duration",
 ]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+MIN_HMAC_KEY_BYTES = 32
+"""The edge refuses a shorter HMAC key at start: ids and versions are hashed under it."""
+MIN_WINDOW, MAX_WINDOW = timedelta(minutes=1), timedelta(days=1)
+
+
+def _show_duration(v: timedelta) -> str:
+    seconds = v.total_seconds()
+    return f"{seconds:g}s"
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -100,6 +109,16 @@ class SecretRef(_Frozen):
 
     env: str | None = None
     file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_inline(cls, v: Any) -> Any:
+        if not isinstance(v, Mapping | SecretRef):
+            raise ValueError(
+                "a secret is never written in the YAML (and is not repeated here); give "
+                "{env: VARIABLE} or {file: /path/to/secret} and put the value there"
+            )
+        return v
 
     @model_validator(mode="after")
     def _one(self) -> SecretRef:
@@ -205,15 +224,27 @@ class LakeConfig(_Frozen):
     @field_validator("storage_options")
     @classmethod
     def _no_secrets(cls, v: dict[str, Any]) -> dict[str, Any]:
-        bad = sorted(
-            k for k in v if k in {"key", "secret", "token", "aws_secret_access_key", "password"}
-        )
+        bad = sorted(_secret_keys(v))
         if bad:
             raise ValueError(
                 f"credentials ({', '.join(bad)}) do not belong in the YAML; use the workload's IAM role "
                 "or AWS_* environment variables"
             )
         return v
+
+
+_SECRET_KEY = re.compile(r"^(key|secret)$|secret|token|password|passwd|credential|private", re.I)
+
+
+def _secret_keys(options: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """The (dotted) keys of ``options`` that name a credential, nested mappings included."""
+    out = []
+    for k, v in options.items():
+        if _SECRET_KEY.search(str(k)):
+            out.append(prefix + str(k))
+        elif isinstance(v, Mapping):
+            out += _secret_keys(v, f"{prefix}{k}.")
+    return out
 
 
 def _version_text(v: Any) -> Any:
@@ -445,6 +476,23 @@ class EdgeConfig(_Frozen):
 
     _d = field_validator("window", "lateness", mode="before")(lambda v: parse_duration(v))
 
+    @field_validator("window")
+    @classmethod
+    def _window(cls, v: timedelta) -> timedelta:
+        if not MIN_WINDOW <= v <= MAX_WINDOW:
+            raise ValueError(
+                f"must be from 1m to 1d (every window is one object per table and model), "
+                f"got {_show_duration(v)}; use e.g. 5m or 1h"
+            )
+        return v
+
+    @field_validator("lateness")
+    @classmethod
+    def _lateness(cls, v: timedelta) -> timedelta:
+        if not timedelta(0) <= v <= MAX_WINDOW:
+            raise ValueError(f"must be from 0s to 1d, got {_show_duration(v)}; use e.g. 1m")
+        return v
+
     @model_validator(mode="after")
     def _checks(self) -> EdgeConfig:
         names = [m.name for m in self.models]
@@ -463,8 +511,23 @@ class EdgeConfig(_Frozen):
         return self
 
     def hmac_secret(self) -> bytes:
-        """Read the HMAC key from where the config points (environment or mounted file)."""
-        return _read_secret(self.hmac_key, "hmac_key")
+        """Read the HMAC key from where the config points (environment or mounted file).
+
+        Raises
+        ------
+        ConfigError
+            It cannot be read, or is shorter than :data:`MIN_HMAC_KEY_BYTES` (the message
+            gives its length, never its value).
+        """
+        key = _read_secret(self.hmac_key, f"{self.source}: hmac_key")
+        if len(key) < MIN_HMAC_KEY_BYTES:
+            ref = self.hmac_key
+            where = f"environment variable {ref.env}" if ref.env else f"file {ref.file}"
+            raise ConfigError(
+                f"{self.source}: hmac_key: the key in {where} is {len(key)} bytes; use at least "
+                f"{MIN_HMAC_KEY_BYTES} random bytes, e.g. `openssl rand -hex 32`"
+            )
+        return key
 
 
 def _read_secret(ref: SecretRef, what: str) -> bytes:
@@ -496,10 +559,63 @@ def _format_errors(source: str, exc: ValidationError) -> str:
         for part in err["loc"]:
             loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
         msg = err["msg"].removeprefix("Value error, ")
+        # a nested model's error text repeats its input: hide it
+        msg = _INPUT_VALUE.sub("input_value=<not shown>", msg)
+        # never the input itself: it may be a secret written inline; its type is enough
         got = err.get("input")
-        shown = "" if isinstance(got, Mapping | list) or got is None else f" (got {got!r})"
+        shown = "" if isinstance(got, Mapping | list) or got is None else f" (got {_kind(got)})"
         lines.append(f"{source}: {loc or '(top level)'}: {msg}{shown}")
     return "\n".join(lines)
+
+
+_INPUT_VALUE = re.compile(r"input_value=.*?(?=, input_type=|\]|$)", re.S)
+
+
+def _kind(value: Any) -> str:
+    """What a refused value is, without the value: ``text``, ``a number``, ``true/false``."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    return f"a {type(value).__name__}"
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where and what a YAML syntax error is, without the snippet PyYAML quotes from the file."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    if mark is None:
+        return str(problem)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+
+
+def open_state_dir(config: EdgeConfig) -> Path:
+    """Create ``state_dir`` if needed and check the edge can write there.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file and ``state_dir``: it is a file, or cannot be created or written.
+    """
+    path = Path(config.state_dir)
+    where = f"{config.source}: state_dir {path}"
+    if path.exists() and not path.is_dir():
+        raise ConfigError(
+            f"{where} is not a folder; point state_dir at a writable folder (a volume)"
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".mlmon-write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"{where} cannot be used ({exc.strerror or type(exc).__name__}); give the edge's user "
+            "a writable folder (a volume) there"
+        ) from exc
+    return path
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
@@ -556,7 +672,7 @@ def load_config(
         try:
             loaded = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+            raise ConfigError(f"{source}: not valid YAML: {_yaml_problem(exc)}") from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"{source}: the top level must be a mapping of settings")
         raw = _resolve_paths(loaded, Path(path).resolve().parent)

@@ -21,7 +21,6 @@ treated as unresolved.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -35,8 +34,8 @@ __all__ = ["MAX_VERSION_LENGTH", "VERSION_PATTERN", "AliasVersion", "check_versi
 log = logging.getLogger(__name__)
 
 MAX_VERSION_LENGTH = 64
-VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
-"""A version string: letters, digits and ``. _ + -``, starting with a letter or digit, 1-64 long."""
+# one definition for the edge and the lake writer (which checks every row's version again)
+from mlmon.lake.freetext import VERSION_PATTERN  # noqa: E402
 
 
 def is_version(value: Any) -> bool:

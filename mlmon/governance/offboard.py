@@ -85,12 +85,34 @@ def _why(exc: BaseException) -> str:
 
 
 def _list(storage: Storage) -> dict[str, int]:
+    if not storage.is_local:
+        return _list_s3(storage)
     found = storage.fs.find(storage.root, detail=True)
     return {
         p: int(info.get("size") or 0)
         for p, info in found.items()
         if info.get("type", "file") != "directory" and p.rstrip("/") != storage.root
     }
+
+
+def _list_s3(storage: Storage) -> dict[str, int]:
+    """Every key under the scope, from ``ListObjectsV2`` pages alone.
+
+    s3fs's ``find`` sends a ``HEAD`` of the scope's own key when the listing is empty
+    (to tell a file from a folder); the maintenance policy grants ``s3:GetObject`` only
+    *below* the lake prefix, so the verifying re-list of a purged lake was refused and
+    the purge never completed. Only ``s3:ListBucket`` on ``<prefix>/`` is needed here.
+    """
+    bucket, _, key = storage.root.partition("/")
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": f"{key}/" if key else ""}
+    out: dict[str, int] = {}
+    while True:
+        page = storage.fs.call_s3("list_objects_v2", **kwargs)
+        for obj in page.get("Contents", []):
+            out[f"{bucket}/{obj['Key']}"] = int(obj.get("Size") or 0)
+        if not page.get("IsTruncated"):
+            return out
+        kwargs["ContinuationToken"] = page["NextContinuationToken"]
 
 
 def _open_scope(uri: str, storage_options: dict[str, Any] | None) -> Storage:

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlmon.errors import ConfigError, TimestampError
+from mlmon.lake.freetext import VersionGuard
 from mlmon.lake.layout import day_rollup_name, partition, rollup_prefix
 from mlmon.lake.rollup import DayRollups
 from mlmon.lake.schema import SCHEMA_VERSION, table
@@ -135,6 +136,11 @@ class LakeWriter:
     put
         The transport: ``put(storage, path, data)``; default :func:`put_object`. The edge
         passes its on-disk spool here so writes survive a bucket outage.
+    versions
+        The :class:`~mlmon.lake.freetext.VersionGuard` every ``model_version`` passes
+        before it is written or used in a key: a value that is not a version string is
+        replaced by its keyed hash (the edge passes one with its HMAC key) or, with the
+        default unkeyed guard, dropped.
     day_rollups
         Keep a day rollup of the ``profiles`` and ``latency`` windows this writer writes
         and PUT it with :meth:`write_rollups` (see :mod:`mlmon.lake.rollup`): ``True``
@@ -152,6 +158,7 @@ class LakeWriter:
         on_write: Callable[[WriteRecord], None] | None = None,
         put: Callable[[Storage, str, bytes], object] = put_object,
         day_rollups: bool | str | os.PathLike[str] = True,
+        versions: VersionGuard | None = None,
     ) -> None:
         self.storage = lake if isinstance(lake, Storage) else open_storage(lake, storage_options)
         self.collector_id = check_name(collector_id, "collector id")
@@ -160,6 +167,7 @@ class LakeWriter:
         self.k_anonymity = k_anonymity
         self.on_write = on_write
         self._put = put
+        self.versions = versions if versions is not None else VersionGuard()
         self.rollups: DayRollups | None = None
         if day_rollups is not False:
             self.rollups = DayRollups(None if day_rollups is True else day_rollups)
@@ -201,6 +209,7 @@ class LakeWriter:
         """Conform ``rows`` to the table's schema and PUT them as one object."""
         data = rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows
         data = table(table_name).conform(data)
+        data = self.versions.table(data, f"the {table_name} rows of model {model}")
         path = self.object_path(table_name, model, window_start, window_end, part=part)
         rec = self._write(table_name, path, data)
         if self.rollups is not None and window_end > window_start:
@@ -238,7 +247,7 @@ class LakeWriter:
     def _window_columns(self, data: pa.Table, window: Window, **extra: Any) -> pa.Table:
         n = data.num_rows
         cols = {
-            "model_version": pa.array([window.version] * n, pa.string()),
+            "model_version": pa.array([self.versions(window.version)] * n, pa.string()),
             "window_start": pa.array([window.start] * n, pa.timestamp("us", tz="UTC")),
             "window_end": pa.array([window.end] * n, pa.timestamp("us", tz="UTC")),
             "collector_id": pa.array([self.collector_id] * n, pa.string()),
@@ -249,8 +258,8 @@ class LakeWriter:
             data = data.append_column(name, arr)
         return data
 
-    @staticmethod
-    def _version_part(version: str | None) -> str | None:
+    def _version_part(self, version: str | None) -> str | None:
+        version = self.versions(version)  # a key never hashes a value the lake would not take
         if version is None:
             return None
         return "v" + hashlib.sha256(version.encode()).hexdigest()[:10]

@@ -132,6 +132,56 @@ FORGED = {
     "same image, host path volume": (
         lambda j: _pod(j).update(volumes=[{"name": "h", "hostPath": {"path": "/"}}]),
         "pod template unchanged"),
+    # Job-level fields (issue 18: before, only the pod template and images were compared)
+    "a finalizer that keeps the Job (and its quota slot)": (
+        lambda j: j["metadata"].update(finalizers=["example.com/keep"]), "no finalizers"),
+    "a second ownerReference": (
+        lambda j: j["metadata"]["ownerReferences"].append(
+            {"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "1"}), "owned by"),
+    "500-way parallelism": (lambda j: j["spec"].update(parallelism=500), "spec.parallelism"),
+    "500 completions": (lambda j: j["spec"].update(completions=500), "spec.completions"),
+    "other backoffLimit": (lambda j: j["spec"].update(backoffLimit=1000), "spec.backoffLimit"),
+    "backoffLimitPerIndex": (
+        lambda j: j["spec"].update(backoffLimitPerIndex=1000), "spec.backoffLimitPerIndex"),
+    "maxFailedIndexes": (lambda j: j["spec"].update(maxFailedIndexes=10), "spec.maxFailedIndexes"),
+    "a huge activeDeadlineSeconds": (
+        lambda j: j["spec"].update(activeDeadlineSeconds=10**9), "spec.activeDeadlineSeconds"),
+    "a huge ttlSecondsAfterFinished": (
+        lambda j: j["spec"].update(ttlSecondsAfterFinished=10**9), "spec.ttlSecondsAfterFinished"),
+    "suspended": (lambda j: j["spec"].update(suspend=True), "spec.suspend"),
+    "Indexed completion mode": (
+        lambda j: j["spec"].update(completionMode="Indexed"), "spec.completionMode"),
+    "a podFailurePolicy that ignores every failure": (
+        lambda j: j["spec"].update(podFailurePolicy={"rules": [{"action": "Ignore",
+            "onExitCodes": {"operator": "NotIn", "values": [0]}}]}), "spec.podFailurePolicy"),
+    "a successPolicy": (
+        lambda j: j["spec"].update(successPolicy={"rules": [{"succeededCount": 1}]}),
+        "spec.successPolicy"),
+    "podReplacementPolicy Failed": (
+        lambda j: j["spec"].update(podReplacementPolicy="Failed"), "spec.podReplacementPolicy"),
+    "a manual selector adopting other pods": (
+        lambda j: j["spec"].update(manualSelector=True, selector={"matchLabels": {"app": "db"}}),
+        "spec.manualSelector"),
+    "managed by another controller": (
+        lambda j: j["spec"].update(managedBy="example.com/other"), "spec.managedBy"),
+    "scheduling": (lambda j: j["spec"].update(scheduling={"x": 1}), "spec.scheduling"),
+    "other Job labels": (
+        lambda j: j["metadata"]["labels"].update({"app.kubernetes.io/name": "etl"}),
+        "jobTemplate labels"),
+    "an extra Job label": (
+        lambda j: j["metadata"]["labels"].update({"team": "x"}), "jobTemplate labels"),
+    "no Job labels": (lambda j: j["metadata"].pop("labels"), "jobTemplate labels"),
+    "an extra Job annotation": (
+        lambda j: j["metadata"]["annotations"].update({"x": "y"}), "jobTemplate annotations"),
+    "an extra pod label (selected by another NetworkPolicy)": (
+        lambda j: j["spec"]["template"]["metadata"]["labels"].update({"egress": "allowed"}),
+        "pod template labels"),
+    "a changed pod label": (
+        lambda j: j["spec"]["template"]["metadata"]["labels"].update(
+            {"app.kubernetes.io/name": "other"}), "pod template labels"),
+    "an extra pod annotation": (
+        lambda j: j["spec"]["template"]["metadata"].update(
+            annotations={"sidecar.istio.io/inject": "false"}), "pod template annotations"),
 }  # fmt: skip
 
 
@@ -141,6 +191,105 @@ def test_a_forged_job_is_refused_with_the_reason(policy, case):
     failed = admit(policy, CRONJOB, _forge(change), request())
     assert failed, f"forged Job ({case}) was admitted"
     assert any(reason in m for m in failed), failed
+
+
+# The API server defaults a Job's fields and adds the selector and four pod labels BEFORE
+# validating admission (registry Store.Create: BeforeCreate, then the admission check); a
+# CronJob's jobTemplate is stored as written. The policy must admit the genuine Job in both forms.
+GENERATED_POD_LABELS = ("controller-uid", "job-name", "batch.kubernetes.io/controller-uid",
+                        "batch.kubernetes.io/job-name")  # fmt: skip
+
+
+def as_the_api_server_defaults(job: dict) -> dict:
+    """SetDefaults_Job (batch/v1) and the Job strategy's selector generation, for these fields."""
+    job = copy.deepcopy(job)
+    spec, meta = job["spec"], job["metadata"]
+    if "completions" not in spec and "parallelism" not in spec:
+        spec["completions"] = 1
+    spec.setdefault("parallelism", 1)
+    if "backoffLimit" not in spec:
+        spec["backoffLimit"] = 2147483647 if "backoffLimitPerIndex" in spec else 6
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    spec.setdefault("podReplacementPolicy",
+                    "Failed" if "podFailurePolicy" in spec else "TerminatingOrFailed")  # fmt: skip
+    template_labels = dict(spec["template"].get("metadata", {}).get("labels") or {})
+    if not meta.get("labels") and template_labels:
+        meta["labels"] = template_labels  # SetDefaults_Job copies them
+    uid = "d9a6c7e2-0000-4000-8000-000000000001"
+    spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+    labels = spec["template"].setdefault("metadata", {}).setdefault("labels", {})
+    for k in GENERATED_POD_LABELS:
+        labels[k] = uid if k.endswith("controller-uid") else meta["name"]
+    return job
+
+
+def _cronjob(change) -> dict:
+    cj = copy.deepcopy(CRONJOB)
+    change(cj)
+    return cj
+
+
+def _jt(cj: dict) -> dict:
+    return cj["spec"]["jobTemplate"]
+
+
+CRONJOB_VARIANTS = {
+    "as in the tests": lambda cj: None,
+    "parallelism without completions": lambda cj: _jt(cj)["spec"].update(parallelism=2),
+    "every pinned field set": lambda cj: _jt(cj)["spec"].update(
+        parallelism=2, completions=4, backoffLimit=3, activeDeadlineSeconds=3600,
+        ttlSecondsAfterFinished=86400, completionMode="Indexed", backoffLimitPerIndex=1,
+        maxFailedIndexes=2, podReplacementPolicy="Failed",
+        podFailurePolicy={"rules": [{"action": "FailJob",
+                                     "onExitCodes": {"operator": "In", "values": [42]}}]},
+        successPolicy={"rules": [{"succeededIndexes": "0-3"}]}),
+    "no jobTemplate labels (the API server copies the pod's)": lambda cj: _jt(cj).pop("metadata"),
+    "jobTemplate and pod annotations": lambda cj: (
+        _jt(cj)["metadata"].update(annotations={"team": "risk"}),
+        _jt(cj)["spec"]["template"]["metadata"].update(annotations={"prometheus.io/scrape": "x"})),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("variant", sorted(CRONJOB_VARIANTS))
+def test_the_genuine_job_is_admitted_as_sent_and_as_the_api_server_defaults_it(policy, variant):
+    cronjob = _cronjob(CRONJOB_VARIANTS[variant])
+    job = KubernetesJobAdapter("https://k", "models", "risk-batch").job_from_cronjob(
+        copy.deepcopy(cronjob), NOW
+    )
+    kubernetes_validate.validate(cronjob, K8S_VERSION, strict=True)
+    defaulted = as_the_api_server_defaults(job)
+    kubernetes_validate.validate(defaulted, K8S_VERSION, strict=True)
+    assert admit(policy, cronjob, job, request()) == []
+    assert admit(policy, cronjob, defaulted, request()) == []
+    # and a forged field is still refused once the server has defaulted the rest
+    forged = copy.deepcopy(defaulted)
+    forged["spec"]["parallelism"] = 500
+    assert any("spec.parallelism" in m for m in admit(policy, cronjob, forged, request()))
+
+
+@pytest.mark.parametrize("case", ["500-way parallelism", "a huge activeDeadlineSeconds",
+                                  "other Job labels", "an extra pod label (selected by another "
+                                  "NetworkPolicy)", "suspended", "other backoffLimit"])  # fmt: skip
+def test_a_forged_field_is_refused_after_the_api_server_defaulted_the_job(policy, case):
+    change, reason = FORGED[case]
+    forged = as_the_api_server_defaults(_forge(change))
+    assert any(reason in m for m in admit(policy, CRONJOB, forged, request()))
+
+
+def test_every_jobspec_field_of_the_newest_known_schema_is_pinned(policy):
+    """A field a later Kubernetes adds to JobSpec must be added to the policy (or this fails)."""
+    import json
+    from pathlib import Path
+
+    schemas = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
+    newest = max((p for p in schemas.iterdir() if p.name.endswith("-local-strict")),
+                 key=lambda p: tuple(int(x) for x in p.name[1:].split("-")[0].split(".")))  # fmt: skip
+    fields = json.loads((newest / "jobspec-batch-v1.json").read_text())["properties"]
+    assert {"parallelism", "activeDeadlineSeconds", "template"} <= set(fields)
+    text = " ".join(v["expression"] for v in policy["spec"]["validations"])
+    missing = [f for f in sorted(fields) if f"object.spec.{f}" not in text]
+    assert missing == [], f"JobSpec fields of {newest.name} the policy does not pin: {missing}"
 
 
 def test_the_genuine_job_is_refused_in_another_namespace(policy):
@@ -176,3 +325,22 @@ def test_policy_and_binding_shape(policy, binding, rendered):
     role = one(rendered["base"], "Role", "mlmon-edge-batch")
     assert role["metadata"]["namespace"] == b["paramRef"]["namespace"]
     assert role["rules"][0]["resourceNames"] == [b["paramRef"]["name"]]
+
+
+def test_the_job_quota_is_where_the_edge_creates_jobs_and_leaves_room_for_the_cronjob(
+    rendered, binding
+):
+    """The ResourceQuota counts Jobs in the namespace the Role and the policy's param name."""
+    for target, docs in rendered.items():
+        quota = one(docs, "ResourceQuota", "mlmon-edge-jobs")
+        kubernetes_validate.validate(quota, K8S_VERSION, strict=True)
+        assert quota["metadata"]["namespace"] == binding["spec"]["paramRef"]["namespace"], target
+        assert (
+            quota["metadata"]["namespace"]
+            == one(docs, "Role", "mlmon-edge-batch")["metadata"]["namespace"]
+        )
+        hard = quota["spec"]["hard"]
+        assert set(hard) == {"count/jobs.batch"}
+        # the CronJob's own history (API defaults: 3 successful + 1 failed) and its running Job
+        # fit, with room for the edge's runs; and it is a bound, not a formality
+        assert 3 + 1 + 1 < int(hard["count/jobs.batch"]) <= 20

@@ -44,7 +44,9 @@ def test_every_manifest_is_valid_for_kubernetes_1_33(rendered):
             except kubernetes_validate.ValidationError as exc:
                 pytest.fail(f"{target}: {doc['kind']} {doc['metadata']['name']}: {exc.message}")
             checked += 1
-    assert checked == 3 * 12 + 2 + 1  # + the overlays' ConfigMap mlmon-edge-lake
+    # 13 objects per target (the Job ResourceQuota is the 13th), + the overlays' ConfigMap
+    # mlmon-edge-lake (the KMS key), + the reports CronJob
+    assert checked == 3 * 13 + 2 + 1
 
 
 def test_the_validator_catches_a_misspelt_field(rendered):
@@ -62,7 +64,7 @@ def test_the_namespace_enforces_the_restricted_pod_security_profile(rendered):
                       {"Namespace", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}]  # fmt: skip
         assert {d["metadata"]["namespace"] for d in namespaced} == {"mlmon", "models"}
         assert {d["kind"] for d in namespaced if d["metadata"]["namespace"] == "models"} == {
-            "Role", "RoleBinding"}  # fmt: skip
+            "Role", "RoleBinding", "ResourceQuota"}  # fmt: skip
 
 
 def _restricted_violations(spec: dict) -> list[str]:

@@ -2,8 +2,9 @@
 
 No cluster is available here: a loopback HTTP server plays the API server. It authenticates the
 edge's token, authorizes every request with the rendered Role and RoleBinding (the RBAC model in
-``k8s_checks``), runs the rendered ValidatingAdmissionPolicy on created Jobs (with CEL), and
-answers like Kubernetes. The real adapter runs against it.
+``k8s_checks``), runs the rendered ValidatingAdmissionPolicy on created Jobs (with CEL), then the
+rendered ResourceQuotas' ``count/jobs.batch`` (as the ResourceQuota admission plugin does, after
+the policy), and answers like Kubernetes. The real adapter runs against it.
 """
 
 from __future__ import annotations
@@ -73,6 +74,17 @@ class FakeApiServer(JsonApiServer):
             key = (ns, "jobs", body["metadata"]["name"])
             if key in self.store:
                 return 409, {"kind": "Status", "code": 409, "reason": "AlreadyExists"}
+            used = sum(1 for (n, r, _) in self.store if (n, r) == (ns, "jobs"))
+            for q in self.docs:
+                if q["kind"] != "ResourceQuota" or q["metadata"]["namespace"] != ns:
+                    continue
+                limit = q["spec"]["hard"].get("count/jobs.batch")
+                if limit is not None and used + 1 > int(limit):
+                    return 403, {"kind": "Status", "code": 403, "reason": "Forbidden",
+                                 "message": f"jobs.batch is forbidden: exceeded quota: "
+                                 f"{q['metadata']['name']}, requested: count/jobs.batch=1, "
+                                 f"used: count/jobs.batch={used}, limited: "
+                                 f"count/jobs.batch={limit}"}  # fmt: skip
             self.store[key] = {**body, "status": {"succeeded": 1, "conditions": [
                 {"type": "Complete", "status": "True"}]}}  # fmt: skip
             return 201, body
@@ -178,3 +190,27 @@ def test_a_forged_job_is_refused_by_admission_after_rbac_allowed_it(rendered):
         r = httpx.post(api.url + "/apis/batch/v1/namespaces/models/jobs", json=genuine_job(),
                        headers={"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
         assert r.status_code == 201, r.text
+
+
+def test_the_quota_bounds_how_many_jobs_the_edge_can_create(rendered, tmp_path):
+    """Before: nothing limited the number of Jobs; each admitted Job runs the CronJob's pods."""
+    from datetime import timedelta
+
+    docs = rendered["base"]
+    quota = one(docs, "ResourceQuota", "mlmon-edge-jobs")
+    limit = int(quota["spec"]["hard"]["count/jobs.batch"])
+    batch = _batch(docs, tmp_path)
+    from tests.deploy.test_admission_policy import genuine_job
+
+    with FakeApiServer(docs) as api:
+        adapter = _adapter(api.url, batch, tmp_path)
+        runs = [adapter.trigger_and_wait(now=NOW + timedelta(minutes=i)) for i in range(limit + 1)]
+        job = genuine_job()
+        job["metadata"]["name"] = "risk-batch-mlmon-20991231000000"
+        r = httpx.post(api.url + "/apis/batch/v1/namespaces/models/jobs", json=job,
+                       headers={"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
+    assert [r.status for r in runs[:limit]] == ["succeeded"] * limit, runs
+    last = runs[limit]
+    assert last.status == "error" and "HTTP 403" in last.error, last
+    assert r.status_code == 403 and "exceeded quota: mlmon-edge-jobs" in r.json()["message"]
+    assert sum(1 for (ns, res, _) in api.store if (ns, res) == ("models", "jobs")) == limit

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -66,10 +67,12 @@ def _write(tmp_path: Path, doc: dict, name: str = "att.json") -> Path:
     return p
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k != "MLMON_ATTEST_PUBLIC_KEY"}
     return subprocess.run(
-        [sys.executable, "-m", "mlmon.cli", *args], capture_output=True, text=True, timeout=120
-    )
+        [sys.executable, "-m", "mlmon.cli", *args], capture_output=True, text=True, timeout=120,
+        env={**base, **(env or {})},
+    )  # fmt: skip
 
 
 def test_manifest_digest_is_sha256_of_sorted_lines_anyone_can_recompute():
@@ -113,7 +116,8 @@ def test_changed_count_is_named(tmp_path, key):
     assert not check.ok
     assert any("field attestation.deleted.objects: says 3" in p for p in check.problems)
     assert any(p.startswith("signature: does not verify") for p in check.problems)
-    r = _cli("attest", "verify", str(path))
+    (tmp_path / "pub.pem").write_bytes(_pub_pem(key))
+    r = _cli("attest", "verify", str(path), "--public-key", str(tmp_path / "pub.pem"))
     assert r.returncode == 1
     assert "INVALID" in r.stderr and "attestation.deleted.objects" in r.stderr
 
@@ -177,7 +181,8 @@ def test_missing_field_and_non_json_are_named(tmp_path, key):
     bad.write_text("{not json")
     with pytest.raises(GovernanceError, match=r"bad\.json: not JSON"):
         verify_attestation(bad)
-    r = _cli("attest", "verify", str(bad))
+    (tmp_path / "pub.pem").write_bytes(_pub_pem(key))
+    r = _cli("attest", "verify", str(bad), "--public-key", str(tmp_path / "pub.pem"))
     assert r.returncode == 2 and "not JSON" in r.stderr
 
 
@@ -198,3 +203,73 @@ def test_signing_key_errors_name_the_file_and_the_fix(tmp_path, key, monkeypatch
     monkeypatch.setenv("MLMON_SIGNING_KEY", _pem(key).decode())
     from_env = load_signing_key(None)
     assert from_env.public_key().public_bytes_raw() == key.public_key().public_bytes_raw()
+
+
+# -- the CLI needs the operator's key, and says when a purge was not complete ------------------
+
+
+def _files(tmp_path: Path, key, body=None, name="att.json") -> tuple[Path, Path]:
+    pub = tmp_path / "operator.pub.pem"
+    pub.write_bytes(_pub_pem(key))
+    return sign(body or _body(), key).write(tmp_path / name), pub
+
+
+def test_cli_refuses_to_verify_without_the_operators_public_key(tmp_path, key):
+    """Before: exit 0 with only the key embedded in the file, whoever made it."""
+    path, pub = _files(tmp_path, key)
+    r = _cli("attest", "verify", str(path))
+    assert r.returncode == 2 and r.stdout == ""
+    assert "no operator public key: pass --public-key FILE" in r.stderr
+    assert "MLMON_ATTEST_PUBLIC_KEY" in r.stderr and "nothing was verified" in r.stderr
+    pinned = _cli("attest", "verify", str(path), env={"MLMON_ATTEST_PUBLIC_KEY": str(pub)})
+    assert pinned.returncode == 0, pinned.stderr
+    assert "signed by the given public key" in pinned.stdout
+    missing = _cli("attest", "verify", str(path), env={"MLMON_ATTEST_PUBLIC_KEY": "/nope.pem"})
+    assert missing.returncode == 2 and "public key /nope.pem: cannot read it" in missing.stderr
+
+
+def test_cli_refuses_an_attestation_re_signed_with_another_key(tmp_path, key):
+    """A forger changes the attestation and re-signs it with their own key: self-consistent."""
+    path, pub = _files(tmp_path, key)
+    doc = json.loads(path.read_text())
+    forged_body = doc["attestation"] | {"operator": "someone else"}
+    forger = Ed25519PrivateKey.generate()
+    forged = sign(forged_body, forger).write(tmp_path / "forged.json")
+    assert verify_attestation(forged).ok  # the embedded key alone cannot tell
+    r = _cli("attest", "verify", str(forged), "--public-key", str(pub))
+    assert r.returncode == 1 and "INVALID" in r.stderr
+    assert (
+        "signature: made with key SHA256:" in r.stderr
+        and "not with the given public key" in r.stderr
+    )
+    assert _cli("attest", "verify", str(forged)).returncode == 2  # no key: refused, not accepted
+
+
+def test_cli_refuses_a_tampered_attestation_with_the_right_key(tmp_path, key):
+    path, pub = _files(tmp_path, key)
+    doc = json.loads(path.read_text())
+    doc["attestation"]["manifest"][0]["size"] += 1
+    r = _cli(
+        "attest", "verify", str(_write(tmp_path, doc, "tampered.json")), "--public-key", str(pub)
+    )
+    assert r.returncode == 1 and "INVALID" in r.stderr and "manifest: its digest is" in r.stderr
+
+
+def test_cli_exits_1_for_a_genuine_incomplete_attestation_unless_allowed(tmp_path, key):
+    body = _body(refused=[Refusal("mlmon-lake/acme/keep.csv", "delete refused (AccessDenied)")],
+                 remaining=["mlmon-lake/acme/keep.csv"])  # fmt: skip
+    path, pub = _files(tmp_path, key, body)
+    r = _cli("attest", "verify", str(path), "--public-key", str(pub))
+    assert r.returncode == 1 and r.stdout == ""
+    assert "is valid" in r.stderr and "NOT complete" in r.stderr
+    assert "pass --allow-incomplete" in r.stderr
+    ok = _cli("attest", "verify", str(path), "--public-key", str(pub), "--allow-incomplete")
+    assert ok.returncode == 0 and "NOT complete" in ok.stdout
+
+
+def test_cli_accepts_a_valid_complete_attestation_with_the_operators_key(tmp_path, key):
+    path, pub = _files(tmp_path, key)
+    r = _cli("attest", "verify", str(path), "--public-key", str(pub))
+    assert r.returncode == 0 and r.stderr == ""
+    assert "is valid: signed by the given public key" in r.stdout
+    assert "the purge it attests was complete" in r.stdout

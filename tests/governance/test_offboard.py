@@ -16,6 +16,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pypdf import PdfReader
@@ -213,6 +214,109 @@ def test_s3_clean_purge_with_the_maintenance_role(s3_server, s3_prefix, key, tmp
     assert verify_audit(f"s3://{BUCKET}/{s3_prefix}", storage_options=opts).ok
 
 
+def _lake_objects(prefix: str) -> dict[str, bytes]:
+    """A whole lake: tables, rollups, audit segments, samples, reports."""
+    base = f"{prefix}/" if prefix else ""
+    return {
+        f"{base}v1/profiles/model=risk/date=2026-11-01/w-0000.parquet": os.urandom(3000),
+        f"{base}v1/metrics/model=risk/date=2026-11-01/w-0000.parquet": os.urandom(1000),
+        f"{base}v1/rollups/model=risk/day=2026-11-01.parquet": b"rollup",
+        f"{base}v1/samples/model=risk/date=2026-11-01/s.parquet": b"samples",
+        f"{base}audit/edge/segment-000001.jsonl": b'{"action": "window_written"}\n',
+        f"{base}reports/model=risk/2026-11.pdf": b"%PDF" * 50,
+        f"{base}exports/patient-0042/": b"",  # a folder marker: its name carries data too
+    }
+
+
+def _iam_user(s3_server, name: str, document: str) -> dict[str, str]:
+    iam = boto3.client("iam", endpoint_url=s3_server.endpoint_url, region_name=REGION,
+                       aws_access_key_id=s3_server.creds["admin"][0],
+                       aws_secret_access_key=s3_server.creds["admin"][1])  # fmt: skip
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=moto_policy(document))
+    ak = iam.create_access_key(UserName=name)["AccessKey"]
+    return {"key": ak["AccessKeyId"], "secret": ak["SecretAccessKey"]}
+
+
+def _offboard_cli(s3_server, scope: str, creds: dict[str, str], key_files, tmp_path: Path,
+                  *extra: str) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    priv, _ = key_files
+    return _cli(
+        "offboard", "--scope", scope, "--signing-key", str(priv), "--operator", "ops@vendor",
+        "--out", str(tmp_path / "out"), "--state-dir", str(tmp_path / "st"), "--yes", "--no-pdf",
+        "--storage-option", f"key={creds['key']}", "--storage-option", f"secret={creds['secret']}",
+        "--storage-option", f"endpoint_url={s3_server.endpoint_url}", *extra,
+        env={"AWS_DEFAULT_REGION": REGION},
+    )  # fmt: skip
+
+
+def _assert_whole_lake_purged(r, bucket_keys_after: set[str], objects, key_files, tmp_path):
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "outcome: complete" in r.stdout and "RE-LIST FAILED" not in r.stderr
+    assert bucket_keys_after == set()  # a fresh listing by the admin user: nothing left
+    [path] = (tmp_path / "out").glob("attestation-*.json")
+    b = json.loads(path.read_text())["attestation"]
+    assert b["deleted"]["objects"] == len(objects) == b["listed_before"]["objects"]
+    assert b["relist_after"] == {"objects": 0, "keys": [], "errors": [], "empty": True}
+    v = _cli("attest", "verify", str(path), "--public-key", str(key_files[1]))
+    assert v.returncode == 0 and "the purge it attests was complete" in v.stdout
+
+
+def test_s3_whole_lake_at_a_prefix_purged_with_exactly_the_maintenance_policy(
+    s3_server, s3_prefix, key_files, tmp_path
+):
+    """Before: every object deleted, then the re-list HEADed the prefix key itself (not
+    granted by the policy): "NOT complete", exit 1."""
+    admin = s3_server.boto3_client("admin")
+    objects = _lake_objects(s3_prefix)
+    for k, body in objects.items():
+        admin.put_object(Bucket=BUCKET, Key=k, Body=body)
+    sibling = f"{s3_prefix}-other/keep.parquet"  # shares the prefix's first characters
+    admin.put_object(Bucket=BUCKET, Key=sibling, Body=b"not in the lake")
+    name = "maint-" + hashlib.sha256(s3_prefix.encode()).hexdigest()[:12]
+    creds = _iam_user(s3_server, name, policy("maintenance", s3_prefix))  # as shipped
+    r = _offboard_cli(s3_server, f"s3://{BUCKET}/{s3_prefix}", creds, key_files, tmp_path)
+    _assert_whole_lake_purged(r, _keys(s3_server, f"{s3_prefix}/"), objects, key_files, tmp_path)
+    assert _keys(s3_server, sibling) == {sibling}
+    # a re-run says the scope is empty (it no longer fails to list it), and lists it if asked
+    opts = {"key": creds["key"], "secret": creds["secret"], "endpoint_url": s3_server.endpoint_url,
+            "client_kwargs": {"region_name": REGION}}  # fmt: skip
+    with pytest.raises(ConfigError, match="holds no objects"):
+        list_scopes([f"s3://{BUCKET}/{s3_prefix}"], opts)
+    assert list_scopes([f"s3://{BUCKET}/{s3_prefix}"], opts, allow_empty=True).objects == 0
+
+
+def test_s3_whole_lake_at_the_bucket_root_purged_with_exactly_the_maintenance_policy(
+    s3_server, key, tmp_path
+):
+    """A lake at the root of its own bucket, the policy filled in as deploy/iam/README.md says."""
+    admin = s3_server.boto3_client("admin")
+    bucket = "mlmon-root-" + os.urandom(4).hex()
+    admin.create_bucket(Bucket=bucket)
+    objects = _lake_objects("")
+    for k, body in objects.items():
+        admin.put_object(Bucket=bucket, Key=k, Body=body)
+    doc = policy("maintenance", "", bucket=bucket)
+    assert f"arn:aws:s3:::{bucket}/*" in doc and "//" not in doc.replace("arn:aws:s3:::", "")
+    creds = _iam_user(s3_server, f"maint-{bucket}", doc)
+    opts = {"key": creds["key"], "secret": creds["secret"], "endpoint_url": s3_server.endpoint_url,
+            "client_kwargs": {"region_name": REGION}}  # fmt: skip
+    att = offboard([f"s3://{bucket}"], opts, "ops@vendor", signing_key=key)
+    assert att.complete, att.body["outcome"]
+    assert {o["Key"] for o in admin.list_objects_v2(Bucket=bucket).get("Contents", [])} == set()
+    assert att.body["deleted"]["objects"] == len(objects) == att.body["listed_before"]["objects"]
+    assert att.body["relist_after"] == {"objects": 0, "keys": [], "errors": [], "empty": True}
+    (tmp_path / "pub.pem").write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))  # fmt: skip
+    check = verify_attestation(att.write(tmp_path / "att.json"), tmp_path / "pub.pem")
+    assert check.ok and check.key_pinned and check.complete
+    # the same user cannot touch the shared bucket: the policy names only its own
+    other = boto3.client("s3", endpoint_url=s3_server.endpoint_url, region_name=REGION,
+                         aws_access_key_id=creds["key"], aws_secret_access_key=creds["secret"])  # fmt: skip
+    with pytest.raises(ClientError):
+        other.list_objects_v2(Bucket=BUCKET, Prefix="lake/")
+
+
 def _deny_delete_user(s3_server, prefix: str, denied_key: str) -> dict[str, str]:
     """The maintenance policy for ``prefix`` plus an explicit Deny of DeleteObject on one key."""
     doc = json.loads(policy("maintenance", prefix))
@@ -260,8 +364,11 @@ def test_s3_purge_with_one_delete_denied_object_is_not_complete(
     assert b["refused"][0]["sha256"] == hashlib.sha256(objects[denied]).hexdigest()
     assert b["relist_after"]["keys"] == [f"s3://{BUCKET}/{denied}"]
     assert b["deleted"]["objects"] == 2 and b["listed_before"]["objects"] == 3
-    # the attestation of an incomplete purge is itself valid, and says it is not complete
+    # the attestation of an incomplete purge is itself valid, says it is not complete, and
+    # exits 1 unless the verifier accepts a partial purge
     v = _cli("attest", "verify", str(path), "--public-key", str(pub))
+    assert v.returncode == 1 and "is valid" in v.stderr and "NOT complete" in v.stderr
+    v = _cli("attest", "verify", str(path), "--public-key", str(pub), "--allow-incomplete")
     assert v.returncode == 0 and "NOT complete" in v.stdout
     text = " ".join(PdfReader(path.with_suffix(".pdf")).pages[0].extract_text().split())
     assert "NOT COMPLETE" in text and "2026-11.pdf" in text

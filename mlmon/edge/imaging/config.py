@@ -39,9 +39,23 @@ def _schedule(v: Any) -> Any:
 
 
 def _secret(v: Any) -> Any:
+    from pydantic import ValidationError
+
     from mlmon.edge.config import SecretRef
 
-    return v if v is None or isinstance(v, SecretRef) else SecretRef(**v)
+    if v is None or isinstance(v, SecretRef):
+        return v
+    try:
+        return SecretRef.model_validate(v)
+    except ValidationError as exc:  # its str repeats the input: name the fields only
+        raise ValueError(
+            "; ".join(
+                ".".join(str(p) for p in e["loc"])
+                + (": " if e["loc"] else "")
+                + e["msg"].removeprefix("Value error, ")
+                for e in exc.errors()
+            )
+        ) from None
 
 
 def _duration(v: Any) -> timedelta:
