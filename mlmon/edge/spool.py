@@ -308,8 +308,11 @@ class Spool:
             The object had to be spooled and the spool has no room for it.
         """
         if self.write_behind:
-            self._store(path, data)
-            return not self.breaker.is_open
+            if not self._entries and not self.breaker.is_open and len(data) > self.max_bytes:
+                pass  # an object larger than the whole spool: sent directly, as without write-behind
+            else:
+                self._store(path, data)
+                return not self.breaker.is_open
         if not self.breaker.is_open and not self._entries:
             with self._send:
                 if not self.breaker.is_open and not self._entries:

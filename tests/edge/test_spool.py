@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlmon.edge.spool import Breaker, Spool, SpoolFull
-from mlmon.errors import LakeUnreachable
+from mlmon.errors import LakeError
 from mlmon.lake.storage import Storage, bounded_s3_options, open_storage
 
 
@@ -55,30 +55,34 @@ def test_spool_buffers_while_unreachable_and_flushes_in_order(tmp_path):
 
 
 def test_the_breaker_backs_off_exponentially_up_to_the_cap_and_closes_on_success(tmp_path):
+    """A local lake whose folder is blocked by a file fails every PUT until the file goes."""
     t = [100.0]
     breaker = Breaker(retry_min_s=2, retry_max_s=10, clock=lambda: t[0])
-    dead = _dead()
-    calls = _calls(dead)
+    lake = tmp_path / "lake"
+    lake.write_text("not a folder")  # the lake is "down"
+    storage = open_storage(lake)
     spool = Spool(tmp_path / "spool", max_bytes=1000, breaker=breaker)
-    spool.put(dead, "mlmon-lake/lake/x", b"x")
+    assert spool.put(storage, str(lake / "x"), b"x") is False
+    assert breaker.failures == 1 and spool.outage_since is not None
     waits = []
     for _ in range(5):  # each failed attempt doubles the wait: 2, 4, 8, 10, 10
         waits.append(breaker.next_delay_s)
-        assert not breaker.may_try() and spool.flush(dead) == 0  # no attempt inside the back-off
+        n = breaker.failures
+        assert not breaker.may_try() and spool.flush(storage) == 0  # no attempt inside the back-off
+        assert spool.put(storage, str(lake / "y"), b"y") is False  # spooled at once, no attempt
+        assert breaker.failures == n
         t[0] += breaker.next_delay_s
-        n = len(calls)
-        with pytest.raises(LakeUnreachable):
-            spool.flush(dead)
-        assert len(calls) == n + 1  # one PUT per attempt, whatever is spooled
-    assert waits == [2, 4, 8, 10, 10] and breaker.failures == 6
+        with pytest.raises(LakeError):
+            spool.flush(storage)
+        assert breaker.failures == n + 1  # one attempt, whatever is spooled
+    assert waits == [2, 4, 8, 10, 10] and len(spool) == 6
+    lake.unlink()  # the lake comes back; the next attempt is due after the back-off
     t[0] += breaker.next_delay_s
-    local_lake = tmp_path / "lake"
-    spool._entries[0] = type(spool._entries[0])(  # the object now goes to a lake that is up
-        spool._entries[0].seq, str(local_lake / "x"), 1, spool._entries[0].blob
-    )
-    assert spool.flush(open_storage(local_lake)) == 1
-    assert not breaker.is_open and breaker.failures == 0 and breaker.next_delay_s == 2
-    assert spool.outage_since is None
+    assert spool.flush(storage, max_objects=4) == 4 and not breaker.is_open  # a bounded step
+    assert breaker.failures == 0 and breaker.next_delay_s == 2
+    assert spool.outage_since is not None  # still draining
+    assert spool.flush(storage) == 2 and spool.outage_since is None
+    assert (lake / "x").read_bytes() == b"x" and (lake / "y").read_bytes() == b"y"
 
 
 def test_write_behind_spools_everything_and_reports_whether_the_bucket_was_up(tmp_path):
@@ -88,6 +92,10 @@ def test_write_behind_spools_everything_and_reports_whether_the_bucket_was_up(tm
     assert spool.put(open_storage(lake), str(lake / "a"), b"a") is True  # not known down
     assert len(spool) == 1 and not (lake / "a").exists()  # the flush thread sends it
     assert spool.flush(open_storage(lake)) == 1 and (lake / "a").read_bytes() == b"a"
+    # an object larger than the whole spool is sent directly while the bucket is up
+    big = b"b" * 200
+    assert spool.put(open_storage(lake), str(lake / "big"), big) is True
+    assert (lake / "big").read_bytes() == big and len(spool) == 0 and spool.dropped == 0
 
 
 def test_full_spool_refuses_and_counts(tmp_path):
