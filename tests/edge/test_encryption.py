@@ -22,6 +22,7 @@ from mlmon.edge.collector import Collector
 from mlmon.edge.config import load_config
 from mlmon.errors import ConfigError
 from tests.edge.test_operations import ENV, ROOT, _edge_yaml, _golden, _once
+from tests.edge.test_outage import small_golden
 from tests.s3server import BUCKET, REGION, MotoServer
 
 KMS = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
@@ -101,7 +102,9 @@ def test_with_a_key_every_object_is_sse_kms(tmp_path, model_server, s3_server: M
     key, secret = s3_server.credentials("edge", prefix)  # the shipped PutObject-only policy
     lake = _lake(s3_server, f"s3://{BUCKET}/{prefix}", sse_kms_key_id=KMS)
     env = {**ENV, "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}
-    code, out = _once(_edge_yaml(tmp_path / "edge", _golden(ok.url), lake=lake), env)
+    code, out = _once(
+        _edge_yaml(tmp_path / "edge", _golden(ok.url, small_golden(tmp_path)), lake=lake), env
+    )
     assert code == 0 and out["spooled_objects"] == 0, out
     s3 = s3_server.boto3_client("admin")
     keys = _keys(s3, BUCKET, prefix)
@@ -119,7 +122,7 @@ def test_bucket_default_starts_and_the_edge_sees_the_buckets_sse(
     key, secret = s3_server.credentials("admin")  # the edge's policy names the test bucket only
     lake = _lake(s3_server, f"s3://{bucket}/lake", encryption="bucket-default")
     env = {**ENV, "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}
-    cfg = _edge_yaml(tmp_path / "edge", _golden(ok.url), lake=lake)
+    cfg = _edge_yaml(tmp_path / "edge", _golden(ok.url, small_golden(tmp_path)), lake=lake)
     done = subprocess.run(
         [sys.executable, "-m", "mlmon.cli", "edge", "once", "--config", str(cfg)],
         env=env, capture_output=True, text=True, timeout=300, cwd=ROOT,
@@ -145,7 +148,9 @@ def test_bucket_default_without_it_warns_in_the_log_and_healthz(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
     monkeypatch.setenv("MLMON_HMAC_KEY", "h" * 32)
     lake = _lake(s3_server, f"s3://{bucket}/lake", encryption="bucket-default")
-    cfg = load_config(_edge_yaml(tmp_path / "edge", _golden(ok.url), lake=lake), env={})
+    cfg = load_config(
+        _edge_yaml(tmp_path / "edge", _golden(ok.url, small_golden(tmp_path)), lake=lake), env={}
+    )
     collector = Collector(cfg)
     report = collector.run_once()
     assert report.errors == [] and report.spooled_objects == 0
