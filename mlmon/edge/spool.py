@@ -10,7 +10,10 @@ spooled object (a real PUT, so no other permission is needed) after
 ``retry_max``. The first PUT that succeeds closes the breaker;
 :meth:`Spool.flush` then sends the spooled objects in bounded steps, oldest
 first, and new objects keep queueing behind them until the spool is empty,
-so the lake receives windows in the order they closed. The spool is bounded
+so the lake receives windows in the order they closed. With ``write_behind``
+(``mlmon edge run`` on S3) every object goes through the spool and a
+background thread sends it, so the scheduler never waits on the bucket, up or
+down. The spool is bounded
 (``max_bytes``): when full, new objects are refused with :class:`SpoolFull`
 and counted, rather than silently filling the edge's volume.
 """
