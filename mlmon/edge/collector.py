@@ -29,12 +29,12 @@ from mlmon.edge.alerts import AlertState, Condition, drift_conditions, golden_co
 from mlmon.edge.config import EdgeConfig, ModelConfig, Schedule, open_state_dir
 from mlmon.edge.observe import EdgeMetrics, MetricsServer
 from mlmon.edge.samples import attach_sampler, check_samples
-from mlmon.edge.spool import Spool, SpoolFull
+from mlmon.edge.spool import Breaker, Spool, SpoolFull
 from mlmon.edge.versions import looks_identifying
 from mlmon.errors import MlmonError
 from mlmon.lake.freetext import VersionGuard
 from mlmon.lake.references import load_reference
-from mlmon.lake.storage import Storage, open_storage
+from mlmon.lake.storage import Storage, bounded_s3_options, open_storage, sse_of
 from mlmon.lake.writer import LakeWriter, WriteRecord
 from mlmon.profiles.frame import LATENCY_EDGES_MS, Reference, Window, WindowProfile
 from mlmon.profiles.kinds import NumericProfile
@@ -47,6 +47,8 @@ _PROBLEM_CHARS = 300
 #: A running edge writes an audit ``heartbeat`` record after this long without one, so
 #: ``mlmon audit verify --max-age`` tells a quiet edge from a removed newest segment.
 AUDIT_HEARTBEAT = timedelta(hours=1)
+FLUSH_STEP = 50
+"""Spooled objects sent per step of the background flush (``edge run``) before it looks again."""
 
 
 def floor_time(ts: datetime, step: timedelta) -> datetime:
@@ -120,11 +122,30 @@ class Collector:
         self.versions = VersionGuard(self.secret, identifying=looks_identifying)
         state = open_state_dir(config)  # a file or a read-only folder: ConfigError, at start
         self.state_dir = state
-        opts = dict(config.lake.storage_options)
-        if config.lake.sse_kms_key_id:
-            opts["sse_kms_key_id"] = config.lake.sse_kms_key_id
-        self.storage = open_storage(config.lake.uri, opts)
-        self.spool = Spool(state / "spool", max_bytes=config.buffer_max_bytes)
+        lake = config.lake
+        opts = dict(lake.storage_options)
+        if lake.sse_kms_key_id:
+            opts["sse_kms_key_id"] = lake.sse_kms_key_id
+        if lake.uri.startswith(("s3://", "s3a://")):  # every PUT bounded in time (docs/security.md)
+            opts = bounded_s3_options(
+                opts,
+                connect_timeout_s=lake.connect_timeout.total_seconds(),
+                read_timeout_s=lake.read_timeout.total_seconds(),
+                attempts=lake.attempts,
+            )
+        self.storage = open_storage(lake.uri, opts)
+        breaker = Breaker(
+            retry_min_s=lake.retry_min.total_seconds(), retry_max_s=lake.retry_max.total_seconds()
+        )
+        self.spool = Spool(
+            state / "spool",
+            max_bytes=config.buffer_max_bytes,
+            breaker=breaker,
+            on_response=self._check_sse,
+        )
+        self._sse_checked = False  # the first PUT answer's SSE header was looked at
+        self._unencrypted: list[str] = []  # objects the bucket stored without SSE (at most 1 kept)
+        self._unencrypted_n = 0
         self.alerts = AlertState(state / "alerts.json")
         self._stop = threading.Event()  # replaced by the event given to run() / run_once()
         self._spooled = 0  # objects that went to the spool instead of the lake, ever
@@ -190,9 +211,57 @@ class Collector:
 
     def _put(self, storage: Storage, path: str, data: bytes) -> None:
         """PUT through the spool, counting the objects the lake did not take."""
-        self.spool.put(storage, path, data)
-        if len(self.spool):  # a PUT that succeeds first sends everything spooled before it
+        if not self.spool.put(storage, path, data):
             self._spooled += 1
+
+    def _check_sse(self, path: str, response: dict[str, Any] | None) -> None:
+        """Look at the SSE header of a PUT answer; say so when an object landed unencrypted.
+
+        With ``sse_kms_key_id`` every answer must say ``aws:kms``; with ``encryption:
+        bucket-default`` any server-side encryption will do. Local lakes are not checked.
+        """
+        if self.storage.is_local:
+            return
+        sse = sse_of(response)
+        want = "aws:kms" if self.config.lake.encryption == "sse-kms" else None
+        if response is None:
+            if not self._sse_checked:
+                self._sse_checked = True
+                log.warning(
+                    "cannot check the encryption of %s: the PUT answer carried no headers", path
+                )
+            return
+        first = not self._sse_checked
+        self._sse_checked = True
+        if sse is not None and (want is None or sse == want):
+            if first:
+                log.info(
+                    "lake encryption checked: the bucket stored %s with %s (%s)",
+                    path,
+                    sse,
+                    "sse_kms_key_id" if want else "the bucket's default encryption",
+                )
+            return
+        self._unencrypted_n += 1
+        if not self._unencrypted:
+            self._unencrypted.append(path)
+        what = "without server-side encryption" if sse is None else f"with {sse}, not {want}"
+        log.error(
+            "object landed %s: %s",
+            what,
+            path,
+            extra={"objects": self._unencrypted_n, "encryption": self.config.lake.encryption},
+        )
+        fix = (
+            "check the KMS key and the bucket policy"
+            if want
+            else "turn on the bucket's default encryption or set lake.sse_kms_key_id"
+        )
+        problem = (
+            f"{self._unencrypted_n} objects landed {what} (first: "
+            f"{self._unencrypted[0].rsplit('/', 1)[-1]}); {fix}"
+        )
+        self.metrics.set_problem("lake-encryption", problem[:_PROBLEM_CHARS])
 
     def _wait_for(self, what: str, fn: Callable[[], T]) -> T:
         """Run ``fn`` (network waits only, no writes) in a daemon thread; abandon it on stop.
@@ -658,6 +727,7 @@ class Collector:
         self.publish_references()
         report = CycleReport()
         now = self.clock()
+        self.flush_spool()  # what an earlier run left first; a bucket that is down opens the breaker
         for task in self.tasks:
             if self._stop.is_set():
                 report.stopped = True
@@ -669,21 +739,38 @@ class Collector:
             except Exception as exc:  # readers then read the uncovered windows one by one
                 report.errors.append(f"day rollups: {type(exc).__name__}: {exc}")
                 log.error("day rollups not written", extra={"error_type": type(exc).__name__})
-        self.flush_spool()
+        self.flush_spool(force=True, stop=self._stop)  # one attempt even during the back-off
         report.spooled_objects = len(self.spool)
         return report
 
-    def flush_spool(self) -> int:
-        """Send what waits in the spool; /healthz says ``lake: ...`` while anything still waits."""
+    def flush_audit(self) -> None:
+        """PUT the audit log's sealed records (through the spool, like every object)."""
         if self.audit is not None:
             try:
                 self.audit.heartbeat(AUDIT_HEARTBEAT)  # a live edge always has a recent seal
                 self.audit.flush()
             except MlmonError as exc:  # the records stay on the local volume; flushed next time
                 log.error("audit flush failed", extra={"error_type": type(exc).__name__})
+
+    def flush_spool(
+        self,
+        *,
+        force: bool = False,
+        stop: threading.Event | None = None,
+        max_objects: int | None = None,
+        audit: bool = True,
+    ) -> int:
+        """Send what waits in the spool, oldest first, while the breaker lets it.
+
+        Stops at the first failure (the breaker opens and backs off), when ``stop`` is set,
+        or after ``max_objects``. /healthz says ``lake: ...`` while data is only spooled.
+        """
+        if audit:
+            self.flush_audit()
         try:
-            sent = self.spool.flush(self.storage)
-            self._lake_error = None
+            sent = self.spool.flush(self.storage, force=force, stop=stop, max_objects=max_objects)
+            if not self.spool.breaker.is_open:
+                self._lake_error = None
             return sent
         except MlmonError as exc:
             self._lake_error = f"{type(exc).__name__}: {exc}"
@@ -693,19 +780,49 @@ class Collector:
             self._lake_health()
 
     def _lake_health(self) -> None:
+        spool, breaker = self.spool, self.spool.breaker
         problem = None
-        if len(self.spool) or self.spool.dropped:
+        waiting = f"{len(spool)} objects ({spool.size_bytes} bytes) spooled"
+        if breaker.is_open:
+            since = breaker.since.strftime("%Y-%m-%dT%H:%M:%SZ") if breaker.since else "?"
             problem = (
-                f"bucket unreachable: {len(self.spool)} objects ({self.spool.size_bytes} bytes) "
-                f"wait in the spool"
+                f"lake unreachable since {since}, {waiting}; next attempt in "
+                f"{breaker.seconds_to_try():.0f} s"
             )
-            if self.spool.dropped:
-                problem += f", {self.spool.dropped} refused by the full spool"
-            if self._lake_error:
+        elif spool.outage_since is not None and len(spool):
+            since = spool.outage_since.strftime("%Y-%m-%dT%H:%M:%SZ")
+            problem = f"lake reachable again after an outage since {since}, {waiting} being sent"
+        if spool.dropped:
+            problem = (problem + "; " if problem else "") + (
+                f"{spool.dropped} objects refused by the full spool (buffer_max_bytes)"
+            )
+        if problem is not None:
+            if self._lake_error and breaker.is_open:
                 problem += f"; last error: {self._lake_error}"
             if len(problem) > _PROBLEM_CHARS:
                 problem = problem[: _PROBLEM_CHARS - 3] + "..."
         self.metrics.set_problem("lake", problem)
+
+    def _drain(self, stop: threading.Event) -> None:
+        """``edge run``'s background flush: the spool to the bucket in bounded steps.
+
+        While the breaker is open it waits out the back-off, then tries the oldest object;
+        the scheduler thread never waits on the bucket.
+        """
+        spool = self.spool
+        while not stop.is_set():
+            if not len(spool):
+                spool.wakeup.wait(1.0)
+                spool.wakeup.clear()
+                if not len(spool):
+                    self._lake_health()
+                    continue
+            wait = spool.breaker.seconds_to_try()
+            if wait > 0:
+                self._lake_health()
+                stop.wait(min(wait, 1.0))
+                continue
+            self.flush_spool(stop=stop, max_objects=FLUSH_STEP, audit=False)
 
     def run(self, stop: threading.Event, *, serve_metrics: bool = True) -> None:
         """Run tasks on their schedules until ``stop`` is set.
@@ -719,6 +836,13 @@ class Collector:
             mc = self.config.metrics
             settings = mc.serve_settings(mc.port, "metrics")
             server = MetricsServer(self.metrics, settings=settings).start()
+        drainer = None
+        if not self.storage.is_local:  # S3: writes go to the spool, a thread sends them
+            self.spool.write_behind = True
+            drainer = threading.Thread(
+                target=self._drain, args=(stop,), name="mlmon-lake-flush", daemon=True
+            )
+            drainer.start()
         try:
             self.publish_references()
             self.start_sinks()
@@ -736,7 +860,12 @@ class Collector:
                 if stop.is_set():
                     break
                 if due:
-                    self.flush_spool()
+                    if drainer is None:
+                        self.flush_spool()
+                    else:
+                        self.flush_audit()
+                        self._update_gauges()
+                        self._lake_health()
                     log.info(
                         "cycle",
                         extra={
@@ -750,5 +879,12 @@ class Collector:
                 stop.wait(max(0.05, min(wait, 60.0)))
         finally:
             self.stop_sinks()
+            if drainer is not None:
+                drainer.join(timeout=5.0)
+                # what the last tasks wrote: one bounded pass if the bucket is up (the process
+                # is cut off at the shutdown deadline anyway; the spool keeps the rest)
+                self.spool.write_behind = False
+                if not self.spool.breaker.is_open:
+                    self.flush_spool(audit=False)
             if server is not None:
                 server.stop()

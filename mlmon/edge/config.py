@@ -157,9 +157,69 @@ def _schedule(v: Any) -> Any:
 
 
 class LakeConfig(_Frozen):
+    """Where the edge writes, how objects are encrypted, and how hard it tries while the bucket
+    is away (docs/security.md, "Outages and encryption").
+
+    An ``s3://`` lake needs ``sse_kms_key_id`` (every PUT asks for SSE-KMS with that key) unless
+    ``encryption: bucket-default`` says explicitly that the bucket's default encryption is
+    relied on; the edge then checks the SSE header of the PUT answers and says so in /healthz
+    when an object landed without one. Each PUT is bounded (``connect_timeout``,
+    ``read_timeout``, ``attempts``); after a failure the bucket counts as down, objects go to
+    the spool at once, and the bucket is tried again after ``retry_min``, doubling up to
+    ``retry_max``.
+    """
+
     uri: str
     sse_kms_key_id: str | None = None
+    encryption: Literal["sse-kms", "bucket-default"] = "sse-kms"
     storage_options: dict[str, Any] = Field(default_factory=dict)
+    connect_timeout: timedelta = timedelta(seconds=3)
+    read_timeout: timedelta = timedelta(seconds=15)
+    attempts: int = Field(default=2, ge=1, le=10)
+    retry_min: timedelta = timedelta(seconds=2)
+    retry_max: timedelta = timedelta(minutes=1)
+
+    _lake_durations = field_validator(
+        "connect_timeout", "read_timeout", "retry_min", "retry_max", mode="before"
+    )(lambda v: parse_duration(v))
+
+    @field_validator("connect_timeout", "read_timeout", "retry_min", "retry_max")
+    @classmethod
+    def _positive(cls, v: timedelta) -> timedelta:
+        if v.total_seconds() <= 0:
+            raise ValueError(f"{v.total_seconds():g}s is not a positive duration; use e.g. 5s")
+        return v
+
+    @field_validator("sse_kms_key_id")
+    @classmethod
+    def _key_not_empty(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError(
+                "lake.sse_kms_key_id is empty (is MLMON_SSE_KMS_KEY_ID set to nothing?); give the "
+                "KMS key id or ARN, or remove it and set lake.encryption: bucket-default"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _encrypted(self) -> LakeConfig:
+        if not self.uri.startswith(("s3://", "s3a://")):
+            return self
+        if self.encryption == "sse-kms" and not self.sse_kms_key_id:
+            raise ValueError(
+                "lake.sse_kms_key_id is missing: an s3:// lake is written with SSE-KMS only. Set "
+                "lake.sse_kms_key_id (or the MLMON_SSE_KMS_KEY_ID environment variable) to the "
+                "KMS key id or ARN, or set lake.encryption: bucket-default to rely on the "
+                "bucket's default encryption (the edge then checks the objects' SSE header)"
+            )
+        if self.encryption == "bucket-default" and self.sse_kms_key_id:
+            raise ValueError(
+                "lake.encryption is bucket-default but lake.sse_kms_key_id (or "
+                "MLMON_SSE_KMS_KEY_ID) is set too; keep one: the key (SSE-KMS on every PUT) or "
+                "bucket-default"
+            )
+        if self.retry_max < self.retry_min:
+            raise ValueError("lake.retry_max is below lake.retry_min; make it at least as long")
+        return self
 
     @field_validator("storage_options")
     @classmethod
@@ -637,7 +697,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     lake: dict[str, Any] = {}
     if env.get("MLMON_LAKE"):
         lake["uri"] = env["MLMON_LAKE"]
-    if env.get("MLMON_SSE_KMS_KEY_ID"):
+    if "MLMON_SSE_KMS_KEY_ID" in env:  # set but empty is refused, never read as "no key"
         lake["sse_kms_key_id"] = env["MLMON_SSE_KMS_KEY_ID"]
     if env.get("MLMON_S3_ENDPOINT"):
         lake["storage_options"] = {"endpoint_url": env["MLMON_S3_ENDPOINT"]}

@@ -7,7 +7,10 @@ code  meaning
 ====  ========================================================================
 143   stopped by SIGTERM (130: SIGINT) before every task ran; 128 + signal
 3     lake unreachable: objects are waiting in the spool on the state volume
-      (nothing is lost; the next run sends them first)
+      (nothing is lost; the next run sends them first). The bucket costs one
+      bounded attempt at the first write (``lake.attempts`` x the
+      ``lake.connect_timeout``/``read_timeout``) and one at the end of the
+      cycle; every other object goes to the spool at once
 6     a task failed: an error in a stream, batch, labels or imaging task, a
       batch job that did not succeed, or a full spool that refused objects
 1     golden checks failed: the pass rate fell below ``min_pass_rate``, or no

@@ -15,12 +15,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 import fsspec
+import fsspec.asyn
 from fsspec.implementations.local import LocalFileSystem
 
 from mlmon._extras import require
 from mlmon.errors import ConfigError, LakeError, LakeUnreachable, LakeWriteDenied
 
-__all__ = ["Storage", "open_storage", "put_object"]
+__all__ = ["Storage", "bounded_s3_options", "open_storage", "put_object", "sse_of"]
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,19 @@ def open_storage(
         # Listings must never be served from a stale cache: retention and
         # readers depend on seeing what is there now.
         opts.setdefault("use_listings_cache", False)
+        s3fs_retries = opts.pop("s3fs_retries", None)
+        put_timeout_s = opts.pop("put_timeout_s", None)
         fs = fsspec.filesystem("s3", **opts)
+        if s3fs_retries is not None:  # s3fs's own retry loop (5 tries by default) around botocore's
+            fs.retries = int(s3fs_retries)
+            opts["s3fs_retries"] = s3fs_retries
+        if put_timeout_s is not None:
+            opts["put_timeout_s"] = float(put_timeout_s)
+            # botocore asks for "Expect: 100-continue" on PutObject, and aiohttp waits for the
+            # "100 Continue" with no time-out at all: a bucket that accepts and never answers
+            # would hold the PUT for ever. The objects are small; send them without asking.
+            fs.connect()
+            fs.s3.meta.events.register("before-send.s3.PutObject", _no_expect_continue)
         root = (parsed.netloc + parsed.path).rstrip("/")
         if not parsed.netloc:
             raise ConfigError(f"lake URI {text!r} has no bucket; use s3://bucket/prefix")
@@ -95,12 +108,69 @@ def open_storage(
     )
 
 
-def put_object(storage: Storage, path: str, data: bytes) -> None:
+def _no_expect_continue(request: Any, **_: Any) -> None:
+    if "Expect" in request.headers:
+        del request.headers["Expect"]
+
+
+def bounded_s3_options(
+    options: dict[str, Any],
+    *,
+    connect_timeout_s: float,
+    read_timeout_s: float,
+    attempts: int,
+) -> dict[str, Any]:
+    """s3fs options whose every request gives up after a bounded time (the edge's client).
+
+    botocore's defaults wait 60 s to connect and 60 s for an answer, with retries, and s3fs
+    adds five tries of its own around read time-outs: a PUT to a bucket that hangs could take
+    many minutes. Here each request tries at most ``attempts`` times (botocore's standard
+    retry mode, ``total_max_attempts``), connects within ``connect_timeout_s`` and waits
+    ``read_timeout_s`` for an answer; s3fs does not retry on top; and the whole PUT is
+    abandoned after ``attempts * (connect_timeout_s + read_timeout_s) + 1`` seconds whatever
+    happens (``put_timeout_s``). Settings already in ``options["config_kwargs"]`` win.
+
+    Examples
+    --------
+    >>> o = bounded_s3_options({}, connect_timeout_s=3, read_timeout_s=15, attempts=2)
+    >>> o["config_kwargs"]["retries"], o["s3fs_retries"]
+    ({'total_max_attempts': 2, 'mode': 'standard'}, 1)
+    """
+    out = dict(options)
+    cfg = dict(out.get("config_kwargs") or {})
+    cfg.setdefault("connect_timeout", connect_timeout_s)
+    cfg.setdefault("read_timeout", read_timeout_s)
+    cfg.setdefault("retries", {"total_max_attempts": attempts, "mode": "standard"})
+    out["config_kwargs"] = cfg
+    out.setdefault("s3fs_retries", 1)
+    out.setdefault("put_timeout_s", attempts * (connect_timeout_s + read_timeout_s) + 1.0)
+    return out
+
+
+def sse_of(response: Any) -> str | None:
+    """The server-side encryption a PUT answer reports (``aws:kms``, ``AES256``), or None.
+
+    S3 answers a PutObject with the ``x-amz-server-side-encryption`` header when the object
+    is encrypted at rest; botocore reads it as ``ServerSideEncryption``.
+    """
+    if not isinstance(response, dict):
+        return None
+    value = response.get("ServerSideEncryption")
+    return str(value) if value else None
+
+
+def put_object(storage: Storage, path: str, data: bytes) -> dict[str, Any] | None:
     """Write ``data`` to ``path`` as one object, replacing any object there.
 
     Local: written to a temporary file in the same folder and renamed, so a
     reader never sees a partial file. S3: one ``PutObject`` (``pipe_file``),
     which is atomic on S3 and needs no other permission.
+
+    Returns
+    -------
+    dict or None
+        S3: the PutObject answer as botocore parsed it (``ServerSideEncryption``, ``ETag``...;
+        see :func:`sse_of`), or None when the filesystem gave none. Local: None.
 
     Raises
     ------
@@ -130,9 +200,15 @@ def put_object(storage: Storage, path: str, data: bytes) -> None:
             raise LakeError(
                 f"cannot write {path}: {exc.strerror or exc}; check the disk and the folder"
             ) from exc
-        return
+        return None
     try:
-        storage.fs.pipe_file(path, data)
+        deadline = storage.options.get("put_timeout_s")
+        if deadline:  # cancelled on the filesystem's event loop when it passes
+            response = fsspec.asyn.sync(
+                storage.fs.loop, storage.fs._pipe_file, path, data, timeout=deadline
+            )
+        else:
+            response = storage.fs.pipe_file(path, data)
     except PermissionError as exc:
         raise LakeWriteDenied(
             f"storage refused PUT of {storage.url(path)}: {exc}; the credentials need "
@@ -146,3 +222,4 @@ def put_object(storage: Storage, path: str, data: bytes) -> None:
         raise LakeUnreachable(
             f"could not PUT {storage.url(path)}: {exc}; check the endpoint, the network and the bucket"
         ) from exc
+    return response if isinstance(response, dict) else None

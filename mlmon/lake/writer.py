@@ -156,7 +156,7 @@ class LakeWriter:
         storage_options: dict[str, Any] | None = None,
         k_anonymity: int = 5,
         on_write: Callable[[WriteRecord], None] | None = None,
-        put: Callable[[Storage, str, bytes], None] = put_object,
+        put: Callable[[Storage, str, bytes], object] = put_object,
         day_rollups: bool | str | os.PathLike[str] = True,
         versions: VersionGuard | None = None,
     ) -> None:

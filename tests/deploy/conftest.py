@@ -56,14 +56,27 @@ def edge_config(docs: list[dict[str, Any]], workload: str, folder: Path):
     """``load_config`` on the ConfigMap's edge.yaml with the workload container's environment.
 
     Values from Secrets (``valueFrom``) are stood in for by a placeholder: they are never in git.
+    A ``configMapKeyRef`` takes the value of the rendered ConfigMap's key, or a placeholder when
+    the ConfigMap is created outside these manifests.
     """
     from mlmon.edge.config import load_config
 
     cm = one(docs, "ConfigMap", "mlmon-edge-config")
     path = folder / "edge.yaml"
     path.write_text(cm["data"]["edge.yaml"])
-    env = {
-        e["name"]: e.get("value", "<from-secret>")
-        for e in container(docs, workload).get("env") or []
-    }
-    return load_config(path, env=env)
+    return load_config(path, env=container_env(docs, workload))
+
+
+def container_env(docs: list[dict[str, Any]], workload: str) -> dict[str, str]:
+    """The edge container's environment: values, ConfigMap keys resolved, Secrets stood in for."""
+    env = {}
+    for e in container(docs, workload).get("env") or []:
+        ref = (e.get("valueFrom") or {}).get("configMapKeyRef")
+        if ref is not None:
+            maps = [
+                d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == ref["name"]
+            ]
+            env[e["name"]] = maps[0]["data"][ref["key"]] if maps else "<from-configmap>"
+        else:
+            env[e["name"]] = e.get("value", "<from-secret>")
+    return env

@@ -13,7 +13,15 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.deploy.conftest import K8S, TARGETS, container, edge_config, one, pod_specs
+from tests.deploy.conftest import (
+    K8S,
+    TARGETS,
+    container,
+    container_env,
+    edge_config,
+    one,
+    pod_specs,
+)
 
 K8S_VERSION = "1.33.0"
 REPORTS_CRONJOB = K8S / "reports-cronjob.yaml"
@@ -36,7 +44,9 @@ def test_every_manifest_is_valid_for_kubernetes_1_33(rendered):
             except kubernetes_validate.ValidationError as exc:
                 pytest.fail(f"{target}: {doc['kind']} {doc['metadata']['name']}: {exc.message}")
             checked += 1
-    assert checked == 3 * 13 + 1  # 13 objects per target (the Job ResourceQuota is the 13th)
+    # 13 objects per target (the Job ResourceQuota is the 13th), + the overlays' ConfigMap
+    # mlmon-edge-lake (the KMS key), + the reports CronJob
+    assert checked == 3 * 13 + 2 + 1
 
 
 def test_the_validator_catches_a_misspelt_field(rendered):
@@ -223,3 +233,40 @@ def test_cloud_service_account_uses_irsa_and_onprem_does_not(rendered):
     for workload in EDGE_WORKLOADS:
         env = {e["name"] for e in container(rendered["cloud"], workload)["env"]}
         assert not env & {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}, workload
+
+
+@pytest.mark.parametrize("workload", EDGE_WORKLOADS)
+def test_the_kms_key_fails_closed_when_missing_or_empty(rendered, tmp_path, workload):
+    """MLMON_SSE_KMS_KEY_ID comes from a ConfigMap key that is not optional (no key: the kubelet
+    does not start the pod); the base alone has no such ConfigMap; each overlay has one with a
+    key; and the edge refuses the shipped s3:// config when the variable is absent or empty."""
+    from mlmon.edge.config import load_config
+    from mlmon.errors import ConfigError
+
+    for target, docs in rendered.items():
+        [var] = [e for e in container(docs, workload)["env"] if e["name"] == "MLMON_SSE_KMS_KEY_ID"]
+        assert set(var) == {"name", "valueFrom"}, (target, var)  # never an inline default
+        ref = var["valueFrom"]["configMapKeyRef"]
+        assert ref["name"] == "mlmon-edge-lake" and ref["key"] == "sse-kms-key-id"
+        assert ref.get("optional", False) is False, target
+        maps = [
+            d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == ref["name"]
+        ]
+        if target == "base":
+            assert maps == [], "the base must not start without a site's key"
+        else:
+            assert maps[0]["data"]["sse-kms-key-id"].strip(), target
+            assert (
+                edge_config(docs, workload, tmp_path).lake.sse_kms_key_id
+                == (maps[0]["data"]["sse-kms-key-id"])
+            )
+        cm = one(docs, "ConfigMap", "mlmon-edge-config")
+        path = tmp_path / f"{target}.yaml"
+        path.write_text(cm["data"]["edge.yaml"])
+        env = {k: v for k, v in container_env(docs, workload).items() if k != var["name"]}
+        for missing in (env, {**env, var["name"]: ""}):
+            with pytest.raises(ConfigError, match=r"lake\.sse_kms_key_id") as exc:
+                load_config(path, env=missing)
+            assert str(path) in str(exc.value) and "lake.encryption: bucket-default" in str(
+                exc.value
+            )
