@@ -478,15 +478,18 @@ def adapter_from_config(
     bundle and its token, read again before every run.
     """
     timeout = cfg.timeout.total_seconds()
+    poll = getattr(cfg, "poll_interval", None)
+    extra: dict[str, Any] = {} if poll is None else {"poll_interval_s": poll.total_seconds()}
     if cfg.kind == "http":
         return HttpJobAdapter(
             trigger_url=cfg.trigger_url, poll_url=cfg.poll_url, status_path=cfg.status_path,
             outputs_path=cfg.outputs_path, timeout_s=timeout, settings=HttpSettings(allow_http=allow_http),
+            **extra,
         )  # fmt: skip
     token = SERVICE_ACCOUNT / "token"
     ca = SERVICE_ACCOUNT / "ca.crt"
     return KubernetesJobAdapter(
         api_url=cfg.api_url, namespace=cfg.namespace, cronjob=cfg.cronjob, timeout_s=timeout,
         settings=HttpSettings(ca_bundle=ca if ca.exists() else None, allow_http=allow_http),
-        token_file=token if token.exists() else None,
+        token_file=token if token.exists() else None, **extra,
     )  # fmt: skip

@@ -630,7 +630,7 @@ class Collector:
         """Trigger the job and wait for it beside the other tasks (never blocking them).
 
         The first run starts the job on a thread and returns at once; the task is
-        then due every 5 s until the job has ended, and that run records the
+        then due at the adapter's poll interval until the job has ended, and that run records the
         outcome: the ``batch_triggered`` audit record (target, outcome, reason,
         duration), the metric, and /healthz (``running`` while it runs; a failed,
         refused or timed-out job is a degraded reason until a job succeeds).
@@ -640,7 +640,8 @@ class Collector:
         assert m.batch is not None
         adapter = adapter_from_config(m.batch, allow_http=self.config.allow_http)
         component = f"{m.name}/batch"
-        task = _BatchTask(m.name, "batch", m.batch.schedule, lambda now, report: None)
+        task = _BatchTask(m.name, "batch", m.batch.schedule, lambda now, report: None,
+                          poll=timedelta(seconds=adapter.poll_interval_s))  # fmt: skip
 
         def run(now: datetime, report: CycleReport) -> str | None:
             if task.wait is None:

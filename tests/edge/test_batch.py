@@ -376,3 +376,62 @@ def test_kubernetes_batch_outcomes_are_audited_with_target_reason_and_duration(
         [why] = health["reasons"]
         assert why.startswith("m/batch: batch job ") and f" {outcome}: " in why
         assert report.errors and report.errors[0].startswith("m/batch:")
+
+
+def test_edge_run_waits_for_a_job_beside_its_loop_and_reports_a_failed_one(tmp_path, monkeypatch):
+    """`Collector.run`: /healthz says `running` (not degraded) while the Job runs, then the
+    failure is a degraded reason and an audit record; the next trigger waits for the schedule."""
+    import threading
+
+    release = threading.Event()
+    inner = _kube_api(FAILED, polls_before_end=0)
+
+    def gated(method, path, body):
+        code, doc = inner(method, path, body)
+        if method == "GET" and "/jobs/" in path and not release.is_set():
+            doc = {**doc, "status": {"active": 1, "startTime": "t"}}
+        return code, doc
+
+    stop = threading.Event()
+    with _Service(gated) as svc:
+        c = _collector(tmp_path, monkeypatch, {
+            "kind": "kubernetes", "schedule": "every 1h", "api_url": svc.url,
+            "namespace": "models", "cronjob": "golden-batch", "poll_interval": "50ms"})  # fmt: skip
+        loop = threading.Thread(target=c.run, args=(stop,), kwargs={"serve_metrics": False})
+        loop.start()
+        try:
+            running = _until(
+                lambda: c.metrics.health() if "running" in c.metrics.health() else None
+            )
+            assert running["status"] == "ok", running
+            assert running["running"][0].startswith(
+                "m/batch: batch job of models/cronjobs/golden-batch running since "
+            )
+            release.set()  # the Job fails now
+            health = _until(lambda: c.metrics.health() if c.metrics.health()["reasons"] else None)
+        finally:
+            stop.set()
+            loop.join(timeout=30)
+    assert not loop.is_alive()
+    assert "running" not in health and health["status"] == "degraded"
+    [why] = health["reasons"]
+    assert why.startswith("m/batch: batch job golden-batch-mlmon-"), why
+    assert why.endswith(
+        " failed: BackoffLimitExceeded: Job has reached the specified backoff limit"
+    )
+    [rec] = _audited(tmp_path)
+    assert (rec["target"], rec["outcome"]) == ("models/cronjobs/golden-batch", "failed")
+    assert rec["details"]["reason"].startswith("BackoffLimitExceeded")
+    assert [m for m, _, _, _ in svc.requests].count("POST") == 1  # `every 1h`: one trigger
+
+
+def _until(check, timeout: float = 30.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"not seen within {timeout:g} s")
