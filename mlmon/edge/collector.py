@@ -141,6 +141,7 @@ class _BatchTask(_Task):
 
     wait: _BatchWait | None = None
     poll: timedelta = timedelta(seconds=5)
+    target: str = ""  # what the adapter triggers, for the record of an abandoned wait
     after: datetime | None = None  # the next trigger by the schedule, while a job runs
 
     def advance(self, now: datetime) -> None:
@@ -641,7 +642,8 @@ class Collector:
         adapter = adapter_from_config(m.batch, allow_http=self.config.allow_http)
         component = f"{m.name}/batch"
         task = _BatchTask(m.name, "batch", m.batch.schedule, lambda now, report: None,
-                          poll=timedelta(seconds=adapter.poll_interval_s))  # fmt: skip
+                          poll=timedelta(seconds=adapter.poll_interval_s),
+                          target=adapter.target)  # fmt: skip
 
         def run(now: datetime, report: CycleReport) -> str | None:
             if task.wait is None:
@@ -659,12 +661,38 @@ class Collector:
                 raise _InFlight(component)
             result, task.wait = task.wait.result, None
             self.metrics.set_activity(component, None)
-            if result.status == "stopped":
+            problem = self._batch_done(m, result, report)
+            if result.status == "stopped":  # recorded: the Job runs on, the edge stops
                 raise _Stopped(f"batch-{m.name}")
-            return self._batch_done(m, result, report)
+            return problem
 
         task.run = run
         return task
+
+    def _abandon_batches(self) -> None:
+        """At a stop: record each batch wait abandoned (``stopped``; the Job runs on).
+
+        The stop event has already ended the waits (``cancel``); a thread still in
+        an HTTP request is given a moment, then recorded without its Job's name.
+        """
+        from mlmon.edge.batch import BatchRun
+
+        for task in self.tasks:
+            if not isinstance(task, _BatchTask) or task.wait is None:
+                continue
+            wait, task.wait = task.wait, None
+            self.metrics.set_activity(f"{task.model}/batch", None)
+            result = wait.result if wait.done.wait(2.0) else None
+            if result is None:
+                took = (datetime.now(UTC) - wait.started).total_seconds()
+                result = BatchRun(None, "stopped", None, took, "wait abandoned: stopping",
+                                  task.target)  # fmt: skip
+            m = next(m for m in self.config.models if m.name == task.model)
+            try:
+                self._batch_done(m, result, CycleReport())
+            except MlmonError as exc:  # stopping: log it, never hold the exit
+                log.error("batch: abandoned wait not recorded",
+                          extra={"model": m.name, "error_type": type(exc).__name__})  # fmt: skip
 
     def _batch_done(self, m: ModelConfig, result: Any, report: CycleReport) -> str | None:
         """Record a batch job's outcome: metric, audit record, log line, report, problem."""
@@ -764,6 +792,8 @@ class Collector:
                     report.stopped = True
                     break
                 self._run_task(task, self.clock(), report)
+        if report.stopped:
+            self._abandon_batches()
         if not report.stopped:
             try:  # after the windows they cover (the spool keeps that order)
                 report.objects += len(self.writer.write_rollups())
@@ -850,6 +880,7 @@ class Collector:
                 wait = min((d - self.clock()).total_seconds() for d in pending) if pending else 60.0
                 stop.wait(max(0.05, min(wait, 60.0)))
         finally:
+            self._abandon_batches()
             self.stop_sinks()
             if server is not None:
                 server.stop()

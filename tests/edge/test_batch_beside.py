@@ -70,6 +70,11 @@ def _model(model_url: str, api_url: str) -> dict[str, Any]:
     return {**_golden(model_url, every="1s"), "batch": batch}
 
 
+def _created(svc: Any) -> str:
+    [job] = [b for m, p, b, _ in svc.requests if m == "POST" and p == f"{BASE}/jobs"]
+    return str(job["metadata"]["name"])
+
+
 def _posted(svc: Any) -> bool:
     return any(m == "POST" and p == f"{BASE}/jobs" for m, p, _, _ in list(svc.requests))
 
@@ -103,8 +108,13 @@ def test_golden_probes_keep_firing_while_a_batch_job_runs_and_sigterm_ends_the_w
     assert proc.returncode == EXIT_OK, err[-3000:]  # a clean stop, not the deadline's cut-off
     with pytest.raises(ProcessLookupError):
         os.kill(proc.pid, 0)
-    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
-    assert not any(rec.get("message") == "batch job finished" for rec in lines)  # it never did
+    # the abandoned wait is a record (kept on the state volume until the next start flushes it)
+    head = json.loads(
+        (tmp_path / "edge" / "state" / "audit" / "audit-head-edge-ops.json").read_text()
+    )
+    [rec] = [r for r in head["open"] if r["action"] == "batch_triggered"]
+    assert (rec["target"], rec["outcome"]) == ("models/cronjobs/golden-batch", "stopped")
+    assert rec["details"]["job"] == _created(api) and rec["details"]["duration_s"] > 0
 
 
 def test_sigterm_during_the_batch_wait_of_edge_once_exits_143(tmp_path, model_url):
@@ -122,3 +132,9 @@ def test_sigterm_during_the_batch_wait_of_edge_once_exits_143(tmp_path, model_ur
         os.kill(proc.pid, 0)
     summary = json.loads(out.splitlines()[-1])
     assert summary["stopped"] is True and summary["golden_checks"] > 0  # probes ran beside it
+    [rec] = [r for f in sorted((tmp_path / "edge" / "lake" / "audit").rglob("*.jsonl"))
+             for r in map(json.loads, f.read_text().splitlines())
+             if r.get("action") == "batch_triggered"]  # fmt: skip
+    assert (rec["target"], rec["outcome"]) == ("models/cronjobs/golden-batch", "stopped")
+    assert rec["details"]["job"] == _created(api)
+    assert rec["details"]["reason"] == "wait abandoned: stopping"
