@@ -121,11 +121,14 @@ class _BatchWait:
     def __init__(self, fn: Callable[[threading.Event], Any], stop: threading.Event) -> None:
         self.done = threading.Event()
         self.result: Any = None
+        self.error: Exception | None = None  # a bug in the adapter: recorded as outcome error
         self.started = datetime.now(UTC)
 
         def target() -> None:
             try:
                 self.result = fn(stop)
+            except Exception as exc:  # handed to the scheduler's thread
+                self.error = exc
             finally:
                 self.done.set()
 
@@ -659,8 +662,15 @@ class Collector:
                 if self._stop.is_set():
                     raise _Stopped(f"batch-{m.name}")
                 raise _InFlight(component)
-            result, task.wait = task.wait.result, None
+            wait, task.wait = task.wait, None
             self.metrics.set_activity(component, None)
+            result = wait.result
+            if result is None:  # the adapter raised (it should not): still a record
+                from mlmon.edge.batch import BatchRun
+
+                took = (datetime.now(UTC) - wait.started).total_seconds()
+                result = BatchRun(None, "error", None, took,
+                                  f"{type(wait.error).__name__}: {wait.error}", adapter.target)  # fmt: skip
             problem = self._batch_done(m, result, report)
             if result.status == "stopped":  # recorded: the Job runs on, the edge stops
                 raise _Stopped(f"batch-{m.name}")
