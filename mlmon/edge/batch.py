@@ -13,8 +13,12 @@ status of the run it started, and nothing else:
   or deletes anything.
 
 ``trigger_and_wait`` never raises for job trouble (service down, job failed,
-timeout, odd answers): it returns a :class:`BatchRun` whose ``status`` says
-what happened. Wrong configuration raises :class:`~mlmon.errors.ConfigError`
+timeout, odd answers, a refused request): it returns a :class:`BatchRun` whose
+``status`` says what happened, ``error`` why (at most :data:`REASON_CHARS`
+characters: the HTTP status and, from the Kubernetes API, its fixed ``reason``
+and ``message`` texts such as ``exceeded quota: mlmon-edge-jobs``; never a
+body of a job service), and ``target`` what was triggered (no pod payload).
+Setting its ``cancel`` event ends a wait at once (SIGTERM). Wrong configuration raises :class:`~mlmon.errors.ConfigError`
 when the adapter is built. Trigger requests are sent as *not idempotent*:
 they are retried only when the request provably never reached the server,
 so a job is never started twice by a retry.
@@ -23,6 +27,7 @@ so a job is never started twice by a retry.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -44,7 +49,9 @@ __all__ = [
     "adapter_from_config",
 ]
 
-BatchStatus = Literal["succeeded", "failed", "timeout", "error"]
+BatchStatus = Literal["succeeded", "failed", "timeout", "refused", "error", "stopped"]
+REASON_CHARS = 300
+"""The longest ``BatchRun.error`` (and so the audit record's ``reason``)."""
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _JOB_SUFFIX = "-mlmon-%Y%m%d%H%M%S"  # 21 characters
@@ -55,8 +62,12 @@ class BatchRun:
     """The outcome of one triggered run.
 
     ``status`` is ``succeeded`` or ``failed`` (the job said so), ``timeout``
-    (still running after the adapter's ``timeout_s``) or ``error`` (the
-    service could not be used; ``error`` says why).
+    (still running after the adapter's ``timeout_s``), ``refused`` (the
+    service or API server answered a request with an error status:
+    ``http_status`` and ``error`` say which and why), ``error`` (the service
+    could not be used: unreachable, odd answers) or ``stopped`` (the
+    ``cancel`` event ended the wait). ``target`` names what was triggered:
+    ``{namespace}/cronjobs/{cronjob}`` or the trigger URL without its query.
     """
 
     job_id: str | None
@@ -64,6 +75,12 @@ class BatchRun:
     outputs_location: str | None
     duration_s: float
     error: str | None = None
+    target: str = ""
+    http_status: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.error is not None and len(self.error) > REASON_CHARS:
+            object.__setattr__(self, "error", self.error[: REASON_CHARS - 3] + "...")
 
 
 def _positive(value: float, name: str) -> None:
@@ -82,9 +99,55 @@ class _Failed(EdgeError):
     """Internal: one step of a run failed; the message goes into ``BatchRun.error``."""
 
 
-def _expect_2xx(resp: httpx.Response, what: str) -> None:
-    if not 200 <= resp.status_code < 300:
-        raise _Failed(f"{what} answered HTTP {resp.status_code}")
+class _Refused(_Failed):
+    """Internal: a request was answered with an error status (``BatchRun.status`` ``refused``)."""
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class _Cancelled(EdgeError):
+    """Internal: the ``cancel`` event was set during a wait."""
+
+
+def _expect_2xx(resp: httpx.Response, what: str, *, kube: bool = False) -> None:
+    """Raise :class:`_Refused` for a non-2xx answer.
+
+    With ``kube``, the answer is a Kubernetes ``metav1.Status``: its ``reason``
+    and ``message`` are fixed texts of the API server (``Forbidden``, ``jobs.batch
+    is forbidden: exceeded quota: ...``) and are kept; a job service's body is not.
+    """
+    if 200 <= resp.status_code < 300:
+        return
+    why = f"{what} answered HTTP {resp.status_code}"
+    if kube:
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and body.get("kind") == "Status":
+            texts = [str(body[k]) for k in ("reason", "message") if isinstance(body.get(k), str)]
+            if texts:
+                why += " " + ": ".join(texts)
+    raise _Refused(why, resp.status_code)
+
+
+def _pause(cancel: threading.Event | None, seconds: float) -> None:
+    if cancel is None:
+        time.sleep(seconds)
+    elif cancel.wait(seconds):
+        raise _Cancelled("stopped")
+
+
+def _ended(exc: Exception, job_id: str | None, t0: float, target: str) -> BatchRun:
+    """The :class:`BatchRun` of a run that ended with ``exc``."""
+    took = time.monotonic() - t0
+    if isinstance(exc, _Cancelled):
+        return BatchRun(job_id, "stopped", None, took, "wait abandoned: stopping", target)
+    if isinstance(exc, _Refused):
+        return BatchRun(job_id, "refused", None, took, str(exc), target, exc.status_code)
+    return BatchRun(job_id, "error", None, took, f"{type(exc).__name__}: {exc}", target)
 
 
 @dataclass(frozen=True)
@@ -148,8 +211,18 @@ class HttpJobAdapter:
         _positive(self.poll_interval_s, "batch poll_interval_s")
         _positive(self.timeout_s, "batch timeout_s")
 
-    def trigger_and_wait(self) -> BatchRun:
+    @property
+    def target(self) -> str:
+        """What is triggered: the trigger URL without query or fragment (they may hold tokens)."""
+        return self.trigger_url.split("?", 1)[0].split("#", 1)[0]
+
+    def trigger_and_wait(self, cancel: threading.Event | None = None) -> BatchRun:
         """Start the job once, then poll until it ends or ``timeout_s`` passes.
+
+        Parameters
+        ----------
+        cancel
+            When set, the wait ends at once (status ``stopped``).
 
         Returns
         -------
@@ -164,7 +237,7 @@ class HttpJobAdapter:
                 r = request_with_retries(
                     client, "POST", self.trigger_url, self.settings, idempotent=False
                 )
-                _expect_2xx(r, f"trigger POST {self.trigger_url}")
+                _expect_2xx(r, f"trigger POST {self.target}")
                 raw_id = extract(_json(r, "trigger"), self.job_id_path)
                 if not isinstance(raw_id, str | int) or isinstance(raw_id, bool) or raw_id == "":
                     raise _Failed(f"trigger answer has job id {raw_id!r} at {self.job_id_path!r}")
@@ -172,7 +245,7 @@ class HttpJobAdapter:
                 url = self.poll_url.replace("{job_id}", quote(job_id, safe=""))
                 while True:
                     r = request_with_retries(client, "GET", url, self.settings)
-                    _expect_2xx(r, f"poll GET {url}")
+                    _expect_2xx(r, f"poll GET {url.split('?', 1)[0]}")
                     body = _json(r, "poll")
                     status = str(extract(body, self.status_path)).casefold()
                     if status in self.success or status in self.failure:
@@ -180,11 +253,11 @@ class HttpJobAdapter:
                     remaining = self.timeout_s - (time.monotonic() - t0)
                     if remaining <= 0:
                         return BatchRun(job_id, "timeout", None, time.monotonic() - t0,
-                                        f"still {status!r} after {self.timeout_s:g} s")  # fmt: skip
-                    time.sleep(min(self.poll_interval_s, remaining))
+                                        f"still {status!r} after {self.timeout_s:g} s",
+                                        self.target)  # fmt: skip
+                    _pause(cancel, min(self.poll_interval_s, remaining))
             except (httpx.HTTPError, EdgeError) as exc:
-                return BatchRun(job_id, "error", None, time.monotonic() - t0,
-                                f"{type(exc).__name__}: {exc}")  # fmt: skip
+                return _ended(exc, job_id, t0, self.target)
         outputs = None
         if self.outputs_path is not None:
             try:
@@ -193,7 +266,8 @@ class HttpJobAdapter:
                 outputs = None
         final: BatchStatus = "succeeded" if status in self.success else "failed"
         return BatchRun(job_id, final, outputs, time.monotonic() - t0,
-                        None if final == "succeeded" else f"job status {status!r}")  # fmt: skip
+                        None if final == "succeeded" else f"job status {status!r}",
+                        self.target)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -249,6 +323,11 @@ class KubernetesJobAdapter:
                 )
         _positive(self.poll_interval_s, "kubernetes poll_interval_s")
         _positive(self.timeout_s, "kubernetes timeout_s")
+
+    @property
+    def target(self) -> str:
+        """What is triggered: ``{namespace}/cronjobs/{cronjob}``."""
+        return f"{self.namespace}/cronjobs/{self.cronjob}"
 
     @property
     def _base(self) -> str:
@@ -336,50 +415,58 @@ class KubernetesJobAdapter:
             return "succeeded", None
         return None, None
 
-    def trigger_and_wait(self, now: datetime | None = None) -> BatchRun:
+    def trigger_and_wait(
+        self, now: datetime | None = None, cancel: threading.Event | None = None
+    ) -> BatchRun:
         """Create the Job from the CronJob's template, then poll it until it ends.
 
         Parameters
         ----------
         now
             Names the Job (default: the current UTC time).
+        cancel
+            When set, the wait ends at once (status ``stopped``; the Job runs on).
 
         Returns
         -------
         BatchRun
-            ``job_id`` is the Job's name. Never raises for API or job trouble.
+            ``job_id`` is the Job's name (None when it was not created). Never raises
+            for API or job trouble.
         """
         t0 = time.monotonic()
         name: str | None = None
+        created: str | None = None  # the Job's name once the API server created it
         try:
             settings = self._settings()
             with make_client(settings) as client:
                 url = f"{self._base}/cronjobs/{self.cronjob}"
                 r = request_with_retries(client, "GET", url, settings)
-                _expect_2xx(r, f"GET {url}")
+                _expect_2xx(r, f"GET {self.target}", kube=True)
                 body = self.job_from_cronjob(_json(r, "GET cronjob"), now or datetime.now(UTC))
                 name = body["metadata"]["name"]
                 r = request_with_retries(
                     client, "POST", f"{self._base}/jobs", settings, idempotent=False, json=body
                 )
                 if r.status_code == 409:
-                    raise _Failed(f"Job {name} already exists (409); was it triggered twice?")
-                _expect_2xx(r, f"POST {self._base}/jobs")
+                    raise _Refused(f"Job {name} already exists (409); was it triggered twice?", 409)
+                _expect_2xx(r, f"POST {self.namespace}/jobs", kube=True)
+                created = name
                 url = f"{self._base}/jobs/{name}"
                 while True:
                     r = request_with_retries(client, "GET", url, settings)
-                    _expect_2xx(r, f"GET {url}")
+                    _expect_2xx(r, f"GET {self.namespace}/jobs/{name}", kube=True)
                     outcome, reason = self._outcome(_json(r, "GET job"))
                     if outcome is not None:
-                        return BatchRun(name, outcome, None, time.monotonic() - t0, reason)
+                        return BatchRun(name, outcome, None, time.monotonic() - t0, reason,
+                                        self.target)  # fmt: skip
                     remaining = self.timeout_s - (time.monotonic() - t0)
                     if remaining <= 0:
                         return BatchRun(name, "timeout", None, time.monotonic() - t0,
-                                        f"Job {name} still running after {self.timeout_s:g} s")  # fmt: skip
-                    time.sleep(min(self.poll_interval_s, remaining))
+                                        f"Job {name} still running after {self.timeout_s:g} s",
+                                        self.target)  # fmt: skip
+                    _pause(cancel, min(self.poll_interval_s, remaining))
         except (httpx.HTTPError, EdgeError) as exc:
-            return BatchRun(name, "error", None, time.monotonic() - t0,
-                            f"{type(exc).__name__}: {exc}")  # fmt: skip
+            return _ended(exc, created, t0, self.target)
 
 
 def adapter_from_config(
@@ -391,15 +478,18 @@ def adapter_from_config(
     bundle and its token, read again before every run.
     """
     timeout = cfg.timeout.total_seconds()
+    poll = getattr(cfg, "poll_interval", None)
+    extra: dict[str, Any] = {} if poll is None else {"poll_interval_s": poll.total_seconds()}
     if cfg.kind == "http":
         return HttpJobAdapter(
             trigger_url=cfg.trigger_url, poll_url=cfg.poll_url, status_path=cfg.status_path,
             outputs_path=cfg.outputs_path, timeout_s=timeout, settings=HttpSettings(allow_http=allow_http),
+            **extra,
         )  # fmt: skip
     token = SERVICE_ACCOUNT / "token"
     ca = SERVICE_ACCOUNT / "ca.crt"
     return KubernetesJobAdapter(
         api_url=cfg.api_url, namespace=cfg.namespace, cronjob=cfg.cronjob, timeout_s=timeout,
         settings=HttpSettings(ca_bundle=ca if ca.exists() else None, allow_http=allow_http),
-        token_file=token if token.exists() else None,
+        token_file=token if token.exists() else None, **extra,
     )  # fmt: skip

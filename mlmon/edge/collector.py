@@ -88,6 +88,10 @@ class _Stopped(Exception):
     """The stop event was set while a task waited on the network; the wait was abandoned."""
 
 
+class _InFlight(Exception):
+    """A batch job is still running: its outcome is recorded on a later run of the task."""
+
+
 TaskRun = Callable[[datetime, CycleReport], str | None]
 """A task: does its work; returns None, or what kept it from succeeding (for /healthz)."""
 
@@ -108,6 +112,61 @@ class _Task:
             from croniter import croniter
 
             self.next_due = croniter(self.schedule.spec, now).get_next(datetime)
+
+
+class _BatchWait:
+    """One batch job's trigger-and-wait, on its own daemon thread beside the scheduler.
+
+    The thread only talks to the job service or API server; the outcome is
+    recorded (audit, metrics, /healthz) by the scheduler's thread.
+    """
+
+    def __init__(self, fn: Callable[[threading.Event], Any], stop: threading.Event) -> None:
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: Exception | None = None  # a bug in the adapter: recorded as outcome error
+        self.started = datetime.now(UTC)
+
+        def target() -> None:
+            try:
+                self.result = fn(stop)
+            except Exception as exc:  # handed to the scheduler's thread
+                self.error = exc
+            finally:
+                self.done.set()
+
+        threading.Thread(target=target, name="mlmon-batch", daemon=True).start()
+
+
+@dataclass
+class _BatchTask(_Task):
+    """The batch task: starts a job, then is due every ``poll`` until the job has ended.
+
+    The next trigger follows the schedule from the time the job was started.
+    """
+
+    wait: _BatchWait | None = None
+    poll: timedelta = timedelta(seconds=5)
+    target: str = ""  # what the adapter triggers, for the record of an abandoned wait
+    after: datetime | None = None  # the next trigger by the schedule, while a job runs
+
+    def advance(self, now: datetime) -> None:
+        if self.wait is not None:  # a job runs: look again soon
+            if self.after is None:
+                super().advance(now)
+                self.after = self.next_due
+            self.next_due = now + self.poll
+        elif self.after is not None:
+            self.next_due, self.after = self.after, None
+        else:
+            super().advance(now)
+
+    def finish(self, stop: threading.Event) -> bool:
+        """Wait for the running job (``edge once``); False when ``stop`` ended the wait."""
+        while self.wait is not None and not self.wait.done.wait(0.1):
+            if stop.is_set():
+                return False
+        return True
 
 
 class Collector:
@@ -311,7 +370,7 @@ class Collector:
             for i, s in enumerate(m.streams):
                 tasks.append(_Task(m.name, f"stream[{i}]", s.schedule, self._stream_task(m, i)))
             if m.batch is not None:
-                tasks.append(_Task(m.name, "batch", m.batch.schedule, self._batch_task(m)))
+                tasks.append(self._batch_task(m))
             if m.sink is not None:
                 every = Schedule(spec=f"every {m.sink.commit_every.total_seconds():g}s")
                 tasks.append(_Task(m.name, "sink", every, self._sink_task(m)))
@@ -641,31 +700,104 @@ class Collector:
             if self._stop.is_set():
                 raise _Stopped("stream")
 
-    def _batch_task(self, m: ModelConfig) -> TaskRun:
+    def _batch_task(self, m: ModelConfig) -> _BatchTask:
+        """Trigger the job and wait for it beside the other tasks (never blocking them).
+
+        The first run starts the job on a thread and returns at once; the task is
+        then due at the adapter's poll interval until the job has ended, and that run records the
+        outcome: the ``batch_triggered`` audit record (target, outcome, reason,
+        duration), the metric, and /healthz (``running`` while it runs; a failed,
+        refused or timed-out job is a degraded reason until a job succeeds).
+        """
         from mlmon.edge.batch import adapter_from_config
 
         assert m.batch is not None
         adapter = adapter_from_config(m.batch, allow_http=self.config.allow_http)
+        component = f"{m.name}/batch"
+        task = _BatchTask(m.name, "batch", m.batch.schedule, lambda now, report: None,
+                          poll=timedelta(seconds=adapter.poll_interval_s),
+                          target=adapter.target)  # fmt: skip
 
         def run(now: datetime, report: CycleReport) -> str | None:
-            result = self._wait_for(f"batch-{m.name}", adapter.trigger_and_wait)
-            self.metrics.batch_runs.labels(m.name, result.status).inc()
-            if self.audit is not None:
-                self.audit.record("batch_triggered", f"{m.name}/{result.job_id}", result.status)
-            report.batch_runs += 1
-            log.info(
-                "batch job finished",
-                extra={"model": m.name, "job": result.job_id, "status": result.status},
-            )
-            if result.status == "succeeded":
-                return None
-            problem = f"batch job {result.job_id} {result.status}"
-            if result.error:
-                problem += f": {result.error}"
-            report.errors.append(f"{m.name}/batch: {problem}")
+            if task.wait is None:
+                task.wait = _BatchWait(lambda stop: adapter.trigger_and_wait(cancel=stop),
+                                       self._stop)  # fmt: skip
+                self.metrics.set_activity(
+                    component,
+                    f"batch job of {adapter.target} running since "
+                    f"{task.wait.started.isoformat(timespec='seconds')}",
+                )
+                log.info("batch job triggered", extra={"model": m.name, "target": adapter.target})
+            if not task.wait.done.is_set():
+                if self._stop.is_set():
+                    raise _Stopped(f"batch-{m.name}")
+                raise _InFlight(component)
+            wait, task.wait = task.wait, None
+            self.metrics.set_activity(component, None)
+            result = wait.result
+            if result is None:  # the adapter raised (it should not): still a record
+                from mlmon.edge.batch import BatchRun
+
+                took = (datetime.now(UTC) - wait.started).total_seconds()
+                result = BatchRun(None, "error", None, took,
+                                  f"{type(wait.error).__name__}: {wait.error}", adapter.target)  # fmt: skip
+            problem = self._batch_done(m, result, report)
+            if result.status == "stopped":  # recorded: the Job runs on, the edge stops
+                raise _Stopped(f"batch-{m.name}")
             return problem
 
-        return run
+        task.run = run
+        return task
+
+    def _abandon_batches(self) -> None:
+        """At a stop: record each batch wait abandoned (``stopped``; the Job runs on).
+
+        The stop event has already ended the waits (``cancel``); a thread still in
+        an HTTP request is given a moment, then recorded without its Job's name.
+        """
+        from mlmon.edge.batch import BatchRun
+
+        for task in self.tasks:
+            if not isinstance(task, _BatchTask) or task.wait is None:
+                continue
+            wait, task.wait = task.wait, None
+            self.metrics.set_activity(f"{task.model}/batch", None)
+            result = wait.result if wait.done.wait(2.0) else None
+            if result is None:
+                took = (datetime.now(UTC) - wait.started).total_seconds()
+                result = BatchRun(None, "stopped", None, took, "wait abandoned: stopping",
+                                  task.target)  # fmt: skip
+            m = next(m for m in self.config.models if m.name == task.model)
+            try:
+                self._batch_done(m, result, CycleReport())
+            except MlmonError as exc:  # stopping: log it, never hold the exit
+                log.error("batch: abandoned wait not recorded",
+                          extra={"model": m.name, "error_type": type(exc).__name__})  # fmt: skip
+
+    def _batch_done(self, m: ModelConfig, result: Any, report: CycleReport) -> str | None:
+        """Record a batch job's outcome: metric, audit record, log line, report, problem."""
+        self.metrics.batch_runs.labels(m.name, result.status).inc()
+        if self.audit is not None:
+            details: dict[str, Any] = {"model": m.name, "job": result.job_id,
+                                       "duration_s": round(result.duration_s, 3)}  # fmt: skip
+            if result.error is not None:
+                details["reason"] = result.error
+            if result.http_status is not None:
+                details["http_status"] = result.http_status
+            self.audit.record("batch_triggered", result.target, result.status, **details)
+        report.batch_runs += 1
+        log.info(
+            "batch job finished",
+            extra={"model": m.name, "job": result.job_id, "status": result.status,
+                   "duration_s": round(result.duration_s, 3)},
+        )  # fmt: skip
+        if result.status == "succeeded":
+            return None
+        problem = f"batch job {result.job_id or 'of ' + result.target} {result.status}"
+        if result.error:
+            problem += f": {result.error}"
+        report.errors.append(f"{m.name}/batch: {problem}")
+        return problem
 
     # -- running ------------------------------------------------------------------------
     def _run_task(self, task: _Task, now: datetime, report: CycleReport) -> None:
@@ -678,6 +810,8 @@ class Collector:
         except _Stopped:
             report.stopped = True
             log.info("task abandoned: stopping", extra={"model": task.model, "task": task.kind})
+            return
+        except _InFlight:  # a batch job runs on: its outcome is recorded when it ends
             return
         except SpoolFull as exc:
             report.errors.append(f"{component}: {exc}")
@@ -733,6 +867,14 @@ class Collector:
                 report.stopped = True
                 break
             self._run_task(task, now, report)
+        for task in self.tasks:  # batch jobs ran beside the other tasks; collect their outcomes
+            if isinstance(task, _BatchTask) and task.wait is not None and not report.stopped:
+                if not task.finish(self._stop):
+                    report.stopped = True
+                    break
+                self._run_task(task, self.clock(), report)
+        if report.stopped:
+            self._abandon_batches()
         if not report.stopped:
             try:  # after the windows they cover (the spool keeps that order)
                 report.objects += len(self.writer.write_rollups())
@@ -878,6 +1020,7 @@ class Collector:
                 wait = min((d - self.clock()).total_seconds() for d in pending) if pending else 60.0
                 stop.wait(max(0.05, min(wait, 60.0)))
         finally:
+            self._abandon_batches()
             self.stop_sinks()
             if drainer is not None:
                 drainer.join(timeout=5.0)

@@ -391,9 +391,13 @@ class BatchConfig(_Frozen):
     cronjob: str | None = None
     api_url: str = "https://kubernetes.default.svc"
     timeout: timedelta = timedelta(hours=1)
+    poll_interval: timedelta | None = None  # between status polls (default: http 2 s, k8s 5 s)
 
     _s = field_validator("schedule", mode="before")(lambda v: _schedule(v))
     _t = field_validator("timeout", mode="before")(lambda v: parse_duration(v))
+    _p = field_validator("poll_interval", mode="before")(
+        lambda v: None if v is None else parse_duration(v)
+    )
 
     @model_validator(mode="after")
     def _fields(self) -> BatchConfig:

@@ -13,6 +13,10 @@ degraded     200   the collector runs, but something it depends on is in trouble
 unhealthy    503   the collector itself is broken (restarting it may help)
 ===========  ====  ==================================================================
 
+While a batch job runs (it runs beside the other tasks), the answer also has
+``"running": ["risk-model/batch: batch job of models/cronjobs/risk-batch running
+since ..."]``; a running job is not a reason to be degraded, a failed one is.
+
 Degraded answers 200 on purpose: Kubernetes' liveness probe reads ``/healthz``,
 and restarting the collector does not bring a model endpoint or a bucket back.
 Alert on ``status`` or on ``mlmon_edge_degraded`` instead.
@@ -112,7 +116,16 @@ class EdgeMetrics:
         self.started = time.time()
         self.healthy = True
         self._problems: dict[str, str] = {}
+        self._activities: dict[str, str] = {}
         self._lock = threading.Lock()
+
+    def set_activity(self, component: str, activity: str | None) -> None:
+        """Record what ``component`` is busy with now, for /healthz's ``running`` (None: done)."""
+        with self._lock:
+            if activity is None:
+                self._activities.pop(component, None)
+            else:
+                self._activities[component] = activity
 
     def set_problem(self, component: str, problem: str | None) -> None:
         """Record what is wrong with ``component`` now (None: nothing, it recovered)."""
@@ -127,8 +140,12 @@ class EdgeMetrics:
         """The body of ``/healthz``: status ``ok``, ``degraded`` or ``unhealthy``, and the reasons."""
         with self._lock:
             reasons = [f"{c}: {p}" for c, p in sorted(self._problems.items())]
+            running = [f"{c}: {a}" for c, a in sorted(self._activities.items())]
         status = "unhealthy" if not self.healthy else "degraded" if reasons else "ok"
-        return {"status": status, "reasons": reasons}
+        doc: dict[str, Any] = {"status": status, "reasons": reasons}
+        if running:
+            doc["running"] = running
+        return doc
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -153,7 +153,7 @@ def test_every_grant_of_the_role_is_needed(rendered, tmp_path, drop):
             rule["verbs"] = [v for v in rule["verbs"] if v != drop[1]]
     with FakeApiServer(docs) as api:
         run = _adapter(api.url, _batch(docs, tmp_path), tmp_path).trigger_and_wait(now=NOW)
-    assert run.status == "error" and "403" in run.error, run
+    assert run.status == "refused" and "403" in run.error, run
 
 
 FORBIDDEN = [
@@ -211,6 +211,7 @@ def test_the_quota_bounds_how_many_jobs_the_edge_can_create(rendered, tmp_path):
                        headers={"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
     assert [r.status for r in runs[:limit]] == ["succeeded"] * limit, runs
     last = runs[limit]
-    assert last.status == "error" and "HTTP 403" in last.error, last
+    assert last.status == "refused" and "HTTP 403" in last.error, last
+    assert "exceeded quota: mlmon-edge-jobs" in last.error, last  # the API's reason, kept
     assert r.status_code == 403 and "exceeded quota: mlmon-edge-jobs" in r.json()["message"]
     assert sum(1 for (ns, res, _) in api.store if (ns, res) == ("models", "jobs")) == limit
