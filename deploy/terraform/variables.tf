@@ -18,6 +18,13 @@ variable "prefix" {
     condition     = !startswith(var.prefix, "/") && !endswith(var.prefix, "/")
     error_message = "prefix must not start or end with a slash, e.g. \"prod/lake\"."
   }
+
+  # "" would render "${bucket}//*" in deploy/iam/*.json and "/v1/..." lifecycle filters: nothing
+  # would match. A lake at the bucket root is filled by hand (deploy/iam/README.md).
+  validation {
+    condition     = var.prefix != ""
+    error_message = "prefix must not be empty: this module puts the lake under a prefix, e.g. \"lake\"; for a lake at the bucket root fill deploy/iam/*.json as deploy/iam/README.md says."
+  }
 }
 
 variable "kms_key_arn" {

@@ -147,3 +147,22 @@ def test_bucket_is_sse_kms_with_lifecycle_matching_mlmon_retention_defaults():
     public = res[("aws_s3_bucket_public_access_block", "lake")]
     assert all(public[k] is True for k in ("block_public_acls", "block_public_policy",
                                            "ignore_public_acls", "restrict_public_buckets"))  # fmt: skip
+
+
+def _holds(condition: str, prefix: str) -> bool:
+    """Evaluate a ``var.prefix`` validation condition (the few HCL forms it uses) for ``prefix``."""
+    expr = _unquote(condition)[2:-1] if condition.startswith('"${') else condition[2:-1]
+    expr = re.sub(r'(start|end)swith\(var\.prefix, ("[^"]*")\)', r"p.\1swith(\2)", expr)
+    expr = expr.replace("&&", " and ").replace("||", " or ").replace("var.prefix", "p")
+    expr = re.sub(r"!(?!=)", " not ", expr)
+    return bool(eval(expr, {"__builtins__": {}}, {"p": prefix}))  # our own file
+
+
+def test_the_prefix_variable_refuses_the_bucket_root_and_stray_slashes():
+    """An empty prefix would render `${bucket}//*` in the policies and `/v1/...` filters."""
+    variables = _load()["variables.tf"]["variable"]
+    (prefix,) = [body for block in variables for name, body in block.items() if "prefix" in name]
+    conditions = [v["condition"] for v in prefix["validation"]]
+    for value, ok in [("lake", True), ("prod/lake", True), ("", False), ("/lake", False),
+                      ("lake/", False)]:  # fmt: skip
+        assert all(_holds(c, value) for c in conditions) is ok, value
