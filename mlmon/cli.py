@@ -712,7 +712,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--window", default="1h", help="window length, e.g. 5m, 1h (default 1h)")
     pr.add_argument("--collector-id", default="batch")
     pr.add_argument(
-        "--k", type=int, default=5, help="k-anonymity: fold categories seen fewer than k times"
+        "--k",
+        type=int,
+        default=5,
+        help="accepted for old scripts; windows keep exact counts (docs/security.md section 16)",
     )
     pr.add_argument("--no-drift", action="store_true", help="do not write per-window drift rows")
     pr.add_argument("--quiet", action="store_true")

@@ -129,8 +129,12 @@ class LakeWriter:
     storage_options
         Filesystem options (see :func:`mlmon.lake.storage.open_storage`).
     k_anonymity
-        Categories seen fewer than ``k`` times in a window are folded into ``__other__``
-        before the window is written.
+        Kept so existing callers and ``edge.yaml`` files keep working; it no longer
+        changes what is written. Windows are written with exact counts of the
+        allow-listed categories (values outside the allow-list are ``__other__``, as in
+        the reference), so merged periods give exactly the drift of their raw records;
+        small counts are suppressed where counts are shown or exported (reports, see
+        ``docs/security.md``, "Exact categorical counts").
     on_write
         Called with a :class:`WriteRecord` after every successful PUT (audit hook).
     put
@@ -275,14 +279,17 @@ class LakeWriter:
         errors: int = 0,
         part: str | None = None,
     ) -> list[WriteRecord]:
-        """Write one window: feature profiles (k-anonymised), latency and, if given, drift rows.
+        """Write one window: feature profiles (exact allow-listed counts), latency and, if given, drift rows.
 
         The key carries ``source``, the model version and ``part``, so a collector's
         stream, batch and probe windows, two versions served at once, and a late
         part of an already written window never share a key.
         """
         part = "-".join(p for p in (source, self._version_part(window.version), part) if p)
-        prof = window.profile.fold_rare(self.k_anonymity)
+        # Exact allow-listed counts, never folded per window: folding a 5-minute window
+        # (k=5 at 40 records a day) put every count into __other__ and made every
+        # merged month drift (issue 19). Small counts are protected where shown.
+        prof = window.profile
         out = []
         rows = profiles_to_arrow(prof.features.items())
         rows = self._window_columns(

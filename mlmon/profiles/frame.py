@@ -283,7 +283,7 @@ class WindowProfile:
         return WindowProfile(feats, lat, self.rows + other.rows)
 
     def fold_rare(self, k: int) -> WindowProfile:
-        """k-anonymity: fold rare categories of every categorical feature."""
+        """Fold rare categories of every categorical feature (for display, not before merging)."""
         feats = {
             n: p.fold_rare(k) if isinstance(p, CategoricalProfile) else p
             for n, p in self.features.items()

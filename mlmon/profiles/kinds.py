@@ -21,6 +21,7 @@ from mlmon.profiles.sketch import DEFAULT_ALPHA, QuantileSketch, scratch
 __all__ = [
     "KINDS",
     "OTHER",
+    "SHOWN_MIN_COUNT",
     "CategoricalProfile",
     "FeatureProfile",
     "NumericProfile",
@@ -32,6 +33,11 @@ __all__ = [
 ]
 
 OTHER = "__other__"
+#: The smallest count of an allow-listed category that is shown or exported (reports): smaller
+#: counts are folded into ``__other__`` there (:meth:`CategoricalProfile.fold_rare`). The lake
+#: keeps exact counts so merged periods drift exactly (docs/security.md, "Exact categorical
+#: counts").
+SHOWN_MIN_COUNT = 5
 
 
 @runtime_checkable
@@ -318,9 +324,11 @@ class CategoricalProfile:
     """Counts over an allow-listed vocabulary plus ``__other__``.
 
     ``counts[i]`` counts ``categories[i]``; the last count is ``__other__``
-    (every value outside the vocabulary, and, after :meth:`fold_rare`, every
-    category seen fewer than ``k`` times). Values outside the vocabulary are
-    never kept as strings.
+    (every value outside the vocabulary, in windows and in the reference alike,
+    and, after :meth:`fold_rare`, every category seen fewer than ``k`` times).
+    Values outside the vocabulary are never kept as strings. Window profiles
+    are written with exact counts, so merging windows gives exactly the counts
+    of profiling their records in one go.
     """
 
     kind: ClassVar[str] = "categorical"
@@ -391,8 +399,9 @@ class CategoricalProfile:
     def fold_rare(self, k: int) -> CategoricalProfile:
         """Fold every category seen fewer than ``k`` times (but at least once) into ``__other__``.
 
-        Applied to each window before it is written (k-anonymity); merging
-        folded windows is still adding counts.
+        Small-count protection for counts that are shown or exported (reports):
+        apply it to the merged period that is shown, never to a window before
+        it is merged (that breaks drift, issue 19).
         """
         counts = self.counts.copy()
         rare = (counts[:-1] > 0) & (counts[:-1] < k)

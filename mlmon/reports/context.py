@@ -42,6 +42,7 @@ import polars as pl
 
 from mlmon.errors import LakeError, SchemaError, TimestampError
 from mlmon.lake.schema import LABELS_UNJOINED
+from mlmon.profiles.kinds import SHOWN_MIN_COUNT
 
 if TYPE_CHECKING:
     from mlmon.analysis.lake import Lake
@@ -106,7 +107,8 @@ OPTIONAL_FRAMES = ("performance", "calibration", "label_batches", "drift_windows
 #: The data-handling statement printed when the analysis side gives none.
 DEFAULT_DATA_HANDLING: tuple[str, ...] = (
     "Collected: per-window counts over the reference's bins, relative-error quantile sketches, "
-    "counts of allow-listed categories (rare ones folded together), null counts, latency "
+    "exact counts of operator-chosen allow-listed categories (others counted together; "
+    "counts under 5 are folded together wherever they are shown), null counts, latency "
     "sketches, golden-check outcomes, alert states and model version tags.",
     "Not collected: raw inputs, model outputs, request or patient identifiers (replaced by keyed "
     "HMACs where counting needs them), free text or images.",
@@ -614,7 +616,14 @@ def _utc(text: str) -> datetime:
 
 
 def _distribution(feature: str, ref: Any, cur: Any) -> Distribution:
-    """Reference vs current fractions over the reference's bins (numeric) or categories."""
+    """Reference vs current fractions over the reference's bins (numeric) or categories.
+
+    Categorical: a category counted fewer than :data:`SHOWN_MIN_COUNT` times in the
+    period (or the reference) is shown inside ``__other__`` (small-count protection
+    where counts are shown; the lake and the drift values use the exact counts).
+    """
+    if ref.kind == "categorical":
+        ref, cur = ref.fold_rare(SHOWN_MIN_COUNT), cur.fold_rare(SHOWN_MIN_COUNT)
     rc, cc = ref.bins.astype(float), cur.bins.astype(float)
     rf = rc / rc.sum() if rc.sum() else rc
     cf = cc / cc.sum() if cc.sum() else cc

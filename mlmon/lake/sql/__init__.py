@@ -2,7 +2,8 @@
 ``docs/lake.md`` shows a BI user (plain duckdb, no mlmon import).
 
 ``macros.sql`` defines ``mlmon_sum_counts``, ``mlmon_psi``, ``mlmon_jensen_shannon``,
-``mlmon_hellinger`` and ``mlmon_sketch_quantile``; :class:`~mlmon.lake.reader.LakeStore` loads
+``mlmon_hellinger``, ``mlmon_sketch_quantile`` and ``mlmon_shown_counts`` (small-count
+protection for exported categorical counts); :class:`~mlmon.lake.reader.LakeStore` loads
 it into every connection (so ``mlmon sql`` and ``Lake.sql`` have them) and ``mlmon sql --macros``
 prints it to paste elsewhere. The ``queries/`` files are the examples of ``docs/lake.md``,
 written against a lake at ``lake/`` (relative to where duckdb runs) and model ``risk``.

@@ -80,3 +80,17 @@ CREATE OR REPLACE MACRO mlmon_sketch_quantile(rows, q) AS (
     ORDER BY side, side * idx
     LIMIT 1
 );
+
+-- Small-count protection for counts you show or export (issue 19): the lake keeps exact
+-- counts of the allow-listed categories, so merged periods drift exactly; before a categorical
+-- `bin_counts` list (categories then __other__) leaves the reader role, fold every category
+-- counted fewer than k times (but at least once) into the last entry, __other__, as mlmon's
+-- reports do with k = 5: SELECT mlmon_shown_counts(mlmon_sum_counts(list(bin_counts)), 5).
+CREATE OR REPLACE MACRO mlmon_shown_counts(counts, k) AS (
+    list_transform(counts, lambda c, i:
+        CASE WHEN i < len(counts) THEN (CASE WHEN c < k THEN 0 ELSE c END)
+        ELSE c + coalesce(list_sum(list_transform(counts[1:len(counts) - 1],
+                                                  lambda x: CASE WHEN x < k THEN x ELSE 0 END)), 0)
+        END
+    )
+);
