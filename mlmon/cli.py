@@ -134,6 +134,15 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
         frame, schema, model=args.model, k=args.k, performance=perf,
         label_column=args.label_column, score_columns=args.score_columns.split(","),
     )  # fmt: skip
+    if args.data_driven_thresholds:
+        import dataclasses
+
+        from mlmon.analysis.thresholds import data_driven_thresholds
+
+        found = data_driven_thresholds(
+            frame, ref, chunks=args.threshold_chunks, k=args.threshold_std
+        )
+        ref = dataclasses.replace(ref, drift_thresholds=found)
     save_reference(ref, args.out)
     print(
         f"reference {ref.reference_id}: {len(ref.profiles)} features from {ref.rows} rows -> {args.out}"
@@ -188,10 +197,14 @@ def _known_model(lake: Any, model: str, table: str) -> None:
 
 def cmd_drift(args: argparse.Namespace) -> int:
     lake = _open_lake(args)
+    from mlmon.analysis.thresholds import Thresholds
+
     methods = args.methods.split(",") if args.methods else None
+    thresholds = Thresholds.from_cli(args.threshold or ())
     df = lake.drift(
-        args.model, args.start, args.end, by=args.by, version=args.version, methods=methods
-    )
+        args.model, args.start, args.end, by=args.by, version=args.version, methods=methods,
+        thresholds=thresholds,
+    )  # fmt: skip
     if df.height == 0:
         _known_model(lake, args.model, "profiles")
     if args.only_drifted:
@@ -700,6 +713,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rb.add_argument("--thresholds", default="0.5", help="binary decision thresholds")
     rb.add_argument("--score-bins", type=int, default=100, help="uniform score bins on [0, 1]")
+    rb.add_argument(
+        "--data-driven-thresholds",
+        action="store_true",
+        help="store drift thresholds from the baseline: mean + k std of each method over "
+        "its chunks (NannyML-style; p-value methods keep their fixed threshold)",
+    )
+    rb.add_argument(
+        "--threshold-chunks", type=int, default=10, help="chunks of the baseline (default 10)"
+    )
+    rb.add_argument(
+        "--threshold-std", type=float, default=3.0, help="k, standard deviations (default 3)"
+    )
     _add_lake(rb)
     rb.set_defaults(func=cmd_reference_build)
 
@@ -723,6 +748,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lake(dr)
     _add_window_args(dr)
     dr.add_argument("--methods", help="comma-separated method ids (default: all that apply)")
+    dr.add_argument(
+        "--threshold",
+        action="append",
+        metavar="[FEATURE:]METHOD=VALUE",
+        help="threshold for a method (psi=0.2) or one feature's method (age:js=0.1); "
+        "repeatable; overrides the reference's data-driven and the default thresholds",
+    )
     dr.add_argument("--only-drifted", action="store_true", help="show only drifted rows")
     dr.add_argument("--fail-on-drift", action="store_true", help="exit 1 when anything drifted")
     dr.set_defaults(func=cmd_drift)

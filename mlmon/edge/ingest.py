@@ -72,7 +72,8 @@ def drift_rows(
     rows = []
     for name, current in profile.features.items():
         ref = reference.profiles[name]
-        for r in drift_between(ref, current, methods):
+        stored = reference.drift_thresholds.get(name)  # data-driven, when the reference has them
+        for r in drift_between(ref, current, methods, stored):
             rows.append({"feature": name, **r, "count": current.count})
     return rows
 

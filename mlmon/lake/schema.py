@@ -164,6 +164,7 @@ TABLES: dict[str, Table] = {
             Column("created_at", UTC_TS, "When the reference was built, UTC.", nullable=False),
             Column("rows", pa.int64(), "Records in the baseline."),
             Column("schema_json", pa.string(), "The feature schema (JSON) the reference was built with."),
+            Column("drift_thresholds_json", pa.string(), "Data-driven drift thresholds of the feature (JSON method -> threshold: mean + k std over the reference's chunks); null when none were computed."),
             *_PROFILE,
         ),
     ),
