@@ -20,6 +20,12 @@ ks              0.1        Kolmogorov-Smirnov statistic in [0, 1]
 wasserstein     0.1        Wasserstein-1 divided by the reference's standard deviation
 ==============  =========  ==========================================================
 
+Beside each value, :meth:`DriftMethod.statistics` gives ``statistic``, ``dof``
+and ``p_value``: the chi-square statistic, degrees of freedom and p-value;
+the KS statistic and its asymptotic p-value; the raw Wasserstein-1 (in the
+feature's units). Thresholds per feature and data-driven thresholds:
+:mod:`mlmon.analysis.thresholds`.
+
 Empty bins: PSI, Jensen-Shannon and Hellinger use proportions with zero
 bins clipped to ``EPS = 1e-4`` (then renormalised) for PSI only; JS and
 Hellinger are finite with empty bins as they are. Chi-square drops bins
