@@ -200,3 +200,56 @@ def test_reference_build_stores_data_driven_thresholds(tmp_path):
     ref = load_reference(out)
     want = data_driven_thresholds(pl.read_parquet(FIX / "reference.parquet"), ref, chunks=8, k=2.5)
     assert ref.drift_thresholds == want and set(want) == set(ref.profiles)
+
+
+@pytest.fixture
+def nannyml_like(tmp_path):
+    """A NannyML-style baseline: an id, a period marker, the target, the model's decision."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    n = 400
+    df = pl.DataFrame({
+        "id": np.arange(n), "customer_id": rng.permutation(n) + 10_000,
+        "note": [f"free text {i}" for i in range(n)], "period": ["reference"] * n,
+        "x": rng.normal(0, 1, n), "grade": rng.integers(1, 4, n),
+        "work_home": rng.choice(["yes", "no"], n), "target": rng.integers(0, 2, n),
+        "y_pred_proba": rng.random(n),
+    })  # fmt: skip
+    path = tmp_path / "baseline.parquet"
+    df.write_parquet(path)
+    return path
+
+
+def test_reference_build_schema_flags_and_identifier_columns(nannyml_like, tmp_path):
+    """Issue 19 item 5: --categorical, --ignore, --target, --prediction without a schema file;
+    identifier-like columns are not monitored, with a warning naming them."""
+    from mlmon.lake.references import load_reference
+
+    out = tmp_path / "ref.parquet"
+    proc = run("reference", "build", "--data", str(nannyml_like), "--model", "m", "--out", str(out),
+               "--categorical", "grade", "--ignore", "period", "--target", "target",
+               "--prediction", "y_pred_proba", "--task", "binary")  # fmt: skip
+    ref = load_reference(out)
+    assert set(ref.schema.names) == {"x", "grade", "work_home", "y_pred_proba"}
+    assert ref.profiles["grade"].kind == "categorical" and ref.profiles["x"].kind == "numeric"
+    assert ref.performance is not None  # labels from --target, scores from --prediction
+    for col, why in (("id", "name"), ("customer_id", "name"), ("note", "every value is distinct")):
+        assert f"column {col!r} is not monitored" in proc.stderr and why in proc.stderr
+    assert "'period'" not in proc.stderr  # ignored on request: no warning
+    assert "__mlmon" not in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--categorical", "grad"], "--categorical 'grad': no such column in"),
+        (["--target", "label"], "--target 'label': no such column"),
+        (["--schema", str(FIX / "schema.yaml"), "--ignore", "x"], "--ignore describe the columns"),
+    ],
+)
+def test_reference_build_schema_flag_errors(nannyml_like, tmp_path, flags, message):
+    proc = run("reference", "build", "--data", str(nannyml_like), "--model", "m",
+               "--out", str(tmp_path / "r.parquet"), *flags, check=False)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
