@@ -125,6 +125,9 @@ TABLES: dict[str, Table] = {
             Column("threshold", pa.float64(), "Threshold in force."),
             Column("drifted", pa.bool_(), "Whether the value crossed the threshold."),
             Column("count", pa.int64(), "Values of the feature in the window."),
+            Column("statistic", pa.float64(), "Test statistic beside the value: chi-square statistic, KS D, or raw Wasserstein-1 in the feature's units; null for distances without one."),
+            Column("dof", pa.int64(), "Degrees of freedom of the chi-square test; null for other methods."),
+            Column("p_value", pa.float64(), "p-value of the chi-square or KS test; null for other methods."),
         ),
     ),
     "golden": Table(

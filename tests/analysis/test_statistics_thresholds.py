@@ -213,6 +213,15 @@ def test_stored_thresholds_round_trip_and_are_used_by_lake_drift_unless_overridd
     acc.flush(writer, MODEL, source="batch")
     df = lake.drift(MODEL, by="all")
     assert {"statistic", "dof", "p_value"} <= set(df.columns)
+    # the per-window rows written with the windows carry them too, equal to Lake.drift by hour
+    written = lake.read("drift", model=MODEL).sort("window_start", "feature", "method")
+    hourly = lake.drift(MODEL, by="hour").sort("period", "feature", "method")
+    assert written.height == hourly.height > 0
+    for col in ("value", "statistic", "p_value"):
+        assert written[col].fill_null(-1.0).to_list() == pytest.approx(
+            hourly[col].fill_null(-1.0).to_list(), rel=1e-9
+        ), col
+    assert written["dof"].to_list() == hourly["dof"].to_list()
     stored = df.filter(pl.col("method") != "chi_square")
     for r in stored.iter_rows(named=True):
         assert r["threshold"] == reference.drift_thresholds[r["feature"]][r["method"]]
