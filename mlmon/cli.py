@@ -101,6 +101,65 @@ def _write_text(text: str, out: str | None) -> None:
         sys.stdout.write(text)
 
 
+def _names(values: list[str] | None) -> list[str]:
+    """Repeatable, comma-separated column flags (``--ignore a,b --ignore c``)."""
+    return [n.strip() for v in values or () for n in v.split(",") if n.strip()]
+
+
+_ID_NAME = r"(?i)(^|[_\-. ])(id|uuid|guid|key)$|^(id|uuid|guid|index|row_?id)$|(?-i:[a-z]Id)$"
+
+
+def _inferred_schema(frame: Any, args: argparse.Namespace) -> Any:
+    """The schema of ``reference build`` without ``--schema``: dtypes plus the column flags.
+
+    ``--target`` and ``--ignore`` columns are never features; identifier-like columns
+    (a name like ``id``/``*_id``, or strings all distinct) are ignored with a warning
+    unless named in ``--categorical``.
+    """
+    import re
+
+    import polars as pl
+
+    from mlmon.profiles.schema import Schema
+
+    categorical, ignore = _names(args.categorical), _names(args.ignore)
+    targets = _names([args.target] if args.target else None)
+    named = {"--categorical": categorical, "--ignore": ignore, "--target": targets}
+    if args.prediction:
+        named["--prediction"] = _names([args.prediction])
+    for flag, cols in named.items():
+        unknown = [c for c in cols if c not in frame.columns]
+        if unknown:
+            raise ConfigError(
+                f"{flag} {', '.join(map(repr, unknown))}: no such column in {args.data}; "
+                f"columns: {', '.join(frame.columns)}"
+            )
+    default_ignore = Schema.ignore  # the dataclass defaults: request_id
+    roles = {Schema.timestamp, Schema.latency, Schema.version, *default_ignore}
+    roles |= set(ignore) | set(targets)
+    for name in frame.columns:
+        if name in roles or name in categorical or name in named.get("--prediction", ()):
+            continue
+        dtype = frame.schema[name]
+        by_name = re.search(_ID_NAME, name) is not None and not dtype.is_float()
+        distinct = (
+            dtype == pl.String
+            and frame.height >= 20
+            and frame.get_column(name).n_unique() == frame.height
+        )
+        if by_name or distinct:
+            why = "its name looks like an identifier" if by_name else "every value is distinct"
+            print(
+                f"warning: column {name!r} is not monitored ({why}); name it in --categorical "
+                "to monitor it, or in --ignore to silence this warning",
+                file=sys.stderr,
+            )
+            ignore.append(name)
+    return Schema.infer(
+        frame, ignore=(*default_ignore, *ignore, *targets), categorical=tuple(categorical)
+    )
+
+
 # -- commands ---------------------------------------------------------------------------
 def cmd_reference_build(args: argparse.Namespace) -> int:
     import polars as pl
@@ -119,8 +178,21 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"{args.schema}: cannot read the schema: {exc}") from exc
         schema = Schema.from_dict(raw or {}, source=args.schema)
+        flags = [f for f, v in (("--categorical", args.categorical), ("--ignore", args.ignore),
+                                ("--target", args.target)) if v]  # fmt: skip
+        if flags:
+            raise ConfigError(
+                f"{', '.join(flags)} describe the columns of an inferred schema; with --schema "
+                f"{args.schema}, list the features (and ignore:) in that file instead"
+            )
     frame = pl.concat(list(read_records(args.data)), how="vertical_relaxed")
+    if schema is None:
+        schema = _inferred_schema(frame, args)
     perf = None
+    if args.target and args.label_column == "label":
+        args.label_column = args.target
+    if args.prediction and args.score_columns == "score":
+        args.score_columns = args.prediction
     if args.task:
         from mlmon.profiles.performance import PerformanceSpec
 
@@ -134,6 +206,15 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
         frame, schema, model=args.model, k=args.k, performance=perf,
         label_column=args.label_column, score_columns=args.score_columns.split(","),
     )  # fmt: skip
+    if args.data_driven_thresholds:
+        import dataclasses
+
+        from mlmon.analysis.thresholds import data_driven_thresholds
+
+        found = data_driven_thresholds(
+            frame, ref, chunks=args.threshold_chunks, k=args.threshold_std
+        )
+        ref = dataclasses.replace(ref, drift_thresholds=found)
     save_reference(ref, args.out)
     print(
         f"reference {ref.reference_id}: {len(ref.profiles)} features from {ref.rows} rows -> {args.out}"
@@ -188,10 +269,14 @@ def _known_model(lake: Any, model: str, table: str) -> None:
 
 def cmd_drift(args: argparse.Namespace) -> int:
     lake = _open_lake(args)
+    from mlmon.analysis.thresholds import Thresholds
+
     methods = args.methods.split(",") if args.methods else None
+    thresholds = Thresholds.from_cli(args.threshold or ())
     df = lake.drift(
-        args.model, args.start, args.end, by=args.by, version=args.version, methods=methods
-    )
+        args.model, args.start, args.end, by=args.by, version=args.version, methods=methods,
+        thresholds=thresholds,
+    )  # fmt: skip
     if df.height == 0:
         _known_model(lake, args.model, "profiles")
     if args.only_drifted:
@@ -700,6 +785,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rb.add_argument("--thresholds", default="0.5", help="binary decision thresholds")
     rb.add_argument("--score-bins", type=int, default=100, help="uniform score bins on [0, 1]")
+    rb.add_argument(
+        "--categorical",
+        action="append",
+        metavar="COL[,COL]",
+        help="without --schema: profile these columns as categorical (repeatable)",
+    )
+    rb.add_argument(
+        "--ignore",
+        action="append",
+        metavar="COL[,COL]",
+        help="without --schema: never monitor these columns (repeatable)",
+    )
+    rb.add_argument(
+        "--target",
+        help="the label column: never a feature; with --task, the default --label-column",
+    )
+    rb.add_argument(
+        "--prediction",
+        help="the model's prediction or score column(s), still monitored as a feature; "
+        "with --task, the default --score-columns",
+    )
+    rb.add_argument(
+        "--data-driven-thresholds",
+        action="store_true",
+        help="store drift thresholds from the baseline: mean + k std of each method over "
+        "its chunks (NannyML-style; p-value methods keep their fixed threshold)",
+    )
+    rb.add_argument(
+        "--threshold-chunks", type=int, default=10, help="chunks of the baseline (default 10)"
+    )
+    rb.add_argument(
+        "--threshold-std", type=float, default=3.0, help="k, standard deviations (default 3)"
+    )
     _add_lake(rb)
     rb.set_defaults(func=cmd_reference_build)
 
@@ -726,6 +844,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lake(dr)
     _add_window_args(dr)
     dr.add_argument("--methods", help="comma-separated method ids (default: all that apply)")
+    dr.add_argument(
+        "--threshold",
+        action="append",
+        metavar="[FEATURE:]METHOD=VALUE",
+        help="threshold for a method (psi=0.2) or one feature's method (age:js=0.1); "
+        "repeatable; overrides the reference's data-driven and the default thresholds",
+    )
     dr.add_argument("--only-drifted", action="store_true", help="show only drifted rows")
     dr.add_argument("--fail-on-drift", action="store_true", help="exit 1 when anything drifted")
     dr.set_defaults(func=cmd_drift)

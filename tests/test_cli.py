@@ -152,3 +152,104 @@ def test_records_that_do_not_match_the_reference(fixture_lake, tmp_path):
     proc = run("profile", str(wrong_type), "--reference", str(ref), "--model", "risk-model", "--lake", str(lake),
                check=False)  # fmt: skip
     assert proc.returncode == 4 and "'age' is numeric in the reference" in proc.stderr
+
+
+def test_drift_statistics_columns_and_thresholds_per_method_and_feature(fixture_lake):
+    """Issue 19 item 3: --threshold METHOD=V and FEATURE:METHOD=V; statistic, dof, p_value."""
+    lake, _ = fixture_lake
+    out = run("drift", "--lake", str(lake), "--model", "risk-model", "--by", "all", "--format", "json",
+              "--threshold", "psi=0.5", "--threshold", "age:psi=0.01", "--threshold", "ward:js=0.2").stdout  # fmt: skip
+    df = pl.DataFrame(json.loads(out))
+    got = {(r["feature"], r["method"]): r for r in df.iter_rows(named=True)}
+    assert got[("age", "psi")]["threshold"] == 0.01 and got[("ward", "psi")]["threshold"] == 0.5
+    assert got[("ward", "jensen_shannon")]["threshold"] == 0.2
+    assert got[("age", "jensen_shannon")]["threshold"] == 0.1  # the default
+    chi = got[("age", "chi_square")]
+    assert chi["statistic"] > 0 and chi["dof"] >= 1 and chi["p_value"] == chi["value"]
+    ks = got[("age", "ks")]
+    assert ks["statistic"] == ks["value"] and 0 <= ks["p_value"] <= 1 and ks["dof"] is None
+    w = got[("age", "wasserstein")]
+    assert w["statistic"] > w["value"] > 0  # raw W1 in years beside W1 / std (std of age > 1)
+
+
+@pytest.mark.parametrize(
+    ("threshold", "message"),
+    [
+        ("psy=0.2", "'psy', which is not a drift method; methods: chi2, chi_square, hellinger"),
+        ("agee:psi=0.2", "threshold for feature 'agee'"),
+        ("psi", "expected METHOD=VALUE or FEATURE:METHOD=VALUE"),
+        ("ward:ks=0.1", "ks does not apply to the categorical feature 'ward'"),
+    ],
+)
+def test_drift_bad_thresholds_name_what_is_valid(fixture_lake, threshold, message):
+    lake, _ = fixture_lake
+    proc = run("drift", "--lake", str(lake), "--model", "risk-model", "--by", "all",
+               "--threshold", threshold, check=False)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_reference_build_stores_data_driven_thresholds(tmp_path):
+    from mlmon.analysis.thresholds import data_driven_thresholds
+    from mlmon.lake.references import load_reference
+
+    out = tmp_path / "ref.parquet"
+    run("reference", "build", "--data", str(FIX / "reference.parquet"), "--schema", str(FIX / "schema.yaml"),
+        "--model", "risk-model", "--out", str(out), "--data-driven-thresholds",
+        "--threshold-chunks", "8", "--threshold-std", "2.5")  # fmt: skip
+    ref = load_reference(out)
+    want = data_driven_thresholds(pl.read_parquet(FIX / "reference.parquet"), ref, chunks=8, k=2.5)
+    assert ref.drift_thresholds == want and set(want) == set(ref.profiles)
+
+
+@pytest.fixture
+def nannyml_like(tmp_path):
+    """A NannyML-style baseline: an id, a period marker, the target, the model's decision."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    n = 400
+    df = pl.DataFrame({
+        "id": np.arange(n), "customer_id": rng.permutation(n) + 10_000,
+        "note": [f"free text {i}" for i in range(n)], "period": ["reference"] * n,
+        "x": rng.normal(0, 1, n), "grade": rng.integers(1, 4, n),
+        "work_home": rng.choice(["yes", "no"], n), "target": rng.integers(0, 2, n),
+        "y_pred_proba": rng.random(n),
+    })  # fmt: skip
+    path = tmp_path / "baseline.parquet"
+    df.write_parquet(path)
+    return path
+
+
+def test_reference_build_schema_flags_and_identifier_columns(nannyml_like, tmp_path):
+    """Issue 19 item 5: --categorical, --ignore, --target, --prediction without a schema file;
+    identifier-like columns are not monitored, with a warning naming them."""
+    from mlmon.lake.references import load_reference
+
+    out = tmp_path / "ref.parquet"
+    proc = run("reference", "build", "--data", str(nannyml_like), "--model", "m", "--out", str(out),
+               "--categorical", "grade", "--ignore", "period", "--target", "target",
+               "--prediction", "y_pred_proba", "--task", "binary")  # fmt: skip
+    ref = load_reference(out)
+    assert set(ref.schema.names) == {"x", "grade", "work_home", "y_pred_proba"}
+    assert ref.profiles["grade"].kind == "categorical" and ref.profiles["x"].kind == "numeric"
+    assert ref.performance is not None  # labels from --target, scores from --prediction
+    for col, why in (("id", "name"), ("customer_id", "name"), ("note", "every value is distinct")):
+        assert f"column {col!r} is not monitored" in proc.stderr and why in proc.stderr
+    assert "'period'" not in proc.stderr  # ignored on request: no warning
+    assert "__mlmon" not in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--categorical", "grad"], "--categorical 'grad': no such column in"),
+        (["--target", "label"], "--target 'label': no such column"),
+        (["--schema", str(FIX / "schema.yaml"), "--ignore", "x"], "--ignore describe the columns"),
+    ],
+)
+def test_reference_build_schema_flag_errors(nannyml_like, tmp_path, flags, message):
+    proc = run("reference", "build", "--data", str(nannyml_like), "--model", "m",
+               "--out", str(tmp_path / "r.parquet"), *flags, check=False)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr

@@ -7,6 +7,7 @@ profiles; no raw data is needed.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ import polars as pl
 from mlmon.analysis.drift import drift_between, method
 from mlmon.analysis.performance import calibration, estimate, labelled_rows, metric, realized
 from mlmon.analysis.periods import period_expr
+from mlmon.analysis.thresholds import Thresholds
 from mlmon.errors import ConfigError, LakeError, UnknownNameError
 from mlmon.lake.reader import LakeStore, _as_utc
 from mlmon.lake.schema import TABLES
@@ -37,6 +39,9 @@ _DRIFT_SCHEMA: dict[str, Any] = {
     "drifted": pl.Boolean,
     "count": pl.Int64,
     "reference_id": pl.String,
+    "statistic": pl.Float64,
+    "dof": pl.Int64,
+    "p_value": pl.Float64,
 }
 _PERF_SCHEMA: dict[str, Any] = {
     "period": pl.Datetime("us", "UTC"),
@@ -159,7 +164,7 @@ class Lake(LakeStore):
         by: str | None = "day",
         version: str | None = None,
         methods: list[str] | tuple[str, ...] | None = None,
-        thresholds: dict[str, float] | None = None,
+        thresholds: Thresholds | Mapping[str, Any] | None = None,
         features: list[str] | None = None,
     ) -> pl.DataFrame:
         """Drift of each period against the reference, from merged window profiles.
@@ -177,23 +182,31 @@ class Lake(LakeStore):
         methods
             Method ids (default: every registered method that applies).
         thresholds
-            Per-method thresholds overriding the defaults.
+            Per method and per feature, e.g. ``{"psi": 0.2, "age": {"js": 0.1}}``
+            (or a :class:`~mlmon.analysis.thresholds.Thresholds`). They override the
+            data-driven thresholds stored with the reference, which override the
+            methods' defaults.
 
         Returns
         -------
         polars.DataFrame
-            period, feature, method, value, threshold, drifted, count, reference_id;
-            empty for a model of the lake with no windows in [start, end).
+            period, feature, method, value, threshold, drifted, count, reference_id,
+            statistic (chi-square statistic, KS ``D``, raw Wasserstein-1 in the
+            feature's units), dof (chi-square), p_value (chi-square, KS); empty for
+            a model of the lake with no windows in [start, end).
 
         Raises
         ------
         UnknownNameError
-            ``model`` has no data in the lake; the message names the models that do.
+            ``model`` has no data in the lake; the message names the models that do;
+            or a threshold names an unknown method or feature.
         ConfigError
-            ``start`` is not before ``end``.
+            ``start`` is not before ``end``, or a threshold is not a number in the
+            method's range or names a method that does not apply to the feature.
         """
         for m in methods or ():
             method(m)
+        th = Thresholds.parse(thresholds)
         self._check_range(start, end)
         rows = self._profiles(model, start, end, version, features, by)
         if rows.height == 0:
@@ -206,10 +219,13 @@ class Lake(LakeStore):
         for (period, ref_id, feature), current in merged:
             if ref_id not in refs:
                 refs[ref_id] = self.reference(ref_id, model=model)
+                if th.features:
+                    th.check_features(refs[ref_id])
             ref_profile = refs[ref_id].profiles.get(feature)
             if ref_profile is None:
                 continue
-            for r in drift_between(ref_profile, current, methods, thresholds):
+            per = th.for_feature(feature, refs[ref_id].drift_thresholds.get(feature))
+            for r in drift_between(ref_profile, current, methods, per):
                 out.append(
                     {
                         "period": period,

@@ -25,13 +25,14 @@ from typing import Any, TypeVar
 
 import polars as pl
 
+from mlmon.analysis.thresholds import Thresholds
 from mlmon.edge.alerts import AlertState, Condition, drift_conditions, golden_conditions
 from mlmon.edge.config import EdgeConfig, ModelConfig, Schedule, open_state_dir
 from mlmon.edge.observe import EdgeMetrics, MetricsServer
 from mlmon.edge.samples import attach_sampler, check_samples
 from mlmon.edge.spool import Breaker, Spool, SpoolFull
 from mlmon.edge.versions import looks_identifying
-from mlmon.errors import MlmonError
+from mlmon.errors import ConfigError, MlmonError
 from mlmon.lake.freetext import VersionGuard
 from mlmon.lake.references import load_reference
 from mlmon.lake.storage import Storage, bounded_s3_options, open_storage, sse_of
@@ -246,6 +247,16 @@ class Collector:
                 self.references[m.name] = load_reference(m.reference)
             except (OSError, MlmonError) as exc:
                 raise type(exc)(f"{config.source}: models[{m.name}].reference: {exc}") from exc
+        self.drift_thresholds: dict[str, Thresholds] = {}
+        for i, m in enumerate(config.models):  # edge.yaml drift thresholds name real features
+            th = Thresholds.parse(m.drift_thresholds)
+            try:
+                th.check_features(self.references[m.name])
+            except MlmonError as exc:
+                raise ConfigError(
+                    f"{config.source}: models[{i}].drift_thresholds: {exc.args[0]}"
+                ) from exc
+            self.drift_thresholds[m.name] = th
         for i, m in enumerate(config.models):  # opt-in samples: rules checked against the reference
             check_samples(
                 m.samples, self.references[m.name], f"{config.source}: models[{i}].samples"
@@ -644,7 +655,7 @@ class Collector:
         ref = self.references[model]
         n = 0
         for w, part in windows:
-            drift = drift_rows(ref, w.profile)
+            drift = drift_rows(ref, w.profile, thresholds=self.drift_thresholds.get(model))
             n += len(
                 self.writer.write_window(model, w, ref, source=source, drift_rows=drift, part=part)
             )

@@ -514,6 +514,23 @@ class ModelConfig(_Frozen):
     samples: SamplesConfig | None = None  # opt-in de-identified samples (docs/samples.md)
     performance: PerformanceConfig | None = None  # delayed labels (docs/performance.md)
     imaging: ImagingConfig | None = None  # DICOM folder or DICOMweb PACS (docs/imaging.md)
+    # Drift thresholds of this model's windows: {method: value} and {feature: {method: value}},
+    # over the reference's data-driven ones and the defaults (mlmon.analysis.thresholds).
+    drift_thresholds: dict[str, float | dict[str, float]] = Field(default_factory=dict)
+
+    @field_validator("drift_thresholds")
+    @classmethod
+    def _known_drift_methods(
+        cls, v: dict[str, float | dict[str, float]]
+    ) -> dict[str, float | dict[str, float]]:
+        from mlmon.analysis.thresholds import Thresholds
+        from mlmon.errors import MlmonError
+
+        try:
+            Thresholds.parse(v)
+        except MlmonError as exc:  # UnknownNameError is a KeyError: pydantic wants ValueError
+            raise ValueError(exc.args[0]) from exc
+        return v
 
     @model_validator(mode="after")
     def _golden_needs_endpoint(self) -> ModelConfig:

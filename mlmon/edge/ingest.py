@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlmon.analysis.drift import drift_between
+from mlmon.analysis.thresholds import Thresholds
 from mlmon.errors import SchemaError
 from mlmon.lake.writer import LakeWriter, WriteRecord
 from mlmon.profiles.frame import Reference, Window, WindowProfile, profile_windows
@@ -66,13 +67,22 @@ def read_records(
 
 
 def drift_rows(
-    reference: Reference, profile: WindowProfile, methods: Any = None
+    reference: Reference,
+    profile: WindowProfile,
+    methods: Any = None,
+    thresholds: Thresholds | None = None,
 ) -> list[dict[str, Any]]:
-    """Drift of one window against the reference, as rows of the ``drift`` table."""
+    """Drift of one window against the reference, as rows of the ``drift`` table.
+
+    Thresholds: ``thresholds`` (per feature, then per method), then the
+    reference's data-driven ones, then the methods' defaults.
+    """
+    th = thresholds or Thresholds()
     rows = []
     for name, current in profile.features.items():
         ref = reference.profiles[name]
-        for r in drift_between(ref, current, methods):
+        per = th.for_feature(name, reference.drift_thresholds.get(name))
+        for r in drift_between(ref, current, methods, per):
             rows.append({"feature": name, **r, "count": current.count})
     return rows
 

@@ -57,10 +57,14 @@ def reference_from_rows(
     schema = Schema.from_dict(json.loads(first["schema_json"]), source="reference schema_json")
     profiles: dict[str, Any] = {}
     latency = None
+    thresholds: dict[str, dict[str, float]] = {}
     for r in records:
         prof = profile_from_row(r)
         if r["feature"] in schema.names:
             profiles[r["feature"]] = prof
+            if r.get("drift_thresholds_json"):
+                raw = json.loads(r["drift_thresholds_json"])
+                thresholds[r["feature"]] = {str(m): float(v) for m, v in raw.items()}
         elif r["feature"] == schema.latency and isinstance(prof, NumericProfile):
             latency = prof
     missing = [n for n in schema.names if n not in profiles]
@@ -75,6 +79,7 @@ def reference_from_rows(
         model=model,
         rows=int(first["rows"] or 0),
         latency=latency,
+        drift_thresholds=thresholds,
     )
 
 

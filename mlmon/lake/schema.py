@@ -125,6 +125,9 @@ TABLES: dict[str, Table] = {
             Column("threshold", pa.float64(), "Threshold in force."),
             Column("drifted", pa.bool_(), "Whether the value crossed the threshold."),
             Column("count", pa.int64(), "Values of the feature in the window."),
+            Column("statistic", pa.float64(), "Test statistic beside the value: chi-square statistic, KS D, or raw Wasserstein-1 in the feature's units; null for distances without one."),
+            Column("dof", pa.int64(), "Degrees of freedom of the chi-square test; null for other methods."),
+            Column("p_value", pa.float64(), "p-value of the chi-square or KS test; null for other methods."),
         ),
     ),
     "golden": Table(
@@ -164,6 +167,7 @@ TABLES: dict[str, Table] = {
             Column("created_at", UTC_TS, "When the reference was built, UTC.", nullable=False),
             Column("rows", pa.int64(), "Records in the baseline."),
             Column("schema_json", pa.string(), "The feature schema (JSON) the reference was built with."),
+            Column("drift_thresholds_json", pa.string(), "Data-driven drift thresholds of the feature (JSON method -> threshold: mean + k std over the reference's chunks); null when none were computed."),
             *_PROFILE,
         ),
     ),

@@ -87,6 +87,15 @@ def reference_rows(reference: Reference) -> pa.Table:
         "created_at": pa.array([reference.created_at] * n, pa.timestamp("us", tz="UTC")),
         "rows": pa.array([reference.rows] * n, pa.int64()),
         "schema_json": pa.array([json.dumps(reference.schema.to_dict(), sort_keys=True)] * n),
+        "drift_thresholds_json": pa.array(
+            [
+                json.dumps(reference.drift_thresholds[f], sort_keys=True)
+                if f in reference.drift_thresholds
+                else None
+                for f in rows.column("feature").to_pylist()
+            ],
+            pa.string(),
+        ),
     }
     for name, arr in extra.items():
         rows = rows.append_column(name, arr)

@@ -80,6 +80,9 @@ class Reference:
     latency: NumericProfile | None = None
     #: The reference's labelled performance profile (spec, calibration, baseline), if any.
     performance: PerformanceProfile | None = None
+    #: Data-driven drift thresholds ``{feature: {method: threshold}}`` computed from the
+    #: reference's chunks (``mlmon.analysis.thresholds``); empty when none were computed.
+    drift_thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def empty_profile(self, name: str) -> Profile:
         return self.profiles[name].empty_like()
