@@ -14,7 +14,7 @@ import json
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,10 +23,17 @@ import polars as pl
 import pyarrow as pa
 
 from mlmon.errors import SchemaError, TimestampError
-from mlmon.profiles.kinds import OTHER, CategoricalProfile, NumericProfile, _to_float_array
+from mlmon.profiles.kinds import (
+    OTHER,
+    CategoricalProfile,
+    NumericProfile,
+    _to_float_array,
+    bin_index,
+    sum_of_squares,
+)
 from mlmon.profiles.performance import PerformanceProfile, PerformanceSpec
 from mlmon.profiles.schema import FeatureSpec, Schema
-from mlmon.profiles.sketch import DEFAULT_ALPHA
+from mlmon.profiles.sketch import DEFAULT_ALPHA, grouped_sketches
 
 __all__ = [
     "LATENCY_EDGES_MS",
@@ -498,14 +505,219 @@ def profile_windows(
         if schema.version and schema.version in frame.columns
         else pl.Series([None] * frame.height, dtype=pl.String)
     )
-    keyed = frame.with_columns(
-        start_us.alias("__mlmon_window"), version.alias("__mlmon_version")
-    ).sort("__mlmon_window", "__mlmon_version", nulls_last=True)
-    for (w, v), part in keyed.group_by(["__mlmon_window", "__mlmon_version"], maintain_order=True):
-        start = datetime.fromtimestamp(int(w) / 1e6, UTC)
+    yield from _profile_groups(frame, reference, start_us, version, window)
+
+
+#: Rows profiled at a time by :func:`_profile_groups` (bounds its working memory).
+_CHUNK_ROWS = 1 << 17
+
+
+def _profile_groups(
+    frame: pl.DataFrame,
+    reference: Reference,
+    start_us: pl.Series,
+    version: pl.Series,
+    window: timedelta,
+) -> Iterator[Window]:
+    """Profile every (window, version) group of ``frame`` without copying it.
+
+    Groups are numbered in (window, version) order; the rows are visited in
+    group order through an index permutation, ``_CHUNK_ROWS`` at a time, and each
+    chunk is profiled for all of its groups at once (one ``bincount`` per
+    statistic, not one profile per window). A group cut by a chunk boundary is
+    merged across chunks. One group is profiled with :func:`profile_frame`.
+    """
+    w_rank = start_us.rank("dense").cast(pl.Int64).to_numpy()
+    v_rank = version.rank("dense").cast(pl.Int64).fill_null(0).to_numpy().copy()
+    n_versions = int(v_rank.max()) + 1
+    v_rank[v_rank == 0] = n_versions  # missing versions sort last
+    gid = (w_rank * (n_versions + 1) + v_rank).astype(np.int64)
+    del w_rank, v_rank
+    uniq, gid = np.unique(gid, return_inverse=True)
+    n_groups = uniq.size
+    del uniq
+    w_np = start_us.to_numpy()
+    if n_groups == 1:
+        v0 = version[0]
+        start = datetime.fromtimestamp(int(w_np[0]) / 1e6, UTC)
         yield Window(
-            start=start,
-            end=start + window,
-            version=None if v is None else str(v),
-            profile=profile_frame(part, reference),
+            start, start + window, None if v0 is None else str(v0), profile_frame(frame, reference)
         )
+        return
+    perm = np.argsort(gid, kind="stable")
+    sizes = np.bincount(gid, minlength=n_groups)
+    del gid
+    first = perm[np.concatenate([[0], np.cumsum(sizes)[:-1]])]
+    columns = _window_columns(frame, reference)
+
+    def window_of(g: int, prof: WindowProfile) -> Window:
+        row = int(first[g])
+        start = datetime.fromtimestamp(int(w_np[row]) / 1e6, UTC)
+        v = version[row]
+        return Window(start, start + window, None if v is None else str(v), prof)
+
+    pending: WindowProfile | None = None
+    pending_group = -1
+    group_of_row = np.repeat(np.arange(n_groups, dtype=np.int64), sizes)
+    for a in range(0, frame.height, _CHUNK_ROWS):
+        rows = perm[a : a + _CHUNK_ROWS]
+        groups = group_of_row[a : a + _CHUNK_ROWS]
+        g0 = int(groups[0])
+        local = groups - g0
+        n_local = int(local[-1]) + 1
+        profiles = _profile_chunk(columns, rows, local, n_local)
+        if pending is not None and pending_group != g0:
+            yield window_of(pending_group, pending)
+            pending = None
+        for i, prof in enumerate(profiles):
+            g = g0 + i
+            if g == pending_group and pending is not None:
+                prof = pending.merge(prof)
+                pending = None
+            if i == n_local - 1 and a + _CHUNK_ROWS < frame.height:
+                pending, pending_group = prof, g  # may continue in the next chunk
+                continue
+            yield window_of(g, prof)
+
+
+@dataclass(frozen=True)
+class _Column:
+    """One column to profile per group: its job name, the series and the empty profile."""
+
+    name: str
+    series: pl.Series
+    empty: Profile
+
+
+def _window_columns(frame: pl.DataFrame, reference: Reference) -> list[_Column]:
+    cols = []
+    for name in reference.schema.names:
+        col = frame.get_column(name)
+        ref = reference.profiles[name]
+        if isinstance(ref, NumericProfile):
+            _check_numeric_dtype(col, reference.schema.feature(name), "records")
+        cols.append(_Column(name, col, ref.empty_like()))
+    lat_col = reference.schema.latency
+    if lat_col and lat_col in frame.columns:
+        base = reference.latency or _empty_latency()
+        cols.append(_Column(_LATENCY, frame.get_column(lat_col), base.empty_like()))
+    return cols
+
+
+def _profile_chunk(
+    columns: list[_Column], rows: np.ndarray, groups: np.ndarray, n_groups: int
+) -> list[WindowProfile]:
+    """Profiles of ``n_groups`` groups: ``rows`` of the frame, ``groups`` their group (sorted)."""
+    idx = pl.Series(rows)
+    per_column: dict[str, list[Profile]] = {}
+    for c in columns:
+        part = c.series.gather(idx)
+        if type(c.empty) is NumericProfile:
+            per_column[c.name] = _numeric_groups(part, groups, n_groups, c.empty)
+        elif type(c.empty) is CategoricalProfile:
+            per_column[c.name] = _categorical_groups(part, groups, n_groups, c.empty)
+        else:  # a kind without a grouped path: one profile per group
+            bounds = np.searchsorted(groups, np.arange(n_groups + 1))
+            per_column[c.name] = [
+                _profile_like(c.empty, part.slice(int(bounds[i]), int(bounds[i + 1] - bounds[i])))
+                for i in range(n_groups)
+            ]
+    sizes = np.bincount(groups, minlength=n_groups)
+    names = [c.name for c in columns if c.name != _LATENCY]
+    latency = per_column.get(_LATENCY)
+    out = []
+    for i in range(n_groups):
+        lat = latency[i] if latency is not None else None
+        assert lat is None or isinstance(lat, NumericProfile)
+        out.append(WindowProfile({n: per_column[n][i] for n in names}, lat, int(sizes[i])))
+    return out
+
+
+def _profile_like(empty: Profile, series: pl.Series) -> Profile:
+    if isinstance(empty, NumericProfile):
+        return NumericProfile.from_series(
+            series, edges=empty.edges, centre=empty.centre, alpha=empty.alpha
+        )
+    return CategoricalProfile.from_series(series, categories=empty.categories)
+
+
+def _numeric_groups(
+    series: pl.Series, groups: np.ndarray, n_groups: int, empty: NumericProfile
+) -> list[Profile]:
+    """:meth:`NumericProfile.from_series` of every group at once (equal profiles)."""
+    null = series.is_null().to_numpy()
+    x = series.cast(pl.Float64, strict=False).to_numpy()
+    if x.dtype != np.float64:
+        x = x.astype(np.float64)
+    nulls = np.bincount(groups[null], minlength=n_groups)
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(x)
+        nan = np.isnan(x) & ~null
+        pos_inf = np.bincount(groups[x == np.inf], minlength=n_groups)
+        neg_inf = np.bincount(groups[x == -np.inf], minlength=n_groups)
+    nans = np.bincount(groups[nan], minlength=n_groups)
+    xf, gf = x[finite], groups[finite]
+    counts = np.bincount(gf, minlength=n_groups)
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    nbins = empty.edges.size + 1
+    bins = np.bincount(gf * nbins + bin_index(xf, empty.edges), minlength=n_groups * nbins).reshape(
+        n_groups, nbins
+    )
+    sketches = grouped_sketches(xf, gf, n_groups, empty.alpha, centre=empty.centre)
+    out: list[Profile] = []
+    for i in range(n_groups):
+        a, b = int(bounds[i]), int(bounds[i + 1])
+        empty_i = NumericProfile(
+            edges=empty.edges,
+            centre=empty.centre,
+            alpha=empty.alpha,
+            nulls=int(nulls[i]),
+            nans=int(nans[i]),
+            pos_inf=int(pos_inf[i]),
+            neg_inf=int(neg_inf[i]),
+        )
+        if a == b:
+            out.append(empty_i)
+            continue
+        v = xf[a:b]
+        out.append(
+            replace(
+                empty_i,
+                count=b - a,
+                sum=float(v.sum()),
+                sum_sq=sum_of_squares(v),
+                min=float(v.min()),
+                max=float(v.max()),
+                bins=bins[i].astype(np.int64),
+                sketch=sketches[i],
+            )
+        )
+    return out
+
+
+def _categorical_groups(
+    series: pl.Series, groups: np.ndarray, n_groups: int, empty: CategoricalProfile
+) -> list[Profile]:
+    """:meth:`CategoricalProfile.from_series` of every group at once (equal profiles)."""
+    if series.dtype != pl.String:
+        series = series.cast(pl.String)
+    categories = empty.categories
+    k = len(categories)
+    position = {c: i for i, c in enumerate(categories)}
+    distinct = series.drop_nulls().unique().to_list()
+    if distinct:
+        code = (
+            series.replace_strict(
+                distinct, [position.get(v, k) for v in distinct], return_dtype=pl.Int64
+            )
+            .fill_null(k + 1)
+            .to_numpy()
+        )
+    else:  # every value missing
+        code = np.full(series.len(), k + 1, dtype=np.int64)
+    width = k + 2
+    counts = np.bincount(groups * width + code, minlength=n_groups * width).reshape(n_groups, width)
+    return [
+        CategoricalProfile(categories, counts[i, : k + 1].copy(), int(counts[i, k + 1]))
+        for i in range(n_groups)
+    ]
