@@ -343,33 +343,28 @@ def grouped_sketches(
     code = key.astype(np.int64)
     del key
     code -= lo
-    code *= 2
-    code += neg
     width = int(code.max()) + 1
-    if n_groups * width <= max(4 * code.size, 1 << 20):
-        flat = g * width + code
-        dense = np.bincount(flat, minlength=n_groups * width)
+    code += neg * width  # per group: positive buckets, then negative ones, each ascending
+    code += g * (2 * width)
+    if n_groups * 2 * width <= max(4 * code.size, 1 << 20):
+        dense = np.bincount(code, minlength=n_groups * 2 * width)
         keys = np.flatnonzero(dense)
         counts = dense[keys]
     else:
-        keys, counts = np.unique(g * width + code, return_counts=True)
-    group_of = keys // width
-    bucket = keys - group_of * width
-    index = (bucket >> 1) + lo
-    negative = (bucket & 1).astype(bool)
-    bounds = np.searchsorted(group_of, np.arange(n_groups + 1))
-    out = []
-    for i in range(n_groups):
-        a, b = bounds[i], bounds[i + 1]
-        idx, cnt, sgn = index[a:b], counts[a:b], negative[a:b]
-        out.append(
-            QuantileSketch(
-                alpha,
-                idx[~sgn].astype(np.int32),
-                cnt[~sgn].astype(np.int64),
-                idx[sgn].astype(np.int32),
-                cnt[sgn].astype(np.int64),
-                int(zeros[i]),
-            )
+        keys, counts = np.unique(code, return_counts=True)
+    del code
+    bounds = np.searchsorted(keys, np.arange(2 * n_groups + 1) * width).tolist()
+    index = (keys % width + lo).astype(np.int32)
+    counts = counts.astype(np.int64, copy=False)
+    zero_list = zeros.tolist()
+    return [
+        QuantileSketch(
+            alpha,
+            index[bounds[2 * i] : bounds[2 * i + 1]],
+            counts[bounds[2 * i] : bounds[2 * i + 1]],
+            index[bounds[2 * i + 1] : bounds[2 * i + 2]],
+            counts[bounds[2 * i + 1] : bounds[2 * i + 2]],
+            zero_list[i],
         )
-    return out
+        for i in range(n_groups)
+    ]
