@@ -13,8 +13,9 @@ import hashlib
 import json
 import math
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -511,6 +512,8 @@ def profile_windows(
 
 #: Rows profiled at a time by :func:`_profile_groups` (bounds its working memory).
 _CHUNK_ROWS = 1 << 17
+#: From this many rows, columns are profiled in two threads.
+_THREADED_ROWS = 50_000
 #: Groups with at least this many finite values are summed pairwise, one by one.
 _ORDERED_SUM_MAX = 512
 
@@ -547,10 +550,15 @@ def _profile_groups(
             start, start + window, None if v0 is None else str(v0), profile_frame(frame, reference)
         )
         return
-    perm = np.argsort(gid, kind="stable")
+    # records usually come in time order: then the groups are runs of rows and
+    # no permutation is needed
+    in_order = bool(np.all(gid[1:] >= gid[:-1]))
+    perm = None if in_order else np.argsort(gid, kind="stable")
     sizes = np.bincount(gid, minlength=n_groups)
     del gid
-    first = perm[np.concatenate([[0], np.cumsum(sizes)[:-1]])]
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    if perm is not None:
+        first = perm[first]
     columns = _window_columns(frame, reference)
 
     def window_of(g: int, prof: WindowProfile) -> Window:
@@ -559,16 +567,31 @@ def _profile_groups(
         v = version[row]
         return Window(start, start + window, None if v is None else str(v), prof)
 
+    group_of_row = np.repeat(np.arange(n_groups, dtype=np.int64), sizes)
+    # columns in two threads for large batches, as in profile_frame
+    threaded = frame.height >= _THREADED_ROWS
+    with ThreadPoolExecutor(max_workers=2) if threaded else nullcontext() as pool:
+        yield from _profile_runs(frame.height, columns, perm, group_of_row, window_of, pool)
+
+
+def _profile_runs(
+    height: int,
+    columns: list[_Column],
+    perm: np.ndarray | None,
+    group_of_row: np.ndarray,
+    window_of: Callable[[int, WindowProfile], Window],
+    pool: ThreadPoolExecutor | None,
+) -> Iterator[Window]:
+    """Profile the rows in group order, ``_CHUNK_ROWS`` at a time, merging cut groups."""
     pending: WindowProfile | None = None
     pending_group = -1
-    group_of_row = np.repeat(np.arange(n_groups, dtype=np.int64), sizes)
-    for a in range(0, frame.height, _CHUNK_ROWS):
-        rows = perm[a : a + _CHUNK_ROWS]
+    for a in range(0, height, _CHUNK_ROWS):
+        rows = perm[a : a + _CHUNK_ROWS] if perm is not None else slice(a, a + _CHUNK_ROWS)
         groups = group_of_row[a : a + _CHUNK_ROWS]
         g0 = int(groups[0])
         local = groups - g0
         n_local = int(local[-1]) + 1
-        profiles = _profile_chunk(columns, rows, local, n_local)
+        profiles = _profile_chunk(columns, rows, local, n_local, pool)
         if pending is not None and pending_group != g0:
             yield window_of(pending_group, pending)
             pending = None
@@ -577,7 +600,7 @@ def _profile_groups(
             if g == pending_group and pending is not None:
                 prof = pending.merge(prof)
                 pending = None
-            if i == n_local - 1 and a + _CHUNK_ROWS < frame.height:
+            if i == n_local - 1 and a + _CHUNK_ROWS < height:
                 pending, pending_group = prof, g  # may continue in the next chunk
                 continue
             yield window_of(g, prof)
@@ -608,23 +631,37 @@ def _window_columns(frame: pl.DataFrame, reference: Reference) -> list[_Column]:
 
 
 def _profile_chunk(
-    columns: list[_Column], rows: np.ndarray, groups: np.ndarray, n_groups: int
+    columns: list[_Column],
+    rows: np.ndarray | slice,
+    groups: np.ndarray,
+    n_groups: int,
+    pool: ThreadPoolExecutor | None = None,
 ) -> list[WindowProfile]:
-    """Profiles of ``n_groups`` groups: ``rows`` of the frame, ``groups`` their group (sorted)."""
-    idx = pl.Series(rows)
-    per_column: dict[str, list[Profile]] = {}
-    for c in columns:
-        part = c.series.gather(idx)
+    """Profiles of ``n_groups`` groups: ``rows`` of the frame, ``groups`` their group (sorted).
+
+    ``rows`` is an index array, or a slice when the frame is in group order.
+    """
+    idx = pl.Series(rows) if isinstance(rows, np.ndarray) else None
+
+    def work(c: _Column) -> list[Profile]:
+        if idx is not None:
+            part = c.series.gather(idx)
+        else:
+            assert isinstance(rows, slice)
+            part = c.series.slice(rows.start, groups.size)
         if type(c.empty) is NumericProfile:
-            per_column[c.name] = _numeric_groups(part, groups, n_groups, c.empty)
-        elif type(c.empty) is CategoricalProfile:
-            per_column[c.name] = _categorical_groups(part, groups, n_groups, c.empty)
-        else:  # a kind without a grouped path: one profile per group
-            bounds = np.searchsorted(groups, np.arange(n_groups + 1))
-            per_column[c.name] = [
-                _profile_like(c.empty, part.slice(int(bounds[i]), int(bounds[i + 1] - bounds[i])))
-                for i in range(n_groups)
-            ]
+            return _numeric_groups(part, groups, n_groups, c.empty)
+        if type(c.empty) is CategoricalProfile:
+            return _categorical_groups(part, groups, n_groups, c.empty)
+        # a kind without a grouped path: one profile per group
+        bounds = np.searchsorted(groups, np.arange(n_groups + 1))
+        return [
+            _profile_like(c.empty, part.slice(int(bounds[i]), int(bounds[i + 1] - bounds[i])))
+            for i in range(n_groups)
+        ]
+
+    done = pool.map(work, columns) if pool is not None else map(work, columns)
+    per_column = dict(zip([c.name for c in columns], done, strict=True))
     sizes = np.bincount(groups, minlength=n_groups)
     names = [c.name for c in columns if c.name != _LATENCY]
     latency = per_column.get(_LATENCY)

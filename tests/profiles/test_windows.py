@@ -98,20 +98,33 @@ def _assert_equal(got: list[frame_mod.Window], want: dict, step: timedelta) -> N
 
 
 @pytest.mark.parametrize(
-    ("chunk_rows", "hours"), [(1 << 17, 1), (97, 1), (1 << 17, 50), (1000, 50)]
+    ("chunk_rows", "hours", "ordered"),
+    [
+        (1 << 17, 1, False),
+        (97, 1, False),
+        (1 << 17, 50, False),
+        (1000, 50, False),
+        (1 << 17, 1, True),
+        (97, 1, True),
+    ],
 )
-def test_many_windows_equal_one_profile_per_window(monkeypatch, chunk_rows, hours) -> None:
+def test_many_windows_equal_one_profile_per_window(monkeypatch, chunk_rows, hours, ordered) -> None:
     # chunk_rows 97 and 1000 cut windows across chunks: the parts are merged;
-    # 50-hour windows hold over 512 values, summed one window at a time
+    # 50-hour windows hold over 512 values, summed one window at a time;
+    # records in time order are profiled in place (no permutation)
     monkeypatch.setattr(frame_mod, "_CHUNK_ROWS", chunk_rows)
+    if chunk_rows < 1 << 17:
+        monkeypatch.setattr(frame_mod, "_THREADED_ROWS", 0)  # columns in two threads
     ref = _reference()
     df = _records(6000, 2, hours=300)
+    if ordered:
+        df = df.with_columns(pl.lit("v1").alias("model_version")).sort("timestamp")
     step = timedelta(hours=hours)
     got = list(profile_windows(df, ref, window=step))
     want = _per_window(df, ref, step)
     sizes = sorted(w.profile.rows for w in got)
     if hours == 1:
-        assert len(got) > 200
+        assert len(got) > (150 if ordered else 200)
         assert sizes[0] == 1 and sizes[-1] > 20  # windows with one row and with many
     else:
         assert sizes[-1] > frame_mod._ORDERED_SUM_MAX + 100
