@@ -124,12 +124,11 @@ def _reset_peak() -> None:
 def memory_case(path: str, case: str) -> dict:
     """One case in this (fresh) process: read, reset the peak, profile, report the peak."""
     ref = reference()
-    df = pl.read_parquet(path)
+    ordered = case.endswith("-ordered")
+    df = pl.read_parquet(path.replace(".parquet", "-ordered.parquet") if ordered else path)
     if case == "one-window":
         df = df.with_columns(pl.lit(T0).dt.replace_time_zone("UTC").alias("timestamp"))
-    if case.endswith("-ordered"):
-        df = df.sort("timestamp")
-    n = 1 if case == "one-window" else int(case.split("-")[-2 if case.endswith("-ordered") else -1])
+    n = 1 if case == "one-window" else int(case.split("-")[-2 if ordered else -1])
     step = timedelta(days=1)
     if n > 1:  # n windows of equal length over the day range of the data
         step = timedelta(microseconds=DAY_US * 10 // n)
@@ -161,7 +160,10 @@ def memory(rows: int, cases: list[str]) -> list[dict]:
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "records.parquet")
-        records(rows, 10).write_parquet(path)
+        df = records(rows, 10)
+        df.write_parquet(path)
+        df.sort("timestamp").write_parquet(path.replace(".parquet", "-ordered.parquet"))
+        del df
         for case in cases:
             proc = subprocess.run(
                 [sys.executable, "-m", "benchmarks.bench_many_windows", "--case", case, path],

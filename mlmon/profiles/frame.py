@@ -512,6 +512,8 @@ def profile_windows(
 
 #: Rows profiled at a time by :func:`_profile_groups` (bounds its working memory).
 _CHUNK_ROWS = 1 << 17
+#: Groups profiled at a time by :func:`_profile_groups` (their profiles are alive together).
+_CHUNK_GROUPS = 256
 #: From this many rows, columns are profiled in two threads.
 _THREADED_ROWS = 50_000
 #: Groups with at least this many finite values are summed pairwise, one by one.
@@ -582,13 +584,20 @@ def _profile_runs(
     window_of: Callable[[int, WindowProfile], Window],
     pool: ThreadPoolExecutor | None,
 ) -> Iterator[Window]:
-    """Profile the rows in group order, ``_CHUNK_ROWS`` at a time, merging cut groups."""
+    """Profile the rows in group order, ``_CHUNK_ROWS`` (and ``_CHUNK_GROUPS``) at a time.
+
+    A group cut at the end of a chunk is merged with its rest in the next one.
+    """
     pending: WindowProfile | None = None
     pending_group = -1
-    for a in range(0, height, _CHUNK_ROWS):
-        rows = perm[a : a + _CHUNK_ROWS] if perm is not None else slice(a, a + _CHUNK_ROWS)
-        groups = group_of_row[a : a + _CHUNK_ROWS]
-        g0 = int(groups[0])
+    ends = np.cumsum(np.bincount(group_of_row))  # one past the last row of each group
+    a = 0
+    while a < height:
+        g0 = int(group_of_row[a])
+        # at most _CHUNK_GROUPS groups at a time: their profiles are alive together
+        b = min(a + _CHUNK_ROWS, int(ends[min(g0 + _CHUNK_GROUPS, ends.size) - 1]))
+        rows = perm[a:b] if perm is not None else slice(a, b)
+        groups = group_of_row[a:b]
         local = groups - g0
         n_local = int(local[-1]) + 1
         profiles = _profile_chunk(columns, rows, local, n_local, pool)
@@ -600,10 +609,11 @@ def _profile_runs(
             if g == pending_group and pending is not None:
                 prof = pending.merge(prof)
                 pending = None
-            if i == n_local - 1 and a + _CHUNK_ROWS < height:
+            if i == n_local - 1 and b < height:
                 pending, pending_group = prof, g  # may continue in the next chunk
                 continue
             yield window_of(g, prof)
+        a = b
 
 
 @dataclass(frozen=True)

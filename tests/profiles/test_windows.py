@@ -114,6 +114,7 @@ def test_many_windows_equal_one_profile_per_window(monkeypatch, chunk_rows, hour
     # records in time order are profiled in place (no permutation)
     monkeypatch.setattr(frame_mod, "_CHUNK_ROWS", chunk_rows)
     if chunk_rows < 1 << 17:
+        monkeypatch.setattr(frame_mod, "_CHUNK_GROUPS", 7)  # chunks end on group bounds too
         monkeypatch.setattr(frame_mod, "_THREADED_ROWS", 0)  # columns in two threads
     ref = _reference()
     df = _records(6000, 2, hours=300)
