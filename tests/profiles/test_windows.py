@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from mlmon.errors import SchemaError
 from mlmon.profiles import frame as frame_mod
 from mlmon.profiles.frame import build_reference, profile_frame, profile_windows
 from mlmon.profiles.kinds import NumericProfile
@@ -183,3 +184,11 @@ def test_grouped_sketches_equal_from_values() -> None:
         for g in range(10):
             assert got[g] == QuantileSketch.from_values(x[groups == g], 0.01, centre=centre)
         assert got[4].count == 0
+
+
+def test_wrong_type_is_refused_before_any_window() -> None:
+    ref = _reference()
+    df = _records(400, 6, hours=40).with_columns(pl.col("y").cast(pl.String))
+    windows = profile_windows(df, ref, window=timedelta(hours=1))
+    with pytest.raises(SchemaError, match="feature 'y' is numeric in the reference"):
+        next(windows)
