@@ -475,7 +475,10 @@ def profile_windows(
 ) -> Iterator[Window]:
     """Split records by window of prediction time (and model version) and profile each.
 
-    Windows are aligned to the UNIX epoch (an hourly window starts on the hour).
+    Windows are aligned to the UNIX epoch (an hourly window starts on the hour)
+    and come in (start, version) order, missing versions last. All windows are
+    profiled together without copying the records (see :func:`_profile_groups`);
+    each profile equals :func:`profile_frame` of that window's records.
 
     Raises
     ------
