@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,10 +25,17 @@ import polars as pl
 import pyarrow as pa
 
 from mlmon.errors import SchemaError, TimestampError
-from mlmon.profiles.kinds import OTHER, CategoricalProfile, NumericProfile, _to_float_array
+from mlmon.profiles.kinds import (
+    OTHER,
+    CategoricalProfile,
+    NumericProfile,
+    _to_float_array,
+    bin_index,
+    sum_of_squares,
+)
 from mlmon.profiles.performance import PerformanceProfile, PerformanceSpec
 from mlmon.profiles.schema import FeatureSpec, Schema
-from mlmon.profiles.sketch import DEFAULT_ALPHA
+from mlmon.profiles.sketch import DEFAULT_ALPHA, grouped_sketches
 
 __all__ = [
     "LATENCY_EDGES_MS",
@@ -469,7 +478,10 @@ def profile_windows(
 ) -> Iterator[Window]:
     """Split records by window of prediction time (and model version) and profile each.
 
-    Windows are aligned to the UNIX epoch (an hourly window starts on the hour).
+    Windows are aligned to the UNIX epoch (an hourly window starts on the hour)
+    and come in (start, version) order, missing versions last. All windows are
+    profiled together without copying the records (see :func:`_profile_groups`);
+    each profile equals :func:`profile_frame` of that window's records.
 
     Raises
     ------
@@ -501,14 +513,296 @@ def profile_windows(
         if schema.version and schema.version in frame.columns
         else pl.Series([None] * frame.height, dtype=pl.String)
     )
-    keyed = frame.with_columns(
-        start_us.alias("__mlmon_window"), version.alias("__mlmon_version")
-    ).sort("__mlmon_window", "__mlmon_version", nulls_last=True)
-    for (w, v), part in keyed.group_by(["__mlmon_window", "__mlmon_version"], maintain_order=True):
-        start = datetime.fromtimestamp(int(w) / 1e6, UTC)
+    yield from _profile_groups(frame, reference, start_us, version, window)
+
+
+#: Rows profiled at a time by :func:`_profile_groups` (bounds its working memory).
+_CHUNK_ROWS = 1 << 17
+#: Groups profiled at a time by :func:`_profile_groups` (their profiles are alive together).
+_CHUNK_GROUPS = 256
+#: From this many rows, columns are profiled in two threads.
+_THREADED_ROWS = 50_000
+#: Groups with at least this many finite values are summed pairwise, one by one.
+_ORDERED_SUM_MAX = 512
+
+
+def _profile_groups(
+    frame: pl.DataFrame,
+    reference: Reference,
+    start_us: pl.Series,
+    version: pl.Series,
+    window: timedelta,
+) -> Iterator[Window]:
+    """Profile every (window, version) group of ``frame`` without copying it.
+
+    Groups are numbered in (window, version) order; the rows are visited in
+    group order through an index permutation, ``_CHUNK_ROWS`` at a time, and each
+    chunk is profiled for all of its groups at once (one ``bincount`` per
+    statistic, not one profile per window). A group cut by a chunk boundary is
+    merged across chunks. One group is profiled with :func:`profile_frame`.
+    """
+    w_rank = start_us.rank("dense").cast(pl.Int64).to_numpy()
+    v_rank = version.rank("dense").cast(pl.Int64).fill_null(0).to_numpy().copy()
+    n_versions = int(v_rank.max()) + 1
+    v_rank[v_rank == 0] = n_versions  # missing versions sort last
+    gid = (w_rank * (n_versions + 1) + v_rank).astype(np.int64)
+    del w_rank, v_rank
+    uniq, gid = np.unique(gid, return_inverse=True)
+    n_groups = uniq.size
+    del uniq
+    w_np = start_us.to_numpy()
+    if n_groups == 1:
+        v0 = version[0]
+        start = datetime.fromtimestamp(int(w_np[0]) / 1e6, UTC)
         yield Window(
-            start=start,
-            end=start + window,
-            version=None if v is None else str(v),
-            profile=profile_frame(part, reference),
+            start, start + window, None if v0 is None else str(v0), profile_frame(frame, reference)
         )
+        return
+    # records usually come in time order: then the groups are runs of rows and
+    # no permutation is needed
+    in_order = bool(np.all(gid[1:] >= gid[:-1]))
+    perm = None if in_order else np.argsort(gid, kind="stable")
+    sizes = np.bincount(gid, minlength=n_groups)
+    del gid
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    if perm is not None:
+        first = perm[first]
+    columns = _window_columns(frame, reference)
+
+    def window_of(g: int, prof: WindowProfile) -> Window:
+        row = int(first[g])
+        start = datetime.fromtimestamp(int(w_np[row]) / 1e6, UTC)
+        v = version[row]
+        return Window(start, start + window, None if v is None else str(v), prof)
+
+    group_of_row = np.repeat(np.arange(n_groups, dtype=np.int64), sizes)
+    # columns in two threads for large batches, as in profile_frame
+    threaded = frame.height >= _THREADED_ROWS
+    with ThreadPoolExecutor(max_workers=2) if threaded else nullcontext() as pool:
+        yield from _profile_runs(frame.height, columns, perm, group_of_row, window_of, pool)
+
+
+def _profile_runs(
+    height: int,
+    columns: list[_Column],
+    perm: np.ndarray | None,
+    group_of_row: np.ndarray,
+    window_of: Callable[[int, WindowProfile], Window],
+    pool: ThreadPoolExecutor | None,
+) -> Iterator[Window]:
+    """Profile the rows in group order, ``_CHUNK_ROWS`` (and ``_CHUNK_GROUPS``) at a time.
+
+    A group cut at the end of a chunk is merged with its rest in the next one.
+    """
+    pending: WindowProfile | None = None
+    pending_group = -1
+    ends = np.cumsum(np.bincount(group_of_row))  # one past the last row of each group
+    a = 0
+    while a < height:
+        g0 = int(group_of_row[a])
+        # at most _CHUNK_GROUPS groups at a time: their profiles are alive together
+        b = min(a + _CHUNK_ROWS, int(ends[min(g0 + _CHUNK_GROUPS, ends.size) - 1]))
+        rows = perm[a:b] if perm is not None else slice(a, b)
+        groups = group_of_row[a:b]
+        local = groups - g0
+        n_local = int(local[-1]) + 1
+        profiles = _profile_chunk(columns, rows, local, n_local, pool)
+        if pending is not None and pending_group != g0:
+            yield window_of(pending_group, pending)
+            pending = None
+        for i, prof in enumerate(profiles):
+            g = g0 + i
+            if g == pending_group and pending is not None:
+                prof = pending.merge(prof)
+                pending = None
+            if i == n_local - 1 and b < height:
+                pending, pending_group = prof, g  # may continue in the next chunk
+                continue
+            yield window_of(g, prof)
+        a = b
+
+
+@dataclass(frozen=True)
+class _Column:
+    """One column to profile per group: its job name, the series and the empty profile."""
+
+    name: str
+    series: pl.Series
+    empty: Profile
+
+
+def _window_columns(frame: pl.DataFrame, reference: Reference) -> list[_Column]:
+    cols = []
+    for name in reference.schema.names:
+        col = frame.get_column(name)
+        ref = reference.profiles[name]
+        if isinstance(ref, NumericProfile):
+            _check_numeric_dtype(col, reference.schema.feature(name), "records")
+        cols.append(_Column(name, col, ref.empty_like()))
+    lat_col = reference.schema.latency
+    if lat_col and lat_col in frame.columns:
+        base = reference.latency or _empty_latency()
+        cols.append(_Column(_LATENCY, frame.get_column(lat_col), base.empty_like()))
+    return cols
+
+
+def _profile_chunk(
+    columns: list[_Column],
+    rows: np.ndarray | slice,
+    groups: np.ndarray,
+    n_groups: int,
+    pool: ThreadPoolExecutor | None = None,
+) -> list[WindowProfile]:
+    """Profiles of ``n_groups`` groups: ``rows`` of the frame, ``groups`` their group (sorted).
+
+    ``rows`` is an index array, or a slice when the frame is in group order.
+    """
+    idx = pl.Series(rows) if isinstance(rows, np.ndarray) else None
+
+    def work(c: _Column) -> list[Profile]:
+        if idx is not None:
+            part = c.series.gather(idx)
+        else:
+            assert isinstance(rows, slice)
+            part = c.series.slice(rows.start, groups.size)
+        if type(c.empty) is NumericProfile:
+            return _numeric_groups(part, groups, n_groups, c.empty)
+        if type(c.empty) is CategoricalProfile:
+            return _categorical_groups(part, groups, n_groups, c.empty)
+        # a kind without a grouped path: one profile per group
+        bounds = np.searchsorted(groups, np.arange(n_groups + 1))
+        return [
+            _profile_like(c.empty, part.slice(int(bounds[i]), int(bounds[i + 1] - bounds[i])))
+            for i in range(n_groups)
+        ]
+
+    done = pool.map(work, columns) if pool is not None else map(work, columns)
+    per_column = dict(zip([c.name for c in columns], done, strict=True))
+    sizes = np.bincount(groups, minlength=n_groups)
+    names = [c.name for c in columns if c.name != _LATENCY]
+    latency = per_column.get(_LATENCY)
+    out = []
+    for i in range(n_groups):
+        lat = latency[i] if latency is not None else None
+        assert lat is None or isinstance(lat, NumericProfile)
+        out.append(WindowProfile({n: per_column[n][i] for n in names}, lat, int(sizes[i])))
+    return out
+
+
+def _profile_like(empty: Profile, series: pl.Series) -> Profile:
+    if isinstance(empty, NumericProfile):
+        return NumericProfile.from_series(
+            series, edges=empty.edges, centre=empty.centre, alpha=empty.alpha
+        )
+    return CategoricalProfile.from_series(series, categories=empty.categories)
+
+
+def _numeric_groups(
+    series: pl.Series, groups: np.ndarray, n_groups: int, empty: NumericProfile
+) -> list[Profile]:
+    """:meth:`NumericProfile.from_series` of every group at once (equal profiles)."""
+    null = series.is_null().to_numpy()
+    x = series.cast(pl.Float64, strict=False).to_numpy()
+    if x.dtype != np.float64:
+        x = x.astype(np.float64)
+    nulls = np.bincount(groups[null], minlength=n_groups)
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(x)
+        nan = np.isnan(x) & ~null
+        pos_inf = np.bincount(groups[x == np.inf], minlength=n_groups)
+        neg_inf = np.bincount(groups[x == -np.inf], minlength=n_groups)
+    nans = np.bincount(groups[nan], minlength=n_groups)
+    xf, gf = x[finite], groups[finite]
+    counts = np.bincount(gf, minlength=n_groups)
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    nbins = empty.edges.size + 1
+    bins = np.bincount(gf * nbins + bin_index(xf, empty.edges), minlength=n_groups * nbins).reshape(
+        n_groups, nbins
+    )
+    sketches = grouped_sketches(xf, gf, n_groups, empty.alpha, centre=empty.centre)
+    starts = bounds[:-1][counts > 0]
+    some = np.flatnonzero(counts > 0)
+    sums = np.zeros(n_groups)
+    sums_sq = np.zeros(n_groups)
+    mins = np.full(n_groups, math.inf)
+    maxs = np.full(n_groups, -math.inf)
+    if starts.size:
+        # reduceat adds in order: exact enough for small groups (error below 1e-13
+        # relative); larger ones are summed as profile_frame sums them (pairwise)
+        sums[some] = np.add.reduceat(xf, starts)
+        sums_sq[some] = np.add.reduceat(xf * xf, starts)
+        mins[some] = np.minimum.reduceat(xf, starts)
+        maxs[some] = np.maximum.reduceat(xf, starts)
+        for i in np.flatnonzero(counts >= _ORDERED_SUM_MAX).tolist():
+            v = xf[bounds[i] : bounds[i + 1]]
+            sums[i] = float(v.sum())
+            sums_sq[i] = sum_of_squares(v)
+    edges, centre, alpha = empty.edges, empty.centre, empty.alpha
+    cols = zip(
+        counts.tolist(),
+        nulls.tolist(),
+        nans.tolist(),
+        pos_inf.tolist(),
+        neg_inf.tolist(),
+        sums.tolist(),
+        sums_sq.tolist(),
+        mins.tolist(),
+        maxs.tolist(),
+        bins,
+        sketches,
+        strict=True,
+    )
+    out: list[Profile] = []
+    for n, nl, nn, pi, ni, sm, sq, lo, hi, b, sk in cols:
+        if n == 0:  # no finite value: the counts of the others only
+            out.append(
+                NumericProfile(edges, centre, alpha, nulls=nl, nans=nn, pos_inf=pi, neg_inf=ni)
+            )
+            continue
+        out.append(
+            NumericProfile(
+                edges,
+                centre,
+                alpha,
+                count=n,
+                nulls=nl,
+                nans=nn,
+                pos_inf=pi,
+                neg_inf=ni,
+                sum=sm,
+                sum_sq=sq,
+                min=lo,
+                max=hi,
+                bins=b,
+                sketch=sk,
+            )
+        )
+    return out
+
+
+def _categorical_groups(
+    series: pl.Series, groups: np.ndarray, n_groups: int, empty: CategoricalProfile
+) -> list[Profile]:
+    """:meth:`CategoricalProfile.from_series` of every group at once (equal profiles)."""
+    if series.dtype != pl.String:
+        series = series.cast(pl.String)
+    categories = empty.categories
+    k = len(categories)
+    position = {c: i for i, c in enumerate(categories)}
+    distinct = series.drop_nulls().unique().to_list()
+    if distinct:
+        code = (
+            series.replace_strict(
+                distinct, [position.get(v, k) for v in distinct], return_dtype=pl.Int64
+            )
+            .fill_null(k + 1)
+            .to_numpy()
+        )
+    else:  # every value missing
+        code = np.full(series.len(), k + 1, dtype=np.int64)
+    width = k + 2
+    counts = np.bincount(groups * width + code, minlength=n_groups * width).reshape(n_groups, width)
+    return [
+        CategoricalProfile(categories, counts[i, : k + 1].copy(), int(counts[i, k + 1]))
+        for i in range(n_groups)
+    ]

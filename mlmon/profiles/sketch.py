@@ -26,7 +26,13 @@ import numpy as np
 
 from mlmon.errors import ProfileError
 
-__all__ = ["DEFAULT_ALPHA", "MIN_INDEXABLE", "QuantileSketch", "cdf_distances"]
+__all__ = [
+    "DEFAULT_ALPHA",
+    "MIN_INDEXABLE",
+    "QuantileSketch",
+    "cdf_distances",
+    "grouped_sketches",
+]
 
 DEFAULT_ALPHA = 0.01
 MIN_INDEXABLE = 1e-300
@@ -295,3 +301,70 @@ def cdf_distances(a: QuantileSketch, b: QuantileSketch) -> tuple[float, float]:
     w1 = float(np.sum(area * width))
     object.__setattr__(b, "_cdf_memo", (a, (ks, w1)))
     return ks, w1
+
+
+def grouped_sketches(
+    values: np.ndarray,
+    groups: np.ndarray,
+    n_groups: int,
+    alpha: float = DEFAULT_ALPHA,
+    *,
+    centre: float = 0.0,
+) -> list[QuantileSketch]:
+    """One sketch per group, equal to :meth:`QuantileSketch.from_values` of each group's values.
+
+    ``values`` are finite floats and ``groups`` their group numbers (``0 <= g <
+    n_groups``, sorted ascending). The bucket of every value is computed in one
+    pass, exactly as :meth:`~QuantileSketch.from_values` computes it; the counts of
+    all groups come out of one ``bincount`` (or one sort when the groups times the
+    buckets in use would be too many for a dense count).
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0:
+        return [QuantileSketch(alpha=alpha) for _ in range(n_groups)]
+    g = np.asarray(groups, dtype=np.int64)
+    inv_log_gamma = 1.0 / math.log(_gamma(alpha))
+    k_min = math.ceil(math.log(MIN_INDEXABLE) * inv_log_gamma)
+    key = np.subtract(x, centre)
+    neg = np.signbit(key)
+    np.abs(key, out=key)
+    with np.errstate(divide="ignore"):
+        np.log(key, out=key)
+    key *= inv_log_gamma
+    np.ceil(key, out=key)
+    is_zero = key < k_min
+    zeros = np.bincount(g[is_zero], minlength=n_groups)
+    if is_zero.any():
+        keep = ~is_zero
+        key, neg, g = key[keep], neg[keep], g[keep]
+    if key.size == 0:
+        return [QuantileSketch(alpha, zero=int(z)) for z in zeros]
+    lo = int(key.min())
+    code = key.astype(np.int64)
+    del key
+    code -= lo
+    width = int(code.max()) + 1
+    code += neg * width  # per group: positive buckets, then negative ones, each ascending
+    code += g * (2 * width)
+    if n_groups * 2 * width <= max(4 * code.size, 1 << 20):
+        dense = np.bincount(code, minlength=n_groups * 2 * width)
+        keys = np.flatnonzero(dense)
+        counts = dense[keys]
+    else:
+        keys, counts = np.unique(code, return_counts=True)
+    del code
+    bounds = np.searchsorted(keys, np.arange(2 * n_groups + 1) * width).tolist()
+    index = (keys % width + lo).astype(np.int32)
+    counts = counts.astype(np.int64, copy=False)
+    zero_list = zeros.tolist()
+    return [
+        QuantileSketch(
+            alpha,
+            index[bounds[2 * i] : bounds[2 * i + 1]],
+            counts[bounds[2 * i] : bounds[2 * i + 1]],
+            index[bounds[2 * i + 1] : bounds[2 * i + 2]],
+            counts[bounds[2 * i + 1] : bounds[2 * i + 2]],
+            zero_list[i],
+        )
+        for i in range(n_groups)
+    ]

@@ -1,0 +1,205 @@
+"""Issue 19 item 8: profiling many windows at once, time and peak memory.
+
+    python -m benchmarks.bench_many_windows [--rows 50000] [--days 1200] [--repeat 3]
+    python -m benchmarks.bench_many_windows --memory [--rows 1000000]
+
+Time: ``--rows`` records (25 features + latency, ``benchmarks.common.make_frame``)
+spread over ``--days`` days and profiled into daily windows, by
+:func:`mlmon.profiles.frame.profile_windows` and by ``main``'s algorithm before
+issue 19 (a sorted copy of the frame, then :func:`profile_frame` per window;
+:func:`legacy_profile_windows` below), in the same process on the same data;
+best of ``--repeat``. Their profiles are checked equal before timing.
+
+Memory (``--memory``): the records are written to Parquet once; then each case
+runs in a fresh process that reads them, resets its peak RSS
+(``/proc/self/clear_refs``) and profiles: ``one-window`` (every row in one
+window), ``windows-N`` (N windows, this code) and ``legacy-windows-N`` (the
+old algorithm); ``-ordered`` sorts the records by time first (the usual
+case at the edge). Windows are consumed one at a time and dropped, as the
+edge writes them. The figure is the peak RSS (``VmHWM``) while profiling,
+and the frame alone is reported as ``frame_mib``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from benchmarks.common import make_frame, peak_rss_mib
+from mlmon.profiles.frame import (
+    Reference,
+    Window,
+    build_reference,
+    profile_frame,
+    profile_windows,
+    utc_timestamps,
+)
+
+T0 = datetime(2023, 1, 1, tzinfo=UTC)
+DAY_US = 86_400_000_000
+
+
+def legacy_profile_windows(
+    frame: pl.DataFrame, reference: Reference, *, window: timedelta
+) -> Iterator[Window]:
+    """``profile_windows`` as it was on main before issue 19 (timestamp checks left out)."""
+    schema = reference.schema
+    ts = utc_timestamps(frame, schema.timestamp)
+    step_us = int(window.total_seconds() * 1_000_000)
+    start_us = (ts.dt.epoch("us") // step_us) * step_us
+    version = (
+        frame.get_column(schema.version).cast(pl.String)
+        if schema.version and schema.version in frame.columns
+        else pl.Series([None] * frame.height, dtype=pl.String)
+    )
+    keyed = frame.with_columns(
+        start_us.alias("__mlmon_window"), version.alias("__mlmon_version")
+    ).sort("__mlmon_window", "__mlmon_version", nulls_last=True)
+    for (w, v), part in keyed.group_by(["__mlmon_window", "__mlmon_version"], maintain_order=True):
+        start = datetime.fromtimestamp(int(w) / 1e6, UTC)  # type: ignore[arg-type]
+        yield Window(
+            start, start + window, None if v is None else str(v), profile_frame(part, reference)
+        )
+
+
+def records(rows: int, days: int, seed: int = 2) -> pl.DataFrame:
+    rng = np.random.default_rng(seed + 1)
+    offsets = rng.integers(0, days * DAY_US, rows)
+    ts = pl.Series("timestamp", offsets + int(T0.timestamp() * 1e6)).cast(pl.Datetime("us"))
+    return make_frame(rows, seed=seed, shift=0.2).with_columns(ts.dt.replace_time_zone("UTC"))
+
+
+def reference() -> Reference:
+    return build_reference(make_frame(100_000, seed=1))
+
+
+def best(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def speed(rows: int, days: int, repeat: int) -> dict:
+    ref = reference()
+    df = records(rows, days)
+    step = timedelta(days=1)
+    new = list(profile_windows(df, ref, window=step))
+    old = list(legacy_profile_windows(df, ref, window=step))
+    assert [(w.start, w.version, w.profile.rows) for w in new] == [
+        (w.start, w.version, w.profile.rows) for w in old
+    ]
+    for a, b in zip(new, old, strict=True):
+        assert a.profile.features == b.profile.features and a.profile.latency == b.profile.latency
+    t_new = best(lambda: list(profile_windows(df, ref, window=step)), repeat)
+    t_old = best(lambda: list(legacy_profile_windows(df, ref, window=step)), repeat)
+    return {
+        "rows": rows,
+        "windows": len(new),
+        "main_s": round(t_old, 3),
+        "this_s": round(t_new, 3),
+        "main_ms_per_window": round(1000 * t_old / len(new), 2),
+        "this_ms_per_window": round(1000 * t_new / len(new), 2),
+        "speedup": round(t_old / t_new, 1),
+    }
+
+
+def _reset_peak() -> None:
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def memory_case(path: str, case: str) -> dict:
+    """One case in this (fresh) process: read, reset the peak, profile, report the peak."""
+    ref = reference()
+    ordered = case.endswith("-ordered")
+    df = pl.read_parquet(path.replace(".parquet", "-ordered.parquet") if ordered else path)
+    if case == "one-window":
+        df = df.with_columns(pl.lit(T0).dt.replace_time_zone("UTC").alias("timestamp"))
+    n = 1 if case == "one-window" else int(case.split("-")[-2 if ordered else -1])
+    step = timedelta(days=1)
+    if n > 1:  # n windows of equal length over the day range of the data
+        step = timedelta(microseconds=DAY_US * 10 // n)
+    gc.collect()
+    base = peak_rss_mib()
+    _reset_peak()
+    after_reset = peak_rss_mib()
+    fn = legacy_profile_windows if case.startswith("legacy") else profile_windows
+    t = time.perf_counter()
+    windows = rows = 0
+    for w in fn(df, ref, window=step):  # consumed as the edge does: one window at a time
+        windows += 1
+        rows += w.profile.rows
+    elapsed = time.perf_counter() - t
+    peak = peak_rss_mib()
+    assert rows == df.height
+    return {
+        "case": case,
+        "windows": windows,
+        "frame_mib": round(df.estimated_size() / 2**20, 1),
+        "rss_before_mib": round(after_reset, 1),
+        "peak_rss_mib": round(peak, 1),
+        "load_peak_mib": round(base, 1),
+        "seconds": round(elapsed, 2),
+    }
+
+
+def memory(rows: int, cases: list[str]) -> list[dict]:
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "records.parquet")
+        df = records(rows, 10)
+        df.write_parquet(path)
+        df.sort("timestamp").write_parquet(path.replace(".parquet", "-ordered.parquet"))
+        del df
+        for case in cases:
+            proc = subprocess.run(
+                [sys.executable, "-m", "benchmarks.bench_many_windows", "--case", case, path],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    one = out[0]["peak_rss_mib"]
+    for r in out:
+        r["peak_vs_one_window"] = round(r["peak_rss_mib"] / one, 3)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int)
+    ap.add_argument("--days", type=int, default=1200)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--memory", action="store_true")
+    ap.add_argument(
+        "--cases",
+        default="one-window,windows-10,windows-240,windows-14400,windows-14400-ordered,"
+        "legacy-windows-240,legacy-windows-14400",
+    )
+    ap.add_argument("--case", help=argparse.SUPPRESS)
+    ap.add_argument("path", nargs="?", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.case:
+        print(json.dumps(memory_case(args.path, args.case)))
+    elif args.memory:
+        for r in memory(args.rows or 1_000_000, args.cases.split(",")):
+            print(json.dumps(r))
+    else:
+        print(json.dumps(speed(args.rows or 50_000, args.days, args.repeat)))
+
+
+if __name__ == "__main__":
+    main()
