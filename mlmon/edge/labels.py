@@ -493,8 +493,10 @@ def _check_columns(frame: pl.DataFrame, cfg: LabelJoinConfig, source: str) -> No
     for key, col in needed:
         if col not in frame.columns:
             raise SchemaError(
-                f"labels file {source}: no {key.replace('_column', '')} column {col!r}; columns: "
-                f"{', '.join(frame.columns)}; set models[].performance.{key} in the edge config"
+                f"labels file {source}: no {key.replace('_column', '')} column {col!r} among its "
+                f"{len(frame.columns)} columns (their names are not shown: a file without a header "
+                f"line would show data); check the header, or set models[].performance.{key} in "
+                "the edge config"
             )
 
 

@@ -211,8 +211,13 @@ def test_label_files_with_bad_columns_or_times_get_clear_errors(tmp_path: Path) 
     cfg_path, _ = _setup(tmp_path)
     c = Collector(load_config(cfg_path))
     pl.DataFrame({"accession": ["a"], "label": [1]}).write_parquet(tmp_path / "wrong.parquet")
-    with pytest.raises(SchemaError, match=r"wrong.parquet.*no id column 'request_id'.*accession"):
+    with pytest.raises(SchemaError, match=r"wrong.parquet.*no id column 'request_id'.*2 columns"):
         c.performance.join_file("risk", tmp_path / "wrong.parquet")
+    # a file without a header line: its first row's values are the column names; never echoed
+    (tmp_path / "headless.csv").write_text("MRN-00731234,1\nMRN-00731235,0\n")
+    with pytest.raises(SchemaError, match=r"headless.csv.*no id column") as err:
+        c.performance.join_file("risk", tmp_path / "headless.csv")
+    assert "MRN" not in str(err.value)
     # a naive time costs its row only (issue 17): counted under missing, by reason
     pl.DataFrame(
         {"request_id": ["a", "b"], "label": [1, 0],
