@@ -8,8 +8,9 @@ Trouble at an endpoint, a stream or the bucket becomes metrics, log lines,
 ``/healthz`` reasons and alert rows, never a crash; alerts are written when
 they start and when they clear (:mod:`mlmon.edge.alerts`). A task's
 ``mlmon_edge_last_success_timestamp_seconds`` advances only when it ran
-without error, every golden probe got an answer, and nothing it wrote had to
-wait in the spool. Setting the ``stop`` event (SIGTERM, see
+without error, every golden probe got an answer, and everything it wrote is in
+the lake: with ``edge run``'s write-behind spool the gauge advances (to the time
+the task ended) once the background flush has sent the task's last object. Setting the ``stop`` event (SIGTERM, see
 :mod:`mlmon.edge.lifecycle`) abandons probes and batch waits in flight.
 """
 
@@ -209,6 +210,9 @@ class Collector:
         self.alerts = AlertState(state / "alerts.json")
         self._stop = threading.Event()  # replaced by the event given to run() / run_once()
         self._spooled = 0  # objects that went to the spool instead of the lake, ever
+        # (spool sequence number, model, task, time): successes whose objects still wait to be sent
+        self._pending_success: list[tuple[int, str, str, float]] = []
+        self._success_lock = threading.Lock()  # the flush thread settles them too
         self._lake_error: str | None = None
         self._on_write_hooks: list[Callable[[WriteRecord], None]] = []
         self.writer = LakeWriter(
@@ -372,6 +376,23 @@ class Collector:
         self.metrics.buffer_bytes.set(self.spool.size_bytes)
         self.metrics.buffer_objects.set(len(self.spool))
         self.metrics.buffer_dropped.set(self.spool.dropped)
+        self._settle_successes()
+
+    def _succeeded(self, model: str, task: str) -> None:
+        """A task succeeded; its last_success advances once all it wrote is in the lake."""
+        waiting_for = self.spool.stored_through
+        with self._success_lock:
+            self._pending_success.append((waiting_for, model, task, time.time()))
+        self._settle_successes()
+
+    def _settle_successes(self) -> None:
+        """Advance last_success for the tasks whose objects the flush has now sent."""
+        with self._success_lock:
+            sent_through = self.spool.sent_through
+            landed = [p for p in self._pending_success if p[0] <= sent_through]
+            self._pending_success = [p for p in self._pending_success if p[0] > sent_through]
+            for _, model, task, when in sorted(landed, key=lambda p: p[3]):  # never backwards
+                self.metrics.last_success.labels(model, task).set(when)
 
     def _build_tasks(self) -> list[_Task]:
         tasks = []
@@ -842,7 +863,7 @@ class Collector:
             problem = problem[: _PROBLEM_CHARS - 3] + "..."
         self.metrics.set_problem(component, problem)
         if problem is None and self._spooled == spooled:
-            self.metrics.last_success.labels(task.model, task.kind).set(time.time())
+            self._succeeded(task.model, task.kind)
 
     def publish_references(self) -> None:
         """Write each model's reference into the lake once per process (idempotent key)."""

@@ -100,7 +100,7 @@ class EdgeMetrics:
         )
         self.last_success = Gauge(
             "mlmon_edge_last_success_timestamp_seconds",
-            "Last successful run of a task: no error, every probe answered, nothing spooled.",
+            "Last successful run of a task: no error, every probe answered, all it wrote in the lake.",
             ["model", "task"],
             registry=r,
         )

@@ -158,6 +158,7 @@ class Spool:
         self.on_response = on_response
         self.dropped = 0
         self.sent = 0  # objects the bucket took from the spool, ever (this process)
+        self.sent_through = 0  # every object with a sequence number up to this has landed
         self._lock = threading.Lock()  # guards _entries and the files
         self._send = threading.Lock()  # one PUT at a time: keeps the lake's order
         self.wakeup = threading.Event()  # set when something is spooled
@@ -165,6 +166,13 @@ class Spool:
         self.outage_since: datetime | None = None  # the breaker opened; cleared once drained
         self._entries = self._scan()
         self._next_seq = (self._entries[-1].seq + 1) if self._entries else 1
+        self.sent_through = (self._entries[0].seq if self._entries else self._next_seq) - 1
+
+    @property
+    def stored_through(self) -> int:
+        """The sequence number of the newest object stored (the lake has it once ``sent_through`` is there)."""
+        with self._lock:
+            return self._next_seq - 1
 
     def _scan(self) -> list[_Entry]:
         """The spooled objects, oldest first.
@@ -280,6 +288,7 @@ class Spool:
                     e.blob.with_suffix(".json").unlink()
                     e.blob.unlink()
                     self._entries.pop(0)
+                    self.sent_through = e.seq
                 sent += 1
                 self.sent += 1
             if not self._entries:
