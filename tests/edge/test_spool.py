@@ -119,3 +119,24 @@ def test_a_restart_removes_only_the_spools_own_half_written_files(tmp_path):
     spool = Spool(folder, max_bytes=100)
     assert len(spool) == 0 and not (folder / "000000000007.json").exists()
     assert notes.read_text() == '{"mine": true}' and blob.read_bytes() == b"someone's"
+
+
+def test_sequence_watermarks_say_when_what_was_stored_has_landed(tmp_path):
+    """The collector's last_success waits for sent_through to reach stored_through (write-behind)."""
+    lake = tmp_path / "lake"
+    spool = Spool(tmp_path / "spool", max_bytes=100)
+    spool.write_behind = True
+    assert (spool.stored_through, spool.sent_through) == (0, 0)
+    spool.put(open_storage(lake), str(lake / "a"), b"a")
+    spool.put(open_storage(lake), str(lake / "b"), b"b")
+    assert (spool.stored_through, spool.sent_through) == (2, 0)
+    assert spool.flush(open_storage(lake), max_objects=1) == 1
+    assert spool.sent_through == 1  # "a" landed, "b" still waits
+    with pytest.raises(LakeError):  # a dead bucket takes nothing
+        spool.flush(_dead())
+    assert spool.sent_through == 1
+    # a restart: what is left on disk is not sent yet
+    again = Spool(tmp_path / "spool", max_bytes=100)
+    assert (again.stored_through, again.sent_through) == (2, 1)
+    assert again.flush(open_storage(lake)) == 1
+    assert again.sent_through == again.stored_through == 2
