@@ -1056,10 +1056,15 @@ class Collector:
             self.stop_sinks()
             if drainer is not None:
                 drainer.join(timeout=5.0)
+                self.spool.write_behind = False
+            # the stop is audited and the open segment sealed and sent (or spooled, when the
+            # bucket is down: the state volume keeps it for the next start)
+            if self.audit is not None:
+                self.audit.record("collector_stopped", self.config.collector_id)
+            self.flush_audit()
+            if drainer is not None and not self.spool.breaker.is_open:
                 # what the last tasks wrote: one bounded pass if the bucket is up (the process
                 # is cut off at the shutdown deadline anyway; the spool keeps the rest)
-                self.spool.write_behind = False
-                if not self.spool.breaker.is_open:
-                    self.flush_spool(audit=False)
+                self.flush_spool(audit=False)
             if server is not None:
                 server.stop()

@@ -504,3 +504,47 @@ def test_the_public_key_pem_round_trip_for_the_cli(tmp_path, cli):
     pub.write_bytes(Ed25519PrivateKey.generate().public_key().public_bytes(*pem))
     code, out, _ = cli("audit", "verify", str(lake), "--public-key", str(pub), "--head", str(head))
     assert code == 1 and "seal signature does not verify" in out
+
+
+def test_edge_run_audits_its_stop_and_sends_the_open_segment_on_sigterm(tmp_path, cli, monkeypatch):
+    """`mlmon edge run`, SIGTERM: the lake's chain ends with collector_stopped and verifies."""
+    import os
+    import signal
+    import time
+
+    from tests.edge.test_collector import KEY as HMAC
+    from tests.edge.test_collector import _config
+
+    (tmp_path / "logs").mkdir()
+    cfg = _config(tmp_path, None, tmp_path / "logs", schedule="every 1h")
+    config = json.loads(cfg.read_text())
+    config.pop("metrics")  # nothing to serve: only the audit log is looked at
+    cfg.write_text(json.dumps(config))
+    env = {**os.environ, "MLMON_HMAC_KEY": HMAC}
+    proc = subprocess.Popen([sys.executable, "-m", "mlmon.cli", "edge", "run", "--config", str(cfg)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    segment = tmp_path / "lake" / "audit" / "edge-test" / "segment-000000000001.jsonl"
+    try:
+        deadline = time.monotonic() + 60
+        while not segment.exists():  # the first cycle's flush: the process is up
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][
+                -2000:
+            ]
+            time.sleep(0.1)
+        os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, err[-2000:]
+    records = [json.loads(x) for x in segment.read_text().splitlines()]
+    assert records[0]["action"] == "config_loaded"
+    assert records[-1]["action"] == "collector_stopped"  # sent at exit, not left on the volume
+    code, out, _ = cli("edge", "audit-head", "--config", str(cfg))
+    assert code == 0 and json.loads(out)["seq"] == records[-1]["seq"]
+    (tmp_path / "head.json").write_text(out)
+    code, out, _ = cli(
+        "audit", "verify", str(tmp_path / "lake"), "--head", str(tmp_path / "head.json")
+    )
+    assert code == 0, out
