@@ -1,18 +1,18 @@
-"""NannyML 0.13's UnivariateDriftCalculator on one synthetic dataset: every cell as one JSON line.
+"""NannyML 0.13's UnivariateDriftCalculator on datasets: every cell as one JSON line.
 
-Runs in NannyML's own environment (benchmarks/nannyml/.venv), on the Parquet files that
-export_datasets.py wrote:
+Runs in NannyML's own environment (benchmarks/nannyml/.venv), on Parquet files such as those
+export_datasets.py wrote; the jobs are a JSON list (one NannyML import for all of them):
 
     NML_DISABLE_USAGE_LOGGING=1 benchmarks/nannyml/.venv/bin/python \\
-        benchmarks/nannyml/univariate_drift.py DATA_DIR DATASET --chunk-size 5000 \\
-        --continuous a,b --categorical c,d > cells.jsonl
+        benchmarks/nannyml/univariate_drift.py '[{"data": "DIR", "dataset": "binary",
+        "continuous": ["a"], "categorical": ["c"], "chunk_size": 5000}]' > cells.jsonl
 
-One line per (period, chunk, feature, method): period (reference or analysis), chunk (index
-within the period), start and end (row range within the period), feature, kind (continuous or
+Each job reads DIR/{dataset}_reference.parquet and DIR/{dataset}_analysis.parquet. One line per
+(dataset, period, chunk, feature, method): period (reference or analysis), chunk (index within
+the period), start and end (row range within the period), feature, kind (continuous or
 categorical), method, value, upper and lower threshold, alert.
 """
 
-import argparse
 import json
 import math
 import os
@@ -37,31 +37,22 @@ def _num(v):
     return None if math.isnan(v) else v
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("data", type=Path)
-    ap.add_argument("dataset")
-    ap.add_argument("--chunk-size", type=int)
-    ap.add_argument("--chunk-number", type=int)
-    ap.add_argument("--continuous", required=True)
-    ap.add_argument("--categorical", required=True)
-    args = ap.parse_args()
-    reference = pd.read_parquet(args.data / f"{args.dataset}_reference.parquet")
-    analysis = pd.read_parquet(args.data / f"{args.dataset}_analysis.parquet")
-    continuous = [c for c in args.continuous.split(",") if c]
-    categorical = [c for c in args.categorical.split(",") if c]
+def run(job: dict, out) -> None:
+    data = Path(job["data"])
+    reference = pd.read_parquet(data / f"{job['dataset']}_reference.parquet")
+    analysis = pd.read_parquet(data / f"{job['dataset']}_analysis.parquet")
+    continuous, categorical = job["continuous"], job["categorical"]
     calc = nml.UnivariateDriftCalculator(
         column_names=continuous + categorical,
         treat_as_categorical=categorical,
         treat_as_numerical=continuous,
         continuous_methods=CONTINUOUS,
         categorical_methods=CATEGORICAL,
-        chunk_size=args.chunk_size,
-        chunk_number=args.chunk_number,
+        chunk_size=job.get("chunk_size"),
+        chunk_number=job.get("chunk_number"),
     )
     calc.fit(reference)
     result = calc.calculate(analysis).to_df()
-    out = sys.stdout
     for _, row in result.iterrows():
         period = row[("chunk", "chunk", "period")]
         for feature, methods, kind in (
@@ -70,6 +61,7 @@ def main() -> None:
         ):
             for method in methods:
                 cell = {
+                    "dataset": job["dataset"],
                     "period": period,
                     "chunk": int(row[("chunk", "chunk", "chunk_index")]),
                     "start": int(row[("chunk", "chunk", "start_index")]),
@@ -83,6 +75,11 @@ def main() -> None:
                     "alert": bool(row[(feature, method, "alert")]),
                 }
                 out.write(json.dumps(cell) + "\n")
+
+
+def main() -> None:
+    for job in json.loads(sys.argv[1]):
+        run(job, sys.stdout)
 
 
 if __name__ == "__main__":

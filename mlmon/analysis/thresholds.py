@@ -260,7 +260,9 @@ def chunk_bounds(
         raise ConfigError("give exactly one of chunk_size and chunk_number")
     if chunk_number is not None:
         if chunk_number < 1 or chunk_number > rows:
-            raise ConfigError(f"chunk_number must be between 1 and the {rows} rows, got {chunk_number}")
+            raise ConfigError(
+                f"chunk_number must be between 1 and the {rows} rows, got {chunk_number}"
+            )
         chunk_size = rows // chunk_number
     assert chunk_size is not None
     if chunk_size < 1:

@@ -122,7 +122,9 @@ class FineHistogram:
         )
 
     @staticmethod
-    def merge_arrays(n: int, index: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def merge_arrays(
+        n: int, index: np.ndarray, counts: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Sum counts of equal bin indices; sorted non-zero bins."""
         if index.size == 0:
             return _EMPTY_I, _EMPTY_C
@@ -139,7 +141,7 @@ class FineHistogram:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FineHistogram):
             return NotImplemented
-        return (
+        return bool(
             self.compatible(other)
             and np.array_equal(self.index, other.index)
             and np.array_equal(self.counts, other.counts)

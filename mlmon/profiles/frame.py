@@ -819,7 +819,9 @@ def _numeric_groups(
     if empty.fine is not None:  # NannyML-compatible binning: each group's fine histogram
         fine = empty.fine
         out = [
-            replace(p, fine=fine.add(xf[bounds[i] : bounds[i + 1]])) for i, p in enumerate(out)
+            replace(p, fine=fine.add(xf[bounds[i] : bounds[i + 1]]))
+            for i, p in enumerate(out)
+            if isinstance(p, NumericProfile)
         ]
     return out
 

@@ -264,7 +264,11 @@ class NumericProfile:
             or self.alpha != other.alpha
             or not np.array_equal(self.edges, other.edges)
             or (self.fine is None) != (other.fine is None)
-            or (self.fine is not None and other.fine is not None and not self.fine.compatible(other.fine))
+            or (
+                self.fine is not None
+                and other.fine is not None
+                and not self.fine.compatible(other.fine)
+            )
         ):
             raise ProfileError(
                 "cannot merge numeric profiles built on different references "
