@@ -279,7 +279,8 @@ def merge_rows(
         c: _list_column(tbl, c, np.int64)
         for c in ("sketch_pos_index", "sketch_pos_count", "sketch_neg_index", "sketch_neg_count")
     }
-    fine = _FineColumns(df) if "fine_bins" in df.columns else None
+    with_fine = "fine_bins" in df.columns and df.get_column("fine_bins").null_count() < df.height
+    fine = _FineColumns(df) if with_fine else None
     key_rows = groups.select(list(keys)).rows()
     out: list[tuple[tuple[Any, ...], Profile]] = []
     for g, key in enumerate(key_rows):

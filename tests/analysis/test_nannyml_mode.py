@@ -200,3 +200,29 @@ def test_reference_build_cli_binning_and_nannyml_thresholds(tmp_path, capsys):
     assert "--bin-edges 'age=18,x': the edges must be numbers" in capsys.readouterr().err
     assert main([*args, "--bin-edges", "grade=1,2"]) == 2
     assert "bin edges for 'grade': not a numeric feature" in capsys.readouterr().err
+
+
+def test_a_nannyml_profile_round_trips_through_arrow_and_merges_there():
+    """One row per profile and back, and merge_rows (the lake's merge) of window rows."""
+    from mlmon.profiles.arrow import merge_rows, profile_from_row, profiles_to_arrow
+    from mlmon.profiles.kinds import NumericProfile
+
+    rng = np.random.default_rng(8)
+    base = rng.normal(0, 1, 11_000)
+    ref = NumericProfile.from_array(base, edges=np.array([-1.0, 0.0, 1.0]), fine=None)
+    fine = FineHistogram.for_reference(base)
+    x = np.concatenate([rng.normal(0.3, 2, 900), [np.nan, np.inf, -np.inf]])
+    parts = [
+        NumericProfile.from_array(p, edges=ref.edges, fine=fine.empty_like())
+        for p in np.array_split(x, 3)
+    ]
+    whole = NumericProfile.from_array(x, edges=ref.edges, fine=fine.empty_like())
+    assert whole.fine is not None and whole.fine.total == 900  # NaN and inf stay out
+    table = profiles_to_arrow([("x", p) for p in parts])
+    assert [profile_from_row(r) for r in table.to_pylist()] == parts
+    merged = merge_rows(table, ["feature"])
+    assert merged == [(("x",), whole)]
+    # a profile without the histogram leaves the columns null and merges without one
+    plain = profiles_to_arrow([("x", NumericProfile.from_array(x, edges=ref.edges))] * 2)
+    assert plain.column("fine_bins").null_count == 2
+    assert merge_rows(plain, ["feature"])[0][1].fine is None
