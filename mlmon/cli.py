@@ -228,9 +228,12 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
 
         from mlmon.analysis.thresholds import data_driven_thresholds
 
+        chunk_size = args.threshold_chunk_size
+        if args.nannyml_thresholds and chunk_size is None:  # NannyML's chunk_number=N
+            chunk_size = max(frame.height // args.threshold_chunks, 1)
         found = data_driven_thresholds(
             frame, ref, chunks=args.threshold_chunks, k=args.threshold_std,
-            chunk_size=args.threshold_chunk_size, leave_out=not args.nannyml_thresholds,
+            chunk_size=chunk_size, leave_out=not args.nannyml_thresholds,
         )  # fmt: skip
         ref = dataclasses.replace(ref, drift_thresholds=found)
     save_reference(ref, args.out)
@@ -846,8 +849,9 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument(
         "--nannyml-thresholds",
         action="store_true",
-        help="data-driven thresholds the NannyML way: each chunk against the whole baseline "
-        "(NannyML 0.13's default thresholds; implies --data-driven-thresholds)",
+        help="data-driven thresholds the NannyML way: each chunk against the whole baseline, "
+        "--threshold-chunks N cut as NannyML's chunk_number (NannyML 0.13's default "
+        "thresholds; implies --data-driven-thresholds)",
     )
     rb.add_argument(
         "--binning",

@@ -26,6 +26,13 @@ the KS statistic and its asymptotic p-value; the raw Wasserstein-1 (in the
 feature's units). Thresholds per feature and data-driven thresholds:
 :mod:`mlmon.analysis.thresholds`.
 
+NannyML-compatible mode: a reference built with ``binning="nannyml"``
+(:mod:`mlmon.profiles.binning`) bins numeric features with NannyML 0.13's rule,
+and ``ks`` and ``wasserstein`` then use NannyML's 10,000-bin estimates
+(:mod:`mlmon.profiles.fine`), so ``jensen_shannon``, ``hellinger``, the raw
+Wasserstein (``statistic``) and the chi-square ``statistic`` equal NannyML's
+``UnivariateDriftCalculator`` (``benchmarks/bench_nannyml_compare.py``).
+
 Empty bins: PSI, Jensen-Shannon and Hellinger use proportions with zero
 bins clipped to ``EPS = 1e-4`` (then renormalised) for PSI only; JS and
 Hellinger are finite with empty bins as they are. Chi-square drops bins

@@ -11,7 +11,10 @@ Data-driven thresholds follow NannyML: the reference is split into ``chunks``
 consecutive row chunks, each method's value is computed for every chunk
 against the rest of the reference (``leave_out=True``, the default; NannyML
 compares with the whole reference, ``leave_out=False``), and the threshold is ``mean + k * std``
-(population std, ``ddof=0``) clipped to the method's range. P-value methods
+(population std, ``ddof=0``) clipped to the method's range. ``chunk_size`` cuts
+NannyML's chunks instead (:func:`chunk_bounds`); with ``leave_out=False`` on a
+reference built with ``binning="nannyml"`` the thresholds are NannyML 0.13's
+defaults. P-value methods
 (``chi_square``) keep their fixed threshold: a p-value is already calibrated
 against sampling noise, and ``mean - k * std`` of p-values is below 0 (never
 drifted).

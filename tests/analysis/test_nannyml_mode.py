@@ -195,6 +195,10 @@ def test_reference_build_cli_binning_and_nannyml_thresholds(tmp_path, capsys):
     assert np.array_equal(ref.profiles["age"].edges, [18, 40, 65, 90])
     want = data_driven_thresholds(baseline, ref, chunk_size=300, leave_out=False)
     assert ref.drift_thresholds == want and want["income"]["jensen_shannon"] > 0
+    # without a chunk size, --threshold-chunks N cuts NannyML's chunk_number=N chunks
+    assert main([*args, "--nannyml-thresholds", "--threshold-chunks", "7"]) == 0
+    want = data_driven_thresholds(baseline, ref, chunk_size=2_000 // 7, leave_out=False)
+    assert load_reference(out).drift_thresholds["income"] == want["income"]
     capsys.readouterr()
     assert main([*args, "--bin-edges", "age=18,x"]) == 2
     assert "--bin-edges 'age=18,x': the edges must be numbers" in capsys.readouterr().err
