@@ -40,7 +40,7 @@ import numpy as np
 import polars as pl
 
 from mlmon.analysis.drift import drift_between
-from mlmon.analysis.thresholds import chunk_bounds, data_driven_thresholds
+from mlmon.analysis.thresholds import Thresholds, chunk_bounds, data_driven_thresholds
 from mlmon.profiles.frame import build_reference, profile_frame
 from mlmon.profiles.schema import FeatureSpec, Schema
 from tests import nannyml_data
@@ -73,6 +73,8 @@ KIND_METHODS = {
     "continuous": ("jensen_shannon", "wasserstein", "hellinger", "kolmogorov_smirnov"),
     "categorical": ("chi2", "jensen_shannon", "hellinger"),
 }
+#: Constant thresholds of the ``--constant`` jobs (NannyML: ConstantThreshold(upper=...)).
+CONSTANT = (("jensen_shannon", 0.05), ("hellinger", 0.05), ("kolmogorov_smirnov", 0.05))
 #: The cells issue 19 asks to be equal (KS is compared too, as a bonus).
 REQUIRED = {
     ("continuous", "jensen_shannon"),
@@ -93,6 +95,12 @@ class Job:
     chunk_number: int | None = None
     data: Path | None = None  # folder of {dataset}_{reference,analysis}.parquet
     features: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+    #: NannyML's ConstantThreshold(upper=...) per method (mlmon: the same user threshold)
+    constant: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def label(self) -> str:
+        return self.dataset + ("+constant" if self.constant else "")
 
     @property
     def columns(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -140,6 +148,8 @@ def nannyml_cells(jobs: list[Job]) -> list[dict[str, Any]]:
             "categorical": list(j.columns[1]),
             "chunk_size": j.chunk_size,
             "chunk_number": j.chunk_number,
+            "constant": dict(j.constant),
+            "label": j.label,
         }
         for j in jobs
     ]
@@ -170,9 +180,12 @@ def mlmon_cells(job: Job) -> list[dict[str, Any]]:
     )
     reference = build_reference(reference_df, schema, binning="nannyml", k=1, max_categories=10_000)
     size = chunk_size if chunk_size is not None else reference_df.height // (chunk_number or 10)
-    thresholds = data_driven_thresholds(
+    stored = data_driven_thresholds(
         reference_df, reference, chunk_size=size, leave_out=False, k=3.0
     )
+    # NannyML's constant thresholds are mlmon's user thresholds per method (they win over the
+    # stored data-driven ones); their values are NannyML's for jensen_shannon, hellinger and KS
+    user = Thresholds.parse({METHODS[m]: v for m, v in job.constant})
     cells = []
     for period, frame in (("reference", reference_df), ("analysis", analysis_df)):
         bounds = chunk_bounds(frame.height, chunk_size=chunk_size, chunk_number=chunk_number)
@@ -184,7 +197,7 @@ def mlmon_cells(job: Job) -> list[dict[str, Any]]:
                     reference.profiles[feature],
                     window.features[feature],
                     list(METHODS.values()),
-                    thresholds.get(feature, {}),
+                    user.for_feature(feature, stored.get(feature)),
                 )
                 by_method = {r["method"]: r for r in rows}
                 for nml_name in KIND_METHODS[kind]:
@@ -192,7 +205,7 @@ def mlmon_cells(job: Job) -> list[dict[str, Any]]:
                     use_statistic = nml_name in ("wasserstein", "chi2")
                     cells.append(
                         {
-                            "dataset": job.dataset,
+                            "dataset": job.label,
                             "period": period,
                             "chunk": index,
                             "start": lo,
@@ -242,6 +255,11 @@ def main() -> None:
     group = ap.add_mutually_exclusive_group()
     group.add_argument("--chunk-size", type=int)
     group.add_argument("--chunk-number", type=int)
+    ap.add_argument(
+        "--constant",
+        action="store_true",
+        help="also run every job with NannyML's ConstantThreshold for JS, Hellinger and KS",
+    )
     args = ap.parse_args()
     chunk_size, chunk_number = args.chunk_size, args.chunk_number
     if chunk_size is None and chunk_number is None:
@@ -252,6 +270,11 @@ def main() -> None:
             jobs.append(tails_dataset(nannyml_data.DATA))
         else:
             jobs.append(Job(name, chunk_size=chunk_size, chunk_number=chunk_number))
+    if args.constant:
+        jobs += [
+            Job(j.dataset, j.chunk_size, j.chunk_number, j.data, j.features, CONSTANT)
+            for j in list(jobs)
+        ]
     t0 = time.perf_counter()
     nml = nannyml_cells(jobs)
     t1 = time.perf_counter()

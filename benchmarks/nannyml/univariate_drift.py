@@ -7,7 +7,9 @@ export_datasets.py wrote; the jobs are a JSON list (one NannyML import for all o
         benchmarks/nannyml/univariate_drift.py '[{"data": "DIR", "dataset": "binary",
         "continuous": ["a"], "categorical": ["c"], "chunk_size": 5000}]' > cells.jsonl
 
-Each job reads DIR/{dataset}_reference.parquet and DIR/{dataset}_analysis.parquet. One line per
+Each job reads DIR/{dataset}_reference.parquet and DIR/{dataset}_analysis.parquet; optional
+"constant": {method: upper} sets NannyML's ConstantThreshold for those methods and "label" names
+the job in the output (default: the dataset). One line per
 (dataset, period, chunk, feature, method): period (reference or analysis), chunk (index within
 the period), start and end (row range within the period), feature, kind (continuous or
 categorical), method, value, upper and lower threshold, alert.
@@ -50,6 +52,11 @@ def run(job: dict, out) -> None:
         categorical_methods=CATEGORICAL,
         chunk_size=job.get("chunk_size"),
         chunk_number=job.get("chunk_number"),
+        thresholds={
+            method: nml.thresholds.ConstantThreshold(upper=upper)
+            for method, upper in (job.get("constant") or {}).items()
+        }
+        or None,
     )
     calc.fit(reference)
     result = calc.calculate(analysis).to_df()
@@ -61,7 +68,7 @@ def run(job: dict, out) -> None:
         ):
             for method in methods:
                 cell = {
-                    "dataset": job["dataset"],
+                    "dataset": job.get("label") or job["dataset"],
                     "period": period,
                     "chunk": int(row[("chunk", "chunk", "chunk_index")]),
                     "start": int(row[("chunk", "chunk", "start_index")]),

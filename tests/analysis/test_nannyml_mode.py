@@ -10,6 +10,7 @@ windows, rollups) keeps NannyML's values.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import polars as pl
 import pytest
 
 from benchmarks.bench_nannyml_compare import (
+    CONSTANT,
     REQUIRED,
     Job,
     compare,
@@ -45,12 +47,18 @@ def test_every_cell_equals_nannyml_on_car_loan_and_on_tails():
 
     car_loan is one of NannyML's datasets; tails adds what they lack (values beyond the
     reference's range on both sides, missing values, a category the reference never saw).
+    NannyML's default thresholds (mean + 3 std over the reference's chunks) are mlmon's
+    data-driven ones taken the NannyML way; its ConstantThreshold is mlmon's user threshold.
     """
-    jobs = [Job("car_loan", chunk_size=5000), tails_dataset(nannyml_data.DATA)]
+    jobs = [
+        Job("car_loan", chunk_size=5000),
+        tails_dataset(nannyml_data.DATA),
+        dataclasses.replace(tails_dataset(nannyml_data.DATA), constant=CONSTANT),
+    ]
     nml = nannyml_cells(jobs)
     ours = [c for job in jobs for c in mlmon_cells(job)]
     stats = compare(nml, ours)
-    for dataset in ("car_loan", "tails"):
+    for dataset in ("car_loan", "tails", "tails+constant"):
         assert {(k, m) for d, k, m in stats if d == dataset} >= REQUIRED
     chunks = {"car_loan": 20, "tails": 12}  # reference + analysis chunks
     features = {("car_loan", "continuous"): 4, ("car_loan", "categorical"): 3,
@@ -58,11 +66,17 @@ def test_every_cell_equals_nannyml_on_car_loan_and_on_tails():
     alerts = 0
     for key, s in stats.items():
         assert s["missing"] == 0 and s["chunk_mismatch"] == 0, key
-        assert s["cells"] == chunks[key[0]] * features[key[:2]], key
+        dataset = key[0].removesuffix("+constant")
+        assert s["cells"] == chunks[dataset] * features[dataset, key[1]], key
         assert s["max_abs_diff"] <= 1e-6, (key, s)
         assert s["alerts_equal"] == s["cells"], (key, s)
         alerts += s["nannyml_alerts"]
-    assert alerts > 40  # the analysis halves drift: equal alerts are not all "no alert"
+    assert alerts > 60  # the analysis halves drift: equal alerts are not all "no alert"
+    # the constant thresholds change which chunks alert: they were applied on both sides
+    js = ("categorical", "jensen_shannon")
+    assert (
+        stats[("tails+constant", *js)]["nannyml_alerts"] != stats[("tails", *js)]["nannyml_alerts"]
+    )
 
 
 def test_chunks_are_nannyml_chunks():
