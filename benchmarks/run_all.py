@@ -26,6 +26,10 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "memory-10m": (["bench_memory", "10000000"], ["bench_memory", "2000000"]),
     "drift": (["bench_drift_recompute"], ["bench_drift_recompute"]),
     "many-windows": (["bench_many_windows"], ["bench_many_windows", "--repeat", "1"]),
+    "nannyml-compare": (
+        ["bench_nannyml_compare"],
+        ["bench_nannyml_compare", "--dataset", "car_loan"],
+    ),
     "stream": (["bench_stream", "--rows", "1000000"], ["bench_stream", "--rows", "100000"]),
     "sink": (["bench_sink", "--seconds", "60"], ["bench_sink", "--seconds", "5"]),
     "sink-durable": (

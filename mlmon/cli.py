@@ -160,6 +160,22 @@ def _inferred_schema(frame: Any, args: argparse.Namespace) -> Any:
     )
 
 
+def _bin_edges(items: list[str] | None) -> dict[str, list[float]]:
+    """``--bin-edges FEATURE=E1,E2,...`` items as ``{feature: edges}``."""
+    out: dict[str, list[float]] = {}
+    for item in items or ():
+        name, sep, raw = item.partition("=")
+        if not sep or not name or not raw:
+            raise ConfigError(
+                f"--bin-edges {item!r}: expected FEATURE=E1,E2,..., e.g. age=0,18,65,120"
+            )
+        try:
+            out[name] = [float(e) for e in raw.split(",")]
+        except ValueError as exc:
+            raise ConfigError(f"--bin-edges {item!r}: the edges must be numbers") from exc
+    return out
+
+
 # -- commands ---------------------------------------------------------------------------
 def cmd_reference_build(args: argparse.Namespace) -> int:
     import polars as pl
@@ -205,15 +221,20 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
     ref = build_reference(
         frame, schema, model=args.model, k=args.k, performance=perf,
         label_column=args.label_column, score_columns=args.score_columns.split(","),
+        binning=args.binning, bin_edges=_bin_edges(args.bin_edges),
     )  # fmt: skip
-    if args.data_driven_thresholds:
+    if args.data_driven_thresholds or args.nannyml_thresholds:
         import dataclasses
 
         from mlmon.analysis.thresholds import data_driven_thresholds
 
+        chunk_size = args.threshold_chunk_size
+        if args.nannyml_thresholds and chunk_size is None:  # NannyML's chunk_number=N
+            chunk_size = max(frame.height // args.threshold_chunks, 1)
         found = data_driven_thresholds(
-            frame, ref, chunks=args.threshold_chunks, k=args.threshold_std
-        )
+            frame, ref, chunks=args.threshold_chunks, k=args.threshold_std,
+            chunk_size=chunk_size, leave_out=not args.nannyml_thresholds,
+        )  # fmt: skip
         ref = dataclasses.replace(ref, drift_thresholds=found)
     save_reference(ref, args.out)
     print(
@@ -817,6 +838,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rb.add_argument(
         "--threshold-std", type=float, default=3.0, help="k, standard deviations (default 3)"
+    )
+    rb.add_argument(
+        "--threshold-chunk-size",
+        type=int,
+        metavar="ROWS",
+        help="chunks of ROWS rows (the rest one more chunk, NannyML's chunk_size) instead of "
+        "--threshold-chunks equal chunks",
+    )
+    rb.add_argument(
+        "--nannyml-thresholds",
+        action="store_true",
+        help="data-driven thresholds the NannyML way: each chunk against the whole baseline, "
+        "--threshold-chunks N cut as NannyML's chunk_number (NannyML 0.13's default "
+        "thresholds; implies --data-driven-thresholds)",
+    )
+    rb.add_argument(
+        "--binning",
+        choices=["quantiles", "nannyml"],
+        default="quantiles",
+        help="numeric bins: reference quantiles (default) or NannyML 0.13's rule (its "
+        "Jensen-Shannon, Hellinger and Wasserstein values; README, NannyML-compatible mode)",
+    )
+    rb.add_argument(
+        "--bin-edges",
+        action="append",
+        metavar="FEATURE=E1,E2,...",
+        help="fixed bin edges for a numeric feature (repeatable)",
     )
     _add_lake(rb)
     rb.set_defaults(func=cmd_reference_build)

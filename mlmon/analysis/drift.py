@@ -26,6 +26,13 @@ the KS statistic and its asymptotic p-value; the raw Wasserstein-1 (in the
 feature's units). Thresholds per feature and data-driven thresholds:
 :mod:`mlmon.analysis.thresholds`.
 
+NannyML-compatible mode: a reference built with ``binning="nannyml"``
+(:mod:`mlmon.profiles.binning`) bins numeric features with NannyML 0.13's rule,
+and ``ks`` and ``wasserstein`` then use NannyML's 10,000-bin estimates
+(:mod:`mlmon.profiles.fine`), so ``jensen_shannon``, ``hellinger``, the raw
+Wasserstein (``statistic``) and the chi-square ``statistic`` equal NannyML's
+``UnivariateDriftCalculator`` (``benchmarks/bench_nannyml_compare.py``).
+
 Empty bins: PSI, Jensen-Shannon and Hellinger use proportions with zero
 bins clipped to ``EPS = 1e-4`` (then renormalised) for PSI only; JS and
 Hellinger are finite with empty bins as they are. Chi-square drops bins
@@ -45,6 +52,7 @@ import numpy as np
 from scipy import special, stats
 
 from mlmon.errors import DuplicateNameError, ProfileError, UnknownNameError
+from mlmon.profiles.fine import FineHistogram
 from mlmon.profiles.kinds import CategoricalProfile, NumericProfile
 from mlmon.profiles.sketch import cdf_distances
 
@@ -141,7 +149,14 @@ def chi_square_test(reference: np.ndarray, current: np.ndarray) -> tuple[float, 
 
 
 def ks(reference: NumericProfile, current: NumericProfile) -> float:
-    """Kolmogorov-Smirnov statistic from the two quantile sketches."""
+    """Kolmogorov-Smirnov statistic from the two quantile sketches.
+
+    With NannyML-compatible binning (both profiles keep a fine histogram),
+    NannyML's estimate from its 10,000 equal-width bins instead.
+    """
+    fine = _fine_pair(reference, current)
+    if fine is not None:
+        return fine[0].ks(fine[1])
     return _sketch_pair(reference, current)[0]
 
 
@@ -157,7 +172,15 @@ def ks_test(reference: NumericProfile, current: NumericProfile) -> tuple[float, 
 
 
 def wasserstein_distance(reference: NumericProfile, current: NumericProfile) -> float:
-    """Wasserstein-1 distance from the two quantile sketches, in the feature's units."""
+    """Wasserstein-1 distance from the two quantile sketches, in the feature's units.
+
+    With NannyML-compatible binning (both profiles keep a fine histogram),
+    NannyML's estimate from its 10,000 equal-width bins instead (equal to
+    NannyML 0.13's value; :mod:`mlmon.profiles.fine`).
+    """
+    fine = _fine_pair(reference, current)
+    if fine is not None:
+        return fine[0].wasserstein(fine[1])
     return _sketch_pair(reference, current)[1]
 
 
@@ -169,6 +192,18 @@ def wasserstein(reference: NumericProfile, current: NumericProfile) -> float:
     w = wasserstein_distance(reference, current)
     std = reference.std
     return w / std if std > 0 else w
+
+
+def _fine_pair(
+    reference: NumericProfile, current: NumericProfile
+) -> tuple[FineHistogram, FineHistogram] | None:
+    """Both fine histograms when both profiles have compatible ones (NannyML binning)."""
+    a, b = reference.fine, current.fine
+    if a is None or b is None or not a.compatible(b):
+        return None
+    if a.total == 0 or b.total == 0:
+        raise ProfileError("cannot compute drift on an empty distribution (no finite values)")
+    return a, b
 
 
 def _sketch_pair(reference: NumericProfile, current: NumericProfile) -> tuple[float, float]:

@@ -11,7 +11,10 @@ Data-driven thresholds follow NannyML: the reference is split into ``chunks``
 consecutive row chunks, each method's value is computed for every chunk
 against the rest of the reference (``leave_out=True``, the default; NannyML
 compares with the whole reference, ``leave_out=False``), and the threshold is ``mean + k * std``
-(population std, ``ddof=0``) clipped to the method's range. P-value methods
+(population std, ``ddof=0``) clipped to the method's range. ``chunk_size`` cuts
+NannyML's chunks instead (:func:`chunk_bounds`); with ``leave_out=False`` on a
+reference built with ``binning="nannyml"`` the thresholds are NannyML 0.13's
+defaults. P-value methods
 (``chi_square``) keep their fixed threshold: a p-value is already calibrated
 against sampling noise, and ``mean - k * std`` of p-values is below 0 (never
 drifted).
@@ -32,7 +35,7 @@ from mlmon.analysis.drift import METHODS, method
 from mlmon.errors import ConfigError, UnknownNameError
 from mlmon.profiles.frame import Reference, profile_frame, to_polars
 
-__all__ = ["ALIASES", "Thresholds", "data_driven_thresholds", "method_name"]
+__all__ = ["ALIASES", "Thresholds", "chunk_bounds", "data_driven_thresholds", "method_name"]
 
 #: Short names accepted wherever a method is named in thresholds.
 ALIASES = {"js": "jensen_shannon", "chi2": "chi_square"}
@@ -159,6 +162,7 @@ def data_driven_thresholds(
     k: float = 3.0,
     methods: Iterable[str] | None = None,
     leave_out: bool = True,
+    chunk_size: int | None = None,
 ) -> dict[str, dict[str, float]]:
     """NannyML-style thresholds from the reference data: ``mean + k * std`` over its chunks.
 
@@ -182,6 +186,12 @@ def data_driven_thresholds(
         are smaller than a fresh sample's and the thresholds too tight (on 10
         chunks of 2,000 normal rows, 46 of 160 method x feature checks of fresh
         undrifted samples alerted against 0-8 with ``True``).
+    chunk_size
+        Rows per chunk instead of ``chunks`` equal chunks: NannyML's
+        ``chunk_size`` (see :func:`chunk_bounds`; its ``chunk_number=N`` is
+        ``chunk_size=rows // N``). With ``leave_out=False`` and a reference built
+        with ``binning="nannyml"``, the thresholds are NannyML 0.13's default
+        ``StandardDeviationThreshold(std_lower_multiplier=None)`` (upper only).
 
     Returns
     -------
@@ -189,9 +199,12 @@ def data_driven_thresholds(
         ``{feature: {method: threshold}}``, clipped to each method's range.
     """
     frame = to_polars(df)
+    if chunk_size is not None:
+        bounds_list = chunk_bounds(frame.height, chunk_size=chunk_size)
+        chunks = len(bounds_list)
     if chunks < 2:
         raise ConfigError(f"data-driven thresholds need at least 2 chunks, got {chunks}")
-    if frame.height < 2 * chunks:
+    if chunk_size is None and frame.height < 2 * chunks:
         raise ConfigError(
             f"data-driven thresholds: {frame.height} reference rows cannot make {chunks} chunks "
             "of at least 2 rows; give fewer chunks or more reference rows"
@@ -201,8 +214,10 @@ def data_driven_thresholds(
     names = [method_name(m) for m in methods] if methods is not None else list(METHODS)
     names = [n for n in names if METHODS[n].direction == "above"]
     values: dict[tuple[str, str], list[float]] = {}
-    bounds = np.linspace(0, frame.height, chunks + 1).round().astype(int)
-    for lo, hi in itertools.pairwise(bounds):
+    if chunk_size is None:
+        bounds = np.linspace(0, frame.height, chunks + 1).round().astype(int)
+        bounds_list = [(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
+    for lo, hi in bounds_list:
         window = profile_frame(frame.slice(int(lo), int(hi - lo)), reference)
         rest = None
         if leave_out:  # the other chunks, on the reference's bins and sketch centre
@@ -225,3 +240,34 @@ def data_driven_thresholds(
         t = float(np.clip(arr.mean() + k * arr.std(), lo_b, hi_b))
         out.setdefault(feature, {})[name] = t
     return out
+
+
+def chunk_bounds(
+    rows: int, *, chunk_size: int | None = None, chunk_number: int | None = None
+) -> list[tuple[int, int]]:
+    """Row ranges ``[start, end)`` of NannyML's size- or count-based chunks.
+
+    ``chunk_size``: consecutive chunks of ``chunk_size`` rows, then one with the
+    rest (NannyML's ``SizeBasedChunker(incomplete="keep")``). ``chunk_number``:
+    the same with ``chunk_size = rows // chunk_number`` (``CountBasedChunker``;
+    the rest becomes one more chunk). Give exactly one.
+
+    Examples
+    --------
+    >>> chunk_bounds(10, chunk_size=4)
+    [(0, 4), (4, 8), (8, 10)]
+    >>> chunk_bounds(10, chunk_number=3)
+    [(0, 3), (3, 6), (6, 9), (9, 10)]
+    """
+    if (chunk_size is None) == (chunk_number is None):
+        raise ConfigError("give exactly one of chunk_size and chunk_number")
+    if chunk_number is not None:
+        if chunk_number < 1 or chunk_number > rows:
+            raise ConfigError(
+                f"chunk_number must be between 1 and the {rows} rows, got {chunk_number}"
+            )
+        chunk_size = rows // chunk_number
+    assert chunk_size is not None
+    if chunk_size < 1:
+        raise ConfigError(f"chunk_size must be at least 1 row, got {chunk_size}")
+    return [(a, min(a + chunk_size, rows)) for a in range(0, rows, chunk_size)]

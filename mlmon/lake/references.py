@@ -58,10 +58,13 @@ def reference_from_rows(
     profiles: dict[str, Any] = {}
     latency = None
     thresholds: dict[str, dict[str, float]] = {}
+    binning: dict[str, str] = {}
     for r in records:
         prof = profile_from_row(r)
         if r["feature"] in schema.names:
             profiles[r["feature"]] = prof
+            if isinstance(prof, NumericProfile):  # references before it was stored: quantiles
+                binning[r["feature"]] = r.get("binning") or "quantiles"
             if r.get("drift_thresholds_json"):
                 raw = json.loads(r["drift_thresholds_json"])
                 thresholds[r["feature"]] = {str(m): float(v) for m, v in raw.items()}
@@ -80,6 +83,7 @@ def reference_from_rows(
         rows=int(first["rows"] or 0),
         latency=latency,
         drift_thresholds=thresholds,
+        binning=binning,
     )
 
 

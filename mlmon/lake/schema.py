@@ -168,6 +168,7 @@ TABLES: dict[str, Table] = {
             Column("rows", pa.int64(), "Records in the baseline."),
             Column("schema_json", pa.string(), "The feature schema (JSON) the reference was built with."),
             Column("drift_thresholds_json", pa.string(), "Data-driven drift thresholds of the feature (JSON method -> threshold: mean + k std over the reference's chunks); null when none were computed."),
+            Column("binning", pa.string(), "How the numeric feature was binned: quantiles (reference quantiles), nannyml (NannyML 0.13's rule, with its Wasserstein histogram in the fine_* columns) or fixed (edges given); null for other rows and references written before it was stored (quantiles)."),
             *_PROFILE,
         ),
     ),

@@ -96,6 +96,10 @@ def reference_rows(reference: Reference) -> pa.Table:
             ],
             pa.string(),
         ),
+        "binning": pa.array(
+            [reference.binning.get(f) for f in rows.column("feature").to_pylist()],
+            pa.string(),
+        ),
     }
     for name, arr in extra.items():
         rows = rows.append_column(name, arr)

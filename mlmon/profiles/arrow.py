@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute
 
 from mlmon.errors import ProfileError
+from mlmon.profiles.fine import FineHistogram
 from mlmon.profiles.kinds import OTHER, CategoricalProfile, NumericProfile
 from mlmon.profiles.sketch import QuantileSketch
 
@@ -66,7 +67,21 @@ PROFILE_FIELDS: tuple[tuple[pa.Field, str], ...] = (
         "Sketch: bucket indices below the centre.",
     ),
     (pa.field("sketch_neg_count", pa.list_(pa.int64())), "Sketch: counts for sketch_neg_index."),
-)
+    *(
+        (pa.field(f"fine_{name}", ty), doc)
+        for name, ty, doc in (
+            ("lo", pa.float64(), "NannyML-compatible binning only (else null): lower end of the equal-width histogram of NannyML's Wasserstein/KS estimates (the reference minimum)."),
+            ("hi", pa.float64(), "Upper end of that histogram (the reference maximum)."),
+            ("bins", pa.int64(), "Number of equal-width bins of that histogram (10,000)."),
+            ("index", pa.list_(pa.int32()), "Its non-empty bins (0-based)."),
+            ("count", pa.list_(pa.int64()), "Counts for fine_index."),
+            ("below", pa.int64(), "Finite values below fine_lo."),
+            ("below_excess", pa.float64(), "Sum of fine_lo - v over the values below fine_lo."),
+            ("above", pa.int64(), "Finite values above fine_hi."),
+            ("above_excess", pa.float64(), "Sum of v - fine_hi over the values above fine_hi."),
+        )
+    ),
+)  # fmt: skip
 _SCHEMA = pa.schema([f for f, _ in PROFILE_FIELDS])
 
 
@@ -97,6 +112,7 @@ def _row(name: str, p: Profile) -> dict[str, Any]:
             "sketch_pos_count": s.pos_count.tolist(),
             "sketch_neg_index": s.neg_index.tolist(),
             "sketch_neg_count": s.neg_count.tolist(),
+            **_fine_row(p.fine),
         }
     if isinstance(p, CategoricalProfile):
         return {
@@ -108,6 +124,44 @@ def _row(name: str, p: Profile) -> dict[str, Any]:
             "categories": list(p.labels),
         }
     raise ProfileError(f"feature {name!r}: cannot store a {type(p).__name__} as a profile row")
+
+
+def _fine_row(f: FineHistogram | None) -> dict[str, Any]:
+    if f is None:
+        return {}
+    return {
+        "fine_lo": f.lo,
+        "fine_hi": f.hi,
+        "fine_bins": f.n,
+        "fine_index": f.index.tolist(),
+        "fine_count": f.counts.tolist(),
+        "fine_below": f.below,
+        "fine_below_excess": f.below_excess,
+        "fine_above": f.above,
+        "fine_above_excess": f.above_excess,
+    }
+
+
+def _fine_from_row(row: dict[str, Any]) -> FineHistogram | None:
+    if row.get("fine_bins") is None:
+        return None
+    n = int(row["fine_bins"])
+    idx, counts = FineHistogram.merge_arrays(
+        n,
+        np.asarray(row["fine_index"] or [], dtype=np.int64),
+        np.asarray(row["fine_count"] or [], dtype=np.int64),
+    )
+    return FineHistogram(
+        float(row["fine_lo"]),
+        float(row["fine_hi"]),
+        n,
+        idx,
+        counts,
+        int(row["fine_below"] or 0),
+        float(row["fine_below_excess"] or 0.0),
+        int(row["fine_above"] or 0),
+        float(row["fine_above_excess"] or 0.0),
+    )
 
 
 def profiles_to_arrow(items: Iterable[tuple[str, Profile]]) -> pa.Table:
@@ -151,6 +205,7 @@ def profile_from_row(row: dict[str, Any]) -> Profile:
             max=float(row["max"]) if count else -np.inf,
             bins=np.asarray(row["bin_counts"], dtype=np.int64),
             sketch=sketch,
+            fine=_fine_from_row(row),
         )
     raise ProfileError(f"feature {row.get('feature')!r}: unknown profile kind {kind!r}")
 
@@ -192,6 +247,7 @@ def merge_rows(
     needed = ["kind", "count", "nulls", "nans", "pos_inf", "neg_inf", "sum", "sum_sq", "min", "max",
               "bin_edges", "bin_counts", "categories", "sketch_alpha", "sketch_centre", "sketch_zero",
               "sketch_pos_index", "sketch_pos_count", "sketch_neg_index", "sketch_neg_count"]  # fmt: skip
+    needed += [c for c in _FINE_COLUMNS if c in df.columns]  # NannyML-compatible binning
     df = df.select([*keys, *(c for c in needed if c not in keys)]).sort(list(keys), nulls_last=True)
     groups = (
         df.select(list(keys))
@@ -223,6 +279,8 @@ def merge_rows(
         c: _list_column(tbl, c, np.int64)
         for c in ("sketch_pos_index", "sketch_pos_count", "sketch_neg_index", "sketch_neg_count")
     }
+    with_fine = "fine_bins" in df.columns and df.get_column("fine_bins").null_count() < df.height
+    fine = _FineColumns(df) if with_fine else None
     key_rows = groups.select(list(keys)).rows()
     out: list[tuple[tuple[Any, ...], Profile]] = []
     for g, key in enumerate(key_rows):
@@ -264,7 +322,53 @@ def merge_rows(
                     max=float(red["max"][g]),
                     bins=bins,
                     sketch=sketch,
+                    fine=fine.merged(s, e) if fine is not None else None,
                 ),
             )
         )
     return out
+
+
+_FINE_COLUMNS = tuple(f.name for f, _ in PROFILE_FIELDS if f.name.startswith("fine_"))
+
+
+class _FineColumns:
+    """The fine-histogram columns of sorted profile rows, merged per group of rows."""
+
+    def __init__(self, df: pl.DataFrame) -> None:
+        self.n = df.get_column("fine_bins").to_numpy()
+        self.has = ~df.get_column("fine_bins").is_null().to_numpy()
+        self.lo = df.get_column("fine_lo").to_numpy()
+        self.hi = df.get_column("fine_hi").to_numpy()
+        self.sums = {
+            c: df.get_column(c).fill_null(0).to_numpy()
+            for c in ("fine_below", "fine_below_excess", "fine_above", "fine_above_excess")
+        }
+        tbl = df.select("fine_index", "fine_count").to_arrow()
+        self.index = _list_column(tbl, "fine_index", np.int64)
+        self.count = _list_column(tbl, "fine_count", np.int64)
+
+    def merged(self, s: int, e: int) -> FineHistogram | None:
+        """Rows ``s:e`` merged; None unless every row has the same histogram range."""
+        if not self.has[s:e].all():
+            return None
+        spec = {(float(self.lo[i]), float(self.hi[i]), int(self.n[i])) for i in range(s, e)}
+        if len(spec) != 1:
+            raise ProfileError("profiles with different fine histograms; group by reference_id")
+        lo, hi, n = spec.pop()
+        (io, iv), (co, cv) = self.index, self.count
+        idx, counts = FineHistogram.merge_arrays(
+            n, iv[io[s] - io[0] : io[e] - io[0]], cv[co[s] - co[0] : co[e] - co[0]]
+        )
+        sums = {c: v[s:e].sum() for c, v in self.sums.items()}
+        return FineHistogram(
+            lo,
+            hi,
+            n,
+            idx,
+            counts,
+            int(sums["fine_below"]),
+            float(sums["fine_below_excess"]),
+            int(sums["fine_above"]),
+            float(sums["fine_above_excess"]),
+        )

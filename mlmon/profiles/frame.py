@@ -13,10 +13,10 @@ import hashlib
 import json
 import math
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ import polars as pl
 import pyarrow as pa
 
 from mlmon.errors import SchemaError, TimestampError
+from mlmon.profiles.binning import binning_items, check_binning, reference_bins
 from mlmon.profiles.kinds import (
     OTHER,
     CategoricalProfile,
@@ -92,6 +93,9 @@ class Reference:
     #: Data-driven drift thresholds ``{feature: {method: threshold}}`` computed from the
     #: reference's chunks (``mlmon.analysis.thresholds``); empty when none were computed.
     drift_thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: How each numeric feature was binned: ``quantiles``, ``nannyml`` or ``fixed``
+    #: (:mod:`mlmon.profiles.binning`); a feature not listed used ``quantiles``.
+    binning: dict[str, str] = field(default_factory=dict)
 
     def empty_profile(self, name: str) -> Profile:
         return self.profiles[name].empty_like()
@@ -107,7 +111,13 @@ def _empty_latency() -> NumericProfile:
     return NumericProfile(edges=LATENCY_EDGES_MS, centre=0.0, alpha=DEFAULT_ALPHA)
 
 
-def _numeric_reference(series: pl.Series, spec: FeatureSpec, alpha: float) -> NumericProfile:
+def _numeric_reference(
+    series: pl.Series,
+    spec: FeatureSpec,
+    alpha: float,
+    binning: str = "quantiles",
+    fixed: np.ndarray | None = None,
+) -> NumericProfile:
     arr, nulls = _to_float_array(series)
     finite = arr[np.isfinite(arr)]
     if finite.size == 0:
@@ -119,6 +129,12 @@ def _numeric_reference(series: pl.Series, spec: FeatureSpec, alpha: float) -> Nu
     if edges.size < 2:
         edges = np.array([edges[0], np.nextafter(edges[0], np.inf)])
     centre = float(np.median(finite)) if spec.centred else 0.0
+    other = reference_bins(finite, binning=binning, fixed=fixed, feature=spec.name)
+    if other is not None:  # NannyML's rule or fixed edges (mlmon.profiles.binning)
+        edges, fine = other
+        return NumericProfile.from_array(
+            arr, edges=edges, centre=centre, alpha=alpha, nulls=nulls, fine=fine
+        )
     return NumericProfile.from_array(arr, edges=edges, centre=centre, alpha=alpha, nulls=nulls)
 
 
@@ -144,6 +160,8 @@ def _reference_id(schema: Schema, profiles: dict[str, Profile]) -> str:
             h.update(p.edges.tobytes())
             h.update(np.float64(p.centre).tobytes())
             h.update(p.bins.tobytes())
+            if p.fine is not None:
+                h.update(np.array([p.fine.lo, p.fine.hi, p.fine.n], dtype=np.float64).tobytes())
         else:
             h.update("\x1f".join(p.categories).encode())
             h.update(p.counts.tobytes())
@@ -162,6 +180,8 @@ def build_reference(
     performance: PerformanceSpec | None = None,
     label_column: str = "label",
     score_columns: str | Sequence[str] = "score",
+    binning: str = "quantiles",
+    bin_edges: Mapping[str, Sequence[float]] | None = None,
 ) -> Reference:
     """Build the reference profile from a training or baseline dataframe.
 
@@ -186,6 +206,13 @@ def build_reference(
         ``classes`` order, or one column of predicted classes; regression the
         predicted value) become the
         reference performance profile: calibration curve and baseline metrics.
+    binning
+        How numeric features are binned: ``"quantiles"`` (reference quantiles,
+        the default) or ``"nannyml"`` (NannyML 0.13's rule, so drift values equal
+        its ``UnivariateDriftCalculator``); see :mod:`mlmon.profiles.binning`.
+    bin_edges
+        Fixed edges for some numeric features (``{"age": [0, 18, 65, 120]}``),
+        overriding ``binning`` for them.
 
     Returns
     -------
@@ -195,6 +222,9 @@ def build_reference(
     ------
     SchemaError
         A schema feature is missing from ``df`` or a numeric feature has no data.
+    ConfigError
+        An unknown ``binning`` rule, or ``bin_edges`` for a feature that is not
+        numeric or edges that are not strictly increasing finite numbers.
 
     Examples
     --------
@@ -206,12 +236,18 @@ def build_reference(
     frame = to_polars(df)
     schema = schema or Schema.infer(frame)
     _check_columns(frame, schema, what="reference data")
+    check_binning(binning)
+    fixed = binning_items(bin_edges, [f.name for f in schema.features if f.kind == "numeric"])
+    rules: dict[str, str] = {}
     profiles: dict[str, Profile] = {}
     for spec in schema.features:
         col = frame.get_column(spec.name)
         if spec.kind == "numeric":
             _check_numeric_dtype(col, spec, "reference data")
-            profiles[spec.name] = _numeric_reference(col, spec, alpha)
+            rules[spec.name] = "fixed" if spec.name in fixed else binning
+            profiles[spec.name] = _numeric_reference(
+                col, spec, alpha, binning, fixed.get(spec.name)
+            )
         else:
             vocab = _vocabulary(col, spec, k, max_categories)
             profiles[spec.name] = CategoricalProfile.from_series(col, categories=vocab)
@@ -235,6 +271,7 @@ def build_reference(
         rows=frame.height,
         latency=latency,
         performance=perf,
+        binning=rules,
     )
 
 
@@ -327,7 +364,9 @@ def _profile_one(reference: Reference, name: str, col: pl.Series) -> Profile:
     ref = reference.profiles[name]
     if isinstance(ref, NumericProfile):
         _check_numeric_dtype(col, reference.schema.feature(name), "records")
-        return NumericProfile.from_series(col, edges=ref.edges, centre=ref.centre, alpha=ref.alpha)
+        return NumericProfile.from_series(
+            col, edges=ref.edges, centre=ref.centre, alpha=ref.alpha, fine=ref.fine
+        )
     return CategoricalProfile.from_series(col, categories=ref.categories)
 
 
@@ -692,7 +731,7 @@ def _profile_chunk(
 def _profile_like(empty: Profile, series: pl.Series) -> Profile:
     if isinstance(empty, NumericProfile):
         return NumericProfile.from_series(
-            series, edges=empty.edges, centre=empty.centre, alpha=empty.alpha
+            series, edges=empty.edges, centre=empty.centre, alpha=empty.alpha, fine=empty.fine
         )
     return CategoricalProfile.from_series(series, categories=empty.categories)
 
@@ -777,6 +816,13 @@ def _numeric_groups(
                 sketch=sk,
             )
         )
+    if empty.fine is not None:  # NannyML-compatible binning: each group's fine histogram
+        fine = empty.fine
+        out = [
+            replace(p, fine=fine.add(xf[bounds[i] : bounds[i + 1]]))
+            for i, p in enumerate(out)
+            if isinstance(p, NumericProfile)
+        ]
     return out
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from mlmon.errors import DuplicateNameError, ProfileError, UnknownNameError
+from mlmon.profiles.fine import FineHistogram
 from mlmon.profiles.sketch import DEFAULT_ALPHA, QuantileSketch, scratch
 
 __all__ = [
@@ -160,6 +161,9 @@ class NumericProfile:
     max: float = -math.inf
     bins: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     sketch: QuantileSketch | None = None
+    #: NannyML-compatible binning only: the equal-width histogram of its Wasserstein and
+    #: KS estimates (:mod:`mlmon.profiles.fine`); None otherwise.
+    fine: FineHistogram | None = None
 
     def __post_init__(self) -> None:
         if self.bins.size == 0:
@@ -168,7 +172,8 @@ class NumericProfile:
             object.__setattr__(self, "sketch", QuantileSketch.empty(self.alpha))
 
     def empty_like(self) -> NumericProfile:
-        return NumericProfile(edges=self.edges, centre=self.centre, alpha=self.alpha)
+        fine = self.fine.empty_like() if self.fine is not None else None
+        return NumericProfile(edges=self.edges, centre=self.centre, alpha=self.alpha, fine=fine)
 
     @classmethod
     def from_array(
@@ -179,12 +184,30 @@ class NumericProfile:
         centre: float = 0.0,
         alpha: float = DEFAULT_ALPHA,
         nulls: int = 0,
+        fine: FineHistogram | None = None,
     ) -> NumericProfile:
         """Profile a float array; ``nulls`` counts null values already left out of it.
 
         NaN and +/-inf in ``values`` are counted apart and kept out of the sums,
-        bins and sketch.
+        bins and sketch. ``fine`` (an empty :class:`FineHistogram` of the
+        reference) adds the finite values to that histogram too.
         """
+        prof = cls._from_array(values, edges=edges, centre=centre, alpha=alpha, nulls=nulls)
+        if fine is None:
+            return prof
+        x = np.asarray(values, dtype=np.float64)
+        return replace(prof, fine=fine.empty_like().add(x[np.isfinite(x)]))
+
+    @classmethod
+    def _from_array(
+        cls,
+        values: np.ndarray,
+        *,
+        edges: np.ndarray,
+        centre: float = 0.0,
+        alpha: float = DEFAULT_ALPHA,
+        nulls: int = 0,
+    ) -> NumericProfile:
         x = np.asarray(values, dtype=np.float64)
         with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN: looked at below
             total = float(x.sum())
@@ -240,6 +263,12 @@ class NumericProfile:
             self.centre != other.centre
             or self.alpha != other.alpha
             or not np.array_equal(self.edges, other.edges)
+            or (self.fine is None) != (other.fine is None)
+            or (
+                self.fine is not None
+                and other.fine is not None
+                and not self.fine.compatible(other.fine)
+            )
         ):
             raise ProfileError(
                 "cannot merge numeric profiles built on different references "
@@ -262,6 +291,11 @@ class NumericProfile:
             max=max(self.max, other.max),
             bins=self.bins + other.bins,
             sketch=self.sketch.merge(other.sketch),
+            fine=(
+                self.fine.merge(other.fine)
+                if self.fine is not None and other.fine is not None
+                else None
+            ),
         )
 
     # -- statistics -------------------------------------------------------------------
@@ -300,6 +334,7 @@ class NumericProfile:
             and self.max == other.max
             and np.array_equal(self.bins, other.bins)
             and self.sketch == other.sketch
+            and self.fine == other.fine
         )
 
     __hash__ = None  # type: ignore[assignment]
