@@ -168,6 +168,7 @@ TABLES: dict[str, Table] = {
             Column("rows", pa.int64(), "Records in the baseline."),
             Column("schema_json", pa.string(), "The feature schema (JSON) the reference was built with."),
             Column("drift_thresholds_json", pa.string(), "Data-driven drift thresholds of the feature (JSON method -> threshold: mean + k std over the reference's chunks); null when none were computed."),
+            Column("multivariate_json", pa.string(), "On the `__mlmon_reconstruction_error` row only (its profile: the reference records' PCA reconstruction errors): the PCA fitted on the reference as JSON (imputation values, category frequencies of the vocabulary, standardisation, components) and the band of a period's mean error (mean +/- k std over the reference's chunks); null on feature rows and for references built without --multivariate."),
             *_PROFILE,
         ),
     ),
