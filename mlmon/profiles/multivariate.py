@@ -230,7 +230,7 @@ def _encode(col: pl.Series, vocab: tuple[str, ...], freqs: np.ndarray, fill: flo
         list(vocab), freqs[: len(vocab)].tolist(), default=other, return_dtype=pl.Float64
     ).to_numpy()
     if col.null_count():  # imputed with the reference's most frequent category
-        out[col.is_null().to_numpy()] = fill
+        out = np.where(col.is_null().to_numpy(), fill, out)
     return out
 
 
