@@ -14,6 +14,12 @@ Prints per dataset the largest relative difference of the per-chunk error (refer
 and analysis chunks), the band, alert agreement and both run times.
 
     python -m benchmarks.bench_multivariate [--datasets binary,multiclass,car_loan]
+    python -m benchmarks.bench_multivariate --windows [--rows 50000] [--days 1200] [--repeat 3]
+
+``--windows``: what the reconstruction error adds to ``profile_windows``: ``--rows``
+records (25 features + latency, :mod:`benchmarks.bench_many_windows`' data) into daily
+windows against the same reference built without and with ``multivariate=True``; best
+of ``--repeat`` each, in one process.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from mlmon.profiles.frame import build_reference, profile_frame
+from mlmon.profiles.frame import build_reference, profile_frame, profile_windows
 from mlmon.profiles.schema import FeatureSpec, Schema
 from tests import nannyml_data
 
@@ -177,10 +183,47 @@ def compare(name: str) -> dict[str, Any]:
     }
 
 
+def windows(rows: int, days: int, repeat: int) -> dict[str, Any]:
+    """profile_windows into daily windows, without and with the reference's PCA."""
+    from datetime import timedelta
+
+    from benchmarks.bench_many_windows import best, records
+    from benchmarks.common import make_frame
+
+    base = make_frame(100_000, seed=1)
+    plain = build_reference(base)
+    with_pca = build_reference(base, multivariate=True)
+    df = records(rows, days)
+    step = timedelta(days=1)
+    n = len(list(profile_windows(df, with_pca, window=step)))
+    t_plain = best(lambda: list(profile_windows(df, plain, window=step)), repeat)
+    t_pca = best(lambda: list(profile_windows(df, with_pca, window=step)), repeat)
+    mv = with_pca.multivariate
+    assert mv is not None
+    t_err = best(lambda: mv.errors(df), repeat)
+    return {
+        "rows": rows,
+        "windows": n,
+        "features": len(mv.features),
+        "components": int(mv.components.shape[0]),
+        "without_pca_s": round(t_plain, 3),
+        "with_pca_s": round(t_pca, 3),
+        "errors_only_s": round(t_err, 3),
+        "ratio": round(t_pca / t_plain, 2),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--datasets", default=",".join(nannyml_data.DATASETS))
+    ap.add_argument("--windows", action="store_true", help="time profile_windows with the PCA")
+    ap.add_argument("--rows", type=int, default=50_000)
+    ap.add_argument("--days", type=int, default=1200)
+    ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
+    if args.windows:
+        print(json.dumps(windows(args.rows, args.days, args.repeat)))
+        return 0
     print(
         "dataset     chunks  components(mlmon,nml)  max rel diff  upper band (mlmon / nml)"
         "        alerts (mlmon,nml)  agree  seconds (mlmon / nml)"

@@ -133,7 +133,7 @@ class MultivariateModel:
     # -- errors ---------------------------------------------------------------------
     def standardised(self, frame: pl.DataFrame) -> np.ndarray:
         """The imputed, encoded and standardised ``(rows, features)`` matrix of ``frame``."""
-        x = np.empty((frame.height, len(self.features)), dtype=np.float64)
+        x = np.empty((frame.height, len(self.features)), dtype=np.float64, order="F")
         for j, (name, kind) in enumerate(zip(self.features, self.kinds, strict=True)):
             col = frame.get_column(name)
             if kind == "numeric":
