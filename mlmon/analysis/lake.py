@@ -25,7 +25,7 @@ from mlmon.lake.schema import TABLES
 from mlmon.profiles.arrow import merge_rows
 from mlmon.profiles.frame import Reference
 from mlmon.profiles.kinds import NumericProfile
-from mlmon.profiles.multivariate import MULTIVARIATE, display_name
+from mlmon.profiles.multivariate import MULTIVARIATE
 from mlmon.profiles.performance import PerformanceProfile, performance_from_row
 
 __all__ = ["Lake"]
@@ -318,18 +318,24 @@ class Lake(LakeStore):
     def data_quality(
         self, model: str, start: TimeArg = None, end: TimeArg = None, *, version: str | None = None
     ) -> pl.DataFrame:
-        """Per feature over the period: values, nulls, NaN/inf, null rate, mean and std (numeric)."""
+        """Per feature over the period: values, nulls, NaN/inf, null rate, mean and std (numeric).
+
+        The reconstruction errors of multivariate drift are no feature: see
+        :meth:`multivariate_drift`.
+        """
         out = []
         for _, _, feature, prof in self.merged_profiles(
             model, start, end, by="all", version=version
         ):
+            if feature == MULTIVARIATE:
+                continue
             total = prof.total
             bad = (
                 getattr(prof, "nans", 0) + getattr(prof, "pos_inf", 0) + getattr(prof, "neg_inf", 0)
             )
             out.append(
                 {
-                    "feature": display_name(feature),
+                    "feature": feature,
                     "kind": prof.kind,
                     "count": prof.count,
                     "nulls": prof.nulls,

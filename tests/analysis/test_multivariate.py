@@ -205,6 +205,20 @@ def test_shifted_correlation_drifts_where_no_univariate_method_alerts(tmp_path: 
     assert code == 1
     shown = json.loads((tmp_path / "mv.json").read_text())
     assert [r["alert"] for r in shown] == [False, False, True, True]
+    # the errors are no feature of the data-quality table
+    assert set(lake.data_quality(MODEL).get_column("feature")) == set(SCHEMA.names)
+    # the report says it in one sentence, from a context that survives save and load
+    from mlmon.reports.context import collect, load, save
+    from mlmon.reports.render import render_html
+
+    ctx = collect(lake, [MODEL], T0, T0 + timedelta(days=4))
+    whole = ctx.models[0].multivariate
+    assert whole["alert"] is True and whole["count"] == same.height + flipped.height
+    ctx = load(save(ctx, tmp_path / "ctx").parent)
+    assert ctx.models[0].multivariate == whole
+    html = render_html(ctx)
+    assert "All features together (multivariate drift)" in html
+    assert "<b>outside</b> the reference band" in html
 
 
 def test_missing_values_are_imputed_and_unseen_categories_handled(data) -> None:
