@@ -344,3 +344,20 @@ def test_equal_to_nannyml_data_reconstruction_drift_on_car_loan() -> None:
     assert ours["upper"] == pytest.approx(rows[0]["upper"], rel=0.02)
     assert ours["alerts"] == [r["alert"] for r in rows]
     assert any(ours["alerts"]) and not all(ours["alerts"])
+
+
+def test_open_windows_keep_their_errors_across_an_edge_checkpoint(data, tmp_path: Path) -> None:
+    """An edge restart reloads its open windows from the checkpoint, errors included."""
+    from mlmon.edge.checkpoint import Checkpoint, CheckpointState
+
+    reference, current = data
+    ref = build_reference(reference, SCHEMA, multivariate=True)
+    windows = tuple(profile_windows(current, ref, window=timedelta(hours=6)))
+    cp = Checkpoint(tmp_path / "cp")
+    cp.commit(CheckpointState(windows=windows, reference_id=ref.reference_id))
+    back = Checkpoint(tmp_path / "cp").load().windows
+    assert len(back) == len(windows)
+    for a, b in zip(sorted(back, key=lambda w: w.start), windows, strict=True):
+        assert a.profile.multivariate is not None
+        assert a.profile.multivariate == b.profile.multivariate
+        assert a.profile.features == b.profile.features
