@@ -263,7 +263,9 @@ class Lake(LakeStore):
 
         Needs a reference built with ``multivariate=True`` (``mlmon reference build
         --multivariate``); periods profiled against references without one have no row.
-        The mean is exact: the merged error profiles' ``sum / count``.
+        The mean is exact: the merged error profiles' ``sum / count``. The band was
+        drawn from reference chunks of ``rows / multivariate_chunks`` records: periods
+        much smaller than that vary more and cross it more often by chance.
 
         Returns
         -------

@@ -65,6 +65,8 @@ MULTIVARIATE_LABEL = "multivariate: reconstruction error"
 
 #: Bins of the reference's reconstruction-error profile (reference quantiles).
 _ERROR_BINS = 10
+#: Rows standardised and projected at a time by :meth:`MultivariateModel.errors`.
+_ERROR_ROWS = 1 << 16
 
 
 def display_name(feature: str) -> str:
@@ -149,12 +151,16 @@ class MultivariateModel:
     def errors(self, frame: pl.DataFrame) -> np.ndarray:
         """Reconstruction error of every record of ``frame`` (one float per row).
 
-        Vectorised over the whole frame: one matrix product for the projection.
+        Vectorised: one matrix product per ``_ERROR_ROWS`` rows, so the working
+        memory is bounded whatever the frame's size.
         """
-        xc = self.standardised(frame)
-        xc -= self.centre
-        residual = xc - (xc @ self.components.T) @ self.components
-        return np.sqrt(np.einsum("ij,ij->i", residual, residual))
+        out = np.empty(frame.height, dtype=np.float64)
+        for lo in range(0, frame.height, _ERROR_ROWS):
+            xc = self.standardised(frame.slice(lo, _ERROR_ROWS))
+            xc -= self.centre
+            residual = xc - (xc @ self.components.T) @ self.components
+            out[lo : lo + xc.shape[0]] = np.sqrt(np.einsum("ij,ij->i", residual, residual))
+        return out
 
     def profile_errors(self, errors: np.ndarray) -> NumericProfile:
         """The numeric profile of ``errors`` on the reference error profile's bins and sketch."""
