@@ -783,6 +783,10 @@ def _section(
     alerts = _alerts(a_rows)
     drift_windows = _drift_windows(lake, model, start, end, a_rows) if drift.height else None
     status, reasons = _status(records, golden_overall, drifted, a_rows)
+    if multivariate.get("alert") and status in ("green", "amber"):
+        why = "the features together drifted (multivariate reconstruction error outside the reference band)"
+        reasons = [why] if status == "green" else [*reasons, why]
+        status = "amber"
     perf_reasons: list[str] = []
     perf_parts = _performance(lake, model, start, end, status_reasons=perf_reasons)
     if perf_reasons:

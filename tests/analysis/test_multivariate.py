@@ -214,6 +214,10 @@ def test_shifted_correlation_drifts_where_no_univariate_method_alerts(tmp_path: 
     ctx = collect(lake, [MODEL], T0, T0 + timedelta(days=4))
     whole = ctx.models[0].multivariate
     assert whole["alert"] is True and whole["count"] == same.height + flipped.height
+    assert ctx.models[0].status == "amber"  # no feature drifted alone
+    assert ctx.models[0].status_reasons == [
+        "the features together drifted (multivariate reconstruction error outside the reference band)"
+    ]
     ctx = load(save(ctx, tmp_path / "ctx").parent)
     assert ctx.models[0].multivariate == whole
     html = render_html(ctx)
