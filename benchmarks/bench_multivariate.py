@@ -20,6 +20,11 @@ and analysis chunks), the band, alert agreement and both run times.
 records (25 features + latency, :mod:`benchmarks.bench_many_windows`' data) into daily
 windows against the same reference built without and with ``multivariate=True``; best
 of ``--repeat`` each, in one process.
+
+``--memory`` (with ``--windows``): peak RSS of ``profile_windows`` on 1M rows x 25
+features into 240 windows, each case in a fresh process after reading the records
+(``/proc/self/clear_refs`` resets the peak): the reference without and with the PCA,
+and with the PCA but every row in one window.
 """
 
 from __future__ import annotations
@@ -213,6 +218,62 @@ def windows(rows: int, days: int, repeat: int) -> dict[str, Any]:
     }
 
 
+def memory_case(path: str, case: str) -> dict[str, Any]:
+    """One ``--memory`` case in this fresh process (see the module docstring)."""
+    import gc
+    from datetime import timedelta
+    from pathlib import Path
+
+    from benchmarks.bench_many_windows import DAY_US, T0
+    from benchmarks.common import make_frame, peak_rss_mib
+
+    base = make_frame(100_000, seed=1)
+    ref = build_reference(base, multivariate=case != "plain")
+    del base
+    df = pl.read_parquet(path)
+    step = timedelta(microseconds=DAY_US * 10 // 240)
+    if case == "pca-one-window":
+        df = df.with_columns(pl.lit(T0).dt.replace_time_zone("UTC").alias("timestamp"))
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")
+    before = peak_rss_mib()
+    t = time.perf_counter()
+    windows = rows = 0
+    for w in profile_windows(df, ref, window=step):  # one at a time, as the edge writes them
+        windows += 1
+        rows += w.profile.rows
+    return {
+        "case": case,
+        "windows": windows,
+        "rows": rows,
+        "frame_mib": round(df.estimated_size() / 2**20, 1),
+        "rss_before_mib": round(before, 1),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
+        "seconds": round(time.perf_counter() - t, 2),
+    }
+
+
+def memory(rows: int) -> list[dict[str, Any]]:
+    import tempfile
+    from pathlib import Path
+
+    from benchmarks.bench_many_windows import records
+
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "records.parquet")
+        records(rows, 10).write_parquet(path)
+        for case in ("plain", "pca", "pca-one-window"):
+            proc = subprocess.run(
+                [sys.executable, "-m", "benchmarks.bench_multivariate", "--case", case, path],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--datasets", default=",".join(nannyml_data.DATASETS))
@@ -220,7 +281,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, default=50_000)
     ap.add_argument("--days", type=int, default=1200)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--memory", action="store_true", help="with --windows: peak memory, 1M rows")
+    ap.add_argument("--case", help=argparse.SUPPRESS)
+    ap.add_argument("path", nargs="?", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.case:
+        print(json.dumps(memory_case(args.path, args.case)))
+        return 0
+    if args.windows and args.memory:
+        for r in memory(1_000_000 if args.rows == 50_000 else args.rows):
+            print(json.dumps(r))
+        return 0
     if args.windows:
         print(json.dumps(windows(args.rows, args.days, args.repeat)))
         return 0
