@@ -25,7 +25,7 @@ from mlmon.errors import SchemaError
 from mlmon.lake.references import load_reference, save_reference
 from mlmon.lake.writer import LakeWriter
 from mlmon.profiles.frame import build_reference, profile_frame, profile_windows
-from mlmon.profiles.multivariate import MULTIVARIATE, MULTIVARIATE_LABEL
+from mlmon.profiles.multivariate import MULTIVARIATE, MULTIVARIATE_LABEL, display_name
 from mlmon.profiles.schema import FeatureSpec, Schema
 
 MODEL = "loans"
@@ -296,6 +296,7 @@ def test_reference_round_trip_and_old_references_still_work(data, tmp_path: Path
 
 
 def test_the_reserved_name_never_meets_a_user_column() -> None:
+    assert display_name(MULTIVARIATE) == MULTIVARIATE_LABEL and display_name("age") == "age"
     with pytest.raises(SchemaError, match="reserves"):
         Schema((FeatureSpec(MULTIVARIATE, "numeric"), FeatureSpec("x", "numeric")))
     df = pl.DataFrame({MULTIVARIATE: [1.0, 2.0], "x": [1.0, 2.0]})
