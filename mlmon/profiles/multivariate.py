@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from mlmon.errors import SchemaError
+from mlmon.errors import ConfigError, SchemaError
 from mlmon.profiles.kinds import CategoricalProfile, NumericProfile
 from mlmon.profiles.sketch import DEFAULT_ALPHA
 
@@ -271,13 +271,13 @@ def _components_for(ratio: np.ndarray, n_components: float) -> int:
     d = ratio.size
     if n_components >= 1:
         if n_components != int(n_components) or n_components > d:
-            raise SchemaError(
+            raise ConfigError(
                 f"multivariate n_components {n_components} must be a fraction in (0, 1) or a "
                 f"whole number of components from 1 to {d} (the number of features)"
             )
         return int(n_components)
     if not 0 < n_components < 1:
-        raise SchemaError(
+        raise ConfigError(
             f"multivariate n_components {n_components} must be a fraction in (0, 1) or a "
             f"whole number of components from 1 to {d}"
         )
@@ -316,7 +316,10 @@ def fit_multivariate(
     Raises
     ------
     SchemaError
-        Fewer than 2 features or ``2 * chunks`` rows, or a bad ``n_components``.
+        Fewer than 2 features or ``2 * chunks`` rows.
+    ConfigError
+        ``n_components`` is neither a fraction in (0, 1) nor a whole count of
+        components up to the number of features, or ``k`` is negative.
     """
     names = tuple(features)
     if len(names) < 2:
@@ -329,7 +332,7 @@ def fit_multivariate(
             "least 2 rows (the band needs at least 2 chunks); give fewer chunks or more rows"
         )
     if not math.isfinite(k) or k < 0:
-        raise SchemaError(f"multivariate drift: k must be a finite number >= 0, got {k}")
+        raise ConfigError(f"multivariate drift: k must be a finite number >= 0, got {k}")
     n = frame.height
     kinds: list[str] = []
     fill = np.empty(len(names))

@@ -366,3 +366,24 @@ def test_open_windows_keep_their_errors_across_an_edge_checkpoint(data, tmp_path
         assert a.profile.multivariate is not None
         assert a.profile.multivariate == b.profile.multivariate
         assert a.profile.features == b.profile.features
+
+
+def test_reference_build_on_the_cli_fits_the_pca(data, tmp_path: Path, capsys) -> None:
+    from mlmon.cli import main
+
+    reference, _ = data
+    reference.write_parquet(tmp_path / "baseline.parquet")
+    out = tmp_path / "ref.parquet"
+    argv = ["reference", "build", "--data", str(tmp_path / "baseline.parquet"), "--model", MODEL,
+            "--out", str(out), "--multivariate", "--pca-components", "2",
+            "--multivariate-chunks", "8", "--multivariate-std", "2"]  # fmt: skip
+    assert main(argv) == 0
+    assert "multivariate: PCA of 4 features, 2 component(s)" in capsys.readouterr().out
+    mv = load_reference(out).multivariate
+    assert mv is not None and mv.components.shape == (2, 4)
+    assert mv.chunk_means.size == 8 and mv.k == 2.0
+    spread = mv.chunk_means.std()
+    assert mv.upper == pytest.approx(mv.chunk_means.mean() + 2 * spread, rel=1e-12)
+    # a fraction of 1 or more that is no whole number is refused, naming the setting
+    assert main([*argv[:-6], "--pca-components", "2.5"]) == 2
+    assert "n_components 2.5" in capsys.readouterr().err
