@@ -222,6 +222,8 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
         frame, schema, model=args.model, k=args.k, performance=perf,
         label_column=args.label_column, score_columns=args.score_columns.split(","),
         binning=args.binning, bin_edges=_bin_edges(args.bin_edges),
+        multivariate=args.multivariate, n_components=args.pca_components,
+        multivariate_chunks=args.multivariate_chunks, multivariate_k=args.multivariate_std,
     )  # fmt: skip
     if args.data_driven_thresholds or args.nannyml_thresholds:
         import dataclasses
@@ -240,6 +242,13 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
     print(
         f"reference {ref.reference_id}: {len(ref.profiles)} features from {ref.rows} rows -> {args.out}"
     )
+    if ref.multivariate is not None:
+        mv = ref.multivariate
+        print(
+            f"multivariate: PCA of {len(mv.features)} features, {mv.components.shape[0]} "
+            f"component(s) explain {mv.explained.sum():.1%} of the variance; band of the mean "
+            f"reconstruction error [{mv.lower:.4g}, {mv.upper:.4g}]"
+        )
     if args.lake:
         writer = LakeWriter(
             _lake_uri(args), collector_id=args.collector_id, storage_options=_storage_options(args)
@@ -300,12 +309,21 @@ def cmd_drift(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if df.height == 0:
         _known_model(lake, args.model, "profiles")
+    mv = lake.multivariate_drift(args.model, args.start, args.end, by=args.by, version=args.version)
     if args.only_drifted:
         import polars as pl
 
         df = df.filter(pl.col("drifted"))
-    _emit(df, args)
-    if args.fail_on_drift and df.get_column("drifted").any():
+        mv = mv.filter(pl.col("alert"))
+    if args.multivariate:
+        _emit(mv, args)
+    else:
+        _emit(df, args)
+        if mv.height and args.format == "table" and not args.out:
+            print("multivariate drift (PCA reconstruction error against the reference band):")
+            _emit(mv, args)
+    drifted = df.get_column("drifted").any() or mv.get_column("alert").any()
+    if args.fail_on_drift and drifted:
         return EXIT_DRIFT
     return 0
 
@@ -866,6 +884,31 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FEATURE=E1,E2,...",
         help="fixed bin edges for a numeric feature (repeatable)",
     )
+    rb.add_argument(
+        "--multivariate",
+        action="store_true",
+        help="fit a PCA on the baseline for multivariate drift: each record's reconstruction "
+        "error is profiled, and a period alerts outside the baseline's band (NannyML-style)",
+    )
+    rb.add_argument(
+        "--pca-components",
+        type=float,
+        default=0.65,
+        help="with --multivariate: fraction of variance kept (default 0.65) or a whole "
+        "number of components",
+    )
+    rb.add_argument(
+        "--multivariate-chunks",
+        type=int,
+        default=10,
+        help="with --multivariate: baseline chunks of the band (default 10)",
+    )
+    rb.add_argument(
+        "--multivariate-std",
+        type=float,
+        default=3.0,
+        help="with --multivariate: k, standard deviations of the band (default 3)",
+    )
     _add_lake(rb)
     rb.set_defaults(func=cmd_reference_build)
 
@@ -900,6 +943,13 @@ def build_parser() -> argparse.ArgumentParser:
         "repeatable; overrides the reference's data-driven and the default thresholds",
     )
     dr.add_argument("--only-drifted", action="store_true", help="show only drifted rows")
+    dr.add_argument(
+        "--multivariate",
+        action="store_true",
+        help="show the multivariate drift (mean PCA reconstruction error per period against "
+        "the reference band) instead of the per-feature drift; in table format it follows "
+        "the per-feature table anyway when the reference has a PCA",
+    )
     dr.add_argument("--fail-on-drift", action="store_true", help="exit 1 when anything drifted")
     dr.set_defaults(func=cmd_drift)
 

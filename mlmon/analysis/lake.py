@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from mlmon.analysis.drift import drift_between, method
+from mlmon.analysis.multivariate import multivariate_row
 from mlmon.analysis.performance import calibration, estimate, labelled_rows, metric, realized
 from mlmon.analysis.periods import period_expr
 from mlmon.analysis.thresholds import Thresholds
@@ -24,6 +25,7 @@ from mlmon.lake.schema import TABLES
 from mlmon.profiles.arrow import merge_rows
 from mlmon.profiles.frame import Reference
 from mlmon.profiles.kinds import NumericProfile
+from mlmon.profiles.multivariate import MULTIVARIATE
 from mlmon.profiles.performance import PerformanceProfile, performance_from_row
 
 __all__ = ["Lake"]
@@ -42,6 +44,17 @@ _DRIFT_SCHEMA: dict[str, Any] = {
     "statistic": pl.Float64,
     "dof": pl.Int64,
     "p_value": pl.Float64,
+}
+_MULTIVARIATE_SCHEMA: dict[str, Any] = {
+    "period": pl.Datetime("us", "UTC"),
+    "metric": pl.String,
+    "value": pl.Float64,
+    "lower": pl.Float64,
+    "upper": pl.Float64,
+    "alert": pl.Boolean,
+    "count": pl.Int64,
+    "std": pl.Float64,
+    "reference_id": pl.String,
 }
 _PERF_SCHEMA: dict[str, Any] = {
     "period": pl.Datetime("us", "UTC"),
@@ -237,6 +250,54 @@ class Lake(LakeStore):
                 )
         return pl.DataFrame(out, schema=_DRIFT_SCHEMA).sort("period", "feature", "method")
 
+    def multivariate_drift(
+        self,
+        model: str,
+        start: TimeArg = None,
+        end: TimeArg = None,
+        *,
+        by: str | None = "day",
+        version: str | None = None,
+    ) -> pl.DataFrame:
+        """Multivariate drift per period: the mean PCA reconstruction error against the reference band.
+
+        Needs a reference built with ``multivariate=True`` (``mlmon reference build
+        --multivariate``); periods profiled against references without one have no row.
+        The mean is exact: the merged error profiles' ``sum / count``. The band was
+        drawn from reference chunks of ``rows / multivariate_chunks`` records: periods
+        much smaller than that vary more and cross it more often by chance.
+
+        Returns
+        -------
+        polars.DataFrame
+            period, metric (``"multivariate: reconstruction error"``), value (mean
+            error), lower, upper (the reference band), alert (value outside it),
+            count (records), std (of the records' errors), reference_id.
+
+        Raises
+        ------
+        UnknownNameError
+            ``model`` has no data in the lake.
+        ConfigError
+            ``start`` is not before ``end``.
+        """
+        self._check_range(start, end)
+        rows = self._profiles(model, start, end, version, [MULTIVARIATE], by)
+        if rows.height == 0:
+            self.require_model(model)
+            return pl.DataFrame(schema=_MULTIVARIATE_SCHEMA)
+        merged = merge_rows(rows.with_columns(period_expr(by)), ["period", "reference_id"])
+        refs: dict[str, Reference] = {}
+        out: list[dict[str, Any]] = []
+        for (period, ref_id), errors in merged:
+            if ref_id not in refs:
+                refs[ref_id] = self.reference(ref_id, model=model)
+            mv = refs[ref_id].multivariate
+            if mv is None or not isinstance(errors, NumericProfile):
+                continue
+            out.append({"period": period, **multivariate_row(mv, errors), "reference_id": ref_id})
+        return pl.DataFrame(out, schema=_MULTIVARIATE_SCHEMA).sort("period", "reference_id")
+
     def merged_profiles(
         self,
         model: str,
@@ -259,11 +320,17 @@ class Lake(LakeStore):
     def data_quality(
         self, model: str, start: TimeArg = None, end: TimeArg = None, *, version: str | None = None
     ) -> pl.DataFrame:
-        """Per feature over the period: values, nulls, NaN/inf, null rate, mean and std (numeric)."""
+        """Per feature over the period: values, nulls, NaN/inf, null rate, mean and std (numeric).
+
+        The reconstruction errors of multivariate drift are no feature: see
+        :meth:`multivariate_drift`.
+        """
         out = []
         for _, _, feature, prof in self.merged_profiles(
             model, start, end, by="all", version=version
         ):
+            if feature == MULTIVARIATE:
+                continue
             total = prof.total
             bad = (
                 getattr(prof, "nans", 0) + getattr(prof, "pos_inf", 0) + getattr(prof, "neg_inf", 0)

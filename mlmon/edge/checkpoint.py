@@ -139,6 +139,9 @@ def _windows_to_arrow(windows: tuple[Window, ...]) -> pa.Table | None:
         if w.profile.latency is not None:
             items.append(("__latency__", w.profile.latency))
             roles.append("latency")
+        if w.profile.multivariate is not None:
+            items.append(("__multivariate__", w.profile.multivariate))
+            roles.append("multivariate")
         if not items:  # a window without features: keep its row count
             items.append(("__rows__", NumericProfile(edges=np.array([0.0, 1.0]))))
             roles.append("rows")
@@ -157,17 +160,21 @@ def _windows_from_frame(df: pl.DataFrame) -> tuple[Window, ...]:
     out: dict[tuple[datetime, datetime, str | None], dict[str, Any]] = {}
     for row in df.iter_rows(named=True):
         key = (row["window_start"], row["window_end"], row["model_version"])
-        w = out.setdefault(key, {"features": {}, "latency": None, "rows": int(row["rows"])})
+        w = out.setdefault(
+            key, {"features": {}, "latency": None, "multivariate": None, "rows": int(row["rows"])}
+        )
         if row["role"] == "feature":
             w["features"][row["feature"]] = profile_from_row(row)
         elif row["role"] == "latency":
             w["latency"] = profile_from_row(row)
+        elif row["role"] == "multivariate":
+            w["multivariate"] = profile_from_row(row)
     return tuple(
         Window(
             s.astimezone(UTC),
             e.astimezone(UTC),
             v,
-            WindowProfile(w["features"], w["latency"], w["rows"]),
+            WindowProfile(w["features"], w["latency"], w["rows"], w["multivariate"]),
         )
         for (s, e, v), w in out.items()
     )

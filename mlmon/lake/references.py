@@ -16,6 +16,7 @@ from mlmon.lake.writer import parquet_bytes, reference_rows
 from mlmon.profiles.arrow import profile_from_row
 from mlmon.profiles.frame import Reference
 from mlmon.profiles.kinds import NumericProfile
+from mlmon.profiles.multivariate import MULTIVARIATE, MultivariateModel
 from mlmon.profiles.performance import performance_from_row, performance_to_row
 from mlmon.profiles.schema import Schema
 
@@ -57,6 +58,7 @@ def reference_from_rows(
     schema = Schema.from_dict(json.loads(first["schema_json"]), source="reference schema_json")
     profiles: dict[str, Any] = {}
     latency = None
+    multivariate = None
     thresholds: dict[str, dict[str, float]] = {}
     binning: dict[str, str] = {}
     for r in records:
@@ -70,6 +72,14 @@ def reference_from_rows(
                 thresholds[r["feature"]] = {str(m): float(v) for m, v in raw.items()}
         elif r["feature"] == schema.latency and isinstance(prof, NumericProfile):
             latency = prof
+        elif r["feature"] == MULTIVARIATE and r.get("multivariate_json"):
+            if not isinstance(prof, NumericProfile):
+                raise SchemaError(f"reference row {MULTIVARIATE} must be a numeric profile")
+            try:
+                spec = json.loads(r["multivariate_json"])
+            except ValueError as exc:
+                raise SchemaError(f"reference multivariate_json is not JSON: {exc}") from exc
+            multivariate = MultivariateModel.from_dict(spec, prof)
     missing = [n for n in schema.names if n not in profiles]
     if missing:
         raise SchemaError(f"reference {first['reference_id']} lacks rows for {', '.join(missing)}")
@@ -84,6 +94,7 @@ def reference_from_rows(
         latency=latency,
         drift_thresholds=thresholds,
         binning=binning,
+        multivariate=multivariate,
     )
 
 

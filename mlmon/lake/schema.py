@@ -169,6 +169,7 @@ TABLES: dict[str, Table] = {
             Column("schema_json", pa.string(), "The feature schema (JSON) the reference was built with."),
             Column("drift_thresholds_json", pa.string(), "Data-driven drift thresholds of the feature (JSON method -> threshold: mean + k std over the reference's chunks); null when none were computed."),
             Column("binning", pa.string(), "How the numeric feature was binned: quantiles (reference quantiles), nannyml (NannyML 0.13's rule, with its Wasserstein histogram in the fine_* columns) or fixed (edges given); null for other rows and references written before it was stored (quantiles)."),
+            Column("multivariate_json", pa.string(), "On the `__mlmon_reconstruction_error` row only (its profile: the reference records' PCA reconstruction errors): the PCA fitted on the reference as JSON (imputation values, category frequencies of the vocabulary, standardisation, components) and the band of a period's mean error (mean +/- k std over the reference's chunks); null on feature rows and for references built without --multivariate."),
             *_PROFILE,
         ),
     ),

@@ -30,6 +30,7 @@ from mlmon.lake.schema import SCHEMA_VERSION, table
 from mlmon.lake.storage import Storage, open_storage, put_object
 from mlmon.profiles.arrow import profiles_to_arrow
 from mlmon.profiles.frame import Reference, Window
+from mlmon.profiles.multivariate import MULTIVARIATE
 from mlmon.profiles.performance import PerformanceProfile, performance_to_row
 
 __all__ = ["LakeWriter", "WriteRecord", "check_name", "reference_rows"]
@@ -80,6 +81,9 @@ def reference_rows(reference: Reference) -> pa.Table:
     items: list[tuple[str, Any]] = list(reference.profiles.items())
     if reference.latency is not None and reference.schema.latency:
         items.append((reference.schema.latency, reference.latency))
+    mv = reference.multivariate
+    if mv is not None:
+        items.append((MULTIVARIATE, mv.profile))
     rows = profiles_to_arrow(items)
     n = rows.num_rows
     extra = {
@@ -101,6 +105,12 @@ def reference_rows(reference: Reference) -> pa.Table:
             pa.string(),
         ),
     }
+    if mv is not None:
+        model_json = json.dumps(mv.to_dict(), sort_keys=True)
+        extra["multivariate_json"] = pa.array(
+            [model_json if f == MULTIVARIATE else None for f in rows.column("feature").to_pylist()],
+            pa.string(),
+        )
     for name, arr in extra.items():
         rows = rows.append_column(name, arr)
     return table("references").conform(rows)
@@ -304,7 +314,12 @@ class LakeWriter:
         # merged month drift (issue 19). Small counts are protected where shown.
         prof = window.profile
         out = []
-        rows = profiles_to_arrow(prof.features.items())
+        items: list[tuple[str, Any]] = list(prof.features.items())
+        if (
+            prof.multivariate is not None
+        ):  # merged like any numeric feature (see Lake.multivariate_drift)
+            items.append((MULTIVARIATE, prof.multivariate))
+        rows = profiles_to_arrow(items)
         rows = self._window_columns(
             rows, window, reference_id=reference.reference_id, rows=prof.rows
         )

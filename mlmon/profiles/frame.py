@@ -34,6 +34,7 @@ from mlmon.profiles.kinds import (
     bin_index,
     sum_of_squares,
 )
+from mlmon.profiles.multivariate import MULTIVARIATE, MultivariateModel, fit_multivariate
 from mlmon.profiles.performance import PerformanceProfile, PerformanceSpec
 from mlmon.profiles.schema import FeatureSpec, Schema
 from mlmon.profiles.sketch import DEFAULT_ALPHA, grouped_sketches
@@ -96,14 +97,20 @@ class Reference:
     #: How each numeric feature was binned: ``quantiles``, ``nannyml`` or ``fixed``
     #: (:mod:`mlmon.profiles.binning`); a feature not listed used ``quantiles``.
     binning: dict[str, str] = field(default_factory=dict)
+    #: The PCA fitted on the reference for multivariate drift (``build_reference(multivariate=True)``).
+    multivariate: MultivariateModel | None = None
 
     def empty_profile(self, name: str) -> Profile:
         return self.profiles[name].empty_like()
 
     def empty_window(self) -> WindowProfile:
         lat = self.latency.empty_like() if self.latency is not None else _empty_latency()
+        mv = self.multivariate.profile.empty_like() if self.multivariate is not None else None
         return WindowProfile(
-            {n: p.empty_like() for n, p in self.profiles.items()}, latency=lat, rows=0
+            {n: p.empty_like() for n, p in self.profiles.items()},
+            latency=lat,
+            rows=0,
+            multivariate=mv,
         )
 
 
@@ -152,8 +159,12 @@ def _vocabulary(
     return tuple(kept.get_column(name).head(max_categories).to_list())
 
 
-def _reference_id(schema: Schema, profiles: dict[str, Profile]) -> str:
+def _reference_id(
+    schema: Schema, profiles: dict[str, Profile], multivariate: MultivariateModel | None = None
+) -> str:
     h = hashlib.sha256(json.dumps(schema.to_dict(), sort_keys=True).encode())
+    if multivariate is not None:  # a reference without one keeps its id
+        h.update(json.dumps(multivariate.to_dict(), sort_keys=True).encode())
     for name in sorted(profiles):
         p = profiles[name]
         if isinstance(p, NumericProfile):
@@ -182,6 +193,10 @@ def build_reference(
     score_columns: str | Sequence[str] = "score",
     binning: str = "quantiles",
     bin_edges: Mapping[str, Sequence[float]] | None = None,
+    multivariate: bool = False,
+    n_components: float = 0.65,
+    multivariate_chunks: int = 10,
+    multivariate_k: float = 3.0,
 ) -> Reference:
     """Build the reference profile from a training or baseline dataframe.
 
@@ -213,6 +228,15 @@ def build_reference(
     bin_edges
         Fixed edges for some numeric features (``{"age": [0, 18, 65, 120]}``),
         overriding ``binning`` for them.
+    multivariate
+        Fit a PCA on the reference for multivariate drift
+        (:mod:`mlmon.profiles.multivariate`): every window profile then carries
+        each record's reconstruction error.
+    n_components
+        Fraction of the variance the PCA keeps (more than it), or a number of components.
+    multivariate_chunks, multivariate_k
+        The reference band of the mean error: ``multivariate_chunks`` consecutive
+        row chunks, their mean plus and minus ``multivariate_k`` standard deviations.
 
     Returns
     -------
@@ -262,8 +286,19 @@ def build_reference(
     perf = None
     if performance is not None:
         perf = _performance_reference(frame, performance, label_column, score_columns)
+    mv = None
+    if multivariate:
+        mv = fit_multivariate(
+            frame,
+            schema.names,
+            profiles,
+            n_components=n_components,
+            chunks=multivariate_chunks,
+            k=multivariate_k,
+            alpha=alpha,
+        )
     return Reference(
-        reference_id=_reference_id(schema, profiles),
+        reference_id=_reference_id(schema, profiles, mv),
         schema=schema,
         profiles=profiles,
         created_at=created.astimezone(UTC),
@@ -272,6 +307,7 @@ def build_reference(
         latency=latency,
         performance=perf,
         binning=rules,
+        multivariate=mv,
     )
 
 
@@ -317,6 +353,9 @@ class WindowProfile:
     features: dict[str, Profile]
     latency: NumericProfile | None = None
     rows: int = 0
+    #: The records' reconstruction errors (:data:`~mlmon.profiles.multivariate.MULTIVARIATE`),
+    #: when the reference has a multivariate model.
+    multivariate: NumericProfile | None = None
 
     def merge(self, other: WindowProfile) -> WindowProfile:
         missing = set(self.features) ^ set(other.features)
@@ -329,7 +368,11 @@ class WindowProfile:
             lat = self.latency or other.latency
         else:
             lat = self.latency.merge(other.latency)
-        return WindowProfile(feats, lat, self.rows + other.rows)
+        if self.multivariate is None or other.multivariate is None:
+            mv = self.multivariate or other.multivariate
+        else:
+            mv = self.multivariate.merge(other.multivariate)
+        return WindowProfile(feats, lat, self.rows + other.rows, mv)
 
     def fold_rare(self, k: int) -> WindowProfile:
         """Fold rare categories of every categorical feature (for display, not before merging)."""
@@ -337,7 +380,7 @@ class WindowProfile:
             n: p.fold_rare(k) if isinstance(p, CategoricalProfile) else p
             for n, p in self.features.items()
         }
-        return WindowProfile(feats, self.latency, self.rows)
+        return WindowProfile(feats, self.latency, self.rows, self.multivariate)
 
 
 def _check_columns(frame: pl.DataFrame, schema: Schema, *, what: str) -> None:
@@ -372,6 +415,8 @@ def _profile_one(reference: Reference, name: str, col: pl.Series) -> Profile:
 
 #: Job name of the latency column in :func:`profile_frame` (not a valid feature name).
 _LATENCY = "\x00latency"
+#: Job name of the reconstruction errors in :func:`profile_windows` (not a valid feature name).
+_MULTIVARIATE = "\x00multivariate"
 
 
 def profile_frame(data: Any, reference: Reference, *, threads: int = 2) -> WindowProfile:
@@ -429,7 +474,10 @@ def profile_frame(data: Any, reference: Reference, *, threads: int = 2) -> Windo
     results = [done[n] for n in names]
     latency = done.get(_LATENCY)
     assert latency is None or isinstance(latency, NumericProfile)
-    return WindowProfile(dict(zip(names, results, strict=True)), latency, frame.height)
+    mv = None
+    if reference.multivariate is not None:
+        mv = reference.multivariate.profile_errors(reference.multivariate.errors(frame))
+    return WindowProfile(dict(zip(names, results, strict=True)), latency, frame.height, mv)
 
 
 @dataclass
@@ -682,6 +730,10 @@ def _window_columns(frame: pl.DataFrame, reference: Reference) -> list[_Column]:
     if lat_col and lat_col in frame.columns:
         base = reference.latency or _empty_latency()
         cols.append(_Column(_LATENCY, frame.get_column(lat_col), base.empty_like()))
+    mv = reference.multivariate
+    if mv is not None:  # every row's error at once, before the rows are grouped
+        errors = pl.Series(MULTIVARIATE, mv.errors(frame))
+        cols.append(_Column(_MULTIVARIATE, errors, mv.profile.empty_like()))
     return cols
 
 
@@ -718,13 +770,16 @@ def _profile_chunk(
     done = pool.map(work, columns) if pool is not None else map(work, columns)
     per_column = dict(zip([c.name for c in columns], done, strict=True))
     sizes = np.bincount(groups, minlength=n_groups)
-    names = [c.name for c in columns if c.name != _LATENCY]
+    names = [c.name for c in columns if c.name not in (_LATENCY, _MULTIVARIATE)]
     latency = per_column.get(_LATENCY)
+    errors = per_column.get(_MULTIVARIATE)
     out = []
     for i in range(n_groups):
         lat = latency[i] if latency is not None else None
         assert lat is None or isinstance(lat, NumericProfile)
-        out.append(WindowProfile({n: per_column[n][i] for n in names}, lat, int(sizes[i])))
+        mv = errors[i] if errors is not None else None
+        assert mv is None or isinstance(mv, NumericProfile)
+        out.append(WindowProfile({n: per_column[n][i] for n in names}, lat, int(sizes[i]), mv))
     return out
 
 

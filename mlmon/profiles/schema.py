@@ -11,6 +11,10 @@ from mlmon.errors import SchemaError
 
 __all__ = ["FeatureSpec", "Schema"]
 
+#: Feature names starting with this are mlmon's own metrics (e.g. the multivariate
+#: reconstruction error), so a user's column can never clash with one.
+RESERVED_PREFIX = "__mlmon_"
+
 FeatureKind = Literal["numeric", "categorical"]
 _KINDS = ("numeric", "categorical")
 
@@ -87,6 +91,12 @@ class Schema:
             raise SchemaError(f"features listed twice in the schema: {', '.join(dupes)}")
         if not names:
             raise SchemaError("the schema has no features; list at least one")
+        reserved = [n for n in names if n.startswith(RESERVED_PREFIX)]
+        if reserved:
+            raise SchemaError(
+                f"feature name(s) {', '.join(reserved)} start with {RESERVED_PREFIX!r}, which "
+                "mlmon reserves for its own metrics; rename the column(s)"
+            )
 
     @property
     def names(self) -> tuple[str, ...]:

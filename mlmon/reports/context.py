@@ -298,6 +298,10 @@ class ModelSection:
     latency_overall: dict[str, float | None] = field(default_factory=dict)
     golden: pl.DataFrame = field(default_factory=lambda: _empty("golden"))
     golden_overall: dict[str, Any] = field(default_factory=dict)
+    #: Multivariate drift over the whole period (``Lake.multivariate_drift(by="all")``):
+    #: ``value`` (mean reconstruction error), ``lower``, ``upper``, ``alert``, ``count``;
+    #: empty when the reference has no PCA.
+    multivariate: dict[str, Any] = field(default_factory=dict)
     golden_errors: pl.DataFrame = field(default_factory=lambda: _empty("golden_errors"))
     alerts: pl.DataFrame = field(default_factory=lambda: _empty("alerts"))
     performance: pl.DataFrame | None = None
@@ -472,6 +476,7 @@ def save(ctx: ReportContext, folder: str | Path) -> Path:
                 "notes": list(m.notes),
                 "latency_overall": {k: _clean(v) for k, v in m.latency_overall.items()},
                 "golden_overall": {k: _clean(v) for k, v in m.golden_overall.items()},
+                "multivariate": {k: _clean(v) for k, v in m.multivariate.items()},
                 "frames": frames,
                 "distributions": dists,
             }
@@ -550,6 +555,7 @@ def load(folder: str | Path) -> ReportContext:
                 notes=m["notes"],
                 latency_overall=m["latency_overall"],
                 golden_overall=m["golden_overall"],
+                multivariate=m.get("multivariate") or {},
                 distributions=dists,
                 **frames,
             )
@@ -701,6 +707,14 @@ def _section(
         )
     except LakeError as exc:
         notes.append(f"Drift was not computed: {exc}")
+    multivariate: dict[str, Any] = {}
+    try:
+        mv = lake.multivariate_drift(model, start, end, by="all")
+    except LakeError:
+        mv = pl.DataFrame()
+    if mv.height == 1:
+        row = mv.row(0, named=True)
+        multivariate = {k: row[k] for k in ("value", "lower", "upper", "alert", "count")}
     distributions: list[Distribution] = []
     drifted: list[str] = []
     if drift.height:
@@ -769,6 +783,10 @@ def _section(
     alerts = _alerts(a_rows)
     drift_windows = _drift_windows(lake, model, start, end, a_rows) if drift.height else None
     status, reasons = _status(records, golden_overall, drifted, a_rows)
+    if multivariate.get("alert") and status in ("green", "amber"):
+        why = "the features together drifted (multivariate reconstruction error outside the reference band)"
+        reasons = [why] if status == "green" else [*reasons, why]
+        status = "amber"
     perf_reasons: list[str] = []
     perf_parts = _performance(lake, model, start, end, status_reasons=perf_reasons)
     if perf_reasons:
@@ -789,6 +807,7 @@ def _section(
         latency_overall=latency_overall,
         golden=golden,
         golden_overall=golden_overall,
+        multivariate=multivariate,
         golden_errors=golden_errors,
         alerts=alerts,
         drift_windows=drift_windows,

@@ -371,6 +371,7 @@ def test_every_string_column_of_every_table_has_a_known_origin() -> None:
         "schema_json": "config (the reference's schema)",
         "drift_thresholds_json": "computed from the reference: numbers per feature and method",
         "binning": "code: quantiles, nannyml or fixed (the reference's binning rule)",
+        "multivariate_json": "computed from the reference: PCA numbers and the vocabulary's names",
         "role": "code: predictions, labels or reference",
         "batch_id": "content hash of the labels file, or the source",
         "task": "config (the reference's performance spec)",
