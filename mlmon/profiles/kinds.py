@@ -58,8 +58,8 @@ def discrete_edges(support: np.ndarray) -> np.ndarray:
     With ``u(x) = nextafter(x, inf)`` the edges are ``s_0, u(s_0), s_1, u(s_1), ...,
     s_{m-1}, u(s_{m-1}), u(u(s_{m-1}))`` (``2m + 1`` edges, ``2m + 2`` bins of
     :func:`bin_index`): bin ``2k + 1`` is ``[s_k, u(s_k))``, which holds the one float
-    ``s_k``; the even bins hold every other value, between support values and beyond
-    them. :func:`discrete_support` reads the support back from the edges alone, so
+    ``s_k``; the even bins and the last one hold every other value, between support
+    values and beyond them. :func:`discrete_support` reads the support back from the edges alone, so
     the layout needs no other field in the lake and old references read as before.
 
     Raises
@@ -353,7 +353,8 @@ class NumericProfile:
     def support_counts(self) -> np.ndarray | None:
         """Exact count of each :attr:`support` value (``None`` for a continuous feature).
 
-        ``count - support_counts.sum()`` values lie off the support (in the even bins).
+        ``count - support_counts.sum()`` values lie off the support (in the even bins
+        and the last one).
         """
         s = self.support
         return None if s is None else self.bins[1 : 2 * s.size : 2]
