@@ -130,10 +130,11 @@ def test_every_chunk_cell_matches_scipy_exact_where_discrete(dataset):
     continuous cells within the stated sketch accuracy."""
     _, columns, reference, analysis, ref = dataset
     checked = 0
+    raw = {c: np.sort(reference[c].cast(pl.Float64).to_numpy()) for c in columns}  # sorted once
     for chunk in _chunks(analysis, CHUNKS):
         window = profile_frame(chunk.select(columns), ref)
         for c in columns:
-            r = reference[c].cast(pl.Float64).to_numpy()
+            r = raw[c]
             x = chunk[c].cast(pl.Float64).to_numpy()
             if c in DISCRETE:
                 _check_exact(ref.profiles[c], window.features[c], r, x)
@@ -269,3 +270,20 @@ def test_a_lake_month_of_windows_drifts_exactly_and_old_references_work_as_befor
             want = cdf_distances(prof.sketch, merged[0].sketch)
             assert (got["ks"]["statistic"], got["wasserstein"]["statistic"]) == pytest.approx(want)
             assert abs(got["wasserstein"]["statistic"] - w1) > 1e-6 * w1
+
+
+def test_reports_show_a_discrete_feature_per_value():
+    """The report's distribution of a discrete feature: one row per reference value, and the
+    values between or beyond them only where there are some (never a 1-ulp "bin")."""
+    from mlmon.reports.context import _distribution
+
+    rng = np.random.default_rng(3)
+    reference = build_reference(pl.DataFrame({"x": rng.choice([0.0, 1.0, 3.0], 1_000)}))
+    x = np.concatenate([rng.choice([0.0, 1.0, 3.0], 98), [2.5, 7.0]])
+    cur = profile_frame(pl.DataFrame({"x": x}), reference).features["x"]
+    frame = _distribution("x", reference.profiles["x"], cur).frame
+    assert frame["label"].to_list() == ["= 0", "= 1", "1–3", "= 3", "> 3"]
+    assert frame["current"].to_list() == pytest.approx(
+        [np.mean(x == 0), np.mean(x == 1), 0.01, np.mean(x == 3), 0.01]
+    )
+    assert frame["reference"].sum() == pytest.approx(1.0)
