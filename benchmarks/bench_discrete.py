@@ -82,6 +82,7 @@ def cells(n_chunks: int, discrete_max: int) -> list[dict[str, object]]:
                         "distinct": int(np.unique(r).size),
                         "discrete": ref.profiles[c].support is not None,
                         "w1_rel_err": abs(rows["wasserstein"]["statistic"] - w1) / w1,
+                        "w1_std_err": abs(rows["wasserstein"]["statistic"] - w1) / r.std(),
                         "ks_abs_err": abs(rows["ks"]["statistic"] - ks),
                     }
                 )
@@ -102,18 +103,20 @@ def main() -> None:
                 pl.col("discrete").first(),
                 pl.col("w1_rel_err").max().alias("max_w1_rel_err"),
                 (pl.col("w1_rel_err") > 0.02).sum().alias("cells_over_2pct"),
+                pl.col("w1_std_err").max().alias("max_w1_err_in_std"),
                 pl.col("ks_abs_err").max().alias("max_ks_abs_err"),
             )
             .sort("dataset", "feature")
         )
         print(f"## {mode} (discrete_max={discrete_max})")
-        with pl.Config(tbl_rows=50, tbl_cols=10, tbl_width_chars=140, fmt_str_lengths=40):
+        with pl.Config(tbl_rows=50, tbl_cols=12, tbl_width_chars=140, fmt_str_lengths=40):
             print(per_feature)
         discrete = df.filter(pl.col("discrete"))
         summary[mode] = {
             "cells": df.height,
             "max_w1_rel_err": df["w1_rel_err"].max(),
             "cells_over_2pct": int((df["w1_rel_err"] > 0.02).sum()),
+            "max_w1_err_in_std": df["w1_std_err"].max(),
             "max_ks_abs_err": df["ks_abs_err"].max(),
             "discrete_cells": discrete.height,
             "discrete_max_w1_rel_err": discrete["w1_rel_err"].max() if discrete.height else None,

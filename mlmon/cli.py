@@ -160,6 +160,16 @@ def _inferred_schema(frame: Any, args: argparse.Namespace) -> Any:
     )
 
 
+def _discrete_option(args: argparse.Namespace) -> dict[str, int]:
+    """``discrete_max`` for build_reference from ``--discrete-max`` (absent: its default)."""
+    n = getattr(args, "discrete_max", None)
+    if n is None:
+        return {}
+    if n < 0:
+        raise ConfigError(f"--discrete-max must be 0 or more, got {n}")
+    return {"discrete_max": n}
+
+
 # -- commands ---------------------------------------------------------------------------
 def cmd_reference_build(args: argparse.Namespace) -> int:
     import polars as pl
@@ -205,6 +215,7 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
     ref = build_reference(
         frame, schema, model=args.model, k=args.k, performance=perf,
         label_column=args.label_column, score_columns=args.score_columns.split(","),
+        **_discrete_option(args),
     )  # fmt: skip
     if args.data_driven_thresholds:
         import dataclasses
@@ -767,6 +778,14 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--out", required=True, help="reference file to write (Parquet)")
     rb.add_argument(
         "--k", type=int, default=5, help="minimum count for a learned category (default 5)"
+    )
+    rb.add_argument(
+        "--discrete-max",
+        type=int,
+        default=None,
+        metavar="N",
+        help="numeric features with at most N distinct values get exact per-value counts "
+        "(default 50; 0: reference-quantile bins for every numeric feature)",
     )
     rb.add_argument("--collector-id", default="reference-builder")
     rb.add_argument(

@@ -287,3 +287,34 @@ def test_reports_show_a_discrete_feature_per_value():
         [np.mean(x == 0), np.mean(x == 1), 0.01, np.mean(x == 3), 0.01]
     )
     assert frame["reference"].sum() == pytest.approx(1.0)
+
+
+def test_the_lake_stores_as_support_only_reference_values_seen_k_times(tmp_path: Path):
+    """Privacy: the support (the bin edges of a discrete feature) comes from the reference,
+    values seen at least k=5 times there; windows carry the reference's edges, so a value seen
+    only in production, or fewer than 5 times in the reference, is no edge anywhere in the lake."""
+    rng = np.random.default_rng(11)
+    support = [10.0, 20.0, 30.0]
+    r = np.concatenate([rng.choice(support, 2_000), [77.0] * 4])  # 77.0: 4 times, below k
+    schema = Schema((FeatureSpec("x", "numeric"),), latency=None, version=None)
+    reference = build_reference(pl.DataFrame({"x": r}), schema, model="m")
+    assert np.array_equal(reference.profiles["x"].support, support)
+    t0 = datetime(2026, 11, 2, tzinfo=UTC)
+    x = np.concatenate([rng.choice(support, 500), [41.25, 41.25, 77.0]])  # production-only 41.25
+    records = pl.DataFrame(
+        {"timestamp": [t0 + timedelta(minutes=int(i)) for i in range(x.size)], "x": x}
+    ).with_columns(pl.col("timestamp").dt.cast_time_unit("us"))
+    writer = LakeWriter(str(tmp_path), collector_id="edge-1")
+    writer.write_reference("m", reference)
+    acc = WindowAccumulator(reference, window=timedelta(hours=1))
+    acc.add(records)
+    acc.flush(writer, "m", with_drift=False)
+    lake = Lake(str(tmp_path))
+    rows = lake.scan("profiles", model="m", rollup=False).collect()
+    assert rows.height >= 8
+    edges = {tuple(e) for e in rows["bin_edges"].to_list()}
+    assert edges == {tuple(reference.profiles["x"].edges.tolist())}
+    values = set(discrete_support(np.array(next(iter(edges)))).tolist())
+    assert values == set(support) and 41.25 not in values and 77.0 not in values
+    merged = lake.merged_profiles("m")[0][3]
+    assert merged.support_counts.sum() == 500 and merged.count == 503  # counted, off support
