@@ -48,7 +48,13 @@ NUMERIC = {
         "y_pred_proba_highstreet_card",
         "y_pred_proba_upmarket_card",
     ],
-    "car_loan": ["car_value", "debt_to_income_ratio", "loan_length", "driver_tenure", "y_pred_proba"],
+    "car_loan": [
+        "car_value",
+        "debt_to_income_ratio",
+        "loan_length",
+        "driver_tenure",
+        "y_pred_proba",
+    ],
 }
 
 
@@ -68,10 +74,11 @@ def cells(n_chunks: int, discrete_max: int) -> list[dict[str, object]]:
         for i, chunk in enumerate(chunks(analysis, n_chunks)):
             window = profile_frame(chunk.select(columns), ref)
             for c in columns:
-                rows = {
-                    r["method"]: r for r in drift_between(ref.profiles[c], window.features[c])
-                }
-                r, x = reference[c].cast(pl.Float64).to_numpy(), chunk[c].cast(pl.Float64).to_numpy()
+                rows = {r["method"]: r for r in drift_between(ref.profiles[c], window.features[c])}
+                r, x = (
+                    reference[c].cast(pl.Float64).to_numpy(),
+                    chunk[c].cast(pl.Float64).to_numpy(),
+                )
                 w1 = st.wasserstein_distance(r, x)
                 ks = st.ks_2samp(r, x).statistic
                 out.append(

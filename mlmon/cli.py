@@ -160,14 +160,16 @@ def _inferred_schema(frame: Any, args: argparse.Namespace) -> Any:
     )
 
 
-def _discrete_option(args: argparse.Namespace) -> dict[str, int]:
+def _discrete_max(args: argparse.Namespace) -> int:
     """``discrete_max`` for build_reference from ``--discrete-max`` (absent: its default)."""
+    from mlmon.profiles.kinds import DISCRETE_MAX
+
     n = getattr(args, "discrete_max", None)
     if n is None:
-        return {}
+        return DISCRETE_MAX
     if n < 0:
         raise ConfigError(f"--discrete-max must be 0 or more, got {n}")
-    return {"discrete_max": n}
+    return int(n)
 
 
 # -- commands ---------------------------------------------------------------------------
@@ -215,7 +217,7 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
     ref = build_reference(
         frame, schema, model=args.model, k=args.k, performance=perf,
         label_column=args.label_column, score_columns=args.score_columns.split(","),
-        **_discrete_option(args),
+        discrete_max=_discrete_max(args),
     )  # fmt: skip
     if args.data_driven_thresholds:
         import dataclasses

@@ -193,7 +193,9 @@ def _sketch_pair(reference: NumericProfile, current: NumericProfile) -> tuple[fl
     return cdf_distances(reference.sketch, current.sketch)
 
 
-def _discrete_pair(reference: NumericProfile, current: NumericProfile) -> tuple[float, float] | None:
+def _discrete_pair(
+    reference: NumericProfile, current: NumericProfile
+) -> tuple[float, float] | None:
     """KS and Wasserstein-1 from the exact per-value counts of a discrete feature.
 
     ``None`` unless both profiles have the same discrete bins

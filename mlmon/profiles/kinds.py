@@ -19,13 +19,13 @@ from mlmon.errors import DuplicateNameError, ProfileError, UnknownNameError
 from mlmon.profiles.sketch import DEFAULT_ALPHA, QuantileSketch, scratch
 
 __all__ = [
+    "DISCRETE_MAX",
     "KINDS",
     "OTHER",
     "SHOWN_MIN_COUNT",
     "CategoricalProfile",
     "FeatureProfile",
     "NumericProfile",
-    "DISCRETE_MAX",
     "bin_counts",
     "bin_index",
     "discrete_edges",
@@ -92,8 +92,7 @@ def discrete_support(edges: np.ndarray) -> np.ndarray | None:
         return None
     s = e[0:-1:2]
     if not (
-        np.array_equal(e[1:-1:2], np.nextafter(s, np.inf))
-        and e[-1] == np.nextafter(e[-2], np.inf)
+        np.array_equal(e[1:-1:2], np.nextafter(s, np.inf)) and e[-1] == np.nextafter(e[-2], np.inf)
     ):
         return None
     return s

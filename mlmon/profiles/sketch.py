@@ -378,8 +378,9 @@ def _mixed_cdf(
     if cnt.size:
         cum_r = np.concatenate([[0], np.cumsum(cnt)])
         width = upper - lower
-        for side, out in (("right", at), ("left", below)):
-            j = np.searchsorted(upper, x, side=side)  # buckets wholly at or below x
+        for j, out in ((np.searchsorted(upper, x, side="right"), at),
+                       (np.searchsorted(upper, x, side="left"), below)):  # fmt: skip
+            # j: the buckets wholly at (or below) x
             out += cum_r[j]
             jj = np.minimum(j, cnt.size - 1)
             inside = (j < cnt.size) & (lower[jj] < x) & (width[jj] > 0)

@@ -252,9 +252,7 @@ def test_a_lake_month_of_windows_drifts_exactly_and_old_references_work_as_befor
         drift = Lake(str(lake)).drift("loans", start, end, by="all", methods=["ks", "wasserstein"])
         r = reference_rows["loan_length"].to_numpy()
         x = period["loan_length"].to_numpy()
-        got = {
-            d["method"]: d for d in drift.filter(pl.col("feature") == "loan_length").to_dicts()
-        }
+        got = {d["method"]: d for d in drift.filter(pl.col("feature") == "loan_length").to_dicts()}
         w1, ks = st.wasserstein_distance(r, x), st.ks_2samp(r, x).statistic
         prof = loaded.profiles["loan_length"]
         if mode == "discrete":
