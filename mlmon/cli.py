@@ -176,6 +176,18 @@ def _bin_edges(items: list[str] | None) -> dict[str, list[float]]:
     return out
 
 
+def _discrete_max(args: argparse.Namespace) -> int:
+    """``discrete_max`` for build_reference from ``--discrete-max`` (absent: its default)."""
+    from mlmon.profiles.kinds import DISCRETE_MAX
+
+    n = getattr(args, "discrete_max", None)
+    if n is None:
+        return DISCRETE_MAX
+    if n < 0:
+        raise ConfigError(f"--discrete-max must be 0 or more, got {n}")
+    return int(n)
+
+
 # -- commands ---------------------------------------------------------------------------
 def cmd_reference_build(args: argparse.Namespace) -> int:
     import polars as pl
@@ -224,6 +236,7 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
         binning=args.binning, bin_edges=_bin_edges(args.bin_edges),
         multivariate=args.multivariate, n_components=args.pca_components,
         multivariate_chunks=args.multivariate_chunks, multivariate_k=args.multivariate_std,
+        discrete_max=_discrete_max(args),
     )  # fmt: skip
     if args.data_driven_thresholds or args.nannyml_thresholds:
         import dataclasses
@@ -806,6 +819,14 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--out", required=True, help="reference file to write (Parquet)")
     rb.add_argument(
         "--k", type=int, default=5, help="minimum count for a learned category (default 5)"
+    )
+    rb.add_argument(
+        "--discrete-max",
+        type=int,
+        default=None,
+        metavar="N",
+        help="numeric features with at most N distinct values get exact per-value counts "
+        "(default 50; 0: reference-quantile bins for every numeric feature)",
     )
     rb.add_argument("--collector-id", default="reference-builder")
     rb.add_argument(

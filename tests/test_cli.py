@@ -221,6 +221,24 @@ def nannyml_like(tmp_path):
     return path
 
 
+def test_reference_build_discrete_max(nannyml_like, tmp_path):
+    """Issue 19 item 2: a 3-valued integer feature is discrete by default (one bin per value);
+    --discrete-max 0 keeps reference-quantile bins; a negative value is refused."""
+    from mlmon.lake.references import load_reference
+    from mlmon.profiles.frame import build_reference
+
+    out = tmp_path / "ref.parquet"
+    run("reference", "build", "--data", str(nannyml_like), "--model", "m", "--out", str(out),
+        "--target", "target", "--ignore", "period,note", "--discrete-max", "0")  # fmt: skip
+    ref = load_reference(out)
+    assert ref.profiles["grade"].support is None
+    default = build_reference(pl.read_parquet(nannyml_like).select("grade"))
+    assert default.profiles["grade"].support.tolist() == [1.0, 2.0, 3.0]
+    bad = run("reference", "build", "--data", str(nannyml_like), "--model", "m", "--out",
+              str(out), "--discrete-max", "-1", check=False)  # fmt: skip
+    assert bad.returncode == 2 and "--discrete-max must be 0 or more" in bad.stderr
+
+
 def test_reference_build_schema_flags_and_identifier_columns(nannyml_like, tmp_path):
     """Issue 19 item 5: --categorical, --ignore, --target, --prediction without a schema file;
     identifier-like columns are not monitored, with a warning naming them."""

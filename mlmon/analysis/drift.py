@@ -6,6 +6,13 @@ categorical: vocabulary plus ``__other__``). Sketch methods take the two
 numeric profiles and compare their quantile sketches (exact at shared
 bucket boundaries, see :func:`mlmon.profiles.sketch.cdf_distances`).
 
+Discrete numeric features (at most :data:`~mlmon.profiles.kinds.DISCRETE_MAX`
+distinct reference values) have one bin per reference value: the binned
+methods compare exact per-value counts (plus the counts between and beyond
+the values), and KS and Wasserstein-1 are computed from those counts, exact
+when every value is on the reference's support
+(:func:`mlmon.profiles.sketch.discrete_cdf_distances`).
+
 Default thresholds (a window is *drifted* when the value is above the
 threshold, or below it for p-values):
 
@@ -54,7 +61,7 @@ from scipy import special, stats
 from mlmon.errors import DuplicateNameError, ProfileError, UnknownNameError
 from mlmon.profiles.fine import FineHistogram
 from mlmon.profiles.kinds import CategoricalProfile, NumericProfile
-from mlmon.profiles.sketch import cdf_distances
+from mlmon.profiles.sketch import cdf_distances, discrete_cdf_distances
 
 __all__ = [
     "DETAIL_FIELDS",
@@ -215,7 +222,30 @@ def _sketch_pair(reference: NumericProfile, current: NumericProfile) -> tuple[fl
     assert reference.sketch is not None and current.sketch is not None
     if reference.count == 0 or current.count == 0:
         raise ProfileError("cannot compute drift on an empty distribution (no finite values)")
+    exact = _discrete_pair(reference, current)
+    if exact is not None:
+        return exact
     return cdf_distances(reference.sketch, current.sketch)
+
+
+def _discrete_pair(
+    reference: NumericProfile, current: NumericProfile
+) -> tuple[float, float] | None:
+    """KS and Wasserstein-1 from the exact per-value counts of a discrete feature.
+
+    ``None`` unless both profiles have the same discrete bins
+    (:func:`mlmon.profiles.kinds.discrete_edges`); values off the support are
+    taken from the sketches (:func:`mlmon.profiles.sketch.discrete_cdf_distances`).
+    """
+    support = reference.support
+    if support is None or not np.array_equal(reference.edges, current.edges):
+        return None
+    ref_points, cur_points = reference.support_counts, current.support_counts
+    assert reference.sketch is not None and current.sketch is not None
+    assert ref_points is not None and cur_points is not None
+    return discrete_cdf_distances(
+        support, ref_points, reference.sketch, cur_points, current.sketch, reference.centre
+    )
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,12 @@ PROFILE_FIELDS: tuple[tuple[pa.Field, str], ...] = (
     (pa.field("sum_sq", pa.float64()), "Sum of squares of the finite values (numeric)."),
     (pa.field("min", pa.float64()), "Smallest finite value (numeric)."),
     (pa.field("max", pa.float64()), "Largest finite value (numeric)."),
-    (pa.field("bin_edges", pa.list_(pa.float64())), "Reference bin edges e_0..e_{E-1} (numeric)."),
+    (
+        pa.field("bin_edges", pa.list_(pa.float64())),
+        "Reference bin edges e_0..e_{E-1} (numeric): reference quantiles, or for a discrete "
+        "feature (at most 50 reference values) v_0, next(v_0), v_1, next(v_1) ... v_m-1, "
+        "next(v_m-1), next(next(v_m-1)), next = the next float up, so bin 2k+1 counts v_k exactly.",
+    ),
     (
         pa.field("bin_counts", pa.list_(pa.int64())),
         "Numeric: E+1 counts, (-inf,e_0), [e_0,e_1) ... [e_{E-2},e_{E-1}], (e_{E-1},inf). "

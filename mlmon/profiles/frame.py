@@ -27,11 +27,13 @@ import pyarrow as pa
 from mlmon.errors import SchemaError, TimestampError
 from mlmon.profiles.binning import binning_items, check_binning, reference_bins
 from mlmon.profiles.kinds import (
+    DISCRETE_MAX,
     OTHER,
     CategoricalProfile,
     NumericProfile,
     _to_float_array,
     bin_index,
+    discrete_edges,
     sum_of_squares,
 )
 from mlmon.profiles.multivariate import MULTIVARIATE, MultivariateModel, fit_multivariate
@@ -145,6 +147,39 @@ def _numeric_reference(
     return NumericProfile.from_array(arr, edges=edges, centre=centre, alpha=alpha, nulls=nulls)
 
 
+def _discrete_reference(
+    series: pl.Series, spec: FeatureSpec, alpha: float, k: int, discrete_max: int
+) -> NumericProfile | None:
+    """The reference profile of a discrete feature, or ``None`` when it is not discrete.
+
+    Discrete: at most ``discrete_max`` distinct finite values. Its support is the
+    values seen at least ``k`` times (the rule of learned categorical vocabularies: a
+    rarer value is not stored, it is counted in the bins between support values), and
+    each support value gets a bin of its own (:func:`~mlmon.profiles.kinds.discrete_edges`).
+    """
+    if discrete_max <= 0:
+        return None
+    arr, nulls = _to_float_array(series)
+    finite = arr[np.isfinite(arr)]
+    if finite.size == 0:
+        return None  # _numeric_reference names the problem
+    values, counts = np.unique(finite, return_counts=True)
+    if values.size > discrete_max:
+        return None
+    support = values[counts >= k]
+    up = np.nextafter(support, np.inf)
+    if (
+        support.size == 0
+        or np.any(up[:-1] >= support[1:])
+        or not math.isfinite(np.nextafter(up[-1], np.inf))
+    ):
+        return None  # no value seen k times, or adjacent floats: quantile bins
+    centre = float(np.median(finite)) if spec.centred else 0.0
+    return NumericProfile.from_array(
+        arr, edges=discrete_edges(support), centre=centre, alpha=alpha, nulls=nulls
+    )
+
+
 def _vocabulary(
     series: pl.Series, spec: FeatureSpec, k: int, max_categories: int
 ) -> tuple[str, ...]:
@@ -197,6 +232,7 @@ def build_reference(
     n_components: float = 0.65,
     multivariate_chunks: int = 10,
     multivariate_k: float = 3.0,
+    discrete_max: int = DISCRETE_MAX,
 ) -> Reference:
     """Build the reference profile from a training or baseline dataframe.
 
@@ -237,6 +273,11 @@ def build_reference(
     multivariate_chunks, multivariate_k
         The reference band of the mean error: ``multivariate_chunks`` consecutive
         row chunks, their mean plus and minus ``multivariate_k`` standard deviations.
+    discrete_max
+        A numeric feature with at most this many distinct finite values is
+        profiled discrete: each of its values seen at least ``k`` times gets a bin
+        of its own, so drift on it is exact (KS, Wasserstein and the binned
+        methods over per-value counts). 0 turns it off (reference-quantile bins).
 
     Returns
     -------
@@ -269,8 +310,13 @@ def build_reference(
         if spec.kind == "numeric":
             _check_numeric_dtype(col, spec, "reference data")
             rules[spec.name] = "fixed" if spec.name in fixed else binning
-            profiles[spec.name] = _numeric_reference(
-                col, spec, alpha, binning, fixed.get(spec.name)
+            discrete = None
+            if binning == "quantiles" and spec.name not in fixed:  # NannyML's rule has no such bins
+                discrete = _discrete_reference(col, spec, alpha, k, discrete_max)
+            profiles[spec.name] = (
+                discrete
+                if discrete is not None
+                else _numeric_reference(col, spec, alpha, binning, fixed.get(spec.name))
             )
         else:
             vocab = _vocabulary(col, spec, k, max_categories)

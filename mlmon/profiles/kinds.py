@@ -20,6 +20,7 @@ from mlmon.profiles.fine import FineHistogram
 from mlmon.profiles.sketch import DEFAULT_ALPHA, QuantileSketch, scratch
 
 __all__ = [
+    "DISCRETE_MAX",
     "KINDS",
     "OTHER",
     "SHOWN_MIN_COUNT",
@@ -28,6 +29,8 @@ __all__ = [
     "NumericProfile",
     "bin_counts",
     "bin_index",
+    "discrete_edges",
+    "discrete_support",
     "kind_class",
     "register_kind",
     "sum_of_squares",
@@ -39,6 +42,61 @@ OTHER = "__other__"
 #: keeps exact counts so merged periods drift exactly (docs/security.md, "Exact categorical
 #: counts").
 SHOWN_MIN_COUNT = 5
+
+
+#: A numeric reference feature with at most this many distinct finite values is profiled
+#: *discrete*: every value of its support gets a bin of its own (:func:`discrete_edges`), so
+#: windows and merged periods carry exact counts per value and KS, Wasserstein and the
+#: binned methods are exact there. Equal to the largest learned categorical vocabulary
+#: (``build_reference(max_categories=50)``): binned methods then see at most as many bins
+#: as on a categorical feature (their small-window bias grows with the number of bins).
+DISCRETE_MAX = 50
+
+
+def discrete_edges(support: np.ndarray) -> np.ndarray:
+    """Bin edges that give each value of ``support`` (sorted, finite) a bin of its own.
+
+    With ``u(x) = nextafter(x, inf)`` the edges are ``s_0, u(s_0), s_1, u(s_1), ...,
+    s_{m-1}, u(s_{m-1}), u(u(s_{m-1}))`` (``2m + 1`` edges, ``2m + 2`` bins of
+    :func:`bin_index`): bin ``2k + 1`` is ``[s_k, u(s_k))``, which holds the one float
+    ``s_k``; the even bins and the last one hold every other value, between support
+    values and beyond them. :func:`discrete_support` reads the support back from the edges alone, so
+    the layout needs no other field in the lake and old references read as before.
+
+    Raises
+    ------
+    ProfileError
+        Two support values are adjacent floats, or the largest is the largest float.
+    """
+    s = np.asarray(support, dtype=np.float64)
+    up = np.nextafter(s, np.inf)
+    if s.size == 0 or np.any(up[:-1] >= s[1:]) or not np.all(np.isfinite(s)):
+        raise ProfileError("a discrete support must be sorted finite values, not adjacent floats")
+    last = np.nextafter(up[-1], np.inf)
+    if not math.isfinite(last):
+        raise ProfileError("a discrete support cannot hold the largest float")
+    edges = np.empty(2 * s.size + 1, dtype=np.float64)
+    edges[0 : 2 * s.size : 2] = s
+    edges[1 : 2 * s.size : 2] = up
+    edges[-1] = last
+    return edges
+
+
+def discrete_support(edges: np.ndarray) -> np.ndarray | None:
+    """The support of edges laid out by :func:`discrete_edges`, else ``None``.
+
+    Any edges of that layout mean it: bin ``2k + 1``, ``[s_k, u(s_k))``, can only
+    hold ``s_k``, so its count is that value's exact count however the edges came about.
+    """
+    e = np.asarray(edges)
+    if e.size < 3 or e.size % 2 == 0:
+        return None
+    s = e[0:-1:2]
+    if not (
+        np.array_equal(e[1:-1:2], np.nextafter(s, np.inf)) and e[-1] == np.nextafter(e[-2], np.inf)
+    ):
+        return None
+    return s
 
 
 @runtime_checkable
@@ -315,6 +373,24 @@ class NumericProfile:
     def total(self) -> int:
         """Every row seen, including nulls, NaN and inf."""
         return self.count + self.nulls + self.nans + self.pos_inf + self.neg_inf
+
+    @property
+    def support(self) -> np.ndarray | None:
+        """The reference's distinct values when the feature is discrete (:data:`DISCRETE_MAX`).
+
+        ``None`` for a continuous feature (reference-quantile bins).
+        """
+        return discrete_support(self.edges)
+
+    @property
+    def support_counts(self) -> np.ndarray | None:
+        """Exact count of each :attr:`support` value (``None`` for a continuous feature).
+
+        ``count - support_counts.sum()`` values lie off the support (in the even bins
+        and the last one).
+        """
+        s = self.support
+        return None if s is None else self.bins[1 : 2 * s.size : 2]
 
     def quantiles(self, qs: Any) -> np.ndarray:
         assert self.sketch is not None

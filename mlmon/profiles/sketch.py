@@ -31,6 +31,7 @@ __all__ = [
     "MIN_INDEXABLE",
     "QuantileSketch",
     "cdf_distances",
+    "discrete_cdf_distances",
     "grouped_sketches",
 ]
 
@@ -301,6 +302,136 @@ def cdf_distances(a: QuantileSketch, b: QuantileSketch) -> tuple[float, float]:
     w1 = float(np.sum(area * width))
     object.__setattr__(b, "_cdf_memo", (a, (ks, w1)))
     return ks, w1
+
+
+def _bucket_keys(values: np.ndarray, alpha: float, centre: float) -> tuple[np.ndarray, np.ndarray]:
+    """Bucket index and store (1 positive, -1 negative, 0 zero bucket) of each value.
+
+    The same float operations as :meth:`QuantileSketch.from_values` and
+    :func:`grouped_sketches`, so a value lands in the bucket they put it in.
+    """
+    inv_log_gamma = 1.0 / math.log(_gamma(alpha))
+    k_min = math.ceil(math.log(MIN_INDEXABLE) * inv_log_gamma)
+    key = np.subtract(np.asarray(values, dtype=np.float64), centre)
+    store = np.where(np.signbit(key), -1, 1)
+    np.abs(key, out=key)
+    with np.errstate(divide="ignore"):
+        np.log(key, out=key)
+    key *= inv_log_gamma
+    np.ceil(key, out=key)
+    zero = key < k_min
+    store[zero] = 0
+    return np.where(zero, 0, key).astype(np.int64), store
+
+
+def _residual_buckets(
+    sketch: QuantileSketch, support: np.ndarray, points: np.ndarray, centre: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(lower, upper, count)`` of the sketch's buckets without the support's point masses.
+
+    In the feature's units, ascending. ``None`` if a point mass is not in its bucket
+    (a sketch not built with these centre and alpha).
+    """
+    lower, upper, _, cnt = sketch.buckets()
+    if int(points.sum()) == sketch.count:
+        return np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64)
+    index, store = _bucket_keys(support, sketch.alpha, centre)
+    cnt = cnt.copy()
+    # bucket position in buckets() order: negative store reversed, zero, positive store
+    n_neg = sketch.neg_index.size
+    z = 1 if sketch.zero else 0
+    for i, st, c in zip(index.tolist(), store.tolist(), points.tolist(), strict=True):
+        if c == 0:
+            continue
+        if st == 0:
+            if not z:
+                return None
+            pos = n_neg
+        else:
+            idx = sketch.pos_index if st > 0 else sketch.neg_index
+            j = int(np.searchsorted(idx, i))
+            if j >= idx.size or idx[j] != i:
+                return None
+            pos = n_neg + z + j if st > 0 else n_neg - 1 - j
+        cnt[pos] -= c
+    if np.any(cnt < 0):
+        return None
+    keep = cnt > 0
+    return lower[keep] + centre, upper[keep] + centre, cnt[keep]
+
+
+def _mixed_cdf(
+    x: np.ndarray,
+    support: np.ndarray,
+    points: np.ndarray,
+    residual: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Counts at or below, and below, each ``x``: point masses plus residual buckets.
+
+    A residual bucket's count is spread uniformly over it (a bucket of width 0,
+    values at the centre, is a point mass).
+    """
+    cum_p = np.concatenate([[0], np.cumsum(points)])
+    at = cum_p[np.searchsorted(support, x, side="right")].astype(np.float64)
+    below = cum_p[np.searchsorted(support, x, side="left")].astype(np.float64)
+    lower, upper, cnt = residual
+    if cnt.size:
+        cum_r = np.concatenate([[0], np.cumsum(cnt)])
+        width = upper - lower
+        for j, out in ((np.searchsorted(upper, x, side="right"), at),
+                       (np.searchsorted(upper, x, side="left"), below)):  # fmt: skip
+            # j: the buckets wholly at (or below) x
+            out += cum_r[j]
+            jj = np.minimum(j, cnt.size - 1)
+            inside = (j < cnt.size) & (lower[jj] < x) & (width[jj] > 0)
+            frac = np.where(inside, (x - lower[jj]) / np.where(width[jj] > 0, width[jj], 1.0), 0.0)
+            out += cnt[jj] * np.clip(frac, 0.0, 1.0)
+    return at, below
+
+
+def discrete_cdf_distances(
+    support: np.ndarray,
+    a_points: np.ndarray,
+    a: QuantileSketch,
+    b_points: np.ndarray,
+    b: QuantileSketch,
+    centre: float,
+) -> tuple[float, float] | None:
+    """KS statistic and Wasserstein-1 of two discrete profiles: exact counts per support value.
+
+    Each side is its point masses on ``support`` (exact counts ``a_points``,
+    ``b_points``) plus the rest of its sketch (``a``, ``b``, the values off the
+    support), spread uniformly inside each bucket. Both CDFs are then step
+    functions plus piecewise-linear parts; KS is the largest gap between them at
+    any breakpoint (either side of a step) and Wasserstein-1 the exact integral of
+    their difference. With every value on the support both are exact (the
+    empirical CDFs of the raw values); values off the support are placed within
+    the sketch's bucket, as :func:`cdf_distances` places every value.
+
+    Returns ``None`` when a sketch does not hold its point masses (built with
+    another centre or accuracy); ``(nan, nan)`` when either side is empty.
+    """
+    na, nb = a.count, b.count
+    if na == 0 or nb == 0:
+        return math.nan, math.nan
+    ra = _residual_buckets(a, support, a_points, centre)
+    rb = _residual_buckets(b, support, b_points, centre)
+    if ra is None or rb is None:
+        return None
+    x = np.unique(np.concatenate([support, ra[0], ra[1], rb[0], rb[1]]))
+    fa_at, fa_below = _mixed_cdf(x, support, a_points, ra)
+    fb_at, fb_below = _mixed_cdf(x, support, b_points, rb)
+    d_at = fa_at / na - fb_at / nb
+    d_below = fa_below / na - fb_below / nb
+    ks = float(max(np.max(np.abs(d_at)), np.max(np.abs(d_below))))
+    # between breakpoints the difference is linear: from d_at[i] to d_below[i + 1]
+    d0, d1 = d_at[:-1], d_below[1:]
+    width = np.diff(x)
+    a0, a1 = np.abs(d0), np.abs(d1)
+    same = d0 * d1 >= 0
+    denom = np.where(same, 1.0, a0 + a1)
+    area = np.where(same, (a0 + a1) / 2.0, (d0 * d0 + d1 * d1) / (2.0 * denom))
+    return ks, float(np.sum(area * width))
 
 
 def grouped_sketches(

@@ -643,7 +643,27 @@ def _distribution(feature: str, ref: Any, cur: Any) -> Distribution:
             + [f"> {e[-1]:.4g}"]
         )
     frame = pl.DataFrame({"label": labels, "reference": rf.tolist(), "current": cf.tolist()})
+    if ref.kind == "numeric" and ref.support is not None:
+        frame = _discrete_distribution(ref.support, frame)
     return Distribution(feature, ref.kind, frame)
+
+
+def _discrete_distribution(support: Any, frame: pl.DataFrame) -> pl.DataFrame:
+    """A discrete feature's bins as one row per reference value (``= v``), plus the bins
+    between and beyond the values only where either side has values there."""
+    n = len(support)
+    labels = [f"< {support[0]:.4g}"]
+    for i in range(n):
+        labels.append(f"= {support[i]:.4g}")
+        if i + 1 < n:
+            labels.append(f"{support[i]:.4g}–{support[i + 1]:.4g}")
+    labels += [f"> {support[-1]:.4g}", f"> {support[-1]:.4g}"]
+    point = [i % 2 == 1 and i < 2 * n for i in range(frame.height)]
+    out = frame.with_columns(label=pl.Series(labels), point=pl.Series(point))
+    out = out.filter(pl.col("point") | (pl.col("reference") > 0) | (pl.col("current") > 0))
+    return out.group_by("label", maintain_order=True).agg(
+        pl.col("reference").sum(), pl.col("current").sum()
+    )
 
 
 def _drifted(drift: pl.DataFrame) -> list[str]:
