@@ -33,7 +33,7 @@ from mlmon.profiles.kinds import (
     bin_index,
     sum_of_squares,
 )
-from mlmon.profiles.performance import PerformanceProfile, PerformanceSpec
+from mlmon.profiles.performance import PerformanceProfile, PerformanceSpec, decision_index
 from mlmon.profiles.schema import FeatureSpec, Schema
 from mlmon.profiles.sketch import DEFAULT_ALPHA, grouped_sketches
 
@@ -162,6 +162,7 @@ def build_reference(
     performance: PerformanceSpec | None = None,
     label_column: str = "label",
     score_columns: str | Sequence[str] = "score",
+    decision_column: str | None = None,
 ) -> Reference:
     """Build the reference profile from a training or baseline dataframe.
 
@@ -186,6 +187,10 @@ def build_reference(
         ``classes`` order, or one column of predicted classes; regression the
         predicted value) become the
         reference performance profile: calibration curve and baseline metrics.
+        ``decision_column`` (classification) holds the model's own logged
+        decisions (NannyML's ``y_pred``): they are the predicted class of the
+        baseline's threshold metrics instead of ``score >= threshold`` or the
+        highest score; a value outside the classes is an error naming the column.
 
     Returns
     -------
@@ -225,7 +230,9 @@ def build_reference(
         raise TimestampError("build_reference(created_at=...) must be timezone-aware (UTC)")
     perf = None
     if performance is not None:
-        perf = _performance_reference(frame, performance, label_column, score_columns)
+        perf = _performance_reference(
+            frame, performance, label_column, score_columns, decision_column
+        )
     return Reference(
         reference_id=_reference_id(schema, profiles),
         schema=schema,
@@ -239,16 +246,24 @@ def build_reference(
 
 
 def _performance_reference(
-    frame: pl.DataFrame, spec: PerformanceSpec, label: str, scores: str | Sequence[str]
+    frame: pl.DataFrame,
+    spec: PerformanceSpec,
+    label: str,
+    scores: str | Sequence[str],
+    decision: str | None = None,
 ) -> PerformanceProfile:
     cols = [scores] if isinstance(scores, str) else list(scores)
-    missing = [c for c in (label, *cols) if c not in frame.columns]
+    extra = [decision] if decision and decision not in (label, *cols) else []
+    missing = [c for c in (label, *cols, *extra) if c not in frame.columns]
     if missing:
         raise SchemaError(
             f"reference data lack the performance column(s) {', '.join(missing)}; "
             f"columns: {', '.join(frame.columns)} (set label_column / score_columns)"
         )
-    sub = frame.select(label, *cols).drop_nulls()
+    if decision and spec.task == "regression":
+        raise SchemaError(f"decision column {decision!r}: a regression model has no classes")
+    sub = frame.select(label, *cols, *extra).drop_nulls(subset=[label, *cols])
+    dec = decision_index(spec, sub.get_column(decision), decision)[0] if decision else None
     y = sub.get_column(label)
     if spec.task == "regression":
         return PerformanceProfile.from_labels(
@@ -267,7 +282,9 @@ def _performance_reference(
         return PerformanceProfile.from_labels(spec, idx[keep], predicted=pidx[keep])
     s = sub.select(cols).to_numpy().astype(np.float64)
     if spec.task == "binary" or s.shape[1] == spec.k:
-        return PerformanceProfile.from_labels(spec, idx, s if spec.task != "binary" else s[:, 0])
+        return PerformanceProfile.from_labels(
+            spec, idx, s if spec.task != "binary" else s[:, 0], decisions=dec
+        )
     raise SchemaError(
         f"a {spec.task} reference needs {spec.k} score columns (one per class), got {cols}"
     )
