@@ -1,0 +1,324 @@
+"""Decisions and classes (issue 19 item 6): the model's logged decisions are its predictions,
+and multiclass classifiers get label-free (CBPE-style) estimates, from mergeable profiles.
+
+Oracle data: NannyML's synthetic binary and multiclass datasets (tests/nannyml_data.py), whose
+records carry the model's own decision ``y_pred`` beside its scores. Realized values are
+scikit-learn's on the raw records. The comparison with NannyML's own CBPE (13 s of NannyML)
+is in benchmarks/bench_cbpe_multiclass.py, with its figures in benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn import metrics as skm
+
+from mlmon.analysis.lake import Lake
+from mlmon.analysis.performance import MulticlassCalibration, calibration, estimate, realized
+from mlmon.errors import SchemaError
+from mlmon.lake.writer import LakeWriter, performance_row
+from mlmon.profiles.frame import build_reference
+from mlmon.profiles.performance import (
+    PerformanceProfile,
+    PerformanceSpec,
+    decision_index,
+    performance_from_row,
+    performance_to_row,
+)
+from mlmon.profiles.schema import Schema
+from tests import nannyml_data
+
+MC = ("prepaid_card", "highstreet_card", "upmarket_card")
+MC_SCORES = [f"y_pred_proba_{c}" for c in MC]
+THRESHOLD_METRICS = ("accuracy", "precision", "recall", "f1", "specificity")
+#: Within the first half of NannyML's multiclass analysis period (no concept drift there),
+#: each chunk's estimate lies this close to the realized value (measured: at most 0.006).
+ESTIMATE_TOL = 0.015
+
+
+def _sklearn(y: np.ndarray, pred: np.ndarray, k: int) -> dict[str, float]:
+    labels = np.arange(k)
+    cm = skm.confusion_matrix(y, pred, labels=labels).astype(np.float64)
+    tp = np.diag(cm)
+    tn = cm.sum() - cm.sum(axis=0) - cm.sum(axis=1) + tp
+    spec = tn / (cm.sum() - cm.sum(axis=1))
+    avg = "binary" if k == 2 else "macro"
+    return {
+        "accuracy": skm.accuracy_score(y, pred),
+        "precision": skm.precision_score(y, pred, average=avg),
+        "recall": skm.recall_score(y, pred, average=avg),
+        "f1": skm.f1_score(y, pred, average=avg),
+        "specificity": float(spec[1]) if k == 2 else float(spec.mean()),
+    }
+
+
+@pytest.fixture(scope="module")
+def binary() -> tuple[pl.DataFrame, pl.DataFrame]:
+    reference, analysis, targets = nannyml_data.load("binary")
+    return reference, analysis.join(targets, on="id", how="left")
+
+
+@pytest.fixture(scope="module")
+def multiclass() -> tuple[pl.DataFrame, pl.DataFrame]:
+    reference, analysis, targets = nannyml_data.load("multiclass")
+    return reference, analysis.join(targets, on="id", how="left")
+
+
+def _binary_ref(reference: pl.DataFrame, decision: str | None = "y_pred") -> PerformanceProfile:
+    ref = build_reference(
+        reference, Schema.infer(reference.select("distance_from_office", "tenure")),
+        performance=PerformanceSpec.make("binary"), label_column="work_home_actual",
+        score_columns="y_pred_proba", decision_column=decision,
+    )  # fmt: skip
+    assert ref.performance is not None
+    return ref.performance
+
+
+def _mc_spec() -> PerformanceSpec:
+    return PerformanceSpec.make("multiclass", classes=MC)
+
+
+def _mc_ref(reference: pl.DataFrame) -> PerformanceProfile:
+    ref = build_reference(
+        reference, Schema.infer(reference.select("app_behavioral_score", "acq_channel")),
+        performance=_mc_spec(), label_column="y_true", score_columns=MC_SCORES,
+        decision_column="y_pred",
+    )  # fmt: skip
+    assert ref.performance is not None
+    return ref.performance
+
+
+def test_binary_realized_uses_the_logged_decisions(binary: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    reference, _ = binary
+    y = reference.get_column("work_home_actual").to_numpy()
+    y_pred = reference.get_column("y_pred").to_numpy()
+    rule = (reference.get_column("y_pred_proba").to_numpy() >= 0.5).astype(int)
+    assert np.count_nonzero(y_pred != rule) > 0  # the model decided otherwise on some rows
+    ours = realized(_binary_ref(reference))
+    want = _sklearn(y, y_pred, 2)
+    for m in THRESHOLD_METRICS:
+        assert ours[m] == pytest.approx(want[m], abs=1e-12), m
+    # without the decision column the rule decides, and accuracy is that of the rule
+    old = realized(_binary_ref(reference, decision=None))
+    assert old["accuracy"] == pytest.approx(skm.accuracy_score(y, rule), abs=1e-12)
+    assert old["accuracy"] != pytest.approx(ours["accuracy"], abs=1e-6)
+
+
+def test_multiclass_realized_uses_the_logged_decisions(
+    multiclass: tuple[pl.DataFrame, pl.DataFrame],
+) -> None:
+    reference, _ = multiclass
+    spec = _mc_spec()
+    y, _ = spec.class_index(reference.get_column("y_true").to_numpy())
+    pred, _ = spec.class_index(reference.get_column("y_pred").to_numpy())
+    ours = realized(_mc_ref(reference))
+    want = _sklearn(y, pred, 3)
+    for m in THRESHOLD_METRICS:
+        assert ours[m] == pytest.approx(want[m], abs=1e-12), m
+    auc = skm.roc_auc_score(y, reference.select(MC_SCORES).to_numpy(), multi_class="ovr")
+    assert ours["roc_auc"] == pytest.approx(auc, abs=0.005)  # on binned scores
+
+
+def test_multiclass_estimate_close_to_realized(
+    multiclass: tuple[pl.DataFrame, pl.DataFrame],
+) -> None:
+    reference, analysis = multiclass
+    spec = _mc_spec()
+    cal = calibration(_mc_ref(reference))
+    assert isinstance(cal, MulticlassCalibration)
+    size = 6000
+    errors: dict[str, list[float]] = {}
+    for start in range(0, analysis.height // 2, size):  # the first half: calibration holds
+        part = analysis.slice(start, size)
+        scores = part.select(MC_SCORES).to_numpy()
+        dec, _ = decision_index(spec, part.get_column("y_pred"), "y_pred")
+        est = estimate(PerformanceProfile.from_predictions(spec, scores, dec), cal, draws=300)
+        y, _ = spec.class_index(part.get_column("y_true").to_numpy())
+        want = _sklearn(y, dec, 3)
+        want["roc_auc"] = skm.roc_auc_score(y, scores, multi_class="ovr")
+        assert set(est) == {*THRESHOLD_METRICS, "roc_auc"}
+        for m, (value, lo, hi) in est.items():
+            assert abs(value - want[m]) <= ESTIMATE_TOL, (start, m, value, want[m])
+            assert lo <= value <= hi
+            errors.setdefault(m, []).append(abs(value - want[m]))
+    assert len(errors["accuracy"]) == 5
+
+
+def test_binary_estimate_uses_the_decisions(binary: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    """CBPE with y_pred: each row's expected outcome is its calibrated probability against the
+    decision taken, not against score >= 0.5."""
+    reference, analysis = binary
+    spec = PerformanceSpec.make("binary")
+    ref = _binary_ref(reference)
+    cal = calibration(ref)
+    assert cal is not None
+    part = analysis.slice(0, 5000)
+    s = part.get_column("y_pred_proba").to_numpy()
+    dec, _ = decision_index(spec, part.get_column("y_pred"), "y_pred")
+    with_dec = estimate(PerformanceProfile.from_predictions(spec, s, dec), cal, draws=100)
+    rule = estimate(PerformanceProfile.from_predictions(spec, s), cal, draws=100)
+    # the expected accuracy by hand, from the same calibration at each bin's mean score
+    prof = PerformanceProfile.from_predictions(spec, s, dec)
+    n = prof.hist_all[0]
+    mean = np.divide(prof.score_sum_all[0], n, out=np.zeros(len(n)), where=n > 0)
+    rate = np.clip(cal(mean), 0, 1)
+    hp = prof.hist_pred[:, 0, :]
+    want = float((hp[1] * rate + hp[0] * (1 - rate)).sum() / n.sum())
+    assert with_dec["accuracy"][0] == pytest.approx(want, abs=1e-12)
+    assert np.count_nonzero(dec != (s >= 0.5)) > 0
+    assert with_dec["accuracy"][0] != pytest.approx(rule["accuracy"][0], abs=1e-9)
+    assert with_dec["roc_auc"][0] == pytest.approx(rule["roc_auc"][0], abs=1e-12)  # scores only
+
+
+def _windows(frame: pl.DataFrame, sizes: list[int]) -> list[pl.DataFrame]:
+    bounds = np.cumsum([0, *sizes])
+    return [frame.slice(int(a), int(b - a)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _profiles(spec: PerformanceSpec, part: pl.DataFrame) -> tuple[PerformanceProfile, ...]:
+    scores = part.select(MC_SCORES).to_numpy()
+    dec, _ = decision_index(spec, part.get_column("y_pred"), "y_pred")
+    y, _ = spec.class_index(part.get_column("y_true").to_numpy())
+    return (
+        PerformanceProfile.from_predictions(spec, scores, dec),
+        PerformanceProfile.from_labels(spec, y, scores, decisions=dec),
+    )
+
+
+def test_merged_windows_equal_one_shot(multiclass: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    reference, analysis = multiclass
+    spec = _mc_spec()
+    cal = calibration(_mc_ref(reference))
+    assert cal is not None
+    frame = analysis.slice(0, 9000)
+    one_pred, one_lab = _profiles(spec, frame)
+    merged_pred = merged_lab = None
+    for part in _windows(frame, [1, 2500, 17, 3000, 482, 3000]):
+        p, lab = _profiles(spec, part)
+        merged_pred = p if merged_pred is None else merged_pred.merge(p)
+        merged_lab = lab if merged_lab is None else merged_lab.merge(lab)
+    assert merged_pred == one_pred and merged_lab == one_lab
+    assert merged_pred is not None and merged_lab is not None
+    assert merged_pred.count_decided == 9000 and merged_lab.labelled_decided == 9000
+    # threshold metrics are of counts (exact); estimates and sums are float sums (1e-12)
+    got, want = estimate(merged_pred, cal, draws=200), estimate(one_pred, cal, draws=200)
+    assert got.keys() == want.keys()
+    for m in want:
+        assert got[m] == pytest.approx(want[m], rel=1e-12, abs=1e-12), m
+    real_got, real_want = realized(merged_lab), realized(one_lab)
+    assert real_got == pytest.approx(real_want, rel=1e-12)
+    assert all(real_got[m] == real_want[m] for m in THRESHOLD_METRICS)
+
+
+def test_lake_round_trip_keeps_decisions_and_multiclass_estimates(
+    tmp_path, multiclass: tuple[pl.DataFrame, pl.DataFrame]
+) -> None:
+    reference, analysis = multiclass
+    spec = _mc_spec()
+    ref = build_reference(
+        reference, Schema.infer(reference.select("app_behavioral_score")), model="cards",
+        performance=spec, label_column="y_true", score_columns=MC_SCORES, decision_column="y_pred",
+    )  # fmt: skip
+    writer = LakeWriter(str(tmp_path / "lake"), collector_id="t", day_rollups=False)
+    writer.write_performance_reference("cards", ref)
+    day = datetime(2026, 11, 2, tzinfo=UTC)
+    frame = analysis.slice(0, 4000)
+    for i, part in enumerate(_windows(frame, [1500, 1500, 1000])):
+        start = day + timedelta(hours=i)
+        for role, prof in zip(("predictions", "labels"), _profiles(spec, part), strict=True):
+            row = performance_row(
+                prof, role=role, reference_id=ref.reference_id, collector_id="t",
+                start=start, end=start + timedelta(hours=1), version=None, batch_id=f"{role}{i}",
+            )  # fmt: skip
+            writer.write_table(
+                "performance", "cards", pl.DataFrame([row], infer_schema_length=None),
+                start, start + timedelta(hours=1), part=f"{role}-{i}",
+            )  # fmt: skip
+    lake = Lake(str(tmp_path / "lake"))
+    assert lake.performance_reference("cards", ref.reference_id) == ref.performance
+    out = lake.performance("cards", by=None, metrics=[*THRESHOLD_METRICS, "roc_auc"])
+    assert out.height == 6
+    pred, lab = _profiles(spec, frame)
+    cal = calibration(ref.performance)  # type: ignore[arg-type]
+    assert cal is not None
+    est = estimate(pred.merge(lab), cal)
+    real = realized(lab)
+    for r in out.iter_rows(named=True):
+        assert r["estimated"] == pytest.approx(est[r["metric"]][0], abs=1e-12)
+        assert r["realized"] == pytest.approx(real[r["metric"]], abs=1e-12)
+        assert r["count_total"] == 4000 and r["count_labelled"] == 4000
+    [(_, _, merged)] = lake.merged_performance("cards")
+    assert merged.count_decided == 4000 and merged.hist_pred.sum() == 4000 * 3
+
+
+def test_profiles_without_decisions_read_as_before(binary: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    """A lake row written before decisions (no hist_pred columns) is read with the rule, and
+    merges with new rows: the old rows' predictions follow score >= threshold, the new ones
+    their decisions."""
+    reference, analysis = binary
+    spec = PerformanceSpec.make("binary")
+    cal = calibration(_binary_ref(reference))
+    assert cal is not None
+    part = analysis.slice(0, 4000)
+    s = part.get_column("y_pred_proba").to_numpy()
+    dec, _ = decision_index(spec, part.get_column("y_pred"), "y_pred")
+    new_keys = ("hist_pred", "hist_pred_labelled", "count_decided", "labelled_decided")
+    old_row = {
+        k: v
+        for k, v in performance_to_row(PerformanceProfile.from_predictions(spec, s[:2000])).items()
+        if k not in new_keys
+    }
+    old = performance_from_row(old_row)
+    assert old.hist_pred.sum() == 0 and old.count_total == 2000
+    rule_only = estimate(PerformanceProfile.from_predictions(spec, s[:2000]), cal, draws=100)
+    assert estimate(old, cal, draws=100) == rule_only
+    mixed = old.merge(PerformanceProfile.from_predictions(spec, s[2000:], dec[2000:]))
+    rule_and_dec = np.concatenate([(s[:2000] >= 0.5).astype(np.int64), dec[2000:]])
+    want = PerformanceProfile.from_predictions(spec, s, rule_and_dec)
+    got, exp = estimate(mixed, cal, draws=100), estimate(want, cal, draws=100)
+    for m in THRESHOLD_METRICS:
+        assert got[m][0] == pytest.approx(exp[m][0], abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("values", "what"),
+    [
+        (pl.Series(["prepaid_card", "platinum_card-SECRET"]), "not among the classes"),
+        (pl.Series([0.73, 0.21]), "fractional numbers"),
+        (pl.Series([[1], [2]]), "has type"),
+        (pl.Series([True, False]), "booleans"),
+    ],
+)
+def test_bad_decision_column_names_the_column_never_values(values: pl.Series, what: str) -> None:
+    with pytest.raises(SchemaError) as err:
+        decision_index(_mc_spec(), values, "y_pred")
+    msg = str(err.value)
+    assert "'y_pred'" in msg and what in msg
+    assert "SECRET" not in msg and "0.73" not in msg
+
+
+def test_bad_decision_column_in_reference_build(binary: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    reference, _ = binary
+    bad = reference.head(200).with_columns(
+        pl.when(pl.col("id") == 5).then(7).otherwise(pl.col("y_pred")).alias("y_pred")
+    )
+    with pytest.raises(SchemaError, match=r"decision column 'y_pred': 1 value\(s\)") as err:
+        _binary_ref(bad)
+    assert "7" not in str(err.value).replace("'y_pred'", "")
+    missing = reference.head(50).drop("y_pred")
+    with pytest.raises(SchemaError, match="y_pred"):
+        _binary_ref(missing)
+
+
+def test_binary_decisions_of_any_label_type() -> None:
+    spec = PerformanceSpec.make("binary", classes=("no", "yes"))
+    idx, bad = decision_index(spec, pl.Series([True, False, None]), "d")
+    assert idx.tolist() == [1, 0, -1] and bad == 0
+    spec01 = PerformanceSpec.make("binary")
+    idx, _ = decision_index(spec01, pl.Series([1.0, 0.0, float("nan"), None]), "d")
+    assert idx.tolist() == [1, 0, -1, -1]
+    idx, bad = decision_index(spec01, pl.Series([1, 3]), "d", strict=False)
+    assert idx.tolist() == [1, -1] and bad == 1
