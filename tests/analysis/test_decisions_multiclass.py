@@ -322,3 +322,31 @@ def test_binary_decisions_of_any_label_type() -> None:
     assert idx.tolist() == [1, 0, -1, -1]
     idx, bad = decision_index(spec01, pl.Series([1, 3]), "d", strict=False)
     assert idx.tolist() == [1, -1] and bad == 1
+
+
+def test_cli_reference_build_with_decisions(
+    tmp_path, capsys, multiclass: tuple[pl.DataFrame, pl.DataFrame]
+) -> None:
+    from mlmon.cli import main
+    from mlmon.lake.references import load_reference
+
+    reference, _ = multiclass
+    data = tmp_path / "baseline.parquet"
+    reference.head(3000).write_parquet(data)
+    out = tmp_path / "ref.parquet"
+    common = ["reference", "build", "--data", str(data), "--model", "cards", "--out", str(out),
+              "--task", "multiclass", "--classes", ",".join(MC), "--target", "y_true",
+              "--score-columns", ",".join(MC_SCORES), "--ignore", "id"]  # fmt: skip
+    assert main([*common, "--decision", "y_pred"]) == 0
+    ref = load_reference(out)
+    assert ref.performance is not None and ref.performance.labelled_decided == 3000
+    assert isinstance(calibration(ref.performance), MulticlassCalibration)
+    assert main([*common, "--decision", "y_prd"]) == 2
+    err = capsys.readouterr().err
+    assert "--decision 'y_prd': no such column" in err and "Traceback" not in err
+    bad = tmp_path / "bad.parquet"
+    reference.head(300).with_columns(pl.lit("gold_card").alias("y_pred")).write_parquet(bad)
+    assert main([*common[:3], str(bad), *common[4:], "--decision", "y_pred"]) == 4  # data error
+    err = capsys.readouterr().err
+    assert "decision column 'y_pred': 300 value(s) are not among the classes" in err
+    assert "gold_card" not in err
