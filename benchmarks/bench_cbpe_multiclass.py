@@ -49,7 +49,9 @@ def nannyml_cbpe(name: str, chunk_size: int) -> dict[str, Any]:
     return result
 
 
-def sklearn_metrics(y: np.ndarray, pred: np.ndarray, scores: np.ndarray, k: int) -> dict[str, float]:
+def sklearn_metrics(
+    y: np.ndarray, pred: np.ndarray, scores: np.ndarray, k: int
+) -> dict[str, float]:
     """Realized metrics on raw records (macro for multiclass), NannyML's definitions."""
     labels = np.arange(k)
     cm = skm.confusion_matrix(y, pred, labels=labels).astype(np.float64)
@@ -118,16 +120,13 @@ def compare(name: str, chunk_size: int) -> dict[str, Any]:
                          "nannyml": ch["estimated"][m], "realized": sk[m],
                          "nannyml_realized": ch["realized"][m]})  # fmt: skip
     table = pl.DataFrame(rows)
-    summary = (
-        table.group_by("metric", maintain_order=True)
-        .agg(
-            (pl.col("mlmon") - pl.col("nannyml")).abs().mean().alias("mlmon_vs_nannyml"),
-            (pl.col("mlmon") - pl.col("realized")).abs().mean().alias("mlmon_mae"),
-            (pl.col("nannyml") - pl.col("realized")).abs().mean().alias("nannyml_mae"),
-            ((pl.col("lower") <= pl.col("realized")) & (pl.col("realized") <= pl.col("upper")))
-            .mean()
-            .alias("band_covers"),
-        )
+    summary = table.group_by("metric", maintain_order=True).agg(
+        (pl.col("mlmon") - pl.col("nannyml")).abs().mean().alias("mlmon_vs_nannyml"),
+        (pl.col("mlmon") - pl.col("realized")).abs().mean().alias("mlmon_mae"),
+        (pl.col("nannyml") - pl.col("realized")).abs().mean().alias("nannyml_mae"),
+        ((pl.col("lower") <= pl.col("realized")) & (pl.col("realized") <= pl.col("upper")))
+        .mean()
+        .alias("band_covers"),
     )
     dec_all, _ = decision_index(spec, frame.get_column("y_pred"), "y_pred")
     s_all = frame.select(score_cols).to_numpy()

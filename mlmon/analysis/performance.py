@@ -290,7 +290,9 @@ def calibration(ref: PerformanceProfile) -> Calibration | MulticlassCalibration 
     curves = []
     for c in range(ref.spec.k):
         pos, neg = _pos_neg(ref, c)
-        curves.append(_fit(pos, neg, ref.score_sum[c], int(ref.count_labelled)) if pos.sum() else None)
+        curves.append(
+            _fit(pos, neg, ref.score_sum[c], int(ref.count_labelled)) if pos.sum() else None
+        )
     return MulticlassCalibration(tuple(curves), int(ref.count_labelled))
 
 

@@ -9,6 +9,7 @@ prediction time and model version.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -262,6 +263,10 @@ def _performance_reference(
         )
     if decision and spec.task == "regression":
         raise SchemaError(f"decision column {decision!r}: a regression model has no classes")
+    scored = spec.task == "binary" or (spec.task == "multiclass" and len(cols) > 1)
+    spec = dataclasses.replace(
+        spec, score_columns=tuple(cols) if scored else (), decision_column=decision
+    )
     sub = frame.select(label, *cols, *extra).drop_nulls(subset=[label, *cols])
     dec = decision_index(spec, sub.get_column(decision), decision)[0] if decision else None
     y = sub.get_column(label)

@@ -70,7 +70,10 @@ class PerformanceSpec:
     ``classes`` are the label values as strings (binary: negative then
     positive). ``edges`` are the score bin edges on [0, 1] (classification):
     uniform, with every threshold inserted so that ``score >= threshold`` is a
-    union of whole bins.
+    union of whole bins. ``score_columns`` and ``decision_column`` name the
+    record fields the reference was built from (the edge reads scores and the
+    model's logged decisions from them); they do not change what a profile
+    means, so specs that differ only there compare equal and merge.
     """
 
     task: str
@@ -78,6 +81,8 @@ class PerformanceSpec:
     thresholds: tuple[float, ...] = ()
     edges: tuple[float, ...] = ()
     alpha: float = DEFAULT_ALPHA
+    score_columns: tuple[str, ...] = field(default=(), compare=False)
+    decision_column: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -151,6 +156,8 @@ class PerformanceSpec:
             "thresholds": list(self.thresholds),
             "edges": list(self.edges),
             "alpha": self.alpha,
+            "score_columns": list(self.score_columns),
+            "decision_column": self.decision_column,
         }
 
     @classmethod
@@ -161,6 +168,8 @@ class PerformanceSpec:
             tuple(float(t) for t in d.get("thresholds") or ()),
             tuple(float(e) for e in d.get("edges") or ()),
             float(d.get("alpha") or DEFAULT_ALPHA),
+            tuple(str(c) for c in d.get("score_columns") or ()),
+            d.get("decision_column"),
         )
 
     def to_json(self) -> str:
@@ -481,7 +490,9 @@ class PerformanceProfile:
         )
 
 
-def _predicted(spec: PerformanceSpec, scores: np.ndarray, decisions: np.ndarray | None) -> np.ndarray:
+def _predicted(
+    spec: PerformanceSpec, scores: np.ndarray, decisions: np.ndarray | None
+) -> np.ndarray:
     """The predicted class index of each row: its logged decision, else the rule."""
     if spec.task == "binary":
         rule = (scores[:, 0] >= spec.thresholds[0]).astype(np.int64)
@@ -525,11 +536,20 @@ PERFORMANCE_FIELDS: tuple[tuple[pa.Field, str], ...] = (
 )  # fmt: skip
 
 
-def performance_to_row(p: PerformanceProfile) -> dict[str, Any]:
-    """One lake row (without the window columns) for a performance profile."""
+def performance_to_row(p: PerformanceProfile, *, columns: bool = False) -> dict[str, Any]:
+    """One lake row (without the window columns) for a performance profile.
+
+    ``columns`` adds the spec's record column names (``score_columns``,
+    ``decision_column``): the reference file keeps them, lake rows do not.
+    """
     s = p.spec
     sk = p.abs_err
-    return {
+    names = (
+        {"score_columns": list(s.score_columns), "decision_column": s.decision_column}
+        if columns
+        else {}
+    )
+    return names | {
         "task": s.task,
         "classes": list(s.classes),
         "thresholds": list(s.thresholds),
@@ -567,6 +587,8 @@ def performance_from_row(row: dict[str, Any]) -> PerformanceProfile:
         tuple(row.get("thresholds") or ()),
         tuple(row.get("score_edges") or ()),
         float(row.get("sketch_alpha") or DEFAULT_ALPHA),
+        tuple(str(c) for c in row.get("score_columns") or ()),
+        row.get("decision_column"),
     )
 
     def ints(name: str) -> np.ndarray:

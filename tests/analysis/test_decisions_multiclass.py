@@ -9,6 +9,7 @@ is in benchmarks/bench_cbpe_multiclass.py, with its figures in benchmarks/RESULT
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -91,7 +92,9 @@ def _mc_ref(reference: pl.DataFrame) -> PerformanceProfile:
     return ref.performance
 
 
-def test_binary_realized_uses_the_logged_decisions(binary: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+def test_binary_realized_uses_the_logged_decisions(
+    binary: tuple[pl.DataFrame, pl.DataFrame],
+) -> None:
     reference, _ = binary
     y = reference.get_column("work_home_actual").to_numpy()
     y_pred = reference.get_column("y_pred").to_numpy()
@@ -175,7 +178,7 @@ def test_binary_estimate_uses_the_decisions(binary: tuple[pl.DataFrame, pl.DataF
 
 def _windows(frame: pl.DataFrame, sizes: list[int]) -> list[pl.DataFrame]:
     bounds = np.cumsum([0, *sizes])
-    return [frame.slice(int(a), int(b - a)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return [frame.slice(int(a), int(b - a)) for a, b in itertools.pairwise(bounds)]
 
 
 def _profiles(spec: PerformanceSpec, part: pl.DataFrame) -> tuple[PerformanceProfile, ...]:
@@ -254,7 +257,9 @@ def test_lake_round_trip_keeps_decisions_and_multiclass_estimates(
     assert merged.count_decided == 4000 and merged.hist_pred.sum() == 4000 * 3
 
 
-def test_profiles_without_decisions_read_as_before(binary: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+def test_profiles_without_decisions_read_as_before(
+    binary: tuple[pl.DataFrame, pl.DataFrame],
+) -> None:
     """A lake row written before decisions (no hist_pred columns) is read with the rule, and
     merges with new rows: the old rows' predictions follow score >= threshold, the new ones
     their decisions."""
@@ -350,3 +355,82 @@ def test_cli_reference_build_with_decisions(
     err = capsys.readouterr().err
     assert "decision column 'y_pred': 300 value(s) are not among the classes" in err
     assert "gold_card" not in err
+
+
+@pytest.mark.parametrize("name", ["binary", "multiclass"])
+def test_edge_uses_decisions_and_class_scores(tmp_path, monkeypatch, name: str) -> None:
+    """The edge reads the reference's score and decision columns from JSONL records: each
+    window's estimate uses the decisions (multiclass: the class scores), and labels joined
+    through the prediction store give realized metrics of the decisions (scikit-learn)."""
+    import json
+
+    from mlmon.edge.collector import Collector
+    from mlmon.edge.config import load_config
+    from mlmon.lake.references import load_reference, save_reference
+
+    monkeypatch.setenv("MLMON_HMAC_KEY", "k" * 32)
+    reference, analysis, targets = nannyml_data.load(name)
+    if name == "multiclass":
+        label, scores, spec = "y_true", MC_SCORES, _mc_spec()
+        feats = ["app_behavioral_score", "acq_channel"]
+    else:
+        label, scores, spec = "work_home_actual", ["y_pred_proba"], PerformanceSpec.make("binary")
+        feats = ["distance_from_office", "tenure"]
+    ref = build_reference(
+        reference, Schema.infer(reference.select(feats)), model="m", performance=spec,
+        label_column=label, score_columns=scores, decision_column="y_pred",
+    )  # fmt: skip
+    save_reference(ref, tmp_path / "ref.parquet")
+    loaded = load_reference(tmp_path / "ref.parquet").performance
+    assert loaded is not None and loaded.spec.decision_column == "y_pred"
+    assert loaded.spec.score_columns == tuple(scores)
+    # 6,000 records, one every 150 s: 11 daily windows
+    start = datetime(2026, 9, 1, tzinfo=UTC)
+    records = analysis.head(6000).with_columns(
+        pl.Series("timestamp", [start + timedelta(seconds=150 * i) for i in range(6000)]),
+        pl.format("req-{}", pl.col("id")).alias("request_id"),
+    )
+    stream = tmp_path / "stream"
+    stream.mkdir()
+    records.select(*feats, *scores, "y_pred", "request_id", "timestamp").with_columns(
+        pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+    ).write_ndjson(stream / "records.jsonl")
+    cfg = {
+        "collector_id": "edge-decisions", "lake": {"uri": str(tmp_path / "lake")},
+        "hmac_key": {"env": "MLMON_HMAC_KEY"}, "state_dir": str(tmp_path / "state"),
+        "window": "1d", "metrics": None,
+        "models": [{"name": "m", "reference": str(tmp_path / "ref.parquet"),
+                    "streams": [{"path": str(stream), "format": "jsonl"}],
+                    "performance": {"store_predictions": True, "label_horizon": "60d"}}],
+    }  # fmt: skip
+    (tmp_path / "edge.yaml").write_text(json.dumps(cfg))
+    c = Collector(
+        load_config(tmp_path / "edge.yaml"), clock=lambda: datetime(2026, 10, 5, tzinfo=UTC)
+    )
+    c.run_once()
+    truth = records.join(targets, on="id").rename({label: "label"})
+    truth.select(
+        "request_id", "label", (pl.col("timestamp") + pl.duration(days=20)).alias("event_time")
+    ).write_parquet(tmp_path / "labels.parquet")
+    result = c.performance.join_file("m", tmp_path / "labels.parquet")
+    assert result.matched == 6000, result.summary()
+    c.flush_spool()
+
+    lake = Lake(str(tmp_path / "lake"))
+    out = lake.performance("m", by=None, metrics=[*THRESHOLD_METRICS, "roc_auc"])
+    got = {r["metric"]: r for r in out.to_dicts()}
+    s = records.select(scores).to_numpy()
+    s = s if spec.task == "multiclass" else s[:, 0]
+    dec, _ = decision_index(spec, records.get_column("y_pred"), "y_pred")
+    cal = calibration(ref.performance)  # type: ignore[arg-type]
+    assert cal is not None
+    want_est = estimate(PerformanceProfile.from_predictions(spec, s, dec), cal)
+    y, _ = spec.class_index(truth.get_column("label").cast(pl.String).to_numpy())
+    want_real = _sklearn(y, dec, spec.k)
+    for m in THRESHOLD_METRICS:
+        assert got[m]["estimated"] == pytest.approx(want_est[m][0], abs=1e-9), m
+        assert got[m]["realized"] == pytest.approx(want_real[m], abs=1e-12), m
+        assert got[m]["count_total"] == 6000 and got[m]["count_labelled"] == 6000
+    assert got["roc_auc"]["estimated"] == pytest.approx(want_est["roc_auc"][0], abs=1e-9)
+    [(_, _, merged)] = lake.merged_performance("m")
+    assert merged.count_decided == 6000 and merged.labelled_decided == 6000
