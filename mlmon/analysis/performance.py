@@ -16,12 +16,14 @@ Realized metrics come from the labelled part of a
   class score densities bounded by ``f``, below ``0.5 * f / B`` for ``B``
   uniform bins).
 
-Label-free estimates (binary classifiers whose scores are probabilities)
-follow NannyML's confidence-based performance estimation, but from profiles:
-a calibration curve is learned from the reference's labelled histograms
-(isotonic over bins, evaluated at each bin's mean score), each window bin's
-expected positive rate is read from it, and the expected confusion counts and
-ROC AUC follow. The band is the central 95% interval of the metric's value
+Label-free estimates (classifiers whose scores are probabilities) follow
+NannyML's confidence-based performance estimation, but from profiles: a
+calibration curve is learned from the reference's labelled histograms
+(isotonic over bins, evaluated at each bin's mean score; multiclass: one per
+class, one-vs-rest), each window bin's expected positive rate is read from it,
+and the expected confusion counts (of each row's predicted class: the model's
+logged decision, else the rule) and ROC AUC follow; multiclass metrics are
+macro averages. The band is the central 95% interval of the metric's value
 over 2,000 draws in which the calibration curve moves by its own sampling
 error on the reference (per pooled block) and each bin's labels are drawn
 Binomial(n_b, p_b): where the realized value should fall if the calibration

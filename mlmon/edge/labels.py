@@ -243,8 +243,10 @@ class PredictionStore:
             *([pl.col("_mlmon_decision").alias("decision")] if decisions is not None else []),
         )
         known = pl.col("prediction").is_not_null()
-        if decisions is not None and task == "multiclass":  # the decision is its prediction
-            known = known | pl.col("decision").is_not_null()
+        if decisions is not None and task == "multiclass":
+            # the decision is its prediction; a row whose decision was missing or not a class
+            # is kept too, so its label is counted as bad_prediction, not as an unknown id
+            known = pl.lit(True)
         rows = rows.filter(pl.col("id").is_not_null() & known)
         if rows.height == 0:
             return 0
@@ -565,7 +567,8 @@ BAD_LABEL_ROWS = {
     "bad_score": "a score_column value that is not a number",
     "bad_prediction_time": "a prediction_time_column value missing, without a UTC offset, or "
     "unreadable",
-    "bad_prediction": "a stored prediction of the wrong type for the task",
+    "bad_prediction": "a stored prediction of the wrong type for the task, or a logged decision "
+    "that is missing or not among the classes",
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -357,18 +358,16 @@ def test_cli_reference_build_with_decisions(
     assert "gold_card" not in err
 
 
-@pytest.mark.parametrize("name", ["binary", "multiclass"])
-def test_edge_uses_decisions_and_class_scores(tmp_path, monkeypatch, name: str) -> None:
-    """The edge reads the reference's score and decision columns from JSONL records: each
-    window's estimate uses the decisions (multiclass: the class scores), and labels joined
-    through the prediction store give realized metrics of the decisions (scikit-learn)."""
+def _edge_run(tmp_path, name: str, corrupt: int = 0) -> dict[str, Any]:
+    """The NannyML dataset's first 6,000 analysis records through a real collector (JSONL
+    stream, prediction store, labels joined from a file); ``corrupt`` rows get a decision
+    that is no class."""
     import json
 
     from mlmon.edge.collector import Collector
     from mlmon.edge.config import load_config
     from mlmon.lake.references import load_reference, save_reference
 
-    monkeypatch.setenv("MLMON_HMAC_KEY", "k" * 32)
     reference, analysis, targets = nannyml_data.load(name)
     if name == "multiclass":
         label, scores, spec = "y_true", MC_SCORES, _mc_spec()
@@ -390,6 +389,13 @@ def test_edge_uses_decisions_and_class_scores(tmp_path, monkeypatch, name: str) 
         pl.Series("timestamp", [start + timedelta(seconds=150 * i) for i in range(6000)]),
         pl.format("req-{}", pl.col("id")).alias("request_id"),
     )
+    if corrupt:
+        records = records.with_columns(
+            pl.when(pl.int_range(pl.len()) < corrupt)
+            .then(pl.lit("gold_card-SECRET"))
+            .otherwise(pl.col("y_pred").cast(pl.String))
+            .alias("y_pred")
+        )
     stream = tmp_path / "stream"
     stream.mkdir()
     records.select(*feats, *scores, "y_pred", "request_id", "timestamp").with_columns(
@@ -413,24 +419,66 @@ def test_edge_uses_decisions_and_class_scores(tmp_path, monkeypatch, name: str) 
         "request_id", "label", (pl.col("timestamp") + pl.duration(days=20)).alias("event_time")
     ).write_parquet(tmp_path / "labels.parquet")
     result = c.performance.join_file("m", tmp_path / "labels.parquet")
-    assert result.matched == 6000, result.summary()
     c.flush_spool()
-
-    lake = Lake(str(tmp_path / "lake"))
-    out = lake.performance("m", by=None, metrics=[*THRESHOLD_METRICS, "roc_auc"])
-    got = {r["metric"]: r for r in out.to_dicts()}
     s = records.select(scores).to_numpy()
-    s = s if spec.task == "multiclass" else s[:, 0]
-    dec, _ = decision_index(spec, records.get_column("y_pred"), "y_pred")
-    cal = calibration(ref.performance)  # type: ignore[arg-type]
-    assert cal is not None
-    want_est = estimate(PerformanceProfile.from_predictions(spec, s, dec), cal)
+    dec, bad = decision_index(spec, records.get_column("y_pred"), "y_pred", strict=False)
+    assert bad == corrupt
     y, _ = spec.class_index(truth.get_column("label").cast(pl.String).to_numpy())
-    want_real = _sklearn(y, dec, spec.k)
+    return {
+        "lake": Lake(str(tmp_path / "lake")), "result": result, "spec": spec, "y": y, "dec": dec,
+        "scores": s if spec.task == "multiclass" else s[:, 0], "ref": ref.performance,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["binary", "multiclass"])
+def test_edge_uses_decisions_and_class_scores(tmp_path, monkeypatch, name: str) -> None:
+    """The edge reads the reference's score and decision columns from JSONL records: each
+    window's estimate uses the decisions (multiclass: the class scores), and labels joined
+    through the prediction store give realized metrics of the decisions (scikit-learn)."""
+    monkeypatch.setenv("MLMON_HMAC_KEY", "k" * 32)
+    run = _edge_run(tmp_path, name)
+    assert run["result"].matched == 6000, run["result"].summary()
+    spec, dec = run["spec"], run["dec"]
+    out = run["lake"].performance("m", by=None, metrics=[*THRESHOLD_METRICS, "roc_auc"])
+    got = {r["metric"]: r for r in out.to_dicts()}
+    cal = calibration(run["ref"])
+    assert cal is not None
+    want_est = estimate(PerformanceProfile.from_predictions(spec, run["scores"], dec), cal)
+    want_real = _sklearn(run["y"], dec, spec.k)
     for m in THRESHOLD_METRICS:
         assert got[m]["estimated"] == pytest.approx(want_est[m][0], abs=1e-9), m
         assert got[m]["realized"] == pytest.approx(want_real[m], abs=1e-12), m
         assert got[m]["count_total"] == 6000 and got[m]["count_labelled"] == 6000
     assert got["roc_auc"]["estimated"] == pytest.approx(want_est["roc_auc"][0], abs=1e-9)
-    [(_, _, merged)] = lake.merged_performance("m")
+    [(_, _, merged)] = run["lake"].merged_performance("m")
     assert merged.count_decided == 6000 and merged.labelled_decided == 6000
+
+
+def test_edge_decisions_that_are_no_class_cost_only_their_rows(
+    tmp_path, monkeypatch, caplog
+) -> None:
+    """Records whose decision is not a class: counted in the log by column (never the value);
+    their rows' estimate falls back to the highest score; their labels are counted as
+    bad_prediction; every other row is used as usual."""
+    import logging
+
+    monkeypatch.setenv("MLMON_HMAC_KEY", "k" * 32)
+    caplog.set_level(logging.WARNING)
+    run = _edge_run(tmp_path, "multiclass", corrupt=10)
+    spec, dec = run["spec"], run["dec"]
+    result = run["result"]
+    assert result.matched == 5990 and result.bad == {"bad_prediction": 10}, result.summary()
+    logged = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert "not among the classes" in logged and "y_pred" in logged
+    assert "SECRET" not in logged
+    [(_, _, merged)] = run["lake"].merged_performance("m")
+    assert merged.count_total == 6000 and merged.count_decided == 5990
+    cal = calibration(run["ref"])
+    assert cal is not None
+    want_est = estimate(PerformanceProfile.from_predictions(spec, run["scores"], dec), cal)
+    out = run["lake"].performance("m", by=None, metrics=list(THRESHOLD_METRICS))
+    ok = dec >= 0
+    want_real = _sklearn(run["y"][ok], dec[ok], spec.k)
+    for r in out.iter_rows(named=True):
+        assert r["estimated"] == pytest.approx(want_est[r["metric"]][0], abs=1e-9)
+        assert r["realized"] == pytest.approx(want_real[r["metric"]], abs=1e-12)
