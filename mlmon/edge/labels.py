@@ -213,6 +213,7 @@ class PredictionStore:
         *,
         task: str | None = None,
         decisions: np.ndarray | None = None,
+        class_scores: np.ndarray | None = None,
     ) -> int:
         """Keep the predictions of flat records (rows without a request id are skipped).
 
@@ -221,13 +222,22 @@ class PredictionStore:
         is no number is not stored), text for ``multiclass``; every file of a
         model's store then has the same schema, whatever one batch held.
         ``decisions``: the model's logged decision of each row as a class index
-        (-1 where none), stored as ``decision`` (null where none).
+        (-1 where none), stored as ``decision`` (null where none). ``class_scores``
+        (multiclass, (n, K)): each row's class probabilities, stored as ``score_0`` ...
+        ``score_{K-1}`` (null where missing), so joined labels give ROC AUC, Brier and log loss.
         """
         if "request_id_hmac" not in frame.columns or "prediction" not in frame.columns:
             return 0
         if decisions is not None:
             frame = frame.with_columns(
                 pl.Series("_mlmon_decision", decisions, pl.Int64).replace(-1, None)
+            )
+        score_names = []
+        if class_scores is not None:
+            score_names = [f"score_{i}" for i in range(class_scores.shape[1])]
+            frame = frame.with_columns(
+                pl.Series(f"_mlmon_{n}", class_scores[:, i], pl.Float64).fill_nan(None)
+                for i, n in enumerate(score_names)
             )
         version = (
             pl.col("model_version").cast(pl.String)
@@ -241,6 +251,7 @@ class PredictionStore:
             version.alias("model_version"),
             prediction.alias("prediction"),
             *([pl.col("_mlmon_decision").alias("decision")] if decisions is not None else []),
+            *(pl.col(f"_mlmon_{n}").alias(n) for n in score_names),
         )
         known = pl.col("prediction").is_not_null()
         if decisions is not None and task == "multiclass":
@@ -396,14 +407,15 @@ class PredictionHistograms:
     _open: dict[tuple[datetime, str | None], PerformanceProfile] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, frame: pl.DataFrame) -> np.ndarray | None:
-        """Count a flat frame's predictions into their windows; returns the model's logged
-        decision of each row as a class index (-1 where none), or None without decisions."""
+    def add(self, frame: pl.DataFrame) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Count a flat frame's predictions into their windows; returns the rows' scores
+        (see :meth:`_outputs`) and the model's logged decision of each row as a class index
+        (-1 where none), each None when the frame has none."""
         if frame.height == 0:
-            return None
+            return None, None
         scores, decisions = self._outputs(frame)
         if scores is None and "prediction" not in frame.columns:
-            return decisions
+            return scores, decisions
         version = (
             frame.get_column("model_version").cast(pl.String)
             if "model_version" in frame.columns
@@ -430,7 +442,7 @@ class PredictionHistograms:
             with self._lock:
                 key = (start, v)
                 self._open[key] = self._open[key].merge(prof) if key in self._open else prof
-        return decisions
+        return scores, decisions
 
     def _outputs(self, frame: pl.DataFrame) -> tuple[np.ndarray | None, np.ndarray | None]:
         """The scores ((n,) binary, (n, K) multiclass; NaN where missing) and the logged
@@ -846,6 +858,12 @@ def _performance_rows(
             bad_all = bad_all & (dec_all < 0)
     else:
         p_all, bad_all = pred.cast(pl.Float64).to_numpy(), None
+    names = [f"score_{i}" for i in range(spec.k)]
+    s_all = (
+        df.select(pl.col(n).cast(pl.Float64) for n in names).to_numpy()
+        if spec.task == "multiclass" and all(n in df.columns for n in names)
+        else None
+    )
     change = np.flatnonzero((w_arr[1:] != w_arr[:-1]) | (v_arr[1:] != v_arr[:-1])) + 1
     bounds = np.concatenate([[0], change, [len(w_arr)]])
     for lo, hi in itertools.pairwise(bounds.tolist()):
@@ -859,7 +877,16 @@ def _performance_rows(
         else:
             assert bad_all is not None
             ok = ~bad_all[lo:hi]
-            prof = PerformanceProfile.from_labels(spec, y[ok], predicted=p[ok])
+            scored = np.zeros(hi - lo, dtype=bool)
+            if s_all is not None:  # stored class scores: ROC AUC, Brier, log loss too
+                scored = ok & np.isfinite(s_all[lo:hi]).all(axis=1)
+            prof = PerformanceProfile.from_labels(spec, y[ok & ~scored], predicted=p[ok & ~scored])
+            if s_all is not None and scored.any():
+                prof = prof.merge(
+                    PerformanceProfile.from_labels(
+                        spec, y[scored], s_all[lo:hi][scored], decisions=p[scored]
+                    )
+                )
         start = datetime.fromtimestamp(w / _US, UTC)
         row = performance_row(
             prof, role="labels", reference_id=reference_id, collector_id=writer.collector_id,

@@ -81,7 +81,7 @@ class EdgePerformance:
         score = spec.score_columns[0] if spec.task == "binary" and spec.score_columns else None
 
         def observe(frame: pl.DataFrame) -> None:
-            decisions = hist.add(frame)
+            scores, decisions = hist.add(frame)
             if score is not None and score in frame.columns and "prediction" in frame.columns:
                 # a binary model's stored prediction is its score, from the reference's column
                 frame = frame.with_columns(
@@ -94,6 +94,7 @@ class EdgePerformance:
                 store.add(
                     model, frame, self.c.config.window, ts, task=hist.spec.task,
                     decisions=decisions,
+                    class_scores=scores if spec.task == "multiclass" else None,
                 )  # fmt: skip
 
         state.observers.append(observe)

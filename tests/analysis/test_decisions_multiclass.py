@@ -450,8 +450,12 @@ def test_edge_uses_decisions_and_class_scores(tmp_path, monkeypatch, name: str) 
         assert got[m]["realized"] == pytest.approx(want_real[m], abs=1e-12), m
         assert got[m]["count_total"] == 6000 and got[m]["count_labelled"] == 6000
     assert got["roc_auc"]["estimated"] == pytest.approx(want_est["roc_auc"][0], abs=1e-9)
+    # the store kept the scores: ROC AUC of the joined labels on the binned scores
+    want_prof = PerformanceProfile.from_labels(spec, run["y"], run["scores"], decisions=dec)
+    assert got["roc_auc"]["realized"] == pytest.approx(realized(want_prof)["roc_auc"], abs=1e-12)
     [(_, _, merged)] = run["lake"].merged_performance("m")
     assert merged.count_decided == 6000 and merged.labelled_decided == 6000
+    assert merged.hist_pred_labelled.sum() == 6000 * spec.score_classes
 
 
 def test_edge_decisions_that_are_no_class_cost_only_their_rows(
