@@ -350,6 +350,9 @@ def test_cli_reference_build_with_decisions(
     assert main([*common, "--decision", "y_prd"]) == 2
     err = capsys.readouterr().err
     assert "--decision 'y_prd': no such column" in err and "Traceback" not in err
+    no_task = [a for a in common if a not in ("--task", "multiclass")]
+    assert main([*no_task, "--decision", "y_pred"]) == 2
+    assert "add --task" in capsys.readouterr().err
     bad = tmp_path / "bad.parquet"
     reference.head(300).with_columns(pl.lit("gold_card").alias("y_pred")).write_parquet(bad)
     assert main([*common[:3], str(bad), *common[4:], "--decision", "y_pred"]) == 4  # data error
