@@ -9,7 +9,6 @@ prediction time and model version.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -34,7 +33,7 @@ from mlmon.profiles.kinds import (
     bin_index,
     sum_of_squares,
 )
-from mlmon.profiles.performance import PerformanceProfile, PerformanceSpec, decision_index
+from mlmon.profiles.performance import PerformanceProfile, PerformanceSpec
 from mlmon.profiles.schema import FeatureSpec, Schema
 from mlmon.profiles.sketch import DEFAULT_ALPHA, grouped_sketches
 
@@ -160,10 +159,10 @@ def build_reference(
     k: int = 5,
     max_categories: int = 50,
     created_at: datetime | None = None,
+    decision_column: str | None = None,
     performance: PerformanceSpec | None = None,
     label_column: str = "label",
     score_columns: str | Sequence[str] = "score",
-    decision_column: str | None = None,
 ) -> Reference:
     """Build the reference profile from a training or baseline dataframe.
 
@@ -183,15 +182,14 @@ def build_reference(
         Largest learned vocabulary per feature (the rest is ``__other__``).
     performance
         With a :class:`~mlmon.profiles.performance.PerformanceSpec`, the
-        baseline's labels (``label_column``) and the model's scores
+        baseline's labels (``label_column``), the model's own logged decisions
+        (``decision_column``, optional: NannyML's ``y_pred``; the predicted class
+        of the threshold metrics instead of ``score >= threshold`` or the highest
+        score; a value outside the classes is an error naming the column) and the model's scores
         (``score_columns``: binary one column, multiclass one per class in
         ``classes`` order, or one column of predicted classes; regression the
         predicted value) become the
         reference performance profile: calibration curve and baseline metrics.
-        ``decision_column`` (classification) holds the model's own logged
-        decisions (NannyML's ``y_pred``): they are the predicted class of the
-        baseline's threshold metrics instead of ``score >= threshold`` or the
-        highest score; a value outside the classes is an error naming the column.
 
     Returns
     -------
@@ -226,14 +224,14 @@ def build_reference(
         latency = NumericProfile.from_series(
             frame.get_column(schema.latency), edges=LATENCY_EDGES_MS, centre=0.0, alpha=alpha
         )
+    if performance is not None and decision_column is not None:  # read by _performance_reference
+        performance = performance.named(decision_column=decision_column)
     created = created_at or datetime.now(UTC)
     if created.tzinfo is None:
         raise TimestampError("build_reference(created_at=...) must be timezone-aware (UTC)")
     perf = None
     if performance is not None:
-        perf = _performance_reference(
-            frame, performance, label_column, score_columns, decision_column
-        )
+        perf = _performance_reference(frame, performance, label_column, score_columns)
     return Reference(
         reference_id=_reference_id(schema, profiles),
         schema=schema,
@@ -247,12 +245,9 @@ def build_reference(
 
 
 def _performance_reference(
-    frame: pl.DataFrame,
-    spec: PerformanceSpec,
-    label: str,
-    scores: str | Sequence[str],
-    decision: str | None = None,
+    frame: pl.DataFrame, spec: PerformanceSpec, label: str, scores: str | Sequence[str]
 ) -> PerformanceProfile:
+    decision = spec.decision_column  # the model's logged decisions, if named
     cols = [scores] if isinstance(scores, str) else list(scores)
     extra = [decision] if decision and decision not in (label, *cols) else []
     missing = [c for c in (label, *cols, *extra) if c not in frame.columns]
@@ -264,11 +259,9 @@ def _performance_reference(
     if decision and spec.task == "regression":
         raise SchemaError(f"decision column {decision!r}: a regression model has no classes")
     scored = spec.task == "binary" or (spec.task == "multiclass" and len(cols) > 1)
-    spec = dataclasses.replace(
-        spec, score_columns=tuple(cols) if scored else (), decision_column=decision
-    )
+    spec = spec.named(score_columns=tuple(cols) if scored else ())
     sub = frame.select(label, *cols, *extra).drop_nulls(subset=[label, *cols])
-    dec = decision_index(spec, sub.get_column(decision), decision)[0] if decision else None
+    dec = spec.decisions(sub.get_column(decision), decision)[0] if decision else None
     y = sub.get_column(label)
     if spec.task == "regression":
         return PerformanceProfile.from_labels(

@@ -175,6 +175,22 @@ class PerformanceSpec:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
+    def named(
+        self, score_columns: tuple[str, ...] | None = None, decision_column: str | None = None
+    ) -> PerformanceSpec:
+        """This spec with the record columns it reads (unchanged where ``None``)."""
+        return PerformanceSpec(
+            self.task, self.classes, self.thresholds, self.edges, self.alpha,
+            self.score_columns if score_columns is None else score_columns,
+            self.decision_column if decision_column is None else decision_column,
+        )  # fmt: skip
+
+    def decisions(
+        self, values: pl.Series, column: str, *, strict: bool = True
+    ) -> tuple[np.ndarray, int]:
+        """:func:`decision_index` of ``values`` (the column ``column``) for this spec."""
+        return decision_index(self, values, column, strict=strict)
+
     def class_index(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Class index of each label (as string) and a mask of labels not in ``classes``."""
         lookup = {c: i for i, c in enumerate(self.classes)}
