@@ -209,10 +209,11 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
             f"--decision {args.decision!r}: no such column in {args.data}; "
             f"columns: {', '.join(frame.columns)}"
         )
+    if perf is not None and args.decision:  # the model's decisions: build_reference reads them
+        perf = perf.named(decision_column=args.decision)
     ref = build_reference(
         frame, schema, model=args.model, k=args.k, performance=perf,
         label_column=args.label_column, score_columns=args.score_columns.split(","),
-        decision_column=args.decision,
     )  # fmt: skip
     if args.data_driven_thresholds:
         import dataclasses
