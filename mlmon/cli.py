@@ -230,6 +230,15 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
             thresholds=[float(t) for t in args.thresholds.split(",")],
             bins=args.score_bins,
         )
+    if args.decision and not args.task:
+        raise ConfigError("--decision names the model's decisions for performance: add --task")
+    if args.decision and args.decision not in frame.columns:
+        raise ConfigError(
+            f"--decision {args.decision!r}: no such column in {args.data}; "
+            f"columns: {', '.join(frame.columns)}"
+        )
+    if perf is not None and args.decision:  # the model's decisions: build_reference reads them
+        perf = perf.named(decision_column=args.decision)
     ref = build_reference(
         frame, schema, model=args.model, k=args.k, performance=perf,
         label_column=args.label_column, score_columns=args.score_columns.split(","),
@@ -844,6 +853,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--classes", help="with --task: class labels, comma-separated (binary: neg,pos)"
     )
     rb.add_argument("--thresholds", default="0.5", help="binary decision thresholds")
+    rb.add_argument(
+        "--decision",
+        help="with --task binary/multiclass: the column of the model's own logged decisions "
+        "(its predicted class, e.g. NannyML's y_pred); threshold metrics use it instead of "
+        "score >= the first threshold or the highest score",
+    )
     rb.add_argument("--score-bins", type=int, default=100, help="uniform score bins on [0, 1]")
     rb.add_argument(
         "--categorical",

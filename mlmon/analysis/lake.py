@@ -520,8 +520,10 @@ class Lake(LakeStore):
             count_total, alert, estimated_labelled (the estimate for exactly the
             labelled rows), calibration_changed (the realized value is outside
             that estimate's band: the calibration learned on the reference no
-            longer holds), reference_id. Estimates exist for binary classifiers
-            whose reference was built with labels.
+            longer holds), reference_id. Estimates exist for binary and
+            multiclass classifiers whose reference was built with labels and
+            scores (multiclass: one probability column per class); threshold
+            metrics use the model's logged decisions where the records had them.
         """
         for m in metrics or ():
             metric(m)

@@ -16,12 +16,14 @@ Realized metrics come from the labelled part of a
   class score densities bounded by ``f``, below ``0.5 * f / B`` for ``B``
   uniform bins).
 
-Label-free estimates (binary classifiers whose scores are probabilities)
-follow NannyML's confidence-based performance estimation, but from profiles:
-a calibration curve is learned from the reference's labelled histograms
-(isotonic over bins, evaluated at each bin's mean score), each window bin's
-expected positive rate is read from it, and the expected confusion counts and
-ROC AUC follow. The band is the central 95% interval of the metric's value
+Label-free estimates (classifiers whose scores are probabilities) follow
+NannyML's confidence-based performance estimation, but from profiles: a
+calibration curve is learned from the reference's labelled histograms
+(isotonic over bins, evaluated at each bin's mean score; multiclass: one per
+class, one-vs-rest), each window bin's expected positive rate is read from it,
+and the expected confusion counts (of each row's predicted class: the model's
+logged decision, else the rule) and ROC AUC follow; multiclass metrics are
+macro averages. The band is the central 95% interval of the metric's value
 over 2,000 draws in which the calibration curve moves by its own sampling
 error on the reference (per pooled block) and each bin's labels are drawn
 Binomial(n_b, p_b): where the realized value should fall if the calibration
@@ -43,6 +45,7 @@ from mlmon.profiles.performance import PerformanceProfile
 __all__ = [
     "METRICS",
     "Calibration",
+    "MulticlassCalibration",
     "PerfMetric",
     "binning_bounds",
     "calibration",
@@ -153,11 +156,14 @@ def _macro(conf: np.ndarray) -> dict[str, float]:
         prec = tp / c.sum(axis=0)
         rec = tp / c.sum(axis=1)
         f1 = 2 * tp / (c.sum(axis=0) + c.sum(axis=1))
+        tn = c.sum() - c.sum(axis=0) - c.sum(axis=1) + tp
+        spec = tn / (c.sum() - c.sum(axis=1))
         return {
             "accuracy": float(tp.sum() / c.sum()),
             "precision": float(np.nanmean(prec)) if np.isfinite(prec).any() else float("nan"),
             "recall": float(np.nanmean(rec)) if np.isfinite(rec).any() else float("nan"),
             "f1": float(np.nanmean(f1)) if np.isfinite(f1).any() else float("nan"),
+            "specificity": float(np.nanmean(spec)) if np.isfinite(spec).any() else float("nan"),
         }
 
 
@@ -253,55 +259,68 @@ class Calibration:
         return np.stack([np.interp(scores, self.score, c) for c in curves])
 
 
-def calibration(ref: PerformanceProfile) -> Calibration | None:
-    """The calibration map learned from the reference's labelled histograms (binary only)."""
-    if ref.spec.task != "binary" or ref.count_labelled == 0:
-        return None
-    pos, neg = _pos_neg(ref)
+def _fit(pos: np.ndarray, neg: np.ndarray, score_sum: np.ndarray, labelled: int) -> Calibration:
     tot = pos + neg
     keep = tot > 0
-    mean_score = ref.score_sum[0][keep] / tot[keep]
+    mean_score = score_sum[keep] / tot[keep]
     rate, weight, block = _pav_blocks(pos[keep] / tot[keep], tot[keep])
-    return Calibration(mean_score, rate, int(ref.count_labelled), weight, block)
+    return Calibration(mean_score, rate, labelled, weight, block)
 
 
-def _bin_scores(p: PerformanceProfile) -> tuple[np.ndarray, np.ndarray]:
-    """Predictions per bin and their mean score (the bin's middle when empty)."""
-    n = p.hist_all[0].astype(np.float64)
+@dataclass(frozen=True)
+class MulticlassCalibration:
+    """One-vs-rest calibration curves, one per class (CBPE's multiclass calibration)."""
+
+    classes: tuple[Calibration | None, ...]
+    labelled: int
+
+
+def calibration(ref: PerformanceProfile) -> Calibration | MulticlassCalibration | None:
+    """The calibration map learned from the reference's labelled histograms.
+
+    Binary: positive rate as a function of the score. Multiclass: for each class,
+    the rate of that class as a function of its own score (one-vs-rest), from the
+    reference's per-class score histograms; None without labels or scores.
+    """
+    if ref.count_labelled == 0 or ref.spec.task == "regression":
+        return None
+    if ref.spec.task == "binary":
+        pos, neg = _pos_neg(ref)
+        return _fit(pos, neg, ref.score_sum[0], int(ref.count_labelled))
+    if not ref.hist.sum():
+        return None
+    curves = []
+    for c in range(ref.spec.k):
+        pos, neg = _pos_neg(ref, c)
+        curves.append(
+            _fit(pos, neg, ref.score_sum[c], int(ref.count_labelled)) if pos.sum() else None
+        )
+    return MulticlassCalibration(tuple(curves), int(ref.count_labelled))
+
+
+def _bin_scores(p: PerformanceProfile, c: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions per bin of score class ``c`` and their mean score (the bin's middle when empty)."""
+    n = p.hist_all[c].astype(np.float64)
     edges = np.asarray(p.spec.edges)
     mid = 0.5 * (edges[:-1] + edges[1:])
-    return n, np.divide(p.score_sum_all[0], n, out=mid.copy(), where=n > 0)
+    return n, np.divide(p.score_sum_all[c], n, out=mid.copy(), where=n > 0)
+
+
+def _binary_split(p: PerformanceProfile) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions per bin predicted negative and positive: the logged decisions where the
+    profile has them (``hist_pred``), the rule ``score >= thresholds[0]`` for the rest
+    (profiles written before decisions, or merged with them)."""
+    hp = p.hist_pred[:, 0, :].astype(np.float64)
+    rest = np.maximum(p.hist_all[0].astype(np.float64) - hp.sum(axis=0), 0.0)
+    tb = int(p.spec.threshold_bins()[0])
+    above = np.arange(p.spec.n_bins) >= tb
+    return hp[0] + np.where(above, 0.0, rest), hp[1] + np.where(above, rest, 0.0)
 
 
 ESTIMABLE = ("accuracy", "precision", "recall", "f1", "specificity", "roc_auc")
 
 
-def estimate(
-    p: PerformanceProfile, cal: Calibration, *, draws: int = DRAWS, seed: int = 0
-) -> dict[str, tuple[float, float, float]]:
-    """Estimated (value, lower, upper) per metric of ``ESTIMABLE``, from all predictions' scores."""
-    if p.spec.task != "binary" or p.count_total == 0:
-        return {}
-    n, mean = _bin_scores(p)
-    rate = np.clip(cal(mean), 0.0, 1.0)
-    tb = int(p.spec.threshold_bins()[0])
-    exp_pos = n * rate
-    exp_neg = n - exp_pos
-
-    def metrics(pos: np.ndarray, neg: np.ndarray) -> dict[str, Any]:
-        tp, fn = pos[..., tb:].sum(axis=-1), pos[..., :tb].sum(axis=-1)
-        fp, tn = neg[..., tb:].sum(axis=-1), neg[..., :tb].sum(axis=-1)
-        m = _threshold_metrics(tn, fp, fn, tp)
-        m["roc_auc"] = auc_from_bins(pos, neg)
-        return m
-
-    point = metrics(exp_pos, exp_neg)
-    rng = np.random.default_rng(seed)
-    counts = n.astype(np.int64)
-    # the labels' own chance, and the calibration curve's sampling error on the reference
-    rates = cal.draws(mean, draws, rng)
-    sim_pos = rng.binomial(counts, rates).astype(np.float64)
-    sims = metrics(sim_pos, counts - sim_pos)
+def _band(point: dict[str, Any], sims: dict[str, Any]) -> dict[str, tuple[float, float, float]]:
     out = {}
     for name in ESTIMABLE:
         vals = np.asarray(sims[name], dtype=np.float64)
@@ -309,6 +328,92 @@ def estimate(
         lo, hi = np.quantile(vals, BAND) if vals.size else (np.nan, np.nan)
         out[name] = (float(point[name]), float(lo), float(hi))
     return out
+
+
+def estimate(
+    p: PerformanceProfile,
+    cal: Calibration | MulticlassCalibration,
+    *,
+    draws: int = DRAWS,
+    seed: int = 0,
+) -> dict[str, tuple[float, float, float]]:
+    """Estimated (value, lower, upper) per metric of ``ESTIMABLE``, from all predictions' scores.
+
+    Threshold metrics use each prediction's predicted class (the model's logged
+    decision where the records carried one) against its calibrated probability:
+    CBPE's expected confusion matrix. Multiclass: per class one-vs-rest, then
+    the macro average (accuracy: expected share of rows whose predicted class is
+    right); ROC AUC from each class's calibrated score histogram.
+    """
+    if p.count_total == 0:
+        return {}
+    if isinstance(cal, MulticlassCalibration):
+        return _estimate_multiclass(p, cal, draws=draws, seed=seed)
+    if p.spec.task != "binary":
+        return {}
+    n, mean = _bin_scores(p)
+    rate = np.clip(cal(mean), 0.0, 1.0)
+    n0, n1 = _binary_split(p)
+
+    def metrics(pos0: np.ndarray, pos1: np.ndarray) -> dict[str, Any]:
+        tp, fn = pos1.sum(axis=-1), pos0.sum(axis=-1)
+        fp, tn = (n1 - pos1).sum(axis=-1), (n0 - pos0).sum(axis=-1)
+        m = _threshold_metrics(tn, fp, fn, tp)
+        m["roc_auc"] = auc_from_bins(pos0 + pos1, n - pos0 - pos1)
+        return m
+
+    point = metrics(n0 * rate, n1 * rate)
+    rng = np.random.default_rng(seed)
+    # the labels' own chance, and the calibration curve's sampling error on the reference
+    rates = cal.draws(mean, draws, rng)
+    sim0 = rng.binomial(n0.astype(np.int64), rates).astype(np.float64)
+    sim1 = rng.binomial(n1.astype(np.int64), rates).astype(np.float64)
+    return _band(point, metrics(sim0, sim1))
+
+
+def _estimate_multiclass(
+    p: PerformanceProfile, cal: MulticlassCalibration, *, draws: int, seed: int
+) -> dict[str, tuple[float, float, float]]:
+    k = p.spec.k
+    hp = p.hist_pred.astype(np.float64)  # [predicted][score class][bin]
+    if not hp.sum() or any(c is None for c in cal.classes):
+        return {}
+    total = float(p.count_total)
+    rng = np.random.default_rng(seed)
+    point_parts: list[dict[str, Any]] = []
+    sim_parts: list[dict[str, Any]] = []
+    for c in range(k):
+        curve = cal.classes[c]
+        assert curve is not None
+        n, mean = _bin_scores(p, c)
+        rate = np.clip(curve(mean), 0.0, 1.0)
+        yes = hp[c, c]  # rows predicted class c, per bin of their class-c score
+        no = hp[:, c].sum(axis=0) - yes
+
+        def ovr(pos_yes: np.ndarray, pos_no: np.ndarray, yes: Any = yes, no: Any = no,
+                n: Any = n) -> dict[str, Any]:  # fmt: skip
+            tp, fn = pos_yes.sum(axis=-1), pos_no.sum(axis=-1)
+            fp, tn = (yes - pos_yes).sum(axis=-1), (no - pos_no).sum(axis=-1)
+            m = _threshold_metrics(tn, fp, fn, tp)
+            m["tp"] = tp
+            m["roc_auc"] = auc_from_bins(pos_yes + pos_no, n - pos_yes - pos_no)
+            return m
+
+        point_parts.append(ovr(yes * rate, no * rate))
+        rates = curve.draws(mean, draws, rng)
+        sim_yes = rng.binomial(yes.astype(np.int64), rates).astype(np.float64)
+        sim_no = rng.binomial(no.astype(np.int64), rates).astype(np.float64)
+        sim_parts.append(ovr(sim_yes, sim_no))
+
+    def macro(parts: list[dict[str, Any]]) -> dict[str, Any]:
+        out = {
+            name: np.mean(np.stack([np.asarray(m[name], dtype=np.float64) for m in parts]), axis=0)
+            for name in ("precision", "recall", "f1", "specificity", "roc_auc")
+        }
+        out["accuracy"] = sum(np.asarray(m["tp"], dtype=np.float64) for m in parts) / total
+        return out
+
+    return _band(macro(point_parts), macro(sim_parts))
 
 
 def labelled_rows(p: PerformanceProfile) -> PerformanceProfile:
@@ -323,6 +428,7 @@ def labelled_rows(p: PerformanceProfile) -> PerformanceProfile:
         count_total=p.count_labelled,
         hist_all=p.hist.sum(axis=0),
         score_sum_all=p.score_sum.copy(),
+        hist_pred=p.hist_pred_labelled.copy(),
     )
 
 
@@ -365,7 +471,7 @@ METRICS: dict[str, PerfMetric] = {
         PerfMetric("precision", _CLS, True, 0.05),
         PerfMetric("recall", _CLS, True, 0.05),
         PerfMetric("f1", _CLS, True, 0.05),
-        PerfMetric("specificity", ("binary",), True, 0.05),
+        PerfMetric("specificity", _CLS, True, 0.05),
         PerfMetric("roc_auc", _CLS, True, 0.05),
         PerfMetric("pr_auc", ("binary",), True, 0.05),
         PerfMetric("brier", _CLS, False, 0.05),

@@ -55,7 +55,7 @@ from mlmon.governance.deid import hmac_ids
 from mlmon.lake.schema import explain_unjoined
 from mlmon.lake.writer import LakeWriter, WriteRecord, performance_row
 from mlmon.profiles.frame import Reference
-from mlmon.profiles.performance import PerformanceProfile, PerformanceSpec
+from mlmon.profiles.performance import PerformanceProfile, PerformanceSpec, decision_index
 
 __all__ = [
     "LabelBatch",
@@ -212,6 +212,8 @@ class PredictionStore:
         ts_column: str,
         *,
         task: str | None = None,
+        decisions: np.ndarray | None = None,
+        class_scores: np.ndarray | None = None,
     ) -> int:
         """Keep the predictions of flat records (rows without a request id are skipped).
 
@@ -219,9 +221,24 @@ class PredictionStore:
         ``prediction``: numbers for ``binary`` and ``regression`` (a text that
         is no number is not stored), text for ``multiclass``; every file of a
         model's store then has the same schema, whatever one batch held.
+        ``decisions``: the model's logged decision of each row as a class index
+        (-1 where none), stored as ``decision`` (null where none). ``class_scores``
+        (multiclass, (n, K)): each row's class probabilities, stored as ``score_0`` ...
+        ``score_{K-1}`` (null where missing), so joined labels give ROC AUC, Brier and log loss.
         """
         if "request_id_hmac" not in frame.columns or "prediction" not in frame.columns:
             return 0
+        if decisions is not None:
+            frame = frame.with_columns(
+                pl.Series("_mlmon_decision", decisions, pl.Int64).replace(-1, None)
+            )
+        score_names = []
+        if class_scores is not None:
+            score_names = [f"score_{i}" for i in range(class_scores.shape[1])]
+            frame = frame.with_columns(
+                pl.Series(f"_mlmon_{n}", class_scores[:, i], pl.Float64).fill_nan(None)
+                for i, n in enumerate(score_names)
+            )
         version = (
             pl.col("model_version").cast(pl.String)
             if "model_version" in frame.columns
@@ -233,7 +250,15 @@ class PredictionStore:
             _window_start_us(pl.col(ts_column), window).alias("window_us"),
             version.alias("model_version"),
             prediction.alias("prediction"),
-        ).filter(pl.col("id").is_not_null() & pl.col("prediction").is_not_null())
+            *([pl.col("_mlmon_decision").alias("decision")] if decisions is not None else []),
+            *(pl.col(f"_mlmon_{n}").alias(n) for n in score_names),
+        )
+        known = pl.col("prediction").is_not_null()
+        if decisions is not None and task == "multiclass":
+            # the decision is its prediction; a row whose decision was missing or not a class
+            # is kept too, so its label is counted as bad_prediction, not as an unknown id
+            known = pl.lit(True)
+        rows = rows.filter(pl.col("id").is_not_null() & known)
         if rows.height == 0:
             return 0
         stamp = self._stamp(self.clock())
@@ -275,7 +300,8 @@ class PredictionStore:
                 parts.append(
                     part.with_columns(_prediction(part.schema["prediction"], task or "multiclass"))
                 )
-            return pl.concat(parts, how="vertical_relaxed").unique(subset="id", keep="last")
+            # files with and without logged decisions: the missing ``decision`` is null
+            return pl.concat(parts, how="diagonal_relaxed").unique(subset="id", keep="last")
 
     def already_labelled(self, model: str, ids: pl.Series) -> np.ndarray:
         lf = self._scan(model, "labelled")
@@ -381,14 +407,15 @@ class PredictionHistograms:
     _open: dict[tuple[datetime, str | None], PerformanceProfile] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, frame: pl.DataFrame) -> None:
-        if "prediction" not in frame.columns or frame.height == 0:
-            return
-        pred = frame.get_column("prediction")
-        if self.spec.task == "multiclass" or not pred.dtype.is_numeric():
-            scores = None
-        else:
-            scores = pred.cast(pl.Float64)
+    def add(self, frame: pl.DataFrame) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Count a flat frame's predictions into their windows; returns the rows' scores
+        (see :meth:`_outputs`) and the model's logged decision of each row as a class index
+        (-1 where none), each None when the frame has none."""
+        if frame.height == 0:
+            return None, None
+        scores, decisions = self._outputs(frame)
+        if scores is None and "prediction" not in frame.columns:
+            return scores, decisions
         version = (
             frame.get_column("model_version").cast(pl.String)
             if "model_version" in frame.columns
@@ -400,22 +427,58 @@ class PredictionHistograms:
                     _window_start_us(pl.col(self.ts_column), self.window)
                 ).to_series(),
                 "v": version,
-                "s": scores
-                if scores is not None
-                else pl.Series([None] * frame.height, dtype=pl.Float64),
+                "i": pl.Series(np.arange(frame.height)),
             }
         )
         for (w, v), part in keyed.partition_by(["w", "v"], as_dict=True).items():
             start = datetime.fromtimestamp(w / _US, UTC)
+            rows = part.get_column("i").to_numpy()
             if scores is None or self.spec.task == "regression":
                 prof = PerformanceProfile(self.spec, count_total=part.height)
             else:
                 prof = PerformanceProfile.from_predictions(
-                    self.spec, part.get_column("s").fill_null(float("nan")).to_numpy()
+                    self.spec, scores[rows], decisions[rows] if decisions is not None else None
                 )
             with self._lock:
                 key = (start, v)
                 self._open[key] = self._open[key].merge(prof) if key in self._open else prof
+        return scores, decisions
+
+    def _outputs(self, frame: pl.DataFrame) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The scores ((n,) binary, (n, K) multiclass; NaN where missing) and the logged
+        decisions as class indices (-1 where missing or not a class) of a flat frame."""
+        spec = self.spec
+        if spec.task == "regression":
+            return (np.zeros(frame.height) if "prediction" in frame.columns else None), None
+        cols = [c for c in spec.score_columns if c in frame.columns]
+        scores: np.ndarray | None = None
+        if cols and len(cols) == len(spec.score_columns) == spec.score_classes:
+            scores = frame.select(
+                pl.col(c).cast(pl.Float64, strict=False).fill_null(float("nan")) for c in cols
+            ).to_numpy()
+            if spec.task == "binary":
+                scores = scores[:, 0]
+        elif spec.task == "binary" and "prediction" in frame.columns:
+            pred = frame.get_column("prediction")
+            if pred.dtype.is_numeric():
+                scores = pred.cast(pl.Float64).fill_null(float("nan")).to_numpy()
+        name = spec.decision_column
+        if name is None and spec.task == "multiclass" and "prediction" in frame.columns:
+            name = "prediction"  # a multiclass model's prediction is its predicted class
+        if name is None or name not in frame.columns:
+            return scores, None
+        column = frame.get_column(name)
+        try:
+            idx, unknown = decision_index(spec, column, name, strict=False)
+        except SchemaError as exc:  # a whole batch of the wrong type: the rule decides
+            log.warning("decisions not used", extra={"column": name, "error": str(exc)})
+            return scores, None
+        if unknown:
+            log.warning(
+                "decisions not among the classes: the rule decides for those rows",
+                extra={"column": name, "count": unknown},
+            )
+        return scores, idx
 
     def pop(self, start: datetime, version: str | None) -> PerformanceProfile | None:
         with self._lock:
@@ -516,7 +579,8 @@ BAD_LABEL_ROWS = {
     "bad_score": "a score_column value that is not a number",
     "bad_prediction_time": "a prediction_time_column value missing, without a UTC offset, or "
     "unreadable",
-    "bad_prediction": "a stored prediction of the wrong type for the task",
+    "bad_prediction": "a stored prediction of the wrong type for the task, or a logged decision "
+    "that is missing or not among the classes",
 }
 
 
@@ -713,6 +777,8 @@ def join_labels(
             if "prediction" in joined.columns
             else pl.Series([False] * joined.height, dtype=pl.Boolean)
         )
+        if "decision" in joined.columns and spec.task == "multiclass":
+            unusable = unusable & joined.get_column("decision").is_null()  # its class is known
         if unusable.any():  # a stored prediction of the wrong type (an old store)
             result.bad["bad_prediction"] = result.bad.get("bad_prediction", 0) + int(unusable.sum())
             result.missing += int(unusable.sum())
@@ -780,10 +846,24 @@ def _performance_rows(
     v_arr = df.get_column("model_version").to_numpy()
     y_all = df.get_column("y").to_numpy()
     pred = df.get_column("prediction")
+    dec_all = (
+        df.get_column("decision").cast(pl.Int64).fill_null(-1).to_numpy()
+        if "decision" in df.columns and spec.task != "regression"
+        else None
+    )
     if spec.task == "multiclass":
         p_all, bad_all = spec.class_index(pred.cast(pl.String).to_numpy())
+        if dec_all is not None:  # the logged decision where there is one
+            p_all = np.where(dec_all >= 0, dec_all, p_all)
+            bad_all = bad_all & (dec_all < 0)
     else:
         p_all, bad_all = pred.cast(pl.Float64).to_numpy(), None
+    names = [f"score_{i}" for i in range(spec.k)]
+    s_all = (
+        df.select(pl.col(n).cast(pl.Float64) for n in names).to_numpy()
+        if spec.task == "multiclass" and all(n in df.columns for n in names)
+        else None
+    )
     change = np.flatnonzero((w_arr[1:] != w_arr[:-1]) | (v_arr[1:] != v_arr[:-1])) + 1
     bounds = np.concatenate([[0], change, [len(w_arr)]])
     for lo, hi in itertools.pairwise(bounds.tolist()):
@@ -792,11 +872,21 @@ def _performance_rows(
         if spec.task == "regression":
             prof = PerformanceProfile.from_labels(spec, y, predicted=p)
         elif spec.task == "binary":
-            prof = PerformanceProfile.from_labels(spec, y, p)
+            dec = dec_all[lo:hi] if dec_all is not None else None
+            prof = PerformanceProfile.from_labels(spec, y, p, decisions=dec)
         else:
             assert bad_all is not None
             ok = ~bad_all[lo:hi]
-            prof = PerformanceProfile.from_labels(spec, y[ok], predicted=p[ok])
+            scored = np.zeros(hi - lo, dtype=bool)
+            if s_all is not None:  # stored class scores: ROC AUC, Brier, log loss too
+                scored = ok & np.isfinite(s_all[lo:hi]).all(axis=1)
+            prof = PerformanceProfile.from_labels(spec, y[ok & ~scored], predicted=p[ok & ~scored])
+            if s_all is not None and scored.any():
+                prof = prof.merge(
+                    PerformanceProfile.from_labels(
+                        spec, y[scored], s_all[lo:hi][scored], decisions=p[scored]
+                    )
+                )
         start = datetime.fromtimestamp(w / _US, UTC)
         row = performance_row(
             prof, role="labels", reference_id=reference_id, collector_id=writer.collector_id,

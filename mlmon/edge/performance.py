@@ -77,10 +77,25 @@ class EdgePerformance:
         store = self.stores.get(model)
         ts = self.c.references[model].schema.timestamp
 
+        spec = hist.spec
+        score = spec.score_columns[0] if spec.task == "binary" and spec.score_columns else None
+
         def observe(frame: pl.DataFrame) -> None:
-            hist.add(frame)
+            scores, decisions = hist.add(frame)
+            if score is not None and score in frame.columns and "prediction" in frame.columns:
+                # a binary model's stored prediction is its score, from the reference's column
+                frame = frame.with_columns(
+                    pl.coalesce(
+                        pl.col("prediction").cast(pl.Float64, strict=False),
+                        pl.col(score).cast(pl.Float64, strict=False),
+                    ).alias("prediction")
+                )
             if store is not None:
-                store.add(model, frame, self.c.config.window, ts, task=hist.spec.task)
+                store.add(
+                    model, frame, self.c.config.window, ts, task=hist.spec.task,
+                    decisions=decisions,
+                    class_scores=scores if spec.task == "multiclass" else None,
+                )  # fmt: skip
 
         state.observers.append(observe)
 

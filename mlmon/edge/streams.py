@@ -198,6 +198,10 @@ class ParseContext:
         A place for log lines (a file name), never content.
     timestamp_format
         Tabular records: how ``timestamp`` is written, one of :data:`TIMESTAMP_FORMATS`.
+    outputs
+        Model outputs kept beside the features (name: ``"num"`` for class scores,
+        ``"pred"`` for the model's logged decision), from the reference's
+        performance spec; never profiled as features.
     """
 
     features: Sequence[str]
@@ -207,12 +211,21 @@ class ParseContext:
     bad: BadRecords = field(default_factory=BadRecords)
     where: str = ""
     timestamp_format: str = "iso8601"
+    outputs: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def for_reference(cls, reference: Reference, secret: bytes, **kwargs: Any) -> ParseContext:
-        """A context with the reference's features and kinds."""
+        """A context with the reference's features and kinds, and its performance outputs."""
         names = tuple(reference.schema.names)
         numeric = frozenset(n for n in names if isinstance(reference.profiles[n], NumericProfile))
+        outputs: dict[str, str] = {}
+        if reference.performance is not None:
+            spec = reference.performance.spec
+            taken = {*names, "prediction", "score", *_CONTRACT}
+            outputs = {c: "num" for c in spec.score_columns if c not in taken}
+            if spec.decision_column and spec.decision_column not in taken:
+                outputs[spec.decision_column] = "pred"
+        kwargs.setdefault("outputs", outputs)
         return cls(names, secret, numeric, **kwargs)
 
 
@@ -234,6 +247,8 @@ def flat_schema(ctx: ParseContext, prediction: pl.DataType | None = None) -> dic
             out[f] = pl.Float64() if f in ctx.numeric else pl.String()
     if "prediction" not in out:
         out["prediction"] = prediction or pl.Float64()
+    for name, kind in ctx.outputs.items():
+        out.setdefault(name, pl.Float64() if kind == "num" else pl.String())
     out.update({c: t for c, t in _CONTRACT.items() if c not in out})
     return out
 
@@ -262,6 +277,16 @@ def _conform(df: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
         cols.append(pl.col("prediction").cast(pl.Float64))
     else:
         cols.append(pl.col("prediction").cast(pl.String))
+    for name, kind in ctx.outputs.items():  # the reference's score and decision columns
+        dtype = df.schema.get(name)
+        if name in ctx.features or name == "prediction":
+            continue
+        if dtype is None or dtype == pl.Null or dtype.is_nested():
+            cols.append(pl.lit(None, pl.Float64 if kind == "num" else pl.String).alias(name))
+        elif kind == "num" or dtype.is_numeric() or dtype == pl.Boolean:
+            cols.append(pl.col(name).cast(pl.Float64, strict=False))
+        else:
+            cols.append(pl.col(name).cast(pl.String, strict=False))
     for c, t in _CONTRACT.items():
         if c in ctx.features:
             continue
@@ -477,6 +502,8 @@ def _kinds(ctx: ParseContext) -> dict[str, str]:
             kinds[f] = "num" if f in ctx.numeric else "text"
     kinds.setdefault("prediction", "pred")
     kinds.setdefault("score", "pred")
+    for name, kind in ctx.outputs.items():
+        kinds.setdefault(name, kind)
     kinds.setdefault("latency_ms", "num")
     kinds.setdefault("model_version", "text")
     if ctx.request_id_column:

@@ -32,7 +32,9 @@ def save_reference(reference: Reference, path: str | os.PathLike[str]) -> str:
     rows = reference_rows(reference)
     meta = {b"mlmon.model": (reference.model or "").encode()}
     if reference.performance is not None:
-        meta[b"mlmon.performance"] = json.dumps(performance_to_row(reference.performance)).encode()
+        meta[b"mlmon.performance"] = json.dumps(
+            performance_to_row(reference.performance, columns=True)
+        ).encode()
     rows = rows.replace_schema_metadata({**(rows.schema.metadata or {}), **meta})
     target = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(target))

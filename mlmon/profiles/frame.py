@@ -223,6 +223,7 @@ def build_reference(
     k: int = 5,
     max_categories: int = 50,
     created_at: datetime | None = None,
+    decision_column: str | None = None,
     performance: PerformanceSpec | None = None,
     label_column: str = "label",
     score_columns: str | Sequence[str] = "score",
@@ -252,7 +253,10 @@ def build_reference(
         Largest learned vocabulary per feature (the rest is ``__other__``).
     performance
         With a :class:`~mlmon.profiles.performance.PerformanceSpec`, the
-        baseline's labels (``label_column``) and the model's scores
+        baseline's labels (``label_column``), the model's own logged decisions
+        (``decision_column``, optional: NannyML's ``y_pred``; the predicted class
+        of the threshold metrics instead of ``score >= threshold`` or the highest
+        score; a value outside the classes is an error naming the column) and the model's scores
         (``score_columns``: binary one column, multiclass one per class in
         ``classes`` order, or one column of predicted classes; regression the
         predicted value) become the
@@ -326,6 +330,8 @@ def build_reference(
         latency = NumericProfile.from_series(
             frame.get_column(schema.latency), edges=LATENCY_EDGES_MS, centre=0.0, alpha=alpha
         )
+    if performance is not None and decision_column is not None:  # read by _performance_reference
+        performance = performance.named(decision_column=decision_column)
     created = created_at or datetime.now(UTC)
     if created.tzinfo is None:
         raise TimestampError("build_reference(created_at=...) must be timezone-aware (UTC)")
@@ -360,14 +366,21 @@ def build_reference(
 def _performance_reference(
     frame: pl.DataFrame, spec: PerformanceSpec, label: str, scores: str | Sequence[str]
 ) -> PerformanceProfile:
+    decision = spec.decision_column  # the model's logged decisions, if named
     cols = [scores] if isinstance(scores, str) else list(scores)
-    missing = [c for c in (label, *cols) if c not in frame.columns]
+    extra = [decision] if decision and decision not in (label, *cols) else []
+    missing = [c for c in (label, *cols, *extra) if c not in frame.columns]
     if missing:
         raise SchemaError(
             f"reference data lack the performance column(s) {', '.join(missing)}; "
             f"columns: {', '.join(frame.columns)} (set label_column / score_columns)"
         )
-    sub = frame.select(label, *cols).drop_nulls()
+    if decision and spec.task == "regression":
+        raise SchemaError(f"decision column {decision!r}: a regression model has no classes")
+    scored = spec.task == "binary" or (spec.task == "multiclass" and len(cols) > 1)
+    spec = spec.named(score_columns=tuple(cols) if scored else ())
+    sub = frame.select(label, *cols, *extra).drop_nulls(subset=[label, *cols])
+    dec = spec.decisions(sub.get_column(decision), decision)[0] if decision else None
     y = sub.get_column(label)
     if spec.task == "regression":
         return PerformanceProfile.from_labels(
@@ -386,7 +399,9 @@ def _performance_reference(
         return PerformanceProfile.from_labels(spec, idx[keep], predicted=pidx[keep])
     s = sub.select(cols).to_numpy().astype(np.float64)
     if spec.task == "binary" or s.shape[1] == spec.k:
-        return PerformanceProfile.from_labels(spec, idx, s if spec.task != "binary" else s[:, 0])
+        return PerformanceProfile.from_labels(
+            spec, idx, s if spec.task != "binary" else s[:, 0], decisions=dec
+        )
     raise SchemaError(
         f"a {spec.task} reference needs {spec.k} score columns (one per class), got {cols}"
     )

@@ -11,7 +11,22 @@ A :class:`PerformanceProfile` summarises, for one window of *prediction* time:
     of the predicted class); per-bin sums of scores (calibration curve), and
     sums of the Brier score and the log loss;
   - regression: count, sums of errors, squared errors, absolute errors, of the
-    label and its square, and a quantile sketch of the absolute error.
+    label and its square, and a quantile sketch of the absolute error;
+- classification, every prediction and the labelled ones again:
+  ``hist_pred[d, c, b]`` / ``hist_pred_labelled[d, c, b]``, the number of rows
+  *predicted* class ``d`` whose score for class ``c`` falls in bin ``b``
+  (label-free estimates: CBPE's expected confusion matrix).
+
+The predicted class of a row is the model's own logged decision when the
+records carry one (``decision`` column, NannyML's ``y_pred``), else the rule:
+binary ``score >= thresholds[0]``, multiclass the class of the highest score.
+The first confusion matrix (binary ``confusion[0]``, multiclass the only one)
+is of that predicted class, so realized accuracy, precision, recall, F1 and
+specificity are those of the decisions the model actually took; the other
+binary thresholds stay what-ifs on the score. ``count_decided`` and
+``labelled_decided`` count the rows whose predicted class was a logged decision.
+Profiles written before decisions existed have empty ``hist_pred`` arrays and
+are read as before (the rule).
 
 Every field is a count or a sum, so merging two profiles is adding them, and
 labels that arrive in pieces over weeks merge into the same window. The
@@ -27,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 
 from mlmon.errors import ProfileError, SchemaError
@@ -38,6 +54,7 @@ __all__ = [
     "TASKS",
     "PerformanceProfile",
     "PerformanceSpec",
+    "decision_index",
     "performance_from_row",
     "performance_to_row",
 ]
@@ -53,7 +70,10 @@ class PerformanceSpec:
     ``classes`` are the label values as strings (binary: negative then
     positive). ``edges`` are the score bin edges on [0, 1] (classification):
     uniform, with every threshold inserted so that ``score >= threshold`` is a
-    union of whole bins.
+    union of whole bins. ``score_columns`` and ``decision_column`` name the
+    record fields the reference was built from (the edge reads scores and the
+    model's logged decisions from them); they do not change what a profile
+    means, so specs that differ only there compare equal and merge.
     """
 
     task: str
@@ -61,6 +81,8 @@ class PerformanceSpec:
     thresholds: tuple[float, ...] = ()
     edges: tuple[float, ...] = ()
     alpha: float = DEFAULT_ALPHA
+    score_columns: tuple[str, ...] = field(default=(), compare=False)
+    decision_column: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -134,6 +156,8 @@ class PerformanceSpec:
             "thresholds": list(self.thresholds),
             "edges": list(self.edges),
             "alpha": self.alpha,
+            "score_columns": list(self.score_columns),
+            "decision_column": self.decision_column,
         }
 
     @classmethod
@@ -144,16 +168,84 @@ class PerformanceSpec:
             tuple(float(t) for t in d.get("thresholds") or ()),
             tuple(float(e) for e in d.get("edges") or ()),
             float(d.get("alpha") or DEFAULT_ALPHA),
+            tuple(str(c) for c in d.get("score_columns") or ()),
+            d.get("decision_column"),
         )
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
+
+    def named(
+        self, score_columns: tuple[str, ...] | None = None, decision_column: str | None = None
+    ) -> PerformanceSpec:
+        """This spec with the record columns it reads (unchanged where ``None``)."""
+        return PerformanceSpec(
+            self.task, self.classes, self.thresholds, self.edges, self.alpha,
+            self.score_columns if score_columns is None else score_columns,
+            self.decision_column if decision_column is None else decision_column,
+        )  # fmt: skip
+
+    def decisions(
+        self, values: pl.Series, column: str, *, strict: bool = True
+    ) -> tuple[np.ndarray, int]:
+        """:func:`decision_index` of ``values`` (the column ``column``) for this spec."""
+        return decision_index(self, values, column, strict=strict)
 
     def class_index(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Class index of each label (as string) and a mask of labels not in ``classes``."""
         lookup = {c: i for i, c in enumerate(self.classes)}
         idx = np.fromiter((lookup.get(str(v), -1) for v in labels), np.int64, len(labels))
         return idx, idx < 0
+
+
+def decision_index(
+    spec: PerformanceSpec, values: pl.Series, column: str, *, strict: bool = True
+) -> tuple[np.ndarray, int]:
+    """The class index of each logged decision (-1 where missing) and how many were unknown.
+
+    Decisions are class labels (``spec.classes``); integers and whole floats are
+    read as their integer label, booleans as (negative, positive) of a binary
+    task. With ``strict`` an unknown value raises :class:`SchemaError`; without
+    it the row gets -1 (the rule decides) and is counted. Errors name the column
+    and what is wrong, never the values (they can be anything a record carried).
+    """
+    if spec.task == "regression":
+        raise SchemaError(f"decision column {column!r}: a regression model has no classes")
+    dtype = values.dtype
+    null = values.is_null().to_numpy()
+    if dtype == pl.Boolean:
+        if spec.task != "binary":
+            raise SchemaError(
+                f"decision column {column!r} holds booleans; a multiclass model's decisions "
+                f"must be its class labels ({len(spec.classes)} classes)"
+            )
+        idx = values.fill_null(False).cast(pl.Int64).to_numpy()
+        return np.where(null, -1, idx), 0
+    if dtype.is_float():
+        f = values.cast(pl.Float64).fill_null(0.0).fill_nan(0.0).to_numpy()
+        null = null | values.cast(pl.Float64).is_nan().fill_null(True).to_numpy()
+        if not np.all(np.isfinite(f)) or not np.all(f == np.round(f)):
+            raise SchemaError(
+                f"decision column {column!r} holds fractional numbers: decisions are class labels "
+                f"({', '.join(spec.classes)}), not scores; name the score column(s) separately"
+            )
+        strings = pl.Series(f.astype(np.int64)).cast(pl.String)
+    elif dtype.is_integer() or dtype in (pl.String, pl.Categorical, pl.Enum):
+        strings = values.cast(pl.String)
+    else:
+        raise SchemaError(
+            f"decision column {column!r} has type {dtype}; decisions must be class labels "
+            "(strings, integers or, binary, booleans)"
+        )
+    idx, unknown = spec.class_index(strings.fill_null("").to_numpy())
+    unknown &= ~null
+    bad = int(np.count_nonzero(unknown))
+    if bad and strict:
+        raise SchemaError(
+            f"decision column {column!r}: {bad} value(s) are not among the classes "
+            f"{list(spec.classes)}; fix the column or the classes (--classes)"
+        )
+    return np.where(null | unknown, -1, idx), bad
 
 
 #: The float sums of :class:`PerformanceProfile`, in field order.
@@ -186,6 +278,10 @@ class PerformanceProfile:
     y_sum: float = 0.0
     y_sq_sum: float = 0.0
     abs_err: QuantileSketch | None = None
+    hist_pred: np.ndarray = field(default_factory=lambda: _zeros((0, 0, 0)))
+    hist_pred_labelled: np.ndarray = field(default_factory=lambda: _zeros((0, 0, 0)))
+    count_decided: int = 0
+    labelled_decided: int = 0
 
     def __post_init__(self) -> None:
         s = self.spec
@@ -196,6 +292,8 @@ class PerformanceProfile:
             "hist": (k, ks, b),
             "confusion": (s.n_thresholds, k, k),
             "score_sum": (ks, b),
+            "hist_pred": (k, ks, b),
+            "hist_pred_labelled": (k, ks, b),
         }
         for name, shape in shapes.items():
             arr = getattr(self, name)
@@ -246,17 +344,23 @@ class PerformanceProfile:
             self.y_sum + other.y_sum,
             self.y_sq_sum + other.y_sq_sum,
             sketch,
+            self.hist_pred + other.hist_pred,
+            self.hist_pred_labelled + other.hist_pred_labelled,
+            self.count_decided + other.count_decided,
+            self.labelled_decided + other.labelled_decided,
         )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PerformanceProfile):
             return NotImplemented
-        arrays = ("hist_all", "hist", "confusion")
+        arrays = ("hist_all", "hist", "confusion", "hist_pred", "hist_pred_labelled")
         floats = ("brier_sum", "log_loss_sum", "err_sum", "err_sq_sum", "abs_err_sum", "y_sum")
         return (
             self.spec == other.spec
             and self.count_total == other.count_total
             and self.count_labelled == other.count_labelled
+            and self.count_decided == other.count_decided
+            and self.labelled_decided == other.labelled_decided
             and all(np.array_equal(getattr(self, a), getattr(other, a)) for a in arrays)
             and np.allclose(self.score_sum, other.score_sum, rtol=1e-12, atol=1e-9)
             and np.allclose(self.score_sum_all, other.score_sum_all, rtol=1e-12, atol=1e-9)
@@ -271,11 +375,15 @@ class PerformanceProfile:
 
     # -- building -------------------------------------------------------------------
     @classmethod
-    def from_predictions(cls, spec: PerformanceSpec, scores: np.ndarray) -> PerformanceProfile:
+    def from_predictions(
+        cls, spec: PerformanceSpec, scores: np.ndarray, decisions: np.ndarray | None = None
+    ) -> PerformanceProfile:
         """Every prediction of a window: binary scores (n,), multiclass scores (n, K).
 
-        Rows with a missing (NaN) score are not counted. Regression models
-        only count their predictions.
+        ``decisions`` are the model's logged predicted classes as class indices
+        (see :meth:`PerformanceSpec.decision_index`; -1 where a row has none, then
+        the rule decides). Rows with a missing (NaN) score are not counted.
+        Regression models only count their predictions.
         """
         x = np.asarray(scores, dtype=np.float64)
         if spec.task == "regression":
@@ -283,13 +391,25 @@ class PerformanceProfile:
         x = x.reshape(len(x), spec.score_classes)
         ok = np.isfinite(x).all(axis=1)
         x = x[ok]
-        hist = _zeros((spec.score_classes, spec.n_bins))
-        sums = _zeros((spec.score_classes, spec.n_bins), np.float64)
+        dec = None if decisions is None else np.asarray(decisions, dtype=np.int64)[ok]
+        pred = _predicted(spec, x, dec)
+        k, b = spec.k, spec.n_bins
+        hist = _zeros((spec.score_classes, b))
+        sums = _zeros((spec.score_classes, b), np.float64)
+        hist_pred = _zeros((k, spec.score_classes, b))
         for c in range(spec.score_classes):
             bins = spec.bin_of(x[:, c])
-            hist[c] = np.bincount(bins, minlength=spec.n_bins)
-            sums[c] = np.bincount(bins, weights=x[:, c], minlength=spec.n_bins)
-        return cls(spec, count_total=int(x.shape[0]), hist_all=hist, score_sum_all=sums)
+            hist[c] = np.bincount(bins, minlength=b)
+            sums[c] = np.bincount(bins, weights=x[:, c], minlength=b)
+            hist_pred[:, c, :] = np.bincount(pred * b + bins, minlength=k * b).reshape(k, b)
+        return cls(
+            spec,
+            count_total=int(x.shape[0]),
+            hist_all=hist,
+            score_sum_all=sums,
+            hist_pred=hist_pred,
+            count_decided=int(np.count_nonzero(dec >= 0)) if dec is not None else 0,
+        )
 
     @classmethod
     def from_labels(
@@ -298,14 +418,18 @@ class PerformanceProfile:
         y_true: np.ndarray,
         scores: np.ndarray | None = None,
         predicted: np.ndarray | None = None,
+        decisions: np.ndarray | None = None,
     ) -> PerformanceProfile:
         """Labelled rows: class indices (classification) or values (regression) with predictions.
 
         Classification takes ``scores`` (binary (n,) probability of the positive
-        class; multiclass (n, K) probabilities), or for multiclass only the
-        ``predicted`` class indices (then only the confusion matrix is filled).
-        Regression takes ``predicted`` values. Callers drop rows whose label
-        or prediction is missing or unknown and count them.
+        class; multiclass (n, K) probabilities) and, optionally, ``decisions``:
+        the model's logged predicted classes as class indices (-1 where a row
+        has none; then ``score >= thresholds[0]`` or the highest score decides).
+        Multiclass also takes only the ``predicted`` class indices, without
+        scores (then only the confusion matrix is filled). Regression takes
+        ``predicted`` values. Callers drop rows whose label or prediction is
+        missing or unknown and count them.
         """
         y = np.asarray(y_true)
         n = len(y)
@@ -328,15 +452,22 @@ class PerformanceProfile:
             )
         t = y.astype(np.int64)
         k, b, ks = spec.k, spec.n_bins, spec.score_classes
+        if decisions is None and spec.task == "multiclass" and predicted is not None:
+            decisions = predicted
+        dec = None if decisions is None else np.asarray(decisions, dtype=np.int64)
         hist = _zeros((k, ks, b))
+        hist_pred = _zeros((k, ks, b))
         score_sum = _zeros((ks, b), np.float64)
         confusion = _zeros((spec.n_thresholds, k, k))
         brier = log_loss = 0.0
+        pred: np.ndarray | None = None
         if scores is not None:
             s = np.asarray(scores, dtype=np.float64).reshape(n, ks)
+            pred = _predicted(spec, s, dec)
             for c in range(ks):
                 bins = spec.bin_of(s[:, c])
                 hist[:, c, :] = np.bincount(t * b + bins, minlength=k * b).reshape(k, b)
+                hist_pred[:, c, :] = np.bincount(pred * b + bins, minlength=k * b).reshape(k, b)
                 score_sum[c] = np.bincount(bins, weights=s[:, c], minlength=b)
             if spec.task == "binary":
                 p = s[:, 0]
@@ -344,20 +475,22 @@ class PerformanceProfile:
                 pc = np.clip(p, LOG_EPS, 1 - LOG_EPS)
                 log_loss = float(-np.sum(np.where(t == 1, np.log(pc), np.log1p(-pc))))
                 for j, th in enumerate(spec.thresholds):
-                    pred = (p >= th).astype(np.int64)
-                    confusion[j] = np.bincount(t * 2 + pred, minlength=4).reshape(2, 2)
+                    at = pred if j == 0 else (p >= th).astype(np.int64)
+                    confusion[j] = np.bincount(t * 2 + at, minlength=4).reshape(2, 2)
             else:
                 onehot = np.zeros_like(s)
                 onehot[np.arange(n), t] = 1.0
                 brier = float(np.sum((s - onehot) ** 2))
                 pt = np.clip(s[np.arange(n), t], LOG_EPS, 1 - LOG_EPS)
                 log_loss = float(-np.sum(np.log(pt)))
-                predicted = np.argmax(s, axis=1)
+        elif spec.task == "multiclass" and dec is not None:
+            if (dec < 0).any():
+                raise ProfileError("multiclass rows without scores need a predicted class each")
+            pred = dec
         if spec.task == "multiclass":
-            if predicted is None:
+            if pred is None:
                 raise ProfileError("multiclass performance needs class scores or predicted classes")
-            pr = np.asarray(predicted, dtype=np.int64)
-            confusion[0] = np.bincount(t * k + pr, minlength=k * k).reshape(k, k)
+            confusion[0] = np.bincount(t * k + pred, minlength=k * k).reshape(k, k)
         elif scores is None:
             raise ProfileError("binary performance needs the positive-class scores")
         return cls(
@@ -368,7 +501,24 @@ class PerformanceProfile:
             score_sum=score_sum,
             brier_sum=brier,
             log_loss_sum=log_loss,
+            hist_pred_labelled=hist_pred,
+            labelled_decided=int(np.count_nonzero(dec >= 0)) if dec is not None else 0,
         )
+
+
+def _predicted(
+    spec: PerformanceSpec, scores: np.ndarray, decisions: np.ndarray | None
+) -> np.ndarray:
+    """The predicted class index of each row: its logged decision, else the rule."""
+    if spec.task == "binary":
+        rule = (scores[:, 0] >= spec.thresholds[0]).astype(np.int64)
+    else:
+        rule = np.argmax(scores, axis=1).astype(np.int64)
+    if decisions is None:
+        return rule
+    if len(decisions) != len(rule):
+        raise ProfileError(f"{len(decisions)} decisions for {len(rule)} predictions")
+    return np.where(decisions >= 0, decisions, rule)
 
 
 #: The performance columns of a lake row (see :mod:`mlmon.lake.schema`), with their meaning.
@@ -382,7 +532,7 @@ PERFORMANCE_FIELDS: tuple[tuple[pa.Field, str], ...] = (
     (pa.field("hist_all", pa.list_(pa.int64())), "Scores of all predictions per bin, [score class][bin]."),
     (pa.field("score_sum_all", pa.list_(pa.float64())), "Sum of all predictions' scores per [score class][bin]."),
     (pa.field("hist", pa.list_(pa.int64())), "Labelled rows per [true class][score class][bin]."),
-    (pa.field("confusion", pa.list_(pa.int64())), "Per [threshold][true][predicted] (multiclass: one matrix)."),
+    (pa.field("confusion", pa.list_(pa.int64())), "Per [threshold][true][predicted]; the first (multiclass: the only) matrix is of the logged decisions where present."),
     (pa.field("score_sum", pa.list_(pa.float64())), "Sum of labelled scores per [score class][bin] (calibration)."),
     (pa.field("brier_sum", pa.float64()), "Sum of Brier scores of labelled rows."),
     (pa.field("log_loss_sum", pa.float64()), "Sum of log losses of labelled rows (scores clipped to 1e-15)."),
@@ -395,14 +545,27 @@ PERFORMANCE_FIELDS: tuple[tuple[pa.Field, str], ...] = (
     (pa.field("sketch_zero", pa.int64()), "Regression: absolute errors of exactly zero."),
     (pa.field("sketch_pos_index", pa.list_(pa.int32())), "Regression: absolute-error sketch bucket indices."),
     (pa.field("sketch_pos_count", pa.list_(pa.int64())), "Regression: counts for sketch_pos_index."),
+    (pa.field("hist_pred", pa.list_(pa.int64())), "All predictions per [predicted class][score class][bin] (the logged decision, else the rule)."),
+    (pa.field("hist_pred_labelled", pa.list_(pa.int64())), "Labelled rows per [predicted class][score class][bin]."),
+    (pa.field("count_decided", pa.int64()), "Predictions whose predicted class is the model's logged decision."),
+    (pa.field("labelled_decided", pa.int64()), "Labelled rows whose predicted class is the model's logged decision."),
 )  # fmt: skip
 
 
-def performance_to_row(p: PerformanceProfile) -> dict[str, Any]:
-    """One lake row (without the window columns) for a performance profile."""
+def performance_to_row(p: PerformanceProfile, *, columns: bool = False) -> dict[str, Any]:
+    """One lake row (without the window columns) for a performance profile.
+
+    ``columns`` adds the spec's record column names (``score_columns``,
+    ``decision_column``): the reference file keeps them, lake rows do not.
+    """
     s = p.spec
     sk = p.abs_err
-    return {
+    names = (
+        {"score_columns": list(s.score_columns), "decision_column": s.decision_column}
+        if columns
+        else {}
+    )
+    return names | {
         "task": s.task,
         "classes": list(s.classes),
         "thresholds": list(s.thresholds),
@@ -425,6 +588,10 @@ def performance_to_row(p: PerformanceProfile) -> dict[str, Any]:
         "sketch_zero": sk.zero if sk is not None else None,
         "sketch_pos_index": sk.pos_index.tolist() if sk is not None else None,
         "sketch_pos_count": sk.pos_count.tolist() if sk is not None else None,
+        "hist_pred": p.hist_pred.ravel().tolist(),
+        "hist_pred_labelled": p.hist_pred_labelled.ravel().tolist(),
+        "count_decided": p.count_decided,
+        "labelled_decided": p.labelled_decided,
     }
 
 
@@ -436,6 +603,8 @@ def performance_from_row(row: dict[str, Any]) -> PerformanceProfile:
         tuple(row.get("thresholds") or ()),
         tuple(row.get("score_edges") or ()),
         float(row.get("sketch_alpha") or DEFAULT_ALPHA),
+        tuple(str(c) for c in row.get("score_columns") or ()),
+        row.get("decision_column"),
     )
 
     def ints(name: str) -> np.ndarray:
@@ -460,4 +629,8 @@ def performance_from_row(row: dict[str, Any]) -> PerformanceProfile:
         np.asarray(row.get("score_sum") or [], dtype=np.float64),
         **{f: float(row.get(f) or 0.0) for f in _SUM_FIELDS},
         abs_err=sketch,
+        hist_pred=ints("hist_pred"),
+        hist_pred_labelled=ints("hist_pred_labelled"),
+        count_decided=int(row.get("count_decided") or 0),
+        labelled_decided=int(row.get("labelled_decided") or 0),
     )
