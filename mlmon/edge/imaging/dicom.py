@@ -151,9 +151,10 @@ def _cut_short(ds: Any, size: int, pixels: bool) -> bool:
         short = last.value is not None and len(last.value) < length
         if tell + length < size or short:
             return True  # bytes left over that do not form an element, or a short value
-    has_pixels = any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
-    # the image pixel module without its pixel data: the file stops before it
-    return not has_pixels and "Rows" in ds and "BitsAllocated" in ds
+    # A file that ends exactly between two elements before the pixel data cannot be told
+    # from an object whose pixel data was removed: it is labelled no_pixel_data, which is
+    # what it holds (a cut inside an element is caught above).
+    return False
 
 
 def _head(path: Any) -> bytes:
@@ -207,8 +208,14 @@ def _pixel_stats(ds: Any, syntax: Any) -> tuple[dict[str, Any], str]:
             return empty_stats(), "undecodable"
         if not decoder.is_available:
             return empty_stats(), "undecodable"
+    photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
     try:
-        arr = ds.pixel_array
+        arr = ds.pixel_array  # pydicom converts YBR to RGB (as_rgb)
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        if photometric == "PALETTE COLOR":  # measure the looked-up colours, not the indices
+            from pydicom.pixels import apply_color_lut
+
+            arr, samples = apply_color_lut(arr, ds), 3
     except Exception as exc:  # length mismatch: cut short; otherwise the codec failed
         text = str(exc).lower()
         cut = "length" in text or "truncat" in text or "end of" in text or "size" in text
@@ -217,12 +224,16 @@ def _pixel_stats(ds: Any, syntax: Any) -> tuple[dict[str, Any], str]:
         frames = int(ds.get("NumberOfFrames", 1) or 1)
     except (TypeError, ValueError):
         frames = 1
+    colour = samples > 1
     stats = image_stats(
         arr,
-        slope=float(ds.get("RescaleSlope", 1.0) or 1.0),
-        intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
+        slope=1.0 if colour else float(ds.get("RescaleSlope", 1.0) or 1.0),
+        intercept=0.0 if colour else float(ds.get("RescaleIntercept", 0.0) or 0.0),
         frames=frames,
-        samples=int(ds.get("SamplesPerPixel", 1) or 1),
+        samples=samples,
+        photometric=photometric,
+        bits_stored=int(ds.get("BitsStored", 0) or 0) or None,
+        signed=int(ds.get("PixelRepresentation", 0) or 0) == 1,
     )
     del arr
     return stats, "ok"

@@ -24,6 +24,7 @@ from typing import Any
 
 from mlmon.edge.imaging.attributes import DEFAULT_ATTRIBUTES, check_attributes
 from mlmon.edge.imaging.dicom import READ_STATUS, Instance, imaging_features, read_instance
+from mlmon.edge.imaging.pixels import CHANNEL_FEATURES
 from mlmon.edge.imaging.source import instances_frame
 from mlmon.errors import SchemaError
 from mlmon.profiles.frame import Reference, build_reference
@@ -99,7 +100,8 @@ def build_imaging_reference(
     for name, kind in kinds.items():
         values = frame.get_column(name)
         if kind == "numeric" and values.null_count() == values.len():
-            report.dropped.append(name)
+            if name not in CHANNEL_FEATURES:  # a grey baseline has no channel means: not news
+                report.dropped.append(name)
             continue
         allowed: tuple[str, ...] | None = None
         if name == "read_status":
