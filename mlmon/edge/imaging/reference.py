@@ -55,6 +55,7 @@ def build_imaging_reference(
     model: str | None = None,
     k: int = 5,
     bins: int = 10,
+    options: tuple[str, ...] = (),
 ) -> tuple[Reference, ReferenceReport]:
     """Read every file under ``folder`` and build the reference profile.
 
@@ -65,7 +66,7 @@ def build_imaging_reference(
     SchemaError
         The folder holds no readable DICOM instance.
     """
-    specs = check_attributes(attributes, source="reference")
+    specs = check_attributes(attributes, source="reference", options=options)
     secret = os.urandom(32)  # first-instance flags only; the tokens are not kept
     root = Path(folder)
     if not root.is_dir():

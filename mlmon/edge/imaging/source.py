@@ -87,7 +87,9 @@ class ImagingSource:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.cfg = cfg
-        self.specs: tuple[AttributeSpec, ...] = check_attributes(cfg.attributes)
+        self.specs: tuple[AttributeSpec, ...] = check_attributes(
+            cfg.attributes, options=getattr(cfg, "profile_options", ())
+        )
         self.secret = secret
         self.clock = clock or (lambda: datetime.now(UTC))
         self.state = StreamState(reference, state_dir, window=window, lateness=lateness)
