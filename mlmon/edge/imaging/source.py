@@ -40,7 +40,14 @@ from mlmon.errors import SchemaError
 from mlmon.governance.deid import hmac_id
 from mlmon.profiles.frame import Reference
 
-__all__ = ["FolderSource", "ImagingSource", "SourceUnavailable", "instances_frame", "open_imaging"]
+__all__ = [
+    "FolderSource",
+    "ImagingSource",
+    "NotMatching",
+    "SourceUnavailable",
+    "instances_frame",
+    "open_imaging",
+]
 
 log = logging.getLogger("mlmon.edge.imaging")
 
@@ -53,6 +60,10 @@ class SourceUnavailable(Exception):
     def __init__(self, reason: str, *, stop: bool = True) -> None:
         super().__init__(reason)
         self.stop = stop
+
+
+class NotMatching(Exception):
+    """A fetched instance does not match the source's filters exactly: marked read, not profiled."""
 
 
 def instances_frame(
@@ -139,6 +150,9 @@ class ImagingSource:
             except SourceUnavailable as exc:  # counted by the source; the instance stays unread
                 if exc.stop:
                     break
+                continue
+            except NotMatching:  # outside the configured query: never fetched again
+                self._pos["done"][token] = 1
                 continue
             self._pos["done"][token] = 1
             inst.row["study_first_instance"] = self._first("studies", inst.study)
