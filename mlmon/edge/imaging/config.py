@@ -127,12 +127,15 @@ class ImagingConfig(_Frozen):
     attributes: tuple[str, ...] = DEFAULT_ATTRIBUTES
     pixels: bool = True
     settle: timedelta = timedelta(seconds=2)  # files younger than this wait for the next read
+    # a file that reads as cut short or not DICOM while younger than this may still be being
+    # written: it waits (uncounted) for the next read; past it, it is counted as it reads
+    partial_wait: timedelta = timedelta(minutes=10)
     # a read holds about 0.5 MB per 512x512 instance over DICOMweb until it ends (see
     # benchmarks/RESULTS.md): the cap bounds the edge's memory; a backlog drains over cycles
     max_instances_per_read: int = Field(default=500, ge=1)
 
     _s = field_validator("schedule", mode="before")(lambda v: _schedule(v))
-    _d = field_validator("settle", mode="before")(lambda v: _duration(v))
+    _d = field_validator("settle", "partial_wait", mode="before")(lambda v: _duration(v))
 
     @field_validator("profile_options")
     @classmethod

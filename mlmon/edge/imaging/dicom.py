@@ -12,8 +12,8 @@ counts them per window) from :data:`READ_STATUS`:
 ``ok``
     Metadata and pixels profiled.
 ``no_pixel_data``
-    No Pixel Data element (a structured report, a presentation state):
-    metadata profiled, image statistics null.
+    No Pixel Data element (a structured report, a presentation state, an
+    image whose pixel data was removed): metadata profiled, image statistics null.
 ``undecodable``
     A compressed transfer syntax no decoder here can read (e.g. JPEG-LS without
     pylibjpeg): metadata profiled, image statistics null, and the syntax is the
@@ -80,6 +80,10 @@ class Instance:
     study: str | None = None
     series: str | None = None
     instance: str | None = None
+    #: ``no_pixel_data`` of an image (an image storage SOP class, or the image pixel module
+    #: without its pixel data): the pixel data was removed, or the file is still being
+    #: written (a folder source waits while it is young)
+    pixels_missing: bool = False
 
 
 def _syntax_name(uid: Any) -> str:
@@ -137,9 +141,10 @@ def _size(path: Any) -> int:
 def _cut_short(ds: Any, size: int, pixels: bool) -> bool:
     """pydicom stops quietly at a partial element: find the signs of a file cut short.
 
-    A cut exactly between two elements before the image pixel module cannot be
-    told from an object without pixel data, and reading metadata only
-    (``pixels=False``) does not look past the pixel data's start.
+    A cut exactly between two elements cannot be told from an object without
+    pixel data (a CT whose pixel data was removed): it reads as
+    ``no_pixel_data`` (``pixels_missing`` when it is an image), and a folder source waits while such a file is young. Reading
+    metadata only (``pixels=False``) does not look past the pixel data's start.
     """
     if len(ds) == 0:
         return True  # the file meta and nothing else
@@ -193,7 +198,16 @@ def _profile(
     if status != "ok":
         log.warning("dicom pixels not profiled", extra={"reason": status, "where": where,
                                                         "transfer_syntax": row["transfer_syntax"]})  # fmt: skip
-    return Instance(status, row, study, series, inst)
+    missing = status == "no_pixel_data" and (
+        ("Rows" in ds and "BitsAllocated" in ds) or _is_image_class(ds.get("SOPClassUID"))
+    )
+    return Instance(status, row, study, series, inst, pixels_missing=missing)
+
+
+def _is_image_class(uid: Any) -> bool:
+    from pydicom.uid import UID
+
+    return uid is not None and "Image Storage" in UID(str(uid)).name
 
 
 def _pixel_stats(ds: Any, syntax: Any) -> tuple[dict[str, Any], str]:

@@ -140,6 +140,11 @@ class ImagingSource:
         """(token, read) of new instances, oldest first; subclasses implement it."""
         raise NotImplementedError
 
+    def _count(self, token: str, inst: Instance) -> bool:
+        """Mark ``token`` read; False if ``inst`` must not be counted (a folder's rewrite)."""
+        self._pos["done"][token] = 1
+        return True
+
     def read(self) -> int:
         """Read new instances (at most ``max_instances_per_read``) into open windows."""
         now = self.clock()
@@ -154,7 +159,8 @@ class ImagingSource:
             except NotMatching:  # outside the configured query: never fetched again
                 self._pos["done"][token] = 1
                 continue
-            self._pos["done"][token] = 1
+            if not self._count(token, inst):
+                continue
             inst.row["study_first_instance"] = self._first("studies", inst.study)
             inst.row["series_first_instance"] = self._first("series", inst.series)
             self.counts[inst.status] = self.counts.get(inst.status, 0) + 1
@@ -189,8 +195,10 @@ class FolderSource(ImagingSource):
         if not self.root.is_dir():
             self.bad_records.skip("folder_missing", "imaging folder")
             return
-        horizon = time.time() - self.cfg.settle.total_seconds()
+        now = time.time()
+        horizon = now - self.cfg.settle.total_seconds()
         found = []
+        self._keys: dict[str, str] = {}
         for dirpath, _dirs, files in os.walk(self.root):
             for name in files:
                 p = Path(dirpath) / name
@@ -202,18 +210,43 @@ class FolderSource(ImagingSource):
                     continue  # may still be being written; next read
                 rel = p.relative_to(self.root).as_posix()
                 token = self.token(rel)
-                if not self.is_done(token):
-                    found.append((st.st_mtime_ns, rel, token, p))
+                key = f"{st.st_size}:{st.st_mtime_ns}"
+                prev = self._pos["done"].get(token)
+                if prev == 1:  # read by an older release (no content key): keep it read
+                    self._pos["done"][token] = key + ":"
+                    continue
+                if isinstance(prev, str) and prev.rsplit(":", 1)[0] == key:
+                    continue  # unchanged since it was counted
+                self._keys[token] = key
+                found.append((st.st_mtime_ns, rel, token, p, st.st_mtime))
         found.sort()
-        for n, (_m, _rel, token, p) in enumerate(found):
-            yield token, functools.partial(self._load, p, n)
+        wait = self.cfg.partial_wait.total_seconds() if hasattr(self.cfg, "partial_wait") else 0.0
+        for n, (_m, _rel, token, p, mtime) in enumerate(found):
+            yield token, functools.partial(self._load, p, n, young=mtime > now - wait)
 
-    def _load(self, path: Path, n: int) -> Instance:
+    def _count(self, token: str, inst: Instance) -> bool:
+        """Count a file once: a rewrite holding the instance already counted here is not counted."""
+        prev = self._pos["done"].get(token)
+        sop = (inst.instance or "")[:_TOKEN]
+        self._pos["done"][token] = f"{self._keys.get(token, '')}:{sop}"
+        if isinstance(prev, str) and sop and prev.rsplit(":", 1)[-1] == sop:
+            log.debug(
+                "dicom file rewritten with the instance already counted",
+                extra={"reason": "rewritten"},
+            )
+            return False
+        return True
+
+    def _load(self, path: Path, n: int, *, young: bool = False) -> Instance:
         try:
-            return read_instance(path, self.specs, self.secret, pixels=self.cfg.pixels,
+            inst = read_instance(path, self.specs, self.secret, pixels=self.cfg.pixels,
                                  where=f"{self.kind} file #{n}")  # fmt: skip
         except OSError:  # vanished or unreadable between listing and reading
             return Instance("not_dicom", {"read_status": "not_dicom"})
+        partial = inst.status in ("truncated", "not_dicom") or inst.pixels_missing
+        if young and partial:  # may still be being written
+            raise SourceUnavailable("partial", stop=False)
+        return inst
 
 
 class PrefixSource(ImagingSource):
