@@ -25,7 +25,10 @@ counts them per window) from :data:`READ_STATUS`:
     Not a DICOM Part-10 file.
 
 A log line names the status and where (a file's position in the read, never
-its name, which can hold a patient's name), never content.
+its name, which can hold a patient's name), never content. pydicom itself
+logs and warns with values ("Invalid value for VR UI: '1.2.…'", a UID or a
+date of the record): its logger is capped at CRITICAL and its warnings are
+silenced while an instance is read.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,6 +108,20 @@ def read_instance(
 ) -> Instance:
     """Parse one Part-10 instance into an :class:`Instance`; never raises for bad input."""
     pydicom = require("pydicom", "imaging")
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL)  # its messages quote values
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Invalid value for VR UI: '<the UID>'" and the like
+        return _read(pydicom, source, specs, secret, pixels, where)
+
+
+def _read(
+    pydicom: Any,
+    source: bytes | str | os.PathLike[str],
+    specs: Sequence[AttributeSpec],
+    secret: bytes,
+    pixels: bool,
+    where: str,
+) -> Instance:
     from pydicom.errors import InvalidDicomError
 
     raw = source if isinstance(source, bytes) else None

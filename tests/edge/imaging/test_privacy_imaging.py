@@ -26,6 +26,7 @@ import httpx
 import numpy as np
 import pyarrow.parquet as pq
 import pydicom
+import pytest
 from PIL import Image
 
 from mlmon.edge.collector import Collector
@@ -111,7 +112,7 @@ def test_no_phi_pixel_or_uid_in_any_object(tmp_path: Path, orthanc: Callable[...
         "state_dir": str(tmp_path / "state"),
         "window": "1h", "lateness": "0s", "allow_http": True, "metrics": None, "k_anonymity": 1,
         "models": [
-            {"name": "chest-ct", "reference": ref_path, "imaging": {"folder": str(folder), "settle": "0s"}},
+            {"name": "chest-ct", "reference": ref_path, "imaging": {"folder": str(folder), "settle": "0s", "partial_wait": "0s"}},
             {"name": "chest-ct-web", "reference": ref_path, "imaging": {"dicomweb": {"url": pacs.dicomweb}}},
             {"name": "chest-ct-api", "reference": ref_path, "sink": {"port": 0}},
         ],
@@ -189,3 +190,26 @@ def test_no_phi_pixel_or_uid_in_any_object(tmp_path: Path, orthanc: Callable[...
     rows = pq.read_table(api[0]).to_pylist()
     mean = next(r for r in rows if r["feature"] == "image_mean")
     assert mean["count"] == 8
+
+
+def test_pydicoms_own_messages_never_quote_a_value(
+    caplog: pytest.LogCaptureFixture, recwarn: pytest.WarningsRecorder
+) -> None:
+    """pydicom logs and warns "Invalid value for VR UI: '<the UID>'": silenced while reading."""
+    from mlmon.edge.imaging.attributes import DEFAULT_ATTRIBUTES, check_attributes
+    from mlmon.edge.imaging.dicom import read_instance
+
+    ds = pydicom.dcmread(io.BytesIO(instance_bytes(seed=1)))
+    ds.SOPInstanceUID = "1.2.CANARYUID"  # not a valid UI value
+    ds.PatientBirthDate = "CANARYDA"  # not a valid DA value
+    ds.Manufacturer = "CANARYMAKER" * 8  # longer than LO allows
+    buf = io.BytesIO()
+    with pytest.warns(UserWarning):  # positive control: pydicom does quote them when writing
+        ds.save_as(buf, enforce_file_format=True)
+    recwarn.clear()
+    caplog.clear()
+    caplog.set_level(logging.DEBUG)
+    got = read_instance(buf.getvalue(), check_attributes(DEFAULT_ATTRIBUTES), b"k" * 32)
+    assert got.status == "ok"
+    said = caplog.text + " ".join(str(w.message) for w in recwarn)
+    assert "CANARY" not in said, said
