@@ -40,7 +40,9 @@ def test_reference_refuses_identifying_attribute_and_empty_folder(tmp_path: Path
     r = _mlmon("imaging", "reference", str(tmp_path / "empty"), "-o", str(tmp_path / "r.parquet"),
                "--attributes", "KVP,PatientID")  # fmt: skip
     assert r.returncode == 2
-    assert "PatientID is in PS3.15 Table E.1-1 (0010,0020) Patient ID: Basic Profile Z/D" in r.stderr
+    assert (
+        "PatientID is in PS3.15 Table E.1-1 (0010,0020) Patient ID: Basic Profile Z/D" in r.stderr
+    )
     r = _mlmon("imaging", "reference", str(tmp_path / "empty"), "-o", str(tmp_path / "r.parquet"))
     assert r.returncode == 4 and "no readable DICOM instance among 0 files" in r.stderr
 
