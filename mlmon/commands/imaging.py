@@ -29,6 +29,7 @@ def _reference(args: argparse.Namespace) -> int:
         k=args.k,
         bins=args.bins,
         options=tuple(args.profile_option or ()),
+        series=args.series,
     )
     target = save_reference(ref, args.output)
     summary = {
@@ -71,6 +72,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--attributes", help="comma-separated DICOM keywords (default: the allow-list)"
     )
     ref.add_argument("--metadata-only", action="store_true", help="no image statistics")
+    ref.add_argument(
+        "--series",
+        action="store_true",
+        help="also series-level features (series_KVP...): each series counted once",
+    )
     ref.add_argument("--k", type=int, default=5, help="min count for a learned category")
     ref.add_argument("--bins", type=int, default=10, help="reference-quantile bins per number")
     opt_help = "a PS3.15 option whose K (keep) the allow-list may use (repeatable; docs/imaging.md)"

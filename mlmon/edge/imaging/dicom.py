@@ -46,7 +46,15 @@ from mlmon.edge.imaging.attributes import AttributeSpec, attribute_values
 from mlmon.edge.imaging.pixels import IMAGE_FEATURES, empty_stats, image_stats
 from mlmon.governance.deid import hmac_id
 
-__all__ = ["READ_STATUS", "STATUS_FEATURES", "Instance", "imaging_features", "read_instance"]
+__all__ = [
+    "READ_STATUS",
+    "SERIES_PREFIX",
+    "STATUS_FEATURES",
+    "Instance",
+    "add_series_features",
+    "imaging_features",
+    "read_instance",
+]
 
 log = logging.getLogger("mlmon.edge.imaging")
 
@@ -64,15 +72,39 @@ STATUS_FEATURES = ("read_status", "transfer_syntax")
 FIRST_FEATURES = ("study_first_instance", "series_first_instance")
 
 
-def imaging_features(specs: Sequence[AttributeSpec], *, pixels: bool = True) -> dict[str, str]:
-    """Feature column -> kind for an imaging source with these attributes."""
+#: Prefix of the series-level features: set on a series' first instance only.
+SERIES_PREFIX = "series_"
+
+
+def imaging_features(
+    specs: Sequence[AttributeSpec], *, pixels: bool = True, series: bool = False
+) -> dict[str, str]:
+    """Feature column -> kind for an imaging source with these attributes.
+
+    With ``series``, each attribute and image statistic also has a series-level
+    twin (``series_KVP``, ``series_image_mean``...) set only on the first
+    instance of each series the reader sees and null on the others: its
+    profile counts each series once, whatever its number of instances.
+    """
     out = dict.fromkeys(STATUS_FEATURES, "categorical")
+    per_instance: dict[str, str] = {}
     for s in specs:
-        out.update(dict.fromkeys(s.columns, s.kind))
+        per_instance.update(dict.fromkeys(s.columns, s.kind))
     if pixels:
-        out.update(dict.fromkeys(IMAGE_FEATURES, "numeric"))
+        per_instance.update(dict.fromkeys(IMAGE_FEATURES, "numeric"))
+    out.update(per_instance)
     out.update(dict.fromkeys(FIRST_FEATURES, "numeric"))
+    if series:
+        out.update({SERIES_PREFIX + k: v for k, v in per_instance.items()})
     return out
+
+
+def add_series_features(row: dict[str, Any], names: Sequence[str]) -> None:
+    """Fill the series-level twins of ``row`` (in ``names``): its values on a series' first instance."""
+    first = row.get("series_first_instance") == 1.0
+    for name in names:
+        if name.startswith(SERIES_PREFIX) and name != "series_first_instance":
+            row[name] = row.get(name[len(SERIES_PREFIX) :]) if first else None
 
 
 @dataclass

@@ -34,7 +34,13 @@ import polars as pl
 
 from mlmon.edge.checkpoint import StreamState
 from mlmon.edge.imaging.attributes import AttributeSpec, check_attributes
-from mlmon.edge.imaging.dicom import Instance, imaging_features, read_instance
+from mlmon.edge.imaging.dicom import (
+    SERIES_PREFIX,
+    Instance,
+    add_series_features,
+    imaging_features,
+    read_instance,
+)
 from mlmon.edge.streams import BadRecords
 from mlmon.errors import SchemaError
 from mlmon.governance.deid import hmac_id
@@ -104,7 +110,7 @@ class ImagingSource:
         self.secret = secret
         self.clock = clock or (lambda: datetime.now(UTC))
         self.state = StreamState(reference, state_dir, window=window, lateness=lateness)
-        kinds = imaging_features(self.specs, pixels=cfg.pixels)
+        kinds = imaging_features(self.specs, pixels=cfg.pixels, series=True)
         names = reference.schema.names
         missing = [n for n in names if n not in kinds]
         if missing:
@@ -113,6 +119,8 @@ class ImagingSource:
                 "build the reference with `mlmon reference dicom` and the same attributes"
             )
         self.kinds = {n: kinds[n] for n in names}
+        # the series-level twins the reference has (built with `--series`): filled per series
+        self._series_names = [n for n in names if n.startswith(SERIES_PREFIX)]
         pos = self.state.positions.setdefault("imaging", {})
         for k in ("done", "studies", "series"):
             pos.setdefault(k, {})
@@ -163,6 +171,7 @@ class ImagingSource:
                 continue
             inst.row["study_first_instance"] = self._first("studies", inst.study)
             inst.row["series_first_instance"] = self._first("series", inst.series)
+            add_series_features(inst.row, self._series_names)
             self.counts[inst.status] = self.counts.get(inst.status, 0) + 1
             if inst.status != "ok":
                 self.bad_records[inst.status] += 1

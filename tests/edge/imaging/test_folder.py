@@ -190,3 +190,32 @@ def test_a_file_that_stays_cut_short_is_counted_once_it_is_old(tmp_path: Path) -
                     clock=lambda: T0)  # fmt: skip
     assert col.run_once().records == 1
     assert col.run_once().records == 0
+
+
+def test_series_level_features_count_each_series_once(tmp_path: Path) -> None:
+    """A 10-slice CT series and five one-image series: per instance 10 to 5, per series 1 to 5."""
+    base = tmp_path / "baseline"
+    write_study(base, Acquisition(kvp=120.0), instances=4, seed=1, name="b0")
+    for s in range(4):
+        write_study(base, Acquisition(kvp=80.0), instances=1, seed=10 + s, name=f"b{s + 1}")
+    ref, _ = build_imaging_reference(base, model="chest-ct", k=1, series=True)
+    assert {"KVP", "series_KVP", "series_image_mean", "series_Manufacturer"} <= set(
+        ref.schema.names
+    )
+    save_reference(ref, tmp_path / "ref.parquet")
+    incoming = tmp_path / "incoming"
+    write_study(incoming, Acquisition(kvp=120.0), instances=10, seed=2, name="ct")
+    for s in range(5):
+        write_study(incoming, Acquisition(kvp=80.0), instances=1, seed=20 + s, name=f"cr{s}")
+    imaging = {"folder": str(incoming), "settle": "0s", "partial_wait": "0s"}
+    clock = [T0]
+    col = Collector(load_config(edge_config(tmp_path, tmp_path / "ref.parquet", imaging)),
+                    clock=lambda: clock[0])  # fmt: skip
+    assert col.run_once().records == 15
+    clock[0] = T0 + timedelta(hours=2)
+    col.run_once()
+    prof = Lake(str(tmp_path / "lake")).read("profiles", model="chest-ct")
+    kvp = prof.filter(pl.col("feature") == "KVP").row(0, named=True)
+    per_series = prof.filter(pl.col("feature") == "series_KVP").row(0, named=True)
+    assert (kvp["count"], kvp["sum"]) == (15, 10 * 120.0 + 5 * 80.0)
+    assert (per_series["count"], per_series["nulls"], per_series["sum"]) == (6, 9, 120.0 + 5 * 80.0)
