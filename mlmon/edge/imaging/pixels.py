@@ -125,10 +125,14 @@ def image_stats(
     n_frames = frames if frames is not None else (int(np.prod(shape[:-2])) if len(shape) > 2 else 1)
     channels: dict[str, float | None] = dict.fromkeys(CHANNEL_FEATURES)
     if samples > 1 and a.ndim >= 3:
-        pix = a.reshape(-1, a.shape[-1]).astype(np.float64, copy=False)
-        for name, j in zip(CHANNEL_FEATURES, range(min(3, pix.shape[1])), strict=False):
-            channels[name] = float(pix[:, j].mean())
-        flat = pix[:, :3] @ LUMA[: pix.shape[1]] if pix.shape[1] >= 3 else pix.mean(axis=1)
+        pix = a.reshape(-1, a.shape[-1])
+        if pix.shape[1] >= 3:  # RGB (an alpha channel after it is ignored)
+            pix = pix[:, :3].astype(np.float64)
+            for j, name in enumerate(CHANNEL_FEATURES):
+                channels[name] = float(pix[:, j].mean())
+            flat = pix @ LUMA
+        else:  # grey with alpha: the grey channel
+            flat = np.ascontiguousarray(pix[:, 0])
         del pix
     else:
         flat = a.reshape(-1)

@@ -157,3 +157,18 @@ def test_a_ct_whose_pixel_data_was_removed_is_no_pixel_data_not_truncated() -> N
     assert got.row["Manufacturer"] == "GE MEDICAL SYSTEMS" and got.row["image_mean"] is None
     whole = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     assert _read(_bytes(whole)[:-300]).status == "truncated"  # a cut inside the pixel data
+
+
+def test_an_alpha_channel_is_not_mixed_into_the_intensity() -> None:
+    from mlmon.edge.imaging.pixels import image_stats
+
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., :3], rgba[..., 3] = (10, 20, 30), 255
+    got = image_stats(rgba, samples=4)
+    assert got["image_mean"] == pytest.approx(0.299 * 10 + 0.587 * 20 + 0.114 * 30)
+    assert (got["image_red_mean"], got["image_blue_mean"]) == (10.0, 30.0)
+    grey_alpha = np.stack(
+        [np.arange(16, dtype=np.uint8).reshape(4, 4), np.full((4, 4), 255, np.uint8)], -1
+    )
+    got = image_stats(grey_alpha, samples=2)
+    assert got["image_mean"] == 7.5 and got["image_red_mean"] is None
