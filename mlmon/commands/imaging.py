@@ -28,6 +28,8 @@ def _reference(args: argparse.Namespace) -> int:
         model=args.model,
         k=args.k,
         bins=args.bins,
+        options=tuple(args.profile_option or ()),
+        series=args.series,
     )
     target = save_reference(ref, args.output)
     summary = {
@@ -47,7 +49,7 @@ def _check(args: argparse.Namespace) -> int:
 
     refused = 0
     for kw in args.keywords:
-        why = refusal(kw)
+        why = refusal(kw, options=tuple(args.profile_option or ()))
         print(f"{kw}: {'allowed' if why is None else 'refused: ' + why}")
         refused += why is not None
     if refused:
@@ -70,11 +72,19 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--attributes", help="comma-separated DICOM keywords (default: the allow-list)"
     )
     ref.add_argument("--metadata-only", action="store_true", help="no image statistics")
+    ref.add_argument(
+        "--series",
+        action="store_true",
+        help="also series-level features (series_KVP...): each series counted once",
+    )
     ref.add_argument("--k", type=int, default=5, help="min count for a learned category")
     ref.add_argument("--bins", type=int, default=10, help="reference-quantile bins per number")
+    opt_help = "a PS3.15 option whose K (keep) the allow-list may use (repeatable; docs/imaging.md)"
+    ref.add_argument("--profile-option", action="append", help=opt_help)
     ref.set_defaults(func=_reference)
     chk = cmds.add_parser("check", help="may these DICOM keywords be allow-listed?")
     chk.add_argument("keywords", nargs="+", help="DICOM keywords, e.g. KVP PatientName")
+    chk.add_argument("--profile-option", action="append", help=opt_help)
     chk.set_defaults(func=_check)
 
 

@@ -33,7 +33,7 @@ from mlmon.edge.observe import EdgeMetrics, MetricsServer
 from mlmon.edge.samples import attach_sampler, check_samples
 from mlmon.edge.spool import Breaker, Spool, SpoolFull
 from mlmon.edge.versions import looks_identifying
-from mlmon.errors import ConfigError, MlmonError
+from mlmon.errors import ConfigError, EdgeError, MlmonError
 from mlmon.lake.freetext import VersionGuard
 from mlmon.lake.references import load_reference
 from mlmon.lake.storage import Storage, bounded_s3_options, open_storage, sse_of
@@ -665,7 +665,14 @@ class Collector:
             **({"allow_http": self.config.allow_http} if m.imaging.dicomweb else {}),
         )  # fmt: skip
         source.state.versions = self.versions
-        return lambda now, report: self._drain_stream(m, source, now, report)
+
+        def run(now: datetime, report: CycleReport) -> None:
+            self._drain_stream(m, source, now, report)
+            reason = getattr(source, "unavailable", None)
+            if reason:  # a PACS down, refusing access or failing TLS fails the task (edge once: 6)
+                raise EdgeError(f"PACS not read ({reason}); its instances wait for the next read")
+
+        return run
 
     def write_windows(
         self, model: str, windows: list[tuple[Window, str | None]], source: str, now: datetime

@@ -1,22 +1,25 @@
-"""Which DICOM attributes may be profiled: an allow-list, and a rule that refuses identifying ones.
+"""Which DICOM attributes may be profiled: an allow-list checked against DICOM PS3.15's profile.
 
 Acquisition attributes (scanner, software, kernel, dose, geometry) are
-profiled as ordinary features: numeric VRs as numeric features, code strings
-and a few reviewed device strings as categorical ones. The allow-list is
-configurable, but :func:`check_attributes` refuses any attribute that could
-identify a patient, a person, a place or a study, by three rules checked
-against pydicom's data dictionary:
+profiled as ordinary features: numeric VRs as numeric features, code and
+short strings as categorical ones. The allow-list is configurable, but
+:func:`check_attributes` refuses every attribute that DICOM PS3.15's Basic
+Application Level Confidentiality Profile does not retain, by its action
+codes (Table E.1-1, shipped as data in :mod:`mlmon.edge.imaging.ps315`), not
+by the attribute's name:
 
-1. **Value representation.** Person names (PN), dates and times (DA, DT, TM),
-   ages (AS), UIDs (UI), application entities (AE), URIs (UR), free text
-   (LT, ST, UT, UC), sequences (SQ), binary and unknown values (OB, OW, OF,
-   OD, OL, OV, UN, AT) are never profiled.
-2. **Long and short strings (LO, SH)** hold ids (PatientID, AccessionNumber,
-   StudyID), names (InstitutionName, StationName) and descriptions; only the
-   reviewed device strings of :data:`REVIEWED_STRINGS` are accepted.
-3. **Keywords** naming a patient, a person, a place, an identifier, a
-   description or a comment (:data:`DENIED_KEYWORD`) are refused whatever their
-   VR, and so are private tags (odd group) and anything not in the dictionary.
+1. **Listed in Table E.1-1**: refused unless an option the configuration
+   claims (``profile_options``: :data:`SUPPORTED_OPTIONS`) keeps it (``K``).
+   ``X``, ``Z``, ``D``, ``U`` and their combinations remove or replace the
+   value; ``C`` (clean) needs a cleaning of free text that mlmon does not do,
+   so it refuses those too.
+2. **Private tags** (odd groups): refused (the Basic Profile removes them;
+   Retain Safe Private needs a per-creator list of safe tags mlmon does not keep).
+3. **Not listed**: the Basic Profile retains it. mlmon adds one stricter rule,
+   by value representation: person names, dates and times, ages, UIDs, AE
+   titles, URIs, free text, sequences and binary values are never profiled
+   (:data:`DENIED_VRS`), whatever the options (they are no drift feature
+   either). Anything not in pydicom's data dictionary is refused.
 
 Example
 -------
@@ -24,6 +27,10 @@ Example
 [('KVP',), ('PixelSpacing_0', 'PixelSpacing_1')]
 >>> refusal("PatientName")
 'PatientName has VR PN (a person name)'
+>>> refusal("ProtocolName")
+'ProtocolName is in PS3.15 Table E.1-1 (0018,1030) Protocol Name: Basic Profile X/D (remove or replace), Clean Descriptors C (clean); no claimed option keeps it'
+>>> refusal("StationName", options=("retain_device_identity",)) is None
+True
 """
 
 from __future__ import annotations
@@ -38,12 +45,12 @@ from mlmon.errors import ConfigError
 
 __all__ = [
     "DEFAULT_ATTRIBUTES",
-    "DENIED_KEYWORD",
     "DENIED_VRS",
-    "REVIEWED_STRINGS",
+    "SUPPORTED_OPTIONS",
     "AttributeSpec",
     "attribute_values",
     "check_attributes",
+    "profile_row",
     "refusal",
 ]
 
@@ -93,22 +100,8 @@ DENIED_VRS: dict[str, str] = {
     "AT": "a tag pointer",
 }
 
-#: The only LO/SH (long/short string) attributes accepted: device descriptions, reviewed.
-REVIEWED_STRINGS: frozenset[str] = frozenset(
-    {"Manufacturer", "ManufacturerModelName", "SoftwareVersions", "ConvolutionKernel", "FilterType"}
-)
-
-#: Keywords refused whatever their VR (patients, people, places, ids, free descriptions).
-DENIED_KEYWORD = re.compile(
-    r"Patient|Person|Physician|Operator|Referring|Requesting|Requested|Performing|Scheduled"
-    r"|Admitting|Attending|Consulting|Institution|Department|Station|Address|Telephone|Accession"
-    r"|Birth|Ethnic|Occupation|Religio|Military|Country|Region|Insurance|Issuer|Medical|Allerg"
-    r"|Pregnan|Comment|Description|Text|Label|Overlay|Curve|Icon|Barcode|Serial|Identifier|UID"
-    r"|Name(?!$)|(?<!Model)Name$|ID$|IDs$"
-)
-
 _NUMERIC_VRS = frozenset({"DS", "IS", "US", "UL", "SS", "SL", "FL", "FD", "UV", "SV"})
-_CATEGORICAL_VRS = frozenset({"CS", "LO", "SH"})
+_CATEGORICAL_VRS = frozenset({"CS", "LO", "SH"})  # strings the profile retains
 _MAX_TEXT = 64
 
 
@@ -128,9 +121,68 @@ def _dictionary() -> Any:
     return require("pydicom.datadict", "imaging")
 
 
-def refusal(keyword: str) -> str | None:
-    """Why ``keyword`` may not be profiled, or ``None`` if it may."""
+#: ``profile_options`` a configuration may claim: PS3.15 options whose ``K`` (keep) mlmon honours.
+SUPPORTED_OPTIONS: dict[str, str] = {
+    "retain_device_identity": "dev",
+    "retain_institution_identity": "inst",
+    "retain_patient_characteristics": "pat",
+}
+
+_ACTIONS = {"X": "remove", "Z": "replace with an empty value", "D": "replace with a dummy",
+            "U": "replace the UID", "C": "clean", "K": "keep"}  # fmt: skip
+
+
+def profile_row(tag: int) -> tuple[str, str, str, str] | None:
+    """The Table E.1-1 row of a (public or private) tag, or ``None`` if the table does not list it."""
+    from mlmon.edge.imaging.ps315 import TABLE_E1_1
+
+    if (tag >> 16) % 2:
+        return next(r for r in TABLE_E1_1 if r[0] == "GGGG,EEEE")
+    text = f"{tag >> 16:04X},{tag & 0xFFFF:04X}"
+    for row in TABLE_E1_1:
+        pattern = row[0]
+        if pattern == text or (
+            "X" in pattern and all(p in ("X", c) for p, c in zip(pattern, text, strict=True))
+        ):
+            return row
+    return None
+
+
+def _describe(row: tuple[str, str, str, str]) -> str:
+    from mlmon.edge.imaging.ps315 import OPTIONS
+
+    tag, name, basic, opts = row
+    meaning = "remove or replace" if "/" in basic else _ACTIONS.get(basic.rstrip("*"), basic)
+    parts = [f"Basic Profile {basic} ({meaning})"]
+    for item in opts.split():
+        key, _, code = item.partition("=")
+        parts.append(f"{OPTIONS[key].split(' Option')[0]} {code} ({_ACTIONS.get(code, code)})")
+    return f"PS3.15 Table E.1-1 ({tag}) {name}: " + ", ".join(parts)
+
+
+def _kept_by(row: tuple[str, str, str, str], options: Iterable[str]) -> str | None:
+    codes = dict(item.partition("=")[::2] for item in row[3].split())
+    for opt in options:
+        if codes.get(SUPPORTED_OPTIONS.get(opt, "")) == "K":
+            return opt
+    return None
+
+
+def _check_options(options: Iterable[str]) -> None:
+    bad = [o for o in options if o not in SUPPORTED_OPTIONS]
+    if bad:
+        raise ConfigError(
+            f"profile_options: {', '.join(bad)} not supported; supported: "
+            f"{', '.join(SUPPORTED_OPTIONS)} (options that clean values, keep dates, UIDs or "
+            "safe private tags are not: those attributes are never profiled)"
+        )
+
+
+def refusal(keyword: str, *, options: Iterable[str] = ()) -> str | None:
+    """Why ``keyword`` may not be profiled under the claimed PS3.15 ``options``, or ``None``."""
     dd = _dictionary()
+    options = tuple(options)
+    _check_options(options)
     text = str(keyword).strip()
     if re.fullmatch(r"\(?\s*(0x)?[0-9A-Fa-f]{4}\s*,?\s*(0x)?[0-9A-Fa-f]{4}\s*\)?", text):
         group = int(re.findall(r"[0-9A-Fa-f]{4}", text.replace("0x", ""))[0], 16)
@@ -145,20 +197,16 @@ def refusal(keyword: str) -> str | None:
     vr = dd.dictionary_VR(tag)
     if vr in DENIED_VRS:
         return f"{text} has VR {vr} ({DENIED_VRS[vr]})"
-    if DENIED_KEYWORD.search(text):
-        return f"{text} names a patient, person, place, identifier or free description"
-    if vr in {"LO", "SH"} and text not in REVIEWED_STRINGS:
-        return (
-            f"{text} has VR {vr} (a long/short string, which holds ids and names); reviewed "
-            f"strings: {', '.join(sorted(REVIEWED_STRINGS))}"
-        )
+    row = profile_row(int(tag))
+    if row is not None and _kept_by(row, options) is None:
+        return f"{text} is in {_describe(row)}; no claimed option keeps it"
     if vr not in _NUMERIC_VRS and vr not in _CATEGORICAL_VRS:
         return f"{text} has VR {vr}, which is neither a number nor a code string"
     return None
 
 
 def check_attributes(
-    keywords: Iterable[str], *, source: str = "imaging"
+    keywords: Iterable[str], *, source: str = "imaging", options: Iterable[str] = ()
 ) -> tuple[AttributeSpec, ...]:
     """Validate an allow-list and describe each attribute.
 
@@ -171,7 +219,7 @@ def check_attributes(
     prefix = f"{source}: " if source else ""
     problems, specs, seen = [], [], set()
     for i, kw in enumerate(keywords):
-        why = refusal(kw)
+        why = refusal(kw, options=options)
         if why is not None:
             tail = "" if "never profiled" in why else "; it can never be profiled"
             problems.append(f"{prefix}attributes[{i}]: {why}{tail}")
@@ -230,3 +278,71 @@ def attribute_values(dataset: Any, specs: Iterable[AttributeSpec]) -> dict[str, 
 def feature_kinds(specs: Iterable[AttributeSpec]) -> Mapping[str, str]:
     """Feature column -> ``numeric``/``categorical``."""
     return {c: s.kind for s in specs for c in s.columns}
+
+
+#: Attributes shown in docs/imaging.md besides the default list: the ones a privacy officer asks about.
+DOC_EXAMPLES: tuple[str, ...] = (
+    "SequenceName",
+    "PatientPosition",
+    "FilterType",
+    "ProtocolName",
+    "ContrastBolusAgent",
+    "SeriesDescription",
+    "StationName",
+    "DeviceSerialNumber",
+    "InstitutionName",
+    "PatientSex",
+    "PatientWeight",
+    "PatientAge",
+    "PatientName",
+    "PatientID",
+    "StudyDate",
+    "SOPInstanceUID",
+    "ImageComments",
+)
+
+
+def allow_list_table(keywords: Iterable[str] = DEFAULT_ATTRIBUTES + DOC_EXAMPLES) -> str:
+    """The Markdown table of docs/imaging.md: each attribute's PS3.15 row and mlmon's verdict.
+
+    Generated from :data:`~mlmon.edge.imaging.ps315.TABLE_E1_1` and :func:`refusal`;
+    ``tests/edge/imaging/test_ps315.py`` checks that the docs hold exactly this table.
+    """
+    from mlmon.edge.imaging.ps315 import OPTIONS
+
+    dd = _dictionary()
+    lines = [
+        "| attribute | tag | VR | PS3.15 Table E.1-1 (Basic Profile; options) | mlmon | "
+        "allowed with |",
+        "|---|---|---|---|---|---|",
+    ]
+    for kw in keywords:
+        tag = int(dd.tag_for_keyword(kw))
+        vr = dd.dictionary_VR(tag)
+        row = profile_row(tag)
+        if row is None:
+            e11 = "not listed: retained"
+        else:
+            opts = ", ".join(
+                f"{OPTIONS[k].split(' Option')[0]} {c}"
+                for k, _, c in (item.partition("=") for item in row[3].split())
+            )
+            e11 = f"{row[2]}" + (f"; {opts}" if opts else "")
+        why = refusal(kw)
+        verdict = "allowed" if why is None else "refused: " + _rule(why)
+        with_opt = (
+            ""
+            if why is None
+            else next((o for o in SUPPORTED_OPTIONS if refusal(kw, options=(o,)) is None), "never")
+        )
+        lines.append(
+            f"| {kw} | ({tag >> 16:04X},{tag & 0xFFFF:04X}) | {vr} | {e11} | {verdict} | {with_opt} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _rule(why: str) -> str:
+    """The rule a refusal names, without the attribute's name."""
+    if "Table E.1-1" in why:
+        return "the profile's action codes"
+    return why.split(" has ", 1)[-1] if " has VR " in why else why

@@ -12,6 +12,7 @@ Example::
           schedule: every 1m
           attributes: [Modality, Manufacturer, KVP, ConvolutionKernel]   # default: DEFAULT_ATTRIBUTES
           pixels: true                           # false: metadata only (stop_before_pixels)
+          profile_options: [retain_device_identity]   # PS3.15 options whose K the list may use
 
 An attribute that could identify (see :mod:`mlmon.edge.imaging.attributes`)
 makes the config fail at start, naming it.
@@ -23,7 +24,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from mlmon.edge.imaging.attributes import DEFAULT_ATTRIBUTES
 
@@ -114,22 +122,36 @@ class ImagingConfig(_Frozen):
     storage_options: dict[str, Any] = Field(default_factory=dict)  # fsspec, for a prefix
     dicomweb: DicomWebConfig | None = None
     schedule: Any = Field(default="every 1m", validate_default=True)
+    # PS3.15 options whose K (keep) the allow-list may use (docs/imaging.md); before attributes
+    profile_options: tuple[str, ...] = ()
     attributes: tuple[str, ...] = DEFAULT_ATTRIBUTES
     pixels: bool = True
     settle: timedelta = timedelta(seconds=2)  # files younger than this wait for the next read
+    # a file that reads as cut short or not DICOM while younger than this may still be being
+    # written: it waits (uncounted) for the next read; past it, it is counted as it reads
+    partial_wait: timedelta = timedelta(minutes=10)
     # a read holds about 0.5 MB per 512x512 instance over DICOMweb until it ends (see
     # benchmarks/RESULTS.md): the cap bounds the edge's memory; a backlog drains over cycles
     max_instances_per_read: int = Field(default=500, ge=1)
 
     _s = field_validator("schedule", mode="before")(lambda v: _schedule(v))
-    _d = field_validator("settle", mode="before")(lambda v: _duration(v))
+    _d = field_validator("settle", "partial_wait", mode="before")(lambda v: _duration(v))
+
+    @field_validator("profile_options")
+    @classmethod
+    def _options(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from mlmon.edge.imaging.attributes import _check_options
+
+        _check_options(v)
+        return v
 
     @field_validator("attributes")
     @classmethod
-    def _allowed(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+    def _allowed(cls, v: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
         from mlmon.edge.imaging.attributes import check_attributes
 
-        check_attributes(v, source="")  # ConfigError (a ValueError) names each refusal
+        options = info.data.get("profile_options", ())
+        check_attributes(v, source="", options=options)  # a ConfigError names each refusal
         return v
 
     @model_validator(mode="after")

@@ -12,8 +12,8 @@ counts them per window) from :data:`READ_STATUS`:
 ``ok``
     Metadata and pixels profiled.
 ``no_pixel_data``
-    No Pixel Data element (a structured report, a presentation state):
-    metadata profiled, image statistics null.
+    No Pixel Data element (a structured report, a presentation state, an
+    image whose pixel data was removed): metadata profiled, image statistics null.
 ``undecodable``
     A compressed transfer syntax no decoder here can read (e.g. JPEG-LS without
     pylibjpeg): metadata profiled, image statistics null, and the syntax is the
@@ -25,7 +25,10 @@ counts them per window) from :data:`READ_STATUS`:
     Not a DICOM Part-10 file.
 
 A log line names the status and where (a file's position in the read, never
-its name, which can hold a patient's name), never content.
+its name, which can hold a patient's name), never content. pydicom itself
+logs and warns with values ("Invalid value for VR UI: '1.2.…'", a UID or a
+date of the record): its logger is capped at CRITICAL and its warnings are
+silenced while an instance is read.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,7 +46,15 @@ from mlmon.edge.imaging.attributes import AttributeSpec, attribute_values
 from mlmon.edge.imaging.pixels import IMAGE_FEATURES, empty_stats, image_stats
 from mlmon.governance.deid import hmac_id
 
-__all__ = ["READ_STATUS", "STATUS_FEATURES", "Instance", "imaging_features", "read_instance"]
+__all__ = [
+    "READ_STATUS",
+    "SERIES_PREFIX",
+    "STATUS_FEATURES",
+    "Instance",
+    "add_series_features",
+    "imaging_features",
+    "read_instance",
+]
 
 log = logging.getLogger("mlmon.edge.imaging")
 
@@ -60,15 +72,39 @@ STATUS_FEATURES = ("read_status", "transfer_syntax")
 FIRST_FEATURES = ("study_first_instance", "series_first_instance")
 
 
-def imaging_features(specs: Sequence[AttributeSpec], *, pixels: bool = True) -> dict[str, str]:
-    """Feature column -> kind for an imaging source with these attributes."""
+#: Prefix of the series-level features: set on a series' first instance only.
+SERIES_PREFIX = "series_"
+
+
+def imaging_features(
+    specs: Sequence[AttributeSpec], *, pixels: bool = True, series: bool = False
+) -> dict[str, str]:
+    """Feature column -> kind for an imaging source with these attributes.
+
+    With ``series``, each attribute and image statistic also has a series-level
+    twin (``series_KVP``, ``series_image_mean``...) set only on the first
+    instance of each series the reader sees and null on the others: its
+    profile counts each series once, whatever its number of instances.
+    """
     out = dict.fromkeys(STATUS_FEATURES, "categorical")
+    per_instance: dict[str, str] = {}
     for s in specs:
-        out.update(dict.fromkeys(s.columns, s.kind))
+        per_instance.update(dict.fromkeys(s.columns, s.kind))
     if pixels:
-        out.update(dict.fromkeys(IMAGE_FEATURES, "numeric"))
+        per_instance.update(dict.fromkeys(IMAGE_FEATURES, "numeric"))
+    out.update(per_instance)
     out.update(dict.fromkeys(FIRST_FEATURES, "numeric"))
+    if series:
+        out.update({SERIES_PREFIX + k: v for k, v in per_instance.items()})
     return out
+
+
+def add_series_features(row: dict[str, Any], names: Sequence[str]) -> None:
+    """Fill the series-level twins of ``row`` (in ``names``): its values on a series' first instance."""
+    first = row.get("series_first_instance") == 1.0
+    for name in names:
+        if name.startswith(SERIES_PREFIX) and name != "series_first_instance":
+            row[name] = row.get(name[len(SERIES_PREFIX) :]) if first else None
 
 
 @dataclass
@@ -80,6 +116,10 @@ class Instance:
     study: str | None = None
     series: str | None = None
     instance: str | None = None
+    #: ``no_pixel_data`` of an image (an image storage SOP class, or the image pixel module
+    #: without its pixel data): the pixel data was removed, or the file is still being
+    #: written (a folder source waits while it is young)
+    pixels_missing: bool = False
 
 
 def _syntax_name(uid: Any) -> str:
@@ -100,6 +140,20 @@ def read_instance(
 ) -> Instance:
     """Parse one Part-10 instance into an :class:`Instance`; never raises for bad input."""
     pydicom = require("pydicom", "imaging")
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL)  # its messages quote values
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Invalid value for VR UI: '<the UID>'" and the like
+        return _read(pydicom, source, specs, secret, pixels, where)
+
+
+def _read(
+    pydicom: Any,
+    source: bytes | str | os.PathLike[str],
+    specs: Sequence[AttributeSpec],
+    secret: bytes,
+    pixels: bool,
+    where: str,
+) -> Instance:
     from pydicom.errors import InvalidDicomError
 
     raw = source if isinstance(source, bytes) else None
@@ -137,9 +191,10 @@ def _size(path: Any) -> int:
 def _cut_short(ds: Any, size: int, pixels: bool) -> bool:
     """pydicom stops quietly at a partial element: find the signs of a file cut short.
 
-    A cut exactly between two elements before the image pixel module cannot be
-    told from an object without pixel data, and reading metadata only
-    (``pixels=False``) does not look past the pixel data's start.
+    A cut exactly between two elements cannot be told from an object without
+    pixel data (a CT whose pixel data was removed): it reads as
+    ``no_pixel_data`` (``pixels_missing`` when it is an image), and a folder source waits while such a file is young. Reading
+    metadata only (``pixels=False``) does not look past the pixel data's start.
     """
     if len(ds) == 0:
         return True  # the file meta and nothing else
@@ -151,9 +206,10 @@ def _cut_short(ds: Any, size: int, pixels: bool) -> bool:
         short = last.value is not None and len(last.value) < length
         if tell + length < size or short:
             return True  # bytes left over that do not form an element, or a short value
-    has_pixels = any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
-    # the image pixel module without its pixel data: the file stops before it
-    return not has_pixels and "Rows" in ds and "BitsAllocated" in ds
+    # A file that ends exactly between two elements before the pixel data cannot be told
+    # from an object whose pixel data was removed: it is labelled no_pixel_data, which is
+    # what it holds (a cut inside an element is caught above).
+    return False
 
 
 def _head(path: Any) -> bytes:
@@ -192,7 +248,16 @@ def _profile(
     if status != "ok":
         log.warning("dicom pixels not profiled", extra={"reason": status, "where": where,
                                                         "transfer_syntax": row["transfer_syntax"]})  # fmt: skip
-    return Instance(status, row, study, series, inst)
+    missing = status == "no_pixel_data" and (
+        ("Rows" in ds and "BitsAllocated" in ds) or _is_image_class(ds.get("SOPClassUID"))
+    )
+    return Instance(status, row, study, series, inst, pixels_missing=missing)
+
+
+def _is_image_class(uid: Any) -> bool:
+    from pydicom.uid import UID
+
+    return uid is not None and "Image Storage" in UID(str(uid)).name
 
 
 def _pixel_stats(ds: Any, syntax: Any) -> tuple[dict[str, Any], str]:
@@ -207,8 +272,14 @@ def _pixel_stats(ds: Any, syntax: Any) -> tuple[dict[str, Any], str]:
             return empty_stats(), "undecodable"
         if not decoder.is_available:
             return empty_stats(), "undecodable"
+    photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
     try:
-        arr = ds.pixel_array
+        arr = ds.pixel_array  # pydicom converts YBR to RGB (as_rgb)
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        if photometric == "PALETTE COLOR":  # measure the looked-up colours, not the indices
+            from pydicom.pixels import apply_color_lut
+
+            arr, samples = apply_color_lut(arr, ds), 3
     except Exception as exc:  # length mismatch: cut short; otherwise the codec failed
         text = str(exc).lower()
         cut = "length" in text or "truncat" in text or "end of" in text or "size" in text
@@ -217,12 +288,16 @@ def _pixel_stats(ds: Any, syntax: Any) -> tuple[dict[str, Any], str]:
         frames = int(ds.get("NumberOfFrames", 1) or 1)
     except (TypeError, ValueError):
         frames = 1
+    colour = samples > 1
     stats = image_stats(
         arr,
-        slope=float(ds.get("RescaleSlope", 1.0) or 1.0),
-        intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
+        slope=1.0 if colour else float(ds.get("RescaleSlope", 1.0) or 1.0),
+        intercept=0.0 if colour else float(ds.get("RescaleIntercept", 0.0) or 0.0),
         frames=frames,
-        samples=int(ds.get("SamplesPerPixel", 1) or 1),
+        samples=samples,
+        photometric=photometric,
+        bits_stored=int(ds.get("BitsStored", 0) or 0) or None,
+        signed=int(ds.get("PixelRepresentation", 0) or 0) == 1,
     )
     del arr
     return stats, "ok"

@@ -11,20 +11,33 @@ HMAC tokens.
 A PACS that is down, refuses the credentials (401/403) or answers an error is
 counted in ``bad_records`` (``pacs_unreachable``, ``pacs_unauthorized``,
 ``pacs_error``) and logged with the status code only; the read stops, nothing
-is marked read, and the next scheduled read tries again. Never a crash.
+is marked read, and the next scheduled read tries again. The source's
+``unavailable`` names the reason, and the collector's task fails with it
+(``mlmon edge once`` exits 6), never a crash. A TLS handshake that fails
+(``https://`` against a plain-HTTP port, or a certificate the CA bundle does
+not verify) is ``pacs_tls``: a configuration error, not an outage.
+
+QIDO filter values go on the wire unencoded, with ``?`` (DICOM's
+one-character wildcard) in place of every character outside
+``[A-Za-z0-9.-_*?]``: some PACS match percent-encoded values literally (Orthanc's DICOMweb plugin 1.7 looked
+for ``GE%20MEDICAL%20SYSTEMS`` and found none of the 10 instances of
+``GE MEDICAL SYSTEMS``). Where a QIDO answer carries the filtered attribute,
+its value is then checked exactly before the instance is fetched.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import re
+import ssl
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 from mlmon._extras import require
 from mlmon.edge.imaging.dicom import Instance, read_instance
-from mlmon.edge.imaging.source import ImagingSource, SourceUnavailable
+from mlmon.edge.imaging.source import ImagingSource, NotMatching, SourceUnavailable
 from mlmon.errors import ConfigError
 
 __all__ = ["DicomWebSource", "split_multipart"]
@@ -33,6 +46,33 @@ log = logging.getLogger("mlmon.edge.imaging")
 
 _TAGS = {"study": "0020000D", "series": "0020000E", "instance": "00080018"}
 _ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+_UNSAFE = re.compile(r"[^A-Za-z0-9._\-*?]")
+
+
+def wire_value(value: str) -> str:
+    """A QIDO filter value every PACS reads alike: ``?`` for each character URLs must encode.
+
+    >>> wire_value("GE MEDICAL SYSTEMS")
+    'GE?MEDICAL?SYSTEMS'
+    """
+    return _UNSAFE.sub("?", value)
+
+
+def _matches(pattern: str, values: list[str]) -> bool:
+    """DICOM wildcard matching (``*``, ``?``) of a filter against an attribute's values."""
+    rx = re.compile(
+        "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), re.S
+    )
+    return any(rx.fullmatch(v.strip()) for v in values)
+
+
+def _tls_failure(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def split_multipart(content_type: str, body: bytes) -> list[bytes]:
@@ -78,6 +118,11 @@ class DicomWebSource(ImagingSource):
                 "only (set allow_http: true for a loopback test setup)"
             )
         httpx = require("httpx", "edge")
+        from mlmon.edge.logs import quiet_client_loggers
+
+        # httpx logs each request's URL at INFO and httpcore more at DEBUG: a WADO-RS URL holds
+        # the study, series and instance UIDs. Capped here too, for a collector run as a library.
+        quiet_client_loggers()
         # pixel data hardly compresses, and a PACS gzipping 512 KiB per instance on the fly
         # took 80 ms of the 90 ms per instance measured against Orthanc: ask for it plain
         headers = {"Accept-Encoding": "identity"}
@@ -93,6 +138,14 @@ class DicomWebSource(ImagingSource):
 
             auth = (web.username, _read_secret(web.password, "imaging.dicomweb.password").decode())
         self.root = web.url
+        self.unavailable: str | None = None  # why the last read stopped early (a reason code)
+        from pydicom.datadict import tag_for_keyword
+
+        self._filter_tags: dict[str, str] = {}
+        for k, v in web.query.items():
+            tag = tag_for_keyword(k)
+            if tag is not None:
+                self._filter_tags[f"{int(tag):08X}"] = str(v)
         self.client = httpx.Client(
             headers=headers,
             auth=auth,
@@ -107,36 +160,61 @@ class DicomWebSource(ImagingSource):
         try:
             r = self.client.get(url, **kwargs)
         except self._httpx.HTTPError as exc:
+            if _tls_failure(exc):
+                self.bad_records.skip("pacs_tls", "dicomweb (TLS handshake failed)")
+                log.error(
+                    "dicomweb TLS handshake failed: a configuration error, not an outage; check "
+                    "that imaging.dicomweb.url's port speaks https, or its ca_bundle",
+                    extra={"reason": "pacs_tls"},
+                )
+                self.unavailable = "pacs_tls"
+                raise SourceUnavailable("pacs_tls") from exc
             self.bad_records.skip("pacs_unreachable", f"dicomweb ({type(exc).__name__})")
+            self.unavailable = "pacs_unreachable"
             raise SourceUnavailable("pacs_unreachable") from exc
         if r.status_code in (401, 403):
             self.bad_records.skip("pacs_unauthorized", f"dicomweb (HTTP {r.status_code})")
+            self.unavailable = "pacs_unauthorized"
             raise SourceUnavailable("pacs_unauthorized")
         if r.status_code >= 400:
             self.bad_records.skip("pacs_error", f"dicomweb (HTTP {r.status_code})")
+            self.unavailable = "pacs_error"
             raise SourceUnavailable(
                 "pacs_error", stop=r.status_code >= 500 and "/instances/" not in url
             )
         return r
 
     def _query(self) -> dict[str, Any]:
-        params: dict[str, Any] = dict(self.cfg.dicomweb.query)
+        params: dict[str, Any] = {k: wire_value(str(v)) for k, v in self.cfg.dicomweb.query.items()}
         lookback: timedelta | None = getattr(self.cfg.dicomweb, "lookback", None)
         if lookback:
             params["StudyDate"] = f"{(self.clock() - lookback):%Y%m%d}-"
-        params["includefield"] = ",".join(_TAGS.values())
+        params["includefield"] = ",".join([*_TAGS.values(), *self._filter_tags])
         return params
+
+    def _exact(self, obj: dict[str, Any]) -> bool:
+        """False if the answer carries a filtered attribute whose value does not match exactly."""
+        for tag, pattern in self._filter_tags.items():
+            try:
+                values = [str(v) for v in obj[tag]["Value"]]
+            except (KeyError, TypeError):
+                continue  # not in the answer: the PACS's wildcard match stands
+            if not _matches(pattern, values):
+                return False
+        return True
 
     def _items(self) -> Iterator[tuple[str, Callable[[], Instance]]]:
         size = self.cfg.dicomweb.page_size
+        self.unavailable = None
         offset = 0
         n = 0
         while True:
             try:
+                query = {**self._query(), "limit": size, "offset": offset}
+                # the query string as is: ? and * stay DICOM wildcards (an encoder would escape them)
+                qs = "&".join(f"{k}={v}" for k, v in query.items())
                 page = self._get(
-                    f"{self.root}/instances",
-                    params={**self._query(), "limit": size, "offset": offset},
-                    headers={"Accept": "application/dicom+json"},
+                    f"{self.root}/instances?{qs}", headers={"Accept": "application/dicom+json"}
                 )
             except SourceUnavailable:
                 return
@@ -153,6 +231,8 @@ class DicomWebSource(ImagingSource):
                 if not all(uids.values()):
                     self.bad_records.skip("pacs_error", "dicomweb (QIDO match without UIDs)")
                     continue
+                if not self._exact(obj):
+                    continue  # matched the wire's wildcard only
                 token = self.token(uids["instance"] or "")
                 if self.is_done(token):
                     continue
@@ -161,6 +241,28 @@ class DicomWebSource(ImagingSource):
             if len(found) < size:
                 return
             offset += size
+
+    def _header_matches(self, blob: bytes) -> bool:
+        """The fetched instance's filtered attributes match the query exactly (the wire had ``?``)."""
+        import io
+
+        import pydicom
+
+        try:
+            ds = pydicom.dcmread(io.BytesIO(blob), stop_before_pixels=True,
+                                 specific_tags=[int(t, 16) for t in self._filter_tags])  # fmt: skip
+        except Exception:  # unreadable: read_instance labels it
+            return True
+        for tag, pattern in self._filter_tags.items():
+            elem = ds.get(int(tag, 16))
+            if elem is None or elem.value is None:
+                return False
+            value = elem.value
+            many = hasattr(value, "__iter__") and not isinstance(value, str | bytes)
+            values = [str(v) for v in value] if many else [str(value)]
+            if not _matches(pattern, values):
+                return False
+        return True
 
     def _load(self, uids: dict[str, str | None], n: int) -> Instance:
         url = f"{self.root}/studies/{uids['study']}/series/{uids['series']}/instances/{uids['instance']}"
@@ -173,6 +275,8 @@ class DicomWebSource(ImagingSource):
         if len(parts) != 1:
             self.bad_records.skip("pacs_error", f"{where} ({len(parts)} parts)")
             return Instance("not_dicom", {"read_status": "not_dicom"})
+        if self._filter_tags and not self._header_matches(parts[0]):
+            raise NotMatching
         return read_instance(parts[0], self.specs, self.secret, pixels=self.cfg.pixels, where=where)
 
     def close(self) -> None:

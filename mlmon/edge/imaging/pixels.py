@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["IMAGE_FEATURES", "empty_stats", "image_stats"]
+__all__ = ["CHANNEL_FEATURES", "IMAGE_FEATURES", "empty_stats", "image_stats"]
 
 #: Feature columns of the image statistics, all numeric.
 IMAGE_FEATURES: tuple[str, ...] = (
@@ -36,8 +36,17 @@ IMAGE_FEATURES: tuple[str, ...] = (
     "image_rows",
     "image_columns",
     "image_frames",
+    "image_red_mean",
+    "image_green_mean",
+    "image_blue_mean",
 )
 
+#: ITU-R BT.601 luma weights: the intensity of a colour image.
+LUMA = np.array([0.299, 0.587, 0.114])
+
+
+#: Per-channel means of a colour image (null for a grey one).
+CHANNEL_FEATURES = ("image_red_mean", "image_green_mean", "image_blue_mean")
 
 #: Integer images spanning at most this many values are summarised by one bincount.
 _MAX_HIST_RANGE = 1 << 20
@@ -75,6 +84,9 @@ def image_stats(
     intercept: float = 0.0,
     frames: int | None = None,
     samples: int = 1,
+    photometric: str | None = None,
+    bits_stored: int | None = None,
+    signed: bool = False,
 ) -> dict[str, float | None]:
     """Intensity statistics of one image (all frames and samples together).
 
@@ -87,7 +99,15 @@ def image_stats(
     frames
         Number of frames; taken from the array's shape when ``None``.
     samples
-        Samples per pixel (3 for colour): the last axis is samples then.
+        Samples per pixel (3 for colour): the last axis is samples then. A
+        colour image's intensity statistics are those of its luma
+        (BT.601: ``0.299 R + 0.587 G + 0.114 B``), and each channel's mean is
+        kept apart (``image_red_mean``...), so channels are never mixed into
+        one distribution. The caller converts YBR and palette images to RGB.
+    photometric, bits_stored, signed
+        ``MONOCHROME1`` (low values bright) is inverted over the stored range
+        (``v -> 2**bits_stored - 1 - v``, or ``-1 - v`` when signed) before
+        the modality rescale, so that higher always means brighter.
 
     Returns
     -------
@@ -103,12 +123,24 @@ def image_stats(
         return empty_stats()
     rows, cols = shape[-2], shape[-1]
     n_frames = frames if frames is not None else (int(np.prod(shape[:-2])) if len(shape) > 2 else 1)
-    flat = a.reshape(-1)
+    channels: dict[str, float | None] = dict.fromkeys(CHANNEL_FEATURES)
+    if samples > 1 and a.ndim >= 3:
+        pix = a.reshape(-1, a.shape[-1])
+        if pix.shape[1] >= 3:  # RGB (an alpha channel after it is ignored)
+            pix = pix[:, :3].astype(np.float64)
+            for j, name in enumerate(CHANNEL_FEATURES):
+                channels[name] = float(pix[:, j].mean())
+            flat = pix @ LUMA
+        else:  # grey with alpha: the grey channel
+            flat = np.ascontiguousarray(pix[:, 0])
+        del pix
+    else:
+        flat = a.reshape(-1)
     if flat.dtype.kind == "f":
         flat = flat[np.isfinite(flat)]
         if flat.size == 0:
             return {**empty_stats(), "image_rows": float(rows), "image_columns": float(cols),
-                    "image_frames": float(n_frames)}  # fmt: skip
+                    "image_frames": float(n_frames), **channels}  # fmt: skip
     lo, hi = flat.min(), flat.max()
     if flat.dtype.kind in "iub" and int(hi) - int(lo) <= _MAX_HIST_RANGE:
         mean, std, p01, p50, p99, frac_min, frac_max = _from_histogram(flat, int(lo), int(hi))
@@ -118,6 +150,10 @@ def image_stats(
         mean = float(flat.mean(dtype=np.float64))
         std = float(flat.std(dtype=np.float64))
         p01, p50, p99 = (float(v) for v in np.percentile(flat, [1.0, 50.0, 99.0]))
+    if photometric == "MONOCHROME1" and samples == 1:
+        top = -1 if signed else (1 << int(bits_stored or (8 * a.dtype.itemsize))) - 1
+        mean, p01, p50, p99 = top - mean, top - p99, top - p50, top - p01
+        frac_min, frac_max = frac_max, frac_min
     slope = float(slope) if slope else 1.0
     intercept = float(intercept or 0.0)
     if slope < 0:  # a decreasing rescale swaps the low and high percentiles
@@ -129,9 +165,10 @@ def image_stats(
         "image_p01": p01 * slope + intercept,
         "image_p50": p50 * slope + intercept,
         "image_p99": p99 * slope + intercept,
-        "image_frac_min": frac_min,
-        "image_frac_max": frac_max,
+        "image_frac_min": float(frac_min),
+        "image_frac_max": float(frac_max),
         "image_rows": float(rows),
         "image_columns": float(cols),
         "image_frames": float(n_frames),
+        **channels,
     }

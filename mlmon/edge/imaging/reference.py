@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from mlmon.edge.imaging.attributes import DEFAULT_ATTRIBUTES, check_attributes
-from mlmon.edge.imaging.dicom import READ_STATUS, Instance, imaging_features, read_instance
+from mlmon.edge.imaging.dicom import (
+    READ_STATUS,
+    Instance,
+    add_series_features,
+    imaging_features,
+    read_instance,
+)
+from mlmon.edge.imaging.pixels import CHANNEL_FEATURES
 from mlmon.edge.imaging.source import instances_frame
 from mlmon.errors import SchemaError
 from mlmon.profiles.frame import Reference, build_reference
@@ -54,6 +61,8 @@ def build_imaging_reference(
     model: str | None = None,
     k: int = 5,
     bins: int = 10,
+    options: tuple[str, ...] = (),
+    series: bool = False,
 ) -> tuple[Reference, ReferenceReport]:
     """Read every file under ``folder`` and build the reference profile.
 
@@ -64,15 +73,16 @@ def build_imaging_reference(
     SchemaError
         The folder holds no readable DICOM instance.
     """
-    specs = check_attributes(attributes, source="reference")
+    specs = check_attributes(attributes, source="reference", options=options)
     secret = os.urandom(32)  # first-instance flags only; the tokens are not kept
     root = Path(folder)
     if not root.is_dir():
         raise SchemaError(f"{root}: not a folder of baseline DICOM files")
     report = ReferenceReport()
+    names = list(imaging_features(specs, pixels=pixels, series=series))
     got: list[Instance] = []
     studies: set[str] = set()
-    series: set[str] = set()
+    seen_series: set[str] = set()
     for dirpath, _dirs, files in sorted(os.walk(root)):
         for name in sorted(files):
             inst = read_instance(Path(dirpath) / name, specs, secret, pixels=pixels,
@@ -80,10 +90,12 @@ def build_imaging_reference(
             report.files += 1
             report.status[inst.status] += 1
             for h, seen, col in ((inst.study, studies, "study_first_instance"),
-                                 (inst.series, series, "series_first_instance")):  # fmt: skip
+                                 (inst.series, seen_series, "series_first_instance")):  # fmt: skip
                 inst.row[col] = None if h is None else float(h not in seen)
                 if h is not None:
                     seen.add(h)
+            if series:
+                add_series_features(inst.row, names)
             got.append(inst)
     if not report.status.get("ok") and not (report.status.get("no_pixel_data") and not pixels):
         raise SchemaError(
@@ -91,7 +103,7 @@ def build_imaging_reference(
             f"({', '.join(f'{s}: {n}' for s, n in sorted(report.status.items())) or 'empty'}); "
             "point it at a folder of baseline Part-10 files"
         )
-    kinds = imaging_features(specs, pixels=pixels)
+    kinds = imaging_features(specs, pixels=pixels, series=series)
     frame = instances_frame(got, kinds)
     del got
     feats = []
@@ -99,7 +111,8 @@ def build_imaging_reference(
     for name, kind in kinds.items():
         values = frame.get_column(name)
         if kind == "numeric" and values.null_count() == values.len():
-            report.dropped.append(name)
+            if name.removeprefix("series_") not in CHANNEL_FEATURES:  # grey baseline: not news
+                report.dropped.append(name)
             continue
         allowed: tuple[str, ...] | None = None
         if name == "read_status":

@@ -34,13 +34,26 @@ import polars as pl
 
 from mlmon.edge.checkpoint import StreamState
 from mlmon.edge.imaging.attributes import AttributeSpec, check_attributes
-from mlmon.edge.imaging.dicom import Instance, imaging_features, read_instance
+from mlmon.edge.imaging.dicom import (
+    SERIES_PREFIX,
+    Instance,
+    add_series_features,
+    imaging_features,
+    read_instance,
+)
 from mlmon.edge.streams import BadRecords
 from mlmon.errors import SchemaError
 from mlmon.governance.deid import hmac_id
 from mlmon.profiles.frame import Reference
 
-__all__ = ["FolderSource", "ImagingSource", "SourceUnavailable", "instances_frame", "open_imaging"]
+__all__ = [
+    "FolderSource",
+    "ImagingSource",
+    "NotMatching",
+    "SourceUnavailable",
+    "instances_frame",
+    "open_imaging",
+]
 
 log = logging.getLogger("mlmon.edge.imaging")
 
@@ -53,6 +66,10 @@ class SourceUnavailable(Exception):
     def __init__(self, reason: str, *, stop: bool = True) -> None:
         super().__init__(reason)
         self.stop = stop
+
+
+class NotMatching(Exception):
+    """A fetched instance does not match the source's filters exactly: marked read, not profiled."""
 
 
 def instances_frame(
@@ -87,11 +104,13 @@ class ImagingSource:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.cfg = cfg
-        self.specs: tuple[AttributeSpec, ...] = check_attributes(cfg.attributes)
+        self.specs: tuple[AttributeSpec, ...] = check_attributes(
+            cfg.attributes, options=getattr(cfg, "profile_options", ())
+        )
         self.secret = secret
         self.clock = clock or (lambda: datetime.now(UTC))
         self.state = StreamState(reference, state_dir, window=window, lateness=lateness)
-        kinds = imaging_features(self.specs, pixels=cfg.pixels)
+        kinds = imaging_features(self.specs, pixels=cfg.pixels, series=True)
         names = reference.schema.names
         missing = [n for n in names if n not in kinds]
         if missing:
@@ -100,6 +119,8 @@ class ImagingSource:
                 "build the reference with `mlmon reference dicom` and the same attributes"
             )
         self.kinds = {n: kinds[n] for n in names}
+        # the series-level twins the reference has (built with `--series`): filled per series
+        self._series_names = [n for n in names if n.startswith(SERIES_PREFIX)]
         pos = self.state.positions.setdefault("imaging", {})
         for k in ("done", "studies", "series"):
             pos.setdefault(k, {})
@@ -127,6 +148,11 @@ class ImagingSource:
         """(token, read) of new instances, oldest first; subclasses implement it."""
         raise NotImplementedError
 
+    def _count(self, token: str, inst: Instance) -> bool:
+        """Mark ``token`` read; False if ``inst`` must not be counted (a folder's rewrite)."""
+        self._pos["done"][token] = 1
+        return True
+
     def read(self) -> int:
         """Read new instances (at most ``max_instances_per_read``) into open windows."""
         now = self.clock()
@@ -138,9 +164,14 @@ class ImagingSource:
                 if exc.stop:
                     break
                 continue
-            self._pos["done"][token] = 1
+            except NotMatching:  # outside the configured query: never fetched again
+                self._pos["done"][token] = 1
+                continue
+            if not self._count(token, inst):
+                continue
             inst.row["study_first_instance"] = self._first("studies", inst.study)
             inst.row["series_first_instance"] = self._first("series", inst.series)
+            add_series_features(inst.row, self._series_names)
             self.counts[inst.status] = self.counts.get(inst.status, 0) + 1
             if inst.status != "ok":
                 self.bad_records[inst.status] += 1
@@ -173,8 +204,10 @@ class FolderSource(ImagingSource):
         if not self.root.is_dir():
             self.bad_records.skip("folder_missing", "imaging folder")
             return
-        horizon = time.time() - self.cfg.settle.total_seconds()
+        now = time.time()
+        horizon = now - self.cfg.settle.total_seconds()
         found = []
+        self._keys: dict[str, str] = {}
         for dirpath, _dirs, files in os.walk(self.root):
             for name in files:
                 p = Path(dirpath) / name
@@ -186,18 +219,43 @@ class FolderSource(ImagingSource):
                     continue  # may still be being written; next read
                 rel = p.relative_to(self.root).as_posix()
                 token = self.token(rel)
-                if not self.is_done(token):
-                    found.append((st.st_mtime_ns, rel, token, p))
+                key = f"{st.st_size}:{st.st_mtime_ns}"
+                prev = self._pos["done"].get(token)
+                if prev == 1:  # read by an older release (no content key): keep it read
+                    self._pos["done"][token] = key + ":"
+                    continue
+                if isinstance(prev, str) and prev.rsplit(":", 1)[0] == key:
+                    continue  # unchanged since it was counted
+                self._keys[token] = key
+                found.append((st.st_mtime_ns, rel, token, p, st.st_mtime))
         found.sort()
-        for n, (_m, _rel, token, p) in enumerate(found):
-            yield token, functools.partial(self._load, p, n)
+        wait = self.cfg.partial_wait.total_seconds() if hasattr(self.cfg, "partial_wait") else 0.0
+        for n, (_m, _rel, token, p, mtime) in enumerate(found):
+            yield token, functools.partial(self._load, p, n, young=mtime > now - wait)
 
-    def _load(self, path: Path, n: int) -> Instance:
+    def _count(self, token: str, inst: Instance) -> bool:
+        """Count a file once: a rewrite holding the instance already counted here is not counted."""
+        prev = self._pos["done"].get(token)
+        sop = (inst.instance or "")[:_TOKEN]
+        self._pos["done"][token] = f"{self._keys.get(token, '')}:{sop}"
+        if isinstance(prev, str) and sop and prev.rsplit(":", 1)[-1] == sop:
+            log.debug(
+                "dicom file rewritten with the instance already counted",
+                extra={"reason": "rewritten"},
+            )
+            return False
+        return True
+
+    def _load(self, path: Path, n: int, *, young: bool = False) -> Instance:
         try:
-            return read_instance(path, self.specs, self.secret, pixels=self.cfg.pixels,
+            inst = read_instance(path, self.specs, self.secret, pixels=self.cfg.pixels,
                                  where=f"{self.kind} file #{n}")  # fmt: skip
         except OSError:  # vanished or unreadable between listing and reading
             return Instance("not_dicom", {"read_status": "not_dicom"})
+        partial = inst.status in ("truncated", "not_dicom") or inst.pixels_missing
+        if young and partial:  # may still be being written
+            raise SourceUnavailable("partial", stop=False)
+        return inst
 
 
 class PrefixSource(ImagingSource):

@@ -39,7 +39,10 @@ def test_reference_refuses_identifying_attribute_and_empty_folder(tmp_path: Path
     (tmp_path / "empty").mkdir()
     r = _mlmon("imaging", "reference", str(tmp_path / "empty"), "-o", str(tmp_path / "r.parquet"),
                "--attributes", "KVP,PatientID")  # fmt: skip
-    assert r.returncode == 2 and "PatientID names a patient" in r.stderr
+    assert r.returncode == 2
+    assert (
+        "PatientID is in PS3.15 Table E.1-1 (0010,0020) Patient ID: Basic Profile Z/D" in r.stderr
+    )
     r = _mlmon("imaging", "reference", str(tmp_path / "empty"), "-o", str(tmp_path / "r.parquet"))
     assert r.returncode == 4 and "no readable DICOM instance among 0 files" in r.stderr
 
@@ -50,3 +53,5 @@ def test_check_names_the_rule() -> None:
     assert "KVP: allowed" in r.stdout
     assert "PatientBirthDate: refused: PatientBirthDate has VR DA (a date)" in r.stdout
     assert "(0011,1001): refused: (0011,1001) is a private tag" in r.stdout
+    r = _mlmon("imaging", "check", "StationName", "--profile-option", "retain_device_identity")
+    assert r.returncode == 0 and "StationName: allowed" in r.stdout

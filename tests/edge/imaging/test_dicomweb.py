@@ -71,8 +71,9 @@ def test_pacs_down_and_401_are_counted_never_a_crash(
     cfg = load_config(edge_config(tmp_path, ref, {"dicomweb": {"url": down, "timeout": "2s"}}))
     col = Collector(cfg, clock=lambda: T0)
     report = col.run_once()
-    assert report.records == 0 and not report.errors
-    assert _metric(col, "pacs_unreachable") == 1
+    assert report.records == 0 and _metric(col, "pacs_unreachable") == 1
+    assert report.errors == ["chest-ct/imaging: EdgeError: PACS not read (pacs_unreachable); "
+                             "its instances wait for the next read"]  # fmt: skip
 
     pacs = orthanc(auth=True)
     pacs.upload([instance_bytes(seed=1)])
@@ -84,8 +85,9 @@ def test_pacs_down_and_401_are_counted_never_a_crash(
     cfg = load_config(edge_config(other, ref, imaging))
     col = Collector(cfg, clock=lambda: T0)
     caplog.set_level("WARNING")
-    assert col.run_once().records == 0
-    assert _metric(col, "pacs_unauthorized") == 1
+    report = col.run_once()
+    assert report.records == 0 and _metric(col, "pacs_unauthorized") == 1
+    assert len(report.errors) == 1 and "pacs_unauthorized" in report.errors[0]
     assert "wrong-password" not in caplog.text and "401" in json.dumps(
         [getattr(r, "where", "") for r in caplog.records]
     )
@@ -112,3 +114,53 @@ def test_multipart_split() -> None:
     ]
     with pytest.raises(ValueError, match="boundary"):
         split_multipart("multipart/related", body)
+
+
+def test_a_qido_filter_on_a_value_with_spaces_reads_every_match(
+    tmp_path: Path, orthanc: Callable[..., Orthanc]
+) -> None:
+    """Orthanc's DICOMweb plugin matched ``GE%20MEDICAL%20SYSTEMS`` literally: 0 of 10 were read."""
+    pacs = orthanc()
+    pacs.upload([instance_bytes(seed=i) for i in range(10)])  # GE MEDICAL SYSTEMS
+    pacs.upload(
+        [instance_bytes(Acquisition(manufacturer="SIEMENS"), seed=20 + i) for i in range(2)]
+    )
+    # the same length with other separators: the wire's wildcard matches it, the exact check not
+    pacs.upload([instance_bytes(Acquisition(manufacturer="GE-MEDICAL-SYSTEMS"), seed=30)])
+    imaging = {"dicomweb": {"url": pacs.dicomweb, "query": {"Manufacturer": "GE MEDICAL SYSTEMS"}}}
+    clock = [T0]
+    col = Collector(load_config(edge_config(tmp_path, _reference(tmp_path), imaging)),
+                    clock=lambda: clock[0])  # fmt: skip
+    report = col.run_once()
+    assert report.records == 10 and not report.errors, report.errors
+    clock[0] = T0 + timedelta(hours=2)
+    assert col.run_once().records == 0  # the near-miss is marked read, never fetched again
+    prof = Lake(str(tmp_path / "lake")).read("profiles", model="chest-ct")
+    manu = prof.filter(pl.col("feature") == "Manufacturer")
+    assert manu["count"].sum() == 10
+
+
+def test_https_against_a_plain_port_is_a_configuration_error(
+    tmp_path: Path, orthanc: Callable[..., Orthanc]
+) -> None:
+    pacs = orthanc()
+    url = pacs.dicomweb.replace("http://", "https://")  # Orthanc speaks plain HTTP there
+    col = Collector(load_config(edge_config(tmp_path, _reference(tmp_path), {"dicomweb": {"url": url}})),
+                    clock=lambda: T0)  # fmt: skip
+    report = col.run_once()
+    assert report.records == 0
+    assert _metric(col, "pacs_tls") == 1 and _metric(col, "pacs_unreachable") == 0
+    assert any("pacs_tls" in e for e in report.errors), report.errors
+
+
+def test_edge_once_exits_non_zero_while_the_pacs_is_down(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    down = f"http://127.0.0.1:{free_port()}/dicom-web"  # nothing listens there
+    cfg = edge_config(tmp_path, _reference(tmp_path), {"dicomweb": {"url": down, "timeout": "2s"}})
+    r = subprocess.run([sys.executable, "-m", "mlmon.cli", "-v", "edge", "once", "--config", str(cfg)],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 6, (r.returncode, r.stderr[-2000:])
+    assert "pacs_unreachable" in r.stderr
+    assert down not in r.stderr and "127.0.0.1" not in r.stderr  # not even the PACS's URL

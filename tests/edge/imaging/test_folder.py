@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,7 +34,8 @@ def _reference(tmp_path: Path) -> Path:
 def _collector(tmp_path: Path, folder: Path, clock: list[datetime]) -> Collector:
     cfg = load_config(edge_config(tmp_path, _reference(tmp_path) if not (tmp_path / "ref.parquet").exists()
                                   else tmp_path / "ref.parquet",
-                                  {"folder": str(folder), "settle": "0s", "schedule": "every 1m"}))  # fmt: skip
+                                  {"folder": str(folder), "settle": "0s", "partial_wait": "0s",
+                                   "schedule": "every 1m"}))  # fmt: skip
     return Collector(cfg, clock=lambda: clock[0])
 
 
@@ -130,3 +133,89 @@ def test_a_read_only_s3_prefix_is_read_like_a_folder(tmp_path: Path, s3_server) 
     prof = Lake(str(tmp_path / "lake")).read("profiles", model="chest-ct")
     counts = dict(zip(prof["feature"], prof["count"], strict=True))
     assert counts["image_mean"] == 3 and counts["read_status"] == 4
+
+
+def test_a_file_written_in_pieces_is_read_once_complete_and_never_counted_twice(
+    tmp_path: Path,
+) -> None:
+    """Read when complete: a file cut short while young waits; a rewrite of it is not counted again."""
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    ref = _reference(tmp_path)
+    imaging = {"folder": str(incoming), "settle": "0s", "partial_wait": "1h"}
+    cfg = load_config(edge_config(tmp_path, ref, imaging))
+    clock = [T0]
+    col = Collector(cfg, clock=lambda: clock[0])
+    whole = instance_bytes(seed=5)
+    path = incoming / "CANARY^ZELDA_1.dcm"
+    with path.open("wb") as f:  # a copy in progress: the first pieces are on disk
+        f.write(whole[:1000])
+        f.flush()
+        assert col.run_once().records == 0  # cut short while young: not counted, not marked
+        f.write(whole[1000:5000])
+        f.flush()
+        assert col.run_once().records == 0
+        f.write(whole[5000:])
+    assert col.run_once().records == 1  # complete: read once, as ok
+    assert col.run_once().records == 0  # unchanged
+    path.write_bytes(whole)  # rewritten (new mtime), the same instance: not counted again
+    os.utime(path, ns=(time.time_ns(), time.time_ns() - 100 * 10**9))  # a distinct mtime
+    assert col.run_once().records == 0
+    path.write_bytes(instance_bytes(seed=6))  # another instance under the same name: counted
+    os.utime(path, ns=(time.time_ns(), time.time_ns() - 50 * 10**9))
+    assert col.run_once().records == 1
+    # a restart keeps the content keys: nothing twice
+    col2 = Collector(cfg, clock=lambda: clock[0])
+    assert col2.run_once().records == 0
+    clock[0] = T0 + timedelta(hours=2)
+    col2.run_once()  # the window closes
+    prof = Lake(str(tmp_path / "lake")).read("profiles", model="chest-ct")
+    status = prof.filter(pl.col("feature") == "read_status")
+    assert status["count"].sum() == 2  # two instances, both ok; the partial reads left no trace
+    state = "".join(
+        p.read_text(errors="replace") for p in (tmp_path / "state").rglob("*") if p.is_file()
+    )
+    assert "CANARY" not in state and "ZELDA" not in state  # the state keeps tokens, not names
+
+
+def test_a_file_that_stays_cut_short_is_counted_once_it_is_old(tmp_path: Path) -> None:
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    good = instance_bytes(seed=3)
+    (incoming / "cut.dcm").write_bytes(good[: len(good) - 700])
+    old = time.time() - 7200
+    os.utime(incoming / "cut.dcm", (old, old))  # written two hours ago and never finished
+    imaging = {"folder": str(incoming), "settle": "0s", "partial_wait": "1h"}
+    col = Collector(load_config(edge_config(tmp_path, _reference(tmp_path), imaging)),
+                    clock=lambda: T0)  # fmt: skip
+    assert col.run_once().records == 1
+    assert col.run_once().records == 0
+
+
+def test_series_level_features_count_each_series_once(tmp_path: Path) -> None:
+    """A 10-slice CT series and five one-image series: per instance 10 to 5, per series 1 to 5."""
+    base = tmp_path / "baseline"
+    write_study(base, Acquisition(kvp=120.0), instances=4, seed=1, name="b0")
+    for s in range(4):
+        write_study(base, Acquisition(kvp=80.0), instances=1, seed=10 + s, name=f"b{s + 1}")
+    ref, _ = build_imaging_reference(base, model="chest-ct", k=1, series=True)
+    assert {"KVP", "series_KVP", "series_image_mean", "series_Manufacturer"} <= set(
+        ref.schema.names
+    )
+    save_reference(ref, tmp_path / "ref.parquet")
+    incoming = tmp_path / "incoming"
+    write_study(incoming, Acquisition(kvp=120.0), instances=10, seed=2, name="ct")
+    for s in range(5):
+        write_study(incoming, Acquisition(kvp=80.0), instances=1, seed=20 + s, name=f"cr{s}")
+    imaging = {"folder": str(incoming), "settle": "0s", "partial_wait": "0s"}
+    clock = [T0]
+    col = Collector(load_config(edge_config(tmp_path, tmp_path / "ref.parquet", imaging)),
+                    clock=lambda: clock[0])  # fmt: skip
+    assert col.run_once().records == 15
+    clock[0] = T0 + timedelta(hours=2)
+    col.run_once()
+    prof = Lake(str(tmp_path / "lake")).read("profiles", model="chest-ct")
+    kvp = prof.filter(pl.col("feature") == "KVP").row(0, named=True)
+    per_series = prof.filter(pl.col("feature") == "series_KVP").row(0, named=True)
+    assert (kvp["count"], kvp["sum"]) == (15, 10 * 120.0 + 5 * 80.0)
+    assert (per_series["count"], per_series["nulls"], per_series["sum"]) == (6, 9, 120.0 + 5 * 80.0)

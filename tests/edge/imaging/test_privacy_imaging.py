@@ -7,7 +7,8 @@ burned-in text in the pixels; the same images go through the folder source,
 the DICOMweb source (a real Orthanc) and the HTTP sink as OIP tensors (UINT16
 and base64 PNG) with PHI in the CloudEvent ids and request parameters. Then
 every object in the lake and every file in the edge's state folder is scanned,
-raw and decoded, for each planted string and for any UID.
+raw and decoded, for each planted string and for any UID, and so is every log
+line the run wrote at DEBUG (with the HTTP client libraries set to DEBUG too).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -24,11 +26,14 @@ import httpx
 import numpy as np
 import pyarrow.parquet as pq
 import pydicom
+import pytest
 from PIL import Image
 
 from mlmon.edge.collector import Collector
 from mlmon.edge.config import load_config
 from mlmon.edge.imaging.reference import build_imaging_reference
+from mlmon.edge.logs import CLIENT_LOGGERS
+from mlmon.edge.observe import JsonFormatter
 from mlmon.lake.references import save_reference
 from tests.edge.imaging.orthanc import Orthanc
 from tests.edge.imaging.synth import (
@@ -107,13 +112,24 @@ def test_no_phi_pixel_or_uid_in_any_object(tmp_path: Path, orthanc: Callable[...
         "state_dir": str(tmp_path / "state"),
         "window": "1h", "lateness": "0s", "allow_http": True, "metrics": None, "k_anonymity": 1,
         "models": [
-            {"name": "chest-ct", "reference": ref_path, "imaging": {"folder": str(folder), "settle": "0s"}},
+            {"name": "chest-ct", "reference": ref_path, "imaging": {"folder": str(folder), "settle": "0s", "partial_wait": "0s"}},
             {"name": "chest-ct-web", "reference": ref_path, "imaging": {"dicomweb": {"url": pacs.dicomweb}}},
             {"name": "chest-ct-api", "reference": ref_path, "sink": {"port": 0}},
         ],
     }  # fmt: skip
     (tmp_path / "edge.yaml").write_text(json.dumps(cfg))
     clock = [T0]
+    # every log line at DEBUG, as `mlmon -v edge run` writes it (JSON with the extra= fields);
+    # the HTTP clients set to DEBUG too, as a user's logging.basicConfig(level=DEBUG) would
+    logs = io.StringIO()
+    handler = logging.StreamHandler(logs)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    saved = root.level, {n: logging.getLogger(n).level for n in CLIENT_LOGGERS}
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    for n in CLIENT_LOGGERS:
+        logging.getLogger(n).setLevel(logging.DEBUG)
     col = Collector(load_config(tmp_path / "edge.yaml"), clock=lambda: clock[0])
     col.start_sinks()
     try:
@@ -127,6 +143,10 @@ def test_no_phi_pixel_or_uid_in_any_object(tmp_path: Path, orthanc: Callable[...
         last = col.run_once()
     finally:
         col.stop_sinks()
+        root.removeHandler(handler)
+        root.setLevel(saved[0])
+        for n, level in saved[1].items():
+            logging.getLogger(n).setLevel(level)
     assert not first.errors and not last.errors, (first.errors, last.errors)
     assert first.records == 5 + 5 + 8  # folder, DICOMweb, 4 requests x (UINT16 + PNG)
 
@@ -156,8 +176,40 @@ def test_no_phi_pixel_or_uid_in_any_object(tmp_path: Path, orthanc: Callable[...
             assert not UID_LIKE.search(text), f"a UID-like string in {p}: {UID_LIKE.search(text)}"
         scanned += 1
     assert scanned > 10
+    # the log, at DEBUG: no planted value, UID, file name or PACS URL in any line or field
+    text = logs.getvalue().encode()
+    assert text.count(b"\n") >= 5, "the run logged nothing: the scan would prove nothing"
+    assert b"dicom" in text.lower()  # the imaging sources did log (a file's position, a status)
+    for s in planted:  # a two-letter name component ("DR") is in ordinary words: 5 and more
+        assert len(s) < 5 or s not in text, f"{s!r} found in the log"
+    assert not UID_LIKE.search(text), f"a UID-like string in the log: {UID_LIKE.search(text)}"
+    for url_part in (b"/dicom-web", b"/studies/", b"/instances", str(folder).encode()):
+        assert url_part not in text, f"{url_part!r} in the log"
     # the tensors were profiled, not dropped: image statistics of the API model are in the lake
     api = [p for p in objects if "model=chest-ct-api" in str(p) and "/profiles/" in str(p)]
     rows = pq.read_table(api[0]).to_pylist()
     mean = next(r for r in rows if r["feature"] == "image_mean")
     assert mean["count"] == 8
+
+
+def test_pydicoms_own_messages_never_quote_a_value(
+    caplog: pytest.LogCaptureFixture, recwarn: pytest.WarningsRecorder
+) -> None:
+    """pydicom logs and warns "Invalid value for VR UI: '<the UID>'": silenced while reading."""
+    from mlmon.edge.imaging.attributes import DEFAULT_ATTRIBUTES, check_attributes
+    from mlmon.edge.imaging.dicom import read_instance
+
+    ds = pydicom.dcmread(io.BytesIO(instance_bytes(seed=1)))
+    ds.SOPInstanceUID = "1.2.CANARYUID"  # not a valid UI value
+    ds.PatientBirthDate = "CANARYDA"  # not a valid DA value
+    ds.Manufacturer = "CANARYMAKER" * 8  # longer than LO allows
+    buf = io.BytesIO()
+    with pytest.warns(UserWarning):  # positive control: pydicom does quote them when writing
+        ds.save_as(buf, enforce_file_format=True)
+    recwarn.clear()
+    caplog.clear()
+    caplog.set_level(logging.DEBUG)
+    got = read_instance(buf.getvalue(), check_attributes(DEFAULT_ATTRIBUTES), b"k" * 32)
+    assert got.status == "ok"
+    said = caplog.text + " ".join(str(w.message) for w in recwarn)
+    assert "CANARY" not in said, said
