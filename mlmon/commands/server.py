@@ -10,15 +10,19 @@ def _serve(args: argparse.Namespace) -> int:
     from mlmon.server.app import serve
     from mlmon.server.config import load_config
 
-    config = load_config(args.config, lake=args.lake, host=args.host, port=args.port,
-                         range_anchor=args.range_anchor)  # fmt: skip
+    config = load_config(
+        args.config, lake=args.lake, host=args.host, port=args.port, range_anchor=args.range_anchor
+    )
     opts = storage_options(args)
     if opts:
         import dataclasses
 
         config = dataclasses.replace(config, storage_options={**config.storage_options, **opts})
-    print(f"mlmon server: http{'s' if args.tls_cert else ''}://{config.host}:{config.port}/ "
-          f"(lake {config.lake}, sign-in: {config.auth.mode})", flush=True)  # fmt: skip
+    print(
+        f"mlmon server: http{'s' if args.tls_cert else ''}://{config.host}:{config.port}/ "
+        f"(lake {config.lake}, sign-in: {config.auth.mode})",
+        flush=True,
+    )
     serve(config, tls_cert=args.tls_cert, tls_key=args.tls_key)
     return 0
 
@@ -29,10 +33,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="server.yaml: sign-in, model groups, audit (docs/server.md)")
     p.add_argument("--host", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 8400; 0 picks a free one)")
-    p.add_argument("--range-anchor", choices=["clock", "data"],
-                   help="preset ranges end now (clock, default) or at the newest data (data)")
+    p.add_argument(
+        "--range-anchor",
+        choices=["clock", "data"],
+        help="preset ranges end now (clock, default) or at the newest data (data)",
+    )
     p.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     p.add_argument("--tls-key", help="the certificate's private key (PEM)")
-    p.add_argument("--storage-option", action="append", metavar="KEY=VALUE",
-                   help="fsspec/s3fs option for the lake, repeatable")
+    p.add_argument(
+        "--storage-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="fsspec/s3fs option for the lake, repeatable",
+    )
     p.set_defaults(func=_serve)

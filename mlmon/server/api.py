@@ -36,30 +36,62 @@ class Endpoint:
 
 
 _RANGE = (
-    Param("range", "Preset range ending now (or at the newest data, with range_anchor: data)",
-          (*RANGES, "custom")),
+    Param(
+        "range",
+        "Preset range ending now (or at the newest data, with range_anchor: data)",
+        (*RANGES, "custom"),
+    ),
     Param("start", "Start (date or UTC time), with range=custom"),
     Param("end", "End, exclusive (a date includes that day), with range=custom"),
     Param("by", "Period size", PERIODS),
     Param("version", "Only records that reported this model version"),
-)  # fmt: skip
+)
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("/api/v1/models", "Models the caller may see", "known_models"),
-    Endpoint("/api/v1/overview", "The overview: one status line per model", "reports.context.collect", _RANGE),
-    Endpoint("/api/v1/models/{model}/drift", "Drift of each period against the reference", "drift",
-             (*_RANGE, Param("method", "Method ids, comma-separated (default: every method)"),
-              Param("feature", "Feature names, comma-separated (default: every feature)"))),
-    Endpoint("/api/v1/models/{model}/percentiles", "Percentiles of latency or a numeric feature",
-             "percentiles", (*_RANGE, Param("metric", "latency_ms (default) or a numeric feature"),
-                             Param("q", "Quantiles, comma-separated (default 0.5,0.95,0.99)"),
-                             Param("source", "Latency source", ("probe", "stream", "batch")))),
-    Endpoint("/api/v1/models/{model}/performance", "Realized and estimated performance", "performance", _RANGE),
-    Endpoint("/api/v1/models/{model}/data-quality", "Null and non-finite rates per feature", "data_quality", _RANGE),
+    Endpoint(
+        "/api/v1/overview",
+        "The overview: one status line per model",
+        "reports.context.collect",
+        _RANGE,
+    ),
+    Endpoint(
+        "/api/v1/models/{model}/drift",
+        "Drift of each period against the reference",
+        "drift",
+        (
+            *_RANGE,
+            Param("method", "Method ids, comma-separated (default: every method)"),
+            Param("feature", "Feature names, comma-separated (default: every feature)"),
+        ),
+    ),
+    Endpoint(
+        "/api/v1/models/{model}/percentiles",
+        "Percentiles of latency or a numeric feature",
+        "percentiles",
+        (
+            *_RANGE,
+            Param("metric", "latency_ms (default) or a numeric feature"),
+            Param("q", "Quantiles, comma-separated (default 0.5,0.95,0.99)"),
+            Param("source", "Latency source", ("probe", "stream", "batch")),
+        ),
+    ),
+    Endpoint(
+        "/api/v1/models/{model}/performance",
+        "Realized and estimated performance",
+        "performance",
+        _RANGE,
+    ),
+    Endpoint(
+        "/api/v1/models/{model}/data-quality",
+        "Null and non-finite rates per feature",
+        "data_quality",
+        _RANGE,
+    ),
     Endpoint("/api/v1/models/{model}/alerts", "Alert state changes", "read('alerts')", _RANGE),
     Endpoint("/api/v1/models/{model}/golden", "Golden-check outcomes", "read('golden')", _RANGE),
     Endpoint("/api/v1/models/{model}/versions", "Model versions seen", "scan('profiles')", _RANGE),
-)  # fmt: skip
+)
 
 
 def openapi() -> dict[str, Any]:
@@ -68,26 +100,39 @@ def openapi() -> dict[str, Any]:
     for e in ENDPOINTS:
         params: list[dict[str, Any]] = []
         if "{model}" in e.path:
-            params.append({"name": "model", "in": "path", "required": True,
-                           "schema": {"type": "string"}})  # fmt: skip
+            params.append(
+                {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}
+            )
         for p in e.params:
             schema: dict[str, Any] = {"type": p.type}
             if p.enum:
                 schema["enum"] = list(p.enum)
-            params.append({"name": p.name, "in": "query", "required": False,
-                           "description": p.description, "schema": schema})  # fmt: skip
-        paths[e.path] = {"get": {
-            "summary": e.summary,
-            "description": f"Computed like mlmon.Lake.{e.lake_method} on the same lake.",
-            "parameters": params,
-            "responses": {
-                "200": {"description": "The figures", "content": {"application/json": {"schema": {"type": "object"}}}},
-                "400": {"description": "A parameter is not valid (the message names it)"},
-                "401": {"description": "No acceptable identity"},
-                "404": {"description": "No model of that name the caller may see"},
-                "429": {"description": "Too many requests (see Retry-After)"},
-            },
-        }}  # fmt: skip
+            params.append(
+                {
+                    "name": p.name,
+                    "in": "query",
+                    "required": False,
+                    "description": p.description,
+                    "schema": schema,
+                }
+            )
+        paths[e.path] = {
+            "get": {
+                "summary": e.summary,
+                "description": f"Computed like mlmon.Lake.{e.lake_method} on the same lake.",
+                "parameters": params,
+                "responses": {
+                    "200": {
+                        "description": "The figures",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    "400": {"description": "A parameter is not valid (the message names it)"},
+                    "401": {"description": "No acceptable identity"},
+                    "404": {"description": "No model of that name the caller may see"},
+                    "429": {"description": "Too many requests (see Retry-After)"},
+                },
+            }
+        }
     return {
         "openapi": "3.1.0",
         "info": {"title": "mlmon server API", "version": "1"},
@@ -112,8 +157,16 @@ def routes(
     from starlette.routing import Route
 
     def answer(model: str, q: Query, rows: Any) -> JSONResponse:
-        return JSONResponse({"model": model, "start": q.start.isoformat(), "end": q.end.isoformat(),
-                             "by": q.by, "version": q.version, "rows": jsonable(rows)})  # fmt: skip
+        return JSONResponse(
+            {
+                "model": model,
+                "start": q.start.isoformat(),
+                "end": q.end.isoformat(),
+                "by": q.by,
+                "version": q.version,
+                "rows": jsonable(rows),
+            }
+        )
 
     def models(request: Any) -> JSONResponse:
         return JSONResponse({"models": visible_models(request)})
@@ -125,9 +178,15 @@ def routes(
         for r in data.overview(names, q):
             d = dict(r.__dict__)
             d["last_data"] = r.last_data.isoformat() if r.last_data else None
-            d["reasons"], d["drifted"], d["firing"] = list(r.reasons), list(r.drifted), list(r.firing)
+            d["reasons"], d["drifted"], d["firing"] = (
+                list(r.reasons),
+                list(r.drifted),
+                list(r.firing),
+            )
             rows.append(d)
-        return JSONResponse({"start": q.start.isoformat(), "end": q.end.isoformat(), "models": rows})
+        return JSONResponse(
+            {"start": q.start.isoformat(), "end": q.end.isoformat(), "models": rows}
+        )
 
     def per_model(kind: str) -> Callable[[Any], JSONResponse]:
         def handler(request: Any) -> JSONResponse:
@@ -143,7 +202,9 @@ def routes(
                     raise ConfigError("q must be numbers between 0 and 1, e.g. q=0.5,0.95") from exc
                 if not all(0 <= x <= 1 for x in qs):
                     raise ConfigError("q must be numbers between 0 and 1, e.g. q=0.5,0.95")
-                rows = data.percentiles(model, q, p.get("metric") or "latency_ms", qs, p.get("source") or None)
+                rows = data.percentiles(
+                    model, q, p.get("metric") or "latency_ms", qs, p.get("source") or None
+                )
             elif kind == "performance":
                 rows = data.performance(model, q)
             elif kind == "data-quality":
@@ -161,8 +222,19 @@ def routes(
     def schema(request: Any) -> JSONResponse:
         return JSONResponse(openapi())
 
-    out = [Route("/api/v1/openapi.json", schema), Route("/api/v1/models", models),
-           Route("/api/v1/overview", overview)]  # fmt: skip
-    for kind in ("drift", "percentiles", "performance", "data-quality", "alerts", "golden", "versions"):
+    out = [
+        Route("/api/v1/openapi.json", schema),
+        Route("/api/v1/models", models),
+        Route("/api/v1/overview", overview),
+    ]
+    for kind in (
+        "drift",
+        "percentiles",
+        "performance",
+        "data-quality",
+        "alerts",
+        "golden",
+        "versions",
+    ):
         out.append(Route(f"/api/v1/models/{{model}}/{kind}", per_model(kind)))
     return out

@@ -40,8 +40,13 @@ class RequestAudit:
         from mlmon.governance.audit import AuditLog
 
         a = config.audit
-        self.log = AuditLog(a.uri or config.lake, a.state_dir, a.actor, echo=False,
-                            storage_options=dict(config.storage_options) or None)  # fmt: skip
+        self.log = AuditLog(
+            a.uri or config.lake,
+            a.state_dir,
+            a.actor,
+            echo=False,
+            storage_options=dict(config.storage_options) or None,
+        )
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._every = a.flush_every.total_seconds()
@@ -49,8 +54,9 @@ class RequestAudit:
 
     def __call__(self, who: str, method: str, path: str, status: int, client: str) -> None:
         with self._lock:
-            self.log.record(f"http_{method.lower()}", path[:512], str(status),
-                            principal=who, client=client)  # fmt: skip
+            self.log.record(
+                f"http_{method.lower()}", path[:512], str(status), principal=who, client=client
+            )
 
     def flush(self) -> None:
         with self._lock:
@@ -75,7 +81,9 @@ class RequestAudit:
 
 
 def _status_word(status: str) -> str:
-    return {"red": "Act now", "amber": "Watch", "green": "OK", "grey": "No data"}.get(status, status)
+    return {"red": "Act now", "amber": "Watch", "green": "OK", "grey": "No data"}.get(
+        status, status
+    )
 
 
 def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = False) -> Any:
@@ -85,7 +93,7 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
     from starlette.requests import Request
-    from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+    from starlette.responses import HTMLResponse, PlainTextResponse, Response
     from starlette.routing import Route
 
     from mlmon.reports.charts import distribution_chart, section_charts
@@ -135,9 +143,15 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
             islands.append((island_id, spec_island(c)))
             return island_id
 
-        ctx.update(request=request, q=q, chart=chart, islands=islands, user=principal(request),
-                   link=lambda path, **kw: path + ("?" + urlencode(q.params(**kw)) if q else ""),
-                   now=datetime.now().astimezone())  # fmt: skip
+        ctx.update(
+            request=request,
+            q=q,
+            chart=chart,
+            islands=islands,
+            user=principal(request),
+            link=lambda path, **kw: path + ("?" + urlencode(q.params(**kw)) if q else ""),
+            now=datetime.now().astimezone(),
+        )
         body = env.get_template(name).render(**ctx)
         return HTMLResponse(body)
 
@@ -160,12 +174,21 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
             raise HTTPException(400, f"method must be one of {', '.join(present)}")
         charts = section_charts(section, methods, q.start, q.end)
         heatmap = drift_heatmap(drift, chosen) if chosen else None
-        return page("model.html", request, q, model=model, s=section, charts=charts,
-                    heatmap=heatmap, methods=present, chosen=chosen,
-                    quality=data.data_quality(model, q).to_dicts(),
-                    versions=data.versions(model, q).to_dicts(),
-                    firing=data.firing(model, q), features=sorted(set(drift["feature"].to_list()))
-                    if drift.height else [])  # fmt: skip
+        return page(
+            "model.html",
+            request,
+            q,
+            model=model,
+            s=section,
+            charts=charts,
+            heatmap=heatmap,
+            methods=present,
+            chosen=chosen,
+            quality=data.data_quality(model, q).to_dicts(),
+            versions=data.versions(model, q).to_dicts(),
+            firing=data.firing(model, q),
+            features=sorted(set(drift["feature"].to_list())) if drift.height else [],
+        )
 
     def feature_page(request: Request) -> Response:
         model = model_of(request)
@@ -176,14 +199,25 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
             raise HTTPException(404, "This model has no feature of that name in the range.")
         dist = data.distribution(model, q, feature)
 
-        return page("feature.html", request, q, model=model, feature=feature,
-                    dist=distribution_chart(dist, width=420) if dist is not None else None,
-                    methods_chart=method_chart(drift, feature),
-                    whole=data.drift_whole(model, q, feature).to_dicts())  # fmt: skip
+        return page(
+            "feature.html",
+            request,
+            q,
+            model=model,
+            feature=feature,
+            dist=distribution_chart(dist, width=420) if dist is not None else None,
+            methods_chart=method_chart(drift, feature),
+            whole=data.drift_whole(model, q, feature).to_dicts(),
+        )
 
     def about(request: Request) -> Response:
-        return page("about.html", request, None, handling=DEFAULT_DATA_HANDLING,
-                    methods=methods_from_registry())  # fmt: skip
+        return page(
+            "about.html",
+            request,
+            None,
+            handling=DEFAULT_DATA_HANDLING,
+            methods=methods_from_registry(),
+        )
 
     def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -192,18 +226,25 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
         body, digest = script_bundle()
         if request.headers.get("if-none-match") == f'"{digest}"':
             return Response(status_code=304, headers={"etag": f'"{digest}"'})
-        return Response(body, media_type="text/javascript; charset=utf-8",
-                        headers={"etag": f'"{digest}"', "cache-control": "public, max-age=3600"})  # fmt: skip
+        return Response(
+            body,
+            media_type="text/javascript; charset=utf-8",
+            headers={"etag": f'"{digest}"', "cache-control": "public, max-age=3600"},
+        )
 
     def css(request: Request) -> Response:
-        return Response(static_text("mlmon.css"), media_type="text/css; charset=utf-8",
-                        headers={"cache-control": "public, max-age=3600"})  # fmt: skip
+        return Response(
+            static_text("mlmon.css"),
+            media_type="text/css; charset=utf-8",
+            headers={"cache-control": "public, max-age=3600"},
+        )
 
     # -- errors: a page or JSON, never a stack trace --------------------------------------
     def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        body, ctype = error_body(exc.status_code, str(exc.detail),
-                                 request.url.path.startswith("/api/"))  # fmt: skip
+        body, ctype = error_body(
+            exc.status_code, str(exc.detail), request.url.path.startswith("/api/")
+        )
         return Response(body, status_code=exc.status_code, media_type=ctype.decode())
 
     def bad_query(request: Request, exc: Exception) -> Response:
@@ -211,8 +252,10 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
 
     def lake_error(request: Request, exc: Exception) -> Response:
         log.error("lake error on %s: %s", request.url.path, exc)
-        return http_error(request, HTTPException(500, "The lake could not be read; the error is "
-                                                      "in the server log."))  # fmt: skip
+        return http_error(
+            request,
+            HTTPException(500, "The lake could not be read; the error is in the server log."),
+        )
 
     routes = [
         Route("/", overview),
@@ -237,8 +280,12 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
 
     app = Starlette(
         routes=routes,
-        exception_handlers={HTTPException: http_error, ConfigError: bad_query,
-                            UnknownNameError: bad_query, LakeError: lake_error},  # fmt: skip
+        exception_handlers={
+            HTTPException: http_error,
+            ConfigError: bad_query,
+            UnknownNameError: bad_query,
+            LakeError: lake_error,
+        },
         lifespan=lifespan,
     )
     app.state.data = data
@@ -255,6 +302,13 @@ def serve(config: ServerConfig, *, tls_cert: str | None = None, tls_key: str | N
         raise ConfigError("give both --tls-cert and --tls-key, or neither")
     app = create_app(config, tls=bool(tls_cert))
     threading.Thread(target=script_bundle, name="mlmon-bundle", daemon=True).start()
-    uvicorn.run(app, host=config.host, port=config.port, log_level="warning",
-                ssl_certfile=tls_cert, ssl_keyfile=tls_key, server_header=False,
-                proxy_headers=False)  # fmt: skip
+    uvicorn.run(
+        app,
+        host=config.host,
+        port=config.port,
+        log_level="warning",
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
+        server_header=False,
+        proxy_headers=False,
+    )

@@ -81,9 +81,12 @@ def _token(config: ServerConfig, authorization: str | None) -> Principal:
 
 def _trusted(config: ServerConfig, client: str | None, secret: str | None) -> bool:
     proxy = config.auth.proxy
-    if proxy.secret is not None and secret is not None:
-        if hmac.compare_digest(secret.encode("utf-8"), proxy.secret.encode("utf-8")):
-            return True
+    if (
+        proxy.secret is not None
+        and secret is not None
+        and hmac.compare_digest(secret.encode("utf-8"), proxy.secret.encode("utf-8"))
+    ):
+        return True
     if client is None:
         return False
     try:

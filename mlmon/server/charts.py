@@ -36,27 +36,47 @@ def drift_heatmap(drift: pl.DataFrame, method: str) -> Any | None:
         return None
     alt = require("altair", "server")
     d = d.select(
-        "period", "feature", "value", "threshold", "drifted",
+        "period",
+        "feature",
+        "value",
+        "threshold",
+        "drifted",
         (pl.col("value") / pl.col("threshold")).alias("ratio"),
         pl.lit(method).alias("method_id"),
-    )  # fmt: skip
+    )
     return (
         alt.Chart(alt.Data(values=_values(d)))
         .mark_rect()
         .encode(
-            x=alt.X("period:O", title=None, timeUnit="utcyearmonthdatehours",
-                    axis=alt.Axis(format="%b %d %H:%M", labelAngle=-45, formatType="utc")),
+            x=alt.X(
+                "period:O",
+                title=None,
+                timeUnit="utcyearmonthdatehours",
+                axis=alt.Axis(format="%b %d %H:%M", labelAngle=-45, formatType="utc"),
+            ),
             y=alt.Y("feature:N", title=None),
-            color=alt.Color("ratio:Q", title="value / threshold",
-                            scale=alt.Scale(domain=[0, 1, 2], range=["#f1f8e9", "#ffe082", "#c62828"],
-                                            clamp=True)),
-            tooltip=[alt.Tooltip("feature:N"), alt.Tooltip("period:T", format="%Y-%m-%d %H:%M", formatType="utc"),
-                     alt.Tooltip("value:Q", format=".4g"), alt.Tooltip("threshold:Q", format=".3g"),
-                     alt.Tooltip("drifted:N"), alt.Tooltip("method_id:N", title="method id")],
+            color=alt.Color(
+                "ratio:Q",
+                title="value / threshold",
+                scale=alt.Scale(
+                    domain=[0, 1, 2], range=["#f1f8e9", "#ffe082", "#c62828"], clamp=True
+                ),
+            ),
+            tooltip=[
+                alt.Tooltip("feature:N"),
+                alt.Tooltip("period:T", format="%Y-%m-%d %H:%M", formatType="utc"),
+                alt.Tooltip("value:Q", format=".4g"),
+                alt.Tooltip("threshold:Q", format=".3g"),
+                alt.Tooltip("drifted:N"),
+                alt.Tooltip("method_id:N", title="method id"),
+            ],
         )
-        .properties(width=_WIDTH, title=f"{method_name(method)}: each period against the reference "
-                                          "(red: over the threshold)")
-    )  # fmt: skip
+        .properties(
+            width=_WIDTH,
+            title=f"{method_name(method)}: each period against the reference "
+            "(red: over the threshold)",
+        )
+    )
 
 
 def method_chart(drift: pl.DataFrame, feature: str) -> Any | None:
@@ -66,20 +86,31 @@ def method_chart(drift: pl.DataFrame, feature: str) -> Any | None:
         return None
     alt = require("altair", "server")
     d = d.select(
-        "period", "value", "threshold", "drifted",
+        "period",
+        "value",
+        "threshold",
+        "drifted",
         pl.col("method").alias("method_id"),
         pl.col("method").map_elements(method_name, return_dtype=pl.String).alias("method"),
-    ).with_columns(pl.col("value").fill_nan(None))  # fmt: skip
+    ).with_columns(pl.col("value").fill_nan(None))
     base = alt.Chart().encode(
-        x=alt.X("period:T", title=None, scale=alt.Scale(type="utc"),
-                axis=alt.Axis(format="%b %d", labelAngle=0, tickCount=4))
-    )  # fmt: skip
+        x=alt.X(
+            "period:T",
+            title=None,
+            scale=alt.Scale(type="utc"),
+            axis=alt.Axis(format="%b %d", labelAngle=0, tickCount=4),
+        )
+    )
     line = base.mark_line(point=True, color="#1565c0").encode(
         y=alt.Y("value:Q", title=None),
-        tooltip=[alt.Tooltip("period:T", format="%Y-%m-%d %H:%M", formatType="utc"),
-                 alt.Tooltip("value:Q", format=".4g"), alt.Tooltip("threshold:Q", format=".3g"),
-                 "drifted:N", alt.Tooltip("method_id:N", title="method id")],
-    )  # fmt: skip
+        tooltip=[
+            alt.Tooltip("period:T", format="%Y-%m-%d %H:%M", formatType="utc"),
+            alt.Tooltip("value:Q", format=".4g"),
+            alt.Tooltip("threshold:Q", format=".3g"),
+            "drifted:N",
+            alt.Tooltip("method_id:N", title="method id"),
+        ],
+    )
     rule = alt.Chart().mark_rule(color="#c62828", strokeDash=[4, 3]).encode(y="mean(threshold):Q")
     return (
         alt.layer(line, rule, data=alt.Data(values=_values(d)))

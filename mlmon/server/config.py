@@ -217,7 +217,9 @@ def load_tokens(path: Path) -> tuple[TokenEntry, ...]:
                 f"{where}: tokens[{i}].sha256 is not 64 hex digits; store the SHA-256 of the "
                 "token (e.g. printf %s TOKEN | sha256sum), never the token itself"
             )
-        out.append(TokenEntry(name, digest, _strings(e.get("groups"), f"{where}: tokens[{i}].groups")))
+        out.append(
+            TokenEntry(name, digest, _strings(e.get("groups"), f"{where}: tokens[{i}].groups"))
+        )
     return tuple(out)
 
 
@@ -241,9 +243,11 @@ def _proxy(doc: dict[str, Any], base: Path) -> ProxySettings:
             "auth.proxy.secret_file (a secret the proxy sends), or identity headers could be forged"
         )
     headers = {}
-    for key, default in (("secret_header", "X-Mlmon-Proxy-Secret"),
-                         ("user_header", "X-Forwarded-User"),
-                         ("groups_header", "X-Forwarded-Groups")):  # fmt: skip
+    for key, default in (
+        ("secret_header", "X-Mlmon-Proxy-Secret"),
+        ("user_header", "X-Forwarded-User"),
+        ("groups_header", "X-Forwarded-Groups"),
+    ):
         value = str(doc.get(key, default))
         if not _HEADER.match(value):
             raise ConfigError(f"auth.proxy.{key} {value!r} is not a header name")
@@ -283,8 +287,21 @@ def load_config(
             raise ConfigError(f"{p}: cannot read the server config ({exc.strerror})") from exc
         except yaml.YAMLError as exc:
             raise ConfigError(f"{p}: not valid YAML ({exc.__class__.__name__})") from exc
-    known = {"lake", "host", "port", "range_anchor", "stale_after", "cache_seconds", "auth",
-             "groups", "admin_groups", "objectives", "rate_limit", "audit", "storage_options"}  # fmt: skip
+    known = {
+        "lake",
+        "host",
+        "port",
+        "range_anchor",
+        "stale_after",
+        "cache_seconds",
+        "auth",
+        "groups",
+        "admin_groups",
+        "objectives",
+        "rate_limit",
+        "audit",
+        "storage_options",
+    }
     unknown = sorted(set(doc) - known)
     if unknown:
         raise ConfigError(
@@ -326,7 +343,9 @@ def load_config(
         requests = int(rate.get("requests", 300))
         cache_seconds = float(doc.get("cache_seconds", 30))
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"server config: port, rate_limit.requests and cache_seconds must be numbers ({exc})") from exc
+        raise ConfigError(
+            f"server config: port, rate_limit.requests and cache_seconds must be numbers ({exc})"
+        ) from exc
     if not 0 <= port_value <= 65535 or requests < 1:
         raise ConfigError("port must be 0..65535 and rate_limit.requests at least 1")
     state_dir = Path(str(audit_doc.get("state_dir", ".mlmon-server")))
@@ -335,7 +354,7 @@ def load_config(
         host=host or str(doc.get("host", "127.0.0.1")),
         port=port_value,
         storage_options=_mapping(doc.get("storage_options"), "storage_options"),
-        range_anchor=anchor,
+        range_anchor="data" if anchor == "data" else "clock",
         stale_after=parse_duration(doc.get("stale_after", "2h"), "stale_after"),
         cache_seconds=cache_seconds,
         auth=AuthSettings(mode, tokens, proxy),

@@ -25,11 +25,11 @@ from mlmon.reports.context import (
     REPORT_METHODS,
     Distribution,
     ModelSection,
+    _distribution,  # the report's own view of a feature
     collect,
     p_value_methods,
     rule_name,
 )
-from mlmon.reports.context import _distribution  # the report's own view of a feature
 from mlmon.server.config import ServerConfig
 
 __all__ = ["RANGES", "Data", "OverviewRow", "Query", "parse_query"]
@@ -70,8 +70,7 @@ def _time(text: str, name: str) -> datetime:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError as exc:
         raise ConfigError(
-            f"{name} {text[:40]!r} is not a date or time; use e.g. 2026-10-01 or "
-            "2026-10-01T06:00Z"
+            f"{name} {text[:40]!r} is not a date or time; use e.g. 2026-10-01 or 2026-10-01T06:00Z"
         ) from exc
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
@@ -91,7 +90,9 @@ def parse_query(params: Mapping[str, str], now: datetime) -> Query:
     name = params.get("range") or ("custom" if params.get("start") else "7d")
     if name == "custom":
         if not (params.get("start") and params.get("end")):
-            raise ConfigError("range=custom needs start and end (e.g. start=2026-10-01&end=2026-10-07)")
+            raise ConfigError(
+                "range=custom needs start and end (e.g. start=2026-10-01&end=2026-10-07)"
+            )
         start, end = _time(params["start"], "start"), _time(params["end"], "end")
         if len(params["end"].strip()) == 10:  # a date: that whole day is in the range
             end += timedelta(days=1)
@@ -111,8 +112,10 @@ def parse_query(params: Mapping[str, str], now: datetime) -> Query:
         raise ConfigError(f"by {by[:20]!r} is not one of {', '.join(PERIODS)}")
     step = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(days=7)}[by]
     if (end - start) / step > _MAX_PERIODS:
-        raise ConfigError(f"by={by} over this range gives more than {_MAX_PERIODS} periods; "
-                          "choose a longer period (day or week)")  # fmt: skip
+        raise ConfigError(
+            f"by={by} over this range gives more than {_MAX_PERIODS} periods; "
+            "choose a longer period (day or week)"
+        )
     version = params.get("version") or None
     if version is not None and (len(version) > _VERSION_CHARS or not version.isprintable()):
         raise ConfigError(f"version is longer than {_VERSION_CHARS} characters or not printable")
@@ -157,7 +160,7 @@ class Data:
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None and now - hit[0] < ttl:
-                return hit[1]  # type: ignore[no-any-return]
+                return hit[1]
         value = fn()
         if ttl > 0:
             with self._lock:
@@ -176,8 +179,11 @@ class Data:
 
         def newest() -> datetime | None:
             found: list[datetime] = []
-            for table, col in (("profiles", "window_end"), ("latency", "window_end"),
-                               ("golden", "checked_at")):  # fmt: skip
+            for table, col in (
+                ("profiles", "window_end"),
+                ("latency", "window_end"),
+                ("golden", "checked_at"),
+            ):
                 if model not in self.lake.models(table):
                     continue
                 v = self.lake.scan(table, model=model).select(pl.col(col).max()).collect().item()
@@ -218,7 +224,9 @@ class Data:
         stale = last is None or datetime.now(UTC) - last > self.config.stale_after
         pvals = p_value_methods()
         drifted = (
-            s.drift.filter(pl.col("drifted").fill_null(False) & ~pl.col("method").is_in(list(pvals)))
+            s.drift.filter(
+                pl.col("drifted").fill_null(False) & ~pl.col("method").is_in(list(pvals))
+            )
             .get_column("feature")
             .unique(maintain_order=True)
             .to_list()
@@ -285,29 +293,61 @@ class Data:
         ]
 
     # -- the figures of the API (each the Lake method of the same name) ----------------
-    def drift(self, model: str, q: Query, methods: list[str] | None = None,
-              features: list[str] | None = None) -> pl.DataFrame:  # fmt: skip
+    def drift(
+        self,
+        model: str,
+        q: Query,
+        methods: list[str] | None = None,
+        features: list[str] | None = None,
+    ) -> pl.DataFrame:
         key = ("drift", model, q, tuple(methods or ()), tuple(features or ()))
-        return self._cached(key, lambda: self.lake.drift(
-            model, q.start, q.end, by=q.by, version=q.version, methods=methods, features=features))  # fmt: skip
+        return self._cached(
+            key,
+            lambda: self.lake.drift(
+                model,
+                q.start,
+                q.end,
+                by=q.by,
+                version=q.version,
+                methods=methods,
+                features=features,
+            ),
+        )
 
-    def percentiles(self, model: str, q: Query, metric: str = "latency_ms",
-                    quantiles: tuple[float, ...] = (0.5, 0.95, 0.99),
-                    source: str | None = None) -> pl.DataFrame:  # fmt: skip
+    def percentiles(
+        self,
+        model: str,
+        q: Query,
+        metric: str = "latency_ms",
+        quantiles: tuple[float, ...] = (0.5, 0.95, 0.99),
+        source: str | None = None,
+    ) -> pl.DataFrame:
         key = ("pct", model, q, metric, quantiles, source)
-        return self._cached(key, lambda: self.lake.percentiles(
-            metric, quantiles, model=model, start=q.start, end=q.end, by=q.by,
-            version=q.version, source=source))  # fmt: skip
+        return self._cached(
+            key,
+            lambda: self.lake.percentiles(
+                metric,
+                quantiles,
+                model=model,
+                start=q.start,
+                end=q.end,
+                by=q.by,
+                version=q.version,
+                source=source,
+            ),
+        )
 
     def performance(self, model: str, q: Query) -> pl.DataFrame:
         key = ("perf", model, q)
-        return self._cached(key, lambda: self.lake.performance(
-            model, q.start, q.end, by=q.by, version=q.version))  # fmt: skip
+        return self._cached(
+            key, lambda: self.lake.performance(model, q.start, q.end, by=q.by, version=q.version)
+        )
 
     def data_quality(self, model: str, q: Query) -> pl.DataFrame:
         key = ("dq", model, q)
-        return self._cached(key, lambda: self.lake.data_quality(
-            model, q.start, q.end, version=q.version))  # fmt: skip
+        return self._cached(
+            key, lambda: self.lake.data_quality(model, q.start, q.end, version=q.version)
+        )
 
     def _table(self, table: str, model: str, q: Query) -> pl.DataFrame:
         rows = self.lake.read(table, model=model, start=q.start, end=q.end)
@@ -328,16 +368,24 @@ class Data:
 
         def compute() -> pl.DataFrame:
             if model not in self.lake.models("profiles"):
-                return pl.DataFrame(schema={"version": pl.String, "first_seen": pl.Datetime("us", "UTC"),
-                                            "last_seen": pl.Datetime("us", "UTC"), "records": pl.Int64})  # fmt: skip
+                return pl.DataFrame(
+                    schema={
+                        "version": pl.String,
+                        "first_seen": pl.Datetime("us", "UTC"),
+                        "last_seen": pl.Datetime("us", "UTC"),
+                        "records": pl.Int64,
+                    }
+                )
             return (
                 self.lake.scan("profiles", model=model, start=q.start, end=q.end)
                 .group_by("window_start", "collector_id", "model_version")
                 .agg(pl.col("rows").first(), pl.col("window_end").first())
                 .group_by("model_version")
-                .agg(pl.col("window_start").min().alias("first_seen"),
-                     pl.col("window_end").max().alias("last_seen"),
-                     pl.col("rows").sum().cast(pl.Int64).alias("records"))  # fmt: skip
+                .agg(
+                    pl.col("window_start").min().alias("first_seen"),
+                    pl.col("window_end").max().alias("last_seen"),
+                    pl.col("rows").sum().cast(pl.Int64).alias("records"),
+                )
                 .rename({"model_version": "version"})
                 .sort("first_seen")
                 .collect()
@@ -354,40 +402,60 @@ class Data:
         g = (
             golden.with_columns(pl.col("checked_at").dt.truncate(_EVERY[q.by]).alias("period"))
             .group_by("period")
-            .agg(pl.len().cast(pl.Int64).alias("checks"),
-                 pl.col("passed").sum().cast(pl.Int64).alias("passed"))
+            .agg(
+                pl.len().cast(pl.Int64).alias("checks"),
+                pl.col("passed").sum().cast(pl.Int64).alias("passed"),
+            )
             .with_columns((pl.col("passed") / pl.col("checks")).alias("pass_rate"))
             .sort("period")
             if golden.height
             else None
-        )  # fmt: skip
+        )
         return dataclasses.replace(
             s,
+            # None: the section's empty frame with the documented columns
             drift_over_time=over_time.drop("reference_id", "statistic", "dof", "p_value")
             if over_time.height
-            else None,
-            latency=self.latency_frame(model, q),
-            golden=g,
+            else None,  # type: ignore[arg-type]
+            latency=self.latency_frame(model, q),  # type: ignore[arg-type]
+            golden=g,  # type: ignore[arg-type]
             performance=(
                 self.performance(model, q).select(
-                    "period", "metric", "realized", "estimated", "lower", "upper",
-                    "count_labelled", "count_total")
-                if model in self.lake.models("performance") else None
-            ),  # fmt: skip
-            notes=[*s.notes] + ([f"Figures are for version {q.version} only; the status covers "
-                                 "every version."] if q.version else []),  # fmt: skip
+                    "period",
+                    "metric",
+                    "realized",
+                    "estimated",
+                    "lower",
+                    "upper",
+                    "count_labelled",
+                    "count_total",
+                )
+                if model in self.lake.models("performance")
+                else None
+            ),
+            notes=[*s.notes]
+            + (
+                [f"Figures are for version {q.version} only; the status covers every version."]
+                if q.version
+                else []
+            ),
         )
 
     def drift_whole(self, model: str, q: Query, feature: str) -> pl.DataFrame:
         """Every method's value for one feature over the whole range."""
         key = ("drift_whole", model, q.start, q.end, q.version, feature)
-        return self._cached(key, lambda: self.lake.drift(
-            model, q.start, q.end, by="all", version=q.version, features=[feature]))  # fmt: skip
+        return self._cached(
+            key,
+            lambda: self.lake.drift(
+                model, q.start, q.end, by="all", version=q.version, features=[feature]
+            ),
+        )
 
     def distribution(self, model: str, q: Query, feature: str) -> Distribution | None:
         """Reference versus current shares of one feature over the range (the report's view)."""
-        merged = self.lake.merged_profiles(model, q.start, q.end, by="all", version=q.version,
-                                           features=[feature])  # fmt: skip
+        merged = self.lake.merged_profiles(
+            model, q.start, q.end, by="all", version=q.version, features=[feature]
+        )
         if not merged:
             return None
         _, ref_id, _, current = merged[0]

@@ -28,7 +28,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from mlmon.server.auth import Principal, Unauthenticated, authenticate
@@ -89,8 +89,13 @@ def error_body(status: int, message: str, api: bool) -> tuple[bytes, bytes]:
     """``(body, content type)`` of an error answer: JSON for the API, a small page otherwise."""
     if api:
         return json.dumps({"status": status, "error": message}).encode(), b"application/json"
-    titles = {400: "Bad request", 401: "Sign-in needed", 404: "Not found",
-              429: "Too many requests", 500: "Something went wrong"}  # fmt: skip
+    titles = {
+        400: "Bad request",
+        401: "Sign-in needed",
+        404: "Not found",
+        429: "Too many requests",
+        500: "Something went wrong",
+    }
     title = titles.get(status, "Error")
     page = (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
@@ -104,9 +109,13 @@ def error_body(status: int, message: str, api: bool) -> tuple[bytes, bytes]:
 class Gate:
     """The middleware; ``audit`` is called with ``(principal, method, path, status, client)``."""
 
-    def __init__(self, app: ASGIApp, config: ServerConfig,
-                 audit: Callable[[str, str, str, int, str], None] | None = None,
-                 tls: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: ServerConfig,
+        audit: Callable[[str, str, str, int, str], None] | None = None,
+        tls: bool = False,
+    ) -> None:
         self.app = app
         self.config = config
         self.audit = audit
@@ -115,11 +124,22 @@ class Gate:
         if tls:
             self.headers.append((b"strict-transport-security", b"max-age=31536000"))
 
-    async def _send_error(self, send: Send, status: int, message: str, api: bool,
-                          extra: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]  # fmt: skip
+    async def _send_error(
+        self,
+        send: Send,
+        status: int,
+        message: str,
+        api: bool,
+        extra: Sequence[tuple[bytes, bytes]] = (),
+    ) -> None:
         body, ctype = error_body(status, message, api)
-        headers = [(b"content-type", ctype), (b"content-length", str(len(body)).encode()),
-                   (b"cache-control", b"no-store"), *self.headers, *extra]  # fmt: skip
+        headers = [
+            (b"content-type", ctype),
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"no-store"),
+            *self.headers,
+            *extra,
+        ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -141,24 +161,35 @@ class Gate:
                 who = principal.name
             except Unauthenticated as exc:
                 if not public:
-                    extra = ([(b"www-authenticate", b'Bearer realm="mlmon"')]
-                             if self.config.auth.mode == "token" else [])  # fmt: skip
+                    extra = (
+                        [(b"www-authenticate", b'Bearer realm="mlmon"')]
+                        if self.config.auth.mode == "token"
+                        else []
+                    )
                     status["code"] = 401
                     await self._send_error(send, 401, exc.reason, api, extra)
                     return
             allowed, wait = self.limiter.allow(f"user:{who}" if principal else f"ip:{client}")
             if not allowed:
                 status["code"] = 429
-                await self._send_error(send, 429, "Too many requests; wait a moment and retry.",
-                                       api, [(b"retry-after", str(max(1, round(wait))).encode())])  # fmt: skip
+                await self._send_error(
+                    send,
+                    429,
+                    "Too many requests; wait a moment and retry.",
+                    api,
+                    [(b"retry-after", str(max(1, round(wait))).encode())],
+                )
                 return
             scope.setdefault("state", {})["principal"] = principal
 
             async def send_with_headers(message: Message) -> None:
                 if message["type"] == "http.response.start":
                     status["code"] = message["status"]
-                    hdrs = [(k, v) for k, v in message.get("headers", [])
-                            if k.lower() not in {h for h, _ in self.headers}]  # fmt: skip
+                    hdrs = [
+                        (k, v)
+                        for k, v in message.get("headers", [])
+                        if k.lower() not in {h for h, _ in self.headers}
+                    ]
                     if not any(k.lower() == b"cache-control" for k, _ in hdrs):
                         hdrs.append((b"cache-control", b"no-store"))
                     message["headers"] = hdrs + self.headers
@@ -172,11 +203,18 @@ class Gate:
                 if status["code"]:
                     raise  # the answer was started: the server closes the connection
                 status["code"] = 500
-                await self._send_error(send, 500, f"The server could not answer this request "
-                                       f"(reference {ref}); the error is in the server log.", api)  # fmt: skip
+                await self._send_error(
+                    send,
+                    500,
+                    f"The server could not answer this request "
+                    f"(reference {ref}); the error is in the server log.",
+                    api,
+                )
         finally:
             if self.audit is not None:
                 try:
                     self.audit(who, scope.get("method", ""), path, status["code"] or 500, client)
                 except Exception:  # the answer is already out; the server log keeps the failure
-                    log.exception("the audit record of %s %s was not written", scope.get("method"), path)
+                    log.exception(
+                        "the audit record of %s %s was not written", scope.get("method"), path
+                    )

@@ -23,9 +23,11 @@ from tests.server.lake import build_server_lake
 
 #: The lake's data is 2026-10-01..06: a custom range that covers it.
 RANGE = "range=custom&start=2026-10-01&end=2026-10-07"
-TOKENS = {"alice": ("alice-token-0123456789abcdef", ["cardiology"]),
-          "ian": ("ian-token-0123456789abcdef", ["icu"]),
-          "root": ("root-token-0123456789abcdef", ["mlmon-admins"])}  # fmt: skip
+TOKENS = {
+    "alice": ("alice-token-0123456789abcdef", ["cardiology"]),
+    "ian": ("ian-token-0123456789abcdef", ["icu"]),
+    "root": ("root-token-0123456789abcdef", ["mlmon-admins"]),
+}
 
 
 @pytest.fixture(scope="session")
@@ -40,9 +42,16 @@ def write_config(folder: Path, lake: Path, auth: dict[str, Any], **extra: Any) -
     folder.mkdir(parents=True, exist_ok=True)
     if auth.get("mode") == "token":
         tokens = folder / "tokens.yaml"
-        tokens.write_text(yaml.safe_dump({"tokens": [
-            {"name": n, "sha256": hashlib.sha256(t.encode()).hexdigest(), "groups": g}
-            for n, (t, g) in TOKENS.items()]}))  # fmt: skip
+        tokens.write_text(
+            yaml.safe_dump(
+                {
+                    "tokens": [
+                        {"name": n, "sha256": hashlib.sha256(t.encode()).hexdigest(), "groups": g}
+                        for n, (t, g) in TOKENS.items()
+                    ]
+                }
+            )
+        )
         os.chmod(tokens, 0o600)
         auth = {**auth, "tokens_file": "tokens.yaml"}
     doc = {
@@ -63,9 +72,14 @@ def make_client(tmp_path: Path, server_lake: Path) -> Iterator[Callable[..., Tes
     """``make_client(auth={...}, client=("10.0.0.5", 1234), **config)`` -> a started TestClient."""
     opened: list[TestClient] = []
 
-    def make(auth: dict[str, Any] | None = None, client: tuple[str, int] = ("127.0.0.1", 50000),
-             **extra: Any) -> TestClient:  # fmt: skip
-        path = write_config(tmp_path / f"c{len(opened)}", server_lake, auth or {"mode": "none"}, **extra)
+    def make(
+        auth: dict[str, Any] | None = None,
+        client: tuple[str, int] = ("127.0.0.1", 50000),
+        **extra: Any,
+    ) -> TestClient:
+        path = write_config(
+            tmp_path / f"c{len(opened)}", server_lake, auth or {"mode": "none"}, **extra
+        )
         config = load_config(path, env={})
         c = TestClient(create_app(config), client=client, raise_server_exceptions=False)
         c.__enter__()

@@ -10,7 +10,14 @@ from pathlib import Path
 import polars as pl
 import yaml
 
-from mlmon.demo.run import FIXTURES, _outcomes, _start_model_server, _stop, _write_labels, _write_stream
+from mlmon.demo.run import (
+    FIXTURES,
+    _outcomes,
+    _start_model_server,
+    _stop,
+    _write_labels,
+    _write_stream,
+)
 from mlmon.edge.collector import Collector
 from mlmon.edge.config import load_config
 from mlmon.lake.references import save_reference
@@ -27,9 +34,13 @@ def build_server_lake(d: Path) -> Path:
     baseline = pl.read_parquet(FIXTURES / "reference.parquet")
     spec = PerformanceSpec.make("binary", classes=("0", "1"), thresholds=(0.3,))
     for model in (RISK, SEPSIS):
-        ref = build_reference(baseline.with_columns(_outcomes(baseline, seed=5)), schema,
-                              model=model, performance=spec if model == RISK else None,
-                              label_column="outcome" if model == RISK else None)  # fmt: skip
+        ref = build_reference(
+            baseline.with_columns(_outcomes(baseline, seed=5)),
+            schema,
+            model=model,
+            performance=spec if model == RISK else None,
+            label_column="outcome" if model == RISK else None,
+        )
         save_reference(ref, d / f"{model}.parquet")
     _write_stream(d / "log", FIXTURES)
     _write_labels(d / "labels", FIXTURES)
@@ -44,14 +55,24 @@ def build_server_lake(d: Path) -> Path:
             "streams": [{"path": str(d / "log"), "format": "jsonl", "kind": "tabular"}],
         }
         if name == RISK:
-            m["performance"] = {"store_predictions": True, "label_horizon": "60d",
-                                "labels_folder": str(d / "labels"), "label_column": "outcome"}  # fmt: skip
+            m["performance"] = {
+                "store_predictions": True,
+                "label_horizon": "60d",
+                "labels_folder": str(d / "labels"),
+                "label_column": "outcome",
+            }
         return m
 
-    cfg = {"collector_id": "edge-s", "lake": {"uri": str(d / "lake")},
-           "hmac_key": {"env": "MLMON_SERVER_T_KEY"}, "state_dir": str(d / "state"),
-           "window": "6h", "allow_http": True, "metrics": None,
-           "models": [model(RISK), model(SEPSIS)]}  # fmt: skip
+    cfg = {
+        "collector_id": "edge-s",
+        "lake": {"uri": str(d / "lake")},
+        "hmac_key": {"env": "MLMON_SERVER_T_KEY"},
+        "state_dir": str(d / "state"),
+        "window": "6h",
+        "allow_http": True,
+        "metrics": None,
+        "models": [model(RISK), model(SEPSIS)],
+    }
     (d / "edge.yaml").write_text(yaml.safe_dump(cfg))
     os.environ["MLMON_SERVER_T_KEY"] = "s" * 32
     try:

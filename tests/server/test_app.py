@@ -123,18 +123,25 @@ def _same(api: list[dict[str, Any]], lake: list[dict[str, Any]]) -> None:
 def test_api_equals_the_lake_methods(make_client: Any, server_lake: Path) -> None:
     c = make_client()
     lake = Lake(str(server_lake))
-    s, e = "2026-10-01", "2026-10-07"
+    s = "2026-10-01"
     api = lambda kind, extra="": c.get(f"/api/v1/models/{RISK}/{kind}?{RANGE}&by=day{extra}").json()  # noqa: E731
     end = "2026-10-08"  # end=2026-10-07 (a date) includes that day
     drift = api("drift")
     assert drift["start"].startswith(s) and drift["end"].startswith(end)
     _same(drift["rows"], _rows(lake.drift(RISK, s, end, by="day")))
     assert any(r["drifted"] for r in drift["rows"])
-    _same(api("drift", "&method=psi,ks&feature=age")["rows"],
-          _rows(lake.drift(RISK, s, end, by="day", methods=["psi", "ks"], features=["age"])))  # fmt: skip
-    _same(api("percentiles", "&q=0.5,0.9&source=stream")["rows"],
-          _rows(lake.percentiles("latency_ms", (0.5, 0.9), model=RISK, start=s, end=end, by="day",
-                                 source="stream")))  # fmt: skip
+    _same(
+        api("drift", "&method=psi,ks&feature=age")["rows"],
+        _rows(lake.drift(RISK, s, end, by="day", methods=["psi", "ks"], features=["age"])),
+    )
+    _same(
+        api("percentiles", "&q=0.5,0.9&source=stream")["rows"],
+        _rows(
+            lake.percentiles(
+                "latency_ms", (0.5, 0.9), model=RISK, start=s, end=end, by="day", source="stream"
+            )
+        ),
+    )
     perf = api("performance")["rows"]
     _same(perf, _rows(lake.performance(RISK, s, end, by="day")))
     assert any(r["realized"] is not None for r in perf)
@@ -155,8 +162,12 @@ def test_period_size_and_version_change_the_figures(make_client: Any, server_lak
     assert len({r["period"] for r in by_hour}) > len({r["period"] for r in by_day})
     version = lake.read("profiles", model=RISK)["model_version"].drop_nulls()[0]
     same = c.get(f"/api/v1/models/{RISK}/drift?{RANGE}&method=psi&version={version}").json()["rows"]
-    _same(same, _rows(lake.drift(RISK, "2026-10-01", "2026-10-08", by="day", methods=["psi"],
-                                 version=version)))  # fmt: skip
+    _same(
+        same,
+        _rows(
+            lake.drift(RISK, "2026-10-01", "2026-10-08", by="day", methods=["psi"], version=version)
+        ),
+    )
     none = c.get(f"/api/v1/models/{RISK}/drift?{RANGE}&version=no-such-version").json()["rows"]
     assert none == [] and same
     page = c.get(f"/models/{RISK}?{RANGE}&version={version}").text
@@ -165,9 +176,14 @@ def test_period_size_and_version_change_the_figures(make_client: Any, server_lak
 
 @pytest.mark.parametrize(
     ("query", "named"),
-    [("range=fortnight", "range"), ("by=fortnight", "by"), ("range=custom&start=x&end=2026-10-02", "start"),
-     ("range=custom&start=2026-10-05&end=2026-10-01", "end"), ("range=custom&start=2026-01-01&end=2026-12-01&by=hour", "by=hour")],
-)  # fmt: skip
+    [
+        ("range=fortnight", "range"),
+        ("by=fortnight", "by"),
+        ("range=custom&start=x&end=2026-10-02", "start"),
+        ("range=custom&start=2026-10-05&end=2026-10-01", "end"),
+        ("range=custom&start=2026-01-01&end=2026-12-01&by=hour", "by=hour"),
+    ],
+)
 def test_bad_parameters_answer_400_naming_them(make_client: Any, query: str, named: str) -> None:
     c = make_client()
     r = c.get(f"/api/v1/models/{RISK}/drift?{query}")
@@ -189,8 +205,11 @@ def test_an_internal_error_shows_no_stack_trace(make_client: Any, tmp_path: Path
     from mlmon.server.app import create_app
 
     config = make_client().config
-    with TestClient(create_app(config, data=_BrokenData(config)), raise_server_exceptions=False,
-                    client=("127.0.0.1", 1)) as c:  # fmt: skip
+    with TestClient(
+        create_app(config, data=_BrokenData(config)),
+        raise_server_exceptions=False,
+        client=("127.0.0.1", 1),
+    ) as c:
         for path in ("/", "/api/v1/overview"):
             r = c.get(path)
             assert r.status_code == 500
@@ -204,10 +223,14 @@ def test_openapi_lists_every_api_route(make_client: Any) -> None:
     c = make_client()
     doc = c.get("/api/v1/openapi.json").json()
     assert doc["openapi"].startswith("3.")
-    routes = {r.path for r in c.app.app.routes if r.path.startswith("/api/v1/")} - {"/api/v1/openapi.json"}
+    routes = {r.path for r in c.app.app.routes if r.path.startswith("/api/v1/")} - {
+        "/api/v1/openapi.json"
+    }
     assert set(doc["paths"]) == routes
     for path, item in doc["paths"].items():
         assert "404" in item["get"]["responses"] or "{model}" not in path
     r = c.get(f"/api/v1/models/{RISK}/percentiles?{RANGE}&q=0.5,2")
     assert r.status_code == 400 and "q must be" in r.json()["error"]
-    assert math.isfinite(c.get(f"/api/v1/models/{RISK}/percentiles?{RANGE}").json()["rows"][0]["value"])
+    assert math.isfinite(
+        c.get(f"/api/v1/models/{RISK}/percentiles?{RANGE}").json()["rows"][0]["value"]
+    )

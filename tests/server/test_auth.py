@@ -36,7 +36,9 @@ def test_token_mode(make_client: Any) -> None:
     c = make_client({"mode": "token"})
     r = c.get("/api/v1/models")
     assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
-    assert c.get("/api/v1/models", headers={"Authorization": "Bearer wrong-token"}).status_code == 401
+    assert (
+        c.get("/api/v1/models", headers={"Authorization": "Bearer wrong-token"}).status_code == 401
+    )
     assert c.get("/api/v1/models", headers={"Authorization": TOKENS["alice"][0]}).status_code == 401
     r = c.get("/api/v1/models", headers=bearer("alice"))
     assert r.status_code == 200 and r.json()["models"] == [RISK]
@@ -54,7 +56,9 @@ def test_token_file_readable_by_others_is_refused(tmp_path: Path, server_lake: P
     assert not any(t in text for t, _ in TOKENS.values())  # only hashes are stored
 
 
-def test_proxy_headers_from_an_untrusted_address_are_ignored(make_client: Any, tmp_path: Path) -> None:
+def test_proxy_headers_from_an_untrusted_address_are_ignored(
+    make_client: Any, tmp_path: Path
+) -> None:
     secret = tmp_path / "proxy-secret"
     secret.write_text("s3cret-shared-with-the-proxy")
     os.chmod(secret, 0o600)
@@ -80,12 +84,22 @@ def test_a_team_sees_only_its_models(make_client: Any) -> None:
     cardio = {"X-Forwarded-User": "alice", "X-Forwarded-Groups": "cardiology,other"}
     page = c.get(f"/?{RANGE}", headers=cardio).text
     assert RISK in page and SEPSIS not in page
-    assert [m["model"] for m in c.get(f"/api/v1/overview?{RANGE}", headers=cardio).json()["models"]] == [RISK]
+    assert [
+        m["model"] for m in c.get(f"/api/v1/overview?{RANGE}", headers=cardio).json()["models"]
+    ] == [RISK]
     hidden = c.get(f"/models/{SEPSIS}?{RANGE}", headers=cardio)
     missing = c.get(f"/models/no-such-model?{RANGE}", headers=cardio)
     assert hidden.status_code == missing.status_code == 404
     assert hidden.text == missing.text and SEPSIS not in hidden.text  # the name does not leak
-    for kind in ("drift", "percentiles", "performance", "alerts", "golden", "versions", "data-quality"):
+    for kind in (
+        "drift",
+        "percentiles",
+        "performance",
+        "alerts",
+        "golden",
+        "versions",
+        "data-quality",
+    ):
         r = c.get(f"/api/v1/models/{SEPSIS}/{kind}?{RANGE}", headers=cardio)
         assert r.status_code == 404, kind
         assert c.get(f"/api/v1/models/{SEPSIS}/{kind}?{RANGE}", headers=icu).status_code == 200

@@ -32,8 +32,11 @@ def test_real_server_pages_script_headers_and_auth(tmp_path: Path, server_lake: 
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlmon.cli", "server", "--config", str(config), "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):  # up to 30 s to start
@@ -58,10 +61,15 @@ def test_real_server_pages_script_headers_and_auth(tmp_path: Path, server_lake: 
             assert model.status_code == 200 and 'class="chart"' in model.text
             assert c.get(f"/models/{SEPSIS}?{RANGE}", headers=alice).status_code == 404
             js = c.get("/static/mlmon.js")
-            assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+            assert js.status_code == 200 and js.headers["content-type"].startswith(
+                "text/javascript"
+            )
             assert len(js.content) > 500_000  # vega + vega-lite + vega-embed, served locally
             assert b"ast:true" in js.content and b"mlmonDraw" in js.content
-            assert c.get("/static/mlmon.js", headers={"If-None-Match": js.headers["etag"]}).status_code == 304
+            assert (
+                c.get("/static/mlmon.js", headers={"If-None-Match": js.headers["etag"]}).status_code
+                == 304
+            )
             api = c.get(f"/api/v1/models/{RISK}/drift?{RANGE}&method=psi", headers=alice).json()
             assert api["rows"] and {r["method"] for r in api["rows"]} == {"psi"}
     finally:
