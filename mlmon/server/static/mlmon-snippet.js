@@ -13,7 +13,7 @@ function mlmonDraw() {
       el.textContent = "This chart could not be read.";
       continue;
     }
-    vegaEmbed(el, spec, { ast: true, actions: false, renderer: "svg" }).catch((err) => {
+    vegaEmbed(el, spec, { ast: true, actions: false, renderer: "svg", defaultStyle: false }).catch((err) => {
       el.textContent = "This chart could not be drawn: " + err.message;
     });
   }
