@@ -28,7 +28,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("server", help="dashboards and a JSON API over the lake (reader role)")
+    p = sub.add_parser(
+        "server",
+        help="dashboards and a JSON API over the lake (reader role)",
+        description="Serve the overview, model and feature pages and the JSON API (/api/v1) over\n"
+        "the lake, with sign-in (none on loopback only, token or proxy), per-team model\n"
+        "groups and an audit record of every request. See docs/server.md.",
+        epilog="example:\n  mlmon server --lake ./lake --range-anchor data --port 8400",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--lake", help="lake URI (default: MLMON_LAKE, or 'lake:' in --config)")
     p.add_argument("--config", help="server.yaml: sign-in, model groups, audit (docs/server.md)")
     p.add_argument("--host", help="address to bind (default 127.0.0.1)")
