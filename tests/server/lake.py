@@ -79,7 +79,7 @@ def build_server_lake(d: Path) -> Path:
         collector = Collector(
             load_config(d / "edge.yaml"), clock=lambda: datetime(2026, 10, 7, 12, tzinfo=UTC)
         )
-        for _ in range(2):
+        for _ in range(1):
             result = collector.run_once()
             if result.errors:
                 raise RuntimeError(f"the edge run failed: {result.errors}")
