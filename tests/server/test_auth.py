@@ -140,3 +140,30 @@ def test_every_request_is_in_the_hash_chained_audit_log(make_client: Any) -> Non
         assert rec.prev_hash == prev and rec.computed_hash() == rec.hash
         prev = rec.hash
     assert not any("token" in json.dumps(r) and "Bearer" in json.dumps(r) for r in records)
+
+
+def test_access_review_lists_who_asked_for_what(make_client: Any, capsys: Any) -> None:
+    c = make_client({"mode": "token"})
+    c.get(f"/models/{RISK}?{RANGE}", headers=bearer("alice"))
+    c.get(f"/api/v1/models/{SEPSIS}/golden?{RANGE}", headers=bearer("alice"))
+    c.get(f"/api/v1/models/{SEPSIS}/golden?{RANGE}", headers=bearer("ian"))
+    c.get("/api/v1/models", headers={"Authorization": "Bearer wrong"})
+    c.app.app.state.audit.flush()
+    audit_uri = str(c.config.audit.state_dir.parent / "audit-lake")
+    assert main(["audit", "access-review", "--lake", audit_uri, "--since", "2026-01-01"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split(",")[:4] == ["principal", "first_access", "last_access", "requests"]
+    rows = {line.split(",")[0]: line.split(",") for line in lines[1:]}
+    header = lines[0].split(",")
+    col = {name: i for i, name in enumerate(header)}
+    alice, ian, anon = rows["alice"], rows["ian"], rows["anonymous"]
+    assert (alice[col["requests"]], alice[col["answered"]], alice[col["not_found"]]) == (
+        "2",
+        "1",
+        "1",
+    )
+    assert alice[col["models"]] == f"{RISK};{SEPSIS}"  # asked for, including the refused one
+    assert (ian[col["answered"]], ian[col["models"]]) == ("1", SEPSIS)
+    assert anon[col["refused"]] == "1"
+    assert main(["audit", "access-review", "--lake", audit_uri, "--since", "2999-01-01"]) == 0
+    assert capsys.readouterr().out.strip() == ",".join(header)
