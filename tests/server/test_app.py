@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from html.parser import HTMLParser
 from pathlib import Path
@@ -234,3 +235,39 @@ def test_openapi_lists_every_api_route(make_client: Any) -> None:
     assert math.isfinite(
         c.get(f"/api/v1/models/{RISK}/percentiles?{RANGE}").json()["rows"][0]["value"]
     )
+
+
+def test_model_page_draws_every_part_and_the_range_changes_the_figures(make_client: Any) -> None:
+    c = make_client()
+    page = parse(c.get(f"/models/{RISK}?{RANGE}").text)
+    islands = {attrs["id"]: json.loads(text) for attrs, text in page.scripts if attrs.get("id")}
+    titles = " | ".join(str(spec.get("title", "")) for spec in islands.values())
+    for part in ("each period against the reference", "per period (dashed", "Latency",
+                 "Golden", "erformance", "lert"):  # fmt: skip
+        assert part in titles, (part, titles)
+    assert len(page.chart_divs) >= 6
+    one_day = c.get("/api/v1/overview?range=custom&start=2026-10-02&end=2026-10-02").json()
+    six_days = c.get(f"/api/v1/overview?{RANGE}").json()
+    records = lambda doc: {m["model"]: m["records"] for m in doc["models"]}  # noqa: E731
+    assert 0 < records(one_day)[RISK] < records(six_days)[RISK]
+    html_one_day = c.get("/?range=custom&start=2026-10-02&end=2026-10-02").text
+    assert f"{records(one_day)[RISK]:,}" in html_one_day
+
+
+def test_preset_ranges_end_at_the_clock_or_at_the_newest_data(make_client: Any) -> None:
+    clock = make_client().get("/api/v1/overview?range=7d").json()["models"]
+    assert {m["status"] for m in clock} == {"grey"} and all(m["records"] == 0 for m in clock)
+    data = make_client(range_anchor="data", stale_after="100000d").get("/api/v1/overview?range=7d")
+    rows = data.json()["models"]
+    assert all(m["records"] > 0 for m in rows) and not any(m["stale"] for m in rows)
+    assert data.json()["end"].startswith("2026-10-0")
+
+
+def test_the_server_charts_are_valid_vega_lite(server_lake: Path) -> None:
+    from mlmon.server.charts import drift_heatmap, method_chart
+
+    drift = Lake(str(server_lake)).drift(RISK, "2026-10-01", "2026-10-07", by="day")
+    for chart in (drift_heatmap(drift, "psi"), method_chart(drift, "age")):
+        assert chart is not None
+        chart.to_dict(validate=True)  # raises on a schema error
+    assert drift_heatmap(drift.head(0), "psi") is None and method_chart(drift, "nope") is None
