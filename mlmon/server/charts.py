@@ -52,7 +52,7 @@ def drift_heatmap(drift: pl.DataFrame, method: str) -> Any | None:
                 "period:O",
                 title=None,
                 timeUnit="utcyearmonthdatehours",
-                axis=alt.Axis(format="%b %d %H:%M", labelAngle=-45, formatType="utc"),
+                axis=alt.Axis(format="%b %d %H:%M", labelAngle=-45),
             ),
             y=alt.Y("feature:N", title=None),
             color=alt.Color(

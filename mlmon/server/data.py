@@ -56,6 +56,11 @@ class Query:
     version: str | None = None
     range: str = "7d"
 
+    @property
+    def last_day(self) -> date:
+        """The last day in the range (``end`` is exclusive): what a date picker shows as "to"."""
+        return (self.end - timedelta(microseconds=1)).date()
+
     def params(self, **override: str | None) -> dict[str, str]:
         """Query parameters that give this query back (for links between pages)."""
         p: dict[str, str | None] = {"range": self.range, "by": self.by, "version": self.version}

@@ -13,7 +13,13 @@ function mlmonDraw() {
       el.textContent = "This chart could not be read.";
       continue;
     }
-    vegaEmbed(el, spec, { ast: true, actions: false, renderer: "svg", defaultStyle: false }).catch((err) => {
+    vegaEmbed(el, spec, {
+      ast: true, // Vega's expression interpreter: no eval, so no 'unsafe-eval' in the CSP
+      actions: false,
+      renderer: "svg",
+      defaultStyle: false, // no <style> element (the CSP allows style sheets from 'self' only)
+      tooltip: { disableDefaultStyle: true }, // its style is in /static/mlmon.css
+    }).catch((err) => {
       el.textContent = "This chart could not be drawn: " + err.message;
     });
   }
