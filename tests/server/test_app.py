@@ -271,3 +271,23 @@ def test_the_server_charts_are_valid_vega_lite(server_lake: Path) -> None:
         assert chart is not None
         chart.to_dict(validate=True)  # raises on a schema error
     assert drift_heatmap(drift.head(0), "psi") is None and method_chart(drift, "nope") is None
+
+
+def test_unknown_paths_and_methods_get_the_plain_error_page(make_client: Any) -> None:
+    c = make_client()
+    for r, status in ((c.get("/no/such/page"), 404), (c.post("/"), 405),
+                      (c.get("/api/v1/nothing"), 404)):  # fmt: skip
+        assert r.status_code == status
+        assert "Traceback" not in r.text and r.headers["x-frame-options"] == "DENY"
+    assert c.get("/api/v1/nothing").json()["status"] == 404
+
+
+def test_hsts_is_sent_only_when_the_server_speaks_tls(make_client: Any) -> None:
+    from starlette.testclient import TestClient
+
+    from mlmon.server.app import create_app
+
+    c = make_client()
+    assert "strict-transport-security" not in c.get("/healthz").headers
+    with TestClient(create_app(c.config, tls=True), client=("127.0.0.1", 1)) as tls:
+        assert tls.get("/healthz").headers["strict-transport-security"].startswith("max-age=")
