@@ -144,7 +144,7 @@ def test_every_request_is_in_the_hash_chained_audit_log(make_client: Any) -> Non
 
 def test_access_review_lists_who_asked_for_what(make_client: Any, capsys: Any) -> None:
     c = make_client({"mode": "token"})
-    c.get(f"/models/{RISK}?{RANGE}", headers=bearer("alice"))
+    c.get(f"/api/v1/models/{RISK}/versions?{RANGE}", headers=bearer("alice"))
     c.get(f"/api/v1/models/{SEPSIS}/golden?{RANGE}", headers=bearer("alice"))
     c.get(f"/api/v1/models/{SEPSIS}/golden?{RANGE}", headers=bearer("ian"))
     c.get("/api/v1/models", headers={"Authorization": "Bearer wrong"})
