@@ -1,0 +1,314 @@
+"""The Starlette application: pages, ``/api/v1`` and the static script; :func:`serve` runs it.
+
+Why Starlette rather than FastAPI: the server needs a handful of explicit GET routes, an
+ASGI middleware and jinja2 pages. Starlette is small, already installed with the test
+tools, and couples to nothing else; FastAPI would add pydantic models and dependency
+injection for an API whose answers are plain polars frames, and generate an OpenAPI
+schema we would still have to correct. The schema is built here from the route table
+(:mod:`mlmon.server.api`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from mlmon._extras import require
+from mlmon.errors import ConfigError, LakeError, MlmonError, UnknownNameError
+from mlmon.server.config import ServerConfig
+from mlmon.server.data import RANGES, Data, Query, parse_query
+
+__all__ = ["RequestAudit", "create_app", "serve"]
+
+log = logging.getLogger("mlmon.server")
+
+
+class RequestAudit:
+    """Every request as one record of the hash-chained audit log (actor: the server).
+
+    The record's ``target`` is the path; ``outcome`` the answer's status code; the
+    details name the principal, the HTTP method and the client address. Segments are
+    flushed to ``{audit uri}/audit/{actor}/`` every ``flush_every`` and at shutdown.
+    """
+
+    def __init__(self, config: ServerConfig) -> None:
+        from mlmon.governance.audit import AuditLog
+
+        a = config.audit
+        self.log = AuditLog(
+            a.uri or config.lake,
+            a.state_dir,
+            a.actor,
+            echo=False,
+            storage_options=dict(config.storage_options) or None,
+        )
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._every = a.flush_every.total_seconds()
+        self._thread: threading.Thread | None = None
+
+    def __call__(self, who: str, method: str, path: str, status: int, client: str) -> None:
+        with self._lock:
+            self.log.record(
+                f"http_{method.lower()}", path[:512], str(status), principal=who, client=client
+            )
+
+    def flush(self) -> None:
+        with self._lock:
+            try:
+                self.log.flush()
+            except (MlmonError, OSError) as exc:  # kept on the state volume; retried next time
+                log.warning("audit segment not written (%s); retrying at the next flush", exc)
+
+    def start(self) -> None:
+        def loop() -> None:
+            while not self._stop.wait(self._every):
+                self.flush()
+
+        self._thread = threading.Thread(target=loop, name="mlmon-audit-flush", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.flush()
+
+
+def _status_word(status: str) -> str:
+    return {"red": "Act now", "amber": "Watch", "green": "OK", "grey": "No data"}.get(
+        status, status
+    )
+
+
+def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = False) -> Any:
+    """The ASGI application for ``config`` (Starlette, wrapped by :class:`~mlmon.server.gate.Gate`)."""
+    require("starlette", "server")
+    jinja2 = require("jinja2", "server")
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse, PlainTextResponse, Response
+    from starlette.routing import Route
+
+    from mlmon.reports.charts import distribution_chart, section_charts
+    from mlmon.reports.context import DEFAULT_DATA_HANDLING, method_name, methods_from_registry
+    from mlmon.server import api
+    from mlmon.server.assets import script_bundle, static_text
+    from mlmon.server.charts import drift_heatmap, method_chart, spec_island
+    from mlmon.server.gate import Gate, error_body
+
+    data = data or Data(config)
+    audit = RequestAudit(config) if config.audit.enabled else None
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("mlmon.server", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.globals.update(status_word=_status_word, method_name=method_name, ranges=list(RANGES))
+    env.filters["when"] = lambda d: "never" if d is None else f"{d:%Y-%m-%d %H:%M} UTC"
+    env.filters["pct"] = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"
+    env.filters["num"] = lambda v, f=".3g": "n/a" if v is None else format(v, f)
+
+    def principal(request: Request) -> Any:
+        return request.scope["state"]["principal"]
+
+    def visible_models(request: Request) -> list[str]:
+        return principal(request).visible(data.models())
+
+    def model_of(request: Request) -> str:
+        name = request.path_params["model"]
+        if not principal(request).can_see(name) or name not in data.models():
+            raise HTTPException(404, "There is no model of that name you may see.")
+        return str(name)
+
+    def query(request: Request, models: list[str]) -> Query:
+        try:
+            return parse_query(dict(request.query_params), data.now(models))
+        except ConfigError as exc:
+            raise HTTPException(400, str(exc)) from exc
+
+    def page(name: str, request: Request, q: Query | None, **ctx: Any) -> HTMLResponse:
+        islands: list[tuple[str, str]] = []
+
+        def chart(c: Any) -> str:
+            if c is None:
+                return ""
+            island_id = f"spec-{len(islands) + 1}"
+            islands.append((island_id, spec_island(c)))
+            return island_id
+
+        ctx.update(
+            request=request,
+            q=q,
+            chart=chart,
+            islands=islands,
+            user=principal(request),
+            link=lambda path, **kw: path + ("?" + urlencode(q.params(**kw)) if q else ""),
+            now=datetime.now().astimezone(),
+        )
+        body = env.get_template(name).render(**ctx)
+        return HTMLResponse(body)
+
+    # -- pages ---------------------------------------------------------------------------
+    def overview(request: Request) -> Response:
+        models = visible_models(request)
+        q = query(request, models)
+        return page("overview.html", request, q, rows=data.overview(models, q))
+
+    def model_page(request: Request) -> Response:
+        model = model_of(request)
+        q = query(request, [model])
+        section = data.model_section(model, q)
+        methods = methods_from_registry()
+        drift = section.drift_over_time
+        distance = [m.name for m in methods if m.direction == "above"]
+        present = [m for m in distance if drift.height and m in drift["method"].to_list()]
+        chosen = request.query_params.get("method") or (present[0] if present else None)
+        if chosen is not None and chosen not in present and present:
+            raise HTTPException(400, f"method must be one of {', '.join(present)}")
+        charts = section_charts(section, methods, q.start, q.end)
+        heatmap = drift_heatmap(drift, chosen) if chosen else None
+        return page(
+            "model.html",
+            request,
+            q,
+            model=model,
+            s=section,
+            charts=charts,
+            heatmap=heatmap,
+            methods=present,
+            chosen=chosen,
+            quality=data.data_quality(model, q).to_dicts(),
+            versions=data.versions(model, q).to_dicts(),
+            firing=data.firing(model, q),
+            features=sorted(set(drift["feature"].to_list())) if drift.height else [],
+        )
+
+    def feature_page(request: Request) -> Response:
+        model = model_of(request)
+        q = query(request, [model])
+        feature = request.path_params["feature"]
+        drift = data.drift(model, q, features=[feature])
+        if not drift.height and feature not in data.data_quality(model, q)["feature"].to_list():
+            raise HTTPException(404, "This model has no feature of that name in the range.")
+        dist = data.distribution(model, q, feature)
+
+        return page(
+            "feature.html",
+            request,
+            q,
+            model=model,
+            feature=feature,
+            dist=distribution_chart(dist, width=420) if dist is not None else None,
+            methods_chart=method_chart(drift, feature),
+            whole=data.drift_whole(model, q, feature).to_dicts(),
+        )
+
+    def about(request: Request) -> Response:
+        return page(
+            "about.html",
+            request,
+            None,
+            handling=DEFAULT_DATA_HANDLING,
+            methods=methods_from_registry(),
+        )
+
+    def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    def script(request: Request) -> Response:
+        body, digest = script_bundle()
+        if request.headers.get("if-none-match") == f'"{digest}"':
+            return Response(status_code=304, headers={"etag": f'"{digest}"'})
+        return Response(
+            body,
+            media_type="text/javascript; charset=utf-8",
+            headers={"etag": f'"{digest}"', "cache-control": "public, max-age=3600"},
+        )
+
+    def css(request: Request) -> Response:
+        return Response(
+            static_text("mlmon.css"),
+            media_type="text/css; charset=utf-8",
+            headers={"cache-control": "public, max-age=3600"},
+        )
+
+    # -- errors: a page or JSON, never a stack trace --------------------------------------
+    def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        body, ctype = error_body(
+            exc.status_code, str(exc.detail), request.url.path.startswith("/api/")
+        )
+        return Response(body, status_code=exc.status_code, media_type=ctype.decode())
+
+    def bad_query(request: Request, exc: Exception) -> Response:
+        return http_error(request, HTTPException(400, str(exc)))
+
+    def lake_error(request: Request, exc: Exception) -> Response:
+        log.error("lake error on %s: %s", request.url.path, exc)
+        return http_error(
+            request,
+            HTTPException(500, "The lake could not be read; the error is in the server log."),
+        )
+
+    routes = [
+        Route("/", overview),
+        Route("/models/{model}", model_page),
+        Route("/models/{model}/features/{feature}", feature_page),
+        Route("/about", about),
+        Route("/healthz", healthz),
+        Route("/static/mlmon.js", script),
+        Route("/static/mlmon.css", css),
+        *api.routes(data, visible_models, model_of, query),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        if audit is not None:
+            audit.start()
+        try:
+            yield
+        finally:
+            if audit is not None:
+                audit.stop()
+
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            HTTPException: http_error,
+            ConfigError: bad_query,
+            UnknownNameError: bad_query,
+            LakeError: lake_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.data = data
+    app.state.audit = audit
+    return Gate(app, config, audit, tls=tls)
+
+
+def serve(config: ServerConfig, *, tls_cert: str | None = None, tls_key: str | None = None) -> None:
+    """Run the server with uvicorn until SIGTERM / Ctrl-C (the audit log is flushed at exit)."""
+    uvicorn = require("uvicorn", "server")
+    from mlmon.server.assets import script_bundle
+
+    if bool(tls_cert) != bool(tls_key):
+        raise ConfigError("give both --tls-cert and --tls-key, or neither")
+    app = create_app(config, tls=bool(tls_cert))
+    threading.Thread(target=script_bundle, name="mlmon-bundle", daemon=True).start()
+    uvicorn.run(
+        app,
+        host=config.host,
+        port=config.port,
+        log_level="warning",
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
+        server_header=False,
+        proxy_headers=False,
+    )

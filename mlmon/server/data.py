@@ -1,0 +1,499 @@
+"""What the pages and the API show, computed through :class:`mlmon.analysis.lake.Lake` and
+:mod:`mlmon.reports.context` (the report's per-model sections), cached briefly.
+
+Every figure is recomputed from the lake's profiles, as the CLI does; the server adds
+only the time range, the period size and the version filter of a request
+(:class:`Query`), and a short cache keyed by them (``cache_seconds``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
+
+import polars as pl
+
+from mlmon.analysis.lake import Lake
+from mlmon.errors import ConfigError, LakeError
+from mlmon.reports.context import (
+    REPORT_METHODS,
+    Distribution,
+    ModelSection,
+    _distribution,  # the report's own view of a feature
+    collect,
+    p_value_methods,
+    rule_name,
+)
+from mlmon.server.config import ServerConfig
+
+__all__ = ["RANGES", "Data", "OverviewRow", "Query", "parse_query"]
+
+#: The preset ranges: length and default period size.
+RANGES: dict[str, tuple[timedelta, str]] = {
+    "24h": (timedelta(hours=24), "hour"),
+    "7d": (timedelta(days=7), "day"),
+    "30d": (timedelta(days=30), "day"),
+}
+PERIODS = ("hour", "day", "week")
+_MAX_PERIODS = 800  # an hourly view of a year would draw 8,760 columns: refused, say why
+_VERSION_CHARS = 128
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Query:
+    """One request's time range [start, end), period size and model version (None: all)."""
+
+    start: datetime
+    end: datetime
+    by: str
+    version: str | None = None
+    range: str = "7d"
+
+    @property
+    def last_day(self) -> date:
+        """The last day in the range (``end`` is exclusive): what a date picker shows as "to"."""
+        return (self.end - timedelta(microseconds=1)).date()
+
+    def params(self, **override: str | None) -> dict[str, str]:
+        """Query parameters that give this query back (for links between pages)."""
+        p: dict[str, str | None] = {"range": self.range, "by": self.by, "version": self.version}
+        if self.range == "custom":
+            p["start"], p["end"] = self.start.isoformat(), self.end.isoformat()
+        p.update(override)
+        return {k: v for k, v in p.items() if v}
+
+
+def _time(text: str, name: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(
+            f"{name} {text[:40]!r} is not a date or time; use e.g. 2026-10-01 or 2026-10-01T06:00Z"
+        ) from exc
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def parse_query(params: Mapping[str, str], now: datetime) -> Query:
+    """The :class:`Query` of request parameters ``range``, ``start``, ``end``, ``by``, ``version``.
+
+    ``range`` is ``24h``, ``7d`` (default), ``30d`` or ``custom`` (then ``start`` and
+    ``end``, dates or UTC times, ``end`` exclusive; a date ``end`` includes that day).
+    ``start`` and ``end`` without ``range`` mean ``custom``.
+
+    Raises
+    ------
+    ConfigError
+        A parameter is not valid; the message names it (the server answers 400).
+    """
+    name = params.get("range") or ("custom" if params.get("start") else "7d")
+    if name == "custom":
+        if not (params.get("start") and params.get("end")):
+            raise ConfigError(
+                "range=custom needs start and end (e.g. start=2026-10-01&end=2026-10-07)"
+            )
+        start, end = _time(params["start"], "start"), _time(params["end"], "end")
+        if len(params["end"].strip()) == 10:  # a date: that whole day is in the range
+            end += timedelta(days=1)
+        if end <= start:
+            raise ConfigError("end is not after start; swap them")
+        default_by = "day" if end - start <= timedelta(days=31) else "week"
+        if end - start <= timedelta(days=2):
+            default_by = "hour"
+    elif name in RANGES:
+        length, default_by = RANGES[name]
+        end = now
+        start = end - length
+    else:
+        raise ConfigError(f"range {name[:20]!r} is not one of {', '.join([*RANGES, 'custom'])}")
+    by = params.get("by") or default_by
+    if by not in PERIODS:
+        raise ConfigError(f"by {by[:20]!r} is not one of {', '.join(PERIODS)}")
+    step = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(days=7)}[by]
+    if (end - start) / step > _MAX_PERIODS:
+        raise ConfigError(
+            f"by={by} over this range gives more than {_MAX_PERIODS} periods; "
+            "choose a longer period (day or week)"
+        )
+    version = params.get("version") or None
+    if version is not None and (len(version) > _VERSION_CHARS or not version.isprintable()):
+        raise ConfigError(f"version is longer than {_VERSION_CHARS} characters or not printable")
+    return Query(start, end, by, version, name)
+
+
+@dataclass(frozen=True)
+class OverviewRow:
+    """One model's line on the overview page (plain values, ready for the template)."""
+
+    model: str
+    status: str
+    reasons: tuple[str, ...]
+    last_data: datetime | None
+    stale: bool
+    records: int
+    drifted: tuple[str, ...]
+    golden_checks: int
+    golden_rate: float | None
+    latency_p95: float | None
+    latency_objective: float | None
+    performance: dict[str, Any] | None
+    firing: tuple[str, ...]
+
+
+def _finite(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
+
+
+class Data:
+    """The server's reader of one lake: cached figures per (kind, model, query)."""
+
+    def __init__(self, config: ServerConfig, lake: Lake | None = None) -> None:
+        self.config = config
+        self.lake = lake or Lake(config.lake, dict(config.storage_options) or None)
+        self._cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def _cached(self, key: tuple[Any, ...], fn: Callable[[], T]) -> T:
+        ttl = self.config.cache_seconds
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and now - hit[0] < ttl:
+                return hit[1]
+        value = fn()
+        if ttl > 0:
+            with self._lock:
+                if len(self._cache) > 2048:
+                    self._cache.clear()
+                self._cache[key] = (now, value)
+        return value
+
+    # -- models and time -------------------------------------------------------------
+    def models(self) -> list[str]:
+        """Every model with data in the lake."""
+        return self._cached(("models",), self.lake.known_models)
+
+    def last_data(self, model: str) -> datetime | None:
+        """The newest window end (or golden check) of a model, over all time."""
+
+        def newest() -> datetime | None:
+            found: list[datetime] = []
+            for table, col in (
+                ("profiles", "window_end"),
+                ("latency", "window_end"),
+                ("golden", "checked_at"),
+            ):
+                if model not in self.lake.models(table):
+                    continue
+                v = self.lake.scan(table, model=model).select(pl.col(col).max()).collect().item()
+                if v is not None:
+                    found.append(v)
+            return max(found) if found else None
+
+        return self._cached(("last", model), newest)
+
+    def now(self, models: list[str]) -> datetime:
+        """Where preset ranges end: the clock (next full hour) or the newest data of ``models``."""
+        clock = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        if self.config.range_anchor == "clock":
+            return clock
+        times = [t for t in (self.last_data(m) for m in models) if t is not None]
+        if not times:
+            return clock
+        newest = max(times)
+        return newest.replace(minute=0, second=0, microsecond=0) + timedelta(
+            hours=0 if newest == newest.replace(minute=0, second=0, microsecond=0) else 1
+        )
+
+    # -- the report's per-model section ----------------------------------------------
+    def section(self, model: str, q: Query) -> ModelSection:
+        """The report's section of ``model`` over the query's range (every version)."""
+        key = ("section", model, q.start, q.end)
+        return self._cached(key, lambda: collect(self.lake, [model], q.start, q.end).models[0])
+
+    def overview(self, models: list[str], q: Query) -> list[OverviewRow]:
+        """One :class:`OverviewRow` per model, worst status first."""
+        rows = [self._overview_row(m, q) for m in models]
+        order = {"red": 0, "amber": 1, "green": 2, "grey": 3}
+        return sorted(rows, key=lambda r: (order.get(r.status, 4), r.model))
+
+    def _overview_row(self, model: str, q: Query) -> OverviewRow:
+        s = self.section(model, q)
+        last = self.last_data(model)
+        stale = last is None or datetime.now(UTC) - last > self.config.stale_after
+        pvals = p_value_methods()
+        drifted = (
+            s.drift.filter(
+                pl.col("drifted").fill_null(False) & ~pl.col("method").is_in(list(pvals))
+            )
+            .get_column("feature")
+            .unique(maintain_order=True)
+            .to_list()
+            if s.drift.height
+            else []
+        )
+        return OverviewRow(
+            model=model,
+            status=s.status,
+            reasons=tuple(s.status_reasons),
+            last_data=last,
+            stale=stale,
+            records=s.records,
+            drifted=tuple(sorted(drifted)),
+            golden_checks=int(s.golden_overall.get("checks") or 0),
+            golden_rate=_finite(s.golden_overall.get("pass_rate")),
+            latency_p95=_finite(s.latency_overall.get("p95")),
+            latency_objective=self.config.objectives.get(model, {}).get("latency_p95_ms"),
+            performance=self._performance_summary(model, q),
+            firing=tuple(self.firing(model, q)),
+        )
+
+    def _performance_summary(self, model: str, q: Query) -> dict[str, Any] | None:
+        if model not in self.lake.models("performance"):
+            return None
+        perf = self._cached(
+            ("perf_all", model, q.start, q.end, q.version),
+            lambda: self.lake.performance(model, q.start, q.end, by="all", version=q.version),
+        )
+        for name in ("roc_auc", "accuracy", "mae"):
+            row = perf.filter(pl.col("metric") == name)
+            if row.height:
+                r = row.row(0, named=True)
+                realized = _finite(r["realized"])
+                total = r["count_total"] or 0
+                return {
+                    "metric": name,
+                    "value": realized if realized is not None else _finite(r["estimated"]),
+                    "kind": "measured" if realized is not None else "estimated",
+                    "lower": _finite(r["lower"]),
+                    "upper": _finite(r["upper"]),
+                    "estimated": _finite(r["estimated"]),
+                    "labelled": r["count_labelled"] or 0,
+                    "total": total,
+                    "coverage": (r["count_labelled"] or 0) / total if total else None,
+                    "alert": bool(r["alert"]),
+                }
+        return None
+
+    def firing(self, model: str, q: Query) -> list[str]:
+        """Plain names of the alerts firing at the end of the range (latest state per rule)."""
+        rows = self.alerts(model, Query(datetime(1970, 1, 1, tzinfo=UTC), q.end, q.by))
+        if not rows.height:
+            return []
+        latest = (
+            rows.sort("raised_at")
+            .group_by("rule", "feature", maintain_order=True)
+            .agg(pl.col("state").last())
+            .filter(pl.col("state") == "firing")
+        )
+        return [
+            rule_name(r) + (f" ({f})" if f else "")
+            for r, f in latest.select("rule", "feature").iter_rows()
+        ]
+
+    # -- the figures of the API (each the Lake method of the same name) ----------------
+    def drift(
+        self,
+        model: str,
+        q: Query,
+        methods: list[str] | None = None,
+        features: list[str] | None = None,
+    ) -> pl.DataFrame:
+        key = ("drift", model, q, tuple(methods or ()), tuple(features or ()))
+        return self._cached(
+            key,
+            lambda: self.lake.drift(
+                model,
+                q.start,
+                q.end,
+                by=q.by,
+                version=q.version,
+                methods=methods,
+                features=features,
+            ),
+        )
+
+    def percentiles(
+        self,
+        model: str,
+        q: Query,
+        metric: str = "latency_ms",
+        quantiles: tuple[float, ...] = (0.5, 0.95, 0.99),
+        source: str | None = None,
+    ) -> pl.DataFrame:
+        key = ("pct", model, q, metric, quantiles, source)
+        return self._cached(
+            key,
+            lambda: self.lake.percentiles(
+                metric,
+                quantiles,
+                model=model,
+                start=q.start,
+                end=q.end,
+                by=q.by,
+                version=q.version,
+                source=source,
+            ),
+        )
+
+    def performance(self, model: str, q: Query) -> pl.DataFrame:
+        key = ("perf", model, q)
+        return self._cached(
+            key, lambda: self.lake.performance(model, q.start, q.end, by=q.by, version=q.version)
+        )
+
+    def data_quality(self, model: str, q: Query) -> pl.DataFrame:
+        key = ("dq", model, q)
+        return self._cached(
+            key, lambda: self.lake.data_quality(model, q.start, q.end, version=q.version)
+        )
+
+    def _table(self, table: str, model: str, q: Query) -> pl.DataFrame:
+        rows = self.lake.read(table, model=model, start=q.start, end=q.end)
+        if q.version is not None and "model_version" in rows.columns:
+            rows = rows.filter(pl.col("model_version") == q.version)
+        return rows
+
+    def alerts(self, model: str, q: Query) -> pl.DataFrame:
+        """Alert state changes in the range (``Lake.read("alerts")``)."""
+        return self._cached(("alerts", model, q), lambda: self._table("alerts", model, q))
+
+    def golden(self, model: str, q: Query) -> pl.DataFrame:
+        """Golden-check outcomes in the range (``Lake.read("golden")``)."""
+        return self._cached(("golden", model, q), lambda: self._table("golden", model, q))
+
+    def versions(self, model: str, q: Query) -> pl.DataFrame:
+        """Model versions seen in the range: version, first_seen, last_seen, records."""
+
+        def compute() -> pl.DataFrame:
+            if model not in self.lake.models("profiles"):
+                return pl.DataFrame(
+                    schema={
+                        "version": pl.String,
+                        "first_seen": pl.Datetime("us", "UTC"),
+                        "last_seen": pl.Datetime("us", "UTC"),
+                        "records": pl.Int64,
+                    }
+                )
+            return (
+                self.lake.scan("profiles", model=model, start=q.start, end=q.end)
+                .group_by("window_start", "collector_id", "model_version")
+                .agg(pl.col("rows").first(), pl.col("window_end").first())
+                .group_by("model_version")
+                .agg(
+                    pl.col("window_start").min().alias("first_seen"),
+                    pl.col("window_end").max().alias("last_seen"),
+                    pl.col("rows").sum().cast(pl.Int64).alias("records"),
+                )
+                .rename({"model_version": "version"})
+                .sort("first_seen")
+                .collect()
+            )
+
+        return self._cached(("versions", model, q.start, q.end), compute)
+
+    # -- page frames (the report's frame shapes, for its chart builders) ---------------
+    def model_section(self, model: str, q: Query) -> ModelSection:
+        """The report's section with its period frames recomputed for ``q.by`` and ``q.version``."""
+        s = self.section(model, q)
+        over_time = self.drift(model, q, list(REPORT_METHODS))
+        golden = self.golden(model, q)
+        g = (
+            golden.with_columns(pl.col("checked_at").dt.truncate(_EVERY[q.by]).alias("period"))
+            .group_by("period")
+            .agg(
+                pl.len().cast(pl.Int64).alias("checks"),
+                pl.col("passed").sum().cast(pl.Int64).alias("passed"),
+            )
+            .with_columns((pl.col("passed") / pl.col("checks")).alias("pass_rate"))
+            .sort("period")
+            if golden.height
+            else None
+        )
+        return dataclasses.replace(
+            s,
+            # None: the section's empty frame with the documented columns
+            drift_over_time=over_time.drop("reference_id", "statistic", "dof", "p_value")
+            if over_time.height
+            else None,  # type: ignore[arg-type]
+            latency=self.latency_frame(model, q),  # type: ignore[arg-type]
+            golden=g,  # type: ignore[arg-type]
+            performance=(
+                self.performance(model, q).select(
+                    "period",
+                    "metric",
+                    "realized",
+                    "estimated",
+                    "lower",
+                    "upper",
+                    "count_labelled",
+                    "count_total",
+                )
+                if model in self.lake.models("performance")
+                else None
+            ),
+            notes=[*s.notes]
+            + (
+                [f"Figures are for version {q.version} only; the status covers every version."]
+                if q.version
+                else []
+            ),
+        )
+
+    def drift_whole(self, model: str, q: Query, feature: str) -> pl.DataFrame:
+        """Every method's value for one feature over the whole range."""
+        key = ("drift_whole", model, q.start, q.end, q.version, feature)
+        return self._cached(
+            key,
+            lambda: self.lake.drift(
+                model, q.start, q.end, by="all", version=q.version, features=[feature]
+            ),
+        )
+
+    def distribution(self, model: str, q: Query, feature: str) -> Distribution | None:
+        """Reference versus current shares of one feature over the range (the report's view)."""
+        merged = self.lake.merged_profiles(
+            model, q.start, q.end, by="all", version=q.version, features=[feature]
+        )
+        if not merged:
+            return None
+        _, ref_id, _, current = merged[0]
+        ref = self.lake.reference(ref_id, model=model).profiles.get(feature)
+        return None if ref is None else _distribution(feature, ref, current)
+
+    def latency_frame(self, model: str, q: Query) -> pl.DataFrame | None:
+        """p50/p95/p99 per period from logged requests (or the golden probes when none)."""
+        for source in ("stream", "probe"):
+            try:
+                lat = self.percentiles(model, q, source=source)
+            except LakeError:
+                return None
+            if lat.height:
+                wide = lat.pivot("quantile", index="period", values="value").sort("period")
+                wide.columns = ["period", "p50", "p95", "p99"]
+                return wide.join(lat.group_by("period").agg(pl.col("count").max()), on="period")
+        return None
+
+
+_EVERY = {"hour": "1h", "day": "1d", "week": "1w"}
+
+
+def jsonable(df: pl.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON values: times in ISO 8601 (UTC), NaN and infinities as null."""
+    out = []
+    for row in df.to_dicts():
+        clean: dict[str, Any] = {}
+        for k, v in row.items():
+            if isinstance(v, datetime | date):
+                v = v.isoformat()
+            elif isinstance(v, float) and not math.isfinite(v):
+                v = None
+            clean[k] = v
+        out.append(clean)
+    return out
