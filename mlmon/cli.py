@@ -248,8 +248,6 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
         discrete_max=_discrete_max(args),
     )  # fmt: skip
     if args.data_driven_thresholds or args.nannyml_thresholds:
-        import dataclasses
-
         from mlmon.analysis.thresholds import data_driven_thresholds
 
         chunk_size = args.threshold_chunk_size
@@ -259,7 +257,7 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
             frame, ref, chunks=args.threshold_chunks, k=args.threshold_std,
             chunk_size=chunk_size, leave_out=not args.nannyml_thresholds,
         )  # fmt: skip
-        ref = dataclasses.replace(ref, drift_thresholds=found)
+        ref = ref.with_drift_thresholds(found)  # a new id: the thresholds are part of it
     save_reference(ref, args.out)
     print(
         f"reference {ref.reference_id}: {len(ref.profiles)} features from {ref.rows} rows -> {args.out}"
