@@ -30,6 +30,10 @@ __all__ = ["FORMATS", "WindowAccumulator", "drift_rows", "read_records", "record
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}  # fmt: skip
 
 
+#: Windows written per :meth:`LakeWriter.write_windows` call when flushing (bounds memory).
+_WRITE_BATCH = 512
+
+
 def record_format(path: str | os.PathLike[str]) -> str:
     suffix = Path(path).suffix.lower()
     try:
@@ -131,11 +135,22 @@ class WindowAccumulator:
         methods: Any = None,
         with_drift: bool = True,
     ) -> list[WriteRecord]:
+        """Write the windows (all, or those closed before ``closed_before``), then the day rollups.
+
+        Windows go to :meth:`LakeWriter.write_windows` ``_WRITE_BATCH`` at a time: the
+        same objects and rows as writing them one by one, built once per batch.
+        """
         out: list[WriteRecord] = []
-        for w in self.pop(closed_before=closed_before):
-            drift = drift_rows(self.reference, w.profile, methods) if with_drift else None
+        windows = self.pop(closed_before=closed_before)
+        for i in range(0, len(windows), _WRITE_BATCH):
+            batch = windows[i : i + _WRITE_BATCH]
+            drift = (
+                [drift_rows(self.reference, w.profile, methods) for w in batch]
+                if with_drift
+                else None
+            )
             out.extend(
-                writer.write_window(model, w, self.reference, source=source, drift_rows=drift)
+                writer.write_windows(model, batch, self.reference, source=source, drift_rows=drift)
             )
         out.extend(writer.write_rollups())
         return out
