@@ -334,6 +334,7 @@ class LakeWriter:
         *,
         source: str = "stream",
         drift_rows: Sequence[Iterable[dict[str, Any]] | None] | None = None,
+        parts: Sequence[str | None] | None = None,
     ) -> list[WriteRecord]:
         """Write many windows: the same objects, keys and rows as :meth:`write_window` on each.
 
@@ -341,15 +342,19 @@ class LakeWriter:
         into one object per window (a window's objects stay in its own ``date=``
         partition, so retention and rollups see exactly what per-window writes give).
         The objects are PUT in the order :meth:`write_window` would PUT them.
-        ``drift_rows`` holds each window's drift rows (or None), aligned with ``windows``.
+        ``drift_rows`` holds each window's drift rows (or None), ``parts`` each window's
+        ``part`` of :meth:`write_window` (or None), aligned with ``windows``.
         """
         windows = list(windows)
         if not windows:
             return []
-        if drift_rows is not None and len(drift_rows) != len(windows):
-            raise ValueError(f"{len(drift_rows)} drift row lists for {len(windows)} windows")
-        parts = [
-            "-".join(p for p in (source, self._version_part(w.version)) if p) for w in windows
+        for what, given in (("drift row lists", drift_rows), ("parts", parts)):
+            if given is not None and len(given) != len(windows):
+                raise ValueError(f"{len(given)} {what} for {len(windows)} windows")
+        extra = parts if parts is not None else [None] * len(windows)
+        keys = [
+            "-".join(p for p in (source, self._version_part(w.version), x) if p)
+            for w, x in zip(windows, extra, strict=True)
         ]
         ref_id = reference.reference_id
         # profiles: one row per (window, feature)
@@ -380,8 +385,8 @@ class LakeWriter:
             n_drift = [len(d) for d in lists]
             flat = [r for d in lists for r in d]
             if flat:
-                keys = list(dict.fromkeys(k for d in lists if d for k in d[0]))
-                drift = pa.Table.from_pydict({k: [r.get(k) for r in flat] for k in keys})
+                names = list(dict.fromkeys(k for d in lists if d for k in d[0]))
+                drift = pa.Table.from_pydict({k: [r.get(k) for r in flat] for k in names})
                 dw = [w for w, n in zip(windows, n_drift, strict=True) if n]
                 drift = self._many_window_columns(
                     drift, dw, [n for n in n_drift if n], reference_id=[ref_id] * len(dw)
@@ -395,11 +400,11 @@ class LakeWriter:
             at[table_name] += n
 
         for i, w in enumerate(windows):
-            cut("profiles", prof, n_feat[i], w, parts[i])
+            cut("profiles", prof, n_feat[i], w, keys[i])
             if has_lat[i] and lat is not None:
-                cut("latency", lat, 1, w, parts[i])
+                cut("latency", lat, 1, w, keys[i])
             if n_drift[i] and drift is not None:
-                cut("drift", drift, n_drift[i], w, parts[i])
+                cut("drift", drift, n_drift[i], w, keys[i])
         # Parquet encoding releases the GIL: encode on two threads, PUT in order on this one
         if len(jobs) >= _THREADED_ENCODE:
             with ThreadPoolExecutor(max_workers=2) as pool:
