@@ -283,7 +283,11 @@ def _profile_chunks(args: argparse.Namespace, ref: Any, writer: Any) -> int:
     )
     records += writer.write_rollups()
     rows = sum(w.profile.rows for w in chunks.windows)
-    note = f" ({chunks.dropped} records of the incomplete last chunk dropped)" if chunks.dropped else ""
+    note = (
+        f" ({chunks.dropped} records of the incomplete last chunk dropped)"
+        if chunks.dropped
+        else ""
+    )
     print(
         f"profiled {rows} records into {chunks.chunks} chunks of {args.chunk_rows} records"
         f"{note}; wrote {len(records)} objects to {writer.storage.url()}"

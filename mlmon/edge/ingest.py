@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq

@@ -83,8 +83,12 @@ def _records(rng: np.random.Generator, n: int, days: float) -> pl.DataFrame:
                 [T0 + timedelta(seconds=float(s)) for s in secs], dtype=pl.Datetime("us", "UTC")
             ),
             "age": rng.normal(52, 12, n),
-            "dose": pl.Series(rng.gamma(2.0, 3.0, n)).scatter(np.flatnonzero(rng.random(n) < 0.1), None),
-            "ward": rng.choice(["icu", "er", "gen", "ped", "rare"], n, p=[0.2, 0.3, 0.4, 0.09, 0.01]),
+            "dose": pl.Series(rng.gamma(2.0, 3.0, n)).scatter(
+                np.flatnonzero(rng.random(n) < 0.1), None
+            ),
+            "ward": rng.choice(
+                ["icu", "er", "gen", "ped", "rare"], n, p=[0.2, 0.3, 0.4, 0.09, 0.01]
+            ),
             "latency_ms": rng.lognormal(3, 0.6, n),
             "model_version": rng.choice(["1", "2"], n, p=[0.7, 0.3]),
         }
