@@ -591,7 +591,10 @@ HELP_TEXT: dict[str, tuple[str, str]] = {
     ),
     "profile": (
         "Profile inference records from files (the batch path; the edge does the same for "
-        "streams) into per-window profiles, latency and drift rows in the lake.",
+        "streams) into per-window profiles, latency and drift rows in the lake. With "
+        "--chunk-rows N, windows are chunks of N records in timestamp order instead (NannyML's "
+        "chunk_size): each from its first timestamp to just after its last; a last chunk of "
+        "fewer records is kept (default), dropped or appended to the one before (--incomplete).",
         "mlmon profile logs/2026-10-01.parquet logs/2026-10-02.parquet "
         "--reference risk-model.reference.parquet --model risk-model --lake ./lake --window 1h",
     ),
