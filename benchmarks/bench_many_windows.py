@@ -25,8 +25,9 @@ saved, then ``mlmon profile records.parquet --window 1d`` runs as a shell user r
 fresh ``python -m mlmon.cli`` process: imports, reading, profiling, per-window drift and
 every lake object written), with and without ``--no-drift``; ``--before DIR`` runs the
 same commands with the code in DIR first on ``PYTHONPATH`` (e.g. ``git archive main``
-unpacked there), in the same run. Wall time, best of ``--repeat``; the two lakes' rows
-per table are checked equal.
+unpacked there), in the same run. Wall time and CPU time (user + system of the command,
+which a machine shared with other work changes less), best of ``--repeat``; the two lakes'
+rows per table are checked equal.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import argparse
 import gc
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -189,7 +191,7 @@ def memory(rows: int, cases: list[str]) -> list[dict]:
     return out
 
 
-def _profile_cli(code: str, lake: Path, rec: Path, ref: Path, drift: bool) -> float:
+def _profile_cli(code: str, lake: Path, rec: Path, ref: Path, drift: bool) -> tuple[float, float]:
     """One ``mlmon profile`` run with the code in ``code`` (its folder is the cwd, which
     ``python -m`` puts first on the path)."""
     env = dict(os.environ, PYTHONPATH=code)
@@ -198,9 +200,13 @@ def _profile_cli(code: str, lake: Path, rec: Path, ref: Path, drift: bool) -> fl
     if not drift:
         args.append("--no-drift")
     shutil.rmtree(lake, ignore_errors=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     subprocess.run(args, env=env, cwd=code, check=True, capture_output=True, text=True)
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 def _table_rows(lake: Path) -> dict[str, int]:
@@ -232,14 +238,15 @@ def end_to_end(rows: int, days: int, repeat: int, before: str | None) -> list[di
                 if code is None:
                     continue
                 lake = Path(tmp) / f"lake-{name}"
-                row[f"{name}_s"] = round(
-                    min(_profile_cli(code, lake, rec, ref, drift) for _ in range(repeat)), 2
-                )
+                runs = [_profile_cli(code, lake, rec, ref, drift) for _ in range(repeat)]
+                row[f"{name}_s"] = round(min(r[0] for r in runs), 2)
+                row[f"{name}_cpu_s"] = round(min(r[1] for r in runs), 2)  # user + sys
                 row[f"{name}_objects"] = sum(1 for _ in lake.rglob("*.parquet"))
                 lakes[name] = _table_rows(lake)
             if before is not None:
                 assert lakes["before"] == lakes["this"], lakes
                 row["speedup"] = round(row["before_s"] / row["this_s"], 1)
+                row["cpu_speedup"] = round(row["before_cpu_s"] / row["this_cpu_s"], 1)
             row["table_rows"] = lakes["this"]
             out.append(row)
     return out
