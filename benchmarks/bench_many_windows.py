@@ -3,6 +3,7 @@
     python -m benchmarks.bench_many_windows [--rows 50000] [--days 1200] [--repeat 3]
     python -m benchmarks.bench_many_windows --memory [--rows 1000000]
     python -m benchmarks.bench_many_windows --end-to-end [--before DIR] [--repeat 1]
+    python -m benchmarks.bench_many_windows --edge-path
 
 Time: ``--rows`` records (25 features + latency, ``benchmarks.common.make_frame``)
 spread over ``--days`` days and profiled into daily windows, by
@@ -252,6 +253,26 @@ def end_to_end(rows: int, days: int, repeat: int, before: str | None) -> list[di
     return out
 
 
+def edge_path(windows: int = 150) -> dict:
+    """The edge's normal flush: one 5-minute window at a time (``write_window``, its drift
+    rows, ``write_rollups``), CPU ms per window; run it with each code base to compare."""
+    from mlmon.edge.ingest import WindowAccumulator, drift_rows
+    from mlmon.lake.writer import LakeWriter
+
+    ref = reference()
+    acc = WindowAccumulator(ref, window=timedelta(minutes=5))
+    acc.add(records(20_000, 1))
+    ws = acc.pop()[:windows]
+    with tempfile.TemporaryDirectory() as d:
+        w = LakeWriter(d, collector_id="edge")
+        t = time.process_time()
+        for x in ws:
+            w.write_window("m", x, ref, source="stream", drift_rows=drift_rows(ref, x.profile))
+            w.write_rollups()
+        cpu = time.process_time() - t
+    return {"windows": len(ws), "cpu_ms_per_window": round(1000 * cpu / len(ws), 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int)
@@ -265,11 +286,14 @@ def main() -> None:
     )
     ap.add_argument("--end-to-end", action="store_true", help="time `mlmon profile` as a command")
     ap.add_argument("--before", help="with --end-to-end: a folder with the old code to compare")
+    ap.add_argument("--edge-path", action="store_true", help="the edge's one-window flush")
     ap.add_argument("--case", help=argparse.SUPPRESS)
     ap.add_argument("path", nargs="?", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.case:
         print(json.dumps(memory_case(args.path, args.case)))
+    elif args.edge_path:
+        print(json.dumps(edge_path()))
     elif args.end_to_end:
         for r in end_to_end(args.rows or 50_000, args.days, args.repeat, args.before):
             print(json.dumps(r))
