@@ -57,6 +57,14 @@ def rendered_server() -> dict[str, list[dict[str, Any]]]:
     return {name: render(path) for name, path in SERVER_TARGETS.items()}
 
 
+@pytest.fixture(scope="session")
+def helm_rendered() -> dict[str, list[dict[str, Any]]]:
+    """``helm template`` of deploy/helm/mlmon with values-onprem.yaml and values-cloud.yaml."""
+    from tests.deploy.helm import VALUES, template
+
+    return {name: template(name) for name in VALUES}
+
+
 def server_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
     """The ``server`` container of the Deployment mlmon-server."""
     [c] = [c for c in pod_specs(docs)["Deployment/mlmon-server"]["containers"] if c["name"] == "server"]  # fmt: skip

@@ -189,8 +189,6 @@ def test_the_server_image_installs_exactly_the_locked_server_packages():
     """server-requirements.txt is what uv.lock pins for the server and s3 extras, hashes included;
     no edge-only package (the edge's collector stack) and no PDF stack is in it."""
     uv = ROOT / ".uv" / "bin" / "uv"
-    if not uv.exists():
-        uv = ROOT.parents[0] / "main" / ".uv" / "bin" / "uv"  # a git worktree beside the checkout
     assert uv.exists(), "run scripts/bootstrap.sh first: it installs the pinned uv into .uv/"
     shipped = (ROOT / "deploy" / "container" / "server-requirements.txt").read_text()
     cmd = [str(uv), "export", "--frozen", "--no-dev", "--no-emit-project", "--format",
