@@ -5,6 +5,7 @@ only to the bucket and DNS, and a server.yaml that mlmon's own loader accepts.""
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 from urllib.parse import urlsplit
@@ -269,3 +270,75 @@ def test_no_secret_value_in_the_server_objects(targets):
         text = yaml.safe_dump(docs).lower()
         for word in ("aws_secret_access_key:", "password", "client_secret:", "cookie_secret:"):
             assert word not in text, (target, word)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_real_server_with_the_charts_server_yaml_keeps_the_proxy_contract(helm_rendered, tmp_path):  # fmt: skip
+    """`mlmon server` started with the chart's server.yaml (paths moved under tmp_path, bound to
+    127.0.0.1, a local lake): the probe path answers without identity, oauth2-proxy's headers are
+    believed only with the shared secret, and the access audit lands under audit/mlmon-server/,
+    the one folder the reader policy lets it write."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    docs = helm_rendered["onprem"]
+    text = one(docs, "ConfigMap", "mlmon-server-config")["data"]["server.yaml"]
+    secrets, state, lake = tmp_path / "secrets", tmp_path / "state", tmp_path / "lake"
+    for d in (secrets, state, lake):
+        d.mkdir()
+    secret = "p" * 40
+    (secrets / "proxy-secret").write_text(secret)
+    os.chmod(secrets / "proxy-secret", 0o600)
+    config = tmp_path / "server.yaml"
+    config.write_text(
+        text.replace("/run/mlmon/secrets/", f"{secrets}/").replace(
+            "/var/lib/mlmon-server", str(state)
+        )
+    )
+    port = _free_port()
+    env = {**os.environ, "MLMON_LAKE": lake.as_uri()}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlmon.cli", "server", "--config", str(config),
+         "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    user = {"X-Forwarded-User": "alice", "X-Forwarded-Groups": "cardiology"}
+    try:
+        for _ in range(300):  # up to 30 s to start
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.communicate()[1]
+                time.sleep(0.1)
+        else:
+            pytest.fail("mlmon server did not answer /healthz")
+        with httpx.Client(base_url=base, timeout=60) as c:
+            assert c.get("/healthz").text == "ok"  # the kubelet's probe: no identity
+            assert c.get("/api/v1/models", headers=user).status_code == 401  # no secret
+            wrong = {**user, "X-Mlmon-Proxy-Secret": "q" * 40}
+            assert c.get("/api/v1/models", headers=wrong).status_code == 401
+            right = {**user, "X-Mlmon-Proxy-Secret": secret}
+            assert c.get("/api/v1/models", headers=right).status_code == 200
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode in (0, -signal.SIGTERM), err
+    assert "Traceback" not in err and secret not in err
+    segments = sorted((lake / "audit").rglob("segment-*.jsonl"))
+    assert segments and {p.parent.name for p in segments} == {"mlmon-server"}
+    records = [json.loads(ln) for p in segments for ln in p.read_text().splitlines() if ln.strip()]
+    assert secret not in json.dumps(records)
+    assert any(r.get("principal") == "alice" or "alice" in json.dumps(r) for r in records)
