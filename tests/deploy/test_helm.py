@@ -107,6 +107,11 @@ def test_the_config_checksum_follows_server_yaml():
         (["server.config.host=127.0.0.1"], "server.config.host is set by the chart"),
         (["server.auth.mode=token"], "server.oauth2Proxy.enabled needs server.auth.mode proxy"),
         (["server.oauth2Proxy.enabled=false"], "server.ingress.enabled routes to oauth2-proxy"),
+        # values.schema.json: a misspelt key, a malformed address or lake, named by their path
+        (["sever.enabled=false"], "Additional property sever is not allowed"),
+        (["server.bucket.cidr=10.0.0.1"], "server.bucket.cidr: Does not match pattern"),
+        (["server.lake.uri=http://minio:9000/lake"], "server.lake.uri: Does not match pattern"),
+        (["edge.batch.maxJobs=0"], "edge.batch.maxJobs: Must be greater than or equal to 1"),
     ],
 )
 def test_the_chart_refuses_unsafe_or_inconsistent_values(sets, message):
