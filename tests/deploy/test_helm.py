@@ -107,6 +107,15 @@ def test_the_config_checksum_follows_server_yaml():
         (["server.config.host=127.0.0.1"], "server.config.host is set by the chart"),
         (["server.auth.mode=token"], "server.oauth2Proxy.enabled needs server.auth.mode proxy"),
         (["server.oauth2Proxy.enabled=false"], "server.ingress.enabled routes to oauth2-proxy"),
+        # the edge's Role and API egress exactly when a model's batch job is of kind kubernetes
+        (
+            ["edge.batch.enabled=false"],
+            "run a Kubernetes batch job but edge.batch.enabled is false",
+        ),
+        (
+            ["edge.config.models[0].batch=null"],
+            "but no model in edge.config.models has a batch of kind kubernetes",
+        ),
         # values.schema.json: a misspelt key, a malformed address or lake, named by their path
         (["sever.enabled=false"], "Additional property sever is not allowed"),
         (["server.bucket.cidr=10.0.0.1"], "server.bucket.cidr: Does not match pattern"),
