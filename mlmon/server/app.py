@@ -22,6 +22,7 @@ from mlmon._extras import require
 from mlmon.errors import ConfigError, LakeError, MlmonError, UnknownNameError
 from mlmon.server.config import ServerConfig
 from mlmon.server.data import RANGES, Data, Query, parse_query
+from mlmon.server.reports import CONTENT_TYPES, REPORT_CSP, ReportIndex
 
 __all__ = ["RequestAudit", "create_app", "serve"]
 
@@ -104,6 +105,11 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
     from mlmon.server.gate import Gate, error_body
 
     data = data or Data(config)
+    reports = (
+        ReportIndex(config.reports, dict(config.storage_options), config.cache_seconds)
+        if config.reports
+        else None
+    )
     audit = RequestAudit(config) if config.audit.enabled else None
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("mlmon.server", "templates"),
@@ -219,6 +225,28 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
             methods=methods_from_registry(),
         )
 
+    def reports_page(request: Request) -> Response:
+        can_see = principal(request).can_see
+        return page(
+            "reports.html",
+            request,
+            None,
+            configured=reports is not None,
+            reports=reports.visible(can_see) if reports is not None else [],
+        )
+
+    def report_file(request: Request) -> Response:
+        path = str(request.path_params["path"])
+        found = reports.find(path, principal(request).can_see) if reports is not None else None
+        if found is None:  # another team's report answers as one that does not exist
+            raise HTTPException(404, "There is no report of that name you may see.")
+        fmt, rel = found
+        name = rel.rsplit("/", 1)[-1]
+        headers = {"content-disposition": f'inline; filename="{name}"'}
+        if fmt == "html":
+            headers["content-security-policy"] = REPORT_CSP
+        return Response(reports.read(rel), media_type=CONTENT_TYPES[fmt], headers=headers)  # type: ignore[union-attr]
+
     def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
 
@@ -237,6 +265,13 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
             static_text("mlmon.css"),
             media_type="text/css; charset=utf-8",
             headers={"cache-control": "public, max-age=3600"},
+        )
+
+    def favicon(request: Request) -> Response:
+        return Response(
+            static_text("favicon.svg"),
+            media_type="image/svg+xml",
+            headers={"cache-control": "public, max-age=86400"},
         )
 
     # -- errors: a page or JSON, never a stack trace --------------------------------------
@@ -262,9 +297,13 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
         Route("/models/{model}", model_page),
         Route("/models/{model}/features/{feature}", feature_page),
         Route("/about", about),
+        Route("/reports", reports_page),
+        Route("/reports/files/{path:path}", report_file),
         Route("/healthz", healthz),
         Route("/static/mlmon.js", script),
         Route("/static/mlmon.css", css),
+        Route("/static/favicon.svg", favicon),
+        Route("/favicon.ico", favicon),
         *api.routes(data, visible_models, model_of, query),
     ]
 
