@@ -11,12 +11,15 @@ schema we would still have to correct. The schema is built here from the route t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
+
+import polars as pl
 
 from mlmon._extras import require
 from mlmon.errors import ConfigError, LakeError, MlmonError, UnknownNameError
@@ -97,7 +100,12 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
     from starlette.responses import HTMLResponse, PlainTextResponse, Response
     from starlette.routing import Route
 
-    from mlmon.reports.charts import distribution_chart, section_charts
+    from mlmon.reports.charts import (
+        distribution_chart,
+        drift_method,
+        drift_over_time_chart,
+        section_charts,
+    )
     from mlmon.reports.context import DEFAULT_DATA_HANDLING, method_name, methods_from_registry
     from mlmon.server import api
     from mlmon.server.assets import script_bundle, static_text
@@ -175,10 +183,21 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
         drift = section.drift_over_time
         distance = [m.name for m in methods if m.direction == "above"]
         present = [m for m in distance if drift.height and m in drift["method"].to_list()]
-        chosen = request.query_params.get("method") or (present[0] if present else None)
+        # by default the report's choice (the measure that flags the most features), so the
+        # heatmap and the drift-over-time chart show the same measure
+        chosen = request.query_params.get("method") or drift_method(section, methods)
+        if chosen is None and present:
+            chosen = present[0]
         if chosen is not None and chosen not in present and present:
             raise HTTPException(400, f"method must be one of {', '.join(present)}")
         charts = section_charts(section, methods, q.start, q.end)
+        if chosen is not None and present:
+            only = dataclasses.replace(
+                section,
+                drift=section.drift.filter(pl.col("method") == chosen),
+                drift_over_time=drift.filter(pl.col("method") == chosen),
+            )
+            charts["drift_over_time"] = drift_over_time_chart(only, methods)
         heatmap = drift_heatmap(drift, chosen) if chosen else None
         return page(
             "model.html",
