@@ -257,14 +257,14 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
     def report_file(request: Request) -> Response:
         path = str(request.path_params["path"])
         found = reports.find(path, principal(request).can_see) if reports is not None else None
-        if found is None:  # another team's report answers as one that does not exist
+        if reports is None or found is None:  # another team's report: as one that does not exist
             raise HTTPException(404, "There is no report of that name you may see.")
         fmt, rel = found
         name = rel.rsplit("/", 1)[-1]
         headers = {"content-disposition": f'inline; filename="{name}"'}
         if fmt == "html":
             headers["content-security-policy"] = REPORT_CSP
-        return Response(reports.read(rel), media_type=CONTENT_TYPES[fmt], headers=headers)  # type: ignore[union-attr]
+        return Response(reports.read(rel), media_type=CONTENT_TYPES[fmt], headers=headers)
 
     def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")

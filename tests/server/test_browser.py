@@ -83,7 +83,6 @@ def live_server(
     tmp_path_factory: pytest.TempPathFactory, server_lake: Path
 ) -> Iterator[LiveServer]:
     d = tmp_path_factory.mktemp("browser")
-    reports = _write_reports(d / "reports", server_lake)
     config = write_config(d, server_lake, {"mode": "token"}, reports=str(d / "reports"))
     port = _free_port()
     proc = subprocess.Popen(
@@ -95,6 +94,8 @@ def live_server(
     )
     base = f"http://127.0.0.1:{port}"
     try:
+        # rendered while the server starts (it lists the folder on the first /reports request)
+        reports = _write_reports(d / "reports", server_lake)
         for _ in range(600):  # up to 60 s to start (2 shared cores)
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
@@ -323,7 +324,7 @@ def test_reports_open_in_place_sandboxed(
     # only listed report files are served: no other object of the folder, no path tricks
     for path in (
         f"{key}-context/context.json",
-        f"../{key}.html",
+        f"monthly/..%2F{key}.html",  # decoded by the server
         f"{key}.ipynb",
         "monthly/2026-10/.mlmon-owned.json",
     ):
