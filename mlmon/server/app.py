@@ -11,6 +11,7 @@ schema we would still have to correct. The schema is built here from the route t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -18,10 +19,13 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+import polars as pl
+
 from mlmon._extras import require
 from mlmon.errors import ConfigError, LakeError, MlmonError, UnknownNameError
 from mlmon.server.config import ServerConfig
 from mlmon.server.data import RANGES, Data, Query, parse_query
+from mlmon.server.reports import CONTENT_TYPES, REPORT_CSP, ReportIndex
 
 __all__ = ["RequestAudit", "create_app", "serve"]
 
@@ -96,7 +100,12 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
     from starlette.responses import HTMLResponse, PlainTextResponse, Response
     from starlette.routing import Route
 
-    from mlmon.reports.charts import distribution_chart, section_charts
+    from mlmon.reports.charts import (
+        distribution_chart,
+        drift_method,
+        drift_over_time_chart,
+        section_charts,
+    )
     from mlmon.reports.context import DEFAULT_DATA_HANDLING, method_name, methods_from_registry
     from mlmon.server import api
     from mlmon.server.assets import script_bundle, static_text
@@ -104,6 +113,11 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
     from mlmon.server.gate import Gate, error_body
 
     data = data or Data(config)
+    reports = (
+        ReportIndex(config.reports, dict(config.storage_options), config.cache_seconds)
+        if config.reports
+        else None
+    )
     audit = RequestAudit(config) if config.audit.enabled else None
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("mlmon.server", "templates"),
@@ -169,10 +183,21 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
         drift = section.drift_over_time
         distance = [m.name for m in methods if m.direction == "above"]
         present = [m for m in distance if drift.height and m in drift["method"].to_list()]
-        chosen = request.query_params.get("method") or (present[0] if present else None)
+        # by default the report's choice (the measure that flags the most features), so the
+        # heatmap and the drift-over-time chart show the same measure
+        chosen = request.query_params.get("method") or drift_method(section, methods)
+        if chosen is None and present:
+            chosen = present[0]
         if chosen is not None and chosen not in present and present:
             raise HTTPException(400, f"method must be one of {', '.join(present)}")
         charts = section_charts(section, methods, q.start, q.end)
+        if chosen is not None and present:
+            only = dataclasses.replace(
+                section,
+                drift=section.drift.filter(pl.col("method") == chosen),
+                drift_over_time=drift.filter(pl.col("method") == chosen),
+            )
+            charts["drift_over_time"] = drift_over_time_chart(only, methods)
         heatmap = drift_heatmap(drift, chosen) if chosen else None
         return page(
             "model.html",
@@ -219,6 +244,28 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
             methods=methods_from_registry(),
         )
 
+    def reports_page(request: Request) -> Response:
+        can_see = principal(request).can_see
+        return page(
+            "reports.html",
+            request,
+            None,
+            configured=reports is not None,
+            reports=reports.visible(can_see) if reports is not None else [],
+        )
+
+    def report_file(request: Request) -> Response:
+        path = str(request.path_params["path"])
+        found = reports.find(path, principal(request).can_see) if reports is not None else None
+        if reports is None or found is None:  # another team's report: as one that does not exist
+            raise HTTPException(404, "There is no report of that name you may see.")
+        fmt, rel = found
+        name = rel.rsplit("/", 1)[-1]
+        headers = {"content-disposition": f'inline; filename="{name}"'}
+        if fmt == "html":
+            headers["content-security-policy"] = REPORT_CSP
+        return Response(reports.read(rel), media_type=CONTENT_TYPES[fmt], headers=headers)
+
     def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
 
@@ -237,6 +284,13 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
             static_text("mlmon.css"),
             media_type="text/css; charset=utf-8",
             headers={"cache-control": "public, max-age=3600"},
+        )
+
+    def favicon(request: Request) -> Response:
+        return Response(
+            static_text("favicon.svg"),
+            media_type="image/svg+xml",
+            headers={"cache-control": "public, max-age=86400"},
         )
 
     # -- errors: a page or JSON, never a stack trace --------------------------------------
@@ -262,9 +316,13 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
         Route("/models/{model}", model_page),
         Route("/models/{model}/features/{feature}", feature_page),
         Route("/about", about),
+        Route("/reports", reports_page),
+        Route("/reports/files/{path:path}", report_file),
         Route("/healthz", healthz),
         Route("/static/mlmon.js", script),
         Route("/static/mlmon.css", css),
+        Route("/static/favicon.svg", favicon),
+        Route("/favicon.ico", favicon),
         *api.routes(data, visible_models, model_of, query),
     ]
 

@@ -8,6 +8,7 @@
     range_anchor: clock               # clock: "last 7 days" ends now; data: at the newest data
     stale_after: 2h                   # a model with no data for this long is flagged stale
     cache_seconds: 30                 # results are reused this long for the same query
+    reports: s3://bucket/reports      # or --reports: where mlmon report / schedule write (the Reports page)
     auth:
       mode: proxy                     # none | token | proxy
       tokens_file: /etc/mlmon/tokens.yaml     # token mode: hashed bearer tokens (see below)
@@ -150,6 +151,7 @@ class ServerConfig:
     rate_requests: int = 300
     rate_per: timedelta = timedelta(seconds=60)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    reports: str | None = None
 
     def __post_init__(self) -> None:
         if self.auth.mode == "none" and not is_loopback(self.host):
@@ -262,6 +264,7 @@ def load_config(
     host: str | None = None,
     port: int | None = None,
     range_anchor: str | None = None,
+    reports: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> ServerConfig:
     """Read ``server.yaml`` (optional) and apply the flags.
@@ -301,6 +304,7 @@ def load_config(
         "rate_limit",
         "audit",
         "storage_options",
+        "reports",
     }
     unknown = sorted(set(doc) - known)
     if unknown:
@@ -349,6 +353,14 @@ def load_config(
     if not 0 <= port_value <= 65535 or requests < 1:
         raise ConfigError("port must be 0..65535 and rate_limit.requests at least 1")
     state_dir = Path(str(audit_doc.get("state_dir", ".mlmon-server")))
+    reports_uri = reports or doc.get("reports")
+    if reports_uri is not None:
+        if not isinstance(reports_uri, str) or not reports_uri:
+            raise ConfigError(
+                "reports must be a folder or an s3:// prefix, e.g. s3://bucket/reports"
+            )
+        if "://" not in reports_uri and not reports and not Path(reports_uri).is_absolute():
+            reports_uri = str(base / reports_uri)
     return ServerConfig(
         lake=str(lake_uri),
         host=host or str(doc.get("host", "127.0.0.1")),
@@ -370,4 +382,5 @@ def load_config(
             flush_every=parse_duration(audit_doc.get("flush_every", "60s"), "audit.flush_every"),
             enabled=bool(audit_doc.get("enabled", True)),
         ),
+        reports=reports_uri,
     )
