@@ -12,6 +12,7 @@ decided (exit 7). Results are read back from the lake's ``version_checks`` and
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import duckdb
@@ -32,7 +33,8 @@ CANARY = "Jane-Canary-MRN-0073"
 
 
 def _golden(tmp: Path, model: object) -> tuple[Path, list[dict[str, float]]]:
-    rows = golden_rows(8, seed=5)
+    # distinctive input values (54.000123456, ...), so a leak of one would be found below
+    rows = [{f: v + 1.23456e-4 for f, v in r.items()} for r in golden_rows(8, seed=5)]
     x = np.array([[r[f] for f in FEATURES] for r in rows])
     labels = model.predict(x).tolist()  # type: ignore[attr-defined]
     path = tmp / "golden.jsonl"
@@ -98,6 +100,7 @@ def _audit(lake: Path) -> list[dict]:
 def test_candidate_pass_fail_and_endpoint_down(
     served: Served, registry_url: str, reader_env: None, tmp_path: Path, capsys, caplog
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     golden, rows = _golden(tmp_path, served.models["1"])
     ref_id = _reference_with_prediction(tmp_path / "lake", served.models["1"])
     champion = served.endpoints["1"].url
@@ -163,6 +166,7 @@ def test_candidate_pass_fail_and_endpoint_down(
     said = out.out + out.err + caplog.text
     blobs = said + "".join(p.read_bytes().decode("latin-1") for p in lake.rglob("*") if p.is_file())
     needles = [CANARY, *(repr(v) for r in rows for v in r.values())]
+    assert all(len(n) >= 9 for n in needles)
     assert not [n for n in needles if n in blobs]
 
 
