@@ -81,7 +81,7 @@ def _resolve(args: argparse.Namespace) -> tuple[str, str, str | None, dict[str, 
             cand = registry.alias(args.model, args.candidate_alias)
         else:
             raise ConfigError("name the candidate: pass --version N or --candidate-alias NAME")
-        alias = None
+        alias = getattr(args, "champion_via", None)  # the watch: the alias it read it from
         if args.champion_version:
             champ = registry.version(args.model, args.champion_version)
         else:
@@ -339,7 +339,7 @@ def _watch_config(path: str) -> Any:
 
 
 def _test_args(args: argparse.Namespace, cfg: Any, m: Any, version: str, trigger: str,
-               champion: str) -> argparse.Namespace | None:  # fmt: skip
+               champion: str, aliases: Any) -> argparse.Namespace | None:  # fmt: skip
     t = m.test
     if t.candidate_endpoints and version in t.candidate_endpoints:
         endpoint = t.candidate_endpoints[version]
@@ -348,7 +348,9 @@ def _test_args(args: argparse.Namespace, cfg: Any, m: Any, version: str, trigger
     else:
         return None
     tol = t.tolerance
+    via = next((a.strip() for a in t.champion_alias.split(",") if a.strip() in aliases), None)
     return argparse.Namespace(
+        champion_via=via,
         model=m.name, lake_model=m.lake_model or m.name, version=version, candidate_alias=None,
         champion_version=champion, champion_alias=t.champion_alias, endpoint=endpoint,
         champion_endpoint=t.champion_endpoint, golden=str(t.golden) if t.golden else None,
@@ -432,7 +434,7 @@ def watch_once(args: argparse.Namespace, cfg: Any) -> int:
             print(f"model {m.name}: {len(events)} change(s){': ' + summary if summary else ''}")
             if before is not None and m.test is not None:
                 champion = next(
-                    (snap.aliases[a] for a in m.test.champion_alias.split(",")
+                    (snap.aliases[a.strip()] for a in m.test.champion_alias.split(",")
                      if a.strip() in snap.aliases), None,
                 )  # fmt: skip
                 for version, trigger in to_test(
@@ -442,7 +444,7 @@ def watch_once(args: argparse.Namespace, cfg: Any) -> int:
                         print(f"model {m.name}: version {version} not tested: no champion alias "
                               f"({m.test.champion_alias}) is set", file=sys.stderr)  # fmt: skip
                         break
-                    targs = _test_args(args, cfg, m, version, trigger, champion)
+                    targs = _test_args(args, cfg, m, version, trigger, champion, snap.aliases)
                     if targs is None:
                         print(f"model {m.name}: version {version} not tested: no endpoint for "
                               "it in test.candidate_endpoint(s)", file=sys.stderr)  # fmt: skip

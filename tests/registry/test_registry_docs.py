@@ -78,6 +78,17 @@ def test_the_watch_example_config_is_valid(tmp_path: Path) -> None:
     assert cfg.interval.total_seconds() == 300
 
 
+def test_the_cronjob_example_runs_one_watch_pass() -> None:
+    from mlmon.commands._registry_workflow import cmd_watch
+
+    docs = [yaml.safe_load(b) for b in _blocks("yaml")]
+    cron = next(d for d in docs if d.get("kind") == "CronJob")
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    (container,) = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    args = build_parser().parse_args(container["command"][1:])
+    assert args.func is cmd_watch and not args.loop
+
+
 def test_every_exit_code_is_documented() -> None:
     text = DOC.read_text()
     for code in EXIT_CODES:

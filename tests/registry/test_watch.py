@@ -162,7 +162,7 @@ def test_watch_tests_a_version_a_candidate_alias_moves_to(
         "SELECT candidate_version, champion_version, champion_alias, trigger, outcome FROM "
         f"read_parquet('{tmp_path}/lake/v1/version_checks/**/*.parquet')"
     ).fetchall()
-    assert checks == [("3", "1", None, "alias_set", "fail")]
+    assert checks == [("3", "1", "champion", "alias_set", "fail")]
     alerts = duckdb.sql(
         f"SELECT rule, state FROM read_parquet('{tmp_path}/lake/v1/alerts/**/*.parquet')"
     ).fetchall()
