@@ -325,6 +325,9 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
         Route("/favicon.ico", favicon),
         *api.routes(data, visible_models, model_of, query),
     ]
+    from mlmon.server.versions import versions_route  # issue 22: the version page
+
+    routes.insert(3, versions_route(data, model_of, page))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
