@@ -15,11 +15,12 @@ mode="${1:-all,dev}"
 
 # System libraries: weasyprint (pango, harfbuzz subset, a font), poppler for PDF-to-PNG checks,
 # a PACS for the imaging tests (Orthanc with its DICOMweb plugin; the tests start their own
-# instance on 127.0.0.1, the package's service is not used) and libfaketime for the tests that
+# instance on 127.0.0.1, the package's service is not used), Alertmanager for the alert tests (each
+# session starts its own on 127.0.0.1) and libfaketime for the tests that
 # move the clock years ahead.
 pkgs=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils)
 if [ "$mode" != lock ] && [[ ",$mode," == *",dev,"* ]]; then
-  pkgs+=(orthanc orthanc-dicomweb faketime)
+  pkgs+=(orthanc orthanc-dicomweb faketime prometheus-alertmanager)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
