@@ -49,9 +49,7 @@ class LakeData:
         self.root = root
         self.writer = LakeWriter(str(root), collector_id="test-edge", day_rollups=False)
         rng = np.random.default_rng(22)
-        base = pl.DataFrame(
-            {"age": rng.normal(50, 10, 4000), "latency_ms": rng.gamma(4, 20, 4000)}
-        )
+        base = pl.DataFrame({"age": rng.normal(50, 10, 4000), "latency_ms": rng.gamma(4, 20, 4000)})
         self.reference = build_reference(base, SCHEMA, model="risk-model")
         self._refs: set[str] = set()
         self.rng = rng
@@ -159,7 +157,7 @@ def receiver() -> Iterator[HttpReceiver]:
     state: dict[str, HttpReceiver] = {}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             rec = state["r"]
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             rec.arrived.set()
@@ -210,7 +208,7 @@ def _smtp(mode: str, pki) -> Iterator[Smtp]:  # noqa: F811
     messages: list[Any] = []
 
     class Handler:
-        async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        async def handle_DATA(self, server, session, envelope):
             messages.append((session.ssl is not None, envelope))
             return "250 OK"
 
@@ -262,9 +260,7 @@ def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alertmana
         pytest.fail("prometheus-alertmanager is not installed; run scripts/bootstrap.sh as root")
     d = tmp_path_factory.mktemp("alertmanager")
     (d / "am.yml").write_text(
-        yaml.safe_dump(
-            {"route": {"receiver": "null"}, "receivers": [{"name": "null"}]}
-        )
+        yaml.safe_dump({"route": {"receiver": "null"}, "receivers": [{"name": "null"}]})
     )
     port, cport = free_port(), free_port()
     log = open(d / "am.log", "wb")  # noqa: SIM115

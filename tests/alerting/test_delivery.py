@@ -33,9 +33,7 @@ def test_webhook_signed_deduplicated_while_firing_one_resolve(
     monkeypatch.setenv("TEST_MLMON_HMAC", HMAC_KEY)
     lake.golden("risk-model", NOW - timedelta(minutes=5), passed=4, failed=6, kind="connect")
     cfg = load_config(
-        write_config(
-            tmp_path, lake.root, [_webhook(receiver, hmac_key={"env": "TEST_MLMON_HMAC"})]
-        )
+        write_config(tmp_path, lake.root, [_webhook(receiver, hmac_key={"env": "TEST_MLMON_HMAC"})])
     )
     first = deliver(cfg, now=NOW)
     assert (first.started, first.delivered, first.queued) == (1, 1, 0)
@@ -72,9 +70,7 @@ def test_webhook_signed_deduplicated_while_firing_one_resolve(
     assert "100.0% (10 of 10" in ra["summary"]
 
 
-def test_grouped_per_model_and_rate_limited(
-    tmp_path: Path, lake: LakeData, receiver: HttpReceiver
-):
+def test_grouped_per_model_and_rate_limited(tmp_path: Path, lake: LakeData, receiver: HttpReceiver):
     for model in ("risk-model", "sepsis-model"):
         lake.window(model, NOW - timedelta(hours=3))  # data, then silence
         lake.golden(model, NOW - timedelta(minutes=5), passed=0, failed=5, kind="timeout")
@@ -250,9 +246,7 @@ def test_alertmanager_shows_the_alert_firing_then_resolved(
     short = timedelta(seconds=30)
     lake.golden(model, t0 - timedelta(seconds=10), passed=0, failed=5, kind="timeout", length=short)
     am = {"name": "am", "type": "alertmanager", "url": alertmanager.url}
-    cfg = load_config(
-        write_config(tmp_path, lake.root, [am], rules={"golden": {"period": "1m"}})
-    )
+    cfg = load_config(write_config(tmp_path, lake.root, [am], rules={"golden": {"period": "1m"}}))
     assert deliver(cfg, now=t0).delivered == 1
     [shown] = alertmanager.alerts(model=model)
     assert shown["status"]["state"] == "active"
@@ -361,13 +355,20 @@ def test_messages_name_model_feature_figures_and_link_only(
             "receivers[0] (slack-0).url: not an http(s) URL",
         ),
         (
-            {"receivers": [{"type": "email", "host": "h", "sender": "a@b", "to": "c@d", "tls": "none"}]},
+            {
+                "receivers": [
+                    {"type": "email", "host": "h", "sender": "a@b", "to": "c@d", "tls": "none"}
+                ]
+            },
             "receivers[0] (email-0).tls: 'none'",
         ),
         ({"rules": {"golden": {"min_pass_rate": 2}}}, "rules.golden.min_pass_rate: 2"),
         ({"rules": {"latency": {"objective_ms": "fast"}}}, "rules.latency.objective_ms"),
         ({"rules": {"drift": {"perod": "1h"}}}, "rules.drift: unknown key(s) perod"),
-        ({"rules": {"missing_data": {"missing_after": "soon"}}}, "rules.missing_data.missing_after"),
+        (
+            {"rules": {"missing_data": {"missing_after": "soon"}}},
+            "rules.missing_data.missing_after",
+        ),
         ({"rules": {"speed": {}}}, "rules: unknown key(s) speed"),
         ({"retry": {"min": "x"}}, "retry.min"),
         (
