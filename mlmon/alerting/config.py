@@ -83,6 +83,8 @@ class AlertsConfig:
     retry_max: timedelta = timedelta(hours=1)
     timeout_s: float = 10.0
     storage_options: dict[str, Any] = field(default_factory=dict)
+    audit_uri: str | None = None  # silences and acknowledgements are audited there
+    audit_actor: str = "mlmon-alerts"
 
 
 _RULE_KEYS: dict[str, dict[str, Any]] = {
@@ -302,6 +304,7 @@ def _parse(doc: Any, base: Path) -> AlertsConfig:
         "retry",
         "timeout",
         "storage_options",
+        "audit",
     }
     _no_unknown(doc, allowed, "top level")
     for key in ("lake", "state_dir", "dashboard_url"):
@@ -330,6 +333,10 @@ def _parse(doc: Any, base: Path) -> AlertsConfig:
         raise ConfigError(f"receivers: name(s) {', '.join(dup)} used twice; names key the outbox")
     retry = _mapping(doc.get("retry"), "retry")
     _no_unknown(retry, {"min", "max"}, "retry")
+    audit = _mapping(doc.get("audit"), "audit")
+    _no_unknown(audit, {"uri", "actor"}, "audit")
+    if audit and not audit.get("uri"):
+        raise ConfigError("audit.uri: missing; the lake or bucket that keeps the audit log")
     lake = str(doc["lake"])
     if "://" not in lake and not Path(lake).is_absolute():
         lake = str(base / lake)
@@ -346,7 +353,13 @@ def _parse(doc: Any, base: Path) -> AlertsConfig:
         retry_max=parse_duration(retry.get("max", "1h"), "retry.max"),
         timeout_s=parse_duration(doc.get("timeout", "10s"), "timeout").total_seconds(),
         storage_options=_mapping(doc.get("storage_options"), "storage_options"),
+        audit_uri=_local(str(audit["uri"]), base) if audit else None,
+        audit_actor=str(audit.get("actor", "mlmon-alerts")),
     )
+
+
+def _local(uri: str, base: Path) -> str:
+    return uri if "://" in uri or Path(uri).is_absolute() else str(base / uri)
 
 
 def load_config(path: str | os.PathLike[str]) -> AlertsConfig:

@@ -24,6 +24,7 @@ from mlmon.alerting.config import AlertsConfig, Receiver
 from mlmon.alerting.outbox import Outbox, idempotency_key, locked
 from mlmon.alerting.receivers import SENDERS, DeliveryError, Sender
 from mlmon.alerting.rules import Finding, evaluate
+from mlmon.alerting.silences import Silences
 from mlmon.analysis.lake import Lake
 
 __all__ = ["PassResult", "deliver", "run"]
@@ -86,9 +87,19 @@ def _wants(r: Receiver, model: str) -> bool:
 
 
 def apply_findings(
-    box: Outbox, config: AlertsConfig, findings: list[Finding], now: datetime, result: PassResult
+    box: Outbox,
+    config: AlertsConfig,
+    findings: list[Finding],
+    now: datetime,
+    result: PassResult,
+    silences: Silences | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Update the firing state; return the alerts that changed, per model."""
+    """Update the firing state; return the alerts to announce, per model.
+
+    A firing alert matched by an active silence is tracked but not announced
+    (``notified`` false) until the silence ends; a resolve is announced only for
+    an alert that was.
+    """
     changes: dict[str, list[dict[str, Any]]] = defaultdict(list)
     stamp = now.isoformat()
     for f in findings:
@@ -96,14 +107,29 @@ def apply_findings(
         entry = box.firing.get(f.key)
         if f.holds:
             since = entry["since"] if entry else stamp
-            box.firing[f.key] = {"since": since, "alert": _alert(config, f, "firing", since, None)}
+            box.firing[f.key] = {
+                "since": since,
+                "alert": _alert(config, f, "firing", since, None),
+                "notified": bool(entry.get("notified", True)) if entry else False,
+            }
             if entry is None:
-                changes[f.model].append(box.firing[f.key]["alert"])
                 result.started += 1
         elif entry is not None:
             del box.firing[f.key]
-            changes[f.model].append(_alert(config, f, "resolved", entry["since"], stamp))
             result.resolved += 1
+            ack = silences.resolved(f.key) if silences is not None else None
+            if entry.get("notified", True):
+                alert = _alert(config, f, "resolved", entry["since"], stamp)
+                if ack is not None:
+                    alert["acknowledged_by"] = ack.by
+                changes[f.model].append(alert)
+    for entry in box.firing.values():
+        if entry["notified"]:
+            continue
+        if silences is not None and silences.silenced(entry["alert"], now) is not None:
+            continue  # announced when the silence ends, if it still fires then
+        entry["notified"] = True
+        changes[entry["alert"]["model"]].append(entry["alert"])
     result.firing = len(box.firing)
     return changes
 
@@ -161,7 +187,8 @@ def deliver(
         if evaluate_rules:
             lake = lake or Lake(config.lake, config.storage_options or None)
             findings, result.problems = evaluate(lake, config, now)
-            changes = apply_findings(box, config, findings, now, result)
+            silences = Silences(config.state_dir)
+            changes = apply_findings(box, config, findings, now, result, silences)
             for r in config.receivers:
                 for model, alerts in changes.items():
                     if _wants(r, model):
@@ -170,6 +197,8 @@ def deliver(
                     by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
                     for entry in box.firing.values():
                         a = entry["alert"]
+                        if not entry["notified"] or silences.silenced(a, now) is not None:
+                            continue
                         if _wants(r, a["model"]) and a["key"] not in {
                             c["key"] for c in changes.get(a["model"], [])
                         }:
