@@ -267,6 +267,10 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
         Route("/static/mlmon.css", css),
         *api.routes(data, visible_models, model_of, query),
     ]
+    if config.alerts_config:  # silences and acknowledgements (docs/alerts.md)
+        from mlmon.server.alerts import routes as alert_routes
+
+        routes += alert_routes(config.alerts_config, config.operator_groups, principal, data.models)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:

@@ -150,6 +150,8 @@ class ServerConfig:
     rate_requests: int = 300
     rate_per: timedelta = timedelta(seconds=60)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    alerts_config: str | None = None  # alerts.yaml: silences and acks through the API
+    operator_groups: tuple[str, ...] = ()  # may silence and acknowledge alerts
 
     def __post_init__(self) -> None:
         if self.auth.mode == "none" and not is_loopback(self.host):
@@ -301,6 +303,8 @@ def load_config(
         "rate_limit",
         "audit",
         "storage_options",
+        "alerts",
+        "operator_groups",
     }
     unknown = sorted(set(doc) - known)
     if unknown:
@@ -349,6 +353,10 @@ def load_config(
     if not 0 <= port_value <= 65535 or requests < 1:
         raise ConfigError("port must be 0..65535 and rate_limit.requests at least 1")
     state_dir = Path(str(audit_doc.get("state_dir", ".mlmon-server")))
+    alerts_doc = _mapping(doc.get("alerts"), "alerts")
+    if set(alerts_doc) - {"config"}:
+        raise ConfigError("alerts: the only key is config (the path of alerts.yaml)")
+    alerts_config = str(base / str(alerts_doc["config"])) if alerts_doc.get("config") else None
     return ServerConfig(
         lake=str(lake_uri),
         host=host or str(doc.get("host", "127.0.0.1")),
@@ -370,4 +378,6 @@ def load_config(
             flush_every=parse_duration(audit_doc.get("flush_every", "60s"), "audit.flush_every"),
             enabled=bool(audit_doc.get("enabled", True)),
         ),
+        alerts_config=alerts_config,
+        operator_groups=_strings(doc.get("operator_groups"), "operator_groups"),
     )
