@@ -26,6 +26,7 @@ from mlmon.alerting.receivers import SENDERS, DeliveryError, Sender
 from mlmon.alerting.rules import Finding, evaluate
 from mlmon.alerting.silences import Silences
 from mlmon.analysis.lake import Lake
+from mlmon.errors import MlmonError
 
 __all__ = ["PassResult", "deliver", "run"]
 
@@ -184,9 +185,15 @@ def deliver(
     result = PassResult()
     with locked(config.state_dir):
         box = Outbox(config.state_dir)
+        findings: list[Finding] | None = None
         if evaluate_rules:
-            lake = lake or Lake(config.lake, config.storage_options or None)
-            findings, result.problems = evaluate(lake, config, now)
+            try:
+                lake = lake or Lake(config.lake, config.storage_options or None)
+                findings, result.problems = evaluate(lake, config, now)
+            except (MlmonError, OSError) as exc:  # the lake is down: still send what is queued
+                result.problems.append(f"the lake could not be read: {type(exc).__name__}: {exc}")
+                log.warning("alerts: rules not evaluated, the lake could not be read: %s", exc)
+        if findings is not None:
             silences = Silences(config.state_dir)
             changes = apply_findings(box, config, findings, now, result, silences)
             for r in config.receivers:
