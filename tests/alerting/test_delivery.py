@@ -268,6 +268,7 @@ def test_alertmanager_shows_the_alert_firing_then_resolved(
     assert alertmanager.alerts(model=model) == []
 
 
+@pytest.mark.slow
 def test_nothing_is_lost_when_the_process_is_killed_mid_delivery(
     tmp_path: Path, lake: LakeData, receiver: HttpReceiver
 ):

@@ -96,3 +96,35 @@ def test_silences_need_an_audit_log(tmp_path: Path, lake: LakeData, receiver: Ht
     cfg = load_config(write_config(tmp_path, lake.root, hook))
     with pytest.raises(ConfigError, match="audit: missing"):
         open_silences(cfg)
+
+
+def test_the_cli_silences_acknowledges_and_shows_the_state(
+    tmp_path: Path, lake: LakeData, receiver: HttpReceiver, capsys: pytest.CaptureFixture[str]
+):
+    from datetime import UTC, datetime
+
+    from mlmon.cli import main
+
+    now = datetime.now(UTC)
+    lake.golden("risk-model", now - timedelta(minutes=5), passed=0, failed=5)
+    receiver.statuses = [500]
+    hook = [{"name": "ops", "type": "webhook", "url": receiver.url}]
+    path = write_config(tmp_path, lake.root, hook, audit={"uri": str(tmp_path / "audit")})
+    cfg = ["--config", str(path)]
+    assert main(["alerts", "deliver", *cfg]) == 1  # the receiver failed: kept, exit 1
+    assert "1 failed" in capsys.readouterr().out
+    assert main(["alerts", "ack", *cfg, "--model", "risk-model", "--rule", "golden_pass_rate",
+                 "--by", "jdoe"]) == 0  # fmt: skip
+    assert main(["alerts", "silence", *cfg, "--model", "sepsis-*", "--until", "1h",
+                 "--by", "jdoe", "--reason", "maintenance"]) == 0  # fmt: skip
+    sid = capsys.readouterr().out.split("silence ")[1].split()[0]
+    assert main(["alerts", "status", *cfg]) == 0
+    out = capsys.readouterr().out
+    assert "firing golden_pass_rate|risk-model| since" in out and "acknowledged by jdoe" in out
+    assert f"silence {sid} sepsis-* * * until" in out and "queued messages: 1" in out
+    assert main(["alerts", "silence", *cfg, "--expire", sid, "--by", "jdoe"]) == 0
+    assert main(["alerts", "ack", *cfg, "--model", "risk-model", "--rule", "drift:psi",
+                 "--by", "jdoe"]) == 2  # fmt: skip
+    assert "is not firing" in capsys.readouterr().err
+    result = verify(str(tmp_path / "audit"))
+    assert result.ok and result.actors["mlmon-alerts"].records == 3, str(result)
