@@ -243,39 +243,47 @@ def _missing(lake: Lake, model: str, r: RuleSettings, now: datetime) -> list[Fin
 
 
 def _version_checks(lake: Lake, model: str, r: RuleSettings, now: datetime) -> list[Finding]:
-    """Reads the ``version_checks`` table when the lake schema has it (registry watch)."""
+    """The newest replication test of each candidate in ``version_checks`` (registry watch).
+
+    ``outcome`` fail fires, pass resolves; error (an endpoint did not answer, nothing
+    was decided) leaves the alert as it is.
+    """
     if "version_checks" not in TABLES:
         return []
     rows = lake.read("version_checks", model=model, start=now - r.period, end=now)
-    if rows.height == 0 or "passed" not in rows.columns:
+    if rows.height == 0 or "outcome" not in rows.columns:
         return []
-    vcol = next(
-        (c for c in ("candidate_version", "version", "model_version") if c in rows.columns), None
+    newest = (
+        rows.filter(pl.col("outcome").is_in(["pass", "fail"]))
+        .sort("checked_at")
+        .group_by("candidate_version", maintain_order=True)
+        .last()
     )
-    tcol = next((c for c in ("checked_at", "window_end") if c in rows.columns), None)
-    if vcol is None or tcol is None:
-        return []
-    newest = rows.sort(tcol).group_by(vcol, maintain_order=True).last()
     out = []
     for row in newest.iter_rows(named=True):
-        version = str(row[vcol])
-        passed = bool(row["passed"])
+        version = str(row["candidate_version"])
+        failed = row["outcome"] == "fail"
         figures = []
-        if row.get("pass_rate") is not None:
-            figures.append(f"golden pass rate {float(row['pass_rate']):.1%}")
+        cand, champ = row.get("candidate_pass_rate"), row.get("champion_pass_rate")
+        if cand is not None:
+            figures.append(
+                f"golden pass rate {cand:.1%}"
+                + (f" vs the champion's {champ:.1%}" if champ is not None else "")
+            )
         if row.get("latency_ratio") is not None:
-            figures.append(f"latency {float(row['latency_ratio']):.2f}x the champion's")
+            figures.append(f"median latency {row['latency_ratio']:.2f}x the champion's")
         extra = f" ({', '.join(figures)})" if figures else ""
         out.append(
             Finding(
                 "version_check",
                 model,
                 version,
-                not passed,
+                failed,
                 r.severity,
-                f"candidate version {version} {'passed' if passed else 'failed'} its "
-                f"replication check against the champion{extra}",
-                value=float(row["pass_rate"]) if row.get("pass_rate") is not None else None,
+                f"candidate version {version} {'failed' if failed else 'passed'} its "
+                f"replication test against the champion{extra}",
+                value=float(cand) if cand is not None else None,
+                threshold=float(champ) if champ is not None else None,
             )
         )
     return out

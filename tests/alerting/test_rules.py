@@ -53,19 +53,22 @@ def test_drift_and_latency_figures_are_the_lakes(tmp_path: Path, lake: LakeData)
 
 @pytest.fixture
 def version_checks_table() -> Iterator[None]:
-    """The registry watch's table (built on another branch), as this test assumes it."""
+    """The registry watch's table (branch i22-registry), its columns the rule reads."""
     added = "version_checks" not in TABLES
     if added:
         register_table(
             Table(
                 "version_checks",
-                "test stand-in",
+                "test stand-in: the columns of the registry watch's table that the rule reads",
                 (
                     *_WINDOW,
                     Column("checked_at", UTC_TS, "", nullable=False),
-                    Column("candidate_version", pa.string(), "", nullable=False),
-                    Column("passed", pa.bool_(), "", nullable=False),
-                    Column("pass_rate", pa.float64(), ""),
+                    Column("check_id", pa.string(), "", nullable=False),
+                    Column("candidate_version", pa.string(), ""),
+                    Column("trigger", pa.string(), "", nullable=False),
+                    Column("outcome", pa.string(), "", nullable=False),
+                    Column("candidate_pass_rate", pa.float64(), ""),
+                    Column("champion_pass_rate", pa.float64(), ""),
                     Column("latency_ratio", pa.float64(), ""),
                 ),
             )
@@ -77,7 +80,7 @@ def version_checks_table() -> Iterator[None]:
             del TABLES["version_checks"]
 
 
-def _check(lake: LakeData, at, version: str, passed: bool, rate: float) -> None:
+def _check(lake: LakeData, at, version: str, outcome: str, rate: float) -> None:
     lake.n += 1
     rows = pl.DataFrame(
         {
@@ -85,9 +88,12 @@ def _check(lake: LakeData, at, version: str, passed: bool, rate: float) -> None:
             "window_end": [at],
             "collector_id": ["registry-watch"],
             "checked_at": [at],
+            "check_id": [f"c{lake.n}"],
             "candidate_version": [version],
-            "passed": [passed],
-            "pass_rate": [rate],
+            "trigger": ["version_created"],
+            "outcome": [outcome],
+            "candidate_pass_rate": [rate],
+            "champion_pass_rate": [1.0],
             "latency_ratio": [1.4],
         }
     )
@@ -98,7 +104,7 @@ def test_a_failed_version_check_fires_and_a_passing_recheck_resolves(
     tmp_path: Path, lake: LakeData, receiver: HttpReceiver, version_checks_table: None
 ):
     lake.window("risk-model", NOW - timedelta(minutes=30))
-    _check(lake, NOW - timedelta(minutes=20), "7", False, 0.6)
+    _check(lake, NOW - timedelta(minutes=20), "7", "fail", 0.6)
     cfg = load_config(
         write_config(
             tmp_path,
@@ -114,8 +120,13 @@ def test_a_failed_version_check_fires_and_a_passing_recheck_resolves(
         "7",
         "critical",
     )
-    assert "failed" in alert["summary"] and "60.0%" in alert["summary"]
-    _check(lake, NOW + timedelta(minutes=10), "7", True, 1.0)
+    assert alert["summary"] == (
+        "candidate version 7 failed its replication test against the champion (golden pass "
+        "rate 60.0% vs the champion's 100.0%, median latency 1.40x the champion's)"
+    )
+    _check(lake, NOW + timedelta(minutes=5), "7", "error", 0.0)  # nothing decided: no change
+    assert deliver(cfg, now=NOW + timedelta(minutes=8)).delivered == 0
+    _check(lake, NOW + timedelta(minutes=10), "7", "pass", 1.0)
     assert deliver(cfg, now=NOW + timedelta(minutes=20)).resolved == 1
     assert receiver.bodies()[1]["alerts"][0]["state"] == "resolved"
 
