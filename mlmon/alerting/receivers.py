@@ -20,7 +20,7 @@ import json
 import smtplib
 import ssl
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
@@ -34,6 +34,8 @@ __all__ = ["SENDERS", "DeliveryError", "render_text"]
 
 SIGNATURE_HEADER = "X-Mlmon-Signature"
 KEY_HEADER = "X-Mlmon-Idempotency-Key"
+AM_HOLD = timedelta(hours=1)
+"""``endsAt`` of a firing alert sent to Alertmanager: re-sent every pass well before it."""
 
 
 class DeliveryError(MlmonError, ConnectionError):
@@ -197,8 +199,7 @@ def _am_alert(a: dict[str, Any], now: datetime, hold: timedelta) -> dict[str, An
 
 
 def send_alertmanager(r: Receiver, msg: Message, now: datetime, timeout: float) -> None:
-    hold = timedelta(seconds=float(r.options.get("hold_s", 3600)))
-    body = json.dumps([_am_alert(a, now, hold) for a in msg.alerts]).encode()
+    body = json.dumps([_am_alert(a, now, AM_HOLD) for a in msg.alerts]).encode()
     _post(r, body, {}, timeout, url=r.secrets["url"].rstrip("/") + "/api/v2/alerts")
 
 
@@ -212,7 +213,3 @@ SENDERS: dict[str, Sender] = {
     "email": send_email,
     "alertmanager": send_alertmanager,
 }
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
