@@ -15,8 +15,11 @@ can add one while a delivery pass runs; the pass reads the file once.
   it. It ends when the alert resolves.
 
 Every change is one record of the hash-chained audit log (``mlmon.governance.audit``)
-when an :class:`~mlmon.governance.audit.AuditLog` is given: action, target, who and
-until when; the reason and note are kept in the file, not in the log.
+when ``audit`` (a factory of :class:`~mlmon.governance.audit.AuditLog`) is given:
+action, target, who and until when; the reason and note are kept in the file, not
+in the log. The log is opened, written and flushed under the silences lock, so the
+dashboard and the CLI never fork the chain; a flush that fails (the bucket is down)
+leaves the record in the chain's open segment on the volume, sent with the next one.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import fcntl
 import fnmatch
 import hashlib
 import json
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -34,10 +38,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mlmon.errors import ConfigError
+from mlmon.errors import ConfigError, MlmonError
 
 __all__ = ["Acknowledgement", "Silence", "Silences", "open_silences"]
 
+log = logging.getLogger("mlmon.alerting")
 _WHO = re.compile(r"^[A-Za-z0-9_.@+-]{1,128}$")
 
 
@@ -126,8 +131,15 @@ class Silences:
             os.close(fd)
 
     def _audit(self, action: str, target: str, **details: Any) -> None:
-        if self.audit is not None:
-            self.audit.record(action, target, "ok", **details)
+        """Call inside :meth:`_changing` (its lock serialises the chain)."""
+        if self.audit is None:
+            return
+        audit_log = self.audit()
+        audit_log.record(action, target, "ok", **details)
+        try:
+            audit_log.flush()
+        except (MlmonError, OSError) as exc:
+            log.warning("alerts: audit segment not written (%s); sent with the next flush", exc)
 
     def silence(
         self,
@@ -150,9 +162,9 @@ class Silences:
         s = Silence(sid[:16], model, rule, subject, now.isoformat(), ends.isoformat(), by, reason)
         with self._changing():
             self.silences.append(s)
-        self._audit(
-            "alert_silence", f"{model}|{rule}|{subject}", principal=by, id=s.id, ends=s.ends
-        )
+            self._audit(
+                "alert_silence", f"{model}|{rule}|{subject}", principal=by, id=s.id, ends=s.ends
+            )
         return s
 
     def expire(self, silence_id: str, *, by: str, now: datetime) -> Silence:
@@ -161,17 +173,19 @@ class Silences:
         with self._changing():
             found = next((s for s in self.silences if s.id == silence_id), None)
             if found is None:
-                raise ConfigError(f"no silence with id {silence_id!r}; list them with `silences`")
+                raise ConfigError(
+                    f"no silence with id {silence_id!r}; list them with `mlmon alerts status`"
+                )
             self.silences = [
                 s if s.id != silence_id else Silence(**{**asdict(s), "ends": now.isoformat()})
                 for s in self.silences
             ]
-        self._audit(
-            "alert_unsilence",
-            f"{found.model}|{found.rule}|{found.subject}",
-            principal=by,
-            id=silence_id,
-        )
+            self._audit(
+                "alert_unsilence",
+                f"{found.model}|{found.rule}|{found.subject}",
+                principal=by,
+                id=silence_id,
+            )
         return found
 
     def acknowledge(
@@ -184,7 +198,7 @@ class Silences:
         ack = Acknowledgement(key, by, now.isoformat(), note)
         with self._changing():
             self.acks[key] = ack
-        self._audit("alert_acknowledge", key, principal=by)
+            self._audit("alert_acknowledge", key, principal=by)
         return ack
 
     def active(self, now: datetime) -> list[Silence]:
@@ -210,11 +224,14 @@ def open_silences(config: Any) -> Silences:
             "audit: missing; silences and acknowledgements are audited: add audit: {uri: ...} "
             "(the lake or bucket that keeps the audit log, PUT on audit/<actor>/ only)"
         )
-    log = AuditLog(
-        config.audit_uri,
-        config.state_dir / "audit",
-        config.audit_actor,
-        echo=False,
-        storage_options=config.storage_options or None,
-    )
-    return Silences(config.state_dir, audit=log)
+
+    def audit_log() -> AuditLog:
+        return AuditLog(
+            config.audit_uri,
+            config.state_dir / "audit",
+            config.audit_actor,
+            echo=False,
+            storage_options=config.storage_options or None,
+        )
+
+    return Silences(config.state_dir, audit=audit_log)

@@ -72,8 +72,6 @@ def _silence(args: argparse.Namespace) -> int:
             rule=args.rule, subject=args.subject,
         )  # fmt: skip
         print(f"mlmon alerts: silence {s.id} for {s.model} {s.rule} {s.subject} until {s.ends}")
-    if box.audit is not None:
-        box.audit.flush()
     return 0
 
 
@@ -89,8 +87,6 @@ def _ack(args: argparse.Namespace) -> int:
     key = f"{args.rule}|{args.model}|{args.subject or ''}"
     firing = set(Outbox(config.state_dir).firing)
     box.acknowledge(key, by=args.by, note=args.note or "", now=datetime.now(UTC), firing=firing)
-    if box.audit is not None:
-        box.audit.flush()
     print(f"mlmon alerts: {key} acknowledged by {args.by}")
     return 0
 

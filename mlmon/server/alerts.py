@@ -140,7 +140,6 @@ def routes(
             )
         except (ConfigError, ValueError) as exc:
             raise HTTPException(400, str(exc)) from exc
-        box.audit.flush()
         return JSONResponse(
             {
                 "id": s.id,
@@ -161,7 +160,6 @@ def routes(
         if found is None:
             raise HTTPException(404, "There is no silence of that id you may see.")
         box.expire(sid, by=who.name, now=datetime.now(UTC))
-        box.audit.flush()
         return JSONResponse({"id": sid, "expired": True})
 
     async def ack(request: Any) -> JSONResponse:
@@ -180,7 +178,6 @@ def routes(
             )
         except ConfigError as exc:
             raise HTTPException(409, "That alert is not firing.") from exc
-        box.audit.flush()
         return JSONResponse(
             {"rule": doc.get("rule"), "model": model, "by": a.by, "at": a.at}, status_code=201
         )
