@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
@@ -167,3 +168,58 @@ def test_the_run_loop_retries_until_the_receiver_accepts(
     assert passes[0].failed == 1
     assert len(receiver.requests) == 2
     assert len({r.json()["id"] for r in receiver.requests}) == 1
+
+
+def _performance_lake(root: Path, model: str, rng, informative: bool) -> None:
+    from mlmon.lake.writer import LakeWriter
+    from mlmon.profiles.frame import build_reference
+    from mlmon.profiles.performance import PerformanceProfile, PerformanceSpec, performance_to_row
+
+    spec = PerformanceSpec.make("binary", bins=50)
+    x = rng.normal(0, 1, 20_000)
+    p = 1 / (1 + np.exp(-(1.7 * x - 0.4)))
+    y = (rng.random(x.size) < p).astype(int)
+    ref = build_reference(pl.DataFrame({"x": x, "score": p, "label": y}), performance=spec)
+    writer = LakeWriter(str(root), collector_id="t", day_rollups=False)
+    writer.write_performance_reference(model, ref)
+    for day in range(3):
+        x = rng.normal(0, 1, 2000)
+        y = (rng.random(x.size) < 1 / (1 + np.exp(-(1.7 * x - 0.4)))).astype(int)
+        z = x if informative else rng.normal(0, 1, x.size)  # scores that know nothing
+        s = 1 / (1 + np.exp(-(1.7 * z - 0.4)))
+        prof = PerformanceProfile.from_predictions(spec, s).merge(
+            PerformanceProfile.from_labels(spec, y, s)
+        )
+        start = NOW - timedelta(days=3 - day)
+        row = {"model_version": "1", "window_start": start, "window_end": start + timedelta(days=1),
+               "collector_id": "t", "reference_id": ref.reference_id, "role": "labels",
+               "batch_id": "b", **performance_to_row(prof)}  # fmt: skip
+        writer.write_table("performance", model, pl.DataFrame([row], infer_schema_length=None),
+                           start, start + timedelta(days=1), part=f"d{day}")  # fmt: skip
+
+
+def test_performance_outside_its_band_fires_as_lake_performance_says(tmp_path: Path):
+    rng = np.random.default_rng(7)
+    root = tmp_path / "lake"
+    _performance_lake(root, "good-model", rng, informative=True)
+    _performance_lake(root, "blind-model", rng, informative=False)
+    cfg = load_config(
+        write_config(
+            tmp_path,
+            root,
+            [{"type": "webhook", "url": "http://127.0.0.1:9/"}],
+            rules={"performance": {"period": "7d", "metrics": ["roc_auc"]}},
+        )
+    )
+    reader = Lake(str(root))
+    findings, problems = evaluate(reader, cfg, NOW)
+    assert problems == []
+    by = {f.model: f for f in findings}
+    for model in ("good-model", "blind-model"):
+        expected = reader.performance(
+            model, NOW - timedelta(days=7), NOW, by=None, metrics=["roc_auc"]
+        ).row(0, named=True)
+        f = by[model]
+        assert (f.subject, f.value, f.holds) == ("roc_auc", expected["realized"], expected["alert"])
+        assert f.summary.startswith(f"roc_auc measured {expected['realized']:.3g} vs reference ")
+    assert by["blind-model"].holds and not by["good-model"].holds
