@@ -16,12 +16,16 @@ mode="${1:-all,dev}"
 # System libraries: weasyprint (pango, harfbuzz subset, a font), poppler for PDF-to-PNG checks,
 # a PACS for the imaging tests (Orthanc with its DICOMweb plugin; the tests start their own
 # instance on 127.0.0.1, the package's service is not used), libfaketime for the tests that
-# move the clock years ahead, and Debian's Chromium for the server's browser tests (Playwright
-# drives /usr/bin/chromium; it downloads no browser of its own).
+# move the clock years ahead, Debian's Chromium for the server's browser tests (Playwright
+# drives /usr/bin/chromium; it downloads no browser of its own) and Alertmanager for the alert
+# tests (each session starts its own on 127.0.0.1).
 pkgs=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils)
 if [ "$mode" != lock ] && [[ ",$mode," == *",dev,"* ]]; then
-  pkgs+=(orthanc orthanc-dicomweb faketime chromium)
-  pkgs+=(npm unzip)  # scripts/fetch-k8s-tools.sh: helm and kubectl for tests/deploy
+  pkgs+=(orthanc orthanc-dicomweb faketime chromium prometheus-alertmanager)
+  pkgs+=(unzip)  # scripts/fetch-k8s-tools.sh: helm and kubectl for tests/deploy, from npm's registry
+  # npm: Debian's package, unless an npm is already there (NodeSource's nodejs ships its own npm
+  # and conflicts with Debian's)
+  command -v npm >/dev/null || pkgs+=(npm)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

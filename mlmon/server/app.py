@@ -328,6 +328,10 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
     from mlmon.server.versions import versions_route  # issue 22: the version page
 
     routes.insert(3, versions_route(data, model_of, page))
+    if config.alerts_config:  # silences and acknowledgements (docs/alerts.md)
+        from mlmon.server.alerts import routes as alert_routes
+
+        routes += alert_routes(config.alerts_config, config.operator_groups, principal, data.models)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:

@@ -152,6 +152,8 @@ class ServerConfig:
     rate_per: timedelta = timedelta(seconds=60)
     audit: AuditSettings = field(default_factory=AuditSettings)
     reports: str | None = None
+    alerts_config: str | None = None  # alerts.yaml: silences and acks through the API
+    operator_groups: tuple[str, ...] = ()  # may silence and acknowledge alerts
 
     def __post_init__(self) -> None:
         if self.auth.mode == "none" and not is_loopback(self.host):
@@ -305,6 +307,8 @@ def load_config(
         "audit",
         "storage_options",
         "reports",
+        "alerts",
+        "operator_groups",
     }
     unknown = sorted(set(doc) - known)
     if unknown:
@@ -361,6 +365,10 @@ def load_config(
             )
         if "://" not in reports_uri and not reports and not Path(reports_uri).is_absolute():
             reports_uri = str(base / reports_uri)
+    alerts_doc = _mapping(doc.get("alerts"), "alerts")
+    if set(alerts_doc) - {"config"}:
+        raise ConfigError("alerts: the only key is config (the path of alerts.yaml)")
+    alerts_config = str(base / str(alerts_doc["config"])) if alerts_doc.get("config") else None
     return ServerConfig(
         lake=str(lake_uri),
         host=host or str(doc.get("host", "127.0.0.1")),
@@ -383,4 +391,6 @@ def load_config(
             enabled=bool(audit_doc.get("enabled", True)),
         ),
         reports=reports_uri,
+        alerts_config=alerts_config,
+        operator_groups=_strings(doc.get("operator_groups"), "operator_groups"),
     )
