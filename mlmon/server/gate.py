@@ -152,7 +152,14 @@ class Gate:
         client = (scope.get("client") or ("", 0))[0] or ""
         api = path.startswith("/api/")
         public = path == "/healthz" or path.startswith("/static/")
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers: dict[str, str] = {}
+        for k, v in scope["headers"]:
+            # a header sent on several lines counts as one comma-joined value (RFC 9110 5.3):
+            # oauth2-proxy may send each group on a line of its own, and a repeated user or
+            # secret header then fails the name check or the comparison instead of the last
+            # line winning
+            name, value = k.decode("latin-1").lower(), v.decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
         status = {"code": 0}
         principal: Principal | None = None
         who = "anonymous"
