@@ -10,7 +10,9 @@ schema we would still have to correct. The schema is built here from the route t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import html
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -153,6 +155,11 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
             now=datetime.now().astimezone(),
         )
         body = env.get_template(name).render(**ctx)
+        note = data.note
+        if note:  # the lake could not be listed lately: say the figures may be old
+            body = body.replace(
+                "<main>", f'<main>\n<p class="stale-note" role="status">{html.escape(note)}</p>', 1
+            )
         return HTMLResponse(body)
 
     # -- pages ---------------------------------------------------------------------------
@@ -272,9 +279,11 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
     async def lifespan(app: Any) -> AsyncIterator[None]:
         if audit is not None:
             audit.start()
+        await asyncio.to_thread(data.start)  # the first listing of the lake, then in the background
         try:
             yield
         finally:
+            data.stop()
             if audit is not None:
                 audit.stop()
 
