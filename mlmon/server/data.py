@@ -294,6 +294,14 @@ class Data:
             ):
                 if model not in lake.models(table):
                     continue
+                if self.indexed and self.index is not None and col == "window_end":
+                    try:  # from the object names: no object is read
+                        v = self.index.newest_window_end(table, model)
+                    except ValueError:
+                        pass
+                    else:
+                        found += [v] if v is not None else []
+                        continue
                 v = lake.scan(table, model=model).select(pl.col(col).max()).collect().item()
                 if v is not None:
                     found.append(v)

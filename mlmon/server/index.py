@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ import pyarrow.parquet as pq
 
 from mlmon.analysis.lake import Lake
 from mlmon.errors import LakeError, LakeUnreachable
-from mlmon.lake.layout import prefixes
+from mlmon.lake.layout import is_window, prefixes
 from mlmon.lake.rollup import COVERS_KEY
 from mlmon.lake.schema import TABLES
 from mlmon.lake.storage import Storage
@@ -43,6 +44,8 @@ from mlmon.profiles.frame import Reference
 __all__ = ["IndexedLake", "LakeIndex", "Snapshot"]
 
 log = logging.getLogger("mlmon.server.index")
+
+_WINDOW_NAME = re.compile(r"^(\d{8}T\d{6}(?:\d{6})?Z)-(\d{8}T\d{6}(?:\d{6})?Z)-")
 
 #: One object of a listing: name, size, modification time (seconds, or the S3 ETag).
 Entry = tuple[str, int, Any]
@@ -233,6 +236,36 @@ class LakeIndex:
             if e[0] == name:
                 return e
         return None
+
+    def newest_window_end(self, table_name: str, model: str) -> datetime | None:
+        """The latest window end among ``model``'s window objects of ``table_name``, from their names.
+
+        A window object's name starts with its window's start and end
+        (``20261101T000000Z-20261101T000500Z-...``, microseconds when there are some), the
+        same values as its rows' ``window_start`` and ``window_end``.
+
+        Raises
+        ------
+        ValueError
+            An object name does not start that way (read the rows instead).
+        """
+        snap = self.snapshot
+        root = self.roots[prefixes(table_name)[0]]
+        mdir = f"{root}/model={model}"
+        newest = ""
+        for d, _, _ in snap.dirs.get(mdir, ()):
+            for name, _, _ in snap.dirs.get(f"{mdir}/{d.rstrip('/')}", ()):
+                if not is_window(name):
+                    continue
+                m = _WINDOW_NAME.match(name)
+                if m is None:
+                    raise ValueError(f"object name {name[:80]!r} does not start with its window")
+                end = m.group(2)
+                end = end if len(end) == 22 else end[:-1] + "000000Z"
+                newest = max(newest, end)
+        if not newest:
+            return None
+        return datetime.strptime(newest, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
 
     def generation(self, model: str) -> int:
         """How many refreshes changed ``model``'s objects (0 for a model never seen)."""
