@@ -15,6 +15,7 @@ import contextlib
 import html
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -82,6 +83,10 @@ class RequestAudit:
         self.flush()
 
 
+def _minute() -> int:
+    return int(time.time() // 60)
+
+
 def _status_word(status: str) -> str:
     return {"red": "Act now", "amber": "Watch", "green": "OK", "grey": "No data"}.get(
         status, status
@@ -135,7 +140,7 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
         except ConfigError as exc:
             raise HTTPException(400, str(exc)) from exc
 
-    def page(name: str, request: Request, q: Query | None, **ctx: Any) -> HTMLResponse:
+    def render(name: str, request: Request, q: Query | None, **ctx: Any) -> str:
         islands: list[tuple[str, str]] = []
 
         def chart(c: Any) -> str:
@@ -154,7 +159,9 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
             link=lambda path, **kw: path + ("?" + urlencode(q.params(**kw)) if q else ""),
             now=datetime.now().astimezone(),
         )
-        body = env.get_template(name).render(**ctx)
+        return env.get_template(name).render(**ctx)
+
+    def respond(body: str) -> HTMLResponse:
         note = data.note
         if note:  # the lake could not be listed lately: say the figures may be old
             body = body.replace(
@@ -162,15 +169,30 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
             )
         return HTMLResponse(body)
 
+    def page(name: str, request: Request, q: Query | None, **ctx: Any) -> HTMLResponse:
+        return respond(render(name, request, q, **ctx))
+
     # -- pages ---------------------------------------------------------------------------
     def overview(request: Request) -> Response:
         models = visible_models(request)
         q = query(request, models)
-        return page("overview.html", request, q, rows=data.overview(models, q))
+        # the whole page, per caller and query, until any model's objects change; rebuilt
+        # each minute all the same, because "stale" depends on the clock
+        key = ("page", None, "overview", q, principal(request).name, tuple(models), _minute())
+        return respond(
+            data.cached(
+                key, lambda: render("overview.html", request, q, rows=data.overview(models, q))
+            )
+        )
 
     def model_page(request: Request) -> Response:
         model = model_of(request)
         q = query(request, [model])
+        method = request.query_params.get("method")
+        key = ("page", model, "model", q, method, principal(request).name)
+        return respond(data.cached(key, lambda: model_body(request, model, q)))
+
+    def model_body(request: Request, model: str, q: Query) -> str:
         section = data.model_section(model, q)
         methods = methods_from_registry()
         drift = section.drift_over_time
@@ -181,7 +203,7 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
             raise HTTPException(400, f"method must be one of {', '.join(present)}")
         charts = section_charts(section, methods, q.start, q.end)
         heatmap = drift_heatmap(drift, chosen) if chosen else None
-        return page(
+        return render(
             "model.html",
             request,
             q,

@@ -184,7 +184,7 @@ class Data:
                 Lake(config.lake, self._options).storage,
                 every=config.index_every,
                 full_every=config.index_full_every,
-                on_change=self.invalidate,
+                on_change=self._changed,
             )
 
     @property
@@ -216,6 +216,30 @@ class Data:
         except (LakeError, OSError) as exc:  # served by plain listings until a refresh succeeds
             log.warning("lake not listed at start (%s); retrying in the background", exc)
         self.index.start()
+        threading.Thread(target=self.warm, name="mlmon-warm", daemon=True).start()
+
+    def warm(self, models: set[str] | None = None) -> None:
+        """Compute the default view (``range=7d``) of ``models`` (default: all) ahead of requests.
+
+        Runs in the background after :meth:`start` and after a refresh that changed models;
+        a request for the same figures meanwhile waits for them instead of computing them again.
+        """
+        try:
+            names = [m for m in self.models() if models is None or m in models]
+            q = parse_query({}, self.now(self.models()))
+            for m in names:
+                if self.index is not None and self.index.stopping:
+                    return
+                self.section(m, q)
+                self.model_section(m, q)
+                self.data_quality(m, q)
+                self.versions(m, q)
+        except Exception as exc:  # a request will meet (and report) the same error
+            log.warning("default views not computed ahead (%s)", exc)
+
+    def _changed(self, models: set[str]) -> None:
+        self.invalidate(models)
+        self.warm(models)
 
     def stop(self) -> None:
         if self.index is not None:
@@ -275,6 +299,11 @@ class Data:
             with self._lock:
                 self._inflight.pop(full, None)
             mine.set()
+
+    def cached(self, key: tuple[Any, ...], fn: Callable[[], T]) -> T:
+        """``fn()`` cached under ``key`` = ``(kind, model or None, ...)`` like every figure here
+        (a rendered page, say): kept until the model's objects change (``None``: any model's)."""
+        return self._cached(key, fn)
 
     # -- models and time -------------------------------------------------------------
     def models(self) -> list[str]:

@@ -300,6 +300,11 @@ class LakeIndex:
         self._thread = threading.Thread(target=loop, name="mlmon-lake-index", daemon=True)
         self._thread.start()
 
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called (background work should end)."""
+        return self._stop.is_set()
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
