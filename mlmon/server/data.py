@@ -276,7 +276,7 @@ class Data:
                 hit = self._cache.get(full)
                 if hit is not None and (indexed or now - hit[0] < ttl):
                     self._cache.move_to_end(full)
-                    return hit[1]  # type: ignore[no-any-return]
+                    return hit[1]
                 waiting = self._inflight.get(full)
                 if waiting is None:
                     mine = self._inflight[full] = threading.Event()
@@ -285,7 +285,7 @@ class Data:
             with self._lock:
                 hit = self._cache.get(full)
             if hit is not None:
-                return hit[1]  # type: ignore[no-any-return]
+                return hit[1]
             # it failed, or was not kept: compute it here
         try:
             value = fn()

@@ -111,7 +111,7 @@ class LakeIndex:
         if self.storage.is_local:
             try:
                 with os.scandir(path) as it:
-                    out = []
+                    out: list[Entry] = []
                     for e in it:
                         if e.is_dir():  # a folder's time changes when an entry is added
                             out.append((e.name + "/", 0, e.stat().st_mtime_ns))
@@ -361,7 +361,7 @@ class IndexedLake(Lake):
             hit = super()._read_manifest(path)
             if entry is not None:
                 self._shared[key] = hit
-        return hit  # type: ignore[no-any-return]
+        return hit
 
     def reference(self, reference_id: str, *, model: str | None = None) -> Reference:
         if model is None:
@@ -371,4 +371,4 @@ class IndexedLake(Lake):
         if hit is None:
             hit = super().reference(reference_id, model=model)
             self._shared[key] = hit
-        return hit  # type: ignore[no-any-return]
+        return hit
