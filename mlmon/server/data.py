@@ -179,6 +179,7 @@ class Data:
         self._inflight: dict[tuple[Any, ...], threading.Event] = {}
         self._lock = threading.Lock()
         self.index: LakeIndex | None = None
+        self._warming: threading.Thread | None = None
         if lake is None and config.index_every > 0:
             self.index = LakeIndex(
                 Lake(config.lake, self._options).storage,
@@ -216,7 +217,8 @@ class Data:
         except (LakeError, OSError) as exc:  # served by plain listings until a refresh succeeds
             log.warning("lake not listed at start (%s); retrying in the background", exc)
         self.index.start()
-        threading.Thread(target=self.warm, name="mlmon-warm", daemon=True).start()
+        self._warming = threading.Thread(target=self.warm, name="mlmon-warm", daemon=True)
+        self._warming.start()
 
     def warm(self, models: set[str] | None = None) -> None:
         """Compute the default view (``range=7d``) of ``models`` (default: all) ahead of requests.
@@ -230,10 +232,10 @@ class Data:
             for m in names:
                 if self.index is not None and self.index.stopping:
                     return
-                self.section(m, q)
-                self.model_section(m, q)
-                self.data_quality(m, q)
-                self.versions(m, q)
+                for figure in (self.section, self.model_section, self.data_quality, self.versions):
+                    if self.index is not None and self.index.stopping:
+                        return
+                    figure(m, q)
         except Exception as exc:  # a request will meet (and report) the same error
             log.warning("default views not computed ahead (%s)", exc)
 
@@ -242,8 +244,12 @@ class Data:
         self.warm(models)
 
     def stop(self) -> None:
+        """Stop the background listing and wait for the warm-up to end (it checks between models)."""
         if self.index is not None:
             self.index.stop()
+        if self._warming is not None:
+            self._warming.join(timeout=60)
+            self._warming = None
 
     def invalidate(self, models: set[str]) -> None:
         """Drop the cached figures of ``models`` (and the lake-wide ones): their objects changed."""
