@@ -396,7 +396,7 @@ class Lake(LakeStore):
             )
         self._check_range(start, end)
         qs = np.asarray(q, dtype=np.float64)
-        lat = self.scan("latency", model=model, start=start, end=end).filter(
+        lat = self.scan("latency", model=model, start=start, end=end, rollup=_rollup_ok(by)).filter(
             pl.col("feature") == metric
         )
         if source is not None:

@@ -10,10 +10,13 @@ schema we would still have to correct. The schema is built here from the route t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
+import html
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -84,6 +87,10 @@ class RequestAudit:
         self.flush()
 
 
+def _minute() -> int:
+    return int(time.time() // 60)
+
+
 def _status_word(status: str) -> str:
     return {"red": "Act now", "amber": "Watch", "green": "OK", "grey": "No data"}.get(
         status, status
@@ -147,7 +154,7 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
         except ConfigError as exc:
             raise HTTPException(400, str(exc)) from exc
 
-    def page(name: str, request: Request, q: Query | None, **ctx: Any) -> HTMLResponse:
+    def render(name: str, request: Request, q: Query | None, **ctx: Any) -> str:
         islands: list[tuple[str, str]] = []
 
         def chart(c: Any) -> str:
@@ -166,18 +173,40 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
             link=lambda path, **kw: path + ("?" + urlencode(q.params(**kw)) if q else ""),
             now=datetime.now().astimezone(),
         )
-        body = env.get_template(name).render(**ctx)
+        return env.get_template(name).render(**ctx)
+
+    def respond(body: str) -> HTMLResponse:
+        note = data.note
+        if note:  # the lake could not be listed lately: say the figures may be old
+            body = body.replace(
+                "<main>", f'<main>\n<p class="stale-note" role="status">{html.escape(note)}</p>', 1
+            )
         return HTMLResponse(body)
+
+    def page(name: str, request: Request, q: Query | None, **ctx: Any) -> HTMLResponse:
+        return respond(render(name, request, q, **ctx))
 
     # -- pages ---------------------------------------------------------------------------
     def overview(request: Request) -> Response:
         models = visible_models(request)
         q = query(request, models)
-        return page("overview.html", request, q, rows=data.overview(models, q))
+        # the whole page, per caller and query, until any model's objects change; rebuilt
+        # each minute all the same, because "stale" depends on the clock
+        key = ("page", None, "overview", q, principal(request).name, tuple(models), _minute())
+        return respond(
+            data.cached(
+                key, lambda: render("overview.html", request, q, rows=data.overview(models, q))
+            )
+        )
 
     def model_page(request: Request) -> Response:
         model = model_of(request)
         q = query(request, [model])
+        method = request.query_params.get("method")
+        key = ("page", model, "model", q, method, principal(request).name)
+        return respond(data.cached(key, lambda: model_body(request, model, q)))
+
+    def model_body(request: Request, model: str, q: Query) -> str:
         section = data.model_section(model, q)
         methods = methods_from_registry()
         drift = section.drift_over_time
@@ -199,7 +228,7 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
             )
             charts["drift_over_time"] = drift_over_time_chart(only, methods)
         heatmap = drift_heatmap(drift, chosen) if chosen else None
-        return page(
+        return render(
             "model.html",
             request,
             q,
@@ -337,9 +366,11 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
     async def lifespan(app: Any) -> AsyncIterator[None]:
         if audit is not None:
             audit.start()
+        await asyncio.to_thread(data.start)  # the first listing of the lake, then in the background
         try:
             yield
         finally:
+            data.stop()
             if audit is not None:
                 audit.stop()
 

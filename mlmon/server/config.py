@@ -7,8 +7,9 @@
     port: 8400                        # --port
     range_anchor: clock               # clock: "last 7 days" ends now; data: at the newest data
     stale_after: 2h                   # a model with no data for this long is flagged stale
-    cache_seconds: 30                 # results are reused this long for the same query
+    cache_seconds: 30                 # results are reused this long (only when index.every is 0)
     reports: s3://bucket/reports      # or --reports: where mlmon report / schedule write (the Reports page)
+    index: {every: 10s, full_every: 30}   # list the lake in the background; cache until it changes
     auth:
       mode: proxy                     # none | token | proxy
       tokens_file: /etc/mlmon/tokens.yaml     # token mode: hashed bearer tokens (see below)
@@ -144,6 +145,10 @@ class ServerConfig:
     range_anchor: Literal["clock", "data"] = "clock"
     stale_after: timedelta = timedelta(hours=2)
     cache_seconds: float = 30.0
+    #: Seconds between background listings of the lake (0: no index, results cached ``cache_seconds``).
+    index_every: float = 10.0
+    #: Every this many listings, every date folder is listed again (else only the newest two).
+    index_full_every: int = 30
     auth: AuthSettings = field(default_factory=AuthSettings)
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     admin_groups: tuple[str, ...] = ()
@@ -299,6 +304,7 @@ def load_config(
         "range_anchor",
         "stale_after",
         "cache_seconds",
+        "index",
         "auth",
         "groups",
         "admin_groups",
@@ -369,6 +375,13 @@ def load_config(
     if set(alerts_doc) - {"config"}:
         raise ConfigError("alerts: the only key is config (the path of alerts.yaml)")
     alerts_config = str(base / str(alerts_doc["config"])) if alerts_doc.get("config") else None
+    index_doc = _mapping(doc.get("index"), "index")
+    if set(index_doc) - {"every", "full_every"}:
+        raise ConfigError("index: the known keys are every (e.g. 10s; 0s: no index) and full_every")
+    index_every = parse_duration(index_doc.get("every", "10s"), "index.every").total_seconds()
+    full_every = index_doc.get("full_every", 30)
+    if not isinstance(full_every, int) or isinstance(full_every, bool) or full_every < 1:
+        raise ConfigError("index.full_every must be a whole number of at least 1 (e.g. 30)")
     return ServerConfig(
         lake=str(lake_uri),
         host=host or str(doc.get("host", "127.0.0.1")),
@@ -377,6 +390,8 @@ def load_config(
         range_anchor="data" if anchor == "data" else "clock",
         stale_after=parse_duration(doc.get("stale_after", "2h"), "stale_after"),
         cache_seconds=cache_seconds,
+        index_every=index_every,
+        index_full_every=full_every,
         auth=AuthSettings(mode, tokens, proxy),
         groups=groups,
         admin_groups=_strings(doc.get("admin_groups"), "admin_groups"),
