@@ -7,11 +7,11 @@ from datetime import timedelta
 from typing import Any
 
 from mlmon.engines.partials import write_windows
-from mlmon.errors import ConfigError
+from mlmon.errors import ConfigError, SchemaError
 from mlmon.lake.writer import LakeWriter, WriteRecord
 from mlmon.profiles.frame import Reference, Window
 
-__all__ = ["EngineResult", "finish", "parse_window"]
+__all__ = ["EngineResult", "finish", "parse_window", "record_columns"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -30,6 +30,26 @@ def parse_window(window: timedelta | str) -> timedelta:
     if step <= timedelta(0):
         raise ConfigError(f"window must be positive, got {window}")
     return step
+
+
+def record_columns(reference: Reference, available: list[str], what: str) -> list[str]:
+    """The columns the workers need, checked on the driver before any task runs.
+
+    Raises
+    ------
+    SchemaError
+        A feature or the timestamp column is missing; names the columns and the dataset.
+    """
+    s = reference.schema
+    needed = [s.timestamp, *s.names]
+    missing = [c for c in needed if c not in available]
+    if missing:
+        raise SchemaError(
+            f"{what} has no column {', '.join(repr(c) for c in missing)} of the reference's schema; "
+            f"its columns: {', '.join(available)}"
+        )
+    needed += [c for c in (s.version, s.latency) if c and c in available]
+    return list(dict.fromkeys(needed))
 
 
 @dataclass

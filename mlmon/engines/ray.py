@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from mlmon.engines.common import EngineResult, finish, parse_window
+from mlmon.engines.common import EngineResult, finish, parse_window, record_columns
 from mlmon.engines.partials import PAYLOAD, merge_partials, partial_batches
 from mlmon.lake.writer import LakeWriter
 from mlmon.profiles.frame import Reference, Window
@@ -57,11 +57,9 @@ def partial_windows(
 ) -> list[Window]:
     """Profile ``ds`` in Ray's workers and merge on the driver; returns the windows, writes nothing."""
     step = parse_window(window)
-    s = reference.schema
-    have = set(ds.columns())
-    cols = [s.timestamp, *s.names, *(c for c in (s.version, s.latency) if c and c in have)]
+    cols = record_columns(reference, list(ds.columns()), "the Ray Dataset")
     fn = _Profile(reference, step)
-    out = ds.select_columns(list(dict.fromkeys(cols))).map_batches(
+    out = ds.select_columns(cols).map_batches(
         fn, batch_format="pyarrow", batch_size=batch_size, zero_copy_batch=True
     )
     payloads: list[bytes] = []

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from mlmon.engines.common import EngineResult, finish, parse_window
+from mlmon.engines.common import EngineResult, finish, parse_window, record_columns
 from mlmon.engines.partials import PAYLOAD, merge_partials, partial_batches
 from mlmon.lake.writer import LakeWriter
 from mlmon.profiles.frame import Reference, Window
@@ -43,7 +43,7 @@ def partial_windows(
 ) -> list[Window]:
     """Profile ``df`` in Spark's executors and merge on the driver; returns the windows, writes nothing."""
     step = parse_window(window)
-    needed = list(dict.fromkeys(_columns(reference, df.columns)))
+    needed = record_columns(reference, list(df.columns), "the Spark DataFrame")
     ref = reference
 
     def work(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -52,15 +52,6 @@ def partial_windows(
     out = df.select(*needed).mapInArrow(work, f"{PAYLOAD} binary")
     payloads = out.toArrow().column(PAYLOAD).to_pylist()
     return merge_partials(payloads, reference)
-
-
-def _columns(reference: Reference, available: list[str]) -> list[str]:
-    s = reference.schema
-    cols = [s.timestamp, *s.names]
-    for extra in (s.version, s.latency):
-        if extra and extra in available:
-            cols.append(extra)
-    return cols
 
 
 def profile(
