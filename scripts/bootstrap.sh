@@ -20,6 +20,7 @@ mode="${1:-all,dev}"
 pkgs=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils)
 if [ "$mode" != lock ] && [[ ",$mode," == *",dev,"* ]]; then
   pkgs+=(orthanc orthanc-dicomweb faketime)
+  pkgs+=(openjdk-17-jre-headless)  # Java 17 for the Spark engine tests (mlmon[spark], tests/engines)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
