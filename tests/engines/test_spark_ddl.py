@@ -34,7 +34,9 @@ def _to_polars(rows: list[Any], columns: list[str]) -> pl.DataFrame:
 
 
 def test_spark_sql_over_the_generated_ddl_equals_lake(
-    spark: Any, written: tuple[Path, Any, pl.DataFrame], capsys: pytest.CaptureFixture[str]
+    spark: Any,
+    written: tuple[Path, Any, pl.DataFrame],  # noqa: F811 (the imported fixture)
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     folder, _, records = written
     lake_dir = folder / "lake"
