@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 
 from mlmon.analysis.drift import drift_between
@@ -133,14 +134,9 @@ def merge_partials(payloads: Iterable[bytes], reference: Reference) -> list[Wind
         return []
     t = pa.concat_tables(tables)
     merged = merge_rows(t, ["window_start_us", "window_us", "version", "role", "feature"])
-    import polars as pl
-
-    rows_df = (
-        pl.from_arrow(t.select(["window_start_us", "window_us", "version", "rows"]))
-        .group_by(["window_start_us", "window_us", "version"])
-        .agg(pl.col("rows").sum())
-    )
-    assert isinstance(rows_df, pl.DataFrame)
+    counts = pl.from_arrow(t.select(["window_start_us", "window_us", "version", "rows"]))
+    assert isinstance(counts, pl.DataFrame)
+    rows_df = counts.group_by(["window_start_us", "window_us", "version"]).agg(pl.col("rows").sum())
     rows = {(r[0], r[1], r[2]): int(r[3]) for r in rows_df.iter_rows()}
     per: dict[tuple[int, int, str | None], dict[str, dict[str, Any]]] = {}
     for (start_us, window_us, version, role, feature), prof in merged:
@@ -163,8 +159,8 @@ def merge_partials(payloads: Iterable[bytes], reference: Reference) -> list[Wind
         assert lat is None or isinstance(lat, NumericProfile)
         assert mv is None or isinstance(mv, NumericProfile)
         start = _EPOCH + timedelta(microseconds=start_us)
-        prof = WindowProfile({n: feats[n] for n in names}, lat, rows[key], mv)
-        out.append(Window(start, start + timedelta(microseconds=window_us), version, prof))
+        wp = WindowProfile({n: feats[n] for n in names}, lat, rows[key], mv)
+        out.append(Window(start, start + timedelta(microseconds=window_us), version, wp))
     return out
 
 

@@ -64,6 +64,7 @@ def partial_windows(
     )
     payloads: list[bytes] = []
     for b in out.iter_batches(batch_format="pyarrow", batch_size=None):
+        assert isinstance(b, pa.Table)
         payloads.extend(b.column(PAYLOAD).to_pylist())
     return merge_partials(payloads, reference)
 
