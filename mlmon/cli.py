@@ -715,6 +715,11 @@ HELP_TEXT: dict[str, tuple[str, str]] = {
         "with --apply delete them (the maintenance role).",
         "mlmon lake migrate --lake ./lake --apply",
     ),
+    "lake ddl": (
+        "Print the lake's tables for Spark SQL, Trino or Athena (Athena with partition "
+        "projection): external Parquet tables over each table's prefix (docs/scale.md).",
+        "mlmon lake ddl --engine athena --lake s3://bucket/lake --database mlmon",
+    ),
     "demo": (
         "Run the end-to-end demo on the bundled fixtures: a model server, the edge, six days "
         "of records with planted drift, and a report, into a local lake folder.",
