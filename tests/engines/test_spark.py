@@ -11,6 +11,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import mlmon.spark
+from mlmon.errors import SchemaError
 from mlmon.lake.writer import LakeWriter
 from tests.engines import data
 
@@ -73,3 +74,9 @@ def test_naive_timestamps_are_refused_with_the_column_named(spark: Any, tmp_path
     with pytest.raises(Exception, match="naive datetimes") as info:
         mlmon.spark.profile(sdf, data.reference(), model=data.MODEL)
     assert "timestamp" in str(info.value)
+
+
+def test_missing_feature_columns_are_named_before_any_task(spark: Any, tmp_path: Path) -> None:
+    sdf = _spark_frame(spark, data.records(50, 4).drop("k", "c"), tmp_path, "partial")
+    with pytest.raises(SchemaError, match="Spark DataFrame has no column 'k', 'c'"):
+        mlmon.spark.profile(sdf, data.reference(), model=data.MODEL)
