@@ -8,6 +8,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from mlmon.analysis.lake import Lake
 from mlmon.cli import main as mlmon_main
@@ -81,3 +82,29 @@ def test_ddl_for_trino_and_athena_point_at_each_table_prefix() -> None:
         ddl("hive", "s3://b")
     with pytest.raises(ConfigError, match="unknown lake table 'nope'"):
         ddl("spark", "s3://b", tables=["nope"])
+
+
+def test_drift_recomputed_in_spark_equals_lake_drift(
+    spark: Any,
+    written: tuple[Path, Any, pl.DataFrame],  # noqa: F811 (the imported fixture)
+) -> None:
+    import mlmon.engines.spark
+
+    lake_dir = written[0] / "lake"
+    for stmt in _statements(
+        ddl("spark", f"file://{lake_dir}", database="mlmon_d", tables=["profiles"])
+    ):
+        spark.sql(stmt)
+    try:
+        lake = Lake(str(lake_dir))
+        rows = spark.table("mlmon_d.profiles").where(f"model = '{MODEL}'")
+        ids = [r[0] for r in rows.select("reference_id").distinct().collect()]
+        refs = {i: lake.reference(i, model=MODEL) for i in ids}
+        for by in ("day", "week"):
+            got = mlmon.engines.spark.drift(rows, refs, by=by)
+            want = lake.drift(MODEL, by=by)
+            assert want.height > 0
+            got = got.select(want.columns).cast(dict(want.schema))  # type: ignore[arg-type]
+            assert_frame_equal(got, want, check_exact=False, rel_tol=1e-9, abs_tol=1e-12)
+    finally:
+        spark.sql("DROP DATABASE IF EXISTS mlmon_d CASCADE")
