@@ -112,6 +112,7 @@ def drift(
 
     def work(batch: pa.Table) -> pa.Table:
         from mlmon.analysis.drift import drift_between
+        from mlmon.analysis.thresholds import Thresholds
         from mlmon.profiles.arrow import merge_rows
 
         df = pl.from_arrow(batch)
@@ -126,7 +127,8 @@ def drift(
             base = ref.profiles.get(feature)
             if base is None:
                 continue
-            for r in drift_between(base, current, methods, None):
+            per = Thresholds().for_feature(feature, ref.drift_thresholds.get(feature))
+            for r in drift_between(base, current, methods, per):
                 out.append({"period": period, "feature": feature, **r,
                             "count": current.count, "reference_id": ref_id})  # fmt: skip
         sink = io.BytesIO()
