@@ -33,4 +33,4 @@ for pair in "helm:$HELM_SHA256" "kubectl:$KUBECTL_SHA256"; do
   install -m 0755 "$work/$name/$name" ".tools/$name"
 done
 .tools/helm version --short
-.tools/kubectl version --client | head -1
+.tools/kubectl version --client | sed -n 1p  # sed reads it all: no SIGPIPE under pipefail
