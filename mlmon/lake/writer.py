@@ -29,7 +29,7 @@ from mlmon.lake.rollup import DayRollups
 from mlmon.lake.schema import SCHEMA_VERSION, table
 from mlmon.lake.storage import Storage, open_storage, put_object
 from mlmon.profiles.arrow import profiles_to_arrow
-from mlmon.profiles.frame import Reference, Window
+from mlmon.profiles.frame import Reference, Window, WindowProfile
 from mlmon.profiles.multivariate import MULTIVARIATE
 from mlmon.profiles.performance import PerformanceProfile, performance_to_row
 
@@ -85,8 +85,22 @@ def reference_rows(reference: Reference) -> pa.Table:
     if mv is not None:
         items.append((MULTIVARIATE, mv.profile))
     rows = profiles_to_arrow(items)
+    n_overall = rows.num_rows
+    seg_names: list[str | None] = [None] * n_overall
+    seg_values: list[str | None] = [None] * n_overall
+    if reference.segment_profiles:  # each segment's reference profiles, after the overall rows
+        parts = [rows]
+        for key in sorted(reference.segment_profiles):
+            name, _, value = key.partition("=")
+            part = profiles_to_arrow(list(reference.segment_profiles[key].items()))
+            seg_names += [name] * part.num_rows
+            seg_values += [value] * part.num_rows
+            parts.append(part)
+        rows = pa.concat_tables(parts)
     n = rows.num_rows
     extra = {
+        "segment": pa.array(seg_names, pa.string()),
+        "segment_value": pa.array(seg_values, pa.string()),
         "reference_id": pa.array([reference.reference_id] * n, pa.string()),
         "created_at": pa.array([reference.created_at] * n, pa.timestamp("us", tz="UTC")),
         "rows": pa.array([reference.rows] * n, pa.int64()),
@@ -114,6 +128,25 @@ def reference_rows(reference: Reference) -> pa.Table:
     for name, arr in extra.items():
         rows = rows.append_column(name, arr)
     return table("references").conform(rows)
+
+
+def segment_rows(prof: WindowProfile) -> pa.Table:
+    """The ``segment_profiles`` rows of a window profile's segments (no window columns yet).
+
+    A segment key ``"scanner=GE"`` is split into ``segment`` and ``segment_value``;
+    values are allow-listed by the reference (anything else was profiled as ``__other__``).
+    """
+    parts = []
+    for key in sorted(prof.segments):
+        seg = prof.segments[key]
+        name, _, value = key.partition("=")
+        rows = profiles_to_arrow(list(seg.features.items()))
+        n = rows.num_rows
+        rows = rows.append_column("segment", pa.array([name] * n, pa.string()))
+        rows = rows.append_column("segment_value", pa.array([value] * n, pa.string()))
+        rows = rows.append_column("rows", pa.array([seg.rows] * n, pa.int64()))
+        parts.append(rows)
+    return pa.concat_tables(parts)
 
 
 def performance_row(
@@ -324,6 +357,13 @@ class LakeWriter:
             rows, window, reference_id=reference.reference_id, rows=prof.rows
         )
         out.append(self.write_table("profiles", model, rows, window.start, window.end, part=part))
+        if prof.segments:  # one object for all segments of the window (see segment_rows)
+            seg = self._window_columns(
+                segment_rows(prof), window, reference_id=reference.reference_id
+            )
+            out.append(
+                self.write_table("segment_profiles", model, seg, window.start, window.end, part=part)
+            )
         if prof.latency is not None and prof.latency.total > 0:
             lat = profiles_to_arrow([(reference.schema.latency or "latency_ms", prof.latency)])
             lat = self._window_columns(lat, window, source=source, errors=errors)
