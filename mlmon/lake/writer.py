@@ -362,7 +362,9 @@ class LakeWriter:
                 segment_rows(prof), window, reference_id=reference.reference_id
             )
             out.append(
-                self.write_table("segment_profiles", model, seg, window.start, window.end, part=part)
+                self.write_table(
+                    "segment_profiles", model, seg, window.start, window.end, part=part
+                )
             )
         if prof.latency is not None and prof.latency.total > 0:
             lat = profiles_to_arrow([(reference.schema.latency or "latency_ms", prof.latency)])
@@ -406,6 +408,41 @@ class LakeWriter:
             reference.created_at,
             reference.created_at,
             part=f"ref-{reference.reference_id}",
+        )
+
+    def write_segment_performance(
+        self,
+        model: str,
+        profiles: dict[str, PerformanceProfile],
+        reference: Reference,
+        *,
+        start: datetime,
+        end: datetime,
+        version: str | None = None,
+        role: str = "labels",
+        batch_id: str | None = None,
+    ) -> WriteRecord | None:
+        """Write performance profiles per segment (``"scanner=GE"`` -> profile) as one object
+        of ``segment_performance`` (see :func:`mlmon.profiles.frame.performance_segments`)."""
+        rows = []
+        for key in sorted(profiles):
+            name, _, value = key.partition("=")
+            row = performance_row(
+                profiles[key], role=role, reference_id=reference.reference_id,
+                collector_id=self.collector_id, start=start, end=end, version=version,
+                batch_id=batch_id,
+            )  # fmt: skip
+            rows.append({**row, "segment": name, "segment_value": value})
+        if not rows:
+            return None
+        part = "-".join(p for p in (role, self._version_part(version), batch_id) if p)
+        return self.write_table(
+            "segment_performance",
+            model,
+            pl.DataFrame(rows, infer_schema_length=None),
+            start,
+            end,
+            part=check_name(part, "batch id") if batch_id else part,
         )
 
     def write_performance_reference(self, model: str, reference: Reference) -> WriteRecord | None:

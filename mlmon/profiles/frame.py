@@ -49,6 +49,7 @@ __all__ = [
     "WindowProfile",
     "build_reference",
     "parse_segment",
+    "performance_segments",
     "profile_frame",
     "profile_windows",
     "to_polars",
@@ -397,6 +398,49 @@ def _segment_vocabulary(frame: pl.DataFrame, spec: SegmentSpec, k: int, most: in
             "reserve; map the values (e.g. replace '=' with '-') before profiling"
         )
     return SegmentSpec(spec.name, learned)
+
+
+def performance_segments(
+    df: Any,
+    reference: Reference,
+    *,
+    label_column: str = "label",
+    score_columns: str | Sequence[str] = "score",
+) -> dict[str, PerformanceProfile]:
+    """Labelled performance profiles per segment (``"scanner=GE"`` -> profile).
+
+    Each segment's rows of ``df`` (labels and scores, as for
+    :func:`build_reference`'s ``performance``) profiled with the reference's
+    performance spec; written with
+    :meth:`~mlmon.lake.writer.LakeWriter.write_segment_performance` they give
+    :meth:`mlmon.Lake.performance` and :meth:`mlmon.Lake.subgroup_gaps` per segment.
+
+    Raises
+    ------
+    SchemaError
+        The reference has no performance spec or no segment columns, or a column is missing.
+    """
+    frame = to_polars(df)
+    if reference.performance is None or not reference.schema.segments:
+        raise SchemaError(
+            "performance per segment needs a reference built with a performance spec and "
+            "segment columns (build_reference(performance=..., segments=[...]))"
+        )
+    spec = reference.performance.spec
+    out: dict[str, PerformanceProfile] = {}
+    for seg in reference.schema.segments:
+        if seg.name not in frame.columns:
+            raise SchemaError(
+                f"labelled records lack the segment column {seg.name!r}; columns: "
+                f"{', '.join(frame.columns)}"
+            )
+        codes = _segment_codes(frame, seg)
+        for value in codes.unique().sort().to_list():
+            part = frame.filter(codes == value)
+            out[segment_key(seg.name, value)] = _performance_reference(
+                part, spec, label_column, score_columns
+            )
+    return out
 
 
 def parse_segment(segment: str) -> tuple[str, str | None]:
