@@ -48,7 +48,9 @@ def _records(rng: np.random.Generator, n: int, *, drift: float = 0.0, start: dat
     score = np.clip(np.where(label, pos_score, 0.35) + rng.normal(0, 0.15, n), 0, 1)
     return pl.DataFrame(
         {
-            "timestamp": [start + timedelta(seconds=int(s)) for s in np.sort(rng.integers(0, 86400 * 2, n))],
+            "timestamp": [
+                start + timedelta(seconds=int(s)) for s in np.sort(rng.integers(0, 86400 * 2, n))
+            ],
             "intensity": rng.normal(mean + shift, 1.0),
             "kvp": rng.choice([100.0, 120.0], n),
             "scanner": scanner,
@@ -64,7 +66,10 @@ def fleet(tmp_path_factory: pytest.TempPathFactory):
     base = _records(rng, 10_000)
     schema = Schema.from_dict(
         {
-            "features": [{"name": "intensity", "kind": "numeric"}, {"name": "kvp", "kind": "numeric"}],
+            "features": [
+                {"name": "intensity", "kind": "numeric"},
+                {"name": "kvp", "kind": "numeric"},
+            ],
             "segments": ["scanner"],
             "ignore": ["label", "score"],
         }
@@ -99,7 +104,9 @@ def test_one_drifting_scanner_is_flagged_for_it_alone(fleet):
     # baselines differ): a quiet scanner is close to 0, not just under the threshold
     ge = per.filter((pl.col("segment") == "scanner=GE") & (pl.col("method") == "psi"))
     assert ge.get_column("value")[0] < 0.05
-    one = lake.drift("ct", by="all", methods=["psi"], features=["intensity"], segment="scanner=Agfa")
+    one = lake.drift(
+        "ct", by="all", methods=["psi"], features=["intensity"], segment="scanner=Agfa"
+    )
     assert one.get_column("segment").to_list() == ["scanner=Agfa"]
     agfa = per.filter((pl.col("segment") == "scanner=Agfa") & (pl.col("method") == "psi"))
     assert one.get_column("value")[0] == pytest.approx(agfa.get_column("value")[0])
@@ -108,17 +115,14 @@ def test_one_drifting_scanner_is_flagged_for_it_alone(fleet):
 def test_segment_profiles_equal_profiling_the_segment_in_one_shot(fleet):
     """Merged hourly segment windows = one profile of the segment's raw records."""
     lake, ref, current = fleet["lake"], fleet["ref"], fleet["current"]
-    merged = {
-        f: p
-        for _, _, f, p in lake.merged_profiles("ct", by="all")
-    }
+    merged = {f: p for _, _, f, p in lake.merged_profiles("ct", by="all")}
     assert merged["intensity"].count == current.height
     for s in SCANNERS:
         raw = profile_frame(current.filter(pl.col("scanner") == s), ref)
         segs = lake._profiles("ct", None, None, None, ["intensity"], None, f"scanner={s}")
         from mlmon.profiles.arrow import merge_rows
 
-        (_, prof), = merge_rows(segs, ["segment"])
+        ((_, prof),) = merge_rows(segs, ["segment"])
         want = raw.features["intensity"]
         assert prof.count == want.count
         np.testing.assert_array_equal(prof.bins, want.bins)
@@ -263,3 +267,27 @@ def test_old_lake_and_bad_segment_declarations(tmp_path):
         Schema.from_dict(
             {"features": [{"name": "x", "kind": "numeric"}], "segments": ["timestamp"]}
         )
+
+
+def test_cli_segment_options(fleet, tmp_path, capsys):
+    """`reference build --segment`, `drift --segment`, `performance --segment --gaps` in process."""
+    from mlmon.cli import main
+
+    data = tmp_path / "base.csv"
+    _records(np.random.default_rng(9), 600).drop("timestamp", "label", "score").write_csv(data)
+    assert main(["reference", "build", "--data", str(data), "--model", "ct", "--segment",
+                 "scanner", "--out", str(tmp_path / "ref.parquet")]) == 0  # fmt: skip
+    ref = load_reference(tmp_path / "ref.parquet")
+    assert ref.schema.segment_names == ("scanner",)
+    assert sorted(ref.schema.segments[0].allowed or ()) == sorted(SCANNERS)
+    capsys.readouterr()
+    lake = ["--lake", str(fleet["root"] / "lake"), "--model", "ct", "--by", "all"]
+    assert main(["drift", *lake, "--methods", "psi", "--segment", "scanner", "--format", "json",
+                 "--only-drifted"]) == 0  # fmt: skip
+    rows = json.loads(capsys.readouterr().out)
+    assert {(r["segment"], r["feature"]) for r in rows} == {("scanner=Agfa", "intensity")}
+    assert main(["performance", *lake, "--segment", "scanner", "--gaps", "--format", "json"]) == 0
+    gaps = {r["metric"]: r for r in json.loads(capsys.readouterr().out)}
+    assert gaps["recall"]["low_segment"] == "scanner=Agfa" and gaps["recall"]["lower"] > 0
+    assert main(["performance", *lake, "--gaps"]) == 2
+    assert "--segment" in capsys.readouterr().err

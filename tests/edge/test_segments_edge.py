@@ -41,7 +41,10 @@ def test_edge_once_writes_segment_profiles_without_foreign_values(tmp_path):
     save_reference(ref, tmp_path / "ref.parquet")
     df = pl.read_parquet(FIX / "inference" / "2026-10-01.parquet").head(3000)
     df = df.with_columns(
-        pl.when(pl.int_range(pl.len()) % 500 == 0).then(pl.lit(CANARY)).otherwise("ward").alias("ward")
+        pl.when(pl.int_range(pl.len()) % 500 == 0)
+        .then(pl.lit(CANARY))
+        .otherwise("ward")
+        .alias("ward")
     )
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -53,7 +56,7 @@ def test_edge_once_writes_segment_profiles_without_foreign_values(tmp_path):
         "lake": {"uri": str(tmp_path / "lake")},
         "hmac_key": {"env": "MLMON_HMAC_KEY"},
         "state_dir": str(tmp_path / "state"),
-        "window": "1h",
+        "window": "6h",
         "metrics": {"port": 0},
         "models": [{"name": "risk-model", "reference": str(tmp_path / "ref.parquet"),
                     "streams": [{"path": str(logs), "format": "jsonl", "kind": "tabular"}]}],
