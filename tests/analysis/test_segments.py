@@ -291,3 +291,40 @@ def test_cli_segment_options(fleet, tmp_path, capsys):
     assert gaps["recall"]["low_segment"] == "scanner=Agfa" and gaps["recall"]["lower"] > 0
     assert main(["performance", *lake, "--gaps"]) == 2
     assert "--segment" in capsys.readouterr().err
+
+
+def test_report_section_folds_small_segments_and_shows_the_gap(fleet, tmp_path):
+    """The report lists segments with drift and the subgroup gaps; a segment of fewer than
+    SHOWN_MIN_COUNT records is folded (neither its records nor its drift shown)."""
+    from mlmon.reports.context import collect, load, save
+    from mlmon.reports.render import render_html
+
+    start, end = T0 + timedelta(days=7), T0 + timedelta(days=9)
+    ctx = collect(fleet["lake"], ["ct"], start, end)
+    m = ctx.models[0]
+    assert m.segments is not None and m.subgroup_gaps is not None
+    drifted = dict(zip(m.segments["segment"], m.segments["drifted_features"], strict=True))
+    assert "intensity" in drifted["scanner=Agfa"]
+    # (Wasserstein on the two-valued kvp may flag a scanner by chance: its share moved 7 points)
+    assert all("intensity" not in drifted[f"scanner={s}"] for s in SCANNERS if s != "Agfa")
+    assert any("scanner=Agfa" in r for r in m.status_reasons)
+    html = render_html(load(save(ctx, tmp_path / "ctx")))
+    assert "<h3>Segments</h3>" in html and "Newcombe" in html
+    # a small segment: 3 Agfa records among 200
+    rng = np.random.default_rng(5)
+    small = _records(rng, 400, start=start).filter(pl.col("scanner") != "Agfa").head(200)
+    agfa = _records(rng, 400, start=start).filter(pl.col("scanner") == "Agfa").head(3)
+    writer = LakeWriter(str(tmp_path / "small"), collector_id="t")
+    writer.write_reference("ct", fleet["ref"])
+    acc = WindowAccumulator(fleet["ref"], window=timedelta(days=1))
+    acc.add(pl.concat([small, agfa]))
+    acc.flush(writer, "ct", source="batch")
+    lake = Lake(str(tmp_path / "small"))
+    assert lake.segments("ct").filter(pl.col("segment") == "scanner=Agfa")["rows"].to_list() == [3]
+    m = collect(lake, ["ct"], start, end).models[0]
+    assert m.segments is not None
+    assert "scanner=Agfa" not in m.segments["segment"].to_list()
+    folded = m.segments.filter(pl.col("records").is_null())
+    assert folded.height == 1 and "1 segment(s)" in folded["segment"][0]
+    html = render_html(collect(lake, ["ct"], start, end))
+    assert "scanner=Agfa" not in html
