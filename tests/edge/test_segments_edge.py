@@ -68,7 +68,7 @@ def test_edge_once_writes_segment_profiles_without_foreign_values(tmp_path):
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    for path in (tmp_path / "lake").rglob("*"):
+    for path in [*(tmp_path / "lake").rglob("*"), *(tmp_path / "state").rglob("*")]:
         if path.is_file():
             assert CANARY.encode() not in path.read_bytes(), path.name
     lake = Lake(str(tmp_path / "lake"))
