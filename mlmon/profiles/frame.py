@@ -391,12 +391,6 @@ def _segment_vocabulary(frame: pl.DataFrame, spec: SegmentSpec, k: int, most: in
     learned = _vocabulary(
         frame.get_column(spec.name), FeatureSpec(spec.name, "categorical", spec.allowed), k, most
     )
-    bad = [v for v in learned if "=" in v or "\x1f" in v]
-    if bad:
-        raise SchemaError(
-            f"segment {spec.name!r}: {len(bad)} value(s) contain '=', which segment keys "
-            "reserve; map the values (e.g. replace '=' with '-') before profiling"
-        )
     return SegmentSpec(spec.name, learned)
 
 

@@ -84,6 +84,13 @@ class SegmentSpec:
     name: str
     allowed: tuple[str, ...] | None = None
 
+    def __post_init__(self) -> None:
+        if not self.name or "=" in self.name:
+            raise SchemaError(
+                f"segment column {self.name!r}: a segment column name must be non-empty and "
+                "without '=' (segments are named column=value); rename the column"
+            )
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name}
         if self.allowed is not None:

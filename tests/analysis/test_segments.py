@@ -263,6 +263,8 @@ def test_old_lake_and_bad_segment_declarations(tmp_path):
         profile_frame(base.drop("scanner"), ref)
     with pytest.raises(SchemaError, match="segments\\[0\\]"):
         Schema.from_dict({"features": [{"name": "x", "kind": "numeric"}], "segments": [{}]})
+    with pytest.raises(SchemaError, match="without '='"):
+        Schema.from_dict({"features": [{"name": "x", "kind": "numeric"}], "segments": ["a=b"]})
     with pytest.raises(SchemaError, match="segment column"):
         Schema.from_dict(
             {"features": [{"name": "x", "kind": "numeric"}], "segments": ["timestamp"]}
