@@ -794,16 +794,16 @@ def profile_windows(
     _check_columns(frame, reference.schema, what="records")
     windows = list(_profile_groups(frame, reference, start_us, version, window))
     by_key = {(w.start, w.version): w.profile.segments for w in windows}
+    # one pass per segment column: its value joins the version in the group key
+    missing = "\x00"  # a null version (no version string holds it: VersionGuard)
     for spec in reference.schema.segments:
         codes = _segment_codes(frame, spec)
-        for value in codes.unique().sort().to_list():
-            mask = codes == value
+        combined = version.fill_null(missing) + "\x1f" + codes
+        for sw in _profile_groups(frame, reference, start_us, combined, window):
+            assert sw.version is not None
+            ver, _, value = sw.version.partition("\x1f")  # a version holds no unit separator
             key = segment_key(spec.name, value)
-            part = frame.filter(mask)
-            for sw in _profile_groups(
-                part, reference, start_us.filter(mask), version.filter(mask), window
-            ):
-                by_key[(sw.start, sw.version)][key] = sw.profile
+            by_key[(sw.start, None if ver == missing else ver)][key] = sw.profile
     yield from windows
 
 

@@ -330,3 +330,29 @@ def test_report_section_folds_small_segments_and_shows_the_gap(fleet, tmp_path):
     assert folded.height == 1 and "1 segment(s)" in folded["segment"][0]
     html = render_html(collect(lake, ["ct"], start, end))
     assert "scanner=Agfa" not in html
+
+
+def test_segments_follow_windows_and_versions(fleet):
+    """Per (window, version), the segments of a column add up to the window's records and
+    equal profiling that window's segment records in one go (missing versions included)."""
+    ref = fleet["ref"]
+    df = fleet["current"].head(3000)
+    df = df.with_columns(
+        pl.Series("model_version", np.random.default_rng(1).choice(["1", "2", "-"], df.height))
+    ).with_columns(pl.col("model_version").replace("-", None))
+    windows = list(profile_windows(df, ref, window=timedelta(hours=12)))
+    assert {w.version for w in windows} == {"1", "2", None}
+    for w in windows:
+        assert sum(s.rows for s in w.profile.segments.values()) == w.profile.rows
+        ts = df.get_column("timestamp")
+        in_w = df.filter(
+            (ts >= w.start) & (ts < w.end)
+            & (pl.col("model_version").eq_missing(pl.lit(w.version, pl.String)))
+        )  # fmt: skip
+        for key, seg in w.profile.segments.items():
+            raw = profile_frame(in_w.filter(pl.col("scanner") == key.split("=", 1)[1]), ref)
+            assert seg.rows == raw.rows
+            assert seg.features["intensity"].count == raw.features["intensity"].count
+            np.testing.assert_array_equal(
+                seg.features["intensity"].bins, raw.features["intensity"].bins
+            )
