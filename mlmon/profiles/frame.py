@@ -400,11 +400,14 @@ def performance_segments(
     *,
     label_column: str = "label",
     score_columns: str | Sequence[str] = "score",
+    role: str = "labels",
 ) -> dict[str, PerformanceProfile]:
-    """Labelled performance profiles per segment (``"scanner=GE"`` -> profile).
+    """Performance profiles per segment (``"scanner=GE"`` -> profile).
 
-    Each segment's rows of ``df`` (labels and scores, as for
-    :func:`build_reference`'s ``performance``) profiled with the reference's
+    ``role="labels"``: each segment's labelled rows of ``df`` (labels and scores, as
+    for :func:`build_reference`'s ``performance``), for realized performance;
+    ``role="predictions"``: every row's scores (binary or multiclass probabilities,
+    no labels needed), for the label-free estimate. Profiled with the reference's
     performance spec; written with
     :meth:`~mlmon.lake.writer.LakeWriter.write_segment_performance` they give
     :meth:`mlmon.Lake.performance` and :meth:`mlmon.Lake.subgroup_gaps` per segment.
@@ -431,9 +434,15 @@ def performance_segments(
         codes = _segment_codes(frame, seg)
         for value in codes.unique().sort().to_list():
             part = frame.filter(codes == value)
-            out[segment_key(seg.name, value)] = _performance_reference(
-                part, spec, label_column, score_columns
-            )
+            key = segment_key(seg.name, value)
+            if role == "predictions":
+                cols = [score_columns] if isinstance(score_columns, str) else list(score_columns)
+                scores = part.select(cols).to_numpy().astype(np.float64)
+                out[key] = PerformanceProfile.from_predictions(spec, scores)
+            elif role == "labels":
+                out[key] = _performance_reference(part, spec, label_column, score_columns)
+            else:
+                raise SchemaError(f"role {role!r}: use 'labels' or 'predictions'")
     return out
 
 

@@ -80,13 +80,15 @@ def fleet(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("segments")
     writer = LakeWriter(str(root / "lake"), collector_id="t")
     writer.write_reference("ct", ref)
+    writer.write_performance_reference("ct", ref)
     acc = WindowAccumulator(ref, window=timedelta(hours=1))
     acc.add(current)
     acc.flush(writer, "ct", source="batch")
+    span = {"start": T0 + timedelta(days=7), "end": T0 + timedelta(days=9)}
     perf = performance_segments(current, ref)
-    writer.write_segment_performance(
-        "ct", perf, ref, start=T0 + timedelta(days=7), end=T0 + timedelta(days=9), batch_id="b1"
-    )
+    writer.write_segment_performance("ct", perf, ref, **span, batch_id="b1")
+    preds = performance_segments(current, ref, role="predictions")
+    writer.write_segment_performance("ct", preds, ref, **span, role="predictions")
     return {"ref": ref, "current": current, "root": root, "lake": Lake(str(root / "lake"))}
 
 
@@ -170,6 +172,13 @@ def test_subgroup_gap_and_interval_equal_statsmodels(fleet):
     perf = lake.performance("ct", by=None, metrics=["recall"], segment="scanner")
     got = dict(zip(perf.get_column("segment"), perf.get_column("realized"), strict=True))
     assert got == pytest.approx({f"scanner={s}": r for s, r in rates.items()}, abs=1e-12)
+    # label-free estimates per segment (its predictions rows) and alerts against the reference
+    alerts = dict(zip(perf.get_column("segment"), perf.get_column("alert"), strict=True))
+    assert alerts == {f"scanner={s}": s == "Agfa" for s in SCANNERS}
+    ge = perf.filter(pl.col("segment") == "scanner=GE").row(0, named=True)
+    assert ge["lower"] <= ge["realized"] <= ge["upper"]
+    agfa = perf.filter(pl.col("segment") == "scanner=Agfa").row(0, named=True)
+    assert agfa["estimated"] < agfa["reference"] - 0.1  # the scores alone show the fall
     with pytest.raises(ConfigError, match="column alone"):
         lake.subgroup_gaps("ct", segment="scanner=GE")
 
