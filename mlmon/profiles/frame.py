@@ -777,6 +777,7 @@ def profile_windows(
     if frame.height == 0:
         return
     schema = reference.schema
+    _check_columns(frame, schema, what="records")
     ts = utc_timestamps(frame, schema.timestamp)
     step_us = int(window.total_seconds() * 1_000_000)
     if step_us <= 0:
@@ -800,7 +801,6 @@ def profile_windows(
     if not reference.schema.segments:
         yield from _profile_groups(frame, reference, start_us, version, window)
         return
-    _check_columns(frame, reference.schema, what="records")
     windows = list(_profile_groups(frame, reference, start_us, version, window))
     by_key = {(w.start, w.version): w.profile.segments for w in windows}
     # one pass per segment column: its value joins the version in the group key
