@@ -2,6 +2,8 @@
 
     python -m benchmarks.bench_many_windows [--rows 50000] [--days 1200] [--repeat 3]
     python -m benchmarks.bench_many_windows --memory [--rows 1000000]
+    python -m benchmarks.bench_many_windows --end-to-end [--before DIR] [--repeat 1]
+    python -m benchmarks.bench_many_windows --edge-path
 
 Time: ``--rows`` records (25 features + latency, ``benchmarks.common.make_frame``)
 spread over ``--days`` days and profiled into daily windows, by
@@ -18,6 +20,15 @@ old algorithm); ``-ordered`` sorts the records by time first (the usual
 case at the edge). Windows are consumed one at a time and dropped, as the
 edge writes them. The figure is the peak RSS (``VmHWM``) while profiling,
 and the frame alone is reported as ``frame_mib``.
+
+End to end (``--end-to-end``): the records are written to Parquet and the reference
+saved, then ``mlmon profile records.parquet --window 1d`` runs as a shell user runs it (a
+fresh ``python -m mlmon.cli`` process: imports, reading, profiling, per-window drift and
+every lake object written), with and without ``--no-drift``; ``--before DIR`` runs the
+same commands with the code in DIR first on ``PYTHONPATH`` (e.g. ``git archive main``
+unpacked there), in the same run. Wall time and CPU time (user + system of the command,
+which a machine shared with other work changes less), best of ``--repeat``; the two lakes'
+rows per table are checked equal.
 """
 
 from __future__ import annotations
@@ -25,6 +36,9 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
+import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -178,6 +192,87 @@ def memory(rows: int, cases: list[str]) -> list[dict]:
     return out
 
 
+def _profile_cli(code: str, lake: Path, rec: Path, ref: Path, drift: bool) -> tuple[float, float]:
+    """One ``mlmon profile`` run with the code in ``code`` (its folder is the cwd, which
+    ``python -m`` puts first on the path)."""
+    env = dict(os.environ, PYTHONPATH=code)
+    args = [sys.executable, "-m", "mlmon.cli", "profile", str(rec), "--reference", str(ref),
+            "--model", "m", "--lake", str(lake), "--window", "1d", "--quiet"]  # fmt: skip
+    if not drift:
+        args.append("--no-drift")
+    shutil.rmtree(lake, ignore_errors=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    subprocess.run(args, env=env, cwd=code, check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def _table_rows(lake: Path) -> dict[str, int]:
+    import duckdb
+
+    out = {}
+    con = duckdb.connect()
+    for t in ("profiles", "latency", "drift"):
+        if (lake / "v1" / t).exists():
+            glob = f"{lake}/v1/{t}/**/*.parquet"
+            q = f"SELECT count(*) FROM read_parquet('{glob}', hive_partitioning = true)"
+            one = con.execute(q).fetchone()
+            out[t] = int(one[0]) if one else 0
+    return out
+
+
+def end_to_end(rows: int, days: int, repeat: int, before: str | None) -> list[dict]:
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        from mlmon.lake.references import save_reference
+
+        rec, ref = Path(tmp) / "records.parquet", Path(tmp) / "ref.parquet"
+        records(rows, days).write_parquet(rec)
+        save_reference(reference(), ref)
+        for drift in (True, False):
+            row: dict = {"rows": rows, "days": days, "drift": drift}
+            lakes = {}
+            for name, code in (("before", before), ("this", str(Path.cwd()))):
+                if code is None:
+                    continue
+                lake = Path(tmp) / f"lake-{name}"
+                runs = [_profile_cli(code, lake, rec, ref, drift) for _ in range(repeat)]
+                row[f"{name}_s"] = round(min(r[0] for r in runs), 2)
+                row[f"{name}_cpu_s"] = round(min(r[1] for r in runs), 2)  # user + sys
+                row[f"{name}_objects"] = sum(1 for _ in lake.rglob("*.parquet"))
+                lakes[name] = _table_rows(lake)
+            if before is not None:
+                assert lakes["before"] == lakes["this"], lakes
+                row["speedup"] = round(row["before_s"] / row["this_s"], 1)
+                row["cpu_speedup"] = round(row["before_cpu_s"] / row["this_cpu_s"], 1)
+            row["table_rows"] = lakes["this"]
+            out.append(row)
+    return out
+
+
+def edge_path(windows: int = 150) -> dict:
+    """The edge's normal flush: one 5-minute window at a time (``write_window``, its drift
+    rows, ``write_rollups``), CPU ms per window; run it with each code base to compare."""
+    from mlmon.edge.ingest import WindowAccumulator, drift_rows
+    from mlmon.lake.writer import LakeWriter
+
+    ref = reference()
+    acc = WindowAccumulator(ref, window=timedelta(minutes=5))
+    acc.add(records(20_000, 1))
+    ws = acc.pop()[:windows]
+    with tempfile.TemporaryDirectory() as d:
+        w = LakeWriter(d, collector_id="edge")
+        t = time.process_time()
+        for x in ws:
+            w.write_window("m", x, ref, source="stream", drift_rows=drift_rows(ref, x.profile))
+            w.write_rollups()
+        cpu = time.process_time() - t
+    return {"windows": len(ws), "cpu_ms_per_window": round(1000 * cpu / len(ws), 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int)
@@ -189,11 +284,19 @@ def main() -> None:
         default="one-window,windows-10,windows-240,windows-14400,windows-14400-ordered,"
         "legacy-windows-240,legacy-windows-14400",
     )
+    ap.add_argument("--end-to-end", action="store_true", help="time `mlmon profile` as a command")
+    ap.add_argument("--before", help="with --end-to-end: a folder with the old code to compare")
+    ap.add_argument("--edge-path", action="store_true", help="the edge's one-window flush")
     ap.add_argument("--case", help=argparse.SUPPRESS)
     ap.add_argument("path", nargs="?", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.case:
         print(json.dumps(memory_case(args.path, args.case)))
+    elif args.edge_path:
+        print(json.dumps(edge_path()))
+    elif args.end_to_end:
+        for r in end_to_end(args.rows or 50_000, args.days, args.repeat, args.before):
+            print(json.dumps(r))
     elif args.memory:
         for r in memory(args.rows or 1_000_000, args.cases.split(",")):
             print(json.dumps(r))

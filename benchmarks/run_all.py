@@ -48,6 +48,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "imaging": (["bench_imaging", "--images", "500"], ["bench_imaging", "--images", "40"]),
     "report": (["bench_report"], ["bench_report"]),
     "deid": (["bench_deid"], ["bench_deid", "--n", "2000", "--repeat", "2"]),
+    "server": (["bench_server", "--requests", "100"], ["bench_server", "--requests", "20"]),
 }
 
 

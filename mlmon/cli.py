@@ -248,8 +248,6 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
         discrete_max=_discrete_max(args), segments=_names(args.segment),
     )  # fmt: skip
     if args.data_driven_thresholds or args.nannyml_thresholds:
-        import dataclasses
-
         from mlmon.analysis.thresholds import data_driven_thresholds
 
         chunk_size = args.threshold_chunk_size
@@ -259,7 +257,7 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
             frame, ref, chunks=args.threshold_chunks, k=args.threshold_std,
             chunk_size=chunk_size, leave_out=not args.nannyml_thresholds,
         )  # fmt: skip
-        ref = dataclasses.replace(ref, drift_thresholds=found)
+        ref = ref.with_drift_thresholds(found)  # a new id: the thresholds are part of it
     save_reference(ref, args.out)
     print(
         f"reference {ref.reference_id}: {len(ref.profiles)} features from {ref.rows} rows -> {args.out}"
@@ -288,13 +286,16 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from mlmon.lake.references import load_reference
     from mlmon.lake.writer import LakeWriter
 
+    if args.k is not None:
+        from mlmon.edge.config import K_ANONYMITY_DEPRECATED
+
+        print(f"warning: {K_ANONYMITY_DEPRECATED.format(where='--k')}", file=sys.stderr)
     ref = load_reference(args.reference)
     writer = LakeWriter(
-        _lake_uri(args),
-        collector_id=args.collector_id,
-        storage_options=_storage_options(args),
-        k_anonymity=args.k,
+        _lake_uri(args), collector_id=args.collector_id, storage_options=_storage_options(args)
     )
+    if args.chunk_rows is not None:
+        return _profile_chunks(args, ref, writer)
     acc = WindowAccumulator(ref, window=_duration(args.window))
     show = not args.quiet and sys.stderr.isatty()
     with tqdm(total=None, unit="rows", disable=not show, desc="profiling") as bar:
@@ -305,6 +306,41 @@ def cmd_profile(args: argparse.Namespace) -> int:
     records = acc.flush(writer, args.model, source="batch", with_drift=not args.no_drift)
     print(
         f"profiled {acc.rows} records into {windows} windows; wrote {len(records)} objects to {writer.storage.url()}"
+    )
+    return 0
+
+
+def _profile_chunks(args: argparse.Namespace, ref: Any, writer: Any) -> int:
+    """``mlmon profile --chunk-rows N``: every file read, then chunks of N records in time order."""
+    import polars as pl
+
+    from mlmon.edge.ingest import chunk_windows, drift_rows, read_records
+
+    if args.chunk_rows < 1:
+        raise ConfigError(f"--chunk-rows {args.chunk_rows}: give a whole number of records >= 1")
+    batches = [b for path in args.files for b in read_records(path)]
+    try:
+        frame = pl.concat(batches, how="diagonal_relaxed") if batches else pl.DataFrame()
+    except pl.exceptions.PolarsError as exc:
+        raise SchemaError(
+            f"the record files' columns do not fit together ({', '.join(args.files)}): "
+            f"{type(exc).__name__}; give files with the same columns and types"
+        ) from exc
+    chunks = chunk_windows(frame, ref, rows=args.chunk_rows, incomplete=args.incomplete)
+    drift = None if args.no_drift else [drift_rows(ref, w.profile) for w in chunks.windows]
+    records = writer.write_windows(
+        args.model, chunks.windows, ref, source="batch", drift_rows=drift, parts=chunks.parts
+    )
+    records += writer.write_rollups()
+    rows = sum(w.profile.rows for w in chunks.windows)
+    note = (
+        f" ({chunks.dropped} records of the incomplete last chunk dropped)"
+        if chunks.dropped
+        else ""
+    )
+    print(
+        f"profiled {rows} records into {chunks.chunks} chunks of {args.chunk_rows} records"
+        f"{note}; wrote {len(records)} objects to {writer.storage.url()}"
     )
     return 0
 
@@ -628,7 +664,10 @@ HELP_TEXT: dict[str, tuple[str, str]] = {
     ),
     "profile": (
         "Profile inference records from files (the batch path; the edge does the same for "
-        "streams) into per-window profiles, latency and drift rows in the lake.",
+        "streams) into per-window profiles, latency and drift rows in the lake. With "
+        "--chunk-rows N, windows are chunks of N records in timestamp order instead (NannyML's "
+        "chunk_size): each from its first timestamp to just after its last; a last chunk of "
+        "fewer records is kept (default), dropped or appended to the one before (--incomplete).",
         "mlmon profile logs/2026-10-01.parquet logs/2026-10-02.parquet "
         "--reference risk-model.reference.parquet --model risk-model --lake ./lake --window 1h",
     ),
@@ -981,8 +1020,22 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument(
         "--k",
         type=int,
-        default=5,
-        help="accepted for old scripts; windows keep exact counts (docs/security.md section 16)",
+        default=None,
+        help="deprecated and ignored: windows keep exact counts (docs/security.md section 16)",
+    )
+    pr.add_argument(
+        "--chunk-rows",
+        type=int,
+        metavar="N",
+        help="instead of time windows, chunks of N records in timestamp order (NannyML's "
+        "chunk_size); each chunk is a window from its first timestamp to just after its last",
+    )
+    pr.add_argument(
+        "--incomplete",
+        choices=["keep", "drop", "append"],
+        default="keep",
+        help="with --chunk-rows, a last chunk of fewer than N records: keep it (default, as "
+        "NannyML), drop its records, or append them to the chunk before it",
     )
     pr.add_argument("--no-drift", action="store_true", help="do not write per-window drift rows")
     pr.add_argument("--quiet", action="store_true")

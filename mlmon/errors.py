@@ -19,7 +19,8 @@ One root, and each class also inherits the builtin a caller would catch::
     └── GovernanceError                   audit, retention or attestation checks failed
 
 Warnings: :class:`CorruptObjectWarning` is emitted when a reader skips an
-unreadable object and goes on with the rest.
+unreadable object and goes on with the rest; :class:`MlmonDeprecationWarning`
+when a setting is accepted but no longer does anything.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "LakeUnreachable",
     "LakeWriteDenied",
     "MissingExtraError",
+    "MlmonDeprecationWarning",
     "MlmonError",
     "ProfileError",
     "SchemaError",
@@ -112,3 +114,8 @@ class GovernanceError(MlmonError):
 
 class CorruptObjectWarning(UserWarning):
     """A reader skipped an unreadable lake object and read the rest."""
+
+
+class MlmonDeprecationWarning(FutureWarning):
+    """A setting or flag is still accepted but no longer does anything (shown to users:
+    :class:`FutureWarning`, not :class:`DeprecationWarning`, which Python hides by default)."""

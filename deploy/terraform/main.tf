@@ -105,6 +105,25 @@ data "aws_iam_policy_document" "reader_trust" {
       identifiers = var.reader_principal_arns
     }
   }
+  # mlmon server (IRSA): deploy/k8s/server/overlays/cloud/serviceaccount-irsa.yaml, the Helm chart's
+  # values-cloud.yaml. Only the server's ServiceAccount, never the edge's.
+  statement {
+    actions = ["sts:AssumeRoleWithWebIdentity"]
+    principals {
+      type        = "Federated"
+      identifiers = [var.eks_oidc_provider_arn]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "${var.eks_oidc_issuer}:sub"
+      values   = ["system:serviceaccount:${var.edge_namespace}:${var.server_service_account}"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "${var.eks_oidc_issuer}:aud"
+      values   = ["sts.amazonaws.com"]
+    }
+  }
 }
 
 data "aws_iam_policy_document" "maintenance_trust" {
@@ -124,7 +143,7 @@ resource "aws_iam_role" "edge_writer" {
 }
 
 resource "aws_iam_role" "reader" {
-  name               = "mlmon-lake-reader"
+  name               = "mlmon-lake-reader" # deploy/k8s/server/overlays/cloud/serviceaccount-irsa.yaml
   assume_role_policy = data.aws_iam_policy_document.reader_trust.json
 }
 

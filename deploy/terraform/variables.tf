@@ -54,6 +54,12 @@ variable "edge_service_account" {
   default     = "mlmon-edge"
 }
 
+variable "server_service_account" {
+  description = "mlmon server's ServiceAccount (deploy/k8s/server/base/serviceaccount.yaml), in edge_namespace; it assumes the reader role."
+  type        = string
+  default     = "mlmon-server"
+}
+
 variable "reader_principal_arns" {
   description = "Who may assume the reader role (analysts, the reports job's role)."
   type        = list(string)

@@ -501,7 +501,7 @@ class Lake(LakeStore):
         qs = np.asarray(q, dtype=np.float64)
         if segment is not None:
             return self._segment_percentiles(metric, qs, model, start, end, by, version, segment)
-        lat = self.scan("latency", model=model, start=start, end=end).filter(
+        lat = self.scan("latency", model=model, start=start, end=end, rollup=_rollup_ok(by)).filter(
             pl.col("feature") == metric
         )
         if source is not None:

@@ -422,3 +422,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     _add_registry_args(ck, required=False)
     add_audit_args(ck, "registry-check")
     ck.set_defaults(func=cmd_registry_check)
+
+    from mlmon.commands._registry_workflow import add_registry_workflow
+
+    add_registry_workflow(rg)

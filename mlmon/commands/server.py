@@ -11,7 +11,12 @@ def _serve(args: argparse.Namespace) -> int:
     from mlmon.server.config import load_config
 
     config = load_config(
-        args.config, lake=args.lake, host=args.host, port=args.port, range_anchor=args.range_anchor
+        args.config,
+        lake=args.lake,
+        host=args.host,
+        port=args.port,
+        range_anchor=args.range_anchor,
+        reports=args.reports,
     )
     opts = storage_options(args)
     if opts:
@@ -45,6 +50,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--range-anchor",
         choices=["clock", "data"],
         help="preset ranges end now (clock, default) or at the newest data (data)",
+    )
+    p.add_argument(
+        "--reports",
+        help="folder or s3:// prefix of rendered reports (mlmon report --out) for the Reports page",
     )
     p.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     p.add_argument("--tls-key", help="the certificate's private key (PEM)")

@@ -269,12 +269,37 @@ def _run(
         say(
             f"   {done['html']} (opens offline: Vega is inlined); executed notebook: {done['ipynb']}"
         )
+        reports: Path | None = report_dir
     except MissingExtraError as exc:
         say(f"\n5. report skipped: {exc}")
+        reports = None
     say(
         f'\nExplore it: .venv/bin/mlmon sql --lake {lake_dir} "SELECT model, date, count(*) FROM profiles GROUP BY ALL"'
     )
+    _say_dashboard(say, lake_dir, reports, fixtures)
     return 0 if joined else EXIT_UNJOINED
+
+
+def _say_dashboard(say: Any, lake_dir: Path, reports: Path | None, fixtures: Path) -> None:
+    """The last lines: the one command that serves the dashboard on the demo lake, and where to look.
+
+    The logged inferences are the fixture days; the golden checks ran just now (the edge
+    checks the live model server), so the model page's range is the fixture days and the
+    golden checks are one click away ("last 24 hours", which ends at the newest data).
+    """
+    days = sorted(f.stem for f in (fixtures / "inference").glob("*.parquet"))
+    base = "http://127.0.0.1:8400"
+    page = f"{base}/models/{MODEL}"
+    span = f"?range=custom&start={days[0]}&end={days[-1]}" if days else ""
+    flag = f" --reports {reports}" if reports is not None else ""
+    say(
+        f"\n6. the dashboard on this lake (Ctrl-C stops it):\n"
+        f"   .venv/bin/mlmon server --lake {lake_dir}{flag} --range-anchor data\n"
+        f"   then open {page}{span}\n"
+        f"   (the logged days: drift, response time, performance); the golden checks that ran just "
+        f"now: {page}?range=24h; every model: {base}/"
+        + (f"; the report: {base}/reports" if reports is not None else "")
+    )
 
 
 def _say_outcomes(say: Any, lake: Lake, perf: pl.DataFrame, written: int) -> int:

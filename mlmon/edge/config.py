@@ -40,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import warnings
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -56,7 +57,7 @@ from pydantic import (
 )
 
 from mlmon.edge.imaging.config import ImagingConfig
-from mlmon.errors import ConfigError
+from mlmon.errors import ConfigError, MlmonDeprecationWarning
 from mlmon.governance.samples import SamplesConfig
 
 __all__ = [
@@ -773,9 +774,21 @@ def load_config(
     merged["source"] = source
     merged["sha256"] = hashlib.sha256(text).hexdigest()
     try:
-        return EdgeConfig.model_validate(merged)
+        config = EdgeConfig.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(_format_errors(source, exc)) from exc
+    if "k_anonymity" in merged:
+        warnings.warn(K_ANONYMITY_DEPRECATED.format(where=f"{source}: k_anonymity"),
+                      MlmonDeprecationWarning, stacklevel=2)  # fmt: skip
+    return config
+
+
+#: The warning for ``k_anonymity`` in edge.yaml and ``mlmon profile --k`` (issue 19).
+K_ANONYMITY_DEPRECATED = (
+    "{where} is deprecated and ignored: windows keep exact counts of allow-listed categories, "
+    "and small counts are folded where counts are shown (docs/security.md section 16); "
+    "remove it"
+)
 
 
 def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:

@@ -11,23 +11,44 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlmon.analysis.drift import drift_between
 from mlmon.analysis.thresholds import Thresholds
-from mlmon.errors import SchemaError
+from mlmon.errors import ConfigError, SchemaError
 from mlmon.lake.writer import LakeWriter, WriteRecord
-from mlmon.profiles.frame import Reference, Window, WindowProfile, profile_windows
+from mlmon.profiles.frame import (
+    Reference,
+    Window,
+    WindowProfile,
+    profile_windows,
+    to_polars,
+    utc_timestamps,
+)
 
-__all__ = ["FORMATS", "WindowAccumulator", "drift_rows", "read_records", "record_format"]
+__all__ = [
+    "FORMATS",
+    "INCOMPLETE",
+    "Chunks",
+    "WindowAccumulator",
+    "chunk_windows",
+    "drift_rows",
+    "read_records",
+    "record_format",
+]
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}  # fmt: skip
+
+
+#: Windows written per :meth:`LakeWriter.write_windows` call when flushing (bounds memory).
+_WRITE_BATCH = 512
 
 
 def record_format(path: str | os.PathLike[str]) -> str:
@@ -87,6 +108,95 @@ def drift_rows(
     return rows
 
 
+#: What :func:`chunk_windows` does with the last chunk when it has fewer than ``rows`` records
+#: (NannyML's ``SizeBasedChunker(incomplete=...)``; ``keep`` is its default and ours).
+INCOMPLETE = {
+    "keep": "the last chunk is kept with fewer records",
+    "drop": "the records of the last chunk are not profiled",
+    "append": "the records of the last chunk join the chunk before it (which then has more)",
+}
+
+
+@dataclass(frozen=True)
+class Chunks:
+    """Row-count chunks as windows, with their ``part`` labels and what was left out."""
+
+    windows: list[Window]
+    parts: list[str]
+    chunks: int
+    dropped: int
+
+
+def chunk_windows(
+    data: Any, reference: Reference, *, rows: int, incomplete: str = "keep"
+) -> Chunks:
+    """Split records into chunks of ``rows`` records in timestamp order and profile each.
+
+    NannyML's ``chunk_size``: the records are ordered by time (records with the same
+    timestamp keep their order), chunk ``i`` holds records ``i*rows`` to
+    ``(i+1)*rows - 1``, and the last, smaller chunk is kept, dropped or appended to
+    the chunk before it as ``incomplete`` says (:data:`INCOMPLETE`; with fewer than
+    ``rows`` records in all there is one chunk, which ``drop`` drops).
+    A chunk becomes a window from its first timestamp to just after its last
+    (``window_end`` is exclusive: last + 1 microsecond), split by model version like
+    every window; its objects carry ``part`` ``chunk{i}``, so two chunks with the
+    same bounds (many records at one instant) never share a key. The window lives
+    in the ``date=`` partition of its first record, and retention removes it whole
+    with that day.
+
+    Raises
+    ------
+    ConfigError
+        ``rows`` below 1 or an unknown ``incomplete``.
+    SchemaError, TimestampError
+        As :func:`~mlmon.profiles.frame.profile_windows`.
+    """
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+        raise ConfigError(f"chunk rows must be a whole number >= 1, got {rows!r}")
+    if incomplete not in INCOMPLETE:
+        raise ConfigError(
+            f"incomplete {incomplete!r} is not one of {', '.join(INCOMPLETE)} "
+            "(what to do with a last chunk of fewer records)"
+        )
+    frame = to_polars(data)
+    if frame.height == 0:
+        return Chunks([], [], 0, 0)
+    column = reference.schema.timestamp
+    epoch = utc_timestamps(frame, column).dt.epoch("us").to_numpy()
+    order = np.argsort(epoch, kind="stable")
+    if not bool(np.all(order[1:] > order[:-1])):  # not already in time order
+        frame = frame[pl.Series(order)]
+        epoch = epoch[order]
+    n = frame.height
+    full, rest = divmod(n, rows)
+    chunk = np.arange(n, dtype=np.int64) // rows
+    dropped = 0
+    if rest and incomplete == "drop":
+        dropped, n = rest, n - rest
+        frame, epoch, chunk = frame.head(n), epoch[:n], chunk[:n]
+    elif rest and incomplete == "append" and full:
+        chunk[full * rows :] = full - 1
+    if n == 0:
+        return Chunks([], [], 0, dropped)
+    n_chunks = int(chunk[-1]) + 1
+    first = np.searchsorted(chunk, np.arange(n_chunks), side="left")
+    last = np.searchsorted(chunk, np.arange(n_chunks), side="right") - 1
+    # profile_windows groups the records by window of their timestamp: give chunk i the
+    # timestamps of second i (the chunks are then its one-second windows, in order)
+    seconds = pl.Series(column, chunk * 1_000_000).cast(pl.Datetime("us", "UTC"))
+    windows, parts = [], []
+    for w in profile_windows(frame.with_columns(seconds), reference, window=timedelta(seconds=1)):
+        i = int(w.start.timestamp())
+        start = _EPOCH + timedelta(microseconds=int(epoch[first[i]]))
+        end = _EPOCH + timedelta(microseconds=int(epoch[last[i]]) + 1)
+        windows.append(Window(start, end, w.version, w.profile))
+        parts.append(f"chunk{i}")
+    return Chunks(windows, parts, n_chunks, dropped)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 @dataclass
 class WindowAccumulator:
     """Merge batches into per-(window, version) profiles until they are flushed."""
@@ -131,11 +241,22 @@ class WindowAccumulator:
         methods: Any = None,
         with_drift: bool = True,
     ) -> list[WriteRecord]:
+        """Write the windows (all, or those closed before ``closed_before``), then the day rollups.
+
+        Windows go to :meth:`LakeWriter.write_windows` ``_WRITE_BATCH`` at a time: the
+        same objects and rows as writing them one by one, built once per batch.
+        """
         out: list[WriteRecord] = []
-        for w in self.pop(closed_before=closed_before):
-            drift = drift_rows(self.reference, w.profile, methods) if with_drift else None
+        windows = self.pop(closed_before=closed_before)
+        for i in range(0, len(windows), _WRITE_BATCH):
+            batch = windows[i : i + _WRITE_BATCH]
+            drift = (
+                [drift_rows(self.reference, w.profile, methods) for w in batch]
+                if with_drift
+                else None
+            )
             out.extend(
-                writer.write_window(model, w, self.reference, source=source, drift_rows=drift)
+                writer.write_windows(model, batch, self.reference, source=source, drift_rows=drift)
             )
         out.extend(writer.write_rollups())
         return out

@@ -270,9 +270,7 @@ class LakeStore:
         found: list[tuple[str, set[str]]] = []
         for path in candidates:
             try:
-                with self.storage.fs.open(path, "rb") as fh:
-                    meta = pq.read_schema(fh).metadata or {}
-                covers = set(json.loads(meta[COVERS_KEY]))
+                covers = self._rollup_covers(path)
             except (OSError, ValueError, KeyError, pa.ArrowException) as exc:
                 warnings.warn(
                     f"day rollup {self.storage.url(path)} is unreadable ({exc}); "
@@ -290,6 +288,12 @@ class LakeStore:
             taken.append(path)
             covered |= covers
         return taken + [f"{ddir}/{f}" for f in windows if f not in covered]
+
+    def _rollup_covers(self, path: str) -> set[str]:
+        """The window object names a writer's day rollup holds (its ``mlmon.covers`` metadata)."""
+        with self.storage.fs.open(path, "rb") as fh:
+            meta = pq.read_schema(fh).metadata or {}
+        return set(json.loads(meta[COVERS_KEY]))
 
     def _read_manifest(self, path: str) -> dict[str, Any]:
         try:

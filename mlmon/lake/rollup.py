@@ -14,6 +14,9 @@ hour, or for partial days, still read the windows):
   (a window written after it, or after an edge restart without its state):
   never a window twice, never one missed. No listing or reading of the lake
   is needed, so the edge's write-only credentials suffice.
+
+A day whose only window object is the whole UTC day (daily windows) gets no
+rollup: it would be a copy of that window and save no read.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ class _Day:
     covers: list[str] = field(default_factory=list)
     new: list[pa.Table] = field(default_factory=list)  # window rows not merged yet
     new_names: list[str] = field(default_factory=list)
+    whole_day: bool = False  # the one new window spans the whole day
 
 
 class DayRollups:
@@ -124,8 +128,22 @@ class DayRollups:
         covers = json.loads((tbl.schema.metadata or {}).get(COVERS_KEY, b"[]"))
         return _Day(tbl.replace_schema_metadata(None), list(covers))
 
-    def add(self, table_name: str, model: str, day: date, name: str, rows: pa.Table) -> None:
-        """Count a window object ``name`` (its rows as written) into its day's rollup."""
+    def add(
+        self,
+        table_name: str,
+        model: str,
+        day: date,
+        name: str,
+        rows: pa.Table,
+        *,
+        whole_day: bool = False,
+    ) -> None:
+        """Count a window object ``name`` (its rows as written) into its day's rollup.
+
+        ``whole_day``: the window is exactly the UTC day. A day whose rollup would
+        hold only such a window gets none (:meth:`take` skips it): it would copy the
+        window and save no read (daily windows, e.g. ``mlmon profile --window 1d``).
+        """
         if table_name not in ROLLUP_GROUPS:
             return
         if self._newest is None or day > self._newest:
@@ -136,6 +154,7 @@ class DayRollups:
             d = self._days[key] = self._load(key)
         if name in d.covers or name in d.new_names:  # a retried PUT of the same window
             return
+        d.whole_day = whole_day and not d.new and d.rows is None
         d.new.append(rows)
         d.new_names.append(name)
         self._dirty.add(key)
@@ -164,6 +183,8 @@ class DayRollups:
             d = self._days.get(key)
             if d is None:
                 continue
+            if d.rows is None and len(d.new) == 1 and d.whole_day:
+                continue  # the rollup would be a copy of its one window: the window is read
             if d.new:
                 self._fold(key, d)
             if d.rows is None:

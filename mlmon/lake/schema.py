@@ -218,6 +218,69 @@ TABLES: dict[str, Table] = {
             Column("record", pa.string(), "The de-identified fields as one JSON object (keys sorted); fields without a rule are absent.", nullable=False),
         ),
     ),
+    "registry_events": Table(
+        "registry_events",
+        "One row per change the registry watch (`mlmon registry watch`) saw in the model "
+        "registry, read-only: a version registered, an alias set, moved or removed, a stage or "
+        "status change. Each change is written once, whatever the number of polls (the watch "
+        "keeps what it saw in its state file). Window columns: both `observed_at`; "
+        "`model_version` is the version string an endpoint serving the version reports (the "
+        "attribution rule), joinable with the other tables. Version names, aliases, stages and "
+        "statuses are registry metadata, kept only when they are version strings (else their "
+        "keyed hash, or null).",
+        (
+            *_WINDOW,
+            Column("observed_at", UTC_TS, "When the watch saw the change, UTC (the poll, not the registry's time).", nullable=False),
+            Column("event_id", pa.string(), "Content hash of (registry, model, event, version, alias, previous version, stage, status): the same change has the same id in every run.", nullable=False),
+            Column("registered_model", pa.string(), "Registered model name in the registry (registry metadata; the `model=` partition is the lake's name for it)."),
+            Column("event", pa.string(), "version_seen (present at the first poll), version_created, version_deleted, alias_set, alias_moved, alias_removed, stage_changed or status_changed.", nullable=False),
+            Column("registered_version", pa.string(), "The registry's version the event is about (registry metadata)."),
+            Column("previous_version", pa.string(), "For alias_moved and alias_removed: the version the alias pointed to before (registry metadata)."),
+            Column("alias", pa.string(), "For alias events: the alias (registry metadata)."),
+            Column("stage", pa.string(), "The version's stage after the change (MLflow's deprecated stages; registry metadata), if any."),
+            Column("previous_stage", pa.string(), "For stage_changed: the stage before (registry metadata)."),
+            Column("status", pa.string(), "The version's registration status (READY, PENDING_REGISTRATION, FAILED_REGISTRATION; registry metadata), if any."),
+            Column("created_at", UTC_TS, "When the version was registered, UTC (the registry's time)."),
+        ),
+    ),
+    "version_checks": Table(
+        "version_checks",
+        "One row per replication test of a candidate version (`mlmon registry test-candidate`, "
+        "or the watch when a version appears or a candidate alias moves): the golden set sent to "
+        "the candidate's endpoint and to the champion's on the same inputs, outputs compared "
+        "case by case, pass rates, latency, and the two output distributions on the reference's "
+        "bins. `outcome` fail is also written as a firing `alerts` row (rule `version_check`). "
+        "Window columns: both `checked_at`; `model_version` is the candidate's endpoint version "
+        "string.",
+        (
+            *_WINDOW,
+            Column("checked_at", UTC_TS, "When the test ran, UTC.", nullable=False),
+            Column("check_id", pa.string(), "Content hash of (model, candidate, champion, checked_at).", nullable=False),
+            Column("registered_model", pa.string(), "Registered model name (registry metadata)."),
+            Column("candidate_version", pa.string(), "The registry's version under test (registry metadata)."),
+            Column("champion_version", pa.string(), "The registry's version it was compared with (registry metadata)."),
+            Column("champion_alias", pa.string(), "The alias that named the champion, if any (registry metadata)."),
+            Column("trigger", pa.string(), "manual (the command), version_created, alias_set or alias_moved (the watch).", nullable=False),
+            Column("outcome", pa.string(), "pass, fail (the candidate is worse than the tolerance allows) or error (an endpoint did not answer: nothing was decided).", nullable=False),
+            Column("cases", pa.int64(), "Golden cases sent to both endpoints."),
+            Column("agreed", pa.int64(), "Cases where both answered and the outputs agree (same classes; scores within the tolerance)."),
+            Column("disagreed", pa.int64(), "Cases where both answered and the outputs differ."),
+            Column("candidate_errors", pa.int64(), "Cases the candidate did not answer (timeout, connect, tls, http_4xx, http_5xx, malformed)."),
+            Column("champion_errors", pa.int64(), "Cases the champion did not answer."),
+            Column("candidate_pass_rate", pa.float64(), "Share of golden cases the candidate passed (answer matches the expected output)."),
+            Column("champion_pass_rate", pa.float64(), "Share of golden cases the champion passed."),
+            Column("max_score_delta", pa.float64(), "Largest absolute difference between the two endpoints' numeric outputs; null for labels."),
+            Column("candidate_latency_p50_ms", pa.float64(), "Median latency of the candidate's answered requests, ms."),
+            Column("champion_latency_p50_ms", pa.float64(), "Median latency of the champion's answered requests, ms."),
+            Column("latency_ratio", pa.float64(), "candidate_latency_p50_ms / champion_latency_p50_ms."),
+            Column("reference_id", pa.string(), "Reference whose bins the output distributions were profiled on; null when the lake holds none with the output feature."),
+            Column("output_feature", pa.string(), "The reference feature the outputs were profiled as (config)."),
+            Column("output_drift_method", pa.string(), "Drift method comparing the candidate's outputs with the champion's (see mlmon.analysis.drift.METHODS)."),
+            Column("output_drift", pa.float64(), "Its value: the candidate's output distribution on the golden set against the champion's."),
+            Column("output_drift_threshold", pa.float64(), "The threshold in force."),
+            Column("reasons", pa.string(), "Why it failed or errored, in plain words with numbers (code-written; never an input or output value)."),
+        ),
+    ),
 }  # fmt: skip
 
 

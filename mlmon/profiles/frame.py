@@ -110,6 +110,29 @@ class Reference:
     def empty_profile(self, name: str) -> Profile:
         return self.profiles[name].empty_like()
 
+    def with_drift_thresholds(self, thresholds: Mapping[str, Mapping[str, float]]) -> Reference:
+        """This reference with data-driven ``thresholds`` stored in it, under a new id.
+
+        The id covers the thresholds, so two references of the same baseline with
+        different thresholds are told apart in the lake and in windows' ``reference_id``
+        (without thresholds a reference keeps the id of its profiles).
+
+        Examples
+        --------
+        >>> import polars as pl
+        >>> ref = build_reference(pl.DataFrame({"x": [1.0, 2.0, 3.0]}), k=1)
+        >>> tuned = ref.with_drift_thresholds({"x": {"psi": 0.3}})
+        >>> tuned.drift_thresholds, tuned.reference_id != ref.reference_id
+        ({'x': {'psi': 0.3}}, True)
+        """
+        found = {f: {m: float(v) for m, v in per.items()} for f, per in thresholds.items()}
+        base = _reference_id(self.schema, self.profiles, self.multivariate)
+        if found:
+            h = hashlib.sha256(base.encode())
+            h.update(json.dumps(found, sort_keys=True).encode())
+            base = h.hexdigest()[:16]
+        return replace(self, drift_thresholds=found, reference_id=base)
+
     def empty_window(self) -> WindowProfile:
         lat = self.latency.empty_like() if self.latency is not None else _empty_latency()
         mv = self.multivariate.profile.empty_like() if self.multivariate is not None else None

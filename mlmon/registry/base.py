@@ -94,7 +94,9 @@ class UnknownAlias(RegistryLookupError):
 class ModelVersion:
     """One registered version of a model (read from the registry, never written).
 
-    ``created_at`` is UTC; ``aliases`` are the model's aliases pointing at this version.
+    ``created_at`` is UTC; ``aliases`` are the model's aliases pointing at this version;
+    ``stage`` is MLflow's deprecated stage (``None``, ``Staging``, ``Production``,
+    ``Archived``) where the registry still reports one.
     """
 
     model: str
@@ -105,6 +107,7 @@ class ModelVersion:
     aliases: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
     source: str | None = None
+    stage: str | None = None
 
 
 @dataclass(frozen=True)

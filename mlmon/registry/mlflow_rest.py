@@ -314,6 +314,7 @@ class MlflowRegistry:
             aliases=tuple(sorted(a for a, v in aliases.items() if v == version)),
             tags=_tags(d.get("tags")),
             source=d.get("source"),
+            stage=d.get("current_stage") or None,
         )
 
     # -- the ModelRegistry protocol ----------------------------------------------------------

@@ -169,8 +169,11 @@ def drift_over_time_chart(
         .transform_filter("datum.drifted")
     )
     rule = alt.Chart().mark_rule(color=_RED, strokeDash=[4, 3]).encode(y="mean(threshold):Q")
+    # the red points only when some period drifted: an empty layer makes Vega warn in the
+    # browser ("Infinite extent"), which the server's pages must not (tests/server/test_browser.py)
+    layers = [line, flagged, rule] if data["drifted"].fill_null(False).any() else [line, rule]
     return (
-        alt.layer(line, flagged, rule, data=alt.Data(values=_values(data)))
+        alt.layer(*layers, data=alt.Data(values=_values(data)))
         .properties(width=width, height=90)
         .facet(
             facet=alt.Facet("feature:N", title=None, sort=features),

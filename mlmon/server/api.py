@@ -165,6 +165,7 @@ def routes(
                 "by": q.by,
                 "version": q.version,
                 "rows": jsonable(rows),
+                **({"note": data.note} if data.note else {}),
             }
         )
 
@@ -185,7 +186,12 @@ def routes(
             )
             rows.append(d)
         return JSONResponse(
-            {"start": q.start.isoformat(), "end": q.end.isoformat(), "models": rows}
+            {
+                "start": q.start.isoformat(),
+                "end": q.end.isoformat(),
+                "models": rows,
+                **({"note": data.note} if data.note else {}),
+            }
         )
 
     def per_model(kind: str) -> Callable[[Any], JSONResponse]:

@@ -10,18 +10,25 @@ schema we would still have to correct. The schema is built here from the route t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
+import html
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+import polars as pl
+
 from mlmon._extras import require
 from mlmon.errors import ConfigError, LakeError, MlmonError, UnknownNameError
 from mlmon.server.config import ServerConfig
 from mlmon.server.data import RANGES, Data, Query, parse_query
+from mlmon.server.reports import CONTENT_TYPES, REPORT_CSP, ReportIndex
 
 __all__ = ["RequestAudit", "create_app", "serve"]
 
@@ -80,6 +87,10 @@ class RequestAudit:
         self.flush()
 
 
+def _minute() -> int:
+    return int(time.time() // 60)
+
+
 def _status_word(status: str) -> str:
     return {"red": "Act now", "amber": "Watch", "green": "OK", "grey": "No data"}.get(
         status, status
@@ -96,7 +107,12 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
     from starlette.responses import HTMLResponse, PlainTextResponse, Response
     from starlette.routing import Route
 
-    from mlmon.reports.charts import distribution_chart, section_charts
+    from mlmon.reports.charts import (
+        distribution_chart,
+        drift_method,
+        drift_over_time_chart,
+        section_charts,
+    )
     from mlmon.reports.context import DEFAULT_DATA_HANDLING, method_name, methods_from_registry
     from mlmon.server import api
     from mlmon.server.assets import script_bundle, static_text
@@ -104,6 +120,11 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
     from mlmon.server.gate import Gate, error_body
 
     data = data or Data(config)
+    reports = (
+        ReportIndex(config.reports, dict(config.storage_options), config.cache_seconds)
+        if config.reports
+        else None
+    )
     audit = RequestAudit(config) if config.audit.enabled else None
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("mlmon.server", "templates"),
@@ -133,7 +154,7 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
         except ConfigError as exc:
             raise HTTPException(400, str(exc)) from exc
 
-    def page(name: str, request: Request, q: Query | None, **ctx: Any) -> HTMLResponse:
+    def render(name: str, request: Request, q: Query | None, **ctx: Any) -> str:
         islands: list[tuple[str, str]] = []
 
         def chart(c: Any) -> str:
@@ -152,29 +173,62 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
             link=lambda path, **kw: path + ("?" + urlencode(q.params(**kw)) if q else ""),
             now=datetime.now().astimezone(),
         )
-        body = env.get_template(name).render(**ctx)
+        return env.get_template(name).render(**ctx)
+
+    def respond(body: str) -> HTMLResponse:
+        note = data.note
+        if note:  # the lake could not be listed lately: say the figures may be old
+            body = body.replace(
+                "<main>", f'<main>\n<p class="stale-note" role="status">{html.escape(note)}</p>', 1
+            )
         return HTMLResponse(body)
+
+    def page(name: str, request: Request, q: Query | None, **ctx: Any) -> HTMLResponse:
+        return respond(render(name, request, q, **ctx))
 
     # -- pages ---------------------------------------------------------------------------
     def overview(request: Request) -> Response:
         models = visible_models(request)
         q = query(request, models)
-        return page("overview.html", request, q, rows=data.overview(models, q))
+        # the whole page, per caller and query, until any model's objects change; rebuilt
+        # each minute all the same, because "stale" depends on the clock
+        key = ("page", None, "overview", q, principal(request).name, tuple(models), _minute())
+        return respond(
+            data.cached(
+                key, lambda: render("overview.html", request, q, rows=data.overview(models, q))
+            )
+        )
 
     def model_page(request: Request) -> Response:
         model = model_of(request)
         q = query(request, [model])
+        method = request.query_params.get("method")
+        key = ("page", model, "model", q, method, principal(request).name)
+        return respond(data.cached(key, lambda: model_body(request, model, q)))
+
+    def model_body(request: Request, model: str, q: Query) -> str:
         section = data.model_section(model, q)
         methods = methods_from_registry()
         drift = section.drift_over_time
         distance = [m.name for m in methods if m.direction == "above"]
         present = [m for m in distance if drift.height and m in drift["method"].to_list()]
-        chosen = request.query_params.get("method") or (present[0] if present else None)
+        # by default the report's choice (the measure that flags the most features), so the
+        # heatmap and the drift-over-time chart show the same measure
+        chosen = request.query_params.get("method") or drift_method(section, methods)
+        if chosen is None and present:
+            chosen = present[0]
         if chosen is not None and chosen not in present and present:
             raise HTTPException(400, f"method must be one of {', '.join(present)}")
         charts = section_charts(section, methods, q.start, q.end)
+        if chosen is not None and present:
+            only = dataclasses.replace(
+                section,
+                drift=section.drift.filter(pl.col("method") == chosen),
+                drift_over_time=drift.filter(pl.col("method") == chosen),
+            )
+            charts["drift_over_time"] = drift_over_time_chart(only, methods)
         heatmap = drift_heatmap(drift, chosen) if chosen else None
-        return page(
+        return render(
             "model.html",
             request,
             q,
@@ -219,6 +273,28 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
             methods=methods_from_registry(),
         )
 
+    def reports_page(request: Request) -> Response:
+        can_see = principal(request).can_see
+        return page(
+            "reports.html",
+            request,
+            None,
+            configured=reports is not None,
+            reports=reports.visible(can_see) if reports is not None else [],
+        )
+
+    def report_file(request: Request) -> Response:
+        path = str(request.path_params["path"])
+        found = reports.find(path, principal(request).can_see) if reports is not None else None
+        if reports is None or found is None:  # another team's report: as one that does not exist
+            raise HTTPException(404, "There is no report of that name you may see.")
+        fmt, rel = found
+        name = rel.rsplit("/", 1)[-1]
+        headers = {"content-disposition": f'inline; filename="{name}"'}
+        if fmt == "html":
+            headers["content-security-policy"] = REPORT_CSP
+        return Response(reports.read(rel), media_type=CONTENT_TYPES[fmt], headers=headers)
+
     def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
 
@@ -237,6 +313,13 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
             static_text("mlmon.css"),
             media_type="text/css; charset=utf-8",
             headers={"cache-control": "public, max-age=3600"},
+        )
+
+    def favicon(request: Request) -> Response:
+        return Response(
+            static_text("favicon.svg"),
+            media_type="image/svg+xml",
+            headers={"cache-control": "public, max-age=86400"},
         )
 
     # -- errors: a page or JSON, never a stack trace --------------------------------------
@@ -262,19 +345,32 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
         Route("/models/{model}", model_page),
         Route("/models/{model}/features/{feature}", feature_page),
         Route("/about", about),
+        Route("/reports", reports_page),
+        Route("/reports/files/{path:path}", report_file),
         Route("/healthz", healthz),
         Route("/static/mlmon.js", script),
         Route("/static/mlmon.css", css),
+        Route("/static/favicon.svg", favicon),
+        Route("/favicon.ico", favicon),
         *api.routes(data, visible_models, model_of, query),
     ]
+    from mlmon.server.versions import versions_route  # issue 22: the version page
+
+    routes.insert(3, versions_route(data, model_of, page))
+    if config.alerts_config:  # silences and acknowledgements (docs/alerts.md)
+        from mlmon.server.alerts import routes as alert_routes
+
+        routes += alert_routes(config.alerts_config, config.operator_groups, principal, data.models)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
         if audit is not None:
             audit.start()
+        await asyncio.to_thread(data.start)  # the first listing of the lake, then in the background
         try:
             yield
         finally:
+            data.stop()
             if audit is not None:
                 audit.stop()
 

@@ -7,7 +7,9 @@
     port: 8400                        # --port
     range_anchor: clock               # clock: "last 7 days" ends now; data: at the newest data
     stale_after: 2h                   # a model with no data for this long is flagged stale
-    cache_seconds: 30                 # results are reused this long for the same query
+    cache_seconds: 30                 # results are reused this long (only when index.every is 0)
+    reports: s3://bucket/reports      # or --reports: where mlmon report / schedule write (the Reports page)
+    index: {every: 10s, full_every: 30}   # list the lake in the background; cache until it changes
     auth:
       mode: proxy                     # none | token | proxy
       tokens_file: /etc/mlmon/tokens.yaml     # token mode: hashed bearer tokens (see below)
@@ -143,6 +145,10 @@ class ServerConfig:
     range_anchor: Literal["clock", "data"] = "clock"
     stale_after: timedelta = timedelta(hours=2)
     cache_seconds: float = 30.0
+    #: Seconds between background listings of the lake (0: no index, results cached ``cache_seconds``).
+    index_every: float = 10.0
+    #: Every this many listings, every date folder is listed again (else only the newest two).
+    index_full_every: int = 30
     auth: AuthSettings = field(default_factory=AuthSettings)
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     admin_groups: tuple[str, ...] = ()
@@ -150,6 +156,9 @@ class ServerConfig:
     rate_requests: int = 300
     rate_per: timedelta = timedelta(seconds=60)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    reports: str | None = None
+    alerts_config: str | None = None  # alerts.yaml: silences and acks through the API
+    operator_groups: tuple[str, ...] = ()  # may silence and acknowledge alerts
 
     def __post_init__(self) -> None:
         if self.auth.mode == "none" and not is_loopback(self.host):
@@ -262,6 +271,7 @@ def load_config(
     host: str | None = None,
     port: int | None = None,
     range_anchor: str | None = None,
+    reports: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> ServerConfig:
     """Read ``server.yaml`` (optional) and apply the flags.
@@ -294,6 +304,7 @@ def load_config(
         "range_anchor",
         "stale_after",
         "cache_seconds",
+        "index",
         "auth",
         "groups",
         "admin_groups",
@@ -301,6 +312,9 @@ def load_config(
         "rate_limit",
         "audit",
         "storage_options",
+        "reports",
+        "alerts",
+        "operator_groups",
     }
     unknown = sorted(set(doc) - known)
     if unknown:
@@ -349,6 +363,25 @@ def load_config(
     if not 0 <= port_value <= 65535 or requests < 1:
         raise ConfigError("port must be 0..65535 and rate_limit.requests at least 1")
     state_dir = Path(str(audit_doc.get("state_dir", ".mlmon-server")))
+    reports_uri = reports or doc.get("reports")
+    if reports_uri is not None:
+        if not isinstance(reports_uri, str) or not reports_uri:
+            raise ConfigError(
+                "reports must be a folder or an s3:// prefix, e.g. s3://bucket/reports"
+            )
+        if "://" not in reports_uri and not reports and not Path(reports_uri).is_absolute():
+            reports_uri = str(base / reports_uri)
+    alerts_doc = _mapping(doc.get("alerts"), "alerts")
+    if set(alerts_doc) - {"config"}:
+        raise ConfigError("alerts: the only key is config (the path of alerts.yaml)")
+    alerts_config = str(base / str(alerts_doc["config"])) if alerts_doc.get("config") else None
+    index_doc = _mapping(doc.get("index"), "index")
+    if set(index_doc) - {"every", "full_every"}:
+        raise ConfigError("index: the known keys are every (e.g. 10s; 0s: no index) and full_every")
+    index_every = parse_duration(index_doc.get("every", "10s"), "index.every").total_seconds()
+    full_every = index_doc.get("full_every", 30)
+    if not isinstance(full_every, int) or isinstance(full_every, bool) or full_every < 1:
+        raise ConfigError("index.full_every must be a whole number of at least 1 (e.g. 30)")
     return ServerConfig(
         lake=str(lake_uri),
         host=host or str(doc.get("host", "127.0.0.1")),
@@ -357,6 +390,8 @@ def load_config(
         range_anchor="data" if anchor == "data" else "clock",
         stale_after=parse_duration(doc.get("stale_after", "2h"), "stale_after"),
         cache_seconds=cache_seconds,
+        index_every=index_every,
+        index_full_every=full_every,
         auth=AuthSettings(mode, tokens, proxy),
         groups=groups,
         admin_groups=_strings(doc.get("admin_groups"), "admin_groups"),
@@ -370,4 +405,7 @@ def load_config(
             flush_every=parse_duration(audit_doc.get("flush_every", "60s"), "audit.flush_every"),
             enabled=bool(audit_doc.get("enabled", True)),
         ),
+        reports=reports_uri,
+        alerts_config=alerts_config,
+        operator_groups=_strings(doc.get("operator_groups"), "operator_groups"),
     )

@@ -9,9 +9,11 @@ only the time range, the period size and the version filter of a request
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -31,6 +33,7 @@ from mlmon.reports.context import (
     rule_name,
 )
 from mlmon.server.config import ServerConfig
+from mlmon.server.index import IndexedLake, LakeIndex
 
 __all__ = ["RANGES", "Data", "OverviewRow", "Query", "parse_query"]
 
@@ -44,6 +47,7 @@ PERIODS = ("hour", "day", "week")
 _MAX_PERIODS = 800  # an hourly view of a year would draw 8,760 columns: refused, say why
 _VERSION_CHARS = 128
 T = TypeVar("T")
+log = logging.getLogger("mlmon.server")
 
 
 @dataclass(frozen=True)
@@ -151,47 +155,189 @@ def _finite(v: Any) -> float | None:
 
 
 class Data:
-    """The server's reader of one lake: cached figures per (kind, model, query)."""
+    """The server's reader of one lake: figures per (kind, model, query), cached.
+
+    With an index (``config.index_every > 0``, the default) the lake is listed in the
+    background by a :class:`~mlmon.server.index.LakeIndex` (:meth:`start`, :meth:`stop`),
+    each worker thread reads through its own :class:`~mlmon.server.index.IndexedLake`, and a
+    figure stays cached until the index sees new (or removed) objects of its model: every
+    cache key carries the model's generation. Without one (or before :meth:`start`), figures
+    are cached for ``config.cache_seconds``. Concurrent requests for the same figure compute
+    it once; the others wait for it.
+    """
+
+    #: Cached figures kept at most (least recently used dropped first).
+    MAX_ENTRIES = 4096
 
     def __init__(self, config: ServerConfig, lake: Lake | None = None) -> None:
         self.config = config
-        self.lake = lake or Lake(config.lake, dict(config.storage_options) or None)
-        self._cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self._given = lake
+        self._options = dict(config.storage_options) or None
+        self._local = threading.local()
+        self._shared: dict[Any, Any] = {}  # the readers' caches of immutable reads
+        self._cache: OrderedDict[tuple[Any, ...], tuple[float, Any]] = OrderedDict()
+        self._inflight: dict[tuple[Any, ...], threading.Event] = {}
         self._lock = threading.Lock()
+        self.index: LakeIndex | None = None
+        self._warming: threading.Thread | None = None
+        if lake is None and config.index_every > 0:
+            self.index = LakeIndex(
+                Lake(config.lake, self._options).storage,
+                every=config.index_every,
+                full_every=config.index_full_every,
+                on_change=self._changed,
+            )
+
+    @property
+    def lake(self) -> Lake:
+        """This thread's reader of the lake (each worker thread has its own)."""
+        if self._given is not None:
+            return self._given
+        lake: Lake | None = getattr(self._local, "lake", None)
+        if lake is None:
+            if self.index is not None:
+                lake = IndexedLake(self.config.lake, self._options, self.index, self._shared)
+            else:
+                lake = Lake(self.config.lake, self._options)
+            self._local.lake = lake
+        return lake
+
+    # -- the index ---------------------------------------------------------------------
+    @property
+    def indexed(self) -> bool:
+        """Whether figures are cached until new objects arrive (the index has a listing)."""
+        return self.index is not None and self.index.snapshot.taken_at is not None
+
+    def start(self) -> None:
+        """List the lake once now, then in the background (no-op without an index)."""
+        if self.index is None:
+            return
+        try:
+            self.index.refresh()
+        except (LakeError, OSError) as exc:  # served by plain listings until a refresh succeeds
+            log.warning("lake not listed at start (%s); retrying in the background", exc)
+        self.index.start()
+        self._warming = threading.Thread(target=self.warm, name="mlmon-warm", daemon=True)
+        self._warming.start()
+
+    def warm(self, models: set[str] | None = None) -> None:
+        """Compute the default view (``range=7d``) of ``models`` (default: all) ahead of requests.
+
+        Runs in the background after :meth:`start` and after a refresh that changed models;
+        a request for the same figures meanwhile waits for them instead of computing them again.
+        """
+        try:
+            names = [m for m in self.models() if models is None or m in models]
+            q = parse_query({}, self.now(self.models()))
+            for m in names:
+                if self.index is not None and self.index.stopping:
+                    return
+                for figure in (self.section, self.model_section, self.data_quality, self.versions):
+                    if self.index is not None and self.index.stopping:
+                        return
+                    figure(m, q)
+        except Exception as exc:  # a request will meet (and report) the same error
+            log.warning("default views not computed ahead (%s)", exc)
+
+    def _changed(self, models: set[str]) -> None:
+        self.invalidate(models)
+        self.warm(models)
+
+    def stop(self) -> None:
+        """Stop the background listing and wait for the warm-up to end (it checks between models)."""
+        if self.index is not None:
+            self.index.stop()
+        if self._warming is not None:
+            self._warming.join(timeout=60)
+            self._warming = None
+
+    def invalidate(self, models: set[str]) -> None:
+        """Drop the cached figures of ``models`` (and the lake-wide ones): their objects changed."""
+        with self._lock:
+            for key in [k for k in self._cache if k[1] in models or k[1] is None]:
+                del self._cache[key]
+            if len(self._shared) > 4 * self.MAX_ENTRIES:
+                self._shared.clear()
+
+    @property
+    def note(self) -> str | None:
+        """Why the figures may be old (the lake could not be listed lately), or None."""
+        return self.index.note if self.index is not None else None
+
+    def _generation(self, model: str | None) -> int:
+        if not self.indexed or self.index is None:
+            return 0
+        if model is None:
+            return self.index.refreshes_changed
+        return self.index.generation(model)
 
     def _cached(self, key: tuple[Any, ...], fn: Callable[[], T]) -> T:
+        """``fn()``, cached under ``key`` (``(kind, model or None, ...)``), computed once at a time."""
+        indexed = self.indexed
+        full = (*key, self._generation(key[1] if len(key) > 1 else None))
         ttl = self.config.cache_seconds
-        now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None and now - hit[0] < ttl:
-                return hit[1]
-        value = fn()
-        if ttl > 0:
+        while True:
+            now = time.monotonic()
             with self._lock:
-                if len(self._cache) > 2048:
-                    self._cache.clear()
-                self._cache[key] = (now, value)
-        return value
+                hit = self._cache.get(full)
+                if hit is not None and (indexed or now - hit[0] < ttl):
+                    self._cache.move_to_end(full)
+                    return hit[1]
+                waiting = self._inflight.get(full)
+                if waiting is None:
+                    mine = self._inflight[full] = threading.Event()
+                    break
+            waiting.wait()  # another request computes it; then take it from the cache
+            with self._lock:
+                hit = self._cache.get(full)
+            if hit is not None:
+                return hit[1]
+            # it failed, or was not kept: compute it here
+        try:
+            value = fn()
+            if indexed or ttl > 0:
+                with self._lock:
+                    self._cache[full] = (now, value)
+                    while len(self._cache) > self.MAX_ENTRIES:
+                        self._cache.popitem(last=False)
+            return value
+        finally:
+            with self._lock:
+                self._inflight.pop(full, None)
+            mine.set()
+
+    def cached(self, key: tuple[Any, ...], fn: Callable[[], T]) -> T:
+        """``fn()`` cached under ``key`` = ``(kind, model or None, ...)`` like every figure here
+        (a rendered page, say): kept until the model's objects change (``None``: any model's)."""
+        return self._cached(key, fn)
 
     # -- models and time -------------------------------------------------------------
     def models(self) -> list[str]:
         """Every model with data in the lake."""
-        return self._cached(("models",), self.lake.known_models)
+        return self._cached(("models", None), self.lake.known_models)
 
     def last_data(self, model: str) -> datetime | None:
         """The newest window end (or golden check) of a model, over all time."""
 
         def newest() -> datetime | None:
+            lake = self.lake
             found: list[datetime] = []
             for table, col in (
                 ("profiles", "window_end"),
                 ("latency", "window_end"),
                 ("golden", "checked_at"),
             ):
-                if model not in self.lake.models(table):
+                if model not in lake.models(table):
                     continue
-                v = self.lake.scan(table, model=model).select(pl.col(col).max()).collect().item()
+                if self.indexed and self.index is not None and col == "window_end":
+                    try:  # from the object names: no object is read
+                        v = self.index.newest_window_end(table, model)
+                    except ValueError:
+                        pass
+                    else:
+                        found += [v] if v is not None else []
+                        continue
+                v = lake.scan(table, model=model).select(pl.col(col).max()).collect().item()
                 if v is not None:
                     found.append(v)
             return max(found) if found else None

@@ -99,7 +99,8 @@ def error_body(status: int, message: str, api: bool) -> tuple[bytes, bytes]:
     title = titles.get(status, "Error")
     page = (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        f"<title>{title} - mlmon</title><link rel=stylesheet href=/static/mlmon.css></head>"
+        f"<title>{title} - mlmon</title><link rel=stylesheet href=/static/mlmon.css>"
+        "<link rel=icon href=/static/favicon.svg type=image/svg+xml></head>"
         f"<body><main><h1>{title}</h1><p>{html.escape(message)}</p>"
         "<p><a href=/>Back to the overview</a></p></main></body></html>"
     )
@@ -151,7 +152,14 @@ class Gate:
         client = (scope.get("client") or ("", 0))[0] or ""
         api = path.startswith("/api/")
         public = path == "/healthz" or path.startswith("/static/")
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers: dict[str, str] = {}
+        for k, v in scope["headers"]:
+            # a header sent on several lines counts as one comma-joined value (RFC 9110 5.3):
+            # oauth2-proxy may send each group on a line of its own, and a repeated user or
+            # secret header then fails the name check or the comparison instead of the last
+            # line winning
+            name, value = k.decode("latin-1").lower(), v.decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
         status = {"code": 0}
         principal: Principal | None = None
         who = "anonymous"
@@ -185,14 +193,17 @@ class Gate:
             async def send_with_headers(message: Message) -> None:
                 if message["type"] == "http.response.start":
                     status["code"] = message["status"]
-                    hdrs = [
-                        (k, v)
-                        for k, v in message.get("headers", [])
-                        if k.lower() not in {h for h, _ in self.headers}
-                    ]
+                    own = message.get("headers", [])
+                    # a route may set a stricter policy of its own (an HTML report's sandbox,
+                    # mlmon.server.reports.REPORT_CSP); every other security header is the gate's
+                    csp = [(k, v) for k, v in own if k.lower() == b"content-security-policy"]
+                    hdrs = [(k, v) for k, v in own if k.lower() not in {h for h, _ in self.headers}]
                     if not any(k.lower() == b"cache-control" for k, _ in hdrs):
                         hdrs.append((b"cache-control", b"no-store"))
-                    message["headers"] = hdrs + self.headers
+                    gate = [
+                        h for h in self.headers if not (csp and h[0] == b"content-security-policy")
+                    ]
+                    message["headers"] = hdrs + csp[:1] + gate
                 await send(message)
 
             try:

@@ -365,3 +365,31 @@ def test_segments_follow_windows_and_versions(fleet):
             np.testing.assert_array_equal(
                 seg.features["intensity"].bins, raw.features["intensity"].bins
             )
+
+
+def test_batched_writes_carry_the_segments(fleet, tmp_path):
+    """``LakeWriter.write_windows`` (the edge's and `mlmon profile`'s flush) writes the same
+    segment objects and rows as ``write_window`` one window at a time."""
+    ref = fleet["ref"]
+    windows = list(profile_windows(fleet["current"].head(2000), ref, window=timedelta(hours=6)))
+    one = LakeWriter(str(tmp_path / "one"), collector_id="c")
+    singles = [r for w in windows for r in one.write_window("ct", w, ref, source="batch")]
+    many = LakeWriter(str(tmp_path / "many"), collector_id="c")
+    batched = many.write_windows("ct", windows, ref, source="batch")
+
+    def keys(recs):
+        return [(r.table, r.path.split("/v1/", 1)[1], r.rows) for r in recs]
+
+    assert keys(batched) == keys(singles)
+    assert sum(r.table == "segment_profiles" for r in batched) == len(windows)
+    a = (
+        Lake(str(tmp_path / "one"))
+        .read("segment_profiles")
+        .sort("window_start", "segment_value", "feature")
+    )
+    b = (
+        Lake(str(tmp_path / "many"))
+        .read("segment_profiles")
+        .sort("window_start", "segment_value", "feature")
+    )
+    assert a.equals(b)

@@ -131,7 +131,7 @@ def _reference_with_thresholds(seed: int, leave_out: bool = True):
     base = _drifting(20_000, 0.0, seed)
     reference = build_reference(base, k=1)
     found = data_driven_thresholds(base, reference, chunks=20, k=3.0, leave_out=leave_out)
-    return base, dataclasses.replace(reference, drift_thresholds=found)
+    return base, reference.with_drift_thresholds(found)
 
 
 @pytest.fixture(scope="module")
@@ -235,3 +235,35 @@ def test_stored_thresholds_round_trip_and_are_used_by_lake_drift_unless_overridd
     assert got[("c", "jensen_shannon")] == reference.drift_thresholds["c"]["jensen_shannon"]
     with pytest.raises(UnknownNameError, match=r"'z'.*features: c, x"):
         lake.drift(MODEL, by="all", thresholds={"z": {"psi": 0.1}})
+
+
+def test_other_thresholds_of_the_same_baseline_are_another_reference(data_driven, tmp_path):
+    """The reference id covers the thresholds: each set of windows is judged by its own."""
+    base, tuned = data_driven
+    plain = build_reference(base, k=1)
+    loose = tuned.with_drift_thresholds(
+        {f: {m: min(t * 4, METHODS[m].bounds[1]) for m, t in per.items()}
+         for f, per in tuned.drift_thresholds.items()}
+    )  # fmt: skip
+    ids = {plain.reference_id, tuned.reference_id, loose.reference_id}
+    assert len(ids) == 3
+    assert tuned.with_drift_thresholds({}).reference_id == plain.reference_id  # profiles' own id
+    assert tuned.with_drift_thresholds(tuned.drift_thresholds).reference_id == tuned.reference_id
+    uri = (tmp_path / "lake").as_uri()
+    writer = LakeWriter(uri, collector_id="stats")
+    current = _drifting(2_000, 0.15, 9).with_columns(
+        pl.datetime_range(T0, T0 + timedelta(hours=1), "1s", eager=True, time_zone="UTC")
+        .head(2_000)
+        .alias("timestamp")
+    )
+    for model, ref in (("tuned", tuned), ("loose", loose)):
+        writer.write_reference(model, ref)
+        acc = WindowAccumulator(ref, window=timedelta(hours=1))
+        acc.add(current)
+        acc.flush(writer, model, source="batch")
+    lake = Lake(uri)
+    for model, ref in (("tuned", tuned), ("loose", loose)):
+        df = lake.drift(model, by="all").filter(pl.col("method") != "chi_square")
+        assert set(df["reference_id"]) == {ref.reference_id}
+        for r in df.iter_rows(named=True):
+            assert r["threshold"] == ref.drift_thresholds[r["feature"]][r["method"]]

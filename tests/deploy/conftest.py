@@ -16,6 +16,11 @@ TARGETS = {
     "onprem": K8S / "overlays" / "onprem",
     "cloud": K8S / "overlays" / "cloud",
 }
+SERVER_TARGETS = {
+    "server-base": K8S / "server" / "base",
+    "server-onprem": K8S / "server" / "overlays" / "onprem",
+    "server-cloud": K8S / "server" / "overlays" / "cloud",
+}
 
 
 def one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
@@ -44,6 +49,26 @@ def pod_specs(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="session")
 def rendered() -> dict[str, list[dict[str, Any]]]:
     return {name: render(path) for name, path in TARGETS.items()}
+
+
+@pytest.fixture(scope="session")
+def rendered_server() -> dict[str, list[dict[str, Any]]]:
+    """deploy/k8s/server: the base and each overlay."""
+    return {name: render(path) for name, path in SERVER_TARGETS.items()}
+
+
+@pytest.fixture(scope="session")
+def helm_rendered() -> dict[str, list[dict[str, Any]]]:
+    """``helm template`` of deploy/helm/mlmon with values-onprem.yaml and values-cloud.yaml."""
+    from tests.deploy.helm import VALUES, template
+
+    return {name: template(name) for name in VALUES}
+
+
+def server_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``server`` container of the Deployment mlmon-server."""
+    [c] = [c for c in pod_specs(docs)["Deployment/mlmon-server"]["containers"] if c["name"] == "server"]  # fmt: skip
+    return c
 
 
 def container(docs: list[dict[str, Any]], workload: str, name: str = "edge") -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The edge image definition, checked by parsing it (no docker binary here)."""
+"""The edge and server image definitions, checked by parsing the Dockerfile (no docker daemon here:
+the docker client is installed but no daemon runs, and none can be started in this sandbox)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import shlex
 import subprocess
 import tomllib
 
-from tests.deploy.conftest import ROOT, one
+import pytest
+
+from tests.deploy.conftest import ROOT, one, server_container
 
 DOCKERFILE = ROOT / "deploy" / "container" / "Dockerfile"
 IGNORE = ROOT / "deploy" / "container" / "Dockerfile.dockerignore"
@@ -50,6 +53,16 @@ def stages(ins):
     return result
 
 
+def stage(name: str) -> list[tuple[str, str]]:
+    """The instructions of the build stage ``FROM ... AS name``."""
+    found = [
+        st for st in stages(instructions(DOCKERFILE.read_text()))
+        if st[0][1].split()[-1] == name and " AS " in st[0][1].upper()
+    ]  # fmt: skip
+    assert len(found) == 1, f"expected one stage named {name}"
+    return found[0]
+
+
 def test_base_images_are_pinned():
     for stage in stages(instructions(DOCKERFILE.read_text())):
         image = stage[0][1].split()[0]
@@ -57,22 +70,31 @@ def test_base_images_are_pinned():
         assert "@sha256:" in image or (name and tag and tag != "latest" and re.search(r"\d+\.\d+\.\d+", tag)), image  # fmt: skip
 
 
-def test_runs_as_a_numeric_non_root_user_with_state_on_volumes():
-    final = stages(instructions(DOCKERFILE.read_text()))[-1]
+@pytest.mark.parametrize(
+    ("target", "volume"), [("edge", "/var/lib/mlmon"), ("server", "/var/lib/mlmon-server")]
+)
+def test_runs_as_a_numeric_non_root_user_with_state_on_volumes(target, volume):
+    final = stage(target)
     users = [rest for word, rest in final if word == "USER"]
     assert users, "the runtime stage sets no USER"
     uid, _, gid = users[-1].partition(":")
     assert uid.isdigit() and int(uid) != 0 and (not gid or int(gid) != 0)
     volumes = [json.loads(rest) for word, rest in final if word == "VOLUME"]
-    assert volumes == [["/var/lib/mlmon"]]
+    assert volumes == [[volume]]
     env = " ".join(rest for word, rest in final if word == "ENV")
     # nothing writes outside the volumes: no .pyc at run time, HOME and TMPDIR on the /tmp emptyDir
     for setting in ("PYTHONDONTWRITEBYTECODE=1", "HOME=/tmp", "TMPDIR=/tmp"):
         assert setting in env
 
 
+def test_the_edge_image_is_the_default_target():
+    """`docker build` without --target builds the last stage: the edge, as before the server."""
+    last = stages(instructions(DOCKERFILE.read_text()))[-1]
+    assert last[0][1].split()[-1] == "edge"
+
+
 def test_installs_the_edge_extra_only_and_nothing_piped_into_a_shell():
-    ins = instructions(DOCKERFILE.read_text())
+    ins = stage("build") + stage("edge")
     runs = " ; ".join(rest for word, rest in ins if word == "RUN")
     installs = re.findall(r"pip install ([^&;]+)", runs)
     assert [i.strip() for i in installs] == [
@@ -89,7 +111,7 @@ def test_installs_the_edge_extra_only_and_nothing_piped_into_a_shell():
 
 
 def test_entrypoint_healthcheck_and_kubernetes_probes_agree(rendered):
-    final = stages(instructions(DOCKERFILE.read_text()))[-1]
+    final = stage("edge")
     last = {word: rest for word, rest in final}
     command = json.loads(last["ENTRYPOINT"]) + json.loads(last["CMD"])
     assert command == ["mlmon", "edge", "run", "--config", "/etc/mlmon/edge.yaml"]
@@ -116,6 +138,7 @@ def test_build_context_is_limited_to_what_pip_needs():
         "README.md",
         "mlmon",
         "deploy/container/edge-requirements.txt",
+        "deploy/container/server-requirements.txt",
     }
     for s in sources:
         assert (ROOT / s).exists(), s
@@ -144,3 +167,56 @@ def test_the_image_installs_exactly_the_locked_edge_packages():
     names = {re.split(r"==", p)[0].lower() for p in pins(shipped) if "==" in p}
     assert not names & REPORT_STACK, names & REPORT_STACK
     assert {"httpx", "s3fs", "polars", "duckdb"} <= names
+
+
+SERVER_EXTRAS = ["server", "s3"]
+
+
+def test_the_server_image_installs_the_server_and_s3_extras_only():
+    ins = stage("server-build") + stage("server")
+    runs = " ; ".join(rest for word, rest in ins if word == "RUN")
+    installs = re.findall(r"pip install ([^&;]+)", runs)
+    assert [i.strip() for i in installs] == [
+        "--require-hashes --no-deps -r server-requirements.txt",
+        '--no-deps ".[server,s3]"',
+    ], installs
+    assert not re.search(r"(curl|wget)[^|]*\|\s*(ba)?sh", runs)
+    copied = {rest.split()[0] for word, rest in stage("server") if word == "COPY"}
+    assert copied == {"--from=server-build"}  # the runtime stage takes only the built venv
+
+
+def test_the_server_image_installs_exactly_the_locked_server_packages():
+    """server-requirements.txt is what uv.lock pins for the server and s3 extras, hashes included;
+    no edge-only package (the edge's collector stack) and no PDF stack is in it."""
+    uv = ROOT / ".uv" / "bin" / "uv"
+    assert uv.exists(), "run scripts/bootstrap.sh first: it installs the pinned uv into .uv/"
+    shipped = (ROOT / "deploy" / "container" / "server-requirements.txt").read_text()
+    cmd = [str(uv), "export", "--frozen", "--no-dev", "--no-emit-project", "--format",
+           "requirements-txt"] + [a for e in SERVER_EXTRAS for a in ("--extra", e)]  # fmt: skip
+    exported = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+    def pins(text: str) -> list[str]:
+        return [ln.strip() for ln in text.splitlines()
+                if ln.strip().startswith("--hash") or re.match(r"^[A-Za-z0-9_.-]+==", ln)]  # fmt: skip
+
+    assert pins(shipped) == pins(exported) and pins(shipped)
+    names = {p.split("==")[0].lower() for p in pins(shipped) if "==" in p}
+    assert {"starlette", "uvicorn", "jinja2", "altair", "vl-convert-python", "s3fs"} <= names
+    assert not names & {"weasyprint", "papermill", "prometheus-client", "croniter"}, names
+
+
+def test_server_entrypoint_healthcheck_and_probes_agree(rendered_server):
+    final = {word: rest for word, rest in stage("server")}
+    command = json.loads(final["ENTRYPOINT"]) + json.loads(final["CMD"])
+    assert command == ["mlmon", "server", "--config", "/etc/mlmon/server.yaml",
+                       "--host", "0.0.0.0", "--port", "8400"]  # fmt: skip
+    assert final["EXPOSE"] == "8400"
+    health = final["HEALTHCHECK"]
+    assert "http://127.0.0.1:8400/healthz" in health
+    compile(json.loads(health[health.index("CMD") + 3 :])[2], "HEALTHCHECK", "exec")
+    for target, docs in rendered_server.items():
+        c = server_container(docs)
+        assert c["args"] == command[1:], target
+        assert {p["containerPort"] for p in c["ports"]} == {8400}
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            assert c[probe]["httpGet"] == {"path": "/healthz", "port": "http"}, (target, probe)

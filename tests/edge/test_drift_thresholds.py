@@ -3,7 +3,6 @@ reference's data-driven thresholds; bad names are refused at start, naming what 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import polars as pl
@@ -22,7 +21,7 @@ from tests.edge.test_collector import FIX, KEY, _schema, _stream_files
 def _edge_yaml(tmp_path, thresholds) -> object:
     base = pl.read_parquet(FIX / "reference.parquet")
     ref = build_reference(base, _schema(), model="risk-model")
-    ref = dataclasses.replace(ref, drift_thresholds=data_driven_thresholds(base, ref))
+    ref = ref.with_drift_thresholds(data_driven_thresholds(base, ref))
     save_reference(ref, tmp_path / "ref.parquet")
     _stream_files(tmp_path / "logs", ["2026-10-03"])  # an undrifted day
     model = {"name": "risk-model", "reference": str(tmp_path / "ref.parquet"),

@@ -381,6 +381,26 @@ def test_every_string_column_of_every_table_has_a_known_origin() -> None:
         "segment": "config (the reference schema's segment column names)",
         "segment_value": "config (the reference's segment allow-list, declared or learned "
         "with the k rule) and __other__",
+        # registry_events and version_checks (issue 22): registry metadata, each value kept only
+        # when it is a version string (VersionGuard, else its keyed hash or null)
+        "event_id": "content hash of the registry change",
+        "registered_model": "registry metadata (model name): VersionGuard",
+        "event": "code: a closed set of registry change kinds",
+        "registered_version": "registry metadata (version name): VersionGuard",
+        "previous_version": "registry metadata (version name): VersionGuard",
+        "alias": "registry metadata (alias name): VersionGuard",
+        "stage": "registry metadata (MLflow stage): VersionGuard",
+        "previous_stage": "registry metadata (MLflow stage): VersionGuard",
+        "status": "registry metadata (registration status): VersionGuard",
+        "check_id": "content hash of the version check",
+        "candidate_version": "registry metadata (version name): VersionGuard",
+        "champion_version": "registry metadata (version name): VersionGuard",
+        "champion_alias": "registry metadata (alias name): VersionGuard",
+        "trigger": "code: manual, version_created, alias_set or alias_moved",
+        "outcome": "code: pass, fail or error",
+        "output_feature": "config (the reference's schema)",
+        "output_drift_method": "config (drift method ids)",
+        "reasons": "code: checks, counts and numbers",
     }
     strings = set()
     for t in TABLES.values():

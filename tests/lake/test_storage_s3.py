@@ -152,6 +152,7 @@ def test_reader_writes_only_compaction_objects_and_reports(s3_server: MotoServer
         f"{compacted}/rollup-000001.parquet",
         f"{compacted}/_compacted.json",
         "reports/m.html",
+        "audit/mlmon-server/segment-000001.jsonl",  # mlmon server's access audit (issue 21)
     ):
         put_object(st, st.path(allowed), b"ok")
     for refused in (
@@ -161,6 +162,7 @@ def test_reader_writes_only_compaction_objects_and_reports(s3_server: MotoServer
         f"v1/rollups/profiles/{part}/day-c1.parquet",
         "v1/compacted.parquet",
         "audit/0001.json",
+        "audit/mlmon-edge/segment-000001.jsonl",  # another actor's audit folder
     ):
         with pytest.raises(LakeWriteDenied):
             put_object(st, st.path(refused), b"no")

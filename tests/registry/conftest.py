@@ -30,10 +30,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import numpy as np
+import polars as pl
 import pytest
 
 from mlmon.registry.mlflow_rest import READ_ONLY_POSTS, RegistryAuth
 from tests.edge.servers import model_server
+from tests.servers.real import FEATURES, FIX, Server, mlflow_serve, train, training_data
 
 __all__ = ["model_server"]
 
@@ -253,3 +256,73 @@ def registry_url(proxy: RecordingProxy) -> str:
 @pytest.fixture
 def reader_auth() -> RegistryAuth:
     return RegistryAuth(username=READER[0], password=READER[1])
+
+
+# -- registered model ``clf``: three versions, each served by a real MLflow scoring server --------
+# (session scope: the servers start once per run, on the worker of the xdist group
+# "mlflow-registry"; tests/registry/test_served_versions.py and test_candidate.py share them)
+def _other_model() -> object:
+    """The same pipeline trained on another label: class 1 = score above its 70th percentile."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, _ = training_data()
+    df = pl.read_parquet(FIX / "reference.parquet").drop_nulls(list(FEATURES))
+    score = df["score"].to_numpy()
+    y = (score > np.quantile(score, 0.7)).astype(int)
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x, y)
+
+
+@dataclass
+class Served:
+    endpoints: dict[str, Server]  # registered version -> its scoring server
+    models: dict[str, object]
+
+
+@pytest.fixture(scope="session")
+def served(
+    mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    import mlflow
+    import mlflow.sklearn
+    import sklearn
+    from mlflow import MlflowClient
+
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+    os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = ADMIN
+    models = {"1": train(), "2": train(), "3": _other_model()}
+    x, _ = training_data()
+    example = pl.DataFrame(x[:2], schema=list(FEATURES), orient="row").to_pandas()
+    try:
+        mlflow.set_tracking_uri(mlflow_server.url)
+        client = MlflowClient(mlflow_server.url)
+        exp = client.create_experiment("clf-training")
+        for version, model in models.items():
+            with mlflow.start_run(experiment_id=exp):
+                info = mlflow.sklearn.log_model(
+                    model, name="model", registered_model_name="clf", input_example=example,
+                    pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+                )  # fmt: skip
+            assert str(info.registered_model_version) == version
+        client.set_registered_model_alias("clf", "champion", "1")
+    finally:
+        mlflow.set_tracking_uri(None)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    env = {"MLFLOW_TRACKING_URI": mlflow_server.url, "MLFLOW_TRACKING_USERNAME": READER[0],
+           "MLFLOW_TRACKING_PASSWORD": READER[1]}  # fmt: skip
+    endpoints: dict[str, Server] = {}
+    try:
+        for version in models:
+            folder = tmp_path_factory.mktemp(f"clf-{version}")
+            endpoints[version] = mlflow_serve(
+                f"models:/clf/{version}", folder, f"clf-{version}", env
+            )
+        yield Served(endpoints, models)
+    finally:
+        for server in endpoints.values():
+            server.stop()

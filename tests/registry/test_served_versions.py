@@ -14,9 +14,6 @@ golden and latency rows carry it, and ``mlmon registry check`` compares candidat
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,89 +27,14 @@ from mlmon.edge.config import load_config
 from mlmon.lake.references import save_reference
 from mlmon.profiles.frame import build_reference
 from mlmon.profiles.schema import FeatureSpec, Schema
-from tests.registry.conftest import ADMIN, READER, MlflowServer
-from tests.servers.real import (
-    FEATURES,
-    FIX,
-    Server,
-    golden_rows,
-    mlflow_serve,
-    train,
-    training_data,
-)
+from tests.registry.conftest import READER, Served
+from tests.servers.real import FEATURES, FIX, golden_rows
 
 # The real servers these tests start are session fixtures: one worker runs them all, so each
 # server starts once per run (make test: --dist loadgroup).
 pytestmark = pytest.mark.xdist_group("mlflow-registry")
 
 SECRET = "served-versions-hmac-key-0123456789"
-
-
-def _other_model() -> object:
-    """The same pipeline trained on another label: class 1 = score above its 70th percentile."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    x, _ = training_data()
-    df = pl.read_parquet(FIX / "reference.parquet").drop_nulls(list(FEATURES))
-    score = df["score"].to_numpy()
-    y = (score > np.quantile(score, 0.7)).astype(int)
-    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x, y)
-
-
-@dataclass
-class Served:
-    endpoints: dict[str, Server]  # registered version -> its scoring server
-    models: dict[str, object]
-
-
-@pytest.fixture(scope="module")
-def served(
-    mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Served]:
-    import mlflow
-    import mlflow.sklearn
-    import sklearn
-    from mlflow import MlflowClient
-
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
-    os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = ADMIN
-    models = {"1": train(), "2": train(), "3": _other_model()}
-    x, _ = training_data()
-    example = pl.DataFrame(x[:2], schema=list(FEATURES), orient="row").to_pandas()
-    try:
-        mlflow.set_tracking_uri(mlflow_server.url)
-        client = MlflowClient(mlflow_server.url)
-        exp = client.create_experiment("clf-training")
-        for version, model in models.items():
-            with mlflow.start_run(experiment_id=exp):
-                info = mlflow.sklearn.log_model(
-                    model, name="model", registered_model_name="clf", input_example=example,
-                    pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
-                )  # fmt: skip
-            assert str(info.registered_model_version) == version
-        client.set_registered_model_alias("clf", "champion", "1")
-    finally:
-        mlflow.set_tracking_uri(None)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    env = {"MLFLOW_TRACKING_URI": mlflow_server.url, "MLFLOW_TRACKING_USERNAME": READER[0],
-           "MLFLOW_TRACKING_PASSWORD": READER[1]}  # fmt: skip
-    endpoints: dict[str, Server] = {}
-    try:
-        for version in models:
-            folder = tmp_path_factory.mktemp(f"clf-{version}")
-            endpoints[version] = mlflow_serve(
-                f"models:/clf/{version}", folder, f"clf-{version}", env
-            )
-        yield Served(endpoints, models)
-    finally:
-        for server in endpoints.values():
-            server.stop()
 
 
 def _golden(tmp: Path, model: object) -> Path:

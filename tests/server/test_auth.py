@@ -78,6 +78,18 @@ def test_proxy_headers_from_an_untrusted_address_are_ignored(
     assert trusted.get("/api/v1/models", headers=bad).status_code == 401
 
 
+def test_header_lines_sent_twice_are_one_joined_value(make_client: Any) -> None:
+    """oauth2-proxy may send each group on a line of its own: every line counts, and a repeated
+    user or secret header fails instead of its last line winning."""
+    c = make_client({"mode": "proxy", "proxy": {"trusted": ["127.0.0.1/32"]}})
+    two_lines = [("X-Forwarded-User", "alice"), ("X-Forwarded-Groups", "cardiology"),
+                 ("X-Forwarded-Groups", "icu")]  # fmt: skip
+    assert c.get("/api/v1/models", headers=two_lines).json()["models"] == [RISK, SEPSIS]
+    two_users = [("X-Forwarded-User", "alice"), ("X-Forwarded-User", "root"),
+                 ("X-Forwarded-Groups", "cardiology")]  # fmt: skip
+    assert c.get("/api/v1/models", headers=two_users).status_code == 401
+
+
 def test_a_team_sees_only_its_models(make_client: Any) -> None:
     c = make_client({"mode": "proxy", "proxy": {"trusted": ["127.0.0.1/32"]}})
     icu = {"X-Forwarded-User": "ian", "X-Forwarded-Groups": "icu"}

@@ -1,0 +1,245 @@
+"""One delivery pass (``mlmon alerts deliver``) and the loop (``mlmon alerts run``).
+
+A pass: evaluate every rule over the lake; turn what changed into alerts
+(firing when a condition starts to hold, resolved when it clears; nothing
+while it keeps firing); queue them per receiver grouped per model, in the
+same durable write as the new firing state; then send what is due, oldest
+first, within each receiver's rate limit. A receiver that fails keeps its
+message queued and is tried again after ``retry.min``, doubling up to
+``retry.max``; the other receivers go on.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from mlmon.alerting.config import AlertsConfig, Receiver
+from mlmon.alerting.outbox import Outbox, idempotency_key, locked
+from mlmon.alerting.receivers import SENDERS, DeliveryError, Sender
+from mlmon.alerting.rules import Finding, evaluate
+from mlmon.alerting.silences import Silences
+from mlmon.analysis.lake import Lake
+from mlmon.errors import MlmonError
+
+__all__ = ["PassResult", "deliver", "run"]
+
+log = logging.getLogger("mlmon.alerting")
+
+
+@dataclass
+class PassResult:
+    """What one pass did, in counts (``mlmon alerts deliver`` prints it)."""
+
+    evaluated: int = 0
+    firing: int = 0
+    started: int = 0
+    resolved: int = 0
+    delivered: int = 0
+    failed: int = 0
+    rate_limited: int = 0
+    queued: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (
+            f"{self.evaluated} conditions evaluated, {self.firing} firing "
+            f"({self.started} new, {self.resolved} resolved); {self.delivered} messages "
+            f"delivered, {self.failed} failed, {self.rate_limited} held by a rate limit, "
+            f"{self.queued} queued"
+        )
+
+
+def _link(config: AlertsConfig, model: str, feature: str | None) -> str:
+    url = f"{config.dashboard_url}/models/{quote(model, safe='')}"
+    if feature:
+        url += f"/features/{quote(feature, safe='')}"
+    return url
+
+
+def _alert(
+    config: AlertsConfig, f: Finding, state: str, since: str, ended: str | None
+) -> dict[str, Any]:
+    return {
+        "key": idempotency_key(f.key, state, since),
+        "rule": f.rule,
+        "model": f.model,
+        "subject": f.subject,
+        "feature": f.feature,
+        "state": state,
+        "severity": f.severity,
+        "summary": f.summary,
+        "value": f.value,
+        "threshold": f.threshold,
+        "since": since,
+        "ended": ended,
+        "link": _link(config, f.model, f.feature),
+    }
+
+
+def _wants(r: Receiver, model: str) -> bool:
+    return any(fnmatch.fnmatchcase(model, p) for p in r.models)
+
+
+def apply_findings(
+    box: Outbox,
+    config: AlertsConfig,
+    findings: list[Finding],
+    now: datetime,
+    result: PassResult,
+    silences: Silences | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Update the firing state; return the alerts to announce, per model.
+
+    A firing alert matched by an active silence is tracked but not announced
+    (``notified`` false) until the silence ends; a resolve is announced only for
+    an alert that was.
+    """
+    changes: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    stamp = now.isoformat()
+    for f in findings:
+        result.evaluated += 1
+        entry = box.firing.get(f.key)
+        if f.holds:
+            since = entry["since"] if entry else stamp
+            box.firing[f.key] = {
+                "since": since,
+                "alert": _alert(config, f, "firing", since, None),
+                "notified": bool(entry.get("notified", True)) if entry else False,
+            }
+            if entry is None:
+                result.started += 1
+        elif entry is not None:
+            del box.firing[f.key]
+            result.resolved += 1
+            ack = silences.resolved(f.key) if silences is not None else None
+            if entry.get("notified", True):
+                alert = _alert(config, f, "resolved", entry["since"], stamp)
+                if ack is not None:
+                    alert["acknowledged_by"] = ack.by
+                changes[f.model].append(alert)
+    for entry in box.firing.values():
+        if entry["notified"]:
+            continue
+        if silences is not None and silences.silenced(entry["alert"], now) is not None:
+            continue  # announced when the silence ends, if it still fires then
+        entry["notified"] = True
+        changes[entry["alert"]["model"]].append(entry["alert"])
+    result.firing = len(box.firing)
+    return changes
+
+
+def flush(
+    box: Outbox,
+    config: AlertsConfig,
+    now: datetime,
+    result: PassResult,
+    senders: dict[str, Sender] | None = None,
+) -> None:
+    """Send every due message, oldest first, within each receiver's rate limit."""
+    senders = senders or SENDERS
+    for r in config.receivers:
+        room = box.rate_room(r.name, r.rate_messages, r.rate_per, now)
+        for msg in sorted(box.due(r.name, now), key=lambda m: m.created):
+            if msg.kind == "change" and room <= 0:
+                result.rate_limited += 1
+                continue
+            try:
+                senders[r.type](r, msg, now, config.timeout_s)
+            except DeliveryError as exc:
+                wait = box.failed(msg, now, str(exc), config.retry_min, config.retry_max)
+                box.save()
+                result.failed += 1
+                log.warning("alerts: %s (message for %s; next try in %s)", exc, msg.model, wait)
+                break  # the receiver is failing: its other messages wait for the retry
+            box.delivered(msg, now)
+            box.save()
+            result.delivered += 1
+            if msg.kind == "change":
+                room -= 1
+            log.info(
+                "alerts: delivered %d alert(s) of %s to %s", len(msg.alerts), msg.model, r.name
+            )
+    result.queued = len(box.messages)
+
+
+def deliver(
+    config: AlertsConfig,
+    *,
+    now: datetime | None = None,
+    lake: Lake | None = None,
+    evaluate_rules: bool = True,
+    senders: dict[str, Sender] | None = None,
+) -> PassResult:
+    """One pass: evaluate, queue what changed (durably), send what is due.
+
+    ``evaluate_rules=False`` only sends what is queued (the loop between evaluations).
+    """
+    now = now or datetime.now(UTC)
+    result = PassResult()
+    with locked(config.state_dir):
+        box = Outbox(config.state_dir)
+        findings: list[Finding] | None = None
+        if evaluate_rules:
+            try:
+                lake = lake or Lake(config.lake, config.storage_options or None)
+                findings, result.problems = evaluate(lake, config, now)
+            except (MlmonError, OSError) as exc:  # the lake is down: still send what is queued
+                result.problems.append(f"the lake could not be read: {type(exc).__name__}: {exc}")
+                log.warning("alerts: rules not evaluated, the lake could not be read: %s", exc)
+        if findings is not None:
+            silences = Silences(config.state_dir)
+            changes = apply_findings(box, config, findings, now, result, silences)
+            for r in config.receivers:
+                for model, alerts in changes.items():
+                    if _wants(r, model):
+                        box.enqueue(r.name, model, alerts, now, "change")
+                if r.type == "alertmanager":  # firing alerts are re-sent, or they expire there
+                    by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+                    for entry in box.firing.values():
+                        a = entry["alert"]
+                        if not entry["notified"] or silences.silenced(a, now) is not None:
+                            continue
+                        if _wants(r, a["model"]) and a["key"] not in {
+                            c["key"] for c in changes.get(a["model"], [])
+                        }:
+                            by_model[a["model"]].append(a)
+                    for model, alerts in by_model.items():
+                        box.enqueue(r.name, model, alerts, now, "refresh")
+            box.save()  # the new state and its messages in one atomic rename
+        flush(box, config, now, result, senders)
+    return result
+
+
+def run(
+    config: AlertsConfig,
+    stop: threading.Event,
+    *,
+    on_pass: Any = None,
+) -> None:
+    """Evaluate every ``interval``; between evaluations send queued messages when due."""
+    next_eval = datetime.now(UTC)
+    while not stop.is_set():
+        now = datetime.now(UTC)
+        due_eval = now >= next_eval
+        try:
+            result = deliver(config, now=now, evaluate_rules=due_eval)
+        except Exception as exc:  # a lake outage must not end the loop
+            log.error("alerts: pass failed: %s: %s", type(exc).__name__, exc)
+            result = None
+        if due_eval:
+            next_eval = now + config.interval
+            if result is not None:
+                log.info("alerts: %s", result.line())
+        if on_pass is not None and result is not None:
+            on_pass(result)
+        step = min(config.interval, max(config.retry_min, timedelta(seconds=1)))
+        stop.wait(
+            min(step, max(next_eval - datetime.now(UTC), timedelta(0))).total_seconds() or 0.2
+        )
