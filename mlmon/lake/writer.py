@@ -419,8 +419,18 @@ class LakeWriter:
         ]
         ref_id = reference.reference_id
         # profiles: one row per (window, feature)
-        n_feat = [len(w.profile.features) for w in windows]
-        prof = profiles_to_arrow(f for w in windows for f in w.profile.features.items())
+        # (and the multivariate reconstruction errors, as write_window writes them)
+        items = [
+            [*w.profile.features.items()]
+            + (
+                [(MULTIVARIATE, w.profile.multivariate)]
+                if w.profile.multivariate is not None
+                else []
+            )
+            for w in windows
+        ]
+        n_feat = [len(i) for i in items]
+        prof = profiles_to_arrow(f for i in items for f in i)
         prof = self._many_window_columns(
             prof, windows, n_feat, reference_id=[ref_id] * len(windows),
             rows=[w.profile.rows for w in windows],
