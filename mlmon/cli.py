@@ -438,6 +438,25 @@ def cmd_lake_compact(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lake_ddl(args: argparse.Namespace) -> int:
+    from mlmon.lake.ddl import ddl
+
+    root = _lake_uri(args)
+    if "://" not in root:
+        root = "file://" + os.path.abspath(root)
+    print(
+        ddl(
+            args.engine,
+            root,
+            database=args.database,
+            tables=args.tables.split(",") if args.tables else None,
+            models=args.models.split(",") if args.models else None,
+        ),
+        end="",
+    )
+    return 0
+
+
 def cmd_lake_migrate(args: argparse.Namespace) -> int:
     from mlmon.lake.migrate import plan_legacy, remove_legacy
 
@@ -750,6 +769,11 @@ HELP_TEXT: dict[str, tuple[str, str]] = {
         "List the previous layout's rollup and compaction copies inside table partitions; "
         "with --apply delete them (the maintenance role).",
         "mlmon lake migrate --lake ./lake --apply",
+    ),
+    "lake ddl": (
+        "Print the lake's tables for Spark SQL, Trino or Athena (Athena with partition "
+        "projection): external Parquet tables over each table's prefix (docs/scale.md).",
+        "mlmon lake ddl --engine athena --lake s3://bucket/lake --database mlmon",
     ),
     "demo": (
         "Run the end-to-end demo on the bundled fixtures: a model server, the edge, six days "
@@ -1248,6 +1272,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lake(lm)
     lm.add_argument("--apply", action="store_true", help="delete them (the maintenance role)")
     lm.set_defaults(func=cmd_lake_migrate)
+    ld = lk.add_parser(
+        "ddl",
+        help="print the lake's table definitions for Spark SQL, Trino or Athena (docs/scale.md)",
+    )
+    ld.add_argument("--engine", required=True, choices=("spark", "trino", "athena"))
+    ld.add_argument(
+        "--lake", help="lake URI the tables point at (s3://bucket/prefix); default $MLMON_LAKE"
+    )
+    ld.add_argument("--database", default="mlmon", help="database (schema) of the tables")
+    ld.add_argument("--tables", help="comma-separated tables (default: all)")
+    ld.add_argument(
+        "--models",
+        help="Athena: the models to enumerate in partition projection (default: injected, "
+        "so every query names its model)",
+    )
+    ld.set_defaults(func=cmd_lake_ddl)
 
     de = sub.add_parser("demo", help="run the end-to-end demo on the bundled fixtures")
     de.add_argument(

@@ -26,6 +26,7 @@ if [ "$mode" != lock ] && [[ ",$mode," == *",dev,"* ]]; then
   # npm: Debian's package, unless an npm is already there (NodeSource's nodejs ships its own npm
   # and conflicts with Debian's)
   command -v npm >/dev/null || pkgs+=(npm)
+  pkgs+=(openjdk-17-jre-headless)  # Java 17 for the Spark engine tests (mlmon[spark], tests/engines)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,0 +1,86 @@
+"""What the Spark and Ray drivers share: the window argument and the write to the lake."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from mlmon.engines.partials import write_windows
+from mlmon.errors import ConfigError, SchemaError
+from mlmon.lake.writer import LakeWriter, WriteRecord
+from mlmon.profiles.frame import Reference, Window
+
+__all__ = ["EngineResult", "finish", "parse_window", "record_columns"]
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_window(window: timedelta | str) -> timedelta:
+    """``"5m"``, ``"1h"``, ``"1d"`` or a timedelta (positive)."""
+    if isinstance(window, timedelta):
+        step = window
+    else:
+        try:
+            step = timedelta(seconds=float(window[:-1]) * _UNITS[window[-1]])
+        except (KeyError, ValueError, IndexError, TypeError) as exc:
+            raise ConfigError(
+                f'window "{window}" is not a duration; use e.g. "5m", "1h" or "1d"'
+            ) from exc
+    if step <= timedelta(0):
+        raise ConfigError(f"window must be positive, got {window}")
+    return step
+
+
+def record_columns(reference: Reference, available: list[str], what: str) -> list[str]:
+    """The columns the workers need, checked on the driver before any task runs.
+
+    Raises
+    ------
+    SchemaError
+        A feature or the timestamp column is missing; names the columns and the dataset.
+    """
+    s = reference.schema
+    needed = [s.timestamp, *s.names]
+    missing = [c for c in needed if c not in available]
+    if missing:
+        raise SchemaError(
+            f"{what} has no column {', '.join(repr(c) for c in missing)} of the reference's schema; "
+            f"its columns: {', '.join(available)}"
+        )
+    needed += [c for c in (s.version, s.latency) if c and c in available]
+    return list(dict.fromkeys(needed))
+
+
+@dataclass
+class EngineResult:
+    """The merged windows and what was written for them (nothing when no lake was given)."""
+
+    windows: list[Window]
+    written: list[WriteRecord] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(w.profile.rows for w in self.windows)
+
+
+def finish(
+    windows: list[Window],
+    reference: Reference,
+    *,
+    model: str,
+    lake: str | LakeWriter | None,
+    collector_id: str,
+    storage_options: dict[str, Any] | None,
+    source: str,
+    with_drift: bool,
+) -> EngineResult:
+    if lake is None:
+        return EngineResult(windows)
+    writer = (
+        lake
+        if isinstance(lake, LakeWriter)
+        else LakeWriter(lake, collector_id=collector_id, storage_options=storage_options)
+    )
+    written = write_windows(writer, model, windows, reference, source=source, with_drift=with_drift)
+    return EngineResult(windows, written)
