@@ -245,7 +245,7 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
         binning=args.binning, bin_edges=_bin_edges(args.bin_edges),
         multivariate=args.multivariate, n_components=args.pca_components,
         multivariate_chunks=args.multivariate_chunks, multivariate_k=args.multivariate_std,
-        discrete_max=_discrete_max(args),
+        discrete_max=_discrete_max(args), segments=_names(args.segment),
     )  # fmt: skip
     if args.data_driven_thresholds or args.nannyml_thresholds:
         from mlmon.analysis.thresholds import data_driven_thresholds
@@ -363,11 +363,13 @@ def cmd_drift(args: argparse.Namespace) -> int:
     thresholds = Thresholds.from_cli(args.threshold or ())
     df = lake.drift(
         args.model, args.start, args.end, by=args.by, version=args.version, methods=methods,
-        thresholds=thresholds,
+        thresholds=thresholds, segment=args.segment,
     )  # fmt: skip
     if df.height == 0:
         _known_model(lake, args.model, "profiles")
     mv = lake.multivariate_drift(args.model, args.start, args.end, by=args.by, version=args.version)
+    if args.segment:  # multivariate drift is kept overall only
+        mv = mv.clear()
     if args.only_drifted:
         import polars as pl
 
@@ -401,6 +403,7 @@ def cmd_percentiles(args: argparse.Namespace) -> int:
         by=args.by,
         version=args.version,
         source=args.source,
+        segment=args.segment,
     )
     _emit(df, args)
     return 0
@@ -477,9 +480,20 @@ def cmd_lake_migrate(args: argparse.Namespace) -> int:
 def cmd_performance(args: argparse.Namespace) -> int:
     lake = _open_lake(args)
     metrics = args.metrics.split(",") if args.metrics else None
+    if args.gaps:
+        if not args.segment:
+            raise ConfigError("--gaps compares segments: add --segment COL (e.g. scanner)")
+        _emit(
+            lake.subgroup_gaps(
+                args.model, args.start, args.end, segment=args.segment, version=args.version
+            ),
+            args,
+        )
+        return 0
     df = lake.performance(
-        args.model, args.start, args.end, by=args.by, version=args.version, metrics=metrics
-    )
+        args.model, args.start, args.end, by=args.by, version=args.version, metrics=metrics,
+        segment=args.segment,
+    )  # fmt: skip
     if df.height == 0:
         _known_model(lake, args.model, "performance")
     _emit(df, args)
@@ -924,6 +938,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rb.add_argument("--score-bins", type=int, default=100, help="uniform score bins on [0, 1]")
     rb.add_argument(
+        "--segment",
+        action="append",
+        metavar="COL[,COL]",
+        help="profile per value of this column as well as overall (scanner, site, ward, an "
+        "age band; repeatable): values seen fewer than --k times, and values not in a "
+        "schema's segments: allowed: list, are profiled as __other__ (docs/segments.md)",
+    )
+    rb.add_argument(
         "--categorical",
         action="append",
         metavar="COL[,COL]",
@@ -1057,6 +1079,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dr.add_argument("--only-drifted", action="store_true", help="show only drifted rows")
     dr.add_argument(
+        "--segment",
+        metavar="COL[=VALUE]",
+        help="drift per segment of this column (scanner) or of one segment (scanner=GE), "
+        "each against the reference's profile of the same segment",
+    )
+    dr.add_argument(
         "--multivariate",
         action="store_true",
         help="show the multivariate drift (mean PCA reconstruction error per period against "
@@ -1077,6 +1105,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(logged with the inference records), batch (`mlmon profile`); default: all merged",
     )
     pc.add_argument("--q", default="0.5,0.95,0.99", help="quantiles, comma-separated")
+    pc.add_argument(
+        "--segment", metavar="COL[=VALUE]", help="per segment of a numeric feature (--metric)"
+    )
     pc.set_defaults(func=cmd_percentiles)
 
     pf = sub.add_parser("performance", help="realized and estimated model performance per period")
@@ -1085,6 +1116,17 @@ def build_parser() -> argparse.ArgumentParser:
     pf.set_defaults(by="week")
     pf.add_argument("--metrics", help="comma-separated metrics (default: the task's usual ones)")
     pf.add_argument("--fail-on-alert", action="store_true", help="exit 1 when any period alerts")
+    pf.add_argument(
+        "--segment",
+        metavar="COL[=VALUE]",
+        help="performance per segment of this column (scanner) or of one segment (scanner=GE)",
+    )
+    pf.add_argument(
+        "--gaps",
+        action="store_true",
+        help="with --segment COL: the largest difference across its segments in recall, "
+        "false-positive rate and precision over [start, end), with Newcombe's 95%% interval",
+    )
     pf.set_defaults(func=cmd_performance)
 
     sq = sub.add_parser("sql", help="run duckdb SQL over the lake's tables")

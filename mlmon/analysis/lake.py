@@ -18,13 +18,14 @@ from mlmon.analysis.drift import drift_between, method
 from mlmon.analysis.multivariate import multivariate_row
 from mlmon.analysis.performance import calibration, estimate, labelled_rows, metric, realized
 from mlmon.analysis.periods import period_expr
+from mlmon.analysis.subgroups import subgroup_gap_rows
 from mlmon.analysis.thresholds import Thresholds
 from mlmon.errors import ConfigError, LakeError, UnknownNameError
 from mlmon.lake.reader import LakeStore, _as_utc
 from mlmon.lake.schema import TABLES
 from mlmon.profiles.arrow import merge_rows
-from mlmon.profiles.frame import Reference
-from mlmon.profiles.kinds import NumericProfile
+from mlmon.profiles.frame import Reference, parse_segment
+from mlmon.profiles.kinds import SHOWN_MIN_COUNT, NumericProfile
 from mlmon.profiles.multivariate import MULTIVARIATE
 from mlmon.profiles.performance import PerformanceProfile, performance_from_row
 
@@ -86,6 +87,29 @@ _PCT_SCHEMA: dict[str, Any] = {
     "value": pl.Float64,
     "count": pl.Int64,
 }
+
+
+_GAP_SCHEMA: dict[str, Any] = {
+    "segment": pl.String,
+    "metric": pl.String,
+    "gap": pl.Float64,
+    "lower": pl.Float64,
+    "upper": pl.Float64,
+    "high_segment": pl.String,
+    "high_value": pl.Float64,
+    "high_count": pl.Int64,
+    "low_segment": pl.String,
+    "low_value": pl.Float64,
+    "low_count": pl.Int64,
+    "segments": pl.Int64,
+}
+
+
+def _with_segment(schema: dict[str, Any]) -> dict[str, Any]:
+    """A result schema with the ``segment`` column (``"scanner=GE"``) after ``period``."""
+    out = dict(schema)
+    items = list(out.items())
+    return dict([items[0], ("segment", pl.String), *items[1:]])
 
 
 def _rollup_ok(by: str | None) -> bool:
@@ -152,7 +176,10 @@ class Lake(LakeStore):
         version: str | None,
         features: Any = None,
         by: str | None = None,
+        segment: str | None = None,
     ) -> pl.DataFrame:
+        if segment is not None:
+            return self._segment_rows(model, start, end, version, features, by, segment)
         lf = self.scan("profiles", model=model, start=start, end=end, rollup=_rollup_ok(by))
         if version is not None:
             lf = lf.filter(pl.col("model_version") == version)
@@ -168,6 +195,59 @@ class Lake(LakeStore):
                 rows = rows.filter(pl.col("feature").is_in(list(features)))
             return rows
 
+    def _segment_rows(
+        self,
+        model: str,
+        start: TimeArg,
+        end: TimeArg,
+        version: str | None,
+        features: Any,
+        by: str | None,
+        segment: str,
+        table_name: str = "segment_profiles",
+    ) -> pl.DataFrame:
+        """Rows of one segment column (or one segment), with ``segment`` = ``"name=value"``.
+
+        A lake written before segments existed has no such table: no rows.
+        """
+        name, value = parse_segment(segment)
+        rollup = _rollup_ok(by) and table_name == "segment_profiles"
+        lf = self.scan(table_name, model=model, start=start, end=end, rollup=rollup)
+        lf = lf.filter(pl.col("segment") == name)
+        if value is not None:
+            lf = lf.filter(pl.col("segment_value") == value)
+        if version is not None:
+            lf = lf.filter(pl.col("model_version") == version)
+        if features is not None:
+            lf = lf.filter(pl.col("feature").is_in(list(features)))
+        rows = lf.collect()
+        return rows.with_columns(
+            (pl.col("segment") + "=" + pl.col("segment_value")).alias("segment")
+        ).drop("segment_value")
+
+    def segments(self, model: str, start: TimeArg = None, end: TimeArg = None) -> pl.DataFrame:
+        """The segments with records in [start, end): segment (``"scanner=GE"``) and rows.
+
+        ``rows`` is exact; where it is shown, fold segments below
+        :data:`~mlmon.profiles.kinds.SHOWN_MIN_COUNT` (the report does).
+        """
+        lf = self.scan("segment_profiles", model=model, start=start, end=end)
+        rows = lf.collect()
+        schema = {"segment": pl.String, "rows": pl.Int64}
+        if rows.height == 0:
+            return pl.DataFrame(schema=schema)
+        first = pl.col("feature") == pl.col("feature").min().over(
+            "segment", "segment_value", "window_start", "collector_id"
+        )
+        return (
+            rows.filter(first)
+            .group_by("segment", "segment_value")
+            .agg(pl.col("rows").fill_null(0).sum())
+            .select((pl.col("segment") + "=" + pl.col("segment_value")).alias("segment"), "rows")
+            .sort("segment")
+            .cast(schema)  # type: ignore[arg-type]
+        )
+
     def drift(
         self,
         model: str,
@@ -179,6 +259,7 @@ class Lake(LakeStore):
         methods: list[str] | tuple[str, ...] | None = None,
         thresholds: Thresholds | Mapping[str, Any] | None = None,
         features: list[str] | None = None,
+        segment: str | None = None,
     ) -> pl.DataFrame:
         """Drift of each period against the reference, from merged window profiles.
 
@@ -199,6 +280,11 @@ class Lake(LakeStore):
             (or a :class:`~mlmon.analysis.thresholds.Thresholds`). They override the
             data-driven thresholds stored with the reference, which override the
             methods' defaults.
+        segment
+            A segment column (``"scanner"``: rows per segment value) or one segment
+            (``"scanner=GE"``): each segment's merged profiles against the reference's
+            profile of the same segment (the overall one for a segment the reference
+            did not see). The result then has a ``segment`` column after ``period``.
 
         Returns
         -------
@@ -221,34 +307,46 @@ class Lake(LakeStore):
             method(m)
         th = Thresholds.parse(thresholds)
         self._check_range(start, end)
-        rows = self._profiles(model, start, end, version, features, by)
+        schema = _DRIFT_SCHEMA if segment is None else _with_segment(_DRIFT_SCHEMA)
+        rows = self._profiles(model, start, end, version, features, by, segment)
         if rows.height == 0:
             self.require_model(model)  # a known model with no data in the range: empty
-            return pl.DataFrame(schema=_DRIFT_SCHEMA)
+            return pl.DataFrame(schema=schema)
         rows = rows.with_columns(period_expr(by))
-        merged = merge_rows(rows, ["period", "reference_id", "feature"])
+        if segment is None:
+            rows = rows.with_columns(pl.lit(None, pl.String).alias("segment"))
+        merged = merge_rows(rows, ["period", "segment", "reference_id", "feature"])
         refs: dict[str, Reference] = {}
         out: list[dict[str, Any]] = []
-        for (period, ref_id, feature), current in merged:
+        for (period, seg, ref_id, feature), current in merged:
             if ref_id not in refs:
                 refs[ref_id] = self.reference(ref_id, model=model)
                 if th.features:
                     th.check_features(refs[ref_id])
-            ref_profile = refs[ref_id].profiles.get(feature)
+            ref = refs[ref_id]
+            ref_profile = ref.segment_profiles.get(seg or "", {}).get(feature)
+            if ref_profile is None or not ref_profile.count:
+                ref_profile = ref.profiles.get(feature)
             if ref_profile is None:
                 continue
-            per = th.for_feature(feature, refs[ref_id].drift_thresholds.get(feature))
+            per = th.for_feature(feature, ref.drift_thresholds.get(feature))
             for r in drift_between(ref_profile, current, methods, per):
                 out.append(
                     {
                         "period": period,
+                        "segment": seg,
                         "feature": feature,
                         **r,
                         "count": current.count,
                         "reference_id": ref_id,
                     }
                 )
-        return pl.DataFrame(out, schema=_DRIFT_SCHEMA).sort("period", "feature", "method")
+        keys = (
+            ["period", "feature", "method"]
+            if segment is None
+            else ["period", "segment", "feature", "method"]
+        )
+        return pl.DataFrame(out, schema=schema).sort(keys)
 
     def multivariate_drift(
         self,
@@ -362,6 +460,7 @@ class Lake(LakeStore):
         by: str | None = "day",
         version: str | None = None,
         source: str | None = None,
+        segment: str | None = None,
     ) -> pl.DataFrame:
         """Percentiles of a latency metric or a numeric feature from merged sketches.
 
@@ -376,6 +475,10 @@ class Lake(LakeStore):
             Only latencies from this source: ``"probe"`` (the edge's golden probes),
             ``"stream"`` (latencies logged with the inference records) or ``"batch"``
             (``mlmon profile``); ``None`` (default) merges every source.
+        segment
+            Percentiles of a numeric feature per segment (``"scanner"``) or in one
+            (``"scanner=GE"``); the result then has a ``segment`` column. Latencies
+            are not kept per segment.
 
         Returns
         -------
@@ -396,6 +499,8 @@ class Lake(LakeStore):
             )
         self._check_range(start, end)
         qs = np.asarray(q, dtype=np.float64)
+        if segment is not None:
+            return self._segment_percentiles(metric, qs, model, start, end, by, version, segment)
         lat = self.scan("latency", model=model, start=start, end=end, rollup=_rollup_ok(by)).filter(
             pl.col("feature") == metric
         )
@@ -432,6 +537,34 @@ class Lake(LakeStore):
                 )
         return pl.DataFrame(out, schema=_PCT_SCHEMA).sort("period", "quantile")
 
+    def _segment_percentiles(
+        self,
+        metric: str,
+        qs: np.ndarray,
+        model: str,
+        start: TimeArg,
+        end: TimeArg,
+        by: str | None,
+        version: str | None,
+        segment: str,
+    ) -> pl.DataFrame:
+        schema = _with_segment(_PCT_SCHEMA)
+        rows = self._profiles(model, start, end, version, [metric], by, segment)
+        if rows.height == 0:
+            self.require_model(model)
+            return pl.DataFrame(schema=schema)
+        out: list[dict[str, Any]] = []
+        for (period, seg), prof in merge_rows(
+            rows.with_columns(period_expr(by)), ["period", "segment"]
+        ):
+            if not isinstance(prof, NumericProfile):
+                raise LakeError(f"{metric!r} is categorical; percentiles need a numeric metric")
+            values = prof.quantiles(qs) if prof.count else np.full(qs.shape, math.nan)
+            for qi, v in zip(qs, values, strict=True):
+                out.append({"period": period, "segment": seg, "metric": metric,
+                            "quantile": float(qi), "value": float(v), "count": prof.count})  # fmt: skip
+        return pl.DataFrame(out, schema=schema).sort("period", "segment", "quantile")
+
     def _known_metrics(self, model: str) -> set[str]:
         names: set[str] = set()
         for t in ("latency", "references"):
@@ -445,14 +578,24 @@ class Lake(LakeStore):
 
     # -- performance -------------------------------------------------------------------
     def _performance_rows(
-        self, model: str, start: TimeArg, end: TimeArg, version: str | None
+        self,
+        model: str,
+        start: TimeArg,
+        end: TimeArg,
+        version: str | None,
+        segment: str | None = None,
     ) -> pl.DataFrame:
+        if segment is not None:
+            rows = self._segment_rows(
+                model, start, end, version, None, None, segment, "segment_performance"
+            )
+            return rows.filter(pl.col("role") != "reference")
         lf = self.scan("performance", model=model, start=start, end=end).filter(
             pl.col("role") != "reference"
         )
         if version is not None:
             lf = lf.filter(pl.col("model_version") == version)
-        return lf.collect()
+        return lf.collect().with_columns(pl.lit(None, pl.String).alias("segment"))
 
     def performance_reference(self, model: str, reference_id: str) -> PerformanceProfile | None:
         """The reference's labelled performance profile (calibration and baseline), if written."""
@@ -475,16 +618,82 @@ class Lake(LakeStore):
         version: str | None = None,
     ) -> list[tuple[datetime, str, PerformanceProfile]]:
         """Performance profiles merged per period: ``(period, reference_id, profile)``."""
-        rows = self._performance_rows(model, start, end, version)
+        return [
+            (p, ref, prof)
+            for p, _, ref, prof in self._merged_performance(model, start, end, by, version, None)
+        ]
+
+    def _merged_performance(
+        self,
+        model: str,
+        start: TimeArg,
+        end: TimeArg,
+        by: str | None,
+        version: str | None,
+        segment: str | None,
+    ) -> list[tuple[datetime, str | None, str, PerformanceProfile]]:
+        """``(period, segment, reference_id, profile)``; segment None for the overall rows."""
+        rows = self._performance_rows(model, start, end, version, segment)
         if rows.height == 0:
             return []
-        rows = rows.with_columns(period_expr(by)).sort("period", "reference_id")
-        merged: dict[tuple[datetime, str], PerformanceProfile] = {}
+        rows = rows.with_columns(period_expr(by)).sort("period", "segment", "reference_id")
+        merged: dict[tuple[datetime, str | None, str], PerformanceProfile] = {}
         for r in rows.iter_rows(named=True):
-            key = (r["period"], r["reference_id"])
+            key = (r["period"], r["segment"], r["reference_id"])
             prof = performance_from_row(r)
             merged[key] = merged[key].merge(prof) if key in merged else prof
-        return [(p, ref, prof) for (p, ref), prof in merged.items()]
+        return [(p, seg, ref, prof) for (p, seg, ref), prof in merged.items()]
+
+    def subgroup_gaps(
+        self,
+        model: str,
+        start: TimeArg = None,
+        end: TimeArg = None,
+        *,
+        segment: str,
+        version: str | None = None,
+        min_count: int = SHOWN_MIN_COUNT,
+    ) -> pl.DataFrame:
+        """The largest difference across segments in recall, false-positive rate and precision.
+
+        From the labelled rows of the ``segment_performance`` table over [start, end)
+        (binary classifiers), with Newcombe's 95% score interval of each difference
+        (see :mod:`mlmon.analysis.subgroups` for the method and what it assumes).
+        Segments whose denominator is below ``min_count`` take no part.
+
+        Parameters
+        ----------
+        segment
+            The segment column, e.g. ``"scanner"``.
+
+        Returns
+        -------
+        polars.DataFrame
+            segment (the column), metric, gap, lower, upper, high_segment, high_value,
+            high_count, low_segment, low_value, low_count, segments.
+
+        Raises
+        ------
+        ConfigError
+            ``segment`` names one segment (``scanner=GE``): a gap needs the column.
+        """
+        name, value = parse_segment(segment)
+        if value is not None:
+            raise ConfigError(
+                f"segment {segment!r}: subgroup gaps compare the segments of one column; "
+                f"give the column alone (e.g. {name!r})"
+            )
+        self._check_range(start, end)
+        parts = self._merged_performance(model, start, end, None, version, name)
+        if not parts:
+            self.require_model(model)
+            return pl.DataFrame(schema=_GAP_SCHEMA)
+        merged: dict[str, PerformanceProfile] = {}
+        for _, seg, _, prof in parts:
+            key = str(seg)
+            merged[key] = merged[key].merge(prof) if key in merged else prof
+        rows = [{"segment": name, **r} for r in subgroup_gap_rows(merged, min_count=min_count)]
+        return pl.DataFrame(rows, schema=_GAP_SCHEMA)
 
     def performance(
         self,
@@ -497,6 +706,7 @@ class Lake(LakeStore):
         version: str | None = None,
         tolerances: dict[str, float] | None = None,
         min_labels: int = 100,
+        segment: str | None = None,
     ) -> pl.DataFrame:
         """Realized and estimated performance per period, from merged performance profiles.
 
@@ -511,6 +721,9 @@ class Lake(LakeStore):
             :data:`mlmon.analysis.performance.METRICS`.
         min_labels
             Below this many labelled rows a period's alert uses the estimate.
+        segment
+            Per segment (``"scanner"``) or for one (``"scanner=GE"``), from the
+            ``segment_performance`` table; the result then has a ``segment`` column.
 
         Returns
         -------
@@ -530,8 +743,8 @@ class Lake(LakeStore):
         self._check_range(start, end)
         out: list[dict[str, Any]] = []
         refs: dict[str, Any] = {}
-        for period, ref_id, prof in self.merged_performance(
-            model, start, end, by=by, version=version
+        for period, seg, ref_id, prof in self._merged_performance(
+            model, start, end, by, version, segment
         ):
             if ref_id not in refs:
                 ref = self.performance_reference(model, ref_id)
@@ -558,6 +771,7 @@ class Lake(LakeStore):
                 out.append(
                     {
                         "period": period,
+                        "segment": seg,
                         "metric": name,
                         "realized": value,
                         "estimated": e,
@@ -576,6 +790,10 @@ class Lake(LakeStore):
                 )
         if not out:
             self.require_model(model)
+        if segment is not None:
+            return pl.DataFrame(out, schema=_with_segment(_PERF_SCHEMA)).sort(
+                "period", "segment", "metric"
+            )
         return pl.DataFrame(out, schema=_PERF_SCHEMA).sort("period", "metric")
 
     def calibration_curve(

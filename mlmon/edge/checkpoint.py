@@ -145,9 +145,19 @@ def _windows_to_arrow(windows: tuple[Window, ...]) -> pa.Table | None:
         if not items:  # a window without features: keep its row count
             items.append(("__rows__", NumericProfile(edges=np.array([0.0, 1.0]))))
             roles.append("rows")
+        seg_keys: list[str | None] = [None] * len(items)
+        seg_rows: list[int | None] = [None] * len(items)
+        for key in sorted(w.profile.segments):  # per-segment profiles of the open window
+            seg = w.profile.segments[key]
+            items += list(seg.features.items())
+            roles += ["segment"] * len(seg.features)
+            seg_keys += [key] * len(seg.features)
+            seg_rows += [seg.rows] * len(seg.features)
         t = profiles_to_arrow(items)
         n = t.num_rows
         t = t.append_column("role", pa.array(roles, pa.string()))
+        t = t.append_column("segment", pa.array(seg_keys, pa.string()))
+        t = t.append_column("segment_rows", pa.array(seg_rows, pa.int64()))
         t = t.append_column("window_start", pa.array([w.start] * n, _STAMP))
         t = t.append_column("window_end", pa.array([w.end] * n, _STAMP))
         t = t.append_column("model_version", pa.array([w.version] * n, pa.string()))
@@ -165,6 +175,11 @@ def _windows_from_frame(df: pl.DataFrame) -> tuple[Window, ...]:
         )
         if row["role"] == "feature":
             w["features"][row["feature"]] = profile_from_row(row)
+        elif row["role"] == "segment" and row.get("segment"):
+            seg = w.setdefault("segments", {}).setdefault(
+                row["segment"], ({}, int(row.get("segment_rows") or 0))
+            )
+            seg[0][row["feature"]] = profile_from_row(row)
         elif row["role"] == "latency":
             w["latency"] = profile_from_row(row)
         elif row["role"] == "multivariate":
@@ -174,7 +189,13 @@ def _windows_from_frame(df: pl.DataFrame) -> tuple[Window, ...]:
             s.astimezone(UTC),
             e.astimezone(UTC),
             v,
-            WindowProfile(w["features"], w["latency"], w["rows"], w["multivariate"]),
+            WindowProfile(
+                w["features"],
+                w["latency"],
+                w["rows"],
+                w["multivariate"],
+                {k: WindowProfile(f, rows=r) for k, (f, r) in w.get("segments", {}).items()},
+            ),
         )
         for (s, e, v), w in out.items()
     )

@@ -63,9 +63,13 @@ def reference_from_rows(
     multivariate = None
     thresholds: dict[str, dict[str, float]] = {}
     binning: dict[str, str] = {}
+    segment_profiles: dict[str, dict[str, Any]] = {}
     for r in records:
         prof = profile_from_row(r)
-        if r["feature"] in schema.names:
+        if r.get("segment") is not None:  # a segment's reference profile (older files: none)
+            key = f"{r['segment']}={r.get('segment_value') or ''}"
+            segment_profiles.setdefault(key, {})[r["feature"]] = prof
+        elif r["feature"] in schema.names:
             profiles[r["feature"]] = prof
             if isinstance(prof, NumericProfile):  # references before it was stored: quantiles
                 binning[r["feature"]] = r.get("binning") or "quantiles"
@@ -97,6 +101,7 @@ def reference_from_rows(
         drift_thresholds=thresholds,
         binning=binning,
         multivariate=multivariate,
+        segment_profiles=segment_profiles,
     )
 
 

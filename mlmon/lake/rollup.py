@@ -46,8 +46,9 @@ COVERS_KEY = b"mlmon.covers"
 ROLLUP_GROUPS: dict[str, tuple[str, ...]] = {
     "profiles": ("model_version", "reference_id", "feature"),
     "latency": ("model_version", "source", "feature"),
+    "segment_profiles": ("model_version", "reference_id", "segment", "segment_value", "feature"),
 }
-_SUMMED = {"profiles": "rows", "latency": "errors"}
+_SUMMED = {"profiles": "rows", "latency": "errors", "segment_profiles": "rows"}
 
 
 def rollup_rows(

@@ -101,6 +101,10 @@ _WINDOW = (
 )  # fmt: skip
 _PROFILE = tuple(Column(f.name, f.type, doc, f.nullable) for f, doc in PROFILE_FIELDS)
 _PERFORMANCE = tuple(Column(f.name, f.type, doc, f.nullable) for f, doc in PERFORMANCE_FIELDS)
+_SEGMENT = (
+    Column("segment", pa.string(), "Segment column declared in the reference schema (e.g. scanner, site, age_band).", nullable=False),
+    Column("segment_value", pa.string(), "Its value: one of the reference's allow-listed segment values, or __other__ (any other or missing value).", nullable=False),
+)  # fmt: skip
 
 TABLES: dict[str, Table] = {
     "profiles": Table(
@@ -169,6 +173,8 @@ TABLES: dict[str, Table] = {
             Column("schema_json", pa.string(), "The feature schema (JSON) the reference was built with."),
             Column("drift_thresholds_json", pa.string(), "Data-driven drift thresholds of the feature (JSON method -> threshold: mean + k std over the reference's chunks); null when none were computed."),
             Column("binning", pa.string(), "How the numeric feature was binned: quantiles (reference quantiles), nannyml (NannyML 0.13's rule, with its Wasserstein histogram in the fine_* columns) or fixed (edges given); null for other rows and references written before it was stored (quantiles)."),
+            Column("segment", pa.string(), "Null on the overall reference rows; on a segment's rows its segment column (the profile of the reference records of that segment, on the overall bins)."),
+            Column("segment_value", pa.string(), "Null on the overall rows; the segment's allow-listed value or __other__."),
             Column("multivariate_json", pa.string(), "On the `__mlmon_reconstruction_error` row only (its profile: the reference records' PCA reconstruction errors): the PCA fitted on the reference as JSON (imputation values, category frequencies of the vocabulary, standardisation, components) and the band of a period's mean error (mean +/- k std over the reference's chunks); null on feature rows and for references built without --multivariate."),
             *_PROFILE,
         ),
@@ -180,6 +186,20 @@ TABLES: dict[str, Table] = {
         "`labels` rows the labelled rows of one labels batch, by window of prediction time; the "
         "`reference` row the reference's labelled rows (its calibration curve and baseline).",
         (*_WINDOW, Column("reference_id", pa.string(), "Reference whose spec (classes, bins, thresholds) the row uses.", nullable=False), Column("role", pa.string(), "predictions, labels or reference.", nullable=False), Column("batch_id", pa.string(), "Labels batch (content hash of the labels file) or the predictions source."), *_PERFORMANCE),
+    ),
+    "segment_profiles": Table(
+        "segment_profiles",
+        "One row per (window, segment column, segment value, feature): the profile of the window's "
+        "records of that segment, beside the overall one in `profiles` (written only for references "
+        "with segment columns). A record is counted once per segment column: never add the "
+        "segments of different columns together, or to `profiles`.",
+        (*_WINDOW, Column("reference_id", pa.string(), "Reference whose bins and vocabulary the profile uses.", nullable=False), *_SEGMENT, Column("rows", pa.int64(), "Records of the segment in the window (exact; suppress small ones where shown: SHOWN_MIN_COUNT)."), *_PROFILE),
+    ),
+    "segment_performance": Table(
+        "segment_performance",
+        "One row per (prediction window, role, batch, segment column, segment value): the "
+        "performance profile of that segment's rows, as `performance` holds the overall one.",
+        (*_WINDOW, Column("reference_id", pa.string(), "Reference whose spec the row uses.", nullable=False), Column("role", pa.string(), "predictions, labels or reference.", nullable=False), Column("batch_id", pa.string(), "Labels batch or the predictions source."), *_SEGMENT, *_PERFORMANCE),
     ),
     "label_batches": Table(
         "label_batches",

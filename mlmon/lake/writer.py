@@ -31,7 +31,7 @@ from mlmon.lake.rollup import DayRollups
 from mlmon.lake.schema import SCHEMA_VERSION, table
 from mlmon.lake.storage import Storage, open_storage, put_object
 from mlmon.profiles.arrow import profiles_to_arrow
-from mlmon.profiles.frame import Reference, Window
+from mlmon.profiles.frame import Reference, Window, WindowProfile
 from mlmon.profiles.multivariate import MULTIVARIATE
 from mlmon.profiles.performance import PerformanceProfile, performance_to_row
 
@@ -98,8 +98,22 @@ def reference_rows(reference: Reference) -> pa.Table:
     if mv is not None:
         items.append((MULTIVARIATE, mv.profile))
     rows = profiles_to_arrow(items)
+    n_overall = rows.num_rows
+    seg_names: list[str | None] = [None] * n_overall
+    seg_values: list[str | None] = [None] * n_overall
+    if reference.segment_profiles:  # each segment's reference profiles, after the overall rows
+        parts = [rows]
+        for key in sorted(reference.segment_profiles):
+            name, _, value = key.partition("=")
+            part = profiles_to_arrow(list(reference.segment_profiles[key].items()))
+            seg_names += [name] * part.num_rows
+            seg_values += [value] * part.num_rows
+            parts.append(part)
+        rows = pa.concat_tables(parts)
     n = rows.num_rows
     extra = {
+        "segment": pa.array(seg_names, pa.string()),
+        "segment_value": pa.array(seg_values, pa.string()),
         "reference_id": pa.array([reference.reference_id] * n, pa.string()),
         "created_at": pa.array([reference.created_at] * n, pa.timestamp("us", tz="UTC")),
         "rows": pa.array([reference.rows] * n, pa.int64()),
@@ -127,6 +141,25 @@ def reference_rows(reference: Reference) -> pa.Table:
     for name, arr in extra.items():
         rows = rows.append_column(name, arr)
     return table("references").conform(rows)
+
+
+def segment_rows(prof: WindowProfile) -> pa.Table:
+    """The ``segment_profiles`` rows of a window profile's segments (no window columns yet).
+
+    A segment key ``"scanner=GE"`` is split into ``segment`` and ``segment_value``;
+    values are allow-listed by the reference (anything else was profiled as ``__other__``).
+    """
+    parts = []
+    for key in sorted(prof.segments):
+        seg = prof.segments[key]
+        name, _, value = key.partition("=")
+        rows = profiles_to_arrow(list(seg.features.items()))
+        n = rows.num_rows
+        rows = rows.append_column("segment", pa.array([name] * n, pa.string()))
+        rows = rows.append_column("segment_value", pa.array([value] * n, pa.string()))
+        rows = rows.append_column("rows", pa.array([seg.rows] * n, pa.int64()))
+        parts.append(rows)
+    return pa.concat_tables(parts)
 
 
 def performance_row(
@@ -334,6 +367,15 @@ class LakeWriter:
             rows, window, reference_id=reference.reference_id, rows=prof.rows
         )
         out.append(self.write_table("profiles", model, rows, window.start, window.end, part=part))
+        if prof.segments:  # one object for all segments of the window (see segment_rows)
+            seg = self._window_columns(
+                segment_rows(prof), window, reference_id=reference.reference_id
+            )
+            out.append(
+                self.write_table(
+                    "segment_profiles", model, seg, window.start, window.end, part=part
+                )
+            )
         if prof.latency is not None and prof.latency.total > 0:
             lat = profiles_to_arrow([(reference.schema.latency or "latency_ms", prof.latency)])
             lat = self._window_columns(lat, window, source=source, errors=errors)
@@ -377,8 +419,18 @@ class LakeWriter:
         ]
         ref_id = reference.reference_id
         # profiles: one row per (window, feature)
-        n_feat = [len(w.profile.features) for w in windows]
-        prof = profiles_to_arrow(f for w in windows for f in w.profile.features.items())
+        # (and the multivariate reconstruction errors, as write_window writes them)
+        items = [
+            [*w.profile.features.items()]
+            + (
+                [(MULTIVARIATE, w.profile.multivariate)]
+                if w.profile.multivariate is not None
+                else []
+            )
+            for w in windows
+        ]
+        n_feat = [len(i) for i in items]
+        prof = profiles_to_arrow(f for i in items for f in i)
         prof = self._many_window_columns(
             prof, windows, n_feat, reference_id=[ref_id] * len(windows),
             rows=[w.profile.rows for w in windows],
@@ -420,6 +472,16 @@ class LakeWriter:
 
         for i, w in enumerate(windows):
             cut("profiles", prof, n_feat[i], w, keys[i])
+            if w.profile.segments:  # as write_window: the window's segments in one object
+                seg = self._window_columns(segment_rows(w.profile), w, reference_id=ref_id)
+                jobs.append(
+                    (
+                        "segment_profiles",
+                        self._conformed("segment_profiles", model, seg),
+                        w,
+                        keys[i],
+                    )
+                )
             if has_lat[i] and lat is not None:
                 cut("latency", lat, 1, w, keys[i])
             if n_drift[i] and drift is not None:
@@ -515,6 +577,41 @@ class LakeWriter:
             reference.created_at,
             reference.created_at,
             part=f"ref-{reference.reference_id}",
+        )
+
+    def write_segment_performance(
+        self,
+        model: str,
+        profiles: dict[str, PerformanceProfile],
+        reference: Reference,
+        *,
+        start: datetime,
+        end: datetime,
+        version: str | None = None,
+        role: str = "labels",
+        batch_id: str | None = None,
+    ) -> WriteRecord | None:
+        """Write performance profiles per segment (``"scanner=GE"`` -> profile) as one object
+        of ``segment_performance`` (see :func:`mlmon.profiles.frame.performance_segments`)."""
+        rows = []
+        for key in sorted(profiles):
+            name, _, value = key.partition("=")
+            row = performance_row(
+                profiles[key], role=role, reference_id=reference.reference_id,
+                collector_id=self.collector_id, start=start, end=end, version=version,
+                batch_id=batch_id,
+            )  # fmt: skip
+            rows.append({**row, "segment": name, "segment_value": value})
+        if not rows:
+            return None
+        part = "-".join(p for p in (role, self._version_part(version), batch_id) if p)
+        return self.write_table(
+            "segment_performance",
+            model,
+            pl.DataFrame(rows, infer_schema_length=None),
+            start,
+            end,
+            part=check_name(part, "batch id") if batch_id else part,
         )
 
     def write_performance_reference(self, model: str, reference: Reference) -> WriteRecord | None:

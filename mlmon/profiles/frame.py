@@ -38,7 +38,7 @@ from mlmon.profiles.kinds import (
 )
 from mlmon.profiles.multivariate import MULTIVARIATE, MultivariateModel, fit_multivariate
 from mlmon.profiles.performance import PerformanceProfile, PerformanceSpec
-from mlmon.profiles.schema import FeatureSpec, Schema
+from mlmon.profiles.schema import FeatureSpec, Schema, SegmentSpec
 from mlmon.profiles.sketch import DEFAULT_ALPHA, grouped_sketches
 
 __all__ = [
@@ -48,6 +48,8 @@ __all__ = [
     "Window",
     "WindowProfile",
     "build_reference",
+    "parse_segment",
+    "performance_segments",
     "profile_frame",
     "profile_windows",
     "to_polars",
@@ -101,6 +103,9 @@ class Reference:
     binning: dict[str, str] = field(default_factory=dict)
     #: The PCA fitted on the reference for multivariate drift (``build_reference(multivariate=True)``).
     multivariate: MultivariateModel | None = None
+    #: The reference's feature profiles per segment (``"scanner=GE"`` -> feature -> profile),
+    #: on the overall profiles' bins and vocabularies; empty without segment columns.
+    segment_profiles: dict[str, dict[str, Profile]] = field(default_factory=dict)
 
     def empty_profile(self, name: str) -> Profile:
         return self.profiles[name].empty_like()
@@ -257,6 +262,7 @@ def build_reference(
     multivariate_chunks: int = 10,
     multivariate_k: float = 3.0,
     discrete_max: int = DISCRETE_MAX,
+    segments: Sequence[str] = (),
 ) -> Reference:
     """Build the reference profile from a training or baseline dataframe.
 
@@ -305,6 +311,11 @@ def build_reference(
         profiled discrete: each of its values seen at least ``k`` times gets a bin
         of its own, so drift on it is exact (KS, Wasserstein and the binned
         methods over per-value counts). 0 turns it off (reference-quantile bins).
+    segments
+        Segment columns added to the schema's (``schema.segments``): windows are then
+        profiled per segment value as well as overall (see ``docs/segments.md``). A
+        segment without an allow-list learns one here (values seen at least ``k``
+        times, at most ``max_categories``); the reference keeps its profile per segment.
 
     Returns
     -------
@@ -327,7 +338,15 @@ def build_reference(
     """
     frame = to_polars(df)
     schema = schema or Schema.infer(frame)
+    if segments:
+        known = set(schema.segment_names)
+        extra = tuple(SegmentSpec(str(n)) for n in dict.fromkeys(segments) if n not in known)
+        schema = schema.with_segments(schema.segments + extra)
     _check_columns(frame, schema, what="reference data")
+    if schema.segments:
+        schema = schema.with_segments(
+            tuple(_segment_vocabulary(frame, g, k, max_categories) for g in schema.segments)
+        )
     check_binning(binning)
     fixed = binning_items(bin_edges, [f.name for f in schema.features if f.kind == "numeric"])
     rules: dict[str, str] = {}
@@ -372,7 +391,7 @@ def build_reference(
             k=multivariate_k,
             alpha=alpha,
         )
-    return Reference(
+    ref = Reference(
         reference_id=_reference_id(schema, profiles, mv),
         schema=schema,
         profiles=profiles,
@@ -383,6 +402,101 @@ def build_reference(
         performance=perf,
         binning=rules,
         multivariate=mv,
+    )
+    if not schema.segments:
+        return ref
+    per_segment = profile_frame(frame, ref).segments
+    return replace(ref, segment_profiles={k: dict(w.features) for k, w in per_segment.items()})
+
+
+def _segment_vocabulary(frame: pl.DataFrame, spec: SegmentSpec, k: int, most: int) -> SegmentSpec:
+    """``spec`` with its allow-list: declared, or learned as categorical vocabularies are."""
+    learned = _vocabulary(
+        frame.get_column(spec.name), FeatureSpec(spec.name, "categorical", spec.allowed), k, most
+    )
+    return SegmentSpec(spec.name, learned)
+
+
+def performance_segments(
+    df: Any,
+    reference: Reference,
+    *,
+    label_column: str = "label",
+    score_columns: str | Sequence[str] = "score",
+    role: str = "labels",
+) -> dict[str, PerformanceProfile]:
+    """Performance profiles per segment (``"scanner=GE"`` -> profile).
+
+    ``role="labels"``: each segment's labelled rows of ``df`` (labels and scores, as
+    for :func:`build_reference`'s ``performance``), for realized performance;
+    ``role="predictions"``: every row's scores (binary or multiclass probabilities,
+    no labels needed), for the label-free estimate. Profiled with the reference's
+    performance spec; written with
+    :meth:`~mlmon.lake.writer.LakeWriter.write_segment_performance` they give
+    :meth:`mlmon.Lake.performance` and :meth:`mlmon.Lake.subgroup_gaps` per segment.
+
+    Raises
+    ------
+    SchemaError
+        The reference has no performance spec or no segment columns, or a column is missing.
+    """
+    frame = to_polars(df)
+    if reference.performance is None or not reference.schema.segments:
+        raise SchemaError(
+            "performance per segment needs a reference built with a performance spec and "
+            "segment columns (build_reference(performance=..., segments=[...]))"
+        )
+    spec = reference.performance.spec
+    out: dict[str, PerformanceProfile] = {}
+    for seg in reference.schema.segments:
+        if seg.name not in frame.columns:
+            raise SchemaError(
+                f"labelled records lack the segment column {seg.name!r}; columns: "
+                f"{', '.join(frame.columns)}"
+            )
+        codes = _segment_codes(frame, seg)
+        for value in codes.unique().sort().to_list():
+            part = frame.filter(codes == value)
+            key = segment_key(seg.name, value)
+            if role == "predictions":
+                cols = [score_columns] if isinstance(score_columns, str) else list(score_columns)
+                scores = part.select(cols).to_numpy().astype(np.float64)
+                out[key] = PerformanceProfile.from_predictions(spec, scores)
+            elif role == "labels":
+                out[key] = _performance_reference(part, spec, label_column, score_columns)
+            else:
+                raise SchemaError(f"role {role!r}: use 'labels' or 'predictions'")
+    return out
+
+
+def parse_segment(segment: str) -> tuple[str, str | None]:
+    """``"scanner"`` -> ``("scanner", None)``; ``"scanner=GE"`` -> ``("scanner", "GE")``.
+
+    Examples
+    --------
+    >>> parse_segment("site=north")
+    ('site', 'north')
+    """
+    name, sep, value = segment.partition("=")
+    if not name:
+        raise SchemaError(
+            f"segment {segment!r}: give a segment column (e.g. scanner) or column=value "
+            "(e.g. scanner=GE)"
+        )
+    return name, (value if sep else None)
+
+
+def segment_key(name: str, value: str) -> str:
+    """The key of one segment in :attr:`WindowProfile.segments`: ``"name=value"``."""
+    return f"{name}={value}"
+
+
+def _segment_codes(frame: pl.DataFrame, spec: SegmentSpec) -> pl.Series:
+    """Each record's segment value: an allow-listed value, else ``__other__`` (missing too)."""
+    allowed = list(spec.allowed or ())
+    col = frame.get_column(spec.name).cast(pl.String)
+    return col.replace_strict(allowed, allowed, default=OTHER, return_dtype=pl.String).fill_null(
+        OTHER
     )
 
 
@@ -440,6 +554,9 @@ class WindowProfile:
     #: The records' reconstruction errors (:data:`~mlmon.profiles.multivariate.MULTIVARIATE`),
     #: when the reference has a multivariate model.
     multivariate: NumericProfile | None = None
+    #: Profiles of the same records per segment (``"scanner=GE"`` -> profile), when the
+    #: reference declares segment columns; a segment without records is absent.
+    segments: dict[str, WindowProfile] = field(default_factory=dict)
 
     def merge(self, other: WindowProfile) -> WindowProfile:
         missing = set(self.features) ^ set(other.features)
@@ -456,7 +573,10 @@ class WindowProfile:
             mv = self.multivariate or other.multivariate
         else:
             mv = self.multivariate.merge(other.multivariate)
-        return WindowProfile(feats, lat, self.rows + other.rows, mv)
+        segments = dict(self.segments)
+        for key, seg in other.segments.items():
+            segments[key] = segments[key].merge(seg) if key in segments else seg
+        return WindowProfile(feats, lat, self.rows + other.rows, mv, segments)
 
     def fold_rare(self, k: int) -> WindowProfile:
         """Fold rare categories of every categorical feature (for display, not before merging)."""
@@ -464,11 +584,13 @@ class WindowProfile:
             n: p.fold_rare(k) if isinstance(p, CategoricalProfile) else p
             for n, p in self.features.items()
         }
-        return WindowProfile(feats, self.latency, self.rows, self.multivariate)
+        segments = {key: seg.fold_rare(k) for key, seg in self.segments.items()}
+        return WindowProfile(feats, self.latency, self.rows, self.multivariate, segments)
 
 
 def _check_columns(frame: pl.DataFrame, schema: Schema, *, what: str) -> None:
-    missing = [n for n in schema.names if n not in frame.columns]
+    needed = dict.fromkeys((*schema.names, *schema.segment_names))
+    missing = [n for n in needed if n not in frame.columns]
     if missing:
         raise SchemaError(
             f"{what} lacks feature column(s) {', '.join(missing)} that the reference expects; "
@@ -517,6 +639,20 @@ def profile_frame(data: Any, reference: Reference, *, threads: int = 2) -> Windo
     """
     frame = to_polars(data)
     _check_columns(frame, reference.schema, what="records")
+    overall = _profile_plain(frame, reference, threads)
+    if not reference.schema.segments:
+        return overall
+    segments: dict[str, WindowProfile] = {}
+    for spec in reference.schema.segments:
+        codes = _segment_codes(frame, spec)
+        for value in codes.unique(maintain_order=True).sort().to_list():
+            part = frame.filter(codes == value)
+            segments[segment_key(spec.name, value)] = _profile_plain(part, reference, threads)
+    return replace(overall, segments=segments)
+
+
+def _profile_plain(frame: pl.DataFrame, reference: Reference, threads: int) -> WindowProfile:
+    """:func:`profile_frame` without segments."""
     names = list(reference.schema.names)
     lat_col = reference.schema.latency
     latency_series = frame.get_column(lat_col) if lat_col and lat_col in frame.columns else None
@@ -664,6 +800,7 @@ def profile_windows(
     if frame.height == 0:
         return
     schema = reference.schema
+    _check_columns(frame, schema, what="records")
     ts = utc_timestamps(frame, schema.timestamp)
     step_us = int(window.total_seconds() * 1_000_000)
     if step_us <= 0:
@@ -684,7 +821,22 @@ def profile_windows(
         if schema.version and schema.version in frame.columns
         else pl.Series([None] * frame.height, dtype=pl.String)
     )
-    yield from _profile_groups(frame, reference, start_us, version, window)
+    if not reference.schema.segments:
+        yield from _profile_groups(frame, reference, start_us, version, window)
+        return
+    windows = list(_profile_groups(frame, reference, start_us, version, window))
+    by_key = {(w.start, w.version): w.profile.segments for w in windows}
+    # one pass per segment column: its value joins the version in the group key
+    missing = "\x00"  # a null version (no version string holds it: VersionGuard)
+    for spec in reference.schema.segments:
+        codes = _segment_codes(frame, spec)
+        combined = version.fill_null(missing) + "\x1f" + codes
+        for sw in _profile_groups(frame, reference, start_us, combined, window):
+            assert sw.version is not None
+            ver, _, value = sw.version.partition("\x1f")  # a version holds no unit separator
+            key = segment_key(spec.name, value)
+            by_key[(sw.start, None if ver == missing else ver)][key] = sw.profile
+    yield from windows
 
 
 #: Rows profiled at a time by :func:`_profile_groups` (bounds its working memory).
@@ -726,7 +878,10 @@ def _profile_groups(
         v0 = version[0]
         start = datetime.fromtimestamp(int(w_np[0]) / 1e6, UTC)
         yield Window(
-            start, start + window, None if v0 is None else str(v0), profile_frame(frame, reference)
+            start,
+            start + window,
+            None if v0 is None else str(v0),
+            _profile_plain(frame, reference, threads=2),
         )
         return
     # records usually come in time order: then the groups are runs of rows and

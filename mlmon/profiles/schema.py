@@ -9,7 +9,7 @@ import polars as pl
 
 from mlmon.errors import SchemaError
 
-__all__ = ["FeatureSpec", "Schema"]
+__all__ = ["FeatureSpec", "Schema", "SegmentSpec"]
 
 #: Feature names starting with this are mlmon's own metrics (e.g. the multivariate
 #: reconstruction error), so a user's column can never clash with one.
@@ -63,6 +63,41 @@ class FeatureSpec:
         return d
 
 
+@dataclass(frozen=True)
+class SegmentSpec:
+    """A segment column: records are profiled per value of it as well as overall.
+
+    Parameters
+    ----------
+    name
+        Column name in the inference records (scanner manufacturer, site, ward,
+        an age band, sex). It need not be a feature.
+    allowed
+        The segment values kept (an allow-list, like a categorical feature's).
+        ``None`` learns them from the reference with the rule of learned
+        vocabularies (values seen at least ``k`` times); a
+        :class:`~mlmon.profiles.frame.Reference` always holds the resolved list.
+        Any other value, and a missing one, is profiled in the segment
+        ``__other__``: a value outside the list never reaches the lake.
+    """
+
+    name: str
+    allowed: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or "=" in self.name:
+            raise SchemaError(
+                f"segment column {self.name!r}: a segment column name must be non-empty and "
+                "without '=' (segments are named column=value); rename the column"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name}
+        if self.allowed is not None:
+            d["allowed"] = list(self.allowed)
+        return d
+
+
 _NUMERIC_DTYPES: tuple[type[pl.DataType], ...] = (pl.Float32, pl.Float64, pl.Int8, pl.Int16)
 _NUMERIC_DTYPES += (pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64, pl.Decimal)
 _CATEGORICAL_DTYPES = (pl.String, pl.Categorical, pl.Enum, pl.Boolean)
@@ -83,8 +118,20 @@ class Schema:
     latency: str | None = "latency_ms"
     version: str | None = "model_version"
     ignore: tuple[str, ...] = field(default=("request_id",))
+    #: Segment columns (:class:`SegmentSpec`): profiles per segment value as well as overall.
+    segments: tuple[SegmentSpec, ...] = ()
 
     def __post_init__(self) -> None:
+        seg = [s.name for s in self.segments]
+        if len(set(seg)) != len(seg):
+            raise SchemaError(f"segment columns listed twice in the schema: {', '.join(seg)}")
+        roles = {self.timestamp, self.latency, self.version, *self.ignore} - {None}
+        clash = sorted(set(seg) & roles)
+        if clash:
+            raise SchemaError(
+                f"segment column(s) {', '.join(clash)} are also the timestamp, latency, version "
+                "or an ignored column; a segment must be a column of its own"
+            )
         names = [f.name for f in self.features]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -107,6 +154,21 @@ class Schema:
             if f.name == name:
                 return f
         raise SchemaError(f"no feature {name!r} in the schema; features: {', '.join(self.names)}")
+
+    @property
+    def segment_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.segments)
+
+    def with_segments(self, segments: tuple[SegmentSpec, ...]) -> Schema:
+        """This schema with ``segments`` (a segment column may be a feature as well)."""
+        return Schema(
+            self.features,
+            self.timestamp,
+            self.latency,
+            self.version,
+            self.ignore,
+            tuple(segments),
+        )
 
     @property
     def role_columns(self) -> tuple[str, ...]:
@@ -158,13 +220,16 @@ class Schema:
         return cls(tuple(specs), timestamp, latency, version, tuple(ignore))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "features": [f.to_dict() for f in self.features],
             "timestamp": self.timestamp,
             "latency": self.latency,
             "version": self.version,
             "ignore": list(self.ignore),
         }
+        if self.segments:  # a schema without segments keeps its dict (and reference id)
+            d["segments"] = [s.to_dict() for s in self.segments]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, source: str = "schema") -> Schema:
@@ -192,8 +257,26 @@ class Schema:
                 raise SchemaError(
                     f"{source}: features[{i}] needs 'name' and 'kind' (numeric|categorical): {exc}"
                 ) from exc
+        segments = []
+        for i, g in enumerate(d.get("segments") or ()):
+            try:
+                if isinstance(g, str):
+                    g = {"name": g}
+                allowed = g.get("allowed")
+                segments.append(
+                    SegmentSpec(
+                        str(g["name"]),
+                        None if allowed is None else tuple(str(a) for a in allowed),
+                    )
+                )
+            except (KeyError, TypeError, AttributeError) as exc:
+                raise SchemaError(
+                    f"{source}: segments[{i}] must be a column name or a mapping with 'name' "
+                    f"(and optionally 'allowed', a list of values): {exc}"
+                ) from exc
         return cls(
             tuple(specs),
+            segments=tuple(segments),
             timestamp=d.get("timestamp", "timestamp"),
             latency=d.get("latency", "latency_ms"),
             version=d.get("version", "model_version"),

@@ -99,10 +99,16 @@ FRAME_COLUMNS: dict[str, dict[str, pl.DataType]] = {
                     "positive_rate": pl.Float64(), "count": pl.Int64()},
     "label_batches": {"received_at": _TS, "records": pl.Int64(), "matched": pl.Int64(),
                       **{c: pl.Int64() for c in LABELS_UNJOINED}},
+    "segments": {"segment": pl.String(), "records": pl.Int64(), "drifted_features": pl.String()},
+    "subgroup_gaps": {"segment": pl.String(), "metric": pl.String(), "gap": pl.Float64(),
+                      "lower": pl.Float64(), "upper": pl.Float64(), "high_segment": pl.String(),
+                      "high_value": pl.Float64(), "low_segment": pl.String(),
+                      "low_value": pl.Float64(), "segments": pl.Int64()},
 }  # fmt: skip
 #: Frames that may be None: no performance data (the section is left out), or no per-window
 #: drift in the lake (``drift_windows``: the reconciliation sentences are left out).
-OPTIONAL_FRAMES = ("performance", "calibration", "label_batches", "drift_windows")
+OPTIONAL_FRAMES = ("performance", "calibration", "label_batches", "drift_windows", "segments",
+                   "subgroup_gaps")  # fmt: skip
 
 #: The data-handling statement printed when the analysis side gives none.
 DEFAULT_DATA_HANDLING: tuple[str, ...] = (
@@ -308,6 +314,12 @@ class ModelSection:
     calibration: pl.DataFrame | None = None
     label_batches: pl.DataFrame | None = None
     drift_windows: pl.DataFrame | None = None
+    #: Per segment (``"scanner=GE"``, when the reference declares segment columns): its
+    #: records and drifted features over the period; segments of fewer than
+    #: :data:`SHOWN_MIN_COUNT` records are folded into one row per column (records null).
+    segments: pl.DataFrame | None = None
+    #: The largest recall, false-positive-rate and precision differences across segments.
+    subgroup_gaps: pl.DataFrame | None = None
 
     def __post_init__(self) -> None:
         where = f"model {self.model!r}"
@@ -807,6 +819,20 @@ def _section(
         why = "the features together drifted (multivariate reconstruction error outside the reference band)"
         reasons = [why] if status == "green" else [*reasons, why]
         status = "amber"
+    seg_parts = _segments(lake, model, start, end, thresholds)
+    seg_drifted = (
+        []
+        if seg_parts["segments"] is None
+        else [
+            f"{r['segment']} ({r['drifted_features']})"
+            for r in seg_parts["segments"].iter_rows(named=True)
+            if r["drifted_features"] and r["records"] is not None
+        ]
+    )
+    if seg_drifted:
+        why = "drift in segment(s): " + "; ".join(seg_drifted)
+        reasons = [why] if status == "green" else [*reasons, why]
+        status = "amber" if status == "green" else status
     perf_reasons: list[str] = []
     perf_parts = _performance(lake, model, start, end, status_reasons=perf_reasons)
     if perf_reasons:
@@ -832,7 +858,48 @@ def _section(
         alerts=alerts,
         drift_windows=drift_windows,
         **perf_parts,
+        **seg_parts,
     )
+
+
+def _segments(
+    lake: Lake, model: str, start: datetime, end: datetime, thresholds: Any
+) -> dict[str, pl.DataFrame | None]:
+    """Per segment: records and drifted features; the subgroup gaps of each segment column.
+
+    Statistics use the exact counts; where a segment's records are shown, segments of fewer
+    than :data:`SHOWN_MIN_COUNT` records are folded into one row per segment column, with
+    neither their records nor their drift (docs/security.md, "Segments and small counts").
+    """
+    counts = lake.segments(model, start, end)
+    if counts.height == 0:
+        return {"segments": None, "subgroup_gaps": None}
+    rows: list[dict[str, Any]] = []
+    gaps: list[pl.DataFrame] = []
+    columns = sorted({s.split("=", 1)[0] for s in counts.get_column("segment").to_list()})
+    for col in columns:
+        drift = lake.drift(model, start, end, by="all", methods=list(REPORT_METHODS),
+                           thresholds=thresholds, segment=col)  # fmt: skip
+        of_col = counts.filter(pl.col("segment").str.starts_with(col + "="))
+        small = 0
+        for seg, n in of_col.iter_rows():
+            if n < SHOWN_MIN_COUNT:
+                small += 1
+                continue
+            mine = drift.filter(pl.col("segment") == seg)
+            rows.append({"segment": seg, "records": n,
+                         "drifted_features": ", ".join(_drifted(mine)) if mine.height else ""})  # fmt: skip
+        if small:
+            rows.append({"segment": f"{col}: {small} segment(s) of fewer than {SHOWN_MIN_COUNT} "
+                         "records, folded", "records": None, "drifted_features": ""})  # fmt: skip
+        if model in lake.models("segment_performance"):
+            g = lake.subgroup_gaps(model, start, end, segment=col)
+            if g.height:
+                gaps.append(g.select(list(FRAME_COLUMNS["subgroup_gaps"])))
+    return {
+        "segments": pl.DataFrame(rows, schema=FRAME_COLUMNS["segments"]),
+        "subgroup_gaps": pl.concat(gaps) if gaps else None,
+    }
 
 
 def _golden_outside(lake: Lake, model: str, start: datetime, end: datetime) -> dict[str, Any]:

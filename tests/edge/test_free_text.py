@@ -378,6 +378,9 @@ def test_every_string_column_of_every_table_has_a_known_origin() -> None:
         "classes": "config (the reference's performance spec)",
         "rules_sha256": "hash of the approved samples rules",
         "record": "opt-in samples: only fields with an approved de-identification rule",
+        "segment": "config (the reference schema's segment column names)",
+        "segment_value": "config (the reference's segment allow-list, declared or learned "
+        "with the k rule) and __other__",
         # registry_events and version_checks (issue 22): registry metadata, each value kept only
         # when it is a version string (VersionGuard, else its keyed hash or null)
         "event_id": "content hash of the registry change",
