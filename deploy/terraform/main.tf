@@ -49,9 +49,21 @@ locals {
     "v1/profiles/",
     "v1/rollups/profiles/",
     "v1/compacted/profiles/",
+    "v1/registry_events/",
+    "v1/rollups/registry_events/",
+    "v1/compacted/registry_events/",
     "v1/samples/",
     "v1/rollups/samples/",
     "v1/compacted/samples/",
+    "v1/segment_performance/",
+    "v1/rollups/segment_performance/",
+    "v1/compacted/segment_performance/",
+    "v1/segment_profiles/",
+    "v1/rollups/segment_profiles/",
+    "v1/compacted/segment_profiles/",
+    "v1/version_checks/",
+    "v1/rollups/version_checks/",
+    "v1/compacted/version_checks/",
   ]
 }
 
