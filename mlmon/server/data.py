@@ -317,7 +317,7 @@ class Data:
         return self._cached(("models", None), self.lake.known_models)
 
     def last_data(self, model: str) -> datetime | None:
-        """The newest window end (or golden check) of a model, over all time."""
+        """The newest window end (or golden check) of a model, over all time, at most now."""
 
         def newest() -> datetime | None:
             lake = self.lake
@@ -340,7 +340,9 @@ class Data:
                 v = lake.scan(table, model=model).select(pl.col(col).max()).collect().item()
                 if v is not None:
                     found.append(v)
-            return max(found) if found else None
+            # an open window's end lies ahead of the clock (the edge names windows by their
+            # bounds): no data can be newer than now
+            return min(max(found), datetime.now(UTC)) if found else None
 
         return self._cached(("last", model), newest)
 
