@@ -291,3 +291,35 @@ def test_hsts_is_sent_only_when_the_server_speaks_tls(make_client: Any) -> None:
     assert "strict-transport-security" not in c.get("/healthz").headers
     with TestClient(create_app(c.config, tls=True), client=("127.0.0.1", 1)) as tls:
         assert tls.get("/healthz").headers["strict-transport-security"].startswith("max-age=")
+
+
+def test_last_data_is_never_in_the_future(tmp_path: Path, server_lake: Path) -> None:
+    """A window still open ends ahead of the clock; the overview's last data stops at now."""
+    import shutil
+    from datetime import UTC, datetime, timedelta
+
+    from starlette.testclient import TestClient
+
+    from mlmon.lake.writer import LakeWriter
+    from mlmon.profiles.frame import Window
+    from mlmon.server.app import create_app
+    from mlmon.server.config import load_config
+    from tests.server.conftest import write_config
+
+    lake_dir = tmp_path / "lake"
+    shutil.copytree(server_lake, lake_dir)
+    lake = Lake(str(lake_dir))
+    ref_id = lake.read("profiles", model=RISK)["reference_id"][0]
+    reference = lake.reference(ref_id, model=RISK)
+    now = datetime.now(UTC).replace(microsecond=0)
+    window = Window(
+        now - timedelta(hours=1), now + timedelta(hours=3), None, reference.empty_window()
+    )
+    LakeWriter(str(lake_dir), collector_id="open").write_window(
+        RISK, window, reference, part="open"
+    )
+    config = load_config(write_config(tmp_path / "cfg", lake_dir, {"mode": "none"}), env={})
+    with TestClient(create_app(config), client=("127.0.0.1", 50000)) as c:
+        rows = {m["model"]: m for m in c.get(f"/api/v1/overview?{RANGE}").json()["models"]}
+    last = datetime.fromisoformat(rows[RISK]["last_data"])
+    assert now - timedelta(minutes=5) <= last <= datetime.now(UTC)
