@@ -28,6 +28,7 @@ from mlmon.profiles.frame import (
     Reference,
     Window,
     WindowProfile,
+    fold_windows,
     profile_windows,
     to_polars,
     utc_timestamps,
@@ -207,16 +208,7 @@ class WindowAccumulator:
     _open: dict[tuple[datetime, str | None], Window] = field(default_factory=dict, init=False)
 
     def add(self, batch: Any) -> int:
-        n = 0
-        for w in profile_windows(batch, self.reference, window=self.window):
-            key = (w.start, w.version)
-            prev = self._open.get(key)
-            self._open[key] = (
-                w
-                if prev is None
-                else Window(w.start, w.end, w.version, prev.profile.merge(w.profile))
-            )
-            n += w.profile.rows
+        n = fold_windows(self._open, profile_windows(batch, self.reference, window=self.window))
         self.rows += n
         return n
 

@@ -28,7 +28,7 @@ from mlmon.analysis.thresholds import Thresholds
 from mlmon.errors import ProfileError
 from mlmon.lake.writer import LakeWriter, WriteRecord
 from mlmon.profiles.arrow import merge_rows, profiles_to_arrow
-from mlmon.profiles.frame import Reference, Window, WindowProfile, profile_windows
+from mlmon.profiles.frame import Reference, Window, WindowProfile, fold_windows, profile_windows
 from mlmon.profiles.kinds import NumericProfile
 
 __all__ = [
@@ -60,16 +60,7 @@ class PartialAccumulator:
     _open: dict[tuple[datetime, str | None], Window] = field(default_factory=dict, init=False)
 
     def add(self, batch: Any) -> int:
-        n = 0
-        for w in profile_windows(batch, self.reference, window=self.window):
-            key = (w.start, w.version)
-            prev = self._open.get(key)
-            self._open[key] = (
-                w
-                if prev is None
-                else Window(w.start, w.end, w.version, prev.profile.merge(w.profile))
-            )
-            n += w.profile.rows
+        n = fold_windows(self._open, profile_windows(batch, self.reference, window=self.window))
         self.rows += n
         return n
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -733,6 +733,24 @@ class Window:
     end: datetime
     version: str | None
     profile: WindowProfile
+
+
+def fold_windows(
+    open_windows: dict[tuple[datetime, str | None], Window], windows: Iterable[Window]
+) -> int:
+    """Merge ``windows`` into ``open_windows`` by (start, version); returns the rows added.
+
+    The one fold of the edge's ``WindowAccumulator`` and the engines' partial accumulators.
+    """
+    n = 0
+    for w in windows:
+        key = (w.start, w.version)
+        prev = open_windows.get(key)
+        open_windows[key] = (
+            w if prev is None else Window(w.start, w.end, w.version, prev.profile.merge(w.profile))
+        )
+        n += w.profile.rows
+    return n
 
 
 def utc_timestamps(frame: pl.DataFrame, column: str, *, what: str = "records") -> pl.Series:
