@@ -260,6 +260,7 @@ class Lake(LakeStore):
         thresholds: Thresholds | Mapping[str, Any] | None = None,
         features: list[str] | None = None,
         segment: str | None = None,
+        details: bool = True,
     ) -> pl.DataFrame:
         """Drift of each period against the reference, from merged window profiles.
 
@@ -285,6 +286,9 @@ class Lake(LakeStore):
             (``"scanner=GE"``): each segment's merged profiles against the reference's
             profile of the same segment (the overall one for a segment the reference
             did not see). The result then has a ``segment`` column after ``period``.
+        details
+            False: ``statistic``, ``dof`` and ``p_value`` are left null (the KS p-value
+            costs more than every method's value together); the other columns are the same.
 
         Returns
         -------
@@ -330,7 +334,7 @@ class Lake(LakeStore):
             if ref_profile is None:
                 continue
             per = th.for_feature(feature, ref.drift_thresholds.get(feature))
-            for r in drift_between(ref_profile, current, methods, per):
+            for r in drift_between(ref_profile, current, methods, per, details=details):
                 out.append(
                     {
                         "period": period,

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
-from mlmon.errors import LakeError, SchemaError, TimestampError
+from mlmon.errors import ConfigError, LakeError, SchemaError, TimestampError
 from mlmon.lake.schema import LABELS_UNJOINED
 from mlmon.profiles.kinds import SHOWN_MIN_COUNT
 
@@ -689,8 +689,48 @@ def _drifted(drift: pl.DataFrame) -> list[str]:
     return ranked["feature"].to_list()
 
 
+def window_counts(lake: Lake, model: str, start: datetime, end: datetime) -> pl.DataFrame:
+    """Records per (UTC day, model version) in [start, end), from the window objects.
+
+    One row per day and version: ``day``, ``version`` (null when not reported),
+    ``first_seen`` (earliest window start), ``last_seen`` (latest window end) and ``count``
+    (records: each window's row count once per collector and version). The section's
+    volume, versions and records are sums of it. A reader that knows a faster way to the
+    same figures (the server's, from day rollups) passes its own to :func:`collect`.
+    """
+    return (
+        lake.scan("profiles", model=model, start=start, end=end)
+        .group_by("window_start", "collector_id", "model_version")
+        .agg(pl.col("rows").first(), pl.col("window_end").first())
+        .group_by(pl.col("window_start").dt.truncate("1d").alias("day"), "model_version")
+        .agg(
+            pl.col("window_start").min().alias("first_seen"),
+            pl.col("window_end").max().alias("last_seen"),
+            pl.col("rows").sum().cast(pl.Int64).alias("count"),
+        )
+        .rename({"model_version": "version"})
+        .collect()
+    )
+
+
+#: Parts of a section that :func:`collect` can leave empty (``skip=``): what an overview of
+#: many models does not show. They do not change the status or its reasons.
+#: ``drift_details``: drift's statistic, dof and p-value columns (null; the KS p-value costs
+#: more than every method's value together).
+DETAIL_PARTS = frozenset(
+    {"drift_over_time", "drift_details", "distributions", "latency", "calibration", "drift_windows"}
+)
+
+
 def _section(
-    lake: Lake, model: str, start: datetime, end: datetime, thresholds: dict[str, float]
+    lake: Lake,
+    model: str,
+    start: datetime,
+    end: datetime,
+    thresholds: dict[str, float],
+    *,
+    counts: Callable[[Lake, str, datetime, datetime], pl.DataFrame] = window_counts,
+    skip: frozenset[str] = frozenset(),
 ) -> ModelSection:
     if model not in lake.models("profiles") and model not in lake.models("golden"):
         known = ", ".join(lake.models("profiles")) or "none"
@@ -702,41 +742,54 @@ def _section(
         )
     notes: list[str] = []
     dq = lake.data_quality(model, start, end)
-    prof_rows = lake.scan("profiles", model=model, start=start, end=end)
+    per_day = (
+        counts(lake, model, start, end)
+        if model in lake.models("profiles")
+        else pl.DataFrame(
+            schema={"day": _TS, "version": pl.String, "first_seen": _TS, "last_seen": _TS,
+                    "count": pl.Int64}
+        )
+    )  # fmt: skip
     volume = (
-        prof_rows.group_by("window_start", "collector_id", "model_version")
-        .agg(pl.col("rows").first())
-        .with_columns(pl.col("window_start").dt.truncate("1d").alias("period"))
-        .group_by("period")
-        .agg(pl.col("rows").sum().cast(pl.Int64).alias("count"))
+        per_day.group_by(pl.col("day").alias("period"))
+        .agg(pl.col("count").sum().cast(pl.Int64))
         .sort("period")
-        .collect()
     )
     versions = (
-        prof_rows.group_by("window_start", "collector_id", "model_version")
-        .agg(pl.col("rows").first(), pl.col("window_end").first())
-        .group_by("model_version")
+        per_day.group_by("version")
         .agg(
-            pl.col("window_start").min().alias("first_seen"),
-            pl.col("window_end").max().alias("last_seen"),
-            pl.col("rows").sum().cast(pl.Int64).alias("count"),
+            pl.col("first_seen").min(),
+            pl.col("last_seen").max(),
+            pl.col("count").sum().cast(pl.Int64),
         )
-        .rename({"model_version": "version"})
         .with_columns(pl.col("version").fill_null("(not reported)"))
         .sort("first_seen")
-        .collect()
     )
     records = int(volume["count"].sum()) if volume.height else 0
     if records == 0:
         notes.append("No inference records were profiled in this period.")
     drift = over_time = pl.DataFrame()
     try:
+        details = "drift_details" not in skip
         drift = lake.drift(
-            model, start, end, by="all", methods=list(REPORT_METHODS), thresholds=thresholds
+            model,
+            start,
+            end,
+            by="all",
+            methods=list(REPORT_METHODS),
+            thresholds=thresholds,
+            details=details,
         )
-        over_time = lake.drift(
-            model, start, end, by="day", methods=list(REPORT_METHODS), thresholds=thresholds
-        )
+        if "drift_over_time" not in skip:
+            over_time = lake.drift(
+                model,
+                start,
+                end,
+                by="day",
+                methods=list(REPORT_METHODS),
+                thresholds=thresholds,
+                details=details,
+            )
     except LakeError as exc:
         notes.append(f"Drift was not computed: {exc}")
     multivariate: dict[str, Any] = {}
@@ -751,6 +804,7 @@ def _section(
     drifted: list[str] = []
     if drift.height:
         drifted = _drifted(drift)
+    if drift.height and "distributions" not in skip:
         distance = drift.filter(~pl.col("method").is_in(list(p_value_methods())))
         top = (
             drifted[:3]
@@ -770,16 +824,22 @@ def _section(
                 distributions.append(_distribution(f, ref, merged[f][1]))
         # the flags stay the API's own (a p-value below its threshold is flagged and
         # highlighted); p-values are not counted in the drifted features (see p_value_methods)
-    elif records and not any(n.startswith("Drift was not computed") for n in notes):
+    if (
+        not drift.height
+        and records
+        and not any(n.startswith("Drift was not computed") for n in notes)
+    ):
         notes.append("No reference profile was found for this model: drift was not computed.")
     latency = pl.DataFrame()
     latency_overall: dict[str, float | None] = {}
     try:
         lat = lake.percentiles("latency_ms", (0.5, 0.95, 0.99), model=model, start=start, end=end,
-                               by="day", source="stream")  # fmt: skip
+                               by="all" if "latency" in skip else "day", source="stream")  # fmt: skip
     except LakeError:  # a model that records no latency (e.g. imaging sources)
         lat = pl.DataFrame()
-    if lat.height:
+    if lat.height and "latency" in skip:  # the whole range only
+        latency_overall = dict(zip(["p50", "p95", "p99"], lat["value"].to_list(), strict=True))
+    elif lat.height:
         latency = (
             lat.pivot("quantile", index="period", values="value")
             .sort("period")
@@ -813,7 +873,11 @@ def _section(
         golden_overall = _golden_outside(lake, model, start, end)
     a_rows = lake.read("alerts", model=model, start=start, end=end)
     alerts = _alerts(a_rows)
-    drift_windows = _drift_windows(lake, model, start, end, a_rows) if drift.height else None
+    drift_windows = (
+        _drift_windows(lake, model, start, end, a_rows)
+        if drift.height and "drift_windows" not in skip
+        else None
+    )
     status, reasons = _status(records, golden_overall, drifted, a_rows)
     if multivariate.get("alert") and status in ("green", "amber"):
         why = "the features together drifted (multivariate reconstruction error outside the reference band)"
@@ -834,7 +898,9 @@ def _section(
         reasons = [why] if status == "green" else [*reasons, why]
         status = "amber" if status == "green" else status
     perf_reasons: list[str] = []
-    perf_parts = _performance(lake, model, start, end, status_reasons=perf_reasons)
+    perf_parts = _performance(
+        lake, model, start, end, status_reasons=perf_reasons, calibration="calibration" not in skip
+    )
     if perf_reasons:
         reasons = [*reasons, *perf_reasons]
         status = "amber" if status == "green" else status
@@ -977,7 +1043,13 @@ def _drift_windows(
 
 
 def _performance(
-    lake: Lake, model: str, start: datetime, end: datetime, *, status_reasons: list[str]
+    lake: Lake,
+    model: str,
+    start: datetime,
+    end: datetime,
+    *,
+    status_reasons: list[str],
+    calibration: bool = True,
 ) -> dict[str, pl.DataFrame | None]:
     """Realized versus estimated performance, the calibration curve and the labels batches,
     when the lake has them."""
@@ -1007,7 +1079,7 @@ def _performance(
     keep = list(FRAME_COLUMNS["performance"])
     return {
         "performance": perf.select(keep),
-        "calibration": lake.calibration_curve(model, start, end),
+        "calibration": lake.calibration_curve(model, start, end) if calibration else None,
         "label_batches": batches,
     }
 
@@ -1072,8 +1144,22 @@ def collect(
     thresholds: dict[str, float] | None = None,
     title: str = "Model monitoring report",
     storage_options: dict[str, Any] | None = None,
+    skip: frozenset[str] = frozenset(),
+    counts: Callable[[Lake, str, datetime, datetime], pl.DataFrame] | None = None,
 ) -> ReportContext:
-    """Compute every figure of the report from the lake."""
+    """Compute every figure of the report from the lake.
+
+    ``skip`` names :data:`DETAIL_PARTS` to leave empty in each section (the status, its
+    reasons and every other figure stay the same): an overview of many models skips them
+    all. ``counts`` replaces :func:`window_counts` by a reader that gives the same figures
+    another way. ``lake`` may be any reader with :class:`~mlmon.analysis.lake.Lake`'s
+    methods (the server passes one that caches them).
+    """
+    unknown = set(skip) - DETAIL_PARTS
+    if unknown:
+        raise ConfigError(
+            f"skip: {', '.join(sorted(unknown))} is not one of {', '.join(sorted(DETAIL_PARTS))}"
+        )
     from mlmon.analysis.lake import Lake
 
     try:
@@ -1081,7 +1167,7 @@ def collect(
     except metadata.PackageNotFoundError:  # a source tree on sys.path, not installed
         version = "unknown"
 
-    lk = lake if isinstance(lake, Lake) else Lake(lake, storage_options)
+    lk = Lake(lake, storage_options) if isinstance(lake, str) else lake
     th = thresholds or {}
     return ReportContext(
         title=title,
@@ -1090,6 +1176,17 @@ def collect(
         generated_at=datetime.now(UTC).replace(microsecond=0),
         lake_display=lk.uri,
         mlmon_version=version,
-        models=[_section(lk, m, start, end, th) for m in models],
+        models=[
+            _section(
+                lk,
+                m,
+                start,
+                end,
+                th,
+                counts=counts or window_counts,
+                skip=frozenset(skip),
+            )
+            for m in models
+        ],
         methods=methods_from_registry(th, REPORT_METHODS),
     )

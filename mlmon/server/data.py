@@ -24,6 +24,7 @@ import polars as pl
 from mlmon.analysis.lake import Lake
 from mlmon.errors import ConfigError, LakeError
 from mlmon.reports.context import (
+    DETAIL_PARTS,
     REPORT_METHODS,
     Distribution,
     ModelSection,
@@ -33,6 +34,7 @@ from mlmon.reports.context import (
     rule_name,
 )
 from mlmon.server.config import ServerConfig
+from mlmon.server.counts import rollup_counts
 from mlmon.server.index import IndexedLake, LakeIndex
 
 __all__ = ["RANGES", "Data", "OverviewRow", "Query", "parse_query"]
@@ -154,6 +156,62 @@ def _finite(v: Any) -> float | None:
     return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
 
 
+def _frozen(v: Any) -> Any:
+    if isinstance(v, list | tuple):
+        return tuple(_frozen(x) for x in v)
+    if isinstance(v, dict):
+        return tuple(sorted((k, _frozen(x)) for k, x in v.items()))
+    return v
+
+
+#: Keyword arguments whose "nothing" values mean the same (left out of a cache key).
+_NOTHING: dict[str, tuple[Any, ...]] = {
+    "version": (None,),
+    "features": (None,),
+    "segment": (None,),
+    "thresholds": (None, {}),
+}
+
+
+class _CachingLake:
+    """This thread's lake with its figure methods cached by :class:`Data` (per model and
+    generation), so the overview's status, the model page and the API compute each
+    ``Lake`` call once. Everything else is the lake's own."""
+
+    CACHED = frozenset(
+        {
+            "drift",
+            "multivariate_drift",
+            "merged_profiles",
+            "data_quality",
+            "percentiles",
+            "performance",
+            "calibration_curve",
+            "segments",
+            "subgroup_gaps",
+            "read",
+        }
+    )
+
+    def __init__(self, data: Data) -> None:
+        self._data = data
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._data.lake, name)
+        if name not in self.CACHED:
+            return target
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            model = kwargs.get("model") if name in ("percentiles", "read") else (
+                args[0] if args else kwargs.get("model")
+            )  # fmt: skip
+            kw = {k: v for k, v in kwargs.items() if v not in _NOTHING.get(k, ())}
+            key = ("lake", model, name, _frozen(args), _frozen(kw))
+            return self._data._cached(key, lambda: target(*args, **kwargs))
+
+        return call
+
+
 class Data:
     """The server's reader of one lake: figures per (kind, model, query), cached.
 
@@ -229,10 +287,9 @@ class Data:
         try:
             names = [m for m in self.models() if models is None or m in models]
             q = parse_query({}, self.now(self.models()))
-            for m in names:
-                if self.index is not None and self.index.stopping:
-                    return
-                for figure in (self.section, self.model_section, self.data_quality, self.versions):
+            # every model's status first (the overview needs them all), then the model pages
+            for figure in (self.section, self.model_section, self.data_quality, self.versions):
+                for m in names:
                     if self.index is not None and self.index.stopping:
                         return
                     figure(m, q)
@@ -360,10 +417,40 @@ class Data:
         )
 
     # -- the report's per-model section ----------------------------------------------
+    @property
+    def cached_lake(self) -> Any:
+        """A reader with the ``Lake`` figure methods, each call cached like every figure."""
+        return _CachingLake(self)
+
+    def counts(self, model: str, start: datetime, end: datetime) -> pl.DataFrame:
+        """Records per (day, version) in [start, end): ``reports.context.window_counts``,
+        from day rollups where they hold one version (:mod:`mlmon.server.counts`)."""
+        return self._cached(
+            ("counts", model, start, end), lambda: rollup_counts(self.lake, model, start, end)
+        )
+
+    def _section(self, model: str, q: Query, skip: frozenset[str]) -> ModelSection:
+        return collect(
+            self.cached_lake,
+            [model],
+            q.start,
+            q.end,
+            skip=skip,
+            counts=lambda _lake, m, s, e: self.counts(m, s, e),
+        ).models[0]
+
     def section(self, model: str, q: Query) -> ModelSection:
-        """The report's section of ``model`` over the query's range (every version)."""
+        """The report's section of ``model`` over the query's range (every version), without
+        the parts an overview does not show (``DETAIL_PARTS``): its status and figures."""
         key = ("section", model, q.start, q.end)
-        return self._cached(key, lambda: collect(self.lake, [model], q.start, q.end).models[0])
+        return self._cached(key, lambda: self._section(model, q, DETAIL_PARTS))
+
+    def page_section(self, model: str, q: Query) -> ModelSection:
+        """The report's whole section but its drift by day (the page draws it by ``q.by``) and
+        drift's p-values (the page shows none; the API and the feature page have them)."""
+        key = ("page_section", model, q.start, q.end)
+        skip = frozenset({"drift_over_time", "drift_details"})
+        return self._cached(key, lambda: self._section(model, q, skip))
 
     def overview(self, models: list[str], q: Query) -> list[OverviewRow]:
         """One :class:`OverviewRow` per model, worst status first."""
@@ -453,18 +540,14 @@ class Data:
         methods: list[str] | None = None,
         features: list[str] | None = None,
     ) -> pl.DataFrame:
-        key = ("drift", model, q, tuple(methods or ()), tuple(features or ()))
-        return self._cached(
-            key,
-            lambda: self.lake.drift(
-                model,
-                q.start,
-                q.end,
-                by=q.by,
-                version=q.version,
-                methods=methods,
-                features=features,
-            ),
+        return self.cached_lake.drift(
+            model,
+            q.start,
+            q.end,
+            by=q.by,
+            version=q.version,
+            methods=methods,
+            features=features,
         )
 
     def percentiles(
@@ -475,32 +558,22 @@ class Data:
         quantiles: tuple[float, ...] = (0.5, 0.95, 0.99),
         source: str | None = None,
     ) -> pl.DataFrame:
-        key = ("pct", model, q, metric, quantiles, source)
-        return self._cached(
-            key,
-            lambda: self.lake.percentiles(
-                metric,
-                quantiles,
-                model=model,
-                start=q.start,
-                end=q.end,
-                by=q.by,
-                version=q.version,
-                source=source,
-            ),
+        return self.cached_lake.percentiles(
+            metric,
+            quantiles,
+            model=model,
+            start=q.start,
+            end=q.end,
+            by=q.by,
+            version=q.version,
+            source=source,
         )
 
     def performance(self, model: str, q: Query) -> pl.DataFrame:
-        key = ("perf", model, q)
-        return self._cached(
-            key, lambda: self.lake.performance(model, q.start, q.end, by=q.by, version=q.version)
-        )
+        return self.cached_lake.performance(model, q.start, q.end, by=q.by, version=q.version)
 
     def data_quality(self, model: str, q: Query) -> pl.DataFrame:
-        key = ("dq", model, q)
-        return self._cached(
-            key, lambda: self.lake.data_quality(model, q.start, q.end, version=q.version)
-        )
+        return self.cached_lake.data_quality(model, q.start, q.end, version=q.version)
 
     def _table(self, table: str, model: str, q: Query) -> pl.DataFrame:
         rows = self.lake.read(table, model=model, start=q.start, end=q.end)
@@ -530,18 +603,14 @@ class Data:
                     }
                 )
             return (
-                self.lake.scan("profiles", model=model, start=q.start, end=q.end)
-                .group_by("window_start", "collector_id", "model_version")
-                .agg(pl.col("rows").first(), pl.col("window_end").first())
-                .group_by("model_version")
+                self.counts(model, q.start, q.end)
+                .group_by("version")
                 .agg(
-                    pl.col("window_start").min().alias("first_seen"),
-                    pl.col("window_end").max().alias("last_seen"),
-                    pl.col("rows").sum().cast(pl.Int64).alias("records"),
+                    pl.col("first_seen").min(),
+                    pl.col("last_seen").max(),
+                    pl.col("count").sum().cast(pl.Int64).alias("records"),
                 )
-                .rename({"model_version": "version"})
                 .sort("first_seen")
-                .collect()
             )
 
         return self._cached(("versions", model, q.start, q.end), compute)
@@ -549,8 +618,13 @@ class Data:
     # -- page frames (the report's frame shapes, for its chart builders) ---------------
     def model_section(self, model: str, q: Query) -> ModelSection:
         """The report's section with its period frames recomputed for ``q.by`` and ``q.version``."""
-        s = self.section(model, q)
-        over_time = self.drift(model, q, list(REPORT_METHODS))
+        s = self.page_section(model, q)
+        # the page shows no p-values over time: computed without them (the KS p-value alone
+        # costs more than every method's value together)
+        over_time = self.cached_lake.drift(
+            model, q.start, q.end, by=q.by, version=q.version, methods=list(REPORT_METHODS),
+            details=False,
+        )  # fmt: skip
         golden = self.golden(model, q)
         g = (
             golden.with_columns(pl.col("checked_at").dt.truncate(_EVERY[q.by]).alias("period"))
@@ -596,12 +670,8 @@ class Data:
 
     def drift_whole(self, model: str, q: Query, feature: str) -> pl.DataFrame:
         """Every method's value for one feature over the whole range."""
-        key = ("drift_whole", model, q.start, q.end, q.version, feature)
-        return self._cached(
-            key,
-            lambda: self.lake.drift(
-                model, q.start, q.end, by="all", version=q.version, features=[feature]
-            ),
+        return self.cached_lake.drift(
+            model, q.start, q.end, by="all", version=q.version, features=[feature]
         )
 
     def distribution(self, model: str, q: Query, feature: str) -> Distribution | None:
