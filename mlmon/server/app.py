@@ -193,10 +193,15 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
         # the whole page, per caller and query, until any model's objects change; rebuilt
         # each minute all the same, because "stale" depends on the clock
         key = ("page", None, "overview", q, principal(request).name, tuple(models), _minute())
-        return respond(
-            data.cached(
-                key, lambda: render("overview.html", request, q, rows=data.overview(models, q))
-            )
+        return respond(data.cached(key, lambda: overview_body(request, models, q)))
+
+    def overview_body(request: Request, models: list[str], q: Query) -> str:
+        every = dataclasses.replace(q, version=None)
+        seen = {v for m in models for v in data.versions(m, every)["version"].to_list() if v}
+        if q.version:
+            seen.add(q.version)
+        return render(
+            "overview.html", request, q, rows=data.overview(models, q), versions=sorted(seen)
         )
 
     def model_page(request: Request) -> Response:
@@ -240,7 +245,7 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
             chosen=chosen,
             quality=data.data_quality(model, q).to_dicts(),
             versions=data.versions(model, q).to_dicts(),
-            firing=data.firing(model, q),
+            open_alerts=data.open_alerts(model, q),
             features=sorted(set(drift["feature"].to_list())) if drift.height else [],
         )
 

@@ -28,7 +28,10 @@ from mlmon.reports.context import (
     REPORT_METHODS,
     Distribution,
     ModelSection,
+    Status,
     _distribution,  # the report's own view of a feature
+    _drifted,  # the report's ranking of drifted features
+    _status,  # the report's status rules
     collect,
     p_value_methods,
     rule_name,
@@ -131,6 +134,16 @@ def parse_query(params: Mapping[str, str], now: datetime) -> Query:
     if version is not None and (len(version) > _VERSION_CHARS or not version.isprintable()):
         raise ConfigError(f"version is longer than {_VERSION_CHARS} characters or not printable")
     return Query(start, end, by, version, name)
+
+
+@dataclass(frozen=True)
+class OpenAlert:
+    """An alert firing at the end of a range: its plain name, when it started firing, and
+    whether that was before the range (still open from then)."""
+
+    name: str
+    since: datetime
+    before_range: bool
 
 
 @dataclass(frozen=True)
@@ -458,8 +471,74 @@ class Data:
         order = {"red": 0, "amber": 1, "green": 2, "grey": 3}
         return sorted(rows, key=lambda r: (order.get(r.status, 4), r.model))
 
+    def version_section(self, model: str, q: Query) -> ModelSection:
+        """The overview's figures of ``model`` for version ``q.version`` only: records, drift
+        over the whole range, golden checks and response times of that version, with the
+        report's status rules applied to them (its per-period parts are not computed)."""
+
+        def compute() -> ModelSection:
+            lake = self.cached_lake
+            counts = (
+                self.counts(model, q.start, q.end) if model in lake.models("profiles") else None
+            )
+            records = (
+                int(counts.filter(pl.col("version") == q.version)["count"].sum())
+                if counts is not None
+                else 0
+            )
+            drift = pl.DataFrame()
+            if records:
+                try:
+                    drift = lake.drift(model, q.start, q.end, by="all", version=q.version,
+                                       methods=list(REPORT_METHODS), details=False)  # fmt: skip
+                except LakeError:
+                    drift = pl.DataFrame()
+            golden = self.golden(model, q)
+            passed = int(golden["passed"].sum()) if golden.height else 0
+            golden_overall: dict[str, Any] = (
+                {"checks": golden.height, "passed": passed, "pass_rate": passed / golden.height}
+                if golden.height
+                else {}
+            )
+            latency: dict[str, float | None] = {}
+            try:
+                lat = lake.percentiles("latency_ms", (0.5, 0.95, 0.99), model=model,
+                                       start=q.start, end=q.end, by="all", version=q.version,
+                                       source="stream")  # fmt: skip
+            except LakeError:
+                lat = pl.DataFrame()
+            if lat.height:
+                latency = dict(zip(["p50", "p95", "p99"], lat["value"].to_list(), strict=True))
+            if not records and not golden.height:
+                status, reasons = "grey", [f"version {q.version} has no data in this range"]
+            else:
+                status, reasons = _status(
+                    records, golden_overall, _drifted(drift) if drift.height else [],
+                    self.alerts(model, q),
+                )  # fmt: skip
+                perf = self._performance_summary(model, q)
+                if perf is not None and perf["alert"]:
+                    why = f"performance below the reference ({perf['metric']})"
+                    reasons = [why] if status == "green" else [*reasons, why]
+                    status = "amber" if status == "green" else status
+            volume = pl.DataFrame(
+                {"period": [q.start], "count": [records]},
+                schema={"period": pl.Datetime("us", "UTC"), "count": pl.Int64},
+            )
+            return ModelSection(
+                model,
+                status=status,  # type: ignore[arg-type]
+                status_reasons=reasons,
+                volume=volume,
+                drift=drift,
+                golden_overall=golden_overall,
+                latency_overall=latency,
+            )
+
+        return self._cached(("version_section", model, q.start, q.end, q.version), compute)
+
     def _overview_row(self, model: str, q: Query) -> OverviewRow:
-        s = self.section(model, q)
+        s = self.section(model, q) if q.version is None else self.version_section(model, q)
         last = self.last_data(model)
         stale = last is None or datetime.now(UTC) - last > self.config.stale_after
         pvals = p_value_methods()
@@ -473,10 +552,11 @@ class Data:
             if s.drift.height
             else []
         )
+        status, reasons = self.status(s, q)
         return OverviewRow(
             model=model,
-            status=s.status,
-            reasons=tuple(s.status_reasons),
+            status=status,
+            reasons=tuple(reasons),
             last_data=last,
             stale=stale,
             records=s.records,
@@ -516,21 +596,62 @@ class Data:
                 }
         return None
 
-    def firing(self, model: str, q: Query) -> list[str]:
-        """Plain names of the alerts firing at the end of the range (latest state per rule)."""
-        rows = self.alerts(model, Query(datetime(1970, 1, 1, tzinfo=UTC), q.end, q.by))
+    def open_alerts(self, model: str, q: Query) -> list[OpenAlert]:
+        """The alerts firing at the end of the range (latest state per rule and feature), each
+        with the start of the window whose condition raised it; those whose window began before
+        the range (absent from the range's alerts) are still open from then."""
+        rows = self.alerts(model, Query(datetime(1970, 1, 1, tzinfo=UTC), q.end, q.by, q.version))
         if not rows.height:
             return []
         latest = (
             rows.sort("raised_at")
             .group_by("rule", "feature", maintain_order=True)
-            .agg(pl.col("state").last())
+            .agg(
+                pl.col("state").last(),
+                pl.coalesce("window_start", "raised_at").last().alias("since"),
+            )
             .filter(pl.col("state") == "firing")
         )
         return [
-            rule_name(r) + (f" ({f})" if f else "")
-            for r, f in latest.select("rule", "feature").iter_rows()
+            OpenAlert(rule_name(r) + (f" ({f})" if f else ""), since, since < q.start)
+            for r, f, since in latest.select("rule", "feature", "since").iter_rows()
         ]
+
+    def firing(self, model: str, q: Query) -> list[str]:
+        """Plain names of the alerts firing at the end of the range (latest state per rule)."""
+        return [a.name for a in self.open_alerts(model, q)]
+
+    def status(self, s: ModelSection, q: Query) -> tuple[Status, list[str]]:
+        """The section's status and reasons, and the alerts still open at the end of the range.
+
+        The report's status looks at the range only; an alert raised before it that nothing
+        has resolved is still open. Such alerts are named with the day they were raised, and
+        a model whose range alone is OK is "Watch" while any alert is open (an open alert
+        needs a person to look, or a rule to resolve it).
+        """
+        status, reasons = s.status, list(s.status_reasons)
+        open_ = self.open_alerts(s.model, q)
+        if not open_:
+            return status, reasons
+        before = [a for a in open_ if a.before_range]
+        inside = [a for a in open_ if not a.before_range]
+        said: list[str] = []
+        if before:
+            since = min(a.since for a in before)
+            n = len(before)
+            said.append(
+                f"{n} alert{'s' if n > 1 else ''} still open from {since:%Y-%m-%d} (raised "
+                f"before this range; nothing has resolved {'them' if n > 1 else 'it'}): "
+                + ", ".join(a.name for a in before)
+            )
+        if inside and status == "green":
+            n = len(inside)
+            said.append(
+                f"{n} alert{'s' if n > 1 else ''} firing: " + ", ".join(a.name for a in inside)
+            )
+        if status == "green":  # "no drift, all golden checks passed" holds for the range only
+            return "amber", [f"{r} in this range" for r in reasons] + said
+        return status, reasons + said
 
     # -- the figures of the API (each the Lake method of the same name) ----------------
     def drift(
@@ -638,8 +759,11 @@ class Data:
             if golden.height
             else None
         )
+        status, reasons = self.status(s, q)
         return dataclasses.replace(
             s,
+            status=status,
+            status_reasons=reasons,
             # None: the section's empty frame with the documented columns
             drift_over_time=over_time.drop("reference_id", "statistic", "dof", "p_value")
             if over_time.height

@@ -323,3 +323,92 @@ def test_last_data_is_never_in_the_future(tmp_path: Path, server_lake: Path) -> 
         rows = {m["model"]: m for m in c.get(f"/api/v1/overview?{RANGE}").json()["models"]}
     last = datetime.fromisoformat(rows[RISK]["last_data"])
     assert now - timedelta(minutes=5) <= last <= datetime.now(UTC)
+
+
+def test_overview_version_filter_gives_that_versions_figures(
+    make_client: Any, server_lake: Path
+) -> None:
+    from mlmon.reports.context import p_value_methods
+
+    c = make_client()
+    lake = Lake(str(server_lake))
+    profiles = lake.read("profiles", model=RISK, start="2026-10-01", end="2026-10-08")
+    versions = sorted(set(profiles["model_version"].drop_nulls().to_list()))
+    assert len(versions) >= 2  # the fixture's risk model reports two versions
+    every = {m["model"]: m for m in c.get(f"/api/v1/overview?{RANGE}").json()["models"]}
+    total = 0
+    for v in versions:
+        rows = {
+            m["model"]: m for m in c.get(f"/api/v1/overview?{RANGE}&version={v}").json()["models"]
+        }
+        mine = profiles.filter(pl.col("model_version") == v)
+        records = int(mine.unique(["window_start", "collector_id"])["rows"].sum())
+        assert rows[RISK]["records"] == records
+        total += records
+        drift = lake.drift(RISK, "2026-10-01", "2026-10-08", by="all", version=v)
+        flagged = drift.filter(pl.col("drifted") & ~pl.col("method").is_in(list(p_value_methods())))
+        assert rows[RISK]["drifted"] == sorted(set(flagged["feature"].to_list()))
+    assert total == every[RISK]["records"]
+    none = c.get(f"/api/v1/overview?{RANGE}&version=no-such-version").json()["models"]
+    assert {m["status"] for m in none} == {"grey"} and all(m["records"] == 0 for m in none)
+    assert all("no-such-version has no data" in m["reasons"][0] for m in none)
+    html = c.get(f"/?{RANGE}&version={versions[0]}").text
+    assert f"version {versions[0]} only" in html
+    assert all(f'<option value="{v}"' in html for v in versions)
+
+
+def test_status_names_the_alerts_still_open_from_before_the_range(
+    make_client: Any, server_lake: Path
+) -> None:
+    """An alert raised before the range that nothing resolved is named with its day, and a
+    range that alone is OK is not shown OK while it is open."""
+    import dataclasses
+    from datetime import UTC, datetime
+
+    lake = Lake(str(server_lake))
+    alerts = lake.read("alerts", model=RISK)
+    assert alerts.height and set(alerts["state"]) == {"firing"}  # the fixture resolves none
+    day = alerts["window_start"].min()
+    after = "range=custom&start=2026-10-05&end=2026-10-06"  # after every alert's window
+    c = make_client()
+    row = {m["model"]: m for m in c.get(f"/api/v1/overview?{after}").json()["models"]}[RISK]
+    still = [r for r in row["reasons"] if "still open from" in r]
+    assert still and f"still open from {day:%Y-%m-%d}" in still[0] and row["status"] != "green"
+    assert set(row["firing"]) and all(f.split(" (")[1][:-1] in still[0] for f in row["firing"])
+    page = c.get(f"/models/{RISK}?{after}").text
+    assert f"still open from {day:%Y-%m-%d}" in page
+    before = {m["model"]: m for m in c.get("/api/v1/overview?range=custom&start=2026-10-01&end=2026-10-02").json()["models"]}  # fmt: skip
+    assert (
+        not any("still open" in r for r in before[RISK]["reasons"]) and not before[RISK]["firing"]
+    )
+    # a range whose own figures are OK: "Watch" while the alerts are open, and says why
+    data = Data(c.config)  # type: ignore[attr-defined]
+    from mlmon.server.data import parse_query
+
+    q = parse_query(
+        {"range": "custom", "start": "2026-10-05", "end": "2026-10-06"}, datetime.now(UTC)
+    )
+    ok = dataclasses.replace(data.section(RISK, q), status="green",
+                             status_reasons=["no drift, all golden checks passed"])  # fmt: skip
+    status, reasons = data.status(ok, q)
+    assert status == "amber"
+    assert reasons[0] == "no drift, all golden checks passed in this range"
+    assert reasons[1].startswith(f"{alerts.height} alerts still open from {day:%Y-%m-%d}")
+
+
+def test_records_and_versions_from_day_rollups_equal_the_windows(server_lake: Path) -> None:
+    from datetime import UTC, datetime
+
+    from polars.testing import assert_frame_equal
+
+    from mlmon.reports.context import window_counts
+    from mlmon.server.counts import rollup_counts
+
+    lake = Lake(str(server_lake))
+    assert lake.files("profiles", model=RISK, rollup=True) != lake.files("profiles", model=RISK)
+    for start, end in ((datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 10, 8, tzinfo=UTC)),
+                       (datetime(2026, 10, 2, 7, tzinfo=UTC), datetime(2026, 10, 6, 13, tzinfo=UTC))):  # fmt: skip
+        for model in (RISK, SEPSIS):
+            windows = window_counts(lake, model, start, end).sort("day", "version", nulls_last=True)
+            assert windows.height and windows["count"].sum() > 0
+            assert_frame_equal(rollup_counts(lake, model, start, end), windows)
