@@ -16,7 +16,7 @@ from typing import Any
 from mlmon.errors import ConfigError
 from mlmon.server.data import PERIODS, RANGES, Data, Query, jsonable
 
-__all__ = ["ENDPOINTS", "Endpoint", "openapi", "routes"]
+__all__ = ["ALERT_PATHS", "ENDPOINTS", "Endpoint", "openapi", "routes"]
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,115 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 )
 
 
-def openapi() -> dict[str, Any]:
-    """The OpenAPI 3.1 document of :data:`ENDPOINTS`."""
+def _str_props(**fields: str) -> dict[str, Any]:
+    return {k: {"type": "string", "maxLength": 500, "description": d} for k, d in fields.items()}
+
+
+_WRITE_ERRORS = {
+    "400": {"description": "The body is not a JSON object of the listed string fields"},
+    "401": {"description": "No acceptable identity"},
+    "403": {"description": "The caller is not in operator_groups"},
+    "404": {"description": "No model (or silence) of that name the caller may see"},
+    "415": {"description": "The body was not sent as application/json"},
+    "429": {"description": "Too many requests (see Retry-After)"},
+}
+
+
+def _json_body(required: list[str], **fields: str) -> dict[str, Any]:
+    return {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": required,
+                    "properties": _str_props(**fields),
+                }
+            }
+        },
+    }
+
+
+#: The silence and acknowledgement routes (:mod:`mlmon.server.alerts`), in the schema when
+#: ``alerts: {config: ...}`` enables them.
+ALERT_PATHS: dict[str, Any] = {
+    "/api/v1/alerts": {
+        "get": {
+            "summary": "Firing alerts (with acknowledgements) and active silences of the "
+            "caller's models, from the alert delivery's state",
+            "responses": {
+                "200": {
+                    "description": '{"firing": [{rule, model, subject, severity, summary, '
+                    'since, link, acknowledged_by}], "silences": [{id, model, rule, subject, '
+                    "ends, by}]}",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "401": {"description": "No acceptable identity"},
+                "429": {"description": "Too many requests (see Retry-After)"},
+            },
+        }
+    },
+    "/api/v1/alerts/silences": {
+        "post": {
+            "summary": "Silence a model's alerts until a time (operators)",
+            "requestBody": _json_body(
+                ["model"],
+                model="One model the caller may see (no pattern)",
+                rule='Rule id, e.g. drift:psi (default "*": every rule)',
+                subject='Subject, e.g. a feature (default "*")',
+                until='A duration ("4h", the default) or an ISO time with its zone',
+                reason="Why, for the audit log",
+            ),
+            "responses": {
+                "201": {
+                    "description": "The silence: {id, model, rule, subject, ends, by}",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                **_WRITE_ERRORS,
+            },
+        }
+    },
+    "/api/v1/alerts/silences/{silence}/expire": {
+        "post": {
+            "summary": "End a silence now (operators)",
+            "parameters": [
+                {"name": "silence", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {
+                    "description": '{"id", "expired": true}',
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                **_WRITE_ERRORS,
+            },
+        }
+    },
+    "/api/v1/alerts/acks": {
+        "post": {
+            "summary": "Acknowledge a firing alert (operators)",
+            "requestBody": _json_body(
+                ["model", "rule"],
+                model="One model the caller may see",
+                rule="Rule id of the firing alert",
+                subject="Its subject, e.g. a feature",
+                note="A note, for the audit log",
+            ),
+            "responses": {
+                "201": {
+                    "description": "The acknowledgement: {rule, model, by, at}",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                **_WRITE_ERRORS,
+                "409": {"description": "That alert is not firing"},
+            },
+        }
+    },
+}
+
+
+def openapi(*, alerts: bool = False) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of :data:`ENDPOINTS` (and :data:`ALERT_PATHS` with ``alerts``)."""
     paths: dict[str, Any] = {}
     for e in ENDPOINTS:
         params: list[dict[str, Any]] = []
@@ -133,6 +240,8 @@ def openapi() -> dict[str, Any]:
                 },
             }
         }
+    if alerts:
+        paths.update(ALERT_PATHS)
     return {
         "openapi": "3.1.0",
         "info": {"title": "mlmon server API", "version": "1"},
@@ -151,8 +260,10 @@ def routes(
     visible_models: Callable[[Any], list[str]],
     model_of: Callable[[Any], str],
     query: Callable[[Any, list[str]], Query],
+    *,
+    alerts: bool = False,
 ) -> list[Any]:
-    """The Starlette routes of the API."""
+    """The Starlette routes of the API (``alerts``: the schema lists the alert routes)."""
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
@@ -226,7 +337,7 @@ def routes(
         return handler
 
     def schema(request: Any) -> JSONResponse:
-        return JSONResponse(openapi())
+        return JSONResponse(openapi(alerts=alerts))
 
     out = [
         Route("/api/v1/openapi.json", schema),

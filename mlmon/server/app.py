@@ -118,6 +118,7 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
     from mlmon.server.assets import script_bundle, static_text
     from mlmon.server.charts import drift_heatmap, method_chart, spec_island
     from mlmon.server.gate import Gate, error_body
+    from mlmon.server.versions import registry_aliases
 
     data = data or Data(config)
     reports = (
@@ -246,6 +247,7 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
             quality=data.data_quality(model, q).to_dicts(),
             versions=data.versions(model, q).to_dicts(),
             open_alerts=data.open_alerts(model, q),
+            registry=data.cached(("registry", model), lambda: registry_aliases(data.lake, model)),
             features=sorted(set(drift["feature"].to_list())) if drift.height else [],
         )
 
@@ -357,7 +359,7 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
         Route("/static/mlmon.css", css),
         Route("/static/favicon.svg", favicon),
         Route("/favicon.ico", favicon),
-        *api.routes(data, visible_models, model_of, query),
+        *api.routes(data, visible_models, model_of, query, alerts=bool(config.alerts_config)),
     ]
     from mlmon.server.versions import versions_route  # issue 22: the version page
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["registry_events", "version_checks", "versions_route"]
+__all__ = ["registry_aliases", "registry_events", "version_checks", "versions_route"]
 
 MAX_ROWS = 200
 
@@ -30,6 +30,47 @@ def registry_events(lake: Any, model: str) -> list[dict[str, Any]]:
         return []
     rows = lake.read("registry_events", model=model).unique("event_id", keep="first")
     return rows.sort(["observed_at", "event"], descending=[True, False]).head(MAX_ROWS).to_dicts()
+
+
+def registry_aliases(lake: Any, model: str) -> list[dict[str, Any]]:
+    """The registry's versions of the model and the aliases pointing at each, as the watch last
+    saw them: its recorded changes replayed in order (``registry_events``, read-only; nothing
+    is asked of the registry). Newest version first; [] when no watch recorded this model.
+
+    Each entry: ``version`` (the registry's), ``model_version`` (what its endpoint reports),
+    ``aliases`` (sorted), ``stage``, ``status`` and ``seen`` (the last change seen for it).
+    """
+    if model not in lake.models("registry_events"):
+        return []
+    rows = lake.read("registry_events", model=model).unique("event_id", keep="first")
+    versions: dict[str, dict[str, Any]] = {}
+    aliases: dict[str, str] = {}
+    for e in rows.sort("observed_at", maintain_order=True).iter_rows(named=True):
+        v, kind = e.get("registered_version"), e["event"]
+        if kind == "alias_removed":
+            aliases.pop(e.get("alias") or "", None)
+            continue
+        if not v:
+            continue
+        if kind == "version_deleted":
+            versions.pop(v, None)
+            aliases = {a: w for a, w in aliases.items() if w != v}
+            continue
+        entry = versions.setdefault(v, {"version": v, "model_version": None, "stage": None,
+                                        "status": None, "seen": None})  # fmt: skip
+        for k in ("model_version", "stage", "status"):
+            entry[k] = e.get(k) or entry[k]
+        entry["seen"] = e["observed_at"]
+        if kind in ("alias_set", "alias_moved") and e.get("alias"):
+            aliases[e["alias"]] = v
+
+    def order(v: str) -> tuple[int, Any]:
+        return (0, -int(v)) if v.isdigit() else (1, v)  # MLflow's versions are numbers
+
+    return [
+        {**versions[v], "aliases": sorted(a for a, w in aliases.items() if w == v)}
+        for v in sorted(versions, key=order)
+    ]
 
 
 def versions_route(data: Any, model_of: Callable[[Any], str], page: Callable[..., Any]) -> Any:

@@ -102,3 +102,25 @@ def test_operators_silence_and_acknowledge_their_models_only(client: Any, tmp_pa
     # three changes, three records of the delivery's audit chain, which verifies
     result = verify(str(tmp_path / "audit"))
     assert result.ok and result.actors["mlmon-alerts"].records == 3, str(result)
+
+
+def test_openapi_lists_the_alert_routes_with_their_bodies(client: Any) -> None:
+    doc = client.get("/api/v1/openapi.json", headers=_bearer("alice")).json()
+    routes = {
+        (r.path, m.lower())
+        for r in client.app.app.routes
+        if r.path.startswith("/api/v1/") and r.path != "/api/v1/openapi.json"
+        for m in r.methods or ()
+        if m != "HEAD"
+    }
+    assert {(p, m) for p, item in doc["paths"].items() for m in item} == routes
+    silence = doc["paths"]["/api/v1/alerts/silences"]["post"]
+    schema = silence["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["required"] == ["model"] and {"until", "reason"} <= set(schema["properties"])
+    assert {"403", "415"} <= set(silence["responses"])
+    r = client.post(  # what the schema says is refused is refused
+        "/api/v1/alerts/silences",
+        json={"model": "risk-model", "colour": "red"},
+        headers=_bearer("alice"),
+    )
+    assert r.status_code == 400

@@ -65,3 +65,34 @@ def test_the_version_page_shows_champion_and_candidate_side_by_side(tmp_path: Pa
         assert page.count("<td>alias moved</td><td>2</td><td>1</td><td>challenger</td>") == 1
         assert page.count("<td>version created</td><td>3</td><td></td>") == 1
         assert c.get("/models/nope/versions").status_code == 404
+        # the model page: the registry's versions and the aliases on each, the changes replayed
+        model_page = c.get("/models/risk").text
+        assert "In the model registry" in model_page
+        rows = model_page.split('<table class="registry">')[1].split("</table>")[0]
+        assert rows.index("<tr><td>3</td>") < rows.index("<tr><td>2</td>")  # newest first
+        assert "<tr><td>2</td><td>n/a</td><td>challenger</td>" in rows
+        assert "<tr><td>3</td><td>n/a</td><td>none</td>" in rows
+
+
+def test_registry_aliases_replay_the_watchs_changes_in_order(tmp_path: Path) -> None:
+    from mlmon.analysis.lake import Lake
+    from mlmon.server.versions import registry_aliases
+
+    w = LakeWriter(str(tmp_path / "lake"), collector_id="w", day_rollups=False)
+    steps = [
+        [RegistryEvent("risk", "version_seen", "1", alias=None, status="READY"),
+         RegistryEvent("risk", "alias_set", "1", alias="champion")],
+        [RegistryEvent("risk", "version_created", "2"), RegistryEvent("risk", "version_created", "10"),
+         RegistryEvent("risk", "alias_set", "2", alias="challenger")],
+        [RegistryEvent("risk", "alias_moved", "2", "1", alias="champion"),
+         RegistryEvent("risk", "alias_removed", None, "2", alias="challenger"),
+         RegistryEvent("risk", "version_deleted", "10")],
+    ]  # fmt: skip
+    for i, events in enumerate(steps):
+        at = T0 + timedelta(hours=i)
+        df = events_frame(events, registry_url="https://r", observed_at=at, collector_id="w")
+        w.write_table("registry_events", "risk", df, at, at, part=f"p{i}")
+    state = registry_aliases(Lake(str(tmp_path / "lake")), "risk")
+    assert [(r["version"], r["aliases"]) for r in state] == [("2", ["champion"]), ("1", [])]
+    assert state[1]["status"] == "READY"
+    assert registry_aliases(Lake(str(tmp_path / "lake")), "other") == []
