@@ -15,6 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
@@ -300,14 +301,22 @@ class Data:
         try:
             names = [m for m in self.models() if models is None or m in models]
             q = parse_query({}, self.now(self.models()))
-            # every model's status first (the overview needs them all), then the model pages
-            for figure in (self.section, self.model_section, self.data_quality, self.versions):
-                for m in names:
-                    if self.index is not None and self.index.stopping:
-                        return
-                    figure(m, q)
+            # every model's status first (the overview needs them all), then the model pages;
+            # two threads: the lake reads and merges release the GIL for much of their time
+            # (20 statuses in 2.2-2.8 s instead of 3.5-5.1 s, measured on the benchmark lake)
+            with ThreadPoolExecutor(self.WARM_THREADS, thread_name_prefix="mlmon-warm") as pool:
+                for figure in (self.section, self.model_section, self.data_quality, self.versions):
+
+                    def one(m: str, figure: Callable[[str, Query], Any] = figure) -> None:
+                        if not (self.index is not None and self.index.stopping):
+                            figure(m, q)
+
+                    list(pool.map(one, names))
         except Exception as exc:  # a request will meet (and report) the same error
             log.warning("default views not computed ahead (%s)", exc)
+
+    #: Threads that compute the default views ahead of requests.
+    WARM_THREADS = 2
 
     def _changed(self, models: set[str]) -> None:
         self.invalidate(models)
