@@ -377,6 +377,10 @@ def test_status_names_the_alerts_still_open_from_before_the_range(
     assert set(row["firing"]) and all(f.split(" (")[1][:-1] in still[0] for f in row["firing"])
     page = c.get(f"/models/{RISK}?{after}").text
     assert f"still open from {day:%Y-%m-%d}" in page
+    assert (
+        f"No alert was raised in this range. {alerts.height} raised before it are still open"
+        in page
+    )
     before = {m["model"]: m for m in c.get("/api/v1/overview?range=custom&start=2026-10-01&end=2026-10-02").json()["models"]}  # fmt: skip
     assert (
         not any("still open" in r for r in before[RISK]["reasons"]) and not before[RISK]["firing"]
