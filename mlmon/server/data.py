@@ -768,7 +768,8 @@ class Data:
             if golden.height
             else None
         )
-        status, reasons = self.status(s, q)
+        # the status covers every version (the page says so), its open alerts too
+        status, reasons = self.status(s, dataclasses.replace(q, version=None))
         return dataclasses.replace(
             s,
             status=status,
