@@ -416,3 +416,29 @@ def test_records_and_versions_from_day_rollups_equal_the_windows(server_lake: Pa
             windows = window_counts(lake, model, start, end).sort("day", "version", nulls_last=True)
             assert windows.height and windows["count"].sum() > 0
             assert_frame_equal(rollup_counts(lake, model, start, end), windows)
+
+
+def test_the_overviews_lighter_section_has_the_reports_status_and_figures(
+    server_lake: Path,
+) -> None:
+    """What the server leaves out (per-period parts, drift's p-values) changes no figure it shows."""
+    from datetime import UTC, datetime
+
+    from mlmon.reports.context import DETAIL_PARTS, collect
+
+    lake = Lake(str(server_lake))
+    start, end = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 10, 8, tzinfo=UTC)
+    for model in (RISK, SEPSIS):
+        full = collect(lake, [model], start, end).models[0]
+        light = collect(lake, [model], start, end, skip=DETAIL_PARTS).models[0]
+        assert (light.status, light.status_reasons) == (full.status, full.status_reasons)
+        assert light.records == full.records and light.golden_overall == full.golden_overall
+        assert light.latency_overall == full.latency_overall
+        assert light.multivariate == full.multivariate
+        shown = ["feature", "method", "value", "threshold", "drifted", "count"]
+        assert light.drift.select(shown).equals(full.drift.select(shown))
+        assert light.drift["p_value"].null_count() == light.drift.height
+        assert full.drift["p_value"].drop_nulls().len() > 0  # the report keeps them
+        assert not light.distributions and full.distributions
+    with pytest.raises(ValueError, match="skip: charts is not one of"):
+        collect(lake, [RISK], start, end, skip=frozenset({"charts"}))
