@@ -341,6 +341,26 @@ class IndexedLake(Lake):
             d: self._listdir(f"{mdir}/{d}") for d in self._listdir(mdir) if d.startswith("date=")
         }
 
+    def files(
+        self,
+        table_name: str,
+        *,
+        model: str | None = None,
+        start: Any = None,
+        end: Any = None,
+        rollup: bool = False,
+    ) -> list[str]:
+        """The objects to read, kept per (table, model, range) until the model's objects change:
+        one status or page asks for the same list several times (each read of each figure)."""
+        if model is None or self.index.snapshot.taken_at is None:
+            return super().files(table_name, model=model, start=start, end=end, rollup=rollup)
+        key = ("files", table_name, model, start, end, rollup, self.index.generation(model))
+        hit = self._shared.get(key)
+        if hit is None:
+            hit = tuple(super().files(table_name, model=model, start=start, end=end, rollup=rollup))
+            self._shared[key] = hit
+        return [f for f in hit if f not in self._quarantine]
+
     def _rollup_covers(self, path: str) -> set[str]:
         entry = self.index.entry(path)
         key = ("covers", path, entry)
