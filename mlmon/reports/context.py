@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import polars as pl
 
@@ -1167,7 +1167,8 @@ def collect(
     except metadata.PackageNotFoundError:  # a source tree on sys.path, not installed
         version = "unknown"
 
-    lk = Lake(lake, storage_options) if isinstance(lake, str) else lake
+    # a URI (str or path), or a reader with Lake's methods (a Lake, or the server's caching one)
+    lk = cast("Lake", lake) if hasattr(lake, "drift") else Lake(cast(str, lake), storage_options)
     th = thresholds or {}
     return ReportContext(
         title=title,
