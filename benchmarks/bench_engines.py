@@ -31,20 +31,40 @@ from benchmarks.common import make_frame
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 
 
-def _write_data(folder: Path, rows: int, files: int) -> Path:
+def _write_data(folder: Path, rows: int, files: int, chunk: int = 250_000) -> Path:
+    """Write ``files`` Parquet files once, ``chunk`` rows at a time (one row group each).
+
+    Streaming: the parent never holds more than one chunk (~55 MB for 250k rows), whatever
+    ``rows`` is. File ``i`` covers the i-th part of the 24 hours, its chunks consecutive
+    sub-ranges of it, timestamps sorted within each chunk.
+    """
+    import pyarrow.parquet as pq
+
     data = folder / "records"
     data.mkdir()
     per = rows // files
+    span_us = int(24 * 3600e6 / files)
     for i in range(files):
-        df = make_frame(per, seed=10 + i)
-        ts = T0 + timedelta(hours=24 * i / files)
-        rng = np.random.default_rng(i)
-        us = int(ts.timestamp() * 1e6) + np.sort(rng.integers(0, int(24 * 3600e6 / files), per))
-        df = df.with_columns(
-            pl.Series("timestamp", us).cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
-            pl.lit("1").alias("model_version"),
-        )
-        df.write_parquet(data / f"part-{i:03d}.parquet")
+        start_us = int((T0 + timedelta(hours=24 * i / files)).timestamp() * 1e6)
+        n_chunks = -(-per // chunk)
+        writer = None
+        for c in range(n_chunks):
+            n = min(chunk, per - c * chunk)
+            df = make_frame(n, seed=10 + 1000 * i + c)
+            rng = np.random.default_rng(1000 * i + c)
+            lo = start_us + span_us * c // n_chunks
+            us = lo + np.sort(rng.integers(0, span_us // n_chunks, n))
+            df = df.with_columns(
+                pl.Series("timestamp", us).cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
+                pl.lit("1").alias("model_version"),
+            )
+            t = df.to_arrow()
+            if writer is None:
+                writer = pq.ParquetWriter(data / f"part-{i:03d}.parquet", t.schema)
+            writer.write_table(t)
+            del df, t
+        if writer is not None:
+            writer.close()
     return data
 
 
@@ -98,6 +118,7 @@ def _run(kind: str, data: Path, ref_path: Path) -> dict:
     rows = sum(w.profile.rows for w in windows)
     return {
         "kind": kind,
+        "loadavg_end": os.getloadavg()[0],
         "startup_s": started - t0,
         "profile_s": done - started,
         "rows": rows,
@@ -108,6 +129,7 @@ def _run(kind: str, data: Path, ref_path: Path) -> dict:
 def _measure(kind: str, data: Path, ref_path: Path) -> dict:
     import psutil
 
+    load = os.getloadavg()[0]
     proc = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.bench_engines", "--run", kind,
          "--data", str(data), "--ref", str(ref_path)],
@@ -136,6 +158,7 @@ def _measure(kind: str, data: Path, ref_path: Path) -> dict:
         raise SystemExit(f"{kind} failed with exit code {proc.returncode}")
     res = json.loads(out.strip().splitlines()[-1])
     res["peak_rss_mib"] = peak / 2**20
+    res["loadavg_start"] = load
     return res
 
 
@@ -156,16 +179,27 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        t_write = time.perf_counter()
         data = _write_data(folder, args.rows, args.files)
+        size = sum(f.stat().st_size for f in data.glob("*.parquet"))
+        print(f"data: {args.rows:,} rows in {args.files} files, {size / 2**20:.0f} MiB, "
+              f"written in {time.perf_counter() - t_write:.1f}s", flush=True)  # fmt: skip
         ref_path = folder / "ref.parquet"
         save_reference(build_reference(make_frame(50_000, seed=1)), ref_path)
-        results = {k: _measure(k, data, ref_path) for k in args.engines.split(",")}
+        results = {}
+        for k in args.engines.split(","):
+            results[k] = _measure(k, data, ref_path)
+            r = results[k]
+            print(
+                f"{k}: profile {r['profile_s']:.1f}s, peak {r['peak_rss_mib']:.0f} MiB", flush=True
+            )
     base = results.get("single")
     for k, r in results.items():
         rate = r["rows"] / r["profile_s"]
         line = (
             f"{k:6s} rows={r['rows']:,} startup={r['startup_s']:.1f}s profile={r['profile_s']:.2f}s "
-            f"rows/s={rate:,.0f} peak_rss={r['peak_rss_mib']:.0f}MiB"
+            f"rows/s={rate:,.0f} peak_rss={r['peak_rss_mib']:.0f}MiB "
+            f"load1={r['loadavg_start']:.1f}->{r['loadavg_end']:.1f}"
         )
         if base is not None:
             line += f" throughput_vs_single={rate / (base['rows'] / base['profile_s']):.2f}"
