@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from mlmon.engines.partials import write_windows
+from mlmon.engines.partials import PartialProfiler, merge_partials, write_windows
 from mlmon.errors import ConfigError, SchemaError
 from mlmon.lake.writer import LakeWriter, WriteRecord
 from mlmon.profiles.frame import Reference, Window
 
-__all__ = ["EngineResult", "finish", "parse_window", "record_columns"]
+__all__ = ["EngineResult", "finish", "parse_window", "profile_partials", "record_columns"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -48,8 +49,30 @@ def record_columns(reference: Reference, available: list[str], what: str) -> lis
             f"{what} has no column {', '.join(repr(c) for c in missing)} of the reference's schema; "
             f"its columns: {', '.join(available)}"
         )
+    missing = [c for c in s.segment_names if c not in available]
+    if missing:
+        raise SchemaError(
+            f"{what} has no segment column {', '.join(repr(c) for c in missing)} of the "
+            f"reference; its columns: {', '.join(available)}"
+        )
+    needed += s.segment_names
     needed += [c for c in (s.version, s.latency) if c and c in available]
     return list(dict.fromkeys(needed))
+
+
+#: How an engine runs the profiler over the records' ``columns``: the payloads it collects.
+Run = Callable[[list[str], PartialProfiler], Iterable[bytes]]
+
+
+def profile_partials(
+    reference: Reference, window: timedelta | str, available: list[str], what: str, run: Run
+) -> list[Window]:
+    """The driver's side of every engine: check the window and the columns before any task
+    runs, let the engine ``run`` the :class:`PartialProfiler` in its workers, merge the
+    payloads it collects into one window per (window, version)."""
+    profiler = PartialProfiler(reference, parse_window(window))
+    columns = record_columns(reference, available, what)
+    return merge_partials(run(columns, profiler), reference)
 
 
 @dataclass
