@@ -75,7 +75,7 @@ def _summary(windows: list) -> list:
     ]
 
 
-def _run(kind: str, data: Path, ref_path: Path) -> dict:
+def _run(kind: str, data: Path, ref_path: Path, spark_batch: int) -> dict:
     from mlmon.lake.references import load_reference
 
     ref = load_reference(ref_path)
@@ -100,6 +100,7 @@ def _run(kind: str, data: Path, ref_path: Path) -> dict:
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
             .config("spark.driver.memory", "2g")
+            .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(spark_batch))
             .getOrCreate()
         )
         spark.sparkContext.setLogLevel("ERROR")
@@ -126,13 +127,13 @@ def _run(kind: str, data: Path, ref_path: Path) -> dict:
     }
 
 
-def _measure(kind: str, data: Path, ref_path: Path) -> dict:
+def _measure(kind: str, data: Path, ref_path: Path, spark_batch: int) -> dict:
     import psutil
 
     load = os.getloadavg()[0]
     proc = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.bench_engines", "--run", kind,
-         "--data", str(data), "--ref", str(ref_path)],
+         "--data", str(data), "--ref", str(ref_path), "--spark-batch", str(spark_batch)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     peak = 0
@@ -170,9 +171,13 @@ def main() -> None:
     ap.add_argument("--data")
     ap.add_argument("--ref")
     ap.add_argument("--engines", default="single,spark,ray")
+    ap.add_argument(
+        "--spark-batch", type=int, default=10_000,
+        help="spark.sql.execution.arrow.maxRecordsPerBatch (Spark's default: 10,000)",
+    )  # fmt: skip
     args = ap.parse_args()
     if args.run:
-        print(json.dumps(_run(args.run, Path(args.data), Path(args.ref))))
+        print(json.dumps(_run(args.run, Path(args.data), Path(args.ref), args.spark_batch)))
         return
     from mlmon.lake.references import save_reference
     from mlmon.profiles.frame import build_reference
@@ -188,7 +193,7 @@ def main() -> None:
         save_reference(build_reference(make_frame(50_000, seed=1)), ref_path)
         results = {}
         for k in args.engines.split(","):
-            results[k] = _measure(k, data, ref_path)
+            results[k] = _measure(k, data, ref_path, args.spark_batch)
             r = results[k]
             print(
                 f"{k}: profile {r['profile_s']:.1f}s, peak {r['peak_rss_mib']:.0f} MiB", flush=True
