@@ -110,13 +110,14 @@ def _assert_same_profile(g: WindowProfile, w: WindowProfile, where: tuple[Any, .
 
 
 def lake_drift(path: Path, segments: Sequence[str] = ()) -> pl.DataFrame:
-    """``Lake.drift`` by day (what ``mlmon drift`` prints), then per segment (``--segment``)."""
+    """``Lake.drift`` by day (what ``mlmon drift`` prints), then per value of each segment
+    column (``--segment site``)."""
     lake = Lake(f"file://{path}")
     frames = [lake.drift(MODEL, by="day").with_columns(pl.lit("").alias("segment"))]
-    for seg in segments:
-        got = lake.drift(MODEL, by="day", segment=seg)
-        assert got.height > 0, seg
-        frames.append(got.with_columns(pl.lit(seg).alias("segment")))
+    for column in segments:  # a segment column: rows per segment value, in one call
+        got = lake.drift(MODEL, by="day", segment=column)
+        assert got.get_column("segment").n_unique() > 1, column
+        frames.append(got)
     days = pl.concat(frames, how="diagonal_relaxed")
     keys = ("segment", "period", "feature", "method")
     return days.sort([c for c in keys if c in days.columns])
