@@ -55,7 +55,7 @@ def test_valid_durations(value: object, expected: timedelta) -> None:
     ],
 )
 def test_invalid_durations_name_the_field(value: object, positive: bool, says: str) -> None:
-    with pytest.raises(ConfigError, match="^index.every ") as err:
+    with pytest.raises(ConfigError, match=r"^index\.every ") as err:
         parse_duration(value, "index.every", positive=positive)
     assert says in str(err.value)
     assert isinstance(err.value, ValueError)  # pydantic validators report it under the field
@@ -69,7 +69,7 @@ def test_long_values_are_cut_in_the_message() -> None:
 
 def test_without_where_the_message_starts_with_the_value() -> None:
     # inside a pydantic validator the field path is prefixed by pydantic itself
-    with pytest.raises(ConfigError, match='^"soon" is not a duration'):
+    with pytest.raises(ConfigError, match=r'^"soon" is not a duration'):
         parse_duration("soon")
 
 
