@@ -7,30 +7,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from mlmon.durations import parse_duration
 from mlmon.engines.partials import PartialProfiler, merge_partials, write_windows
-from mlmon.errors import ConfigError, SchemaError
+from mlmon.errors import SchemaError
 from mlmon.lake.writer import LakeWriter, WriteRecord
 from mlmon.profiles.frame import Reference, Window
 
 __all__ = ["EngineResult", "finish", "parse_window", "profile_partials", "record_columns"]
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
 
 def parse_window(window: timedelta | str) -> timedelta:
-    """``"5m"``, ``"1h"``, ``"1d"`` or a timedelta (positive)."""
-    if isinstance(window, timedelta):
-        step = window
-    else:
-        try:
-            step = timedelta(seconds=float(window[:-1]) * _UNITS[window[-1]])
-        except (KeyError, ValueError, IndexError, TypeError) as exc:
-            raise ConfigError(
-                f'window "{window}" is not a duration; use e.g. "5m", "1h" or "1d"'
-            ) from exc
-    if step <= timedelta(0):
-        raise ConfigError(f"window must be positive, got {window}")
-    return step
+    """``"5m"``, ``"1h"``, ``"1d"`` or a timedelta (positive); see :mod:`mlmon.durations`."""
+    return parse_duration(window, "window", positive=True)
 
 
 def record_columns(reference: Reference, available: list[str], what: str) -> list[str]:
