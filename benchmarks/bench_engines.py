@@ -1,9 +1,12 @@
 """Profiling one dataset with Spark local[2], Ray (2 CPUs) and the single-process path.
 
-    python -m benchmarks.bench_engines --rows 1000000 [--files 4]
+    python -m benchmarks.bench_engines --rows 1000000 [--files 4] [--engines single,spark,ray]
+        [--spark-batch 10000]
 
 Data: benchmarks.common's 25 features (20 numeric, 5 categorical) + latency, over 24 hourly
-windows, written as ``--files`` Parquet files. Each path runs in its own process (``--run``);
+windows, written once as ``--files`` Parquet files, 250,000 rows at a time (the parent never
+holds more: 10M rows need no 10M-row frame). ``--spark-batch`` sets Spark's
+``spark.sql.execution.arrow.maxRecordsPerBatch``. Each path runs in its own process (``--run``);
 this parent samples the peak resident memory of that process and all its descendants (Spark's
 JVM and Python workers, Ray's raylet and workers) with psutil every 0.2 s. Timings exclude
 starting Spark or Ray (reported apart): they are the profile call, read to merged windows.
