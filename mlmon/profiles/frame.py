@@ -53,6 +53,7 @@ __all__ = [
     "performance_segments",
     "profile_frame",
     "profile_windows",
+    "segment_codes",
     "to_polars",
     "utc_timestamps",
 ]
@@ -534,6 +535,12 @@ def parse_segment(segment: str) -> tuple[str, str | None]:
 def segment_key(name: str, value: str) -> str:
     """The key of one segment in :attr:`WindowProfile.segments`: ``"name=value"``."""
     return f"{name}={value}"
+
+
+def segment_codes(frame: pl.DataFrame, spec: SegmentSpec) -> pl.Series:
+    """Each record's value of the segment ``spec``: an allow-listed value or band label,
+    else ``__other__`` (a value outside the list is never returned)."""
+    return _segment_codes(frame, spec)
 
 
 def _segment_codes(frame: pl.DataFrame, spec: SegmentSpec) -> pl.Series:
