@@ -108,6 +108,10 @@ class Reference:
     #: The reference's feature profiles per segment (``"scanner=GE"`` -> feature -> profile),
     #: on the overall profiles' bins and vocabularies; empty without segment columns.
     segment_profiles: dict[str, dict[str, Profile]] = field(default_factory=dict)
+    #: The reference's labelled performance profile per segment (``"scanner=GE"`` ->
+    #: profile), only for segments with enough labels to calibrate on
+    #: (:func:`segment_calibration_ok`); estimates of the other segments use the overall one.
+    segment_performance: dict[str, PerformanceProfile] = field(default_factory=dict)
 
     def empty_profile(self, name: str) -> Profile:
         return self.profiles[name].empty_like()
@@ -426,7 +430,42 @@ def build_reference(
     if not schema.segments:
         return ref
     per_segment = profile_frame(frame, ref).segments
-    return replace(ref, segment_profiles={k: dict(w.features) for k, w in per_segment.items()})
+    seg_perf = {}
+    if perf is not None:  # each segment's own calibration, where it has labels enough
+        seg_perf = {
+            key: p
+            for key, p in performance_segments(
+                frame, replace(ref, performance=perf), label_column=label_column,
+                score_columns=score_columns,
+            ).items()
+            if segment_calibration_ok(p)
+        }  # fmt: skip
+    return replace(
+        ref,
+        segment_profiles={k: dict(w.features) for k, w in per_segment.items()},
+        segment_performance=seg_perf,
+    )
+
+
+#: A segment's own calibration is kept when the reference has at least this many labelled
+#: rows in it ...
+SEGMENT_CALIBRATION_MIN_LABELLED = 500
+#: ... and, for a classifier, at least this many of every class among them.
+SEGMENT_CALIBRATION_MIN_CLASS = 50
+
+
+def segment_calibration_ok(p: PerformanceProfile) -> bool:
+    """Whether a segment's labelled reference profile is enough to calibrate on: at least
+    :data:`SEGMENT_CALIBRATION_MIN_LABELLED` labelled rows and, for a classifier, at least
+    :data:`SEGMENT_CALIBRATION_MIN_CLASS` of every class (a regression model has no
+    calibration). Below that its estimates use the overall calibration."""
+    if p.spec.task == "regression" or p.count_labelled < SEGMENT_CALIBRATION_MIN_LABELLED:
+        return False
+    hist = np.asarray(p.hist)  # [true class][score class][bin]
+    if hist.ndim != 3 or hist.shape[1] == 0:  # no scores: nothing to calibrate
+        return False
+    per_class = hist[:, 0, :].sum(axis=1)  # labelled rows per true class
+    return bool(per_class.min() >= SEGMENT_CALIBRATION_MIN_CLASS)
 
 
 def band_codes(col: pl.Series, spec: SegmentSpec) -> pl.Series:
