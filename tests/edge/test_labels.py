@@ -226,6 +226,11 @@ def test_labels_join_per_segment_at_the_edge(
             assert rows["accuracy"]["count_total"] == coded.filter(pl.col(segment) == value).height
             assert np.isfinite(rows["accuracy"]["estimated"])
         assert set(got.get_column("segment")) == seen
+        # the edge published the segments' own calibrations; the others fall back to overall
+        own = {k for k in ref.segment_performance if k.startswith(segment + "=")}
+        assert own and own < seen
+        for key, how in got.select("segment", "calibration").unique().iter_rows():
+            assert how == ("segment" if key in own else "overall"), key
     assert f"ward={OTHER}" in _wards(lake)
     gaps = lake.subgroup_gaps("risk", segment="ward")
     recall = gaps.filter(pl.col("metric") == "recall").row(0, named=True)
