@@ -738,7 +738,11 @@ class Lake(LakeStore):
             Below this many labelled rows a period's alert uses the estimate.
         segment
             Per segment (``"scanner"``) or for one (``"scanner=GE"``), from the
-            ``segment_performance`` table; the result then has a ``segment`` column.
+            ``segment_performance`` table; the result then has a ``segment`` column,
+            and a ``calibration`` column: ``segment`` where the reference had labels
+            enough in that segment to calibrate on (its own calibration for the
+            estimate, its own baseline for ``reference``), else ``overall``
+            (``Reference.segment_performance``, docs/segments.md).
 
         Returns
         -------
