@@ -258,7 +258,11 @@ def plan(
             if t == "references" and name.endswith(".parquet"):
                 refs.setdefault(model, []).append((path, info, name))
                 continue
-            if t == "performance" and sub == table_prefix(t) and _REF_PART.search(name):
+            if (
+                t in ("performance", "segment_performance")  # a reference's baseline rows
+                and sub == table_prefix(t)
+                and _REF_PART.search(name)
+            ):
                 perf_refs.setdefault(model, []).append((path, info, name))
                 continue
             _add(out, path, info)

@@ -119,3 +119,33 @@ def test_segment_calibration_is_closer_to_the_realized_value(tmp_path):
         assert seg_err < 0.5 * all_err, (site, seg_err, all_err)
         assert errors[site, "accuracy"][0] < errors[site, "accuracy"][1]
         assert errors[site, "accuracy"][0] < 0.02  # within the realized value's own noise
+
+
+def test_retention_keeps_a_segment_calibration_while_windows_name_its_reference(tmp_path):
+    """The segments' reference rows (``segment_performance``, role reference) are kept past
+    retention while a kept window names the reference, as its overall row is."""
+    from mlmon.governance.retention import plan
+
+    rng = np.random.default_rng(7)
+    built = datetime.now(UTC) - timedelta(days=187)
+    base = _site_rows(rng, {"north": 1500, "south": 1500}, built)
+    spec = PerformanceSpec.make("binary", classes=("0", "1"), bins=20)
+    ref = build_reference(
+        base.drop("timestamp"), performance=spec, segments=["site"], created_at=built
+    )
+    assert sorted(ref.segment_performance) == ["site=north", "site=south"]
+    writer = LakeWriter(str(tmp_path / "lake"), collector_id="edge-1", day_rollups=False)
+    writer.write_reference("m", ref)
+    writer.write_performance_reference("m", ref)
+    seg_ref = next((tmp_path / "lake" / "v1" / "segment_performance").rglob("*-ref-*.parquet"))
+    recent = datetime.now(UTC) - timedelta(days=10)
+    writer.write_segment_performance(
+        "m", performance_segments(base, ref, role="predictions"), ref, start=recent,
+        end=recent + timedelta(hours=1), role="predictions", batch_id="p",
+    )  # fmt: skip
+    p = plan(str(tmp_path / "lake"))
+    assert any(path.endswith(seg_ref.name) for path in p.in_use)
+    assert not any(path.endswith(seg_ref.name) for path in p.objects)
+    # once no kept window names the reference, its segment rows go with it
+    p = plan(str(tmp_path / "lake"), days={"segment_performance": 5})
+    assert any(path.endswith(seg_ref.name) for path in p.objects)
