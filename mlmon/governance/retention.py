@@ -10,7 +10,8 @@ S3's bulk delete answers 200 with per-key errors that s3fs ignores.
 What is still in use stays: a ``references`` object past its retention is kept
 while a window within retention (any table with a ``reference_id`` column) names
 its reference, and so is a ``performance`` object holding only that reference's
-own baseline row (:attr:`RetentionPlan.in_use`).
+own baseline row, and the ``segment_performance`` object of its segments' own
+calibrations (:attr:`RetentionPlan.in_use`).
 
 The audit log is retired by segment, never by a bucket rule: an actor's oldest
 segments whose newest seal is past the ``audit`` retention are deleted behind a
