@@ -588,10 +588,13 @@ def _segment_codes(frame: pl.DataFrame, spec: SegmentSpec) -> pl.Series:
     A banded segment's value is the band label of its column's number (``missing`` for a
     null, NaN or a value that is no number): the raw value is never a segment.
     """
+    raw = frame.get_column(spec.source)
+    if raw.dtype.is_nested() or raw.dtype in (pl.Binary, pl.Object):  # no value of its kind
+        raw = pl.Series(raw.name, [None] * raw.len(), pl.String)
     if spec.bands is not None:
-        return band_codes(frame.get_column(spec.source), spec)
+        return band_codes(raw, spec)
     allowed = list(spec.allowed or ())
-    col = frame.get_column(spec.name).cast(pl.String)
+    col = raw.cast(pl.String, strict=False)
     return col.replace_strict(allowed, allowed, default=OTHER, return_dtype=pl.String).fill_null(
         OTHER
     )

@@ -743,3 +743,12 @@ def test_labels_that_carry_the_score_and_the_segment_join_per_segment(tmp_path: 
     assert east == pytest.approx(skm.accuracy_score(y[m], score[m] >= 0.5), abs=1e-12)
     assert lake.performance("m2", by="all", segment="site").height == 0
     assert lake.performance("m2", by="all").height > 0
+    # a segment column of lists (a hostile labels file) is no value of the list: __other__
+    nested = frame.head(50).with_columns(pl.col("site").map_elements(lambda v: [v],
+                                         return_dtype=pl.List(pl.String)))  # fmt: skip
+    r = join_labels(nested.with_columns(pl.col("request_id") + "-3"), model="m3", reference=ref,
+                    secret=KEY.encode(), writer=writer, cfg=cfg, window=timedelta(hours=6),
+                    batch_id="b3", source="l3.parquet")  # fmt: skip
+    assert r.matched == 50
+    got = lake.performance("m3", by="all", segment="site", metrics=["accuracy"])
+    assert got.select("segment", "count_labelled").rows() == [(f"site={OTHER}", 50)]
