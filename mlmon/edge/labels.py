@@ -472,9 +472,12 @@ class PredictionHistograms:
                 self.spec, scores[rows], decisions[rows] if decisions is not None else None
             )
 
+        groups = []
         for (w, v), part in keyed.partition_by(["w", "v"], as_dict=True).items():
             start = datetime.fromtimestamp(w / _US, UTC)
-            prof = profile(part.get_column("i").to_numpy())
+            rows = part.get_column("i").to_numpy()
+            groups.append((start, v, rows))
+            prof = profile(rows)
             with self._lock:
                 key = (start, v)
                 self._open[key] = self._open[key].merge(prof) if key in self._open else prof
@@ -482,14 +485,15 @@ class PredictionHistograms:
             segments = segment_columns(frame, self.segments)
         for col in segments or ():
             name = str(col.name).removeprefix(SEG_PREFIX)
-            parts = keyed.with_columns(col.alias("s")).partition_by(["w", "v", "s"], as_dict=True)
-            for (w, v, value), part in parts.items():
-                start = datetime.fromtimestamp(w / _US, UTC)
-                prof = profile(part.get_column("i").to_numpy())
-                seg = f"{name}={value}"
-                with self._lock:
-                    open_ = self._seg_open.setdefault((start, v), {})
-                    open_[seg] = open_[seg].merge(prof) if seg in open_ else prof
+            codes = col.to_numpy()
+            for start, v, rows in groups:  # each window's rows split by segment value
+                values, which = np.unique(codes[rows], return_inverse=True)
+                for j, value in enumerate(values.tolist()):
+                    prof = profile(rows[which == j])
+                    seg = f"{name}={value}"
+                    with self._lock:
+                        open_ = self._seg_open.setdefault((start, v), {})
+                        open_[seg] = open_[seg].merge(prof) if seg in open_ else prof
         return scores, decisions
 
     def _outputs(self, frame: pl.DataFrame) -> tuple[np.ndarray | None, np.ndarray | None]:
