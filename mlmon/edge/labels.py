@@ -488,8 +488,14 @@ class PredictionHistograms:
             codes = col.to_numpy()
             for start, v, rows in groups:  # each window's rows split by segment value
                 values, which = np.unique(codes[rows], return_inverse=True)
-                for j, value in enumerate(values.tolist()):
-                    prof = profile(rows[which == j])
+                if scores is None or self.spec.task == "regression":
+                    profs = [profile(rows[which == j]) for j in range(len(values))]
+                else:  # one pass over the window's rows for all its segment values
+                    profs = PerformanceProfile.from_predictions_grouped(
+                        self.spec, scores[rows], which, len(values),
+                        decisions[rows] if decisions is not None else None,
+                    )  # fmt: skip
+                for value, prof in zip(values.tolist(), profs, strict=True):
                     seg = f"{name}={value}"
                     with self._lock:
                         open_ = self._seg_open.setdefault((start, v), {})

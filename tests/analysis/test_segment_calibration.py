@@ -149,3 +149,36 @@ def test_retention_keeps_a_segment_calibration_while_windows_name_its_reference(
     # once no kept window names the reference, its segment rows go with it
     p = plan(str(tmp_path / "lake"), days={"segment_performance": 5})
     assert any(path.endswith(seg_ref.name) for path in p.objects)
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_grouped_prediction_profiles_equal_one_per_group(task):
+    """The edge's per-segment prediction histograms (one pass for all segment values) equal
+    ``from_predictions`` on each segment's rows: NaN scores, logged decisions included."""
+    from mlmon.profiles.performance import PerformanceProfile
+
+    rng = np.random.default_rng(5)
+    n, groups = 2000, rng.integers(0, 4, 2000)
+    if task == "binary":
+        spec = PerformanceSpec.make("binary", thresholds=(0.3, 0.6), bins=20)
+        scores = rng.random(n)
+        decisions = rng.integers(-1, 2, n)
+    elif task == "multiclass":
+        spec = PerformanceSpec.make("multiclass", classes=("a", "b", "c"), bins=10)
+        spec = spec.named(score_columns=("sa", "sb", "sc"))
+        scores = rng.dirichlet(np.ones(3), n)
+        decisions = rng.integers(-1, 3, n)
+    else:
+        spec, scores, decisions = PerformanceSpec.make("regression"), rng.normal(size=n), None
+    scores[::97] = np.nan
+    got = PerformanceProfile.from_predictions_grouped(spec, scores, groups, 5, decisions)
+    assert len(got) == 5 and got[4].count_total == 0  # an empty group is an empty profile
+    for g in range(4):
+        m = groups == g
+        want = PerformanceProfile.from_predictions(
+            spec, scores[m], None if decisions is None else decisions[m]
+        )
+        assert got[g].count_total == want.count_total
+        assert got[g].count_decided == want.count_decided
+        for name in ("hist_all", "score_sum_all", "hist_pred"):
+            np.testing.assert_allclose(getattr(got[g], name), getattr(want, name), rtol=1e-12)
