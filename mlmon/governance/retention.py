@@ -10,7 +10,8 @@ S3's bulk delete answers 200 with per-key errors that s3fs ignores.
 What is still in use stays: a ``references`` object past its retention is kept
 while a window within retention (any table with a ``reference_id`` column) names
 its reference, and so is a ``performance`` object holding only that reference's
-own baseline row (:attr:`RetentionPlan.in_use`).
+own baseline row, and the ``segment_performance`` object of its segments' own
+calibrations (:attr:`RetentionPlan.in_use`).
 
 The audit log is retired by segment, never by a bucket rule: an actor's oldest
 segments whose newest seal is past the ``audit`` retention are deleted behind a
@@ -273,7 +274,11 @@ def plan(
             if t == "references" and name.endswith(".parquet"):
                 refs.setdefault(model, []).append((path, info, name))
                 continue
-            if t == "performance" and sub == table_prefix(t) and _REF_PART.search(name):
+            if (
+                t in ("performance", "segment_performance")  # a reference's baseline rows
+                and sub == table_prefix(t)
+                and _REF_PART.search(name)
+            ):
                 perf_refs.setdefault(model, []).append((path, info, name))
                 continue
             _add(out, path, info)
