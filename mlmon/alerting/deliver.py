@@ -14,9 +14,10 @@ from __future__ import annotations
 import fnmatch
 import logging
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -28,7 +29,7 @@ from mlmon.alerting.silences import Silences
 from mlmon.analysis.lake import Lake
 from mlmon.errors import MlmonError
 
-__all__ = ["PassResult", "deliver", "run"]
+__all__ = ["PassResult", "deliver", "pause", "run"]
 
 log = logging.getLogger("mlmon.alerting")
 
@@ -146,7 +147,7 @@ def flush(
     senders = senders or SENDERS
     for r in config.receivers:
         room = box.rate_room(r.name, r.rate_messages, r.rate_per, now)
-        for msg in sorted(box.due(r.name, now), key=lambda m: m.created):
+        for msg in sorted(box.due(r.name, now, config.retry_max), key=lambda m: m.created):
             if msg.kind == "change" and room <= 0:
                 result.rate_limited += 1
                 continue
@@ -217,29 +218,49 @@ def deliver(
     return result
 
 
+def pause(stop: threading.Event, seconds: float, *, slice_s: float = 0.2) -> bool:
+    """Wait up to ``seconds`` for ``stop``; return whether it is set.
+
+    Sleeps in short relative slices instead of ``stop.wait(seconds)``: a timed
+    ``Event.wait`` blocks on a semaphore with an absolute monotonic deadline, which
+    never comes under libfaketime 0.9.10 (``faketime -f '+1825d'``; docs/testing.md
+    and ``scripts/faketime-wait-probe.py``), while ``time.sleep`` takes a relative
+    time. A set ``stop`` is seen within ``slice_s``.
+    """
+    deadline = time.monotonic() + max(0.0, seconds)
+    while not stop.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        time.sleep(min(slice_s, left))
+    return stop.is_set()
+
+
 def run(
     config: AlertsConfig,
     stop: threading.Event,
     *,
     on_pass: Any = None,
 ) -> None:
-    """Evaluate every ``interval``; between evaluations send queued messages when due."""
-    next_eval = datetime.now(UTC)
+    """Evaluate every ``interval``; between evaluations send queued messages when due.
+
+    The schedule runs on the monotonic clock (a wall clock stepped back or ahead neither
+    stalls nor floods the loop); the wall clock only stamps what a pass records.
+    """
+    interval_s = config.interval.total_seconds()
+    step_s = min(interval_s, max(config.retry_min.total_seconds(), 1.0))
+    next_eval = time.monotonic()
     while not stop.is_set():
-        now = datetime.now(UTC)
-        due_eval = now >= next_eval
+        due_eval = time.monotonic() >= next_eval
+        if due_eval:
+            next_eval = time.monotonic() + interval_s
         try:
-            result = deliver(config, now=now, evaluate_rules=due_eval)
+            result = deliver(config, now=datetime.now(UTC), evaluate_rules=due_eval)
         except Exception as exc:  # a lake outage must not end the loop
             log.error("alerts: pass failed: %s: %s", type(exc).__name__, exc)
             result = None
-        if due_eval:
-            next_eval = now + config.interval
-            if result is not None:
-                log.info("alerts: %s", result.line())
+        if due_eval and result is not None:
+            log.info("alerts: %s", result.line())
         if on_pass is not None and result is not None:
             on_pass(result)
-        step = min(config.interval, max(config.retry_min, timedelta(seconds=1)))
-        stop.wait(
-            min(step, max(next_eval - datetime.now(UTC), timedelta(0))).total_seconds() or 0.2
-        )
+        pause(stop, max(0.2, min(step_s, next_eval - time.monotonic())))

@@ -159,12 +159,23 @@ class Outbox:
         self.messages.append(msg)
         return msg
 
-    def due(self, receiver: str, now: datetime) -> list[Message]:
-        return [
-            m
-            for m in self.messages
-            if m.receiver == receiver and datetime.fromisoformat(m.next_attempt) <= now
-        ]
+    def due(
+        self, receiver: str, now: datetime, longest_wait: timedelta | None = None
+    ) -> list[Message]:
+        """The messages of ``receiver`` whose next attempt has come.
+
+        A next attempt more than ``longest_wait`` (the back-off's cap) ahead can only
+        come from a wall clock stepped back since it was set: such a message is due now.
+        """
+        horizon = None if longest_wait is None else now + longest_wait
+        out = []
+        for m in self.messages:
+            if m.receiver != receiver:
+                continue
+            at = datetime.fromisoformat(m.next_attempt)
+            if at <= now or (horizon is not None and at > horizon):
+                out.append(m)
+        return out
 
     def delivered(self, msg: Message, now: datetime) -> None:
         self.messages = [m for m in self.messages if m.id != msg.id]
@@ -183,6 +194,10 @@ class Outbox:
 
     def rate_room(self, receiver: str, limit: int, per: timedelta, now: datetime) -> int:
         """How many more messages ``receiver`` may get now (its sends within ``per``)."""
-        recent = [t for t in self.sent.get(receiver, []) if datetime.fromisoformat(t) > now - per]
+        recent = [  # a send "ahead" of now (a clock stepped back) counts no longer than ``per``
+            t
+            for t in self.sent.get(receiver, [])
+            if now - per < datetime.fromisoformat(t) <= now + per
+        ]
         self.sent[receiver] = recent
         return max(0, limit - len(recent))

@@ -223,3 +223,23 @@ def test_performance_outside_its_band_fires_as_lake_performance_says(tmp_path: P
         assert (f.subject, f.value, f.holds) == ("roc_auc", expected["realized"], expected["alert"])
         assert f.summary.startswith(f"roc_auc measured {expected['realized']:.3g} vs reference ")
     assert by["blind-model"].holds and not by["good-model"].holds
+
+
+def test_a_wall_clock_stepped_back_does_not_hold_a_queued_message(
+    tmp_path: Path, lake: LakeData, receiver: HttpReceiver
+):
+    from mlmon.alerting.deliver import pause
+
+    lake.golden("risk-model", NOW - timedelta(minutes=5), passed=0, failed=5)
+    receiver.statuses = [500]
+    cfg = load_config(
+        write_config(tmp_path, lake.root, [{"name": "ops", "type": "webhook", "url": receiver.url}])
+    )
+    assert deliver(cfg, now=NOW).failed == 1  # next attempt at NOW + 30 s
+    # the clock steps back a day: NOW + 30 s lies further ahead than retry.max (10 min)
+    r = deliver(cfg, now=NOW - timedelta(days=1), evaluate_rules=False)
+    assert (r.delivered, r.queued) == (1, 0)
+    stop = threading.Event()
+    assert pause(stop, 0.05) is False
+    stop.set()
+    assert pause(stop, 3600) is True  # returns at once once stopped
