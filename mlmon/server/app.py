@@ -120,6 +120,10 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
     from mlmon.server.gate import Gate, error_body
 
     data = data or Data(config)
+    from mlmon.server.alert_forms import MARKER as ALERT_MARKER
+    from mlmon.server.alert_forms import AlertForms
+
+    alert_forms: AlertForms | None = None  # set below, once the page environment exists
     reports = (
         ReportIndex(config.reports, dict(config.storage_options), config.cache_seconds)
         if config.reports
@@ -147,6 +151,11 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
         if not principal(request).can_see(name) or name not in data.models():
             raise HTTPException(404, "There is no model of that name you may see.")
         return str(name)
+
+    if config.alerts_config:  # the silence and acknowledge buttons (mlmon.server.alert_forms)
+        alert_forms = AlertForms(
+            config.alerts_config, config.operator_groups, principal, model_of, env, tls=tls
+        )
 
     def query(request: Request, models: list[str]) -> Query:
         try:
@@ -204,7 +213,14 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
         q = query(request, [model])
         method = request.query_params.get("method")
         key = ("page", model, "model", q, method, principal(request).name)
-        return respond(data.cached(key, lambda: model_body(request, model, q)))
+        body = data.cached(key, lambda: model_body(request, model, q))
+        if alert_forms is None:  # the alert panel is per request: never in the cached page
+            return respond(body.replace(ALERT_MARKER, ""))
+        body, cookie = alert_forms.panel(request, model, body)
+        answer = respond(body)
+        if cookie:
+            alert_forms.set_cookie(answer, cookie)
+        return answer
 
     def model_body(request: Request, model: str, q: Query) -> str:
         section = data.model_section(model, q)
@@ -361,6 +377,7 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
         from mlmon.server.alerts import routes as alert_routes
 
         routes += alert_routes(config.alerts_config, config.operator_groups, principal, data.models)
+        routes += alert_forms.routes() if alert_forms is not None else []
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
