@@ -1,7 +1,10 @@
 """Does a timed threading wait return under libfaketime? No mlmon code involved.
 
-    faketime -f '+1825d' python scripts/faketime-wait-probe.py   # 0.9.10: hangs after "sleep"
-    FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f '+1825d' python ...  # both return
+Run: ``faketime -f '+1825d' python scripts/faketime-wait-probe.py``. With libfaketime 0.9.10
+(Debian 12) it prints the ``time.sleep`` line, then hangs in ``Event.wait`` (CPython waits on a
+semaphore until an absolute CLOCK_MONOTONIC deadline, which libfaketime moves but does not
+intercept in ``sem_clockwait``). With ``FAKETIME_DONT_FAKE_MONOTONIC=1`` the wait returns but
+``time.sleep`` fails with EINVAL. See docs/testing.md.
 """
 
 import threading

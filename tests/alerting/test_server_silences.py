@@ -128,7 +128,7 @@ def test_dashboard_buttons_need_an_operator_the_same_origin_and_the_session_toke
     # ian (no operator) sees his model's firing alert but no button
     page = client.get("/models/sepsis-model", headers=_bearer("ian"))
     assert page.status_code == 200 and 'id="alert-actions"' in page.text
-    assert "golden_pass_rate" in page.text and "<form class=\"alert-" not in page.text
+    assert "golden_pass_rate" in page.text and '<form class="alert-' not in page.text
     assert COOKIE not in page.headers.get("set-cookie", "")
     # alice (operator) gets the buttons, each with the token of her session cookie
     page = client.get("/models/risk-model", headers=_bearer("alice"))
