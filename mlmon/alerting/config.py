@@ -85,6 +85,8 @@ class AlertsConfig:
     storage_options: dict[str, Any] = field(default_factory=dict)
     audit_uri: str | None = None  # silences and acknowledgements are audited there
     audit_actor: str = "mlmon-alerts"
+    outbox_max_messages: int = 1000  # the outbox's bound (docs/alerts.md, "A full outbox")
+    outbox_max_bytes: int = 4 * 1024 * 1024
 
 
 _RULE_KEYS: dict[str, dict[str, Any]] = {
@@ -305,6 +307,7 @@ def _parse(doc: Any, base: Path) -> AlertsConfig:
         "timeout",
         "storage_options",
         "audit",
+        "outbox",
     }
     _no_unknown(doc, allowed, "top level")
     for key in ("lake", "state_dir", "dashboard_url"):
@@ -337,6 +340,15 @@ def _parse(doc: Any, base: Path) -> AlertsConfig:
     _no_unknown(audit, {"uri", "actor"}, "audit")
     if audit and not audit.get("uri"):
         raise ConfigError("audit.uri: missing; the lake or bucket that keeps the audit log")
+    outbox = _mapping(doc.get("outbox"), "outbox")
+    _no_unknown(outbox, {"max_messages", "max_bytes"}, "outbox")
+    bounds = {"max_messages": 1000, "max_bytes": 4 * 1024 * 1024, **outbox}
+    for key, least in (("max_messages", 10), ("max_bytes", 16 * 1024)):
+        v = bounds[key]
+        if not isinstance(v, int) or isinstance(v, bool) or v < least:
+            raise ConfigError(
+                f"outbox.{key}: expected a whole number of at least {least}, got {v!r}"
+            )
     lake = str(doc["lake"])
     if "://" not in lake and not Path(lake).is_absolute():
         lake = str(base / lake)
@@ -355,6 +367,8 @@ def _parse(doc: Any, base: Path) -> AlertsConfig:
         storage_options=_mapping(doc.get("storage_options"), "storage_options"),
         audit_uri=_local(str(audit["uri"]), base) if audit else None,
         audit_actor=str(audit.get("actor", "mlmon-alerts")),
+        outbox_max_messages=bounds["max_messages"],
+        outbox_max_bytes=bounds["max_bytes"],
     )
 
 

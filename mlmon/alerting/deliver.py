@@ -46,6 +46,7 @@ class PassResult:
     failed: int = 0
     rate_limited: int = 0
     queued: int = 0
+    dropped: int = 0
     problems: list[str] = field(default_factory=list)
 
     def line(self) -> str:
@@ -54,6 +55,7 @@ class PassResult:
             f"({self.started} new, {self.resolved} resolved); {self.delivered} messages "
             f"delivered, {self.failed} failed, {self.rate_limited} held by a rate limit, "
             f"{self.queued} queued"
+            + (f"; {self.dropped} dropped from a full outbox" if self.dropped else "")
         )
 
 
@@ -136,6 +138,80 @@ def apply_findings(
     return changes
 
 
+NOTICE_MODEL = "(alert outbox)"
+
+
+def bound_outbox(box: Outbox, config: AlertsConfig, now: datetime, result: PassResult) -> None:
+    """Keep the outbox within its bound; tell each receiver that lost messages, and audit it.
+
+    Each receiver that lost messages gets one notice (replacing a notice still queued,
+    whose counts it adds up): a firing alert ``outbox_dropped`` naming how many messages
+    were dropped and the firing alerts (rule, model, subject) they told of. The notice is
+    never dropped and not held by the rate limit. Each drop is one record of the
+    delivery's audit log when ``audit:`` is configured, and a warning in its log always.
+    """
+    dropped = box.bound(config.outbox_max_messages, config.outbox_max_bytes)
+    if not dropped:
+        return
+    result.dropped += len(dropped)
+    lost: dict[str, list[Any]] = defaultdict(list)
+    for m in dropped:
+        lost[m.receiver].append(m)
+    for receiver, msgs in lost.items():
+        old = next((m for m in box.messages if m.receiver == receiver and m.kind == "notice"), None)
+        before: dict[str, Any] = old.alerts[0] if old is not None else {"value": 0}
+        firing: list[str] = list(before.get("dropped_firing", []))
+        for m in msgs:
+            for a in m.alerts:
+                name = " ".join(p for p in (a["rule"], a["model"], a.get("subject") or "") if p)
+                if a["state"] == "firing" and name not in firing:
+                    firing.append(name)
+        n = int(before["value"]) + len(msgs)
+        shown = "; ".join(firing[:10]) + (
+            f"; and {len(firing) - 10} more" if len(firing) > 10 else ""
+        )
+        summary = (
+            f"{n} alert message(s) for receiver {receiver} were dropped: the outbox was full "
+            f"(at most {config.outbox_max_messages} messages, {config.outbox_max_bytes} bytes; "
+            "resolved and lower-severity ones first). "
+            + (f"Firing alerts among them: {shown}. " if firing else "No firing alert among them. ")
+            + "The dashboard shows every alert's state."
+        )
+        since = before.get("since") or now.isoformat()
+        alert = {
+            "key": idempotency_key("outbox_dropped", receiver, since),
+            "rule": "outbox_dropped",
+            "model": NOTICE_MODEL,
+            "subject": receiver,
+            "feature": None,
+            "state": "firing",
+            "severity": "critical" if firing else "warning",
+            "summary": summary,
+            "value": n,
+            "threshold": config.outbox_max_messages,
+            "since": since,
+            "ended": None,
+            "link": f"{config.dashboard_url}/",
+            "dropped_firing": firing,
+        }
+        box.notice(receiver, alert, now)
+        log.warning("alerts: %s", summary)
+        if config.audit_uri is not None:
+            from mlmon.alerting.silences import open_silences
+
+            try:  # the silences' lock: one writer of the delivery's audit chain at a time
+                open_silences(config).note(
+                    "alert_outbox_dropped",
+                    receiver,
+                    messages=len(msgs),
+                    firing_alerts=len(firing),
+                    max_messages=config.outbox_max_messages,
+                    max_bytes=config.outbox_max_bytes,
+                )
+            except (MlmonError, OSError) as exc:
+                log.error("alerts: the drop was not audited: %s", exc)
+
+
 def flush(
     box: Outbox,
     config: AlertsConfig,
@@ -213,6 +289,7 @@ def deliver(
                             by_model[a["model"]].append(a)
                     for model, alerts in by_model.items():
                         box.enqueue(r.name, model, alerts, now, "refresh")
+            bound_outbox(box, config, now, result)
             box.save()  # the new state and its messages in one atomic rename
         flush(box, config, now, result, senders)
     return result
