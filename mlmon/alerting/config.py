@@ -95,7 +95,7 @@ _RULE_KEYS: dict[str, dict[str, Any]] = {
     "golden": {"period": "1h", "severity": "warning", "min_pass_rate": 0.95},
     "latency": {"period": "1h", "severity": "warning", "quantile": 0.95, "objective_ms": None},
     "performance": {"period": "7d", "severity": "warning", "metrics": None, "min_labels": 100},
-    "missing_data": {"period": "7d", "severity": "critical", "missing_after": "2h"},
+    "missing_data": {"period": "7d", "severity": "critical", "missing_after": "2h", "expect": []},
     "version_checks": {"period": "7d", "severity": "critical"},
 }
 _RECEIVER_KEYS: dict[str, set[str]] = {
@@ -194,7 +194,8 @@ def _rule(name: str, doc: Any, where: str) -> RuleSettings | None:
     models = _mapping(merged.get("models"), f"{where}.models")
     for model, over in models.items():
         over = _mapping(over, f"{where}.models.{model}")
-        _no_unknown(over, set(defaults) - {"period", "severity"}, f"{where}.models.{model}")
+        per_model = set(defaults) - {"period", "severity", "expect"}
+        _no_unknown(over, per_model, f"{where}.models.{model}")
     merged["models"] = models
     for key in ("min_pass_rate", "quantile"):
         for m, v in [(None, merged.get(key)), *((m, o.get(key)) for m, o in models.items())]:
@@ -213,6 +214,7 @@ def _rule(name: str, doc: Any, where: str) -> RuleSettings | None:
                 raise ConfigError(f"{at}: {v!r} is not a positive number of milliseconds")
     if name == "missing_data":
         merged["missing_after"] = parse_duration(merged["missing_after"], f"{where}.missing_after")
+        merged["expect"] = _strings(merged["expect"], f"{where}.expect")
         for m, o in models.items():
             if "missing_after" in o:
                 o["missing_after"] = parse_duration(

@@ -381,6 +381,7 @@ def test_messages_name_model_feature_figures_and_link_only(
             {"receivers": [{"type": "webhook", "url": "http://a", "rate_limit": {"messages": 0}}]},
             "receivers[0] (webhook-0).rate_limit.messages: 0",
         ),
+        ({"rules": {"missing_data": {"expect": 3}}}, "rules.missing_data.expect: expected a list"),
         ({"outbox": {"max_messages": 0}}, "outbox.max_messages: expected a whole number"),
         ({"outbox": {"max_bytes": "1MB"}}, "outbox.max_bytes: expected a whole number"),
         ({"outbox": {"max_size": 5}}, "outbox: unknown key(s) max_size"),
