@@ -30,7 +30,7 @@ from mlmon.server.config import ServerConfig
 from mlmon.server.data import RANGES, Data, Query, parse_query
 from mlmon.server.reports import CONTENT_TYPES, REPORT_CSP, ReportIndex
 
-__all__ = ["RequestAudit", "create_app", "serve"]
+__all__ = ["AlertDelivery", "RequestAudit", "create_app", "serve"]
 
 log = logging.getLogger("mlmon.server")
 
@@ -85,6 +85,38 @@ class RequestAudit:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.flush()
+
+
+class AlertDelivery:
+    """``mlmon alerts run`` inside the server (``alerts: {deliver: true}``), in a thread.
+
+    The loop is :func:`mlmon.alerting.deliver.run`, which reads the lake and never imports
+    the edge. Its state folder's lock keeps a CronJob and the server from delivering at once:
+    the one that does not hold it logs each refused pass and tries again at the next.
+    """
+
+    def __init__(self, alerts_config: str | None) -> None:
+        from mlmon.alerting import load_config as load_alerts_config
+
+        if alerts_config is None:
+            raise ConfigError("alerts.deliver: needs alerts.config, the alerts.yaml to deliver")
+        self.config = load_alerts_config(alerts_config)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        from mlmon.alerting.deliver import run
+
+        self._thread = threading.Thread(
+            target=run, args=(self.config, self._stop), name="mlmon-alerts-delivery", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop between sends (what is queued stays in the outbox for the next start)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
 
 
 def _minute() -> int:
@@ -379,14 +411,20 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
         routes += alert_routes(config.alerts_config, config.operator_groups, principal, data.models)
         routes += alert_forms.routes() if alert_forms is not None else []
 
+    delivery = AlertDelivery(config.alerts_config) if config.deliver_alerts else None
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
         if audit is not None:
             audit.start()
+        if delivery is not None:
+            delivery.start()
         await asyncio.to_thread(data.start)  # the first listing of the lake, then in the background
         try:
             yield
         finally:
+            if delivery is not None:
+                await asyncio.to_thread(delivery.stop)
             data.stop()
             if audit is not None:
                 audit.stop()

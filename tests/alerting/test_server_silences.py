@@ -179,3 +179,39 @@ def test_dashboard_buttons_need_an_operator_the_same_origin_and_the_session_toke
         ("alert_silence", "risk-model|golden_pass_rate|*", "alice"),
         ("alert_acknowledge", "golden_pass_rate|risk-model|", "alice"),
     ]
+
+
+def test_the_server_runs_the_delivery_loop_when_asked_and_stops_it(
+    tmp_path: Path, lake: LakeData, receiver: HttpReceiver, capsys: pytest.CaptureFixture[str]
+):
+    import threading
+
+    from mlmon.errors import ConfigError
+
+    lake.golden("risk-model", datetime.now(UTC) - timedelta(minutes=5), passed=0, failed=5)
+    alerts = write_alerts_config(
+        tmp_path / "alerts", lake.root, [{"name": "ops", "type": "webhook", "url": receiver.url}]
+    )
+    path = write_server_config(
+        tmp_path / "server",
+        lake.root,
+        {"mode": "token"},
+        alerts={"config": str(alerts), "deliver": True},
+    )
+    with TestClient(create_app(load_server_config(path, env={}))):
+        assert receiver.arrived.wait(120)  # the loop's first pass, in the server's process
+        assert "mlmon-alerts-delivery" in {t.name for t in threading.enumerate()}
+    assert "mlmon-alerts-delivery" not in {t.name for t in threading.enumerate()}  # stopped
+    [body] = receiver.bodies()
+    assert body["model"] == "risk-model" and body["alerts"][0]["rule"] == "golden_pass_rate"
+    bad = write_server_config(
+        tmp_path / "bad", lake.root, {"mode": "token"}, alerts={"deliver": True}
+    )
+    with pytest.raises(ConfigError, match=r"alerts\.deliver: needs alerts\.config"):
+        load_server_config(bad, env={})
+    # the flag of `mlmon server` asks the same, and says what is missing (exit 2, no server)
+    from mlmon.cli import main
+
+    plain = write_server_config(tmp_path / "plain", lake.root, {"mode": "token"})
+    assert main(["server", "--config", str(plain), "--deliver-alerts", "--port", "0"]) == 2
+    assert "--deliver-alerts needs alerts: {config: alerts.yaml}" in capsys.readouterr().err
