@@ -42,7 +42,7 @@ def targets():
     return out
 
 
-def test_the_chart_renders_exactly_deploy_k8s_workflow(targets):
+def test_the_chart_renders_exactly_deploy_k8s_workflow(targets, helm_rendered):
     chart = {_key(d): _normal(d) for d in targets["helm-defaults"]}
     expected = {_key(d): _normal(d) for d in targets["kustomize"]}
     assert sorted(chart) == sorted(expected) and len(expected) == 7
@@ -52,7 +52,7 @@ def test_the_chart_renders_exactly_deploy_k8s_workflow(targets):
     changed["spec"]["concurrencyPolicy"] = "Allow"  # the comparison can fail
     assert changed != expected[("CronJob", "mlmon", "mlmon-alerts")]
     # off by default: the site values render no workflow object
-    assert _workflow(template("onprem")) == [] and _workflow(template("cloud")) == []
+    assert _workflow(helm_rendered["onprem"]) == [] and _workflow(helm_rendered["cloud"]) == []
 
 
 def test_workflow_objects_are_valid_restricted_and_bounded(targets):
