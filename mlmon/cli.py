@@ -25,6 +25,7 @@ from typing import Any
 
 from mlmon.commands._common import add_audit_args, audit_record
 from mlmon.commands._common import storage_options as _storage_options
+from mlmon.durations import parse_duration
 from mlmon.errors import (
     ConfigError,
     LakeError,
@@ -43,13 +44,7 @@ EXIT_UNJOINED = 6
 
 
 def _duration(text: str) -> timedelta:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    try:
-        return timedelta(seconds=float(text[:-1]) * units[text[-1]])
-    except (KeyError, ValueError, IndexError) as exc:
-        raise ConfigError(
-            f'window "{text}" is not a duration; use e.g. "5m", "1h" or "1d"'
-        ) from exc
+    return parse_duration(text, "--window", positive=True)
 
 
 def _lake_uri(args: argparse.Namespace) -> str:

@@ -19,24 +19,20 @@ from typing import Any
 
 import yaml
 
+from mlmon.durations import parse_duration
 from mlmon.errors import ConfigError
 
-__all__ = ["AlertsConfig", "Receiver", "RuleSettings", "load_config", "parse_config"]
+__all__ = [
+    "AlertsConfig",
+    "Receiver",
+    "RuleSettings",
+    "load_config",
+    "parse_config",
+    "parse_duration",
+]
 
 RECEIVER_TYPES = ("webhook", "slack", "teams", "email", "alertmanager")
 RULES = ("drift", "golden", "latency", "performance", "missing_data", "version_checks")
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(value: Any, where: str) -> timedelta:
-    """``"30s"``, ``"5m"``, ``"2h"``, ``"1d"`` or a number of seconds."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return timedelta(seconds=float(value))
-    m = _DURATION.match(str(value).strip())
-    if not m:
-        raise ConfigError(f'{where}: "{value}" is not a duration; use e.g. "30s", "5m" or "2h"')
-    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
 
 
 @dataclass(frozen=True)

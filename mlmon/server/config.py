@@ -57,6 +57,7 @@ from typing import Any, Literal
 
 import yaml
 
+from mlmon.durations import parse_duration
 from mlmon.errors import ConfigError
 
 __all__ = [
@@ -71,21 +72,9 @@ __all__ = [
 ]
 
 AuthMode = Literal["none", "token", "proxy"]
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
 _HEADER = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-
-
-def parse_duration(text: Any, where: str) -> timedelta:
-    """``"30s"``, ``"5m"``, ``"2h"``, ``"1d"`` (or a number of seconds) as a timedelta."""
-    if isinstance(text, int | float) and not isinstance(text, bool) and text >= 0:
-        return timedelta(seconds=float(text))
-    m = _DURATION.match(str(text).strip())
-    if not m:
-        raise ConfigError(f'{where} "{text}" is not a duration; use e.g. "30s", "5m" or "2h"')
-    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
 
 
 def is_loopback(host: str) -> bool:
