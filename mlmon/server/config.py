@@ -148,6 +148,7 @@ class ServerConfig:
     reports: str | None = None
     alerts_config: str | None = None  # alerts.yaml: silences and acks through the API
     operator_groups: tuple[str, ...] = ()  # may silence and acknowledge alerts
+    deliver_alerts: bool = False  # run the alerts.yaml delivery loop in the server process
 
     def __post_init__(self) -> None:
         if self.auth.mode == "none" and not is_loopback(self.host):
@@ -361,9 +362,17 @@ def load_config(
         if "://" not in reports_uri and not reports and not Path(reports_uri).is_absolute():
             reports_uri = str(base / reports_uri)
     alerts_doc = _mapping(doc.get("alerts"), "alerts")
-    if set(alerts_doc) - {"config"}:
-        raise ConfigError("alerts: the only key is config (the path of alerts.yaml)")
+    if set(alerts_doc) - {"config", "deliver"}:
+        raise ConfigError(
+            "alerts: the known keys are config (the path of alerts.yaml) and deliver (true: run "
+            "the delivery loop in the server)"
+        )
     alerts_config = str(base / str(alerts_doc["config"])) if alerts_doc.get("config") else None
+    deliver_alerts = alerts_doc.get("deliver", False)
+    if not isinstance(deliver_alerts, bool):
+        raise ConfigError(f"alerts.deliver: expected true or false, got {deliver_alerts!r}")
+    if deliver_alerts and alerts_config is None:
+        raise ConfigError("alerts.deliver: needs alerts.config, the alerts.yaml to deliver")
     index_doc = _mapping(doc.get("index"), "index")
     if set(index_doc) - {"every", "full_every"}:
         raise ConfigError("index: the known keys are every (e.g. 10s; 0s: no index) and full_every")
@@ -396,5 +405,6 @@ def load_config(
         ),
         reports=reports_uri,
         alerts_config=alerts_config,
+        deliver_alerts=deliver_alerts,
         operator_groups=_strings(doc.get("operator_groups"), "operator_groups"),
     )
