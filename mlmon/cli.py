@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 
 from mlmon.commands._common import add_audit_args, audit_record
 from mlmon.commands._common import storage_options as _storage_options
+from mlmon.durations import parse_duration
 from mlmon.errors import (
     ConfigError,
     LakeError,
@@ -32,6 +34,7 @@ from mlmon.errors import (
     MlmonError,
     ProfileError,
     SchemaError,
+    SegmentWarning,
     UnknownNameError,
 )
 
@@ -43,13 +46,7 @@ EXIT_UNJOINED = 6
 
 
 def _duration(text: str) -> timedelta:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    try:
-        return timedelta(seconds=float(text[:-1]) * units[text[-1]])
-    except (KeyError, ValueError, IndexError) as exc:
-        raise ConfigError(
-            f'window "{text}" is not a duration; use e.g. "5m", "1h" or "1d"'
-        ) from exc
+    return parse_duration(text, "--window", positive=True)
 
 
 def _lake_uri(args: argparse.Namespace) -> str:
@@ -137,8 +134,11 @@ def _inferred_schema(frame: Any, args: argparse.Namespace) -> Any:
     default_ignore = Schema.ignore  # the dataclass defaults: request_id
     roles = {Schema.timestamp, Schema.latency, Schema.version, *default_ignore}
     roles |= set(ignore) | set(targets)
+    segments = set(_names(getattr(args, "segment", None)))  # monitored as segments: never ignored
     for name in frame.columns:
         if name in roles or name in categorical or name in named.get("--prediction", ()):
+            continue
+        if name in segments:
             continue
         dtype = frame.schema[name]
         by_name = re.search(_ID_NAME, name) is not None and not dtype.is_float()
@@ -160,19 +160,17 @@ def _inferred_schema(frame: Any, args: argparse.Namespace) -> Any:
     )
 
 
-def _bin_edges(items: list[str] | None) -> dict[str, list[float]]:
-    """``--bin-edges FEATURE=E1,E2,...`` items as ``{feature: edges}``."""
+def _bin_edges(items: list[str] | None, flag: str = "--bin-edges") -> dict[str, list[float]]:
+    """``--bin-edges FEATURE=E1,E2,...`` (or ``--band COL=E1,...``) items as ``{name: edges}``."""
     out: dict[str, list[float]] = {}
     for item in items or ():
         name, sep, raw = item.partition("=")
         if not sep or not name or not raw:
-            raise ConfigError(
-                f"--bin-edges {item!r}: expected FEATURE=E1,E2,..., e.g. age=0,18,65,120"
-            )
+            raise ConfigError(f"{flag} {item!r}: expected NAME=E1,E2,..., e.g. age=0,18,65,120")
         try:
             out[name] = [float(e) for e in raw.split(",")]
         except ValueError as exc:
-            raise ConfigError(f"--bin-edges {item!r}: the edges must be numbers") from exc
+            raise ConfigError(f"{flag} {item!r}: the edges must be numbers") from exc
     return out
 
 
@@ -239,14 +237,22 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
         )
     if perf is not None and args.decision:  # the model's decisions: build_reference reads them
         perf = perf.named(decision_column=args.decision)
-    ref = build_reference(
-        frame, schema, model=args.model, k=args.k, performance=perf,
-        label_column=args.label_column, score_columns=args.score_columns.split(","),
-        binning=args.binning, bin_edges=_bin_edges(args.bin_edges),
-        multivariate=args.multivariate, n_components=args.pca_components,
-        multivariate_chunks=args.multivariate_chunks, multivariate_k=args.multivariate_std,
-        discrete_max=_discrete_max(args), segments=_names(args.segment),
-    )  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:  # a segment that tells nothing
+        warnings.simplefilter("always", SegmentWarning)
+        ref = build_reference(
+            frame, schema, model=args.model, k=args.k, performance=perf,
+            label_column=args.label_column, score_columns=args.score_columns.split(","),
+            binning=args.binning, bin_edges=_bin_edges(args.bin_edges),
+            multivariate=args.multivariate, n_components=args.pca_components,
+            multivariate_chunks=args.multivariate_chunks, multivariate_k=args.multivariate_std,
+            discrete_max=_discrete_max(args), segments=_names(args.segment),
+            bands=_bin_edges(args.band, "--band"),
+        )  # fmt: skip
+    for w in caught:
+        if issubclass(w.category, SegmentWarning):
+            print(f"warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if args.data_driven_thresholds or args.nannyml_thresholds:
         from mlmon.analysis.thresholds import data_driven_thresholds
 
@@ -944,6 +950,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="profile per value of this column as well as overall (scanner, site, ward, an "
         "age band; repeatable): values seen fewer than --k times, and values not in a "
         "schema's segments: allowed: list, are profiled as __other__ (docs/segments.md)",
+    )
+    rb.add_argument(
+        "--band",
+        action="append",
+        metavar="COL=E1,E2,...",
+        help="a banded segment COL_band of a numeric column (repeatable), e.g. "
+        "--band age=0,18,40,65 gives age_band with 0-17, 18-39, 40-64, 65+ (and <0, missing); "
+        "the raw value never becomes a segment (docs/segments.md)",
     )
     rb.add_argument(
         "--categorical",

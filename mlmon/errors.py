@@ -41,6 +41,7 @@ __all__ = [
     "MlmonError",
     "ProfileError",
     "SchemaError",
+    "SegmentWarning",
     "TimestampError",
     "UnknownNameError",
 ]
@@ -119,3 +120,8 @@ class CorruptObjectWarning(UserWarning):
 class MlmonDeprecationWarning(FutureWarning):
     """A setting or flag is still accepted but no longer does anything (shown to users:
     :class:`FutureWarning`, not :class:`DeprecationWarning`, which Python hides by default)."""
+
+
+class SegmentWarning(UserWarning):
+    """A segment will not tell anything (e.g. its learned allow-list came out empty); the
+    message names the column, never a value."""

@@ -1,4 +1,4 @@
-# mlmon on AWS, example: the three least-privilege roles with the policy documents of deploy/iam/
+# mlmon on AWS, example: the least-privilege roles (edge writer, reader, workflow, maintenance) with the policy documents of deploy/iam/
 # (the very files the test suite loads into the moto IAM server), the lake bucket with SSE-KMS and
 # lifecycle expiry, and the S3/STS interface endpoints the edge reaches without internet access.
 terraform {
@@ -81,6 +81,12 @@ resource "aws_iam_policy" "reader" {
   policy      = templatefile("${local.iam_dir}/reader.json", local.policy_vars)
 }
 
+resource "aws_iam_policy" "workflow" {
+  name        = "mlmon-workflow-writer"
+  description = "mlmon alerts and registry watch: put registry_events, version_checks, alerts rows and their own audit"
+  policy      = templatefile("${local.iam_dir}/workflow.json", local.policy_vars)
+}
+
 resource "aws_iam_policy" "maintenance" {
   name        = "mlmon-lake-maintenance"
   description = "mlmon retention and off-boarding: list/get/delete under the lake prefix"
@@ -138,6 +144,28 @@ data "aws_iam_policy_document" "reader_trust" {
   }
 }
 
+# mlmon alerts deliver and mlmon registry watch (IRSA): deploy/k8s/workflow/serviceaccount.yaml,
+# the Helm chart's workflow.serviceAccount. Only the workflow's ServiceAccount.
+data "aws_iam_policy_document" "workflow_trust" {
+  statement {
+    actions = ["sts:AssumeRoleWithWebIdentity"]
+    principals {
+      type        = "Federated"
+      identifiers = [var.eks_oidc_provider_arn]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "${var.eks_oidc_issuer}:sub"
+      values   = ["system:serviceaccount:${var.edge_namespace}:${var.workflow_service_account}"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "${var.eks_oidc_issuer}:aud"
+      values   = ["sts.amazonaws.com"]
+    }
+  }
+}
+
 data "aws_iam_policy_document" "maintenance_trust" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -159,6 +187,11 @@ resource "aws_iam_role" "reader" {
   assume_role_policy = data.aws_iam_policy_document.reader_trust.json
 }
 
+resource "aws_iam_role" "workflow" {
+  name               = "mlmon-workflow" # the reader's policy plus workflow.json
+  assume_role_policy = data.aws_iam_policy_document.workflow_trust.json
+}
+
 resource "aws_iam_role" "maintenance" {
   name               = "mlmon-lake-maintenance"
   assume_role_policy = data.aws_iam_policy_document.maintenance_trust.json
@@ -172,6 +205,16 @@ resource "aws_iam_role_policy_attachment" "edge_writer" {
 resource "aws_iam_role_policy_attachment" "reader" {
   role       = aws_iam_role.reader.name
   policy_arn = aws_iam_policy.reader.arn
+}
+
+resource "aws_iam_role_policy_attachment" "workflow_reader" {
+  role       = aws_iam_role.workflow.name
+  policy_arn = aws_iam_policy.reader.arn
+}
+
+resource "aws_iam_role_policy_attachment" "workflow" {
+  role       = aws_iam_role.workflow.name
+  policy_arn = aws_iam_policy.workflow.arn
 }
 
 resource "aws_iam_role_policy_attachment" "maintenance" {

@@ -8,6 +8,11 @@ output "reader_role_arn" {
   value       = aws_iam_role.reader.arn
 }
 
+output "workflow_role_arn" {
+  description = "Annotate the workflow's ServiceAccount with it (alerts delivery, registry watch)."
+  value       = aws_iam_role.workflow.arn
+}
+
 output "maintenance_role_arn" {
   description = "The role retention and off-boarding assume."
   value       = aws_iam_role.maintenance.arn

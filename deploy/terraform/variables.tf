@@ -60,6 +60,12 @@ variable "server_service_account" {
   default     = "mlmon-server"
 }
 
+variable "workflow_service_account" {
+  description = "The ServiceAccount of the alerts and registry-watch CronJobs (deploy/k8s/workflow/serviceaccount.yaml), in edge_namespace; it assumes the workflow role."
+  type        = string
+  default     = "mlmon-workflow"
+}
+
 variable "reader_principal_arns" {
   description = "Who may assume the reader role (analysts, the reports job's role)."
   type        = list(string)

@@ -19,24 +19,20 @@ from typing import Any
 
 import yaml
 
+from mlmon.durations import parse_duration
 from mlmon.errors import ConfigError
 
-__all__ = ["AlertsConfig", "Receiver", "RuleSettings", "load_config", "parse_config"]
+__all__ = [
+    "AlertsConfig",
+    "Receiver",
+    "RuleSettings",
+    "load_config",
+    "parse_config",
+    "parse_duration",
+]
 
 RECEIVER_TYPES = ("webhook", "slack", "teams", "email", "alertmanager")
 RULES = ("drift", "golden", "latency", "performance", "missing_data", "version_checks")
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(value: Any, where: str) -> timedelta:
-    """``"30s"``, ``"5m"``, ``"2h"``, ``"1d"`` or a number of seconds."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return timedelta(seconds=float(value))
-    m = _DURATION.match(str(value).strip())
-    if not m:
-        raise ConfigError(f'{where}: "{value}" is not a duration; use e.g. "30s", "5m" or "2h"')
-    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
 
 
 @dataclass(frozen=True)
@@ -85,6 +81,8 @@ class AlertsConfig:
     storage_options: dict[str, Any] = field(default_factory=dict)
     audit_uri: str | None = None  # silences and acknowledgements are audited there
     audit_actor: str = "mlmon-alerts"
+    outbox_max_messages: int = 1000  # the outbox's bound (docs/alerts.md, "A full outbox")
+    outbox_max_bytes: int = 4 * 1024 * 1024
 
 
 _RULE_KEYS: dict[str, dict[str, Any]] = {
@@ -93,7 +91,7 @@ _RULE_KEYS: dict[str, dict[str, Any]] = {
     "golden": {"period": "1h", "severity": "warning", "min_pass_rate": 0.95},
     "latency": {"period": "1h", "severity": "warning", "quantile": 0.95, "objective_ms": None},
     "performance": {"period": "7d", "severity": "warning", "metrics": None, "min_labels": 100},
-    "missing_data": {"period": "7d", "severity": "critical", "missing_after": "2h"},
+    "missing_data": {"period": "7d", "severity": "critical", "missing_after": "2h", "expect": []},
     "version_checks": {"period": "7d", "severity": "critical"},
 }
 _RECEIVER_KEYS: dict[str, set[str]] = {
@@ -192,7 +190,8 @@ def _rule(name: str, doc: Any, where: str) -> RuleSettings | None:
     models = _mapping(merged.get("models"), f"{where}.models")
     for model, over in models.items():
         over = _mapping(over, f"{where}.models.{model}")
-        _no_unknown(over, set(defaults) - {"period", "severity"}, f"{where}.models.{model}")
+        per_model = set(defaults) - {"period", "severity", "expect"}
+        _no_unknown(over, per_model, f"{where}.models.{model}")
     merged["models"] = models
     for key in ("min_pass_rate", "quantile"):
         for m, v in [(None, merged.get(key)), *((m, o.get(key)) for m, o in models.items())]:
@@ -211,6 +210,7 @@ def _rule(name: str, doc: Any, where: str) -> RuleSettings | None:
                 raise ConfigError(f"{at}: {v!r} is not a positive number of milliseconds")
     if name == "missing_data":
         merged["missing_after"] = parse_duration(merged["missing_after"], f"{where}.missing_after")
+        merged["expect"] = _strings(merged["expect"], f"{where}.expect")
         for m, o in models.items():
             if "missing_after" in o:
                 o["missing_after"] = parse_duration(
@@ -305,6 +305,7 @@ def _parse(doc: Any, base: Path) -> AlertsConfig:
         "timeout",
         "storage_options",
         "audit",
+        "outbox",
     }
     _no_unknown(doc, allowed, "top level")
     for key in ("lake", "state_dir", "dashboard_url"):
@@ -337,6 +338,15 @@ def _parse(doc: Any, base: Path) -> AlertsConfig:
     _no_unknown(audit, {"uri", "actor"}, "audit")
     if audit and not audit.get("uri"):
         raise ConfigError("audit.uri: missing; the lake or bucket that keeps the audit log")
+    outbox = _mapping(doc.get("outbox"), "outbox")
+    _no_unknown(outbox, {"max_messages", "max_bytes"}, "outbox")
+    bounds = {"max_messages": 1000, "max_bytes": 4 * 1024 * 1024, **outbox}
+    for key, least in (("max_messages", 10), ("max_bytes", 16 * 1024)):
+        v = bounds[key]
+        if not isinstance(v, int) or isinstance(v, bool) or v < least:
+            raise ConfigError(
+                f"outbox.{key}: expected a whole number of at least {least}, got {v!r}"
+            )
     lake = str(doc["lake"])
     if "://" not in lake and not Path(lake).is_absolute():
         lake = str(base / lake)
@@ -355,6 +365,8 @@ def _parse(doc: Any, base: Path) -> AlertsConfig:
         storage_options=_mapping(doc.get("storage_options"), "storage_options"),
         audit_uri=_local(str(audit["uri"]), base) if audit else None,
         audit_actor=str(audit.get("actor", "mlmon-alerts")),
+        outbox_max_messages=bounds["max_messages"],
+        outbox_max_bytes=bounds["max_bytes"],
     )
 
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 import fnmatch
 import logging
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -28,7 +29,7 @@ from mlmon.alerting.silences import Silences
 from mlmon.analysis.lake import Lake
 from mlmon.errors import MlmonError
 
-__all__ = ["PassResult", "deliver", "run"]
+__all__ = ["PassResult", "deliver", "pause", "run"]
 
 log = logging.getLogger("mlmon.alerting")
 
@@ -45,6 +46,7 @@ class PassResult:
     failed: int = 0
     rate_limited: int = 0
     queued: int = 0
+    dropped: int = 0
     problems: list[str] = field(default_factory=list)
 
     def line(self) -> str:
@@ -53,6 +55,7 @@ class PassResult:
             f"({self.started} new, {self.resolved} resolved); {self.delivered} messages "
             f"delivered, {self.failed} failed, {self.rate_limited} held by a rate limit, "
             f"{self.queued} queued"
+            + (f"; {self.dropped} dropped from a full outbox" if self.dropped else "")
         )
 
 
@@ -135,6 +138,80 @@ def apply_findings(
     return changes
 
 
+NOTICE_MODEL = "(alert outbox)"
+
+
+def bound_outbox(box: Outbox, config: AlertsConfig, now: datetime, result: PassResult) -> None:
+    """Keep the outbox within its bound; tell each receiver that lost messages, and audit it.
+
+    Each receiver that lost messages gets one notice (replacing a notice still queued,
+    whose counts it adds up): a firing alert ``outbox_dropped`` naming how many messages
+    were dropped and the firing alerts (rule, model, subject) they told of. The notice is
+    never dropped and not held by the rate limit. Each drop is one record of the
+    delivery's audit log when ``audit:`` is configured, and a warning in its log always.
+    """
+    dropped = box.bound(config.outbox_max_messages, config.outbox_max_bytes)
+    if not dropped:
+        return
+    result.dropped += len(dropped)
+    lost: dict[str, list[Any]] = defaultdict(list)
+    for m in dropped:
+        lost[m.receiver].append(m)
+    for receiver, msgs in lost.items():
+        old = next((m for m in box.messages if m.receiver == receiver and m.kind == "notice"), None)
+        before: dict[str, Any] = old.alerts[0] if old is not None else {"value": 0}
+        firing: list[str] = list(before.get("dropped_firing", []))
+        for m in msgs:
+            for a in m.alerts:
+                name = " ".join(p for p in (a["rule"], a["model"], a.get("subject") or "") if p)
+                if a["state"] == "firing" and name not in firing:
+                    firing.append(name)
+        n = int(before["value"]) + len(msgs)
+        shown = "; ".join(firing[:10]) + (
+            f"; and {len(firing) - 10} more" if len(firing) > 10 else ""
+        )
+        summary = (
+            f"{n} alert message(s) for receiver {receiver} were dropped: the outbox was full "
+            f"(at most {config.outbox_max_messages} messages, {config.outbox_max_bytes} bytes; "
+            "resolved and lower-severity ones first). "
+            + (f"Firing alerts among them: {shown}. " if firing else "No firing alert among them. ")
+            + "The dashboard shows every alert's state."
+        )
+        since = before.get("since") or now.isoformat()
+        alert = {
+            "key": idempotency_key("outbox_dropped", receiver, since),
+            "rule": "outbox_dropped",
+            "model": NOTICE_MODEL,
+            "subject": receiver,
+            "feature": None,
+            "state": "firing",
+            "severity": "critical" if firing else "warning",
+            "summary": summary,
+            "value": n,
+            "threshold": config.outbox_max_messages,
+            "since": since,
+            "ended": None,
+            "link": f"{config.dashboard_url}/",
+            "dropped_firing": firing,
+        }
+        box.notice(receiver, alert, now)
+        log.warning("alerts: %s", summary)
+        if config.audit_uri is not None:
+            from mlmon.alerting.silences import open_silences
+
+            try:  # the silences' lock: one writer of the delivery's audit chain at a time
+                open_silences(config).note(
+                    "alert_outbox_dropped",
+                    receiver,
+                    messages=len(msgs),
+                    firing_alerts=len(firing),
+                    max_messages=config.outbox_max_messages,
+                    max_bytes=config.outbox_max_bytes,
+                )
+            except (MlmonError, OSError) as exc:
+                log.error("alerts: the drop was not audited: %s", exc)
+
+
 def flush(
     box: Outbox,
     config: AlertsConfig,
@@ -146,7 +223,7 @@ def flush(
     senders = senders or SENDERS
     for r in config.receivers:
         room = box.rate_room(r.name, r.rate_messages, r.rate_per, now)
-        for msg in sorted(box.due(r.name, now), key=lambda m: m.created):
+        for msg in sorted(box.due(r.name, now, config.retry_max), key=lambda m: m.created):
             if msg.kind == "change" and room <= 0:
                 result.rate_limited += 1
                 continue
@@ -212,9 +289,28 @@ def deliver(
                             by_model[a["model"]].append(a)
                     for model, alerts in by_model.items():
                         box.enqueue(r.name, model, alerts, now, "refresh")
+            bound_outbox(box, config, now, result)
             box.save()  # the new state and its messages in one atomic rename
         flush(box, config, now, result, senders)
     return result
+
+
+def pause(stop: threading.Event, seconds: float, *, slice_s: float = 0.2) -> bool:
+    """Wait up to ``seconds`` for ``stop``; return whether it is set.
+
+    Sleeps in short relative slices instead of ``stop.wait(seconds)``: a timed
+    ``Event.wait`` blocks on a semaphore with an absolute monotonic deadline, which
+    never comes under libfaketime 0.9.10 (``faketime -f '+1825d'``; docs/testing.md
+    and ``scripts/faketime-wait-probe.py``), while ``time.sleep`` takes a relative
+    time. A set ``stop`` is seen within ``slice_s``.
+    """
+    deadline = time.monotonic() + max(0.0, seconds)
+    while not stop.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        time.sleep(min(slice_s, left))
+    return stop.is_set()
 
 
 def run(
@@ -223,23 +319,25 @@ def run(
     *,
     on_pass: Any = None,
 ) -> None:
-    """Evaluate every ``interval``; between evaluations send queued messages when due."""
-    next_eval = datetime.now(UTC)
+    """Evaluate every ``interval``; between evaluations send queued messages when due.
+
+    The schedule runs on the monotonic clock (a wall clock stepped back or ahead neither
+    stalls nor floods the loop); the wall clock only stamps what a pass records.
+    """
+    interval_s = config.interval.total_seconds()
+    step_s = min(interval_s, max(config.retry_min.total_seconds(), 1.0))
+    next_eval = time.monotonic()
     while not stop.is_set():
-        now = datetime.now(UTC)
-        due_eval = now >= next_eval
+        due_eval = time.monotonic() >= next_eval
+        if due_eval:
+            next_eval = time.monotonic() + interval_s
         try:
-            result = deliver(config, now=now, evaluate_rules=due_eval)
+            result = deliver(config, now=datetime.now(UTC), evaluate_rules=due_eval)
         except Exception as exc:  # a lake outage must not end the loop
             log.error("alerts: pass failed: %s: %s", type(exc).__name__, exc)
             result = None
-        if due_eval:
-            next_eval = now + config.interval
-            if result is not None:
-                log.info("alerts: %s", result.line())
+        if due_eval and result is not None:
+            log.info("alerts: %s", result.line())
         if on_pass is not None and result is not None:
             on_pass(result)
-        step = min(config.interval, max(config.retry_min, timedelta(seconds=1)))
-        stop.wait(
-            min(step, max(next_eval - datetime.now(UTC), timedelta(0))).total_seconds() or 0.2
-        )
+        pause(stop, max(0.2, min(step_s, next_eval - time.monotonic())))

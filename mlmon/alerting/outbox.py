@@ -13,6 +13,12 @@ at least once, and every message carries an idempotency key (its ``id``, from
 the rule, model, subject, state and the time the alert started firing) that a
 receiver can dedupe on.
 
+The outbox is bounded (``outbox: {max_messages, max_bytes}`` of alerts.yaml):
+when a pass would leave more, :meth:`Outbox.bound` drops the refreshes, the
+resolved and the lower-severity messages first, oldest first, and the delivery
+queues one notice per receiver saying how many were dropped and which firing
+alerts they told of (docs/alerts.md, "A full outbox").
+
 A lock file (``state_dir/lock``, ``flock``) keeps a second delivery process
 off the same state.
 """
@@ -35,6 +41,7 @@ from mlmon.errors import ConfigError
 __all__ = ["Message", "Outbox", "idempotency_key", "locked"]
 
 FORMAT = 1
+_SEVERITY = {"info": 0, "warning": 1, "critical": 2}
 
 
 def idempotency_key(*parts: str) -> str:
@@ -48,7 +55,7 @@ class Message:
     id: str
     receiver: str
     model: str
-    kind: str  # "change" or "refresh" (Alertmanager's re-send of firing alerts)
+    kind: str  # "change", "refresh" (Alertmanager's re-send of firing alerts) or "notice"
     alerts: list[dict[str, Any]]
     created: str
     attempts: int = 0
@@ -159,12 +166,23 @@ class Outbox:
         self.messages.append(msg)
         return msg
 
-    def due(self, receiver: str, now: datetime) -> list[Message]:
-        return [
-            m
-            for m in self.messages
-            if m.receiver == receiver and datetime.fromisoformat(m.next_attempt) <= now
-        ]
+    def due(
+        self, receiver: str, now: datetime, longest_wait: timedelta | None = None
+    ) -> list[Message]:
+        """The messages of ``receiver`` whose next attempt has come.
+
+        A next attempt more than ``longest_wait`` (the back-off's cap) ahead can only
+        come from a wall clock stepped back since it was set: such a message is due now.
+        """
+        horizon = None if longest_wait is None else now + longest_wait
+        out = []
+        for m in self.messages:
+            if m.receiver != receiver:
+                continue
+            at = datetime.fromisoformat(m.next_attempt)
+            if at <= now or (horizon is not None and at > horizon):
+                out.append(m)
+        return out
 
     def delivered(self, msg: Message, now: datetime) -> None:
         self.messages = [m for m in self.messages if m.id != msg.id]
@@ -181,8 +199,59 @@ class Outbox:
         msg.last_error = error
         return wait
 
+    def bound(self, max_messages: int, max_bytes: int) -> list[Message]:
+        """Drop queued messages until at most ``max_messages`` and ``max_bytes`` remain.
+
+        Returns the dropped messages. The order: Alertmanager refreshes first (the next
+        pass sends them again), then messages with no firing alert, then those whose
+        firing alerts are of lower severity; within each, lower severity and then the
+        oldest first. A ``notice`` (what was dropped) is never dropped. The size counted
+        is each message's JSON, as the outbox file holds it.
+        """
+        sizes = {id(m): len(json.dumps(m.to_json(), sort_keys=True)) for m in self.messages}
+        count, total = len(self.messages), sum(sizes.values())
+        if count <= max_messages and total <= max_bytes:
+            return []
+
+        def order(m: Message) -> tuple[bool, bool, int, str]:
+            firing = [a for a in m.alerts if a["state"] == "firing"]
+            severity = max((_SEVERITY.get(a["severity"], 1) for a in firing or m.alerts), default=0)
+            return (m.kind != "refresh", bool(firing), severity, m.created)
+
+        dropped: list[Message] = []
+        for m in sorted((m for m in self.messages if m.kind != "notice"), key=order):
+            if count <= max_messages and total <= max_bytes:
+                break
+            dropped.append(m)
+            count, total = count - 1, total - sizes[id(m)]
+        gone = {id(m) for m in dropped}
+        self.messages = [m for m in self.messages if id(m) not in gone]
+        return dropped
+
+    def notice(self, receiver: str, alert: dict[str, Any], now: datetime) -> Message:
+        """Queue the receiver's one notice (replacing a queued one: there is one at a time)."""
+        self.messages = [
+            m for m in self.messages if not (m.receiver == receiver and m.kind == "notice")
+        ]
+        created = _iso(now)
+        msg = Message(
+            idempotency_key(receiver, "notice", alert["key"], str(alert["value"]), created),
+            receiver,
+            alert["model"],
+            "notice",
+            [alert],
+            created,
+            next_attempt=created,
+        )
+        self.messages.append(msg)
+        return msg
+
     def rate_room(self, receiver: str, limit: int, per: timedelta, now: datetime) -> int:
         """How many more messages ``receiver`` may get now (its sends within ``per``)."""
-        recent = [t for t in self.sent.get(receiver, []) if datetime.fromisoformat(t) > now - per]
+        recent = [  # a send "ahead" of now (a clock stepped back) counts no longer than ``per``
+            t
+            for t in self.sent.get(receiver, [])
+            if now - per < datetime.fromisoformat(t) <= now + per
+        ]
         self.sent[receiver] = recent
         return max(0, limit - len(recent))

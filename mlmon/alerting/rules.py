@@ -217,9 +217,35 @@ def _newest(lake: Lake, model: str, start: datetime, end: datetime) -> datetime 
     return newest
 
 
+_DATA_TABLES = ("profiles", "latency", "golden")
+
+
+def _expected(r: RuleSettings, model: str) -> bool:
+    return any(fnmatch.fnmatchcase(model, p) for p in r.options.get("expect", ()))
+
+
 def _missing(lake: Lake, model: str, r: RuleSettings, now: datetime) -> list[Finding]:
+    """Fires for a model that had data and stopped, or that ``expect`` names and has none.
+
+    A model with only a reference (registered, never served yet) is not missing data:
+    it gets a finding that does not hold (which also resolves an alert raised before).
+    """
     after = r.option("missing_after", model)
     newest = _newest(lake, model, now - r.period, now + timedelta(days=1))
+    never_had_data = newest is None and not any(model in lake.models(t) for t in _DATA_TABLES)
+    if never_had_data and not _expected(r, model):
+        return [
+            Finding(
+                "missing_data",
+                model,
+                None,
+                False,
+                r.severity,
+                "no records yet (the model has only a reference; name it in "
+                "missing_data.expect to be told while none arrive)",
+                threshold=after.total_seconds(),
+            )
+        ]
     if newest is None:
         holds, text = True, f"no records in the last {_human(r.period)}"
         value = r.period.total_seconds()
@@ -315,8 +341,18 @@ def evaluate(lake: Lake, config: AlertsConfig, now: datetime) -> tuple[list[Find
     """
     findings: list[Finding] = []
     problems: list[str] = []
-    for model in selected_models(lake.known_models(), config.models):
+    known = lake.known_models()
+    expected = [  # models missing_data.expect names exactly: judged even with nothing in the lake
+        p
+        for r in config.rules
+        if r.name == "missing_data"
+        for p in r.options.get("expect", ())
+        if not any(c in p for c in "*?[") and p not in known
+    ]
+    for model in selected_models([*known, *expected], config.models):
         for r in config.rules:
+            if model in expected and r.name != "missing_data":
+                continue
             try:
                 findings += RULES[r.name](lake, model, r, now)
             except (MlmonError, pl.exceptions.PolarsError, OSError) as exc:

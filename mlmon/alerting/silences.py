@@ -141,6 +141,11 @@ class Silences:
         except (MlmonError, OSError) as exc:
             log.warning("alerts: audit segment not written (%s); sent with the next flush", exc)
 
+    def note(self, action: str, target: str, **details: Any) -> None:
+        """One audit record of the delivery's own (an outbox drop), under the same lock."""
+        with self._changing():
+            self._audit(action, target, **details)
+
     def silence(
         self,
         model: str,

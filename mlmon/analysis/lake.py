@@ -601,6 +601,21 @@ class Lake(LakeStore):
             lf = lf.filter(pl.col("model_version") == version)
         return lf.collect().with_columns(pl.lit(None, pl.String).alias("segment"))
 
+    def segment_performance_references(
+        self, model: str, reference_id: str
+    ) -> dict[str, PerformanceProfile]:
+        """The reference's labelled performance profiles of the segments calibrated on their
+        own labels (``"scanner=GE"`` -> profile); empty when none were written."""
+        rows = (
+            self.scan("segment_performance", model=model)
+            .filter((pl.col("role") == "reference") & (pl.col("reference_id") == reference_id))
+            .collect()
+        )
+        return {
+            f"{r['segment']}={r['segment_value']}": performance_from_row(r)
+            for r in rows.iter_rows(named=True)
+        }
+
     def performance_reference(self, model: str, reference_id: str) -> PerformanceProfile | None:
         """The reference's labelled performance profile (calibration and baseline), if written."""
         rows = (
@@ -727,7 +742,11 @@ class Lake(LakeStore):
             Below this many labelled rows a period's alert uses the estimate.
         segment
             Per segment (``"scanner"``) or for one (``"scanner=GE"``), from the
-            ``segment_performance`` table; the result then has a ``segment`` column.
+            ``segment_performance`` table; the result then has a ``segment`` column,
+            and a ``calibration`` column: ``segment`` where the reference had labels
+            enough in that segment to calibrate on (its own calibration for the
+            estimate, its own baseline for ``reference``), else ``overall``
+            (``Reference.segment_performance``, docs/segments.md).
 
         Returns
         -------
@@ -747,6 +766,7 @@ class Lake(LakeStore):
         self._check_range(start, end)
         out: list[dict[str, Any]] = []
         refs: dict[str, Any] = {}
+        seg_refs: dict[str, dict[str, Any]] = {}
         for period, seg, ref_id, prof in self._merged_performance(
             model, start, end, by, version, segment
         ):
@@ -757,7 +777,17 @@ class Lake(LakeStore):
                     calibration(ref) if ref else None,
                     realized(ref) if ref else {},
                 )
+                if segment is not None:
+                    seg_refs[ref_id] = {
+                        key: (calibration(p), realized(p))
+                        for key, p in self.segment_performance_references(model, ref_id).items()
+                    }
             _, cal, ref_values = refs[ref_id]
+            cal_source = "overall"
+            if seg is not None and seg in seg_refs.get(ref_id, {}):
+                # the segment's own calibration and baseline (enough labels in the reference)
+                cal, ref_values = seg_refs[ref_id][seg]
+                cal_source = "segment"
             real = realized(prof)
             est = estimate(prof, cal) if cal is not None else {}
             on_labelled = (
@@ -790,14 +820,14 @@ class Lake(LakeStore):
                             math.isfinite(value) and math.isfinite(llo) and not llo <= value <= lhi
                         ),
                         "reference_id": ref_id,
+                        **({"calibration": cal_source} if segment is not None else {}),
                     }
                 )
         if not out:
             self.require_model(model)
         if segment is not None:
-            return pl.DataFrame(out, schema=_with_segment(_PERF_SCHEMA)).sort(
-                "period", "segment", "metric"
-            )
+            schema = {**_with_segment(_PERF_SCHEMA), "calibration": pl.String}
+            return pl.DataFrame(out, schema=schema).sort("period", "segment", "metric")
         return pl.DataFrame(out, schema=_PERF_SCHEMA).sort("period", "metric")
 
     def calibration_curve(

@@ -470,6 +470,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     cfg = _watch_config(args.config)
     if not args.loop:
         return watch_once(args, cfg)
+    from mlmon.alerting.deliver import pause
+
     interval = cfg.interval.total_seconds() if args.interval is None else args.interval
     stop = threading.Event()
 
@@ -486,7 +488,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
                 EXIT_UNREACHABLE,
             ):  # a registry outage is retried; a config error is not
                 return code
-            stop.wait(max(0.0, interval - (time.monotonic() - started)))
+            pause(stop, interval - (time.monotonic() - started))  # not Event.wait: faketime
     except KeyboardInterrupt:
         pass
     finally:

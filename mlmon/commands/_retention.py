@@ -82,6 +82,10 @@ def cmd_retention(args: argparse.Namespace, lake: str) -> int:
         )
     for why in p.audit_kept:
         print(f"  AUDIT KEPT {why}")
+    if p.partial:
+        print(f"{len(p.partial)} interrupted write(s) (.tmp-*.part, over an hour old) to delete:")
+        for path in p.partial:
+            print(f"  PARTIAL {path}")
     if args.sub == "plan":
         return 0
     from mlmon.governance.audit import AuditLog

@@ -13,14 +13,13 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from mlmon.durations import parse_duration
 from mlmon.errors import ConfigError
 
 __all__ = ["WatchConfig", "load_watch_config"]
 
 
 def _duration(value: Any) -> timedelta:
-    from mlmon.edge.config import parse_duration
-
     return parse_duration(value)
 
 

@@ -18,6 +18,16 @@ def _serve(args: argparse.Namespace) -> int:
         range_anchor=args.range_anchor,
         reports=args.reports,
     )
+    if args.deliver_alerts:
+        import dataclasses
+
+        from mlmon.errors import ConfigError
+
+        if not config.alerts_config:
+            raise ConfigError(
+                "--deliver-alerts needs alerts: {config: alerts.yaml} in the server's --config"
+            )
+        config = dataclasses.replace(config, deliver_alerts=True)
     opts = storage_options(args)
     if opts:
         import dataclasses
@@ -54,6 +64,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--reports",
         help="folder or s3:// prefix of rendered reports (mlmon report --out) for the Reports page",
+    )
+    p.add_argument(
+        "--deliver-alerts",
+        action="store_true",
+        help="also run the alert delivery loop of alerts.config (as `mlmon alerts run`)",
     )
     p.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     p.add_argument("--tls-key", help="the certificate's private key (PEM)")

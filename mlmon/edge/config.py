@@ -56,6 +56,7 @@ from pydantic import (
     model_validator,
 )
 
+from mlmon.durations import parse_duration
 from mlmon.edge.imaging.config import ImagingConfig
 from mlmon.errors import ConfigError, MlmonDeprecationWarning
 from mlmon.governance.samples import SamplesConfig
@@ -76,8 +77,6 @@ __all__ = [
     "parse_duration",
 ]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 MIN_HMAC_KEY_BYTES = 32
 """The edge refuses a shorter HMAC key at start: ids and versions are hashed under it."""
@@ -87,18 +86,6 @@ MIN_WINDOW, MAX_WINDOW = timedelta(minutes=1), timedelta(days=1)
 def _show_duration(v: timedelta) -> str:
     seconds = v.total_seconds()
     return f"{seconds:g}s"
-
-
-def parse_duration(value: Any) -> timedelta:
-    """``"30s"``, ``"5m"``, ``"1h"``, ``"1d"``, ``"250ms"`` or a number of seconds."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=float(value))
-    m = _DURATION.match(str(value))
-    if not m:
-        raise ValueError(f'"{value}" is not a duration; use e.g. "30s", "5m" or "1h"')
-    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
 
 
 class _Frozen(BaseModel):

@@ -54,8 +54,9 @@ from mlmon.errors import ConfigError, SchemaError
 from mlmon.governance.deid import hmac_ids
 from mlmon.lake.schema import explain_unjoined
 from mlmon.lake.writer import LakeWriter, WriteRecord, performance_row
-from mlmon.profiles.frame import Reference
+from mlmon.profiles.frame import Reference, segment_codes
 from mlmon.profiles.performance import PerformanceProfile, PerformanceSpec, decision_index
+from mlmon.profiles.schema import SegmentSpec
 
 __all__ = [
     "LabelBatch",
@@ -80,6 +81,21 @@ def _window_start_us(ts: pl.Expr, window: timedelta) -> pl.Expr:
 
 def _id16(hex_ids: pl.Expr | pl.Series) -> Any:
     return hex_ids.str.slice(0, _ID_HEX).str.decode("hex")
+
+
+#: Prefix of the prediction store's and the join's per-segment columns: ``segment:ward``
+#: holds each row's allow-listed segment value (never a value outside the list).
+SEG_PREFIX = "segment:"
+
+
+def segment_columns(frame: pl.DataFrame, segments: tuple[SegmentSpec, ...]) -> list[pl.Series]:
+    """``segment:{name}`` columns of ``frame``'s allow-listed segment values (or band labels),
+    one per segment whose column ``frame`` has; a value outside the list is ``__other__``."""
+    return [
+        segment_codes(frame, spec).alias(SEG_PREFIX + spec.name)
+        for spec in segments
+        if spec.source in frame.columns
+    ]
 
 
 # -- Bloom filter of expired ids ------------------------------------------------------
@@ -214,6 +230,7 @@ class PredictionStore:
         task: str | None = None,
         decisions: np.ndarray | None = None,
         class_scores: np.ndarray | None = None,
+        segments: list[pl.Series] | None = None,
     ) -> int:
         """Keep the predictions of flat records (rows without a request id are skipped).
 
@@ -225,6 +242,8 @@ class PredictionStore:
         (-1 where none), stored as ``decision`` (null where none). ``class_scores``
         (multiclass, (n, K)): each row's class probabilities, stored as ``score_0`` ...
         ``score_{K-1}`` (null where missing), so joined labels give ROC AUC, Brier and log loss.
+        ``segments`` (:func:`segment_columns`): each row's allow-listed segment values, stored
+        so that joined labels give performance per segment too.
         """
         if "request_id_hmac" not in frame.columns or "prediction" not in frame.columns:
             return 0
@@ -239,6 +258,9 @@ class PredictionStore:
                 pl.Series(f"_mlmon_{n}", class_scores[:, i], pl.Float64).fill_nan(None)
                 for i, n in enumerate(score_names)
             )
+        seg_names = [str(c.name) for c in segments or ()]
+        if segments:
+            frame = frame.with_columns(segments)
         version = (
             pl.col("model_version").cast(pl.String)
             if "model_version" in frame.columns
@@ -252,6 +274,7 @@ class PredictionStore:
             prediction.alias("prediction"),
             *([pl.col("_mlmon_decision").alias("decision")] if decisions is not None else []),
             *(pl.col(f"_mlmon_{n}").alias(n) for n in score_names),
+            *(pl.col(n) for n in seg_names),
         )
         known = pl.col("prediction").is_not_null()
         if decisions is not None and task == "multiclass":
@@ -399,18 +422,29 @@ class PredictionStore:
 # -- predictions per window ------------------------------------------------------------
 @dataclass
 class PredictionHistograms:
-    """Per (window, version): every prediction's score histogram, until the window is written."""
+    """Per (window, version): every prediction's score histogram, until the window is written.
+
+    With ``segments`` (the reference's), per (window, version, segment) as well:
+    :meth:`pop_segments` gives them (``"ward=ICU"`` -> profile) when the window closes.
+    """
 
     spec: PerformanceSpec
     window: timedelta
     ts_column: str
+    segments: tuple[SegmentSpec, ...] = ()
     _open: dict[tuple[datetime, str | None], PerformanceProfile] = field(default_factory=dict)
+    _seg_open: dict[tuple[datetime, str | None], dict[str, PerformanceProfile]] = field(
+        default_factory=dict
+    )
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, frame: pl.DataFrame) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def add(
+        self, frame: pl.DataFrame, segments: list[pl.Series] | None = None
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Count a flat frame's predictions into their windows; returns the rows' scores
         (see :meth:`_outputs`) and the model's logged decision of each row as a class index
-        (-1 where none), each None when the frame has none."""
+        (-1 where none), each None when the frame has none. ``segments``: the frame's
+        :func:`segment_columns` (computed here when None and the reference has segments)."""
         if frame.height == 0:
             return None, None
         scores, decisions = self._outputs(frame)
@@ -430,18 +464,42 @@ class PredictionHistograms:
                 "i": pl.Series(np.arange(frame.height)),
             }
         )
+
+        def profile(rows: np.ndarray) -> PerformanceProfile:
+            if scores is None or self.spec.task == "regression":
+                return PerformanceProfile(self.spec, count_total=len(rows))
+            return PerformanceProfile.from_predictions(
+                self.spec, scores[rows], decisions[rows] if decisions is not None else None
+            )
+
+        groups = []
         for (w, v), part in keyed.partition_by(["w", "v"], as_dict=True).items():
             start = datetime.fromtimestamp(w / _US, UTC)
             rows = part.get_column("i").to_numpy()
-            if scores is None or self.spec.task == "regression":
-                prof = PerformanceProfile(self.spec, count_total=part.height)
-            else:
-                prof = PerformanceProfile.from_predictions(
-                    self.spec, scores[rows], decisions[rows] if decisions is not None else None
-                )
+            groups.append((start, v, rows))
+            prof = profile(rows)
             with self._lock:
                 key = (start, v)
                 self._open[key] = self._open[key].merge(prof) if key in self._open else prof
+        if segments is None and self.segments:
+            segments = segment_columns(frame, self.segments)
+        for col in segments or ():
+            name = str(col.name).removeprefix(SEG_PREFIX)
+            codes = col.to_numpy()
+            for start, v, rows in groups:  # each window's rows split by segment value
+                values, which = np.unique(codes[rows], return_inverse=True)
+                if scores is None or self.spec.task == "regression":
+                    profs = [profile(rows[which == j]) for j in range(len(values))]
+                else:  # one pass over the window's rows for all its segment values
+                    profs = PerformanceProfile.from_predictions_grouped(
+                        self.spec, scores[rows], which, len(values),
+                        decisions[rows] if decisions is not None else None,
+                    )  # fmt: skip
+                for value, prof in zip(values.tolist(), profs, strict=True):
+                    seg = f"{name}={value}"
+                    with self._lock:
+                        open_ = self._seg_open.setdefault((start, v), {})
+                        open_[seg] = open_[seg].merge(prof) if seg in open_ else prof
         return scores, decisions
 
     def _outputs(self, frame: pl.DataFrame) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -483,6 +541,11 @@ class PredictionHistograms:
     def pop(self, start: datetime, version: str | None) -> PerformanceProfile | None:
         with self._lock:
             return self._open.pop((start, version), None)
+
+    def pop_segments(self, start: datetime, version: str | None) -> dict[str, PerformanceProfile]:
+        """The window's profiles per segment (``"ward=ICU"`` -> profile), removed."""
+        with self._lock:
+            return self._seg_open.pop((start, version), {})
 
 
 # -- the join ----------------------------------------------------------------------
@@ -628,7 +691,10 @@ def _typed_labels(
     if cfg.version_column and cfg.version_column in frame.columns:
         src["_version"] = cfg.version_column
     marker = [pl.col(NESTED)] if NESTED in frame.columns else []
-    df = frame.select([pl.col(c).alias(k) for k, c in src.items()] + marker).with_row_index("_row")
+    segs = [c for c in frame.columns if c.startswith(SEG_PREFIX)]  # join_labels' codes
+    df = frame.select(
+        [pl.col(c).alias(k) for k, c in src.items()] + marker + [pl.col(c) for c in segs]
+    ).with_row_index("_row")
 
     def held_nested(key: str) -> pl.Expr:  # a list or object in a column of mixed types
         if NESTED not in df.columns:
@@ -652,7 +718,7 @@ def _typed_labels(
         checks.append(("bad_score", bad | held_nested("_score")))
     if "_version" in df.columns:
         cols.append(_text_col(df, "_version")[0].alias("_version"))
-    typed = df.select("_row", *cols)
+    typed = df.select("_row", *cols, *segs)
     reason = pl.lit(None, pl.String)
     for name, expr in reversed(checks):
         reason = pl.when(expr).then(pl.lit(name)).otherwise(reason)
@@ -740,6 +806,10 @@ def join_labels(
             f"model {model!r}: labels in {source} carry no score and no prediction store is "
             "kept; set models[].performance.store_predictions: true or score_column"
         )
+    segments = reference.schema.segments
+    if cfg.score_column and segments:  # the segment columns the labels carry, allow-listed here
+        frame = frame.drop([c for c in frame.columns if c.startswith(SEG_PREFIX)])
+        frame = frame.with_columns(segment_columns(frame, segments))
     df = _typed_labels(frame, cfg, spec.task, result)
     if "_time" in df.columns:
         df = df.sort("_time", "_row", nulls_last=False)
@@ -763,10 +833,19 @@ def join_labels(
                 "model_version"
             ),
             pl.col("_score").alias("prediction"),
+            *(pl.col(c) for c in df.columns if c.startswith(SEG_PREFIX)),
         )
     else:
         assert store is not None
         stored = store.lookup(model, df.select("id"), task=spec.task)
+        stored = stored.drop(
+            [
+                c
+                for c in stored.columns
+                if c.startswith(SEG_PREFIX)
+                and c.removeprefix(SEG_PREFIX) not in {g.name for g in segments}
+            ]
+        )
         joined = df.select("id", "y").join(stored, on="id", how="inner")
         unmatched = df.select("id").join(stored, on="id", how="anti").get_column("id")
         late = store.was_expired(model, unmatched)
@@ -791,6 +870,18 @@ def join_labels(
     rows = _performance_rows(joined, spec, reference.reference_id, batch_id, window, writer)
     result.windows = len(rows)
     result.objects = _write_by_date(writer, model, rows, "performance", f"labels-{batch_id}")
+    seg_rows = [
+        r
+        for g in segments
+        if SEG_PREFIX + g.name in joined.columns
+        for r in _performance_rows(
+            joined, spec, reference.reference_id, batch_id, window, writer, segment=g.name
+        )
+    ]
+    if seg_rows:  # per segment as well: Lake.performance(segment=...) and subgroup_gaps
+        result.objects += _write_by_date(
+            writer, model, seg_rows, "segment_performance", f"labels-{batch_id}"
+        )
     starts = [r["window_start"] for r in rows] or [now]
     ends = [r["window_end"] for r in rows] or [now]
     summary = {
@@ -834,16 +925,24 @@ def _performance_rows(
     batch_id: str,
     window: timedelta,
     writer: LakeWriter,
+    segment: str | None = None,
 ) -> list[dict[str, Any]]:
+    """``performance`` rows per (window, version) of the joined labels; with ``segment``,
+    ``segment_performance`` rows per (window, version, value of that segment)."""
     rows: list[dict[str, Any]] = []
     if joined.height == 0:
         return rows
     # one sort, then numpy slices per (window, version): no per-group polars query
-    df = joined.with_columns(pl.col("model_version").fill_null("")).sort(
-        "window_us", "model_version"
-    )
+    seg = None if segment is None else SEG_PREFIX + segment
+    df = joined.with_columns(pl.col("model_version").fill_null(""))
+    if seg is not None:  # a row whose segment is unknown (stored before segments) is left out
+        df = df.filter(pl.col(seg).is_not_null())
+        if df.height == 0:
+            return rows
+    df = df.sort("window_us", "model_version", *([seg] if seg else []))
     w_arr = df.get_column("window_us").to_numpy()
     v_arr = df.get_column("model_version").to_numpy()
+    g_arr = df.get_column(seg).to_numpy() if seg is not None else None
     y_all = df.get_column("y").to_numpy()
     pred = df.get_column("prediction")
     dec_all = (
@@ -864,7 +963,10 @@ def _performance_rows(
         if spec.task == "multiclass" and all(n in df.columns for n in names)
         else None
     )
-    change = np.flatnonzero((w_arr[1:] != w_arr[:-1]) | (v_arr[1:] != v_arr[:-1])) + 1
+    new_group = (w_arr[1:] != w_arr[:-1]) | (v_arr[1:] != v_arr[:-1])
+    if g_arr is not None:
+        new_group |= g_arr[1:] != g_arr[:-1]
+    change = np.flatnonzero(new_group) + 1
     bounds = np.concatenate([[0], change, [len(w_arr)]])
     for lo, hi in itertools.pairwise(bounds.tolist()):
         w, version = int(w_arr[lo]), (str(v_arr[lo]) or None)
@@ -892,6 +994,8 @@ def _performance_rows(
             prof, role="labels", reference_id=reference_id, collector_id=writer.collector_id,
             start=start, end=start + window, version=version, batch_id=batch_id,
         )  # fmt: skip
+        if g_arr is not None:
+            row = {**row, "segment": segment, "segment_value": str(g_arr[lo])}
         rows.append(row)
     return rows
 

@@ -31,6 +31,7 @@ from mlmon.edge.labels import (
     PredictionStore,
     join_labels,
     read_label_file,
+    segment_columns,
 )
 from mlmon.errors import MlmonError
 from mlmon.lake.writer import performance_row
@@ -59,7 +60,10 @@ class EdgePerformance:
                 continue
             self.configs[m.name] = m
             self.hists[m.name] = PredictionHistograms(
-                ref.performance.spec, collector.config.window, ref.schema.timestamp
+                ref.performance.spec,
+                collector.config.window,
+                ref.schema.timestamp,
+                segments=ref.schema.segments,
             )
             if m.performance is not None and m.performance.store_predictions:
                 self.stores[m.name] = PredictionStore(
@@ -80,8 +84,12 @@ class EdgePerformance:
         spec = hist.spec
         score = spec.score_columns[0] if spec.task == "binary" and spec.score_columns else None
 
+        segments = self.c.references[model].schema.segments
+
         def observe(frame: pl.DataFrame) -> None:
-            scores, decisions = hist.add(frame)
+            # each row's allow-listed segment values, once for the histograms and the store
+            seg_cols = segment_columns(frame, segments) if segments else []
+            scores, decisions = hist.add(frame, seg_cols)
             if score is not None and score in frame.columns and "prediction" in frame.columns:
                 # a binary model's stored prediction is its score, from the reference's column
                 frame = frame.with_columns(
@@ -95,6 +103,7 @@ class EdgePerformance:
                     model, frame, self.c.config.window, ts, task=hist.spec.task,
                     decisions=decisions,
                     class_scores=scores if spec.task == "multiclass" else None,
+                    segments=seg_cols,
                 )  # fmt: skip
 
         state.observers.append(observe)
@@ -120,13 +129,29 @@ class EdgePerformance:
             "performance", model, pl.DataFrame([row], infer_schema_length=None), w.start, w.end,
             part=label,
         )  # fmt: skip
+        written = 1
+        per_segment = hist.pop_segments(w.start, w.version)
+        if per_segment:  # the same window's predictions per segment (label-free estimates)
+            seg_rows = [
+                {**performance_row(
+                    p, role="predictions", reference_id=ref.reference_id,
+                    collector_id=self.c.config.collector_id, start=w.start, end=w.end,
+                    version=w.version, batch_id=source,
+                ), "segment": key.partition("=")[0], "segment_value": key.partition("=")[2]}
+                for key, p in sorted(per_segment.items())
+            ]  # fmt: skip
+            self.c.writer.write_table(
+                "segment_performance", model, pl.DataFrame(seg_rows, infer_schema_length=None),
+                w.start, w.end, part=label,
+            )  # fmt: skip
+            written += 1
         # written when an estimate starts or stops looking worse than the reference, not per window
         conditions = estimate_conditions(ref, prof, scope=source)
         if conditions:
             self.c._alert_changes(
                 model, conditions, now, w.start, w.end, w.version, part=f"perf-{label}"
             )
-        return 1
+        return written
 
     def publish_reference(self, model: str) -> None:
         self.c.writer.write_performance_reference(model, self.c.references[model])

@@ -1789,30 +1789,57 @@ class FileStream:
             frame = self._fast_ndjson(lines)
             if frame is not None:
                 return RawBatch(f.name, end, frame=frame, lines=range(first, first + len(lines)))
-        records: list[Any] = []
+
+        def one(line: bytes) -> tuple[Any, str | None]:
+            value, reason = decode_json_line(line)
+            if reason is None and not isinstance(value, dict):
+                reason = "not_an_object"
+            if tail and reason == "bad_json":
+                reason = "truncated_line"
+            return value, reason
+
+        records, offsets, numbers = self._each_line(f, lines, pos, first, one)
+        return RawBatch(f.name, end, records=records, offsets=offsets, lines=numbers)
+
+    def _each_line(
+        self,
+        f: _FileInfo,
+        lines: list[bytes],
+        pos: int,
+        first: int,
+        parse: Callable[[bytes], tuple[Any, str | None]],
+        *,
+        strip_cr: bool = False,
+    ) -> tuple[list[Any], list[int], list[int]]:
+        """Each line parsed on its own: a bad line (its reason counted) costs only itself.
+
+        ``lines`` start at byte ``pos`` and line number ``first`` of ``f``, each followed by
+        one newline. A line longer than ``max_line_bytes`` (after its ``\\r`` when
+        ``strip_cr``) is ``line_too_long`` without being parsed; otherwise ``parse`` gives
+        ``(value, None)`` or ``(None, reason)``. Returns the good lines' values, byte offsets
+        and line numbers.
+        """
+        values: list[Any] = []
         offsets: list[int] = []
         numbers: list[int] = []
         reasons: list[str | None] = []
         bad_lines: list[int] = []
         for i, line in enumerate(lines):
             start, pos = pos, pos + len(line) + 1
-            if len(line) > self.max_line_bytes:
-                reason: str | None = "line_too_long"
-            else:
-                value, reason = decode_json_line(line)
-                if reason is None and not isinstance(value, dict):
-                    reason = "not_an_object"
-                if tail and reason == "bad_json":
-                    reason = "truncated_line"
+            if strip_cr:
+                line = line.rstrip(b"\r")
+            value, reason = (
+                (None, "line_too_long") if len(line) > self.max_line_bytes else parse(line)
+            )
             if reason is not None:
                 reasons.append(reason)
                 bad_lines.append(first + i)
                 continue
-            records.append(value)
+            values.append(value)
             offsets.append(start)
             numbers.append(first + i)
         _count(self.ctx, reasons, f.name, bad_lines)
-        return RawBatch(f.name, end, records=records, offsets=offsets, lines=numbers)
+        return values, offsets, numbers
 
     def _fast_ndjson(self, lines: list[bytes]) -> pl.DataFrame | None:
         """The batch read by polars, when that cannot differ from the strict parser; else None.
@@ -1938,37 +1965,19 @@ class FileStream:
         fast = self._fast_csv(lines, names) if self.format.columnar and not tail else None
         if fast is not None:
             return RawBatch(f.name, end, frame=fast, lines=range(first, first + len(lines)))
-        rows: list[list[str]] = []
-        offsets: list[int] = []
-        numbers: list[int] = []
-        reasons: list[str | None] = []
-        bad_lines: list[int] = []
-        for i, line in enumerate(lines):
-            start, pos = pos, pos + len(line) + 1
-            reason = None
-            line = line.rstrip(b"\r")
-            if len(line) > self.max_line_bytes:
-                reason = "line_too_long"
-            elif not line.strip():
-                reason = "empty_line"
-            else:
-                try:
-                    row = next(csv.reader([line.decode("utf-8")], strict=True))
-                except UnicodeDecodeError:
-                    reason = "bad_encoding"
-                except csv.Error:
-                    reason = "truncated_line" if tail else "bad_csv"
-                else:
-                    if len(row) != len(names):
-                        reason = "ragged_row"
-            if reason is not None:
-                reasons.append(reason)
-                bad_lines.append(first + i)
-                continue
-            rows.append(row)
-            offsets.append(start)
-            numbers.append(first + i)
-        _count(self.ctx, reasons, f.name, bad_lines)
+
+        def one(line: bytes) -> tuple[Any, str | None]:
+            if not line.strip():
+                return None, "empty_line"
+            try:
+                row = next(csv.reader([line.decode("utf-8")], strict=True))
+            except UnicodeDecodeError:
+                return None, "bad_encoding"
+            except csv.Error:
+                return None, "truncated_line" if tail else "bad_csv"
+            return (row, None) if len(row) == len(names) else (None, "ragged_row")
+
+        rows, offsets, numbers = self._each_line(f, lines, pos, first, one, strip_cr=True)
         cols = {
             n: pl.Series(n, [r[j] or None for r in rows], pl.String)
             for j, n in enumerate(names)

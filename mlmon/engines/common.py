@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from mlmon.engines.partials import write_windows
-from mlmon.errors import ConfigError, SchemaError
+from mlmon.durations import parse_duration
+from mlmon.engines.partials import PartialProfiler, merge_partials, write_windows
+from mlmon.errors import SchemaError
 from mlmon.lake.writer import LakeWriter, WriteRecord
 from mlmon.profiles.frame import Reference, Window
 
-__all__ = ["EngineResult", "finish", "parse_window", "record_columns"]
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+__all__ = ["EngineResult", "finish", "parse_window", "profile_partials", "record_columns"]
 
 
 def parse_window(window: timedelta | str) -> timedelta:
-    """``"5m"``, ``"1h"``, ``"1d"`` or a timedelta (positive)."""
-    if isinstance(window, timedelta):
-        step = window
-    else:
-        try:
-            step = timedelta(seconds=float(window[:-1]) * _UNITS[window[-1]])
-        except (KeyError, ValueError, IndexError, TypeError) as exc:
-            raise ConfigError(
-                f'window "{window}" is not a duration; use e.g. "5m", "1h" or "1d"'
-            ) from exc
-    if step <= timedelta(0):
-        raise ConfigError(f"window must be positive, got {window}")
-    return step
+    """``"5m"``, ``"1h"``, ``"1d"`` or a timedelta (positive); see :mod:`mlmon.durations`."""
+    return parse_duration(window, "window", positive=True)
 
 
 def record_columns(reference: Reference, available: list[str], what: str) -> list[str]:
@@ -48,8 +37,30 @@ def record_columns(reference: Reference, available: list[str], what: str) -> lis
             f"{what} has no column {', '.join(repr(c) for c in missing)} of the reference's schema; "
             f"its columns: {', '.join(available)}"
         )
+    missing = [c for c in s.segment_names if c not in available]
+    if missing:
+        raise SchemaError(
+            f"{what} has no segment column {', '.join(repr(c) for c in missing)} of the "
+            f"reference; its columns: {', '.join(available)}"
+        )
+    needed += s.segment_names
     needed += [c for c in (s.version, s.latency) if c and c in available]
     return list(dict.fromkeys(needed))
+
+
+#: How an engine runs the profiler over the records' ``columns``: the payloads it collects.
+Run = Callable[[list[str], PartialProfiler], Iterable[bytes]]
+
+
+def profile_partials(
+    reference: Reference, window: timedelta | str, available: list[str], what: str, run: Run
+) -> list[Window]:
+    """The driver's side of every engine: check the window and the columns before any task
+    runs, let the engine ``run`` the :class:`PartialProfiler` in its workers, merge the
+    payloads it collects into one window per (window, version)."""
+    profiler = PartialProfiler(reference, parse_window(window))
+    columns = record_columns(reference, available, what)
+    return merge_partials(run(columns, profiler), reference)
 
 
 @dataclass

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from mlmon.engines.common import EngineResult, finish, parse_window, record_columns
-from mlmon.engines.partials import PAYLOAD, merge_partials, partial_batches
+from mlmon.engines.common import EngineResult, finish, profile_partials
+from mlmon.engines.partials import PAYLOAD, PartialProfiler
 from mlmon.lake.writer import LakeWriter
 from mlmon.profiles.frame import Reference, Window
 
@@ -35,19 +35,6 @@ __all__ = ["partial_windows", "profile"]
 BATCH_ROWS = 262_144
 
 
-class _Profile:
-    """The map_batches function: one batch in, its partial profile (one binary row) out."""
-
-    def __init__(self, reference: Reference, window: timedelta) -> None:
-        self.reference, self.window = reference, window
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        out = list(partial_batches(batch.to_batches(), self.reference, self.window))
-        if not out:
-            return pa.table({PAYLOAD: pa.array([], pa.binary())})
-        return pa.Table.from_batches(out)
-
-
 def partial_windows(
     ds: Dataset,
     reference: Reference,
@@ -56,17 +43,18 @@ def partial_windows(
     batch_size: int = BATCH_ROWS,
 ) -> list[Window]:
     """Profile ``ds`` in Ray's workers and merge on the driver; returns the windows, writes nothing."""
-    step = parse_window(window)
-    cols = record_columns(reference, list(ds.columns()), "the Ray Dataset")
-    fn = _Profile(reference, step)
-    out = ds.select_columns(cols).map_batches(
-        fn, batch_format="pyarrow", batch_size=batch_size, zero_copy_batch=True
-    )
-    payloads: list[bytes] = []
-    for b in out.iter_batches(batch_format="pyarrow", batch_size=None):
-        assert isinstance(b, pa.Table)
-        payloads.extend(b.column(PAYLOAD).to_pylist())
-    return merge_partials(payloads, reference)
+
+    def run(columns: list[str], profiler: PartialProfiler) -> list[bytes]:
+        out = ds.select_columns(columns).map_batches(
+            profiler.table, batch_format="pyarrow", batch_size=batch_size, zero_copy_batch=True
+        )
+        payloads: list[bytes] = []
+        for b in out.iter_batches(batch_format="pyarrow", batch_size=None):
+            assert isinstance(b, pa.Table)
+            payloads.extend(b.column(PAYLOAD).to_pylist())
+        return payloads
+
+    return profile_partials(reference, window, list(ds.columns()), "the Ray Dataset", run)
 
 
 def profile(

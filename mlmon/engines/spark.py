@@ -22,14 +22,16 @@ Example::
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from mlmon.engines.common import EngineResult, finish, parse_window, record_columns
-from mlmon.engines.partials import PAYLOAD, deserialise, merge_partials, partial_batches
+from mlmon.analysis.drift import method
+from mlmon.analysis.thresholds import Thresholds
+from mlmon.engines.common import EngineResult, finish, profile_partials
+from mlmon.engines.partials import PAYLOAD, PartialProfiler, deserialise
 from mlmon.errors import SchemaError
 from mlmon.lake.writer import LakeWriter
 from mlmon.profiles.frame import Reference, Window
@@ -45,16 +47,12 @@ def partial_windows(
     df: DataFrame, reference: Reference, *, window: timedelta | str = "1h"
 ) -> list[Window]:
     """Profile ``df`` in Spark's executors and merge on the driver; returns the windows, writes nothing."""
-    step = parse_window(window)
-    needed = record_columns(reference, list(df.columns), "the Spark DataFrame")
-    ref = reference
 
-    def work(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        yield from partial_batches(batches, ref, step)
+    def run(columns: list[str], profiler: PartialProfiler) -> list[bytes]:
+        out = df.select(*columns).mapInArrow(profiler.batches, f"{PAYLOAD} binary")
+        return out.toArrow().column(PAYLOAD).to_pylist()
 
-    out = df.select(*needed).mapInArrow(work, f"{PAYLOAD} binary")
-    payloads = out.toArrow().column(PAYLOAD).to_pylist()
-    return merge_partials(payloads, reference)
+    return profile_partials(reference, window, list(df.columns), "the Spark DataFrame", run)
 
 
 def profile(
@@ -88,6 +86,7 @@ def drift(
     *,
     by: str = "day",
     methods: list[str] | None = None,
+    thresholds: Thresholds | Mapping[str, Any] | None = None,
 ) -> pl.DataFrame:
     """Drift per period recomputed in Spark from the lake's ``profiles`` rows (one model's).
 
@@ -97,11 +96,19 @@ def drift(
     group's windows are merged per period with the lake's ``merge_rows`` and compared with the
     reference in the executors, as ``Lake.drift`` does in one process: the same rows (period,
     feature, method, value, threshold, drifted, count, reference_id). Periods are UTC.
+
+    ``thresholds`` are ``Lake.drift``'s (``{"psi": 0.2, "age": {"js": 0.1}}`` or a
+    :class:`~mlmon.analysis.thresholds.Thresholds`): they override the references'
+    data-driven thresholds, which override the methods' defaults. They are checked on the
+    driver (an unknown method or feature is refused before any task runs).
     """
     import polars as pl
 
     from mlmon.analysis.periods import period_expr
 
+    for m in methods or ():
+        method(m)
+    th = Thresholds.parse(thresholds)
     refs = dict(references)
     missing = sorted(
         r[0] for r in profiles.select("reference_id").distinct().collect() if r[0] not in refs
@@ -109,10 +116,12 @@ def drift(
     if missing:
         raise SchemaError(f"profiles name references {missing} that were not given")
     period_expr(by)  # an unknown period is refused on the driver
+    if th.features:
+        for ref in refs.values():
+            th.check_features(ref)
 
     def work(batch: pa.Table) -> pa.Table:
         from mlmon.analysis.drift import drift_between
-        from mlmon.analysis.thresholds import Thresholds
         from mlmon.profiles.arrow import merge_rows
 
         df = pl.from_arrow(batch)
@@ -127,7 +136,7 @@ def drift(
             base = ref.profiles.get(feature)
             if base is None:
                 continue
-            per = Thresholds().for_feature(feature, ref.drift_thresholds.get(feature))
+            per = th.for_feature(feature, ref.drift_thresholds.get(feature))
             for r in drift_between(base, current, methods, per):
                 out.append({"period": period, "feature": feature, **r,
                             "count": current.count, "reference_id": ref_id})  # fmt: skip

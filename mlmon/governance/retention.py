@@ -10,7 +10,8 @@ S3's bulk delete answers 200 with per-key errors that s3fs ignores.
 What is still in use stays: a ``references`` object past its retention is kept
 while a window within retention (any table with a ``reference_id`` column) names
 its reference, and so is a ``performance`` object holding only that reference's
-own baseline row (:attr:`RetentionPlan.in_use`).
+own baseline row, and the ``segment_performance`` object of its segments' own
+calibrations (:attr:`RetentionPlan.in_use`).
 
 The audit log is retired by segment, never by a bucket rule: an actor's oldest
 segments whose newest seal is past the ``audit`` retention are deleted behind a
@@ -30,6 +31,9 @@ partition of a table (or of its rollups and compactions) whose names mlmon's
 writers and compaction use (``*.parquet``, ``_compacted.json``, an interrupted
 write's ``.tmp-*.part``). Anything else found there (someone's notes, an
 export) is listed in :attr:`RetentionPlan.skipped` and left in place.
+
+An interrupted local write's ``.tmp-*.part`` older than an hour is deleted in any
+partition, expired or not (:attr:`RetentionPlan.partial`): it is never data.
 """
 
 from __future__ import annotations
@@ -45,7 +49,13 @@ from mlmon.errors import ConfigError, LakeError, LakeUnreachable, LakeWriteDenie
 from mlmon.governance.audit import AUDIT_RETENTION_DAYS, Retirement, plan_retirement
 from mlmon.lake.layout import prefixes, table_prefix
 from mlmon.lake.schema import TABLES
-from mlmon.lake.storage import Storage, open_storage, put_object
+from mlmon.lake.storage import (
+    PARTIAL_WRITE,
+    STALE_PARTIAL_S,
+    Storage,
+    open_storage,
+    put_object,
+)
 
 __all__ = [
     "DEFAULT_DAYS",
@@ -90,7 +100,8 @@ class RetentionPlan:
     ``audit`` retires each actor's oldest audit segments behind a checkpoint;
     ``audit_kept`` says why an actor's due segments stay (segment names, never content);
     ``unreadable`` are objects whose reference ids could not be read (what they name is
-    kept).
+    kept). ``partial`` are interrupted local writes (``.tmp-*.part``) older than an hour
+    in partitions within retention: never data, deleted too.
     """
 
     cutoff: dict[str, date]
@@ -102,6 +113,7 @@ class RetentionPlan:
     audit: list[Retirement] = field(default_factory=list)
     audit_kept: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
+    partial: list[str] = field(default_factory=list)
 
 
 def check_days(overrides: dict[str, Any] | None) -> dict[str, int]:
@@ -228,6 +240,7 @@ def plan(
     st = lake if isinstance(lake, Storage) else open_storage(lake, storage_options)
     today = today or datetime.now(UTC).date()
     cutoff = {t: today - timedelta(days=d) for t, d in keep.items()}
+    now = datetime.now(UTC)
     out = RetentionPlan(cutoff)
     refs: dict[str, list[tuple[str, Any, str]]] = {}  # reference objects past retention, by model
     perf_refs: dict[str, list[tuple[str, Any, str]]] = {}  # performance objects past retention
@@ -249,6 +262,9 @@ def plan(
             except ValueError:  # date=2026-13-01: not a partition mlmon wrote
                 expired = False
             if not expired:
+                if PARTIAL_WRITE.match(name) and _older_than(info, now, STALE_PARTIAL_S):
+                    out.partial.append(path)
+                    continue
                 if t in _NAMES_A_REFERENCE and sub == table_prefix(t) and name.endswith(".parquet"):
                     kept_windows.setdefault(model, []).append((day, path))
                 continue
@@ -258,7 +274,11 @@ def plan(
             if t == "references" and name.endswith(".parquet"):
                 refs.setdefault(model, []).append((path, info, name))
                 continue
-            if t == "performance" and sub == table_prefix(t) and _REF_PART.search(name):
+            if (
+                t in ("performance", "segment_performance")  # a reference's baseline rows
+                and sub == table_prefix(t)
+                and _REF_PART.search(name)
+            ):
                 perf_refs.setdefault(model, []).append((path, info, name))
                 continue
             _add(out, path, info)
@@ -273,6 +293,16 @@ def plan(
         elif r is not None:
             out.audit.append(r)
     return out
+
+
+def _older_than(info: Any, now: datetime, seconds: float) -> bool:
+    """The listed object was last modified more than ``seconds`` before ``now`` (False: unknown)."""
+    when = info.get("mtime") or info.get("LastModified") or info.get("last_modified")
+    if isinstance(when, int | float):
+        return now.timestamp() - float(when) > seconds
+    if isinstance(when, datetime):
+        return (now - (when if when.tzinfo else when.replace(tzinfo=UTC))).total_seconds() > seconds
+    return False
 
 
 def _add(out: RetentionPlan, path: str, info: Any) -> None:
@@ -364,6 +394,8 @@ def apply(
         return True
 
     for path in retention.objects:
+        rm(path)
+    for path in retention.partial:
         rm(path)
     checkpoints = []
     retired = 0

@@ -35,6 +35,13 @@ def save_reference(reference: Reference, path: str | os.PathLike[str]) -> str:
         meta[b"mlmon.performance"] = json.dumps(
             performance_to_row(reference.performance, columns=True)
         ).encode()
+    if reference.segment_performance:  # the segments' own calibrations
+        meta[b"mlmon.segment_performance"] = json.dumps(
+            {
+                key: performance_to_row(p, columns=True)
+                for key, p in sorted(reference.segment_performance.items())
+            }
+        ).encode()
     rows = rows.replace_schema_metadata({**(rows.schema.metadata or {}), **meta})
     target = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(target))
@@ -135,6 +142,11 @@ def load_reference(path: str | os.PathLike[str]) -> Reference:
         if b"mlmon.performance" in meta:
             perf = performance_from_row(json.loads(meta[b"mlmon.performance"]))
             ref = dataclasses.replace(ref, performance=perf)
+        if b"mlmon.segment_performance" in meta:
+            per = json.loads(meta[b"mlmon.segment_performance"])
+            ref = dataclasses.replace(
+                ref, segment_performance={k: performance_from_row(r) for k, r in per.items()}
+            )
         return ref
     except (SchemaError, ProfileError, ValueError, KeyError) as exc:
         raise SchemaError(f"{target}: {exc}") from exc

@@ -9,7 +9,9 @@ HEAD, LIST, GET or DELETE, so the edge works with credentials that allow only
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -21,7 +23,26 @@ from fsspec.implementations.local import LocalFileSystem
 from mlmon._extras import require
 from mlmon.errors import ConfigError, LakeError, LakeUnreachable, LakeWriteDenied
 
-__all__ = ["Storage", "bounded_s3_options", "open_storage", "put_object", "sse_of"]
+__all__ = [
+    "PARTIAL_WRITE",
+    "STALE_PARTIAL_S",
+    "Storage",
+    "bounded_s3_options",
+    "open_storage",
+    "put_object",
+    "sse_of",
+    "sweep_partial_writes",
+]
+
+#: The temporary file of a local write (:func:`put_object`), renamed to its object when done.
+#: One is left behind only when the writing process died mid-write; it is never data.
+PARTIAL_WRITE = re.compile(r"^\.tmp-[^/]*\.part$")
+#: A partial write older than this (seconds) is an interrupted one (a live write takes
+#: milliseconds): the next writer to the folder, and ``mlmon retention apply``, delete it.
+STALE_PARTIAL_S = 3600.0
+#: Folder -> when (monotonic) this process last swept it; each folder is swept at most once
+#: per :data:`STALE_PARTIAL_S`, so a writer lists a folder about once an hour, not per write.
+_SWEPT: dict[str, float] = {}
 
 
 @dataclass(frozen=True)
@@ -159,11 +180,58 @@ def sse_of(response: Any) -> str | None:
     return str(value) if value else None
 
 
+def sweep_partial_writes(
+    folder: str, *, older_than_s: float = STALE_PARTIAL_S, now: float | None = None
+) -> list[str]:
+    """Delete the interrupted local writes (``.tmp-*.part``) in ``folder`` older than ``older_than_s``.
+
+    Only files named like :data:`PARTIAL_WRITE` directly in ``folder`` are touched, and only
+    when their modification time is older than ``older_than_s`` seconds before ``now``
+    (default: the clock), so a write in progress in another process is left alone. A file
+    another sweeper removed first is skipped; a missing or unreadable folder removes nothing.
+
+    Returns
+    -------
+    list of str
+        The paths deleted.
+    """
+    cutoff = (time.time() if now is None else now) - older_than_s
+    gone: list[str] = []
+    try:
+        with os.scandir(folder) as it:
+            entries = [e for e in it if PARTIAL_WRITE.match(e.name)]
+    except OSError:
+        return gone
+    for e in entries:
+        try:
+            if e.is_file(follow_symlinks=False) and e.stat(follow_symlinks=False).st_mtime < cutoff:
+                os.unlink(e.path)
+                gone.append(e.path)
+        except FileNotFoundError:
+            continue
+        except OSError:  # not ours to delete (permissions): the next sweep or retention tries
+            continue
+    return gone
+
+
+def _sweep_now_and_then(folder: str) -> None:
+    now = time.monotonic()
+    last = _SWEPT.get(folder)
+    if last is not None and now - last < STALE_PARTIAL_S:
+        return
+    if len(_SWEPT) >= 4096:  # a long-running writer: forget the old partitions
+        _SWEPT.clear()
+    _SWEPT[folder] = now
+    sweep_partial_writes(folder)
+
+
 def put_object(storage: Storage, path: str, data: bytes) -> dict[str, Any] | None:
     """Write ``data`` to ``path`` as one object, replacing any object there.
 
     Local: written to a temporary file in the same folder and renamed, so a
-    reader never sees a partial file. S3: one ``PutObject`` (``pipe_file``),
+    reader never sees a partial file; the first write to a folder (then once an hour)
+    also deletes the temporary files of writes interrupted over an hour ago
+    (:func:`sweep_partial_writes`). S3: one ``PutObject`` (``pipe_file``),
     which is atomic on S3 and needs no other permission.
 
     Returns
@@ -192,6 +260,7 @@ def put_object(storage: Storage, path: str, data: bytes) -> dict[str, Any] | Non
                 if os.path.exists(tmp):
                     os.unlink(tmp)
                 raise
+            _sweep_now_and_then(folder)
         except PermissionError as exc:
             raise LakeWriteDenied(
                 f"cannot write {path}: {exc.strerror}; check folder permissions"

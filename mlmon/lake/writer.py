@@ -624,6 +624,12 @@ class LakeWriter:
             collector_id=self.collector_id, start=reference.created_at, end=reference.created_at,
             version=None, batch_id="reference",
         )  # fmt: skip
+        if reference.segment_performance:  # segments calibrated on their own labels
+            self.write_segment_performance(
+                model, reference.segment_performance, reference, start=reference.created_at,
+                end=reference.created_at, role="reference",
+                batch_id=f"ref-{reference.reference_id}",
+            )  # fmt: skip
         return self.write_table(
             "performance",
             model,

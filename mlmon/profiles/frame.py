@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -24,7 +25,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from mlmon.errors import SchemaError, TimestampError
+from mlmon.errors import SchemaError, SegmentWarning, TimestampError
 from mlmon.profiles.binning import binning_items, check_binning, reference_bins
 from mlmon.profiles.kinds import (
     DISCRETE_MAX,
@@ -38,7 +39,7 @@ from mlmon.profiles.kinds import (
 )
 from mlmon.profiles.multivariate import MULTIVARIATE, MultivariateModel, fit_multivariate
 from mlmon.profiles.performance import PerformanceProfile, PerformanceSpec
-from mlmon.profiles.schema import FeatureSpec, Schema, SegmentSpec
+from mlmon.profiles.schema import FeatureSpec, Schema, SegmentSpec, band_segment
 from mlmon.profiles.sketch import DEFAULT_ALPHA, grouped_sketches
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "performance_segments",
     "profile_frame",
     "profile_windows",
+    "segment_codes",
     "to_polars",
     "utc_timestamps",
 ]
@@ -106,6 +108,10 @@ class Reference:
     #: The reference's feature profiles per segment (``"scanner=GE"`` -> feature -> profile),
     #: on the overall profiles' bins and vocabularies; empty without segment columns.
     segment_profiles: dict[str, dict[str, Profile]] = field(default_factory=dict)
+    #: The reference's labelled performance profile per segment (``"scanner=GE"`` ->
+    #: profile), only for segments with enough labels to calibrate on
+    #: (:func:`segment_calibration_ok`); estimates of the other segments use the overall one.
+    segment_performance: dict[str, PerformanceProfile] = field(default_factory=dict)
 
     def empty_profile(self, name: str) -> Profile:
         return self.profiles[name].empty_like()
@@ -263,6 +269,7 @@ def build_reference(
     multivariate_k: float = 3.0,
     discrete_max: int = DISCRETE_MAX,
     segments: Sequence[str] = (),
+    bands: Mapping[str, Sequence[float]] | None = None,
 ) -> Reference:
     """Build the reference profile from a training or baseline dataframe.
 
@@ -316,6 +323,13 @@ def build_reference(
         profiled per segment value as well as overall (see ``docs/segments.md``). A
         segment without an allow-list learns one here (values seen at least ``k``
         times, at most ``max_categories``); the reference keeps its profile per segment.
+        A learned allow-list that comes out empty (every value seen fewer than ``k``
+        times) is warned about (:class:`~mlmon.errors.SegmentWarning`, naming the column).
+    bands
+        Banded segments of numeric columns (``{"age": [0, 18, 40, 65]}``): the segment
+        ``age_band`` takes the band label of each record's ``age`` (``0-17``, ``18-39``,
+        ``40-64``, ``65+``, ``<0`` below the first edge, ``missing`` for null or NaN),
+        never the value itself (:class:`~mlmon.profiles.schema.SegmentSpec`).
 
     Returns
     -------
@@ -342,6 +356,16 @@ def build_reference(
         known = set(schema.segment_names)
         extra = tuple(SegmentSpec(str(n)) for n in dict.fromkeys(segments) if n not in known)
         schema = schema.with_segments(schema.segments + extra)
+    if bands:
+        banded = tuple(band_segment(str(c), e) for c, e in bands.items())
+        known = set(schema.segment_names)
+        twice = [b.name for b in banded if b.name in known]
+        if twice:
+            raise SchemaError(
+                f"banded segment(s) {', '.join(twice)} are declared in the schema and in "
+                "bands=; declare each once"
+            )
+        schema = schema.with_segments(schema.segments + banded)
     _check_columns(frame, schema, what="reference data")
     if schema.segments:
         schema = schema.with_segments(
@@ -406,14 +430,75 @@ def build_reference(
     if not schema.segments:
         return ref
     per_segment = profile_frame(frame, ref).segments
-    return replace(ref, segment_profiles={k: dict(w.features) for k, w in per_segment.items()})
+    seg_perf = {}
+    if perf is not None:  # each segment's own calibration, where it has labels enough
+        seg_perf = {
+            key: p
+            for key, p in performance_segments(
+                frame, replace(ref, performance=perf), label_column=label_column,
+                score_columns=score_columns,
+            ).items()
+            if segment_calibration_ok(p)
+        }  # fmt: skip
+    return replace(
+        ref,
+        segment_profiles={k: dict(w.features) for k, w in per_segment.items()},
+        segment_performance=seg_perf,
+    )
+
+
+#: A segment's own calibration is kept when the reference has at least this many labelled
+#: rows in it ...
+SEGMENT_CALIBRATION_MIN_LABELLED = 500
+#: ... and, for a classifier, at least this many of every class among them.
+SEGMENT_CALIBRATION_MIN_CLASS = 50
+
+
+def segment_calibration_ok(p: PerformanceProfile) -> bool:
+    """Whether a segment's labelled reference profile is enough to calibrate on: at least
+    :data:`SEGMENT_CALIBRATION_MIN_LABELLED` labelled rows and, for a classifier, at least
+    :data:`SEGMENT_CALIBRATION_MIN_CLASS` of every class (a regression model has no
+    calibration). Below that its estimates use the overall calibration."""
+    if p.spec.task == "regression" or p.count_labelled < SEGMENT_CALIBRATION_MIN_LABELLED:
+        return False
+    hist = np.asarray(p.hist)  # [true class][score class][bin]
+    if hist.ndim != 3 or hist.shape[1] == 0:  # no scores: nothing to calibrate
+        return False
+    per_class = hist[:, 0, :].sum(axis=1)  # labelled rows per true class
+    return bool(per_class.min() >= SEGMENT_CALIBRATION_MIN_CLASS)
+
+
+def band_codes(col: pl.Series, spec: SegmentSpec) -> pl.Series:
+    """The band label of each value of ``col`` for the banded segment ``spec``.
+
+    Bands are ``[edge, next edge)``: a value exactly on an edge is in the band it opens.
+    """
+    assert spec.bands is not None and spec.allowed is not None
+    if col.dtype == pl.String:
+        col = col.str.strip_chars()
+    values = col.cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy()
+    idx = np.searchsorted(np.asarray(spec.bands), values, side="right")
+    idx[np.isnan(values)] = len(spec.allowed) - 1  # missing
+    return pl.Series(spec.name, np.asarray(spec.allowed, dtype=object)[idx], pl.String)
 
 
 def _segment_vocabulary(frame: pl.DataFrame, spec: SegmentSpec, k: int, most: int) -> SegmentSpec:
     """``spec`` with its allow-list: declared, or learned as categorical vocabularies are."""
+    if spec.bands is not None:  # the band labels, fixed by the edges
+        return spec
     learned = _vocabulary(
         frame.get_column(spec.name), FeatureSpec(spec.name, "categorical", spec.allowed), k, most
     )
+    if not learned and spec.allowed is None:  # name the column only, never a value
+        warnings.warn(
+            f"segment column {spec.name!r}: no value was seen at least {k} times in the "
+            "reference, so its learned allow-list is empty and every record falls in the "
+            f"segment {OTHER!r} (the segment tells nothing). Declare the values to keep "
+            f"(segments: [{{name: {spec.name}, allowed: [...]}}]), build the reference from "
+            f"more records, or drop the segment column",
+            SegmentWarning,
+            stacklevel=4,
+        )
     return SegmentSpec(spec.name, learned)
 
 
@@ -449,9 +534,9 @@ def performance_segments(
     spec = reference.performance.spec
     out: dict[str, PerformanceProfile] = {}
     for seg in reference.schema.segments:
-        if seg.name not in frame.columns:
+        if seg.source not in frame.columns:
             raise SchemaError(
-                f"labelled records lack the segment column {seg.name!r}; columns: "
+                f"labelled records lack the segment column {seg.source!r}; columns: "
                 f"{', '.join(frame.columns)}"
             )
         codes = _segment_codes(frame, seg)
@@ -491,10 +576,25 @@ def segment_key(name: str, value: str) -> str:
     return f"{name}={value}"
 
 
+def segment_codes(frame: pl.DataFrame, spec: SegmentSpec) -> pl.Series:
+    """Each record's value of the segment ``spec``: an allow-listed value or band label,
+    else ``__other__`` (a value outside the list is never returned)."""
+    return _segment_codes(frame, spec)
+
+
 def _segment_codes(frame: pl.DataFrame, spec: SegmentSpec) -> pl.Series:
-    """Each record's segment value: an allow-listed value, else ``__other__`` (missing too)."""
+    """Each record's segment value: an allow-listed value, else ``__other__`` (missing too).
+
+    A banded segment's value is the band label of its column's number (``missing`` for a
+    null, NaN or a value that is no number): the raw value is never a segment.
+    """
+    raw = frame.get_column(spec.source)
+    if raw.dtype.is_nested() or raw.dtype in (pl.Binary, pl.Object):  # no value of its kind
+        raw = pl.Series(raw.name, [None] * raw.len(), pl.String)
+    if spec.bands is not None:
+        return band_codes(raw, spec)
     allowed = list(spec.allowed or ())
-    col = frame.get_column(spec.name).cast(pl.String)
+    col = raw.cast(pl.String, strict=False)
     return col.replace_strict(allowed, allowed, default=OTHER, return_dtype=pl.String).fill_null(
         OTHER
     )
@@ -589,7 +689,7 @@ class WindowProfile:
 
 
 def _check_columns(frame: pl.DataFrame, schema: Schema, *, what: str) -> None:
-    needed = dict.fromkeys((*schema.names, *schema.segment_names))
+    needed = dict.fromkeys((*schema.names, *schema.segment_columns))
     missing = [n for n in needed if n not in frame.columns]
     if missing:
         raise SchemaError(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -9,7 +11,7 @@ import polars as pl
 
 from mlmon.errors import SchemaError
 
-__all__ = ["FeatureSpec", "Schema", "SegmentSpec"]
+__all__ = ["FeatureSpec", "Schema", "SegmentSpec", "band_labels", "band_segment"]
 
 #: Feature names starting with this are mlmon's own metrics (e.g. the multivariate
 #: reconstruction error), so a user's column can never clash with one.
@@ -79,10 +81,22 @@ class SegmentSpec:
         :class:`~mlmon.profiles.frame.Reference` always holds the resolved list.
         Any other value, and a missing one, is profiled in the segment
         ``__other__``: a value outside the list never reaches the lake.
+    column
+        With ``bands``: the numeric column the bands are cut from (``age``); the
+        segment is ``name`` (``age_band``) and its values are band labels only.
+    bands
+        Band edges of ``column``, strictly increasing finite numbers
+        (``(0, 18, 40, 65)``): bands are ``[edge, next edge)``, labelled ``18-39``
+        when every edge is a whole number (``[18.5,25)`` otherwise), ``<0`` below
+        the first edge, ``65+`` from the last, and ``missing`` for a null, NaN or
+        a value that is no number (see :func:`band_labels`). The raw value never
+        becomes a segment.
     """
 
     name: str
     allowed: tuple[str, ...] | None = None
+    column: str | None = None
+    bands: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.name or "=" in self.name:
@@ -90,12 +104,82 @@ class SegmentSpec:
                 f"segment column {self.name!r}: a segment column name must be non-empty and "
                 "without '=' (segments are named column=value); rename the column"
             )
+        if self.bands is None:
+            if self.column is not None and self.column != self.name:
+                raise SchemaError(
+                    f"segment {self.name!r}: 'column' is for banded segments; add 'bands' "
+                    "(e.g. bands: [0, 18, 40, 65]) or drop 'column'"
+                )
+            return
+        where = f"segment {self.name!r} (bands of column {self.source!r})"
+        try:
+            edges = tuple(float(e) for e in self.bands)
+        except (TypeError, ValueError) as exc:
+            raise SchemaError(f"{where}: band edges must be numbers, e.g. [0, 18, 40, 65]") from exc
+        if not edges or any(not math.isfinite(e) for e in edges):
+            raise SchemaError(f"{where}: give at least one finite band edge, e.g. [0, 18, 40, 65]")
+        if any(b <= a for a, b in itertools.pairwise(edges)):
+            raise SchemaError(f"{where}: band edges must be strictly increasing")
+        object.__setattr__(self, "bands", edges)
+        object.__setattr__(self, "allowed", band_labels(edges))
+
+    @property
+    def source(self) -> str:
+        """The records' column the segment is read from (``column`` for bands, else ``name``)."""
+        return self.column or self.name
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name}
-        if self.allowed is not None:
+        if self.bands is not None:  # the labels follow from the edges
+            d["column"] = self.source
+            d["bands"] = list(self.bands)
+        elif self.allowed is not None:
             d["allowed"] = list(self.allowed)
         return d
+
+
+#: Band label of a null, NaN or non-numeric value of a banded segment's column.
+BAND_MISSING = "missing"
+
+
+def _edge_text(e: float) -> str:
+    return str(int(e)) if float(e).is_integer() else f"{e:g}"
+
+
+def band_labels(edges: tuple[float, ...]) -> tuple[str, ...]:
+    """Labels of the bands of ``edges``: below the first, each ``[lo, hi)``, from the last, missing.
+
+    Whole-number edges give ``lo-(hi-1)`` (ages in completed years: ``18-39``; a band one
+    wide is its one value), others ``[lo,hi)``.
+
+    Examples
+    --------
+    >>> band_labels((0, 18, 40, 65))
+    ('<0', '0-17', '18-39', '40-64', '65+', 'missing')
+    >>> band_labels((18.5, 25.0))
+    ('<18.5', '[18.5,25)', '25+', 'missing')
+    """
+    whole = all(float(e).is_integer() for e in edges)
+    out = [f"<{_edge_text(edges[0])}"]
+    for lo, hi in itertools.pairwise(edges):
+        if not whole:
+            out.append(f"[{_edge_text(lo)},{_edge_text(hi)})")
+        elif hi - lo == 1:
+            out.append(_edge_text(lo))
+        else:
+            out.append(f"{_edge_text(lo)}-{_edge_text(hi - 1)}")
+    out.append(f"{_edge_text(edges[-1])}+")
+    out.append(BAND_MISSING)
+    return tuple(out)
+
+
+def band_segment(column: str, edges: Any) -> SegmentSpec:
+    """The segment ``{column}_band`` of ``column`` cut at ``edges`` (``bands: {age: [...]}``)."""
+    if isinstance(edges, str | bytes) or not hasattr(edges, "__iter__"):
+        raise SchemaError(
+            f"bands of column {column!r}: give a list of edges, e.g. {column}: [0, 18, 40, 65]"
+        )
+    return SegmentSpec(f"{column}_band", column=str(column), bands=tuple(edges))
 
 
 _NUMERIC_DTYPES: tuple[type[pl.DataType], ...] = (pl.Float32, pl.Float64, pl.Int8, pl.Int16)
@@ -126,7 +210,7 @@ class Schema:
         if len(set(seg)) != len(seg):
             raise SchemaError(f"segment columns listed twice in the schema: {', '.join(seg)}")
         roles = {self.timestamp, self.latency, self.version, *self.ignore} - {None}
-        clash = sorted(set(seg) & roles)
+        clash = sorted((set(seg) | {s.source for s in self.segments}) & roles)
         if clash:
             raise SchemaError(
                 f"segment column(s) {', '.join(clash)} are also the timestamp, latency, version "
@@ -158,6 +242,11 @@ class Schema:
     @property
     def segment_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.segments)
+
+    @property
+    def segment_columns(self) -> tuple[str, ...]:
+        """The records' columns segments are read from (a banded segment's numeric column)."""
+        return tuple(dict.fromkeys(s.source for s in self.segments))
 
     def with_segments(self, segments: tuple[SegmentSpec, ...]) -> Schema:
         """This schema with ``segments`` (a segment column may be a feature as well)."""
@@ -263,17 +352,32 @@ class Schema:
                 if isinstance(g, str):
                     g = {"name": g}
                 allowed = g.get("allowed")
+                bands = g.get("bands")
+                if bands is not None and "name" not in g and "column" in g:
+                    g = {**g, "name": f"{g['column']}_band"}
                 segments.append(
                     SegmentSpec(
                         str(g["name"]),
-                        None if allowed is None else tuple(str(a) for a in allowed),
+                        None
+                        if allowed is None or bands is not None
+                        else tuple(str(a) for a in allowed),
+                        column=None if g.get("column") is None else str(g["column"]),
+                        bands=None if bands is None else tuple(bands),
                     )
                 )
             except (KeyError, TypeError, AttributeError) as exc:
                 raise SchemaError(
                     f"{source}: segments[{i}] must be a column name or a mapping with 'name' "
-                    f"(and optionally 'allowed', a list of values): {exc}"
+                    f"(and optionally 'allowed', a list of values, or 'column' and 'bands'): {exc}"
                 ) from exc
+        bands_map = d.get("bands") or {}
+        if not isinstance(bands_map, dict):
+            raise SchemaError(
+                f"{source}: 'bands' must map a numeric column to its band edges, "
+                "e.g. bands: {age: [0, 18, 40, 65]}"
+            )
+        for col, edges in bands_map.items():
+            segments.append(band_segment(str(col), edges))
         return cls(
             tuple(specs),
             segments=tuple(segments),

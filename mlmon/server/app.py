@@ -30,7 +30,7 @@ from mlmon.server.config import ServerConfig
 from mlmon.server.data import RANGES, Data, Query, parse_query
 from mlmon.server.reports import CONTENT_TYPES, REPORT_CSP, ReportIndex
 
-__all__ = ["RequestAudit", "create_app", "serve"]
+__all__ = ["AlertDelivery", "RequestAudit", "create_app", "serve"]
 
 log = logging.getLogger("mlmon.server")
 
@@ -87,6 +87,38 @@ class RequestAudit:
         self.flush()
 
 
+class AlertDelivery:
+    """``mlmon alerts run`` inside the server (``alerts: {deliver: true}``), in a thread.
+
+    The loop is :func:`mlmon.alerting.deliver.run`, which reads the lake and never imports
+    the edge. Its state folder's lock keeps a CronJob and the server from delivering at once:
+    the one that does not hold it logs each refused pass and tries again at the next.
+    """
+
+    def __init__(self, alerts_config: str | None) -> None:
+        from mlmon.alerting import load_config as load_alerts_config
+
+        if alerts_config is None:
+            raise ConfigError("alerts.deliver: needs alerts.config, the alerts.yaml to deliver")
+        self.config = load_alerts_config(alerts_config)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        from mlmon.alerting.deliver import run
+
+        self._thread = threading.Thread(
+            target=run, args=(self.config, self._stop), name="mlmon-alerts-delivery", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop between sends (what is queued stays in the outbox for the next start)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+
+
 def _minute() -> int:
     return int(time.time() // 60)
 
@@ -121,6 +153,10 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
     from mlmon.server.versions import registry_aliases
 
     data = data or Data(config)
+    from mlmon.server.alert_forms import MARKER as ALERT_MARKER
+    from mlmon.server.alert_forms import AlertForms
+
+    alert_forms: AlertForms | None = None  # set below, once the page environment exists
     reports = (
         ReportIndex(config.reports, dict(config.storage_options), config.cache_seconds)
         if config.reports
@@ -148,6 +184,11 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
         if not principal(request).can_see(name) or name not in data.models():
             raise HTTPException(404, "There is no model of that name you may see.")
         return str(name)
+
+    if config.alerts_config:  # the silence and acknowledge buttons (mlmon.server.alert_forms)
+        alert_forms = AlertForms(
+            config.alerts_config, config.operator_groups, principal, model_of, env, tls=tls
+        )
 
     def query(request: Request, models: list[str]) -> Query:
         try:
@@ -210,7 +251,14 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
         q = query(request, [model])
         method = request.query_params.get("method")
         key = ("page", model, "model", q, method, principal(request).name)
-        return respond(data.cached(key, lambda: model_body(request, model, q)))
+        body = data.cached(key, lambda: model_body(request, model, q))
+        if alert_forms is None:  # the alert panel is per request: never in the cached page
+            return respond(body.replace(ALERT_MARKER, ""))
+        body, cookie = alert_forms.panel(request, model, body)
+        answer = respond(body)
+        if cookie:
+            alert_forms.set_cookie(answer, cookie)
+        return answer
 
     def model_body(request: Request, model: str, q: Query) -> str:
         section = data.model_section(model, q)
@@ -368,15 +416,22 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
         from mlmon.server.alerts import routes as alert_routes
 
         routes += alert_routes(config.alerts_config, config.operator_groups, principal, data.models)
+        routes += alert_forms.routes() if alert_forms is not None else []
+
+    delivery = AlertDelivery(config.alerts_config) if config.deliver_alerts else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
         if audit is not None:
             audit.start()
+        if delivery is not None:
+            delivery.start()
         await asyncio.to_thread(data.start)  # the first listing of the lake, then in the background
         try:
             yield
         finally:
+            if delivery is not None:
+                await asyncio.to_thread(delivery.stop)
             data.stop()
             if audit is not None:
                 audit.stop()

@@ -57,6 +57,7 @@ from typing import Any, Literal
 
 import yaml
 
+from mlmon.durations import parse_duration
 from mlmon.errors import ConfigError
 
 __all__ = [
@@ -71,21 +72,9 @@ __all__ = [
 ]
 
 AuthMode = Literal["none", "token", "proxy"]
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
 _HEADER = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-
-
-def parse_duration(text: Any, where: str) -> timedelta:
-    """``"30s"``, ``"5m"``, ``"2h"``, ``"1d"`` (or a number of seconds) as a timedelta."""
-    if isinstance(text, int | float) and not isinstance(text, bool) and text >= 0:
-        return timedelta(seconds=float(text))
-    m = _DURATION.match(str(text).strip())
-    if not m:
-        raise ConfigError(f'{where} "{text}" is not a duration; use e.g. "30s", "5m" or "2h"')
-    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
 
 
 def is_loopback(host: str) -> bool:
@@ -159,6 +148,7 @@ class ServerConfig:
     reports: str | None = None
     alerts_config: str | None = None  # alerts.yaml: silences and acks through the API
     operator_groups: tuple[str, ...] = ()  # may silence and acknowledge alerts
+    deliver_alerts: bool = False  # run the alerts.yaml delivery loop in the server process
 
     def __post_init__(self) -> None:
         if self.auth.mode == "none" and not is_loopback(self.host):
@@ -372,9 +362,17 @@ def load_config(
         if "://" not in reports_uri and not reports and not Path(reports_uri).is_absolute():
             reports_uri = str(base / reports_uri)
     alerts_doc = _mapping(doc.get("alerts"), "alerts")
-    if set(alerts_doc) - {"config"}:
-        raise ConfigError("alerts: the only key is config (the path of alerts.yaml)")
+    if set(alerts_doc) - {"config", "deliver"}:
+        raise ConfigError(
+            "alerts: the known keys are config (the path of alerts.yaml) and deliver (true: run "
+            "the delivery loop in the server)"
+        )
     alerts_config = str(base / str(alerts_doc["config"])) if alerts_doc.get("config") else None
+    deliver_alerts = alerts_doc.get("deliver", False)
+    if not isinstance(deliver_alerts, bool):
+        raise ConfigError(f"alerts.deliver: expected true or false, got {deliver_alerts!r}")
+    if deliver_alerts and alerts_config is None:
+        raise ConfigError("alerts.deliver: needs alerts.config, the alerts.yaml to deliver")
     index_doc = _mapping(doc.get("index"), "index")
     if set(index_doc) - {"every", "full_every"}:
         raise ConfigError("index: the known keys are every (e.g. 10s; 0s: no index) and full_every")
@@ -407,5 +405,6 @@ def load_config(
         ),
         reports=reports_uri,
         alerts_config=alerts_config,
+        deliver_alerts=deliver_alerts,
         operator_groups=_strings(doc.get("operator_groups"), "operator_groups"),
     )

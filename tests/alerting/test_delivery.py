@@ -381,6 +381,10 @@ def test_messages_name_model_feature_figures_and_link_only(
             {"receivers": [{"type": "webhook", "url": "http://a", "rate_limit": {"messages": 0}}]},
             "receivers[0] (webhook-0).rate_limit.messages: 0",
         ),
+        ({"rules": {"missing_data": {"expect": 3}}}, "rules.missing_data.expect: expected a list"),
+        ({"outbox": {"max_messages": 0}}, "outbox.max_messages: expected a whole number"),
+        ({"outbox": {"max_bytes": "1MB"}}, "outbox.max_bytes: expected a whole number"),
+        ({"outbox": {"max_size": 5}}, "outbox: unknown key(s) max_size"),
     ],
 )
 def test_a_bad_config_names_the_key(tmp_path: Path, change: dict, names: str):
@@ -415,3 +419,83 @@ def test_a_secret_file_readable_by_others_is_refused(tmp_path: Path):
     os.chmod(secret, 0o600)
     cfg = parse_config(doc, tmp_path)
     assert "secret" not in repr(cfg.receivers[0])
+
+
+def _queued(box, model: str, state: str, severity: str, at) -> None:
+    alert = {"key": f"k-{model}", "rule": "golden_pass_rate", "model": model, "subject": None,
+             "feature": None, "state": state, "severity": severity, "summary": f"{model} figures",
+             "value": 0.5, "threshold": 0.9, "since": at.isoformat(),
+             "ended": at.isoformat() if state == "resolved" else None,
+             "link": f"https://mlmon.example.org/models/{model}"}  # fmt: skip
+    box.enqueue("ops", model, [alert], at, "change")
+
+
+def test_a_full_outbox_drops_resolved_and_lower_severity_first_and_says_so_once(
+    tmp_path: Path, lake: LakeData, receiver: HttpReceiver
+):
+    from mlmon.alerting.deliver import PassResult, bound_outbox
+    from mlmon.alerting.outbox import Outbox, locked
+
+    cfg = load_config(
+        write_config(
+            tmp_path,
+            lake.root,
+            [_webhook(receiver)],
+            outbox={"max_messages": 10},
+            audit={"uri": str(tmp_path / "audit")},
+        )
+    )
+    t = NOW - timedelta(hours=6)
+    with locked(cfg.state_dir):
+        box = Outbox(cfg.state_dir)
+        for i in range(4):  # a receiver down for hours: twelve messages queued
+            _queued(box, f"resolved-{i}", "resolved", "critical", t + timedelta(minutes=i))
+            _queued(box, f"warn-{i}", "firing", "warning", t + timedelta(minutes=10 + i))
+            _queued(box, f"crit-{i}", "firing", "critical", t + timedelta(minutes=20 + i))
+        first = PassResult()
+        bound_outbox(box, cfg, NOW, first)
+        assert first.dropped == 2  # the two oldest resolved; no firing alert lost
+        [notice] = [m for m in box.messages if m.kind == "notice"]
+        assert notice.alerts[0]["severity"] == "warning" and notice.alerts[0]["value"] == 2
+        assert "No firing alert among them" in notice.alerts[0]["summary"]
+        for i in range(4, 10):
+            _queued(box, f"crit-{i}", "firing", "critical", t + timedelta(minutes=20 + i))
+        second = PassResult()
+        bound_outbox(box, cfg, NOW + timedelta(minutes=5), second)
+        box.save()
+    # 17 queued, 10 kept: the other resolved, then the warnings, then the oldest critical
+    assert second.dropped == 7
+    kept = sorted(m.model for m in box.messages if m.kind == "change")
+    assert kept == sorted(f"crit-{i}" for i in range(1, 10))
+    assert len(box.messages) == 10
+    r = deliver(cfg, now=NOW + timedelta(minutes=6), evaluate_rules=False)
+    assert (r.delivered, r.queued) == (10, 0)
+    notices = [b for b in receiver.bodies() if b["model"] == "(alert outbox)"]
+    assert len(notices) == 1  # one notice, counting both drops
+    [alert] = notices[0]["alerts"]
+    assert (alert["rule"], alert["subject"], alert["severity"], alert["value"]) == (
+        "outbox_dropped",
+        "ops",
+        "critical",
+        9,
+    )
+    names = ["golden_pass_rate warn-0", "golden_pass_rate warn-1", "golden_pass_rate warn-2",
+             "golden_pass_rate warn-3", "golden_pass_rate crit-0"]  # fmt: skip
+    assert alert["dropped_firing"] == names
+    assert "Firing alerts among them: " + "; ".join(names) in alert["summary"]
+    records = [
+        json.loads(line)
+        for seg in sorted((tmp_path / "audit" / "audit").rglob("*"))
+        if seg.is_file()
+        for line in seg.read_text().splitlines()
+    ]
+    drops = [r["details"] for r in records if r.get("action") == "alert_outbox_dropped"]
+    assert [(d["messages"], d["firing_alerts"]) for d in drops] == [(2, 0), (7, 5)]
+    # the byte bound alone: messages of about 4.4 kB, three fit in 16 kB; the oldest go
+    with locked(cfg.state_dir):
+        box = Outbox(cfg.state_dir)
+        for i in range(8):
+            _queued(box, f"m-{i}", "firing", "warning", NOW + timedelta(minutes=i))
+            box.messages[-1].alerts[0]["summary"] = "x" * 4000
+        gone = box.bound(1000, 16 * 1024)
+        assert [m.model for m in gone] == [f"m-{i}" for i in range(5)]

@@ -223,3 +223,56 @@ def test_performance_outside_its_band_fires_as_lake_performance_says(tmp_path: P
         assert (f.subject, f.value, f.holds) == ("roc_auc", expected["realized"], expected["alert"])
         assert f.summary.startswith(f"roc_auc measured {expected['realized']:.3g} vs reference ")
     assert by["blind-model"].holds and not by["good-model"].holds
+
+
+def test_a_wall_clock_stepped_back_does_not_hold_a_queued_message(
+    tmp_path: Path, lake: LakeData, receiver: HttpReceiver
+):
+    from mlmon.alerting.deliver import pause
+
+    lake.golden("risk-model", NOW - timedelta(minutes=5), passed=0, failed=5)
+    receiver.statuses = [500]
+    cfg = load_config(
+        write_config(tmp_path, lake.root, [{"name": "ops", "type": "webhook", "url": receiver.url}])
+    )
+    assert deliver(cfg, now=NOW).failed == 1  # next attempt at NOW + 30 s
+    # the clock steps back a day: NOW + 30 s lies further ahead than retry.max (10 min)
+    r = deliver(cfg, now=NOW - timedelta(days=1), evaluate_rules=False)
+    assert (r.delivered, r.queued) == (1, 0)
+    stop = threading.Event()
+    assert pause(stop, 0.05) is False
+    stop.set()
+    assert pause(stop, 3600) is True  # returns at once once stopped
+
+
+def test_missing_data_fires_for_models_that_stopped_or_are_expected_not_for_a_reference(
+    tmp_path: Path, lake: LakeData, receiver: HttpReceiver
+):
+    lake.writer.write_reference("registered-model", lake.reference)  # a reference, no data yet
+    lake.writer.write_reference("awaited-model", lake.reference)
+    lake.window("live-model", NOW - timedelta(minutes=30))
+    lake.window("stopped-model", NOW - timedelta(days=3))
+    lake.golden("long-gone-model", NOW - timedelta(days=20), passed=3, failed=0)
+    cfg = load_config(
+        write_config(
+            tmp_path,
+            lake.root,
+            [{"name": "ops", "type": "webhook", "url": receiver.url}],
+            rules={"missing_data": {"missing_after": "2h", "expect": ["await*", "new-model"]}},
+        )
+    )
+    findings, problems = evaluate(Lake(str(lake.root)), cfg, NOW)
+    assert problems == []
+    holds = {f.model: f.holds for f in findings}
+    assert holds == {
+        "registered-model": False,  # only a reference: nothing is missing
+        "awaited-model": True,  # only a reference, but expected
+        "new-model": True,  # expected, nothing in the lake at all
+        "live-model": False,
+        "stopped-model": True,  # had data 3 days ago
+        "long-gone-model": True,  # had data, none in the rule's 7 days
+    }
+    result = deliver(cfg, now=NOW)
+    assert result.started == 4
+    told = {a["model"] for body in receiver.bodies() for a in body["alerts"]}
+    assert told == {"awaited-model", "new-model", "stopped-model", "long-gone-model"}

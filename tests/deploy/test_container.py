@@ -53,8 +53,7 @@ def stages(ins):
     return result
 
 
-def stage(name: str) -> list[tuple[str, str]]:
-    """The instructions of the build stage ``FROM ... AS name``."""
+def _own(name: str) -> list[tuple[str, str]]:
     found = [
         st for st in stages(instructions(DOCKERFILE.read_text()))
         if st[0][1].split()[-1] == name and " AS " in st[0][1].upper()
@@ -63,9 +62,22 @@ def stage(name: str) -> list[tuple[str, str]]:
     return found[0]
 
 
+def stage(name: str) -> list[tuple[str, str]]:
+    """The instructions of the build stage ``FROM ... AS name``, after those of the earlier
+    stage it is built ``FROM`` (``builder``, ``runtime``), as docker applies them."""
+    own = _own(name)
+    base = own[0][1].split()[0]
+    names = [st[0][1].split()[-1] for st in stages(instructions(DOCKERFILE.read_text()))]
+    return (stage(base) if base in names else []) + own
+
+
 def test_base_images_are_pinned():
+    names: list[str] = []
     for stage in stages(instructions(DOCKERFILE.read_text())):
         image = stage[0][1].split()[0]
+        names.append(stage[0][1].split()[-1])
+        if image in names[:-1]:
+            continue  # built on an earlier stage, whose own base is checked here
         name, _, tag = image.partition("@")[0].rpartition(":")
         assert "@sha256:" in image or (name and tag and tag != "latest" and re.search(r"\d+\.\d+\.\d+", tag)), image  # fmt: skip
 
@@ -85,6 +97,19 @@ def test_runs_as_a_numeric_non_root_user_with_state_on_volumes(target, volume):
     # nothing writes outside the volumes: no .pyc at run time, HOME and TMPDIR on the /tmp emptyDir
     for setting in ("PYTHONDONTWRITEBYTECODE=1", "HOME=/tmp", "TMPDIR=/tmp"):
         assert setting in env
+
+
+def test_the_images_share_their_common_steps_instead_of_repeating_them():
+    """The venv set-up and the runtime environment are written once (stages ``builder`` and
+    ``runtime``); the edge and server stages add only what differs."""
+    every = stages(instructions(DOCKERFILE.read_text()))
+    for word in ("RUN", "ENV", "WORKDIR"):
+        written = [rest for st in every for w, rest in st if w == word]
+        assert len(written) == len(set(written)), (word, written)
+    assert _own("build")[0][1].split()[0] == _own("server-build")[0][1].split()[0] == "builder"
+    assert _own("edge")[0][1].split()[0] == _own("server")[0][1].split()[0] == "runtime"
+    for target in ("build", "server-build"):
+        assert ("RUN", "python -m venv /opt/mlmon") in stage(target)
 
 
 def test_the_edge_image_is_the_default_target():

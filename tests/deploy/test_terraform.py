@@ -75,7 +75,8 @@ def test_every_policy_loaded_is_one_of_deploy_iam_and_all_three_are():
         for fn, path, args in re.findall(r'\b(templatefile|file)\(\\?"([^"\\]+)\\?"\s*(?:,\s*([\w.]+))?\)', s):  # fmt: skip
             loads.append((fn, path.replace("${local.iam_dir}", iam_dir), args))
     files = {Path(p).resolve() for _, p, _ in loads}
-    assert files == {(IAM / f).resolve() for f in POLICY_FILES.values()}
+    # the moto users' three, and the workflow role's own writes (its reads are reader.json)
+    assert files == {(IAM / f).resolve() for f in (*POLICY_FILES.values(), "workflow.json")}
     assert {fn for fn, _, _ in loads} == {"templatefile"} and {a for *_, a in loads} == {"local.policy_vars"}  # fmt: skip
     policy_vars = {k: v for k, v in local_block["policy_vars"].items() if not k.startswith("__")}
     for f in files:
@@ -101,10 +102,14 @@ def test_each_role_gets_its_own_policy_and_the_edge_role_trusts_only_the_edge_sa
         if rtype == "aws_iam_role_policy_attachment":
             role = re.search(r"aws_iam_role\.(\w+)\.name", body["role"]).group(1)
             policy = re.search(r"aws_iam_policy\.(\w+)\.arn", body["policy_arn"]).group(1)
-            pairs[role] = policy
-    assert pairs == {"edge_writer": "edge_writer", "reader": "reader", "maintenance": "maintenance"}
-    files = {n: re.search(r'/([\w-]+\.json)', res[("aws_iam_policy", n)]["policy"]).group(1) for n in pairs}  # fmt: skip
-    assert files == {"edge_writer": "edge-writer.json", "reader": "reader.json", "maintenance": "maintenance.json"}  # fmt: skip
+            pairs.setdefault(role, set()).add(policy)
+    # the workflow role (alerts delivery, registry watch): the reader's policy plus its own writes
+    assert pairs == {"edge_writer": {"edge_writer"}, "reader": {"reader"},
+                     "maintenance": {"maintenance"}, "workflow": {"reader", "workflow"}}  # fmt: skip
+    files = {n: re.search(r'/([\w-]+\.json)', res[("aws_iam_policy", n)]["policy"]).group(1)
+             for n in set().union(*pairs.values())}  # fmt: skip
+    assert files == {"edge_writer": "edge-writer.json", "reader": "reader.json",
+                     "maintenance": "maintenance.json", "workflow": "workflow.json"}  # fmt: skip
     edge_name = _unquote(res[("aws_iam_role", "edge_writer")]["name"])
     sa = one(rendered["cloud"], "ServiceAccount", "mlmon-edge")
     assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith(

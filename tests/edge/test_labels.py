@@ -26,6 +26,7 @@ from mlmon.edge.labels import _bloom_build, _bloom_contains
 from mlmon.errors import SchemaError
 from mlmon.lake.references import load_reference, save_reference
 from mlmon.profiles.frame import Reference, build_reference
+from mlmon.profiles.kinds import OTHER
 from mlmon.profiles.performance import PerformanceSpec
 from mlmon.profiles.schema import Schema
 
@@ -55,11 +56,14 @@ def _key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _setup(
-    tmp_path: Path, *, store: bool = True, horizon: str = "60d"
+    tmp_path: Path, *, store: bool = True, horizon: str = "60d", segments: bool = False
 ) -> tuple[Path, pl.DataFrame]:
     ref_df = _labelled(pl.read_parquet(FIX / "reference.parquet"), 1)
     spec = PerformanceSpec.make("binary", classes=("0", "1"), thresholds=(0.2,), bins=50)
-    ref = build_reference(ref_df, _schema(), model="risk", performance=spec, label_column="label")
+    seg = {"segments": ["ward"], "bands": {"age": [0, 18, 40, 65]}} if segments else {}
+    ref = build_reference(
+        ref_df, _schema(), model="risk", performance=spec, label_column="label", **seg
+    )
     save_reference(ref, tmp_path / "ref.parquet")
     stream = tmp_path / "stream"
     stream.mkdir()
@@ -160,6 +164,81 @@ def test_labels_join_into_performance_equal_to_sklearn(tmp_path: Path) -> None:
     assert set(curve.get_column("source")) == {"period", "reference"}
     batches = lake.read("label_batches", model="risk")
     assert sorted(batches.get_column("matched").to_list()) == sorted([first.height, second.height])
+
+
+def test_labels_join_per_segment_at_the_edge(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The collector (as `mlmon edge once`), then `mlmon edge labels`: per-segment rows (ward, age band)
+    equal scikit-learn on each segment's raw rows; gaps and estimates per segment from the
+    edge's lake alone; the stored and written segment values are allow-listed labels only."""
+    cfg_path, records = _setup(tmp_path, segments=True)
+    canary = "CANARY-WARD-PATIENT-88"  # a ward value outside the allow-list
+    stream = tmp_path / "stream"
+    for f in sorted(stream.glob("*.jsonl")):
+        day = pl.read_ndjson(f).with_columns(
+            pl.when(pl.int_range(pl.len()) % 997 == 0).then(pl.lit(canary)).otherwise("ward")
+            .alias("ward")
+        )  # fmt: skip
+        day.write_ndjson(f)
+    records = records.with_columns(
+        pl.when(pl.int_range(pl.len()).over(pl.col("timestamp").dt.date()) % 997 == 0)
+        .then(pl.lit(canary)).otherwise("ward").alias("ward")
+    )  # fmt: skip
+    Collector(load_config(cfg_path)).run_once()  # as `mlmon edge once`; wall clock
+    labelled = records.sample(fraction=0.7, seed=5)
+    lab = _labels_file(tmp_path / "l.parquet", labelled, 9)
+    assert (
+        main(["edge", "labels", "--config", str(cfg_path), "--file", str(tmp_path / "l.parquet")])
+        == 0
+    )
+    capsys.readouterr()
+    for path in [*(tmp_path / "lake").rglob("*"), *(tmp_path / "state").rglob("*")]:
+        if path.is_file():
+            assert canary.encode() not in path.read_bytes(), path.name
+    lake = Lake(str(tmp_path / "lake"))
+    ref = load_reference(tmp_path / "ref.parquet")
+    wards = set(ref.schema.segments[0].allowed or ())
+    coded = records.with_columns(
+        pl.when(pl.col("ward").is_in(list(wards))).then("ward").otherwise(pl.lit("__other__"))
+        .alias("ward"),
+        pl.when(pl.col("age").is_null() | pl.col("age").is_nan()).then(pl.lit("missing"))
+        .when(pl.col("age") < 0).then(pl.lit("<0")).when(pl.col("age") < 18).then(pl.lit("0-17"))
+        .when(pl.col("age") < 40).then(pl.lit("18-39")).when(pl.col("age") < 65)
+        .then(pl.lit("40-64")).otherwise(pl.lit("65+")).alias("age_band"),
+    )  # fmt: skip
+    truth = lab.select("request_id", "label").join(coded, on="request_id")
+    for segment in ("ward", "age_band"):
+        got = lake.performance("risk", by="all", segment=segment)
+        seen = set()
+        for (value,), t in truth.partition_by(segment, as_dict=True).items():
+            key = f"{segment}={value}"
+            seen.add(key)
+            rows = {r["metric"]: r for r in got.filter(pl.col("segment") == key).to_dicts()}
+            y, s = t.get_column("label").to_numpy(), t.get_column("score").to_numpy()
+            pred = (s >= 0.2).astype(int)
+            assert rows["accuracy"]["count_labelled"] == len(y)
+            assert rows["accuracy"]["realized"] == pytest.approx(
+                skm.accuracy_score(y, pred), abs=1e-12
+            )
+            assert rows["recall"]["realized"] == pytest.approx(skm.recall_score(y, pred), abs=1e-12)
+            # every prediction of the segment is counted when its window closes (estimates)
+            assert rows["accuracy"]["count_total"] == coded.filter(pl.col(segment) == value).height
+            assert np.isfinite(rows["accuracy"]["estimated"])
+        assert set(got.get_column("segment")) == seen
+        # the edge published the segments' own calibrations; the others fall back to overall
+        own = {k for k in ref.segment_performance if k.startswith(segment + "=")}
+        assert own and own < seen
+        for key, how in got.select("segment", "calibration").unique().iter_rows():
+            assert how == ("segment" if key in own else "overall"), key
+    assert f"ward={OTHER}" in _wards(lake)
+    gaps = lake.subgroup_gaps("risk", segment="ward")
+    recall = gaps.filter(pl.col("metric") == "recall").row(0, named=True)
+    assert recall["lower"] <= recall["gap"] <= recall["upper"] and recall["segments"] >= 5
+
+
+def _wards(lake: Lake) -> set[str]:
+    return set(lake.performance("risk", by="all", segment="ward").get_column("segment"))
 
 
 def test_bad_and_late_labels_are_counted_not_guessed(tmp_path: Path) -> None:
@@ -618,3 +697,58 @@ def test_estimate_alerts_fire_once_and_resolve_through_the_alert_state(tmp_path)
     assert estimate_conditions(ref, tiny) == [] and changes(tiny, 2) == []
     assert changes(good, 3) == [(rule, "resolved") for rule, _ in fired]
     assert changes(good, 4) == []
+
+
+def test_labels_that_carry_the_score_and_the_segment_join_per_segment(tmp_path: Path) -> None:
+    """Without a prediction store, labels carrying the score take their segment from their
+    own segment columns (allow-listed at the join: a foreign value is __other__, unwritten);
+    labels without the column give overall rows only."""
+    from mlmon.edge.labels import LabelJoinConfig, join_labels
+    from mlmon.lake.writer import LakeWriter
+
+    rng = np.random.default_rng(11)
+    n = 3000
+    site = rng.choice(["north", "south", "east"], n)
+    score = rng.random(n)
+    y = (rng.random(n) < np.where(site == "east", 0.5, score)).astype(int)
+    ref_df = pl.DataFrame({"x": rng.normal(size=n), "score": score, "label": y, "site": site})
+    spec = PerformanceSpec.make("binary", bins=20)
+    ref = build_reference(ref_df, performance=spec, segments=["site"], k=5)
+    site_in = site.astype(object)
+    site_in[::500] = "CANARY-SITE-Z9"
+    ts = datetime(2026, 10, 1, tzinfo=UTC) + pl.Series(rng.integers(0, 86400, n) * 1_000_000).cast(
+        pl.Duration("us")
+    )
+    frame = pl.DataFrame(
+        {"request_id": [f"r{i}" for i in range(n)], "label": y, "score": score,
+         "predicted_at": ts, "site": site_in.tolist()}
+    )  # fmt: skip
+    writer = LakeWriter(str(tmp_path / "lake"), collector_id="t")
+    cfg = LabelJoinConfig(score_column="score", prediction_time_column="predicted_at")
+    join_labels(frame, model="m", reference=ref, secret=KEY.encode(), writer=writer, cfg=cfg,
+                window=timedelta(hours=6), batch_id="b1", source="l.parquet")  # fmt: skip
+    join_labels(frame.drop("site").with_columns(pl.col("request_id") + "-2"), model="m2",
+                reference=ref, secret=KEY.encode(), writer=writer, cfg=cfg,
+                window=timedelta(hours=6), batch_id="b2", source="l2.parquet")  # fmt: skip
+    for f in (tmp_path / "lake").rglob("*.parquet"):
+        assert b"CANARY-SITE" not in f.read_bytes()
+    lake = Lake(str(tmp_path / "lake"))
+    got = lake.performance("m", by="all", segment="site", metrics=["accuracy"])
+    codes = np.where(np.isin(site_in, ["north", "south", "east"]), site_in, OTHER)
+    assert dict(zip(got["segment"], got["count_labelled"], strict=True)) == {
+        f"site={v}": int((codes == v).sum()) for v in set(codes)
+    }
+    east = got.filter(pl.col("segment") == "site=east")["realized"][0]
+    m = codes == "east"
+    assert east == pytest.approx(skm.accuracy_score(y[m], score[m] >= 0.5), abs=1e-12)
+    assert lake.performance("m2", by="all", segment="site").height == 0
+    assert lake.performance("m2", by="all").height > 0
+    # a segment column of lists (a hostile labels file) is no value of the list: __other__
+    nested = frame.head(50).with_columns(pl.col("site").map_elements(lambda v: [v],
+                                         return_dtype=pl.List(pl.String)))  # fmt: skip
+    r = join_labels(nested.with_columns(pl.col("request_id") + "-3"), model="m3", reference=ref,
+                    secret=KEY.encode(), writer=writer, cfg=cfg, window=timedelta(hours=6),
+                    batch_id="b3", source="l3.parquet")  # fmt: skip
+    assert r.matched == 50
+    got = lake.performance("m3", by="all", segment="site", metrics=["accuracy"])
+    assert got.select("segment", "count_labelled").rows() == [(f"site={OTHER}", 50)]

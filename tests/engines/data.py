@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -11,9 +13,9 @@ import polars as pl
 from mlmon.analysis.lake import Lake
 from mlmon.edge.ingest import WindowAccumulator
 from mlmon.lake.writer import LakeWriter
-from mlmon.profiles.frame import Reference, Window, build_reference
+from mlmon.profiles.frame import Reference, Window, WindowProfile, build_reference
 from mlmon.profiles.kinds import NumericProfile
-from mlmon.profiles.schema import FeatureSpec, Schema
+from mlmon.profiles.schema import FeatureSpec, Schema, SegmentSpec
 
 MODEL = "risk"
 HOUR_US = 3_600_000_000
@@ -36,6 +38,8 @@ def records(n: int, seed: int, *, hours: int = 30) -> pl.DataFrame:
     hour = np.minimum(rng.geometric(0.15, n) - 1, hours - 1)  # hour 0 holds ~15%, the tail 1-2 rows
     ts = T0_US + hour * HOUR_US + rng.integers(0, HOUR_US, n)
     version = rng.choice(["v1", "v2", ""], n, p=[0.6, 0.3, 0.1])
+    # a segment column: two allow-listed sites, a rare unknown one and nulls (both __other__)
+    site = rng.choice(["north", "south", "east", ""], n, p=[0.55, 0.35, 0.04, 0.06])
     return pl.DataFrame(
         {
             "x": pl.Series(x).scatter(np.flatnonzero(rng.random(n) < 0.05), None),
@@ -45,18 +49,22 @@ def records(n: int, seed: int, *, hours: int = 30) -> pl.DataFrame:
             "timestamp": pl.Series(ts).cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
             "latency_ms": rng.lognormal(3, 1, n),
             "model_version": pl.Series(version).replace("", None),
+            "site": pl.Series(site).replace("", None),
         }
     )
 
 
-def reference() -> Reference:
+def reference(*, segments: bool = False) -> Reference:
+    """The tests' reference; with ``segments``, profiled per ``site`` (allow-listed) and per
+    ``c`` (a feature too, its segment values learned from the reference)."""
     schema = Schema(
         features=(
             FeatureSpec("x", "numeric", centred=True),
             FeatureSpec("y", "numeric", centred=False),
             FeatureSpec("k", "numeric"),
             FeatureSpec("c", "categorical", allowed=("a", "b", "c")),
-        )
+        ),
+        segments=(SegmentSpec("site", ("north", "south")), SegmentSpec("c")) if segments else (),
     )
     return build_reference(records(3000, 1, hours=4), schema)
 
@@ -69,31 +77,50 @@ def single_process(df: pl.DataFrame, ref: Reference, window: timedelta) -> list[
 
 
 def assert_same_windows(got: list[Window], want: list[Window]) -> None:
-    """Same windows, versions and rows; counts, bins and sketches exact; sums to 1e-12."""
+    """Same windows, versions and rows; counts, bins and sketches exact; sums to 1e-12.
+
+    Segments too: the same segment keys per window, each compared as a window profile.
+    """
     assert [(w.start, w.end, w.version, w.profile.rows) for w in got] == [
         (w.start, w.end, w.version, w.profile.rows) for w in want
     ]
     for g, w in zip(got, want, strict=True):
-        pairs = [(n, g.profile.features[n], p) for n, p in w.profile.features.items()]
-        pairs.append(("latency", g.profile.latency, w.profile.latency))
-        for name, q, p in pairs:
-            assert q == p, (w.start, w.version, name)
-            if isinstance(p, NumericProfile):
-                assert isinstance(q, NumericProfile)
-                assert q.sketch == p.sketch
-                assert np.array_equal(q.bins, p.bins)
-                assert (q.count, q.nulls, q.nans, q.pos_inf, q.neg_inf) == (
-                    p.count, p.nulls, p.nans, p.pos_inf, p.neg_inf,
-                )  # fmt: skip
-                for a, b in ((q.sum, p.sum), (q.sum_sq, p.sum_sq)):
-                    assert abs(a - b) <= 1e-12 * max(abs(b), 1.0)
+        _assert_same_profile(g.profile, w.profile, (w.start, w.version))
+        assert sorted(g.profile.segments) == sorted(w.profile.segments), (w.start, w.version)
+        for key, seg in w.profile.segments.items():
+            got_seg = g.profile.segments[key]
+            assert got_seg.rows == seg.rows, (w.start, w.version, key)
+            _assert_same_profile(got_seg, seg, (w.start, w.version, key))
 
 
-def lake_drift(path: Path) -> pl.DataFrame:
-    """``Lake.drift`` by day and by hour: what ``mlmon drift`` prints."""
+def _assert_same_profile(g: WindowProfile, w: WindowProfile, where: tuple[Any, ...]) -> None:
+    pairs = [(n, g.features[n], p) for n, p in w.features.items()]
+    pairs.append(("latency", g.latency, w.latency))
+    for name, q, p in pairs:
+        assert q == p, (*where, name)
+        if isinstance(p, NumericProfile):
+            assert isinstance(q, NumericProfile)
+            assert q.sketch == p.sketch
+            assert np.array_equal(q.bins, p.bins)
+            assert (q.count, q.nulls, q.nans, q.pos_inf, q.neg_inf) == (
+                p.count, p.nulls, p.nans, p.pos_inf, p.neg_inf,
+            )  # fmt: skip
+            for a, b in ((q.sum, p.sum), (q.sum_sq, p.sum_sq)):
+                assert abs(a - b) <= 1e-12 * max(abs(b), 1.0)
+
+
+def lake_drift(path: Path, segments: Sequence[str] = ()) -> pl.DataFrame:
+    """``Lake.drift`` by day (what ``mlmon drift`` prints), then per value of each segment
+    column (``--segment site``)."""
     lake = Lake(f"file://{path}")
-    days = lake.drift(MODEL, by="day")
-    return days.sort(sorted(c for c in ("period", "feature", "method") if c in days.columns))
+    frames = [lake.drift(MODEL, by="day").with_columns(pl.lit("").alias("segment"))]
+    for column in segments:  # a segment column: rows per segment value, in one call
+        got = lake.drift(MODEL, by="day", segment=column)
+        assert got.get_column("segment").n_unique() > 1, column
+        frames.append(got)
+    days = pl.concat(frames, how="diagonal_relaxed")
+    keys = ("segment", "period", "feature", "method")
+    return days.sort([c for c in keys if c in days.columns])
 
 
 def write_single(path: Path, df: pl.DataFrame, ref: Reference, window: timedelta) -> None:

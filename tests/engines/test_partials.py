@@ -14,9 +14,10 @@ from mlmon.profiles.frame import build_reference
 from tests.engines import data
 
 
-def test_uneven_partitions_in_any_order_merge_to_the_single_process_windows() -> None:
-    df = data.records(4000, 5)
-    ref = data.reference()
+@pytest.mark.parametrize("segments", [False, True], ids=["plain", "segments"])
+def test_uneven_partitions_in_any_order_merge_to_the_single_process_windows(segments: bool) -> None:
+    df = data.records(4000, 5, hours=8 if segments else 30)  # segments: fewer, fuller windows
+    ref = data.reference(segments=segments)
     step = timedelta(hours=1)
     cuts = [0, 7, 2500, 2501, 3900, df.height]  # one row, most rows, a slice of one window ...
     blobs = []
@@ -29,6 +30,9 @@ def test_uneven_partitions_in_any_order_merge_to_the_single_process_windows() ->
         blobs.append(blob)
     assert PartialAccumulator(ref, step).serialise() is None  # an empty partition emits nothing
     want = data.single_process(df, ref, step)
+    assert all(w.profile.segments for w in want) == segments
+    most = max(len(w.profile.segments) for w in want)
+    assert most == (9 if segments else 0)  # site: 3 segments, c: 6
     data.assert_same_windows(merge_partials(blobs, ref), want)
     data.assert_same_windows(merge_partials(blobs[::-1], ref), want)
 

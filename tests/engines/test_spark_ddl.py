@@ -12,7 +12,7 @@ from polars.testing import assert_frame_equal
 
 from mlmon.analysis.lake import Lake
 from mlmon.cli import main as mlmon_main
-from mlmon.errors import ConfigError
+from mlmon.errors import ConfigError, UnknownNameError
 from mlmon.lake.ddl import ddl, spark_queries
 from tests.lake.test_plain_sql import (  # the 12-day lake docs/lake.md's duckdb queries are tested on
     MODEL,
@@ -106,5 +106,18 @@ def test_drift_recomputed_in_spark_equals_lake_drift(
             assert want.height > 0
             got = got.select(want.columns).cast(dict(want.schema))  # type: ignore[arg-type]
             assert_frame_equal(got, want, check_exact=False, rel_tol=1e-9, abs_tol=1e-12)
+        # per-call thresholds (per method, and per feature over it) as Lake.drift takes them
+        feature = want.get_column("feature")[0]
+        thresholds = {"psi": 0.001, feature: {"js": 0.0005}}
+        want_th = lake.drift(MODEL, by="day", thresholds=thresholds)
+        changed = want_th.join(want, on=["period", "feature", "method"]).filter(
+            pl.col("threshold") != pl.col("threshold_right")
+        )
+        assert set(changed.get_column("method")) == {"psi", "jensen_shannon"}
+        got = mlmon.engines.spark.drift(rows, refs, by="day", thresholds=thresholds)
+        got = got.select(want_th.columns).cast(dict(want_th.schema))  # type: ignore[arg-type]
+        assert_frame_equal(got, want_th, check_exact=False, rel_tol=1e-9, abs_tol=1e-12)
+        with pytest.raises(UnknownNameError, match="no such feature"):  # on the driver
+            mlmon.engines.spark.drift(rows, refs, thresholds={"nope": {"psi": 0.1}})
     finally:
         spark.sql("DROP DATABASE IF EXISTS mlmon_d CASCADE")

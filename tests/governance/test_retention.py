@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import date
 
 from mlmon.governance.retention import apply, lifecycle_configuration, plan
@@ -72,6 +74,13 @@ def test_cli_plan_apply_and_audit_on_a_local_lake(tmp_path):
     keep = lake / "v1" / "drift" / "model=m" / "date=2099-01-01" / "y.parquet"
     keep.parent.mkdir(parents=True)
     keep.write_bytes(b"new")
+    # an interrupted write's temp file in a partition within retention: two hours old goes,
+    # one being written now stays (tests/lake/test_storage_local.py makes one by a real kill)
+    stale, young = keep.parent / ".tmp-a1b2c3.part", keep.parent / ".tmp-d4e5f6.part"
+    stale.write_bytes(b"half")
+    young.write_bytes(b"half")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
 
     def run(*args):
         return subprocess.run([sys.executable, "-m", "mlmon.cli", "retention", *args, "--lake", str(lake),
@@ -81,14 +90,17 @@ def test_cli_plan_apply_and_audit_on_a_local_lake(tmp_path):
     assert (
         planned.returncode == 0 and "1 partition(s), 1 object(s)" in planned.stdout and old.exists()
     )
+    assert f"PARTIAL {stale}" in planned.stdout and str(young) not in planned.stdout
+    assert stale.exists()
     applied = run("apply")
-    assert applied.returncode == 0 and "deleted 1 object(s)" in applied.stdout
+    assert applied.returncode == 0 and "deleted 2 object(s)" in applied.stdout
     assert not old.exists() and keep.read_bytes() == b"new"
+    assert not stale.exists() and young.exists()
     from mlmon.governance.audit import verify
 
     assert verify(str(lake)).ok
     seg = next((lake / "audit" / "maintenance").iterdir()).read_text()
-    assert '"action": "retention_applied"' in seg and '"deleted": 1' in seg
+    assert '"action": "retention_applied"' in seg and '"deleted": 2' in seg
 
 
 def test_retention_expires_a_tables_rollups_and_compactions_with_it(s3_server, s3_prefix):

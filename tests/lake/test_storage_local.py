@@ -108,3 +108,51 @@ def test_a_read_only_folder_is_lake_write_denied_naming_the_path(
 def test_unknown_scheme_is_a_config_error():
     with pytest.raises(ConfigError, match="scheme 'gs'"):
         open_storage("gs://bucket/x")
+
+
+_KILLED_MID_WRITE = """
+import os, signal, sys
+from mlmon.lake.storage import open_storage, put_object
+st = open_storage(sys.argv[1])
+os.replace = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)  # dies before the rename
+put_object(st, st.path(sys.argv[2]), b"a window that never landed")
+"""
+
+
+def test_a_write_killed_midway_leaves_a_part_that_is_never_data_and_a_later_writer_sweeps(
+    local_lake_uri, monkeypatch
+):
+    import subprocess
+    import sys
+
+    from mlmon.analysis.lake import Lake
+    from mlmon.lake import storage
+
+    st = open_storage(local_lake_uri)
+    folder = os.path.dirname(st.path(OBJ))
+    put_object(st, st.path(OBJ), b"one")
+    killed = subprocess.run([sys.executable, "-c", _KILLED_MID_WRITE, local_lake_uri,
+                             OBJ.replace("0000", "0001")], capture_output=True)  # fmt: skip
+    assert killed.returncode == -9
+    (left,) = [f for f in _files(folder) if f != "w-0000.parquet"]
+    assert storage.PARTIAL_WRITE.match(left)
+    assert Path(folder, left).read_bytes() == b"a window that never landed"
+    # never listed as data
+    assert [os.path.basename(f) for f in Lake(local_lake_uri).files("profiles")] == [
+        "w-0000.parquet"
+    ]
+
+    hours_ago = os.stat(os.path.join(folder, left)).st_mtime - 7200
+    os.utime(os.path.join(folder, left), (hours_ago, hours_ago))
+    fd, young = __import__("tempfile").mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
+    os.close(fd)  # a write in progress in another process: too young to touch
+    monkeypatch.setattr(storage, "_SWEPT", {})  # the next writer process
+    put_object(st, st.path(OBJ.replace("0000", "0002")), b"two")
+    assert _files(folder) == sorted([os.path.basename(young), "w-0000.parquet", "w-0002.parquet"])
+
+    # a writer lists a folder at most once an hour, not once per write
+    os.utime(young, (hours_ago, hours_ago))
+    put_object(st, st.path(OBJ.replace("0000", "0003")), b"three")
+    assert os.path.exists(young)
+    assert storage.sweep_partial_writes(folder) == [young]
+    assert storage.sweep_partial_writes(folder + "/missing") == []

@@ -72,6 +72,30 @@ def _write_reports(folder: Path, lake: Path) -> dict[str, str]:
     return made
 
 
+def _write_alerts(folder: Path, lake: Path) -> Path:
+    """An alert delivery over the server's lake (its receiver takes no model: nothing is sent)."""
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "lake": str(lake),
+        "state_dir": str(folder / "state"),
+        "dashboard_url": "https://mlmon.example.org",
+        "rules": {"drift": {"period": "24h", "methods": ["psi"]}},  # 3 features drift on Oct 6
+        "receivers": [{"type": "webhook", "url": "http://127.0.0.1:9/", "models": ["none"]}],
+        "audit": {"uri": str(folder / "audit")},
+    }
+    (folder / "alerts.yaml").write_text(yaml.safe_dump(doc))
+    return folder / "alerts.yaml"
+
+
+def _deliver_once(alerts: Path) -> None:
+    from mlmon.alerting import deliver, load_config
+
+    result = deliver(load_config(alerts), now=END)
+    assert result.started > 0, result.line()
+
+
 @dataclass
 class LiveServer:
     base: str
@@ -83,7 +107,15 @@ def live_server(
     tmp_path_factory: pytest.TempPathFactory, server_lake: Path
 ) -> Iterator[LiveServer]:
     d = tmp_path_factory.mktemp("browser")
-    config = write_config(d, server_lake, {"mode": "token"}, reports=str(d / "reports"))
+    alerts = _write_alerts(d / "alerts", server_lake)
+    config = write_config(
+        d,
+        server_lake,
+        {"mode": "token"},
+        reports=str(d / "reports"),
+        alerts={"config": str(alerts)},
+        operator_groups=["cardiology"],
+    )
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlmon.cli", "server", "--config", str(config), "--port", str(port)],
@@ -96,6 +128,7 @@ def live_server(
     try:
         # rendered while the server starts (it lists the folder on the first /reports request)
         reports = _write_reports(d / "reports", server_lake)
+        _deliver_once(alerts)  # the delivery's firing state, whose alerts the page acts on
         for _ in range(600):  # up to 60 s to start (2 shared cores)
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
@@ -332,3 +365,42 @@ def test_reports_open_in_place_sandboxed(
         "monthly/2026-10/.mlmon-owned.json",
     ):
         assert page.request.get(f"{live_server.base}/reports/files/{path}").status == 404, path
+
+
+def test_an_operator_silences_then_acknowledges_and_others_see_no_button(
+    as_user: Callable[[str], tuple[Page, Watch]], live_server: LiveServer
+) -> None:
+    # ian (no operator) sees his model's firing alerts, and no button (the page's HTML)
+    page, watch = as_user("ian")
+    answer = page.request.get(f"{live_server.base}/models/{SEPSIS}?{RANGE}")
+    assert answer.status == 200
+    panel = answer.text().split('id="alert-actions"', 1)[1].split("</div>", 1)[0]
+    assert panel.count('<tr data-rule="drift:psi"') > 0
+    assert "<form" not in panel and "<button" not in panel and "needs the operator role" in panel
+    # alice (cardiology: operators) silences the first alert of her model, then acknowledges it
+    page, watch = as_user("alice")
+    # (the range picker test's first page: the server has it cached when that test ran first)
+    url = f"{live_server.base}/models/{RISK}?{RANGE}&by=day"
+    answer = page.goto(url, wait_until="domcontentloaded")
+    assert answer is not None and answer.status == 200
+    row = page.locator("#alert-actions tbody tr").first
+    rule, subject = row.get_attribute("data-rule"), row.get_attribute("data-subject")
+    mine = page.locator(f'#alert-actions tbody tr[data-rule="{rule}"][data-subject="{subject}"]')
+    assert mine.locator("td.alert-state").inner_text() == "firing"
+    mine.locator("select[name=until]").select_option("1h")
+    with page.expect_navigation(wait_until="domcontentloaded"):
+        mine.locator("form.alert-silence button").click()
+    assert page.url == f"{url}#alert-actions"  # back to the same page, range kept
+    assert "silenced until" in mine.locator("td.alert-state").inner_text()
+    assert mine.locator("form.alert-silence").count() == 0
+    with page.expect_navigation(wait_until="domcontentloaded"):
+        mine.locator("form.alert-ack button").click()
+    state = mine.locator("td.alert-state").inner_text()
+    assert "silenced until" in state and "acknowledged by alice" in state
+    assert mine.locator("form").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "alert-actions-alice.png"), full_page=True)
+    assert watch.console == [] and watch.foreign == []
+    api = page.request.get(f"{live_server.base}/api/v1/alerts").json()
+    [acked] = [a for a in api["firing"] if (a["rule"], a["subject"] or "") == (rule, subject)]
+    assert acked["acknowledged_by"] == "alice"
+    assert [s["by"] for s in api["silences"]] == ["alice"]

@@ -33,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 
+from mlmon.durations import parse_duration
 from mlmon.edge.imaging.attributes import DEFAULT_ATTRIBUTES
 
 __all__ = ["DicomWebConfig", "ImagingConfig"]
@@ -67,8 +68,6 @@ def _secret(v: Any) -> Any:
 
 
 def _duration(v: Any) -> timedelta:
-    from mlmon.edge.config import parse_duration
-
     return parse_duration(v)
 
 

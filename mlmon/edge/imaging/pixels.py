@@ -44,9 +44,18 @@ IMAGE_FEATURES: tuple[str, ...] = (
 #: ITU-R BT.601 luma weights: the intensity of a colour image.
 LUMA = np.array([0.299, 0.587, 0.114])
 
-
-#: Per-channel means of a colour image (null for a grey one).
-CHANNEL_FEATURES = ("image_red_mean", "image_green_mean", "image_blue_mean")
+_COLOURS = ("red", "green", "blue")
+#: Statistics kept of each channel of a colour image beyond its mean.
+_CHANNEL_STATS = ("std", "p01", "p50", "p99")
+#: Per-channel statistics of a colour image (null for a grey one): each channel's mean,
+#: standard deviation and 1st/50th/99th percentiles (``image_red_p99``...).
+CHANNEL_FEATURES: tuple[str, ...] = (
+    "image_red_mean",
+    "image_green_mean",
+    "image_blue_mean",
+    *(f"image_{c}_{s}" for c in _COLOURS for s in _CHANNEL_STATS),
+)
+IMAGE_FEATURES = IMAGE_FEATURES + CHANNEL_FEATURES[3:]
 
 #: Integer images spanning at most this many values are summarised by one bincount.
 _MAX_HIST_RANGE = 1 << 20
@@ -70,6 +79,19 @@ def _from_histogram(flat: np.ndarray, lo: int, hi: int) -> tuple[float, ...]:
     v_hi = values[np.searchsorted(cum, above, side="right")]
     p01, p50, p99 = (float(v) for v in v_lo + (pos - below) * (v_hi - v_lo))
     return mean, var**0.5, p01, p50, p99, counts[0] / n, counts[-1] / n
+
+
+def _summary(flat: np.ndarray) -> tuple[float, ...]:
+    """Mean, std, p1/p50/p99 and extreme fractions of a non-empty 1-D array of finite values."""
+    lo, hi = flat.min(), flat.max()
+    if flat.dtype.kind in "iub" and int(hi) - int(lo) <= _MAX_HIST_RANGE:
+        return _from_histogram(flat, int(lo), int(hi))
+    frac_min = float(np.count_nonzero(flat == lo)) / flat.size
+    frac_max = float(np.count_nonzero(flat == hi)) / flat.size
+    mean = float(flat.mean(dtype=np.float64))
+    std = float(flat.std(dtype=np.float64))
+    p01, p50, p99 = (float(v) for v in np.percentile(flat, [1.0, 50.0, 99.0]))
+    return mean, std, p01, p50, p99, frac_min, frac_max
 
 
 def empty_stats() -> dict[str, Any]:
@@ -101,9 +123,12 @@ def image_stats(
     samples
         Samples per pixel (3 for colour): the last axis is samples then. A
         colour image's intensity statistics are those of its luma
-        (BT.601: ``0.299 R + 0.587 G + 0.114 B``), and each channel's mean is
-        kept apart (``image_red_mean``...), so channels are never mixed into
-        one distribution. The caller converts YBR and palette images to RGB.
+        (BT.601: ``0.299 R + 0.587 G + 0.114 B``), and each channel's mean,
+        standard deviation and 1st/50th/99th percentiles are kept apart
+        (``image_red_mean``, ``image_red_std``, ``image_red_p01``...; stored
+        values, as a colour image has no modality rescale), so channels are
+        never mixed into one distribution. The caller converts YBR and palette
+        images to RGB.
     photometric, bits_stored, signed
         ``MONOCHROME1`` (low values bright) is inverted over the stored range
         (``v -> 2**bits_stored - 1 - v``, or ``-1 - v`` when signed) before
@@ -127,9 +152,17 @@ def image_stats(
     if samples > 1 and a.ndim >= 3:
         pix = a.reshape(-1, a.shape[-1])
         if pix.shape[1] >= 3:  # RGB (an alpha channel after it is ignored)
+            for j, colour in enumerate(_COLOURS):
+                channel = np.ascontiguousarray(pix[:, j])
+                if channel.dtype.kind == "f":
+                    channel = channel[np.isfinite(channel)]
+                if channel.size:
+                    mean_c, std_c, p01_c, p50_c, p99_c, _, _ = _summary(channel)
+                    channels.update({f"image_{colour}_mean": mean_c, f"image_{colour}_std": std_c,
+                                     f"image_{colour}_p01": p01_c, f"image_{colour}_p50": p50_c,
+                                     f"image_{colour}_p99": p99_c})  # fmt: skip
+                del channel
             pix = pix[:, :3].astype(np.float64)
-            for j, name in enumerate(CHANNEL_FEATURES):
-                channels[name] = float(pix[:, j].mean())
             flat = pix @ LUMA
         else:  # grey with alpha: the grey channel
             flat = np.ascontiguousarray(pix[:, 0])
@@ -141,15 +174,7 @@ def image_stats(
         if flat.size == 0:
             return {**empty_stats(), "image_rows": float(rows), "image_columns": float(cols),
                     "image_frames": float(n_frames), **channels}  # fmt: skip
-    lo, hi = flat.min(), flat.max()
-    if flat.dtype.kind in "iub" and int(hi) - int(lo) <= _MAX_HIST_RANGE:
-        mean, std, p01, p50, p99, frac_min, frac_max = _from_histogram(flat, int(lo), int(hi))
-    else:
-        frac_min = float(np.count_nonzero(flat == lo)) / flat.size
-        frac_max = float(np.count_nonzero(flat == hi)) / flat.size
-        mean = float(flat.mean(dtype=np.float64))
-        std = float(flat.std(dtype=np.float64))
-        p01, p50, p99 = (float(v) for v in np.percentile(flat, [1.0, 50.0, 99.0]))
+    mean, std, p01, p50, p99, frac_min, frac_max = _summary(flat)
     if photometric == "MONOCHROME1" and samples == 1:
         top = -1 if signed else (1 << int(bits_stored or (8 * a.dtype.itemsize))) - 1
         mean, p01, p50, p99 = top - mean, top - p99, top - p50, top - p01

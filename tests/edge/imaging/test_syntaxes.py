@@ -172,3 +172,34 @@ def test_an_alpha_channel_is_not_mixed_into_the_intensity() -> None:
     )
     got = image_stats(grey_alpha, samples=2)
     assert got["image_mean"] == 7.5 and got["image_red_mean"] is None
+
+
+def test_rgb_channel_statistics_equal_numpy_on_pydicoms_colour_files() -> None:
+    """Each channel's mean, std and 1st/50th/99th percentiles, on every RGB and YBR file
+    pydicom ships (8, 16 and 32 bits; raw, RLE, JPEG, JPEG-LS, JPEG 2000; multi-frame),
+    equal numpy's on the decoded RGB pixels (numpy's linear percentiles)."""
+    names = sorted(
+        {p.name for p in TEST_FILES.glob("SC_rgb*.dcm")}
+        | {"examples_rgb_color.dcm", "SC_ybr_full_422_uncompressed.dcm", "examples_ybr_color.dcm"}
+    )
+    assert len(names) >= 25
+    stats = ("mean", "std", "p01", "p50", "p99")
+    for name in names:
+        path = TEST_FILES / name
+        got = _read(path)
+        assert got.status == "ok", (name, got.status)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            px = pydicom.dcmread(path).pixel_array  # YBR converted to RGB, as the reader does
+        flat = px.reshape(-1, px.shape[-1]).astype(np.float64)
+        for j, colour in enumerate(("red", "green", "blue")):
+            c = flat[:, j]
+            want = [c.mean(), c.std(), *np.percentile(c, [1.0, 50.0, 99.0])]
+            for stat, value in zip(stats, want, strict=True):
+                key = f"image_{colour}_{stat}"
+                assert got.row[key] == pytest.approx(float(value), rel=1e-9, abs=1e-9), (name, key)
+        # the channels differ (not one distribution copied three times) on a colour picture
+        if name == "SC_rgb.dcm":
+            assert got.row["image_red_p50"] != got.row["image_blue_p50"]
+    grey = _read(get_testdata_file("CT_small.dcm")).row
+    assert all(grey[f"image_{c}_{s}"] is None for c in ("red", "green", "blue") for s in stats)
