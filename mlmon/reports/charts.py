@@ -316,12 +316,37 @@ def performance_chart(performance: pl.DataFrame | None) -> Any | None:
     band = base.mark_area(opacity=0.15).encode(
         y=alt.Y("lower:Q", title="value", scale=alt.Scale(zero=False)), y2="upper:Q"
     )
-    est = base.mark_line(strokeDash=[4, 3]).encode(y="estimated:Q")
+    est = base.mark_line(strokeDash=[4, 3]).encode(
+        y=alt.Y("estimated:Q", title="value", scale=alt.Scale(zero=False))
+    )
     periods = performance["period"].n_unique()
-    real = base.mark_line(point=_points(alt, periods)).encode(y="realized:Q")
-    return alt.layer(band, est, real, data=data).properties(
+    real = base.mark_line(point=_points(alt, periods)).encode(
+        y=alt.Y("realized:Q", title="value", scale=alt.Scale(zero=False))
+    )
+    # a layer with no value to draw makes Vega warn in the browser ("Infinite extent"), which
+    # the server's pages must not (tests/server/test_browser.py): draw only what has values
+    drawn = [
+        layer
+        for layer, columns in (
+            (band, ("lower", "upper")),
+            (est, ("estimated",)),
+            (real, ("realized",)),
+        )
+        if all(_has_values(performance, c) for c in columns)
+    ]
+    if not drawn:
+        return None
+    return alt.layer(*drawn, data=data).properties(
         width=WIDTH, height=140, title="Performance per period (solid: realized; dashed: estimated)"
     )
+
+
+def _has_values(frame: pl.DataFrame, column: str) -> bool:
+    """Whether ``column`` exists and holds at least one finite number."""
+    if column not in frame.columns:
+        return False
+    values = frame[column].cast(pl.Float64, strict=False)
+    return bool(values.is_finite().fill_null(False).any())
 
 
 #: Performance metrics drawn over time (the table lists them all).

@@ -210,3 +210,26 @@ def test_unknown_format_writes_nothing(tmp_path):
     with pytest.raises(ConfigError, match="'docx' unknown; use pdf, html"):
         render(context(), tmp_path / "out", ("html", "docx"))
     assert not (tmp_path / "out").exists()
+
+
+def test_performance_chart_draws_only_layers_with_values():
+    """A layer with no value makes Vega warn "Infinite extent" in the browser (the server's
+    pages must log nothing): realized-only periods draw no band or estimate layer, and a
+    frame with no value at all draws no chart."""
+    from datetime import datetime
+
+    import polars as pl
+
+    periods = [datetime(2026, 10, d) for d in (1, 2)]
+    frame = pl.DataFrame(
+        {"period": periods, "metric": ["accuracy"] * 2, "realized": [0.9, 0.8],
+         "estimated": [None, None], "lower": [None, None], "upper": [None, None]},
+        schema_overrides={"estimated": pl.Float64, "lower": pl.Float64, "upper": pl.Float64},
+    )  # fmt: skip
+    spec = charts.performance_chart(frame).to_dict()
+    assert [layer["encoding"]["y"]["field"] for layer in spec["layer"]] == ["realized"]
+    empty = frame.with_columns(pl.lit(None, pl.Float64).alias("realized"))
+    assert charts.performance_chart(empty) is None
+    both = frame.with_columns(estimated=pl.col("realized"), lower=pl.col("realized") - 0.1,
+                              upper=pl.col("realized") + 0.1)  # fmt: skip
+    assert len(charts.performance_chart(both).to_dict()["layer"]) == 3
