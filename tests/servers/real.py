@@ -58,6 +58,26 @@ class Server:
     url: str
     proc: subprocess.Popen[bytes]
     log: Path
+    ready_url: str = ""
+
+    def wait_ready(self) -> Server:
+        """Wait until ``ready_url`` answers 200; stop the server and fail with its log if it
+        exits or is not ready within STARTUP_TIMEOUT_S."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(
+                    f"{self.name} did not become ready at {self.ready_url} within "
+                    f"{STARTUP_TIMEOUT_S:g} s (exit code {self.proc.poll()}):\n"
+                    f"{self.log.read_text()[-3000:]}"
+                )
+            try:
+                if httpx.get(self.ready_url, timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
 
     def stop(self) -> None:
         """SIGTERM the server's own process group (led by its pid); SIGKILL after 15 s."""
@@ -72,30 +92,24 @@ class Server:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-def start(name: str, cmd: list[str], ready_url: str, url: str, workdir: Path,
-          env: dict[str, str] | None = None) -> Server:  # fmt: skip
-    """Start ``cmd`` in its own session and wait until ``ready_url`` answers 200."""
+def launch(name: str, cmd: list[str], ready_url: str, url: str, workdir: Path,
+           env: dict[str, str] | None = None) -> Server:  # fmt: skip
+    """Start ``cmd`` in its own session; :meth:`Server.wait_ready` waits for ``ready_url``.
+
+    Launch several, then wait for each: their start-ups overlap."""
     log = workdir / f"{name}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             cmd, stdout=out, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True,
             env={**os.environ, **(env or {})},
         )  # fmt: skip
-    server = Server(name, url, proc, log)
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while True:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError(
-                f"{name} did not become ready at {ready_url} within {STARTUP_TIMEOUT_S:g} s "
-                f"(exit code {proc.poll()}):\n{log.read_text()[-3000:]}"
-            )
-        try:
-            if httpx.get(ready_url, timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
+    return Server(name, url, proc, log, ready_url)
+
+
+def start(name: str, cmd: list[str], ready_url: str, url: str, workdir: Path,
+          env: dict[str, str] | None = None) -> Server:  # fmt: skip
+    """Start ``cmd`` in its own session and wait until ``ready_url`` answers 200."""
+    return launch(name, cmd, ready_url, url, workdir, env).wait_ready()
 
 
 def server_python(server: str, exe: str = "python") -> Path:
@@ -202,10 +216,16 @@ def mlserver(
 
 
 def mlflow_serve(
-    model_uri: str | Path, workdir: Path, name: str = "mlflow", env: dict[str, str] | None = None
+    model_uri: str | Path,
+    workdir: Path,
+    name: str = "mlflow",
+    env: dict[str, str] | None = None,
+    *,
+    wait: bool = True,
 ) -> Server:
     """``mlflow models serve --env-manager local`` of a saved model (a folder or a
-    ``models:/name/version`` URI, with ``MLFLOW_TRACKING_URI`` in ``env``), on 127.0.0.1."""
+    ``models:/name/version`` URI, with ``MLFLOW_TRACKING_URI`` in ``env``), on 127.0.0.1
+    (``wait=False``: launched only; call ``wait_ready()``)."""
     bindir = Path(sys.executable).parent
     exe = bindir / "mlflow"
     port = free_port()
@@ -215,7 +235,8 @@ def mlflow_serve(
     # the scoring server execs uvicorn from PATH: the venv's bin must be on it
     env = {"PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}  # fmt: skip
-    return start(name, cmd, f"{url}/ping", url, workdir, env)
+    server = launch(name, cmd, f"{url}/ping", url, workdir, env)
+    return server.wait_ready() if wait else server
 
 
 def save_mlflow_model(model: object, folder: Path, predict_fn: str = "predict") -> Path:
