@@ -27,8 +27,11 @@ def spark() -> Iterator[Any]:
         pyspark_sql.SparkSession.builder.master("local[2]")
         .appName("mlmon-tests")
         .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "2")
         .config("spark.driver.memory", "768m")
+        # short jobs on 2 shared cores: C1 only (no C2 compile threads), one GC thread
+        .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
         .config("spark.sql.session.timeZone", "Asia/Kolkata")  # not UTC: windows must still be UTC
         .config("spark.python.worker.reuse", "true")
         .config("spark.ui.showConsoleProgress", "false")
