@@ -50,11 +50,15 @@ def ray_runtime() -> Iterator[Any]:
     import ray  # in the dev extra: a missing install fails, never skips
 
     os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
+    # the workers import this checkout through the PYTHONPATH they inherit (a runtime_env
+    # would start workers of its own beside the ones ray.init prestarts)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
+    )
     ray.init(
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
         object_store_memory=200 * 1024 * 1024,
     )
     ctx = ray.data.DataContext.get_current()
