@@ -12,6 +12,30 @@ import pytest
 from tests.s3server import BUCKET, MotoServer
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Make ``--dist loadgroup`` group by ``xdist_group`` again (on an xdist worker).
+
+    pytest-xdist 3.8 marks a grouped test by appending ``@<group>`` to ``item._nodeid``;
+    pytest 9.2 derives ``nodeid`` from ``item._id``, so that append is lost and every group
+    was spread over both workers, each starting the group's session servers (MLflow, Spark,
+    Ray, the browser...) again. Here the same suffix is set where pytest reads it; a no-op
+    when xdist's own suffix took effect.
+    """
+    if not getattr(config.option, "loadgroup", False):
+        return
+    from _pytest.nodeid import NodeId
+
+    for item in items:
+        names = {
+            str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+            for m in item.iter_markers("xdist_group")
+        }
+        suffix = "@" + "_".join(sorted(names))
+        if names and not item.nodeid.endswith(suffix):
+            item._id = NodeId.parse(item.nodeid + suffix)  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[MotoServer]:
     """A moto S3 server on 127.0.0.1 with IAM enforced (one per xdist worker, own port)."""

@@ -28,6 +28,7 @@ from tests.servers.real import (
     mlflow_proba,
     mlflow_scoring,
     mlserver,
+    real_servers,
     trained_model,
 )
 
@@ -35,7 +36,14 @@ from tests.servers.real import (
 # server starts once per run (make test: --dist loadgroup).
 pytestmark = pytest.mark.xdist_group("real-model-servers")
 
-__all__ = ["kserve", "mlflow_proba", "mlflow_scoring", "mlserver", "trained_model"]
+__all__ = [
+    "kserve",
+    "mlflow_proba",
+    "mlflow_scoring",
+    "mlserver",
+    "real_servers",
+    "trained_model",
+]
 
 SECRET = b"real-servers-hmac-key-0123456789"
 ROWS = golden_rows()

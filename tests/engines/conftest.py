@@ -27,8 +27,11 @@ def spark() -> Iterator[Any]:
         pyspark_sql.SparkSession.builder.master("local[2]")
         .appName("mlmon-tests")
         .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "2")
         .config("spark.driver.memory", "768m")
+        # short jobs on 2 shared cores: C1 only (no C2 compile threads), one GC thread
+        .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
         .config("spark.sql.session.timeZone", "Asia/Kolkata")  # not UTC: windows must still be UTC
         .config("spark.python.worker.reuse", "true")
         .config("spark.ui.showConsoleProgress", "false")
@@ -47,11 +50,15 @@ def ray_runtime() -> Iterator[Any]:
     import ray  # in the dev extra: a missing install fails, never skips
 
     os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
+    # the workers import this checkout through the PYTHONPATH they inherit (a runtime_env
+    # would start workers of its own beside the ones ray.init prestarts)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
+    )
     ray.init(
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
         object_store_memory=200 * 1024 * 1024,
     )
     ctx = ray.data.DataContext.get_current()

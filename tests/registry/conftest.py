@@ -150,6 +150,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
     )  # fmt: skip
     server = MlflowServer(f"http://127.0.0.1:{port}", proc)
     try:
+        import mlflow.server  # noqa: F401 (imported while the server starts, for _populate)
+
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while True:
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -317,11 +319,13 @@ def served(
            "MLFLOW_TRACKING_PASSWORD": READER[1]}  # fmt: skip
     endpoints: dict[str, Server] = {}
     try:
-        for version in models:
+        for version in models:  # launched together: their start-ups overlap
             folder = tmp_path_factory.mktemp(f"clf-{version}")
             endpoints[version] = mlflow_serve(
-                f"models:/clf/{version}", folder, f"clf-{version}", env
+                f"models:/clf/{version}", folder, f"clf-{version}", env, wait=False
             )
+        for server in endpoints.values():
+            server.wait_ready()
         yield Served(endpoints, models)
     finally:
         for server in endpoints.values():

@@ -20,6 +20,7 @@ with warnings.catch_warnings():  # starlette 1.x prefers httpx2 for its test cli
 from mlmon.server.app import create_app
 from mlmon.server.config import ServerConfig, load_config
 from tests.server.lake import build_server_lake
+from tests.server.live import LiveServer, live_server_session
 
 #: The lake's data is 2026-10-01..06: a custom range that covers it.
 RANGE = "range=custom&start=2026-10-01&end=2026-10-07"
@@ -33,6 +34,14 @@ TOKENS = {
 @pytest.fixture(scope="session")
 def server_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_server_lake(tmp_path_factory.mktemp("serverlake"))
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    tmp_path_factory: pytest.TempPathFactory, server_lake: Path
+) -> Iterator[LiveServer]:
+    """One real ``mlmon server`` process for the session (tests/server/live.py)."""
+    yield from live_server_session(tmp_path_factory, server_lake)
 
 
 def write_config(folder: Path, lake: Path, auth: dict[str, Any], **extra: Any) -> Path:

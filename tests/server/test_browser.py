@@ -13,29 +13,22 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playwright
 
-from tests.server.conftest import RANGE, TOKENS, write_config
+from tests.server.conftest import RANGE, TOKENS
 from tests.server.lake import RISK, SEPSIS
+from tests.server.live import LiveServer
 
 pytestmark = pytest.mark.xdist_group("server")
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("PYTEST_ARTIFACTS") or ROOT / "tests" / "artifacts") / "browser"
-START, END = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 10, 7, tzinfo=UTC)
 
 # Per chart: the number of Vega data marks drawn (rect, path, line, symbol... under role-mark
 # groups) and the "could not be drawn" text the page script writes on failure.
@@ -43,106 +36,6 @@ _CHARTS_JS = """() => Array.from(document.querySelectorAll('div.chart[data-spec]
   marks: c.querySelectorAll('svg g.role-mark > *').length,
   text: c.querySelector('svg') ? '' : c.textContent.trim(),
 }))"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _write_reports(folder: Path, lake: Path) -> dict[str, str]:
-    """Three rendered reports as ``mlmon report`` / ``mlmon schedule run`` lay them out:
-    cardiology's (PDF and HTML), the ICU's (HTML) and one covering both teams (HTML)."""
-    from mlmon.reports.context import collect
-    from mlmon.reports.render import render
-
-    made = {}
-    for key, models, formats, start in (
-        ("monthly/2026-10/risk_2026-10", [RISK], ("html", "pdf"), START),
-        ("adhoc/sepsis_2026-10-01", [SEPSIS], ("html",), START),
-        ("adhoc/both_2026-10-03", [RISK, SEPSIS], ("html",), datetime(2026, 10, 3, tzinfo=UTC)),
-    ):
-        out = folder / key.rsplit("/", 1)[0]
-        stem = key.rsplit("/", 1)[1]
-        ctx = collect(str(lake), models, start, END, title=f"Report {stem}")
-        ctx.save(out / f"{stem}-context")
-        render(ctx, out, formats, stem=stem)
-        made[stem] = key
-    return made
-
-
-def _write_alerts(folder: Path, lake: Path) -> Path:
-    """An alert delivery over the server's lake (its receiver takes no model: nothing is sent)."""
-    import yaml
-
-    folder.mkdir(parents=True, exist_ok=True)
-    doc = {
-        "lake": str(lake),
-        "state_dir": str(folder / "state"),
-        "dashboard_url": "https://mlmon.example.org",
-        "rules": {"drift": {"period": "24h", "methods": ["psi"]}},  # 3 features drift on Oct 6
-        "receivers": [{"type": "webhook", "url": "http://127.0.0.1:9/", "models": ["none"]}],
-        "audit": {"uri": str(folder / "audit")},
-    }
-    (folder / "alerts.yaml").write_text(yaml.safe_dump(doc))
-    return folder / "alerts.yaml"
-
-
-def _deliver_once(alerts: Path) -> None:
-    from mlmon.alerting import deliver, load_config
-
-    result = deliver(load_config(alerts), now=END)
-    assert result.started > 0, result.line()
-
-
-@dataclass
-class LiveServer:
-    base: str
-    reports: dict[str, str]
-
-
-@pytest.fixture(scope="module")
-def live_server(
-    tmp_path_factory: pytest.TempPathFactory, server_lake: Path
-) -> Iterator[LiveServer]:
-    d = tmp_path_factory.mktemp("browser")
-    alerts = _write_alerts(d / "alerts", server_lake)
-    config = write_config(
-        d,
-        server_lake,
-        {"mode": "token"},
-        reports=str(d / "reports"),
-        alerts={"config": str(alerts)},
-        operator_groups=["cardiology"],
-    )
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlmon.cli", "server", "--config", str(config), "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        # rendered while the server starts (it lists the folder on the first /reports request)
-        reports = _write_reports(d / "reports", server_lake)
-        _deliver_once(alerts)  # the delivery's firing state, whose alerts the page acts on
-        for _ in range(600):  # up to 60 s to start (2 shared cores)
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.communicate()[1]
-                time.sleep(0.1)
-        else:
-            pytest.fail("mlmon server did not answer /healthz")
-        yield LiveServer(base, reports)
-    finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    assert "Traceback" not in err, err[-3000:]
 
 
 @pytest.fixture(scope="module")

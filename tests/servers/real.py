@@ -28,7 +28,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +58,26 @@ class Server:
     url: str
     proc: subprocess.Popen[bytes]
     log: Path
+    ready_url: str = ""
+
+    def wait_ready(self) -> Server:
+        """Wait until ``ready_url`` answers 200; stop the server and fail with its log if it
+        exits or is not ready within STARTUP_TIMEOUT_S."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(
+                    f"{self.name} did not become ready at {self.ready_url} within "
+                    f"{STARTUP_TIMEOUT_S:g} s (exit code {self.proc.poll()}):\n"
+                    f"{self.log.read_text()[-3000:]}"
+                )
+            try:
+                if httpx.get(self.ready_url, timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
 
     def stop(self) -> None:
         """SIGTERM the server's own process group (led by its pid); SIGKILL after 15 s."""
@@ -72,30 +92,24 @@ class Server:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-def start(name: str, cmd: list[str], ready_url: str, url: str, workdir: Path,
-          env: dict[str, str] | None = None) -> Server:  # fmt: skip
-    """Start ``cmd`` in its own session and wait until ``ready_url`` answers 200."""
+def launch(name: str, cmd: list[str], ready_url: str, url: str, workdir: Path,
+           env: dict[str, str] | None = None) -> Server:  # fmt: skip
+    """Start ``cmd`` in its own session; :meth:`Server.wait_ready` waits for ``ready_url``.
+
+    Launch several, then wait for each: their start-ups overlap."""
     log = workdir / f"{name}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             cmd, stdout=out, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True,
             env={**os.environ, **(env or {})},
         )  # fmt: skip
-    server = Server(name, url, proc, log)
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while True:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError(
-                f"{name} did not become ready at {ready_url} within {STARTUP_TIMEOUT_S:g} s "
-                f"(exit code {proc.poll()}):\n{log.read_text()[-3000:]}"
-            )
-        try:
-            if httpx.get(ready_url, timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
+    return Server(name, url, proc, log, ready_url)
+
+
+def start(name: str, cmd: list[str], ready_url: str, url: str, workdir: Path,
+          env: dict[str, str] | None = None) -> Server:  # fmt: skip
+    """Start ``cmd`` in its own session and wait until ``ready_url`` answers 200."""
+    return launch(name, cmd, ready_url, url, workdir, env).wait_ready()
 
 
 def server_python(server: str, exe: str = "python") -> Path:
@@ -163,49 +177,109 @@ def golden_rows(n: int = 8, seed: int = 11) -> list[dict[str, float]]:
 
 
 # -- the servers ---------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def kserve(
-    trained_model: TrainedModel, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
+def _launch_kserve(model: TrainedModel, folder: Path) -> Server:
     """KServe's ModelServer serving ``risk`` (V1 and V2) with ``predict``."""
     python = server_python("kserve")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     cmd = [str(python), str(ROOT / "tests" / "servers" / "kserve" / "serve.py"),
-           "--model_dir", str(trained_model.joblib_dir), "--model_name", "risk",
+           "--model_dir", str(model.joblib_dir), "--model_name", "risk",
            "--http_port", str(port)]  # fmt: skip
-    server = start("kserve", cmd, f"{url}/v2/health/ready", url, tmp_path_factory.mktemp("kserve"))
-    yield server
-    server.stop()
+    return launch("kserve", cmd, f"{url}/v2/health/ready", url, folder)
 
 
-@pytest.fixture(scope="session")
-def mlserver(
-    trained_model: TrainedModel, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
+def _launch_mlserver(model: TrainedModel, folder: Path) -> Server:
     """MLServer with ``mlserver_sklearn.SKLearnModel`` serving ``risk`` version ``7``."""
     exe = server_python("mlserver", "mlserver")
-    folder = tmp_path_factory.mktemp("mlserver")
-    shutil.copy(trained_model.joblib_dir / "model.joblib", folder / "model.joblib")
+    shutil.copy(model.joblib_dir / "model.joblib", folder / "model.joblib")
     port = free_port()
     settings = {"host": "127.0.0.1", "http_port": port, "grpc_port": free_port(),
                 "metrics_endpoint": None, "parallel_workers": 0}  # fmt: skip
     (folder / "settings.json").write_text(json.dumps(settings))
-    model = {"name": "risk", "implementation": "mlserver_sklearn.SKLearnModel",
-             "parameters": {"uri": "./model.joblib", "version": "7"}}  # fmt: skip
-    (folder / "model-settings.json").write_text(json.dumps(model))
+    spec = {"name": "risk", "implementation": "mlserver_sklearn.SKLearnModel",
+            "parameters": {"uri": "./model.joblib", "version": "7"}}  # fmt: skip
+    (folder / "model-settings.json").write_text(json.dumps(spec))
     url = f"http://127.0.0.1:{port}"
-    server = start("mlserver", [str(exe), "start", str(folder)], f"{url}/v2/models/risk/ready",
-                   url, folder)  # fmt: skip
-    yield server
-    server.stop()
+    return launch("mlserver", [str(exe), "start", str(folder)], f"{url}/v2/models/risk/ready",
+                  url, folder)  # fmt: skip
+
+
+def _launch_mlflow(model: TrainedModel, folder: Path, predict_fn: str) -> Server:
+    name = "mlflow" if predict_fn == "predict" else "mlflow-proba"
+    return mlflow_serve(
+        save_mlflow_model(model.model, folder, predict_fn), folder, name, wait=False
+    )
+
+
+@pytest.fixture(scope="session")
+def real_servers(
+    trained_model: TrainedModel, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Server | str]]:
+    """The four servers below, all launched on the first use of any (their start-ups overlap);
+    each fixture waits for its own. A server that could not be launched (its environment is
+    missing) holds the message its fixture fails with. All are stopped by their pids at the end."""
+    launchers: dict[str, Callable[[Path], Server]] = {
+        "kserve": lambda d: _launch_kserve(trained_model, d),
+        "mlserver": lambda d: _launch_mlserver(trained_model, d),
+        "mlflow-serve": lambda d: _launch_mlflow(trained_model, d, "predict"),
+        "mlflow-proba": lambda d: _launch_mlflow(trained_model, d, "predict_proba"),
+    }
+    launched: dict[str, Server | str] = {}
+    try:
+        for name, launch_one in launchers.items():
+            try:
+                launched[name] = launch_one(tmp_path_factory.mktemp(name))
+            except pytest.fail.Exception as exc:
+                launched[name] = str(exc)
+        yield launched
+    finally:
+        for server in launched.values():
+            if isinstance(server, Server):
+                server.stop()
+
+
+def _ready(launched: dict[str, Server | str], name: str) -> Server:
+    server = launched[name]
+    if isinstance(server, str):
+        pytest.fail(server, pytrace=False)
+    return server.wait_ready()
+
+
+@pytest.fixture(scope="session")
+def kserve(real_servers: dict[str, Server | str]) -> Server:
+    """KServe's ModelServer serving ``risk`` (V1 and V2) with ``predict``."""
+    return _ready(real_servers, "kserve")
+
+
+@pytest.fixture(scope="session")
+def mlserver(real_servers: dict[str, Server | str]) -> Server:
+    """MLServer with ``mlserver_sklearn.SKLearnModel`` serving ``risk`` version ``7``."""
+    return _ready(real_servers, "mlserver")
+
+
+@pytest.fixture(scope="session")
+def mlflow_scoring(real_servers: dict[str, Server | str]) -> Server:
+    """MLflow's scoring server of the pipeline (``predict``: class labels)."""
+    return _ready(real_servers, "mlflow-serve")
+
+
+@pytest.fixture(scope="session")
+def mlflow_proba(real_servers: dict[str, Server | str]) -> Server:
+    """MLflow's scoring server of the pipeline logged with ``pyfunc_predict_fn="predict_proba"``."""
+    return _ready(real_servers, "mlflow-proba")
 
 
 def mlflow_serve(
-    model_uri: str | Path, workdir: Path, name: str = "mlflow", env: dict[str, str] | None = None
+    model_uri: str | Path,
+    workdir: Path,
+    name: str = "mlflow",
+    env: dict[str, str] | None = None,
+    *,
+    wait: bool = True,
 ) -> Server:
     """``mlflow models serve --env-manager local`` of a saved model (a folder or a
-    ``models:/name/version`` URI, with ``MLFLOW_TRACKING_URI`` in ``env``), on 127.0.0.1."""
+    ``models:/name/version`` URI, with ``MLFLOW_TRACKING_URI`` in ``env``), on 127.0.0.1
+    (``wait=False``: launched only; call ``wait_ready()``)."""
     bindir = Path(sys.executable).parent
     exe = bindir / "mlflow"
     port = free_port()
@@ -215,7 +289,8 @@ def mlflow_serve(
     # the scoring server execs uvicorn from PATH: the venv's bin must be on it
     env = {"PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}  # fmt: skip
-    return start(name, cmd, f"{url}/ping", url, workdir, env)
+    server = launch(name, cmd, f"{url}/ping", url, workdir, env)
+    return server.wait_ready() if wait else server
 
 
 def save_mlflow_model(model: object, folder: Path, predict_fn: str = "predict") -> Path:
@@ -230,26 +305,3 @@ def save_mlflow_model(model: object, folder: Path, predict_fn: str = "predict") 
         pip_requirements=[f"scikit-learn=={sklearn.__version__}"],  # no requirement inference
     )  # fmt: skip
     return path
-
-
-@pytest.fixture(scope="session")
-def mlflow_scoring(
-    trained_model: TrainedModel, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    """MLflow's scoring server of the pipeline (``predict``: class labels)."""
-    folder = tmp_path_factory.mktemp("mlflow-serve")
-    server = mlflow_serve(save_mlflow_model(trained_model.model, folder), folder)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def mlflow_proba(
-    trained_model: TrainedModel, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    """MLflow's scoring server of the pipeline logged with ``pyfunc_predict_fn="predict_proba"``."""
-    folder = tmp_path_factory.mktemp("mlflow-proba")
-    path = save_mlflow_model(trained_model.model, folder, "predict_proba")
-    server = mlflow_serve(path, folder, "mlflow-proba")
-    yield server
-    server.stop()
