@@ -37,13 +37,13 @@ def record_columns(reference: Reference, available: list[str], what: str) -> lis
             f"{what} has no column {', '.join(repr(c) for c in missing)} of the reference's schema; "
             f"its columns: {', '.join(available)}"
         )
-    missing = [c for c in s.segment_names if c not in available]
+    missing = [c for c in s.segment_columns if c not in available]
     if missing:
         raise SchemaError(
             f"{what} has no segment column {', '.join(repr(c) for c in missing)} of the "
             f"reference; its columns: {', '.join(available)}"
         )
-    needed += s.segment_names
+    needed += s.segment_columns
     needed += [c for c in (s.version, s.latency) if c and c in available]
     return list(dict.fromkeys(needed))
 

@@ -15,7 +15,7 @@ from mlmon.edge.ingest import WindowAccumulator
 from mlmon.lake.writer import LakeWriter
 from mlmon.profiles.frame import Reference, Window, WindowProfile, build_reference
 from mlmon.profiles.kinds import NumericProfile
-from mlmon.profiles.schema import FeatureSpec, Schema, SegmentSpec
+from mlmon.profiles.schema import FeatureSpec, Schema, SegmentSpec, band_segment
 
 MODEL = "risk"
 HOUR_US = 3_600_000_000
@@ -55,8 +55,9 @@ def records(n: int, seed: int, *, hours: int = 30) -> pl.DataFrame:
 
 
 def reference(*, segments: bool = False) -> Reference:
-    """The tests' reference; with ``segments``, profiled per ``site`` (allow-listed) and per
-    ``c`` (a feature too, its segment values learned from the reference)."""
+    """The tests' reference; with ``segments``, profiled per ``site`` (allow-listed), per
+    ``c`` (a feature too, its segment values learned from the reference) and per band of ``k``
+    (``k_band``: ``<2``, ``2-3``, ``4+`` and ``missing`` for its nulls)."""
     schema = Schema(
         features=(
             FeatureSpec("x", "numeric", centred=True),
@@ -64,7 +65,13 @@ def reference(*, segments: bool = False) -> Reference:
             FeatureSpec("k", "numeric"),
             FeatureSpec("c", "categorical", allowed=("a", "b", "c")),
         ),
-        segments=(SegmentSpec("site", ("north", "south")), SegmentSpec("c")) if segments else (),
+        segments=(
+            SegmentSpec("site", ("north", "south")),
+            SegmentSpec("c"),
+            band_segment("k", (2, 4)),
+        )
+        if segments
+        else (),
     )
     return build_reference(records(3000, 1, hours=4), schema)
 

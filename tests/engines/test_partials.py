@@ -32,7 +32,7 @@ def test_uneven_partitions_in_any_order_merge_to_the_single_process_windows(segm
     want = data.single_process(df, ref, step)
     assert all(w.profile.segments for w in want) == segments
     most = max(len(w.profile.segments) for w in want)
-    assert most == (9 if segments else 0)  # site: 3 segments, c: 6
+    assert most == (13 if segments else 0)  # site: 3 segments, c: 6, k_band: 4
     data.assert_same_windows(merge_partials(blobs, ref), want)
     data.assert_same_windows(merge_partials(blobs[::-1], ref), want)
 
