@@ -104,6 +104,7 @@ class QuantileSketch:
     # memos of derived values (the sketch is immutable): buckets, and the last CDF comparison
     _buckets: Any = field(default=None, init=False, repr=False, compare=False)
     _cdf_memo: Any = field(default=None, init=False, repr=False, compare=False)
+    _cdf_side: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:
@@ -286,10 +287,20 @@ def cdf_distances(a: QuantileSketch, b: QuantileSketch) -> tuple[float, float]:
     na, nb = a.count, b.count
     if na == 0 or nb == 0:
         return math.nan, math.nan
-    la, ua, _, ca = a.buckets()
+    # a (the reference, compared with many windows) keeps its own edges and CDF there:
+    # the union with b's edges and a's CDF on it are then the same arrays as computed
+    # from scratch (np.unique of all four, a's cumulative counts at each), at less cost
+    a_edges, a_cum, a_f = _cdf_side(a)
     lb, ub, _, cb = b.buckets()
-    edges = np.unique(np.concatenate([la, ua, lb, ub]))
-    fa = np.concatenate([[0], np.cumsum(ca)])[np.searchsorted(ua, edges, side="right")] / na
+    b_edges = np.unique(np.concatenate([lb, ub]))
+    at = np.searchsorted(a_edges, b_edges)
+    new = b_edges[(at >= a_edges.size) | (a_edges[np.minimum(at, a_edges.size - 1)] != b_edges)]
+    if new.size:
+        where = np.searchsorted(a_edges, new)
+        edges = np.insert(a_edges, where, new)
+        fa = np.insert(a_f, where, a_cum[np.searchsorted(a.buckets()[1], new, side="right")] / na)
+    else:
+        edges, fa = a_edges, a_f
     fb = np.concatenate([[0], np.cumsum(cb)])[np.searchsorted(ub, edges, side="right")] / nb
     d = fa - fb
     ks = float(np.max(np.abs(d)))
@@ -302,6 +313,19 @@ def cdf_distances(a: QuantileSketch, b: QuantileSketch) -> tuple[float, float]:
     w1 = float(np.sum(area * width))
     object.__setattr__(b, "_cdf_memo", (a, (ks, w1)))
     return ks, w1
+
+
+def _cdf_side(a: QuantileSketch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``a``'s bucket edges (sorted, unique), cumulative counts, and its CDF at the edges."""
+    if a._cdf_side is None:
+        la, ua, _, ca = a.buckets()
+        edges = np.unique(np.concatenate([la, ua]))
+        cum = np.concatenate([[0], np.cumsum(ca)])
+        object.__setattr__(
+            a, "_cdf_side", (edges, cum, cum[np.searchsorted(ua, edges, side="right")] / a.count)
+        )
+    out: tuple[np.ndarray, np.ndarray, np.ndarray] = a._cdf_side
+    return out
 
 
 def _bucket_keys(values: np.ndarray, alpha: float, centre: float) -> tuple[np.ndarray, np.ndarray]:
