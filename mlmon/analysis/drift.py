@@ -53,7 +53,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -63,7 +63,7 @@ from mlmon.analysis.kolmogorov import kstwo_sf_many
 from mlmon.errors import DuplicateNameError, ProfileError, UnknownNameError
 from mlmon.profiles.fine import FineHistogram
 from mlmon.profiles.kinds import CategoricalProfile, NumericProfile
-from mlmon.profiles.sketch import cdf_distances, discrete_cdf_distances
+from mlmon.profiles.sketch import cdf_distances, cdf_distances_many, discrete_cdf_distances
 
 try:  # what scipy.stats.kstwo.sf computes for 0.5/n < d < 1 (see _kstwo_sf)
     from scipy.stats._ksstats import _kolmogn
@@ -517,6 +517,7 @@ def _drift_many(
     thresholds = thresholds or {}
     out: list[list[dict[str, Any]]] = [[] for _ in currents]
     live = [i for i, c in enumerate(currents) if c.count > 0]
+    pairs: dict[int, tuple[float, float] | None] = {}  # KS and W1 of each window, computed once
     for name in names:
         m = method(name)
         if reference.kind not in m.kinds:
@@ -526,11 +527,11 @@ def _drift_many(
         details: list[dict[str, float | int | None]] = [
             dict.fromkeys(DETAIL_FIELDS) for _ in currents
         ]
-        ks_p: list[tuple[int, float, int]] = []  # (window, D, n) whose p-value comes later
+        ctx = _Context(pairs)
         if live:
             fast = _FAST.get(name) if _BUILTIN.get(name) is m else None
             if fast is not None:
-                fast(reference, [currents[i] for i in live], live, values, details, ks_p)
+                fast(reference, [currents[i] for i in live], live, values, details, ctx)
             else:
                 for i in live:
                     try:
@@ -551,14 +552,71 @@ def _drift_many(
                     **details[i],
                 }
             )
-        pending.extend((out[i][-1], d, n) for i, d, n in ks_p)
+        pending.extend((out[i][-1], d, n) for i, d, n in ctx.ks_p)
     return out
 
 
+@dataclass
+class _Context:
+    """What the methods of one feature share: each window's (KS, W1) by position (None
+    where it raised ProfileError), and the KS p-values asked for (window, D, n)."""
+
+    pairs: dict[int, tuple[float, float] | None]
+    ks_p: list[tuple[int, float, int]] = field(default_factory=list)
+
+
 _Fast = Callable[
-    [Any, list[Any], list[int], np.ndarray, list[dict[str, float | int | None]], list[Any]],
+    [Any, list[Any], list[int], np.ndarray, list[dict[str, float | int | None]], _Context],
     None,
 ]
+
+
+def _fill_pairs(
+    ctx: _Context, reference: NumericProfile, currents: list[NumericProfile], live: list[int]
+) -> None:
+    """Every window's (KS, W1) into ``ctx.pairs``: as :func:`_pair` gives them, with the
+    sketch comparisons of all windows in one :func:`cdf_distances_many`."""
+    batch: list[int] = []
+    for j, i in enumerate(live):
+        cur = currents[j]
+        if i in ctx.pairs:
+            continue
+        plain = (
+            reference.fine is None
+            and reference.centre == cur.centre
+            and reference.sketch is not None
+            and cur.sketch is not None
+            and reference.count > 0
+            and cur.count > 0
+            and (reference.support is None or not np.array_equal(reference.edges, cur.edges))
+        )
+        if plain:  # what _pair would give by cdf_distances
+            batch.append(j)
+        else:
+            _pair(ctx, i, reference, cur)
+    if batch:
+        assert reference.sketch is not None
+        sketches = [currents[j].sketch for j in batch]
+        got = cdf_distances_many(reference.sketch, sketches)  # type: ignore[arg-type]
+        for j, pair in zip(batch, got, strict=True):
+            ctx.pairs[live[j]] = pair
+
+
+def _pair(
+    ctx: _Context, i: int, reference: NumericProfile, current: NumericProfile
+) -> tuple[float, float] | None:
+    """KS and Wasserstein-1 of window ``i`` as :func:`ks` and :func:`wasserstein_distance`
+    give them (None where they raise ProfileError), computed once for both methods."""
+    if i not in ctx.pairs:
+        try:
+            fine = _fine_pair(reference, current)
+            if fine is not None:
+                ctx.pairs[i] = (fine[0].ks(fine[1]), fine[0].wasserstein(fine[1]))
+            else:
+                ctx.pairs[i] = _sketch_pair_uncached(reference, current)
+        except ProfileError:
+            ctx.pairs[i] = None
+    return ctx.pairs[i]
 
 
 def _count_table(
@@ -599,7 +657,7 @@ def _psi_many(
     live: list[int],
     values: np.ndarray,
     details: list[dict[str, float | int | None]],
-    ks_p: list[tuple[int, float, int]],
+    ctx: _Context,
 ) -> None:
     rows = _proportion_rows(reference, currents)
     if rows is None:
@@ -616,7 +674,7 @@ def _js_many(
     live: list[int],
     values: np.ndarray,
     details: list[dict[str, float | int | None]],
-    ks_p: list[tuple[int, float, int]],
+    ctx: _Context,
 ) -> None:
     rows = _proportion_rows(reference, currents)
     if rows is None:
@@ -637,7 +695,7 @@ def _hellinger_many(
     live: list[int],
     values: np.ndarray,
     details: list[dict[str, float | int | None]],
-    ks_p: list[tuple[int, float, int]],
+    ctx: _Context,
 ) -> None:
     rows = _proportion_rows(reference, currents)
     if rows is None:
@@ -654,7 +712,7 @@ def _chi_square_many(
     live: list[int],
     values: np.ndarray,
     details: list[dict[str, float | int | None]],
-    ks_p: list[tuple[int, float, int]],
+    ctx: _Context,
 ) -> None:
     table = _count_table(reference, currents)
     if table is None:
@@ -693,22 +751,18 @@ def _ks_many(
     live: list[int],
     values: np.ndarray,
     details: list[dict[str, float | int | None]],
-    ks_p: list[tuple[int, float, int]],
+    ctx: _Context,
 ) -> None:
-    done, ds, ns = [], [], []
+    n = reference.count
+    _fill_pairs(ctx, reference, currents, live)
     for j, i in enumerate(live):
-        try:
-            d = ks(reference, currents[j])
-        except ProfileError:
+        got = _pair(ctx, i, reference, currents[j])
+        if got is None:
             continue
-        n, m = reference.count, currents[j].count
-        done.append(i)
-        ds.append(d)
-        ns.append(round(n * m / (n + m)))
-    for i, d, n in zip(done, ds, ns, strict=True):
+        d, m = got[0], currents[j].count
         values[i] = d
         details[i] = {"statistic": d, "p_value": math.nan}  # filled in later, all at once
-        ks_p.append((i, d, n))
+        ctx.ks_p.append((i, d, round(n * m / (n + m))))
 
 
 def _ks_p_values(d: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -727,14 +781,15 @@ def _wasserstein_many(
     live: list[int],
     values: np.ndarray,
     details: list[dict[str, float | int | None]],
-    ks_p: list[tuple[int, float, int]],
+    ctx: _Context,
 ) -> None:
     std = reference.std
+    _fill_pairs(ctx, reference, currents, live)
     for j, i in enumerate(live):
-        try:
-            w = wasserstein_distance(reference, currents[j])
-        except ProfileError:
+        got = _pair(ctx, i, reference, currents[j])
+        if got is None:
             continue
+        w = got[1]
         values[i] = w / std if std > 0 else w
         details[i] = {"statistic": w}
 

@@ -31,6 +31,7 @@ __all__ = [
     "MIN_INDEXABLE",
     "QuantileSketch",
     "cdf_distances",
+    "cdf_distances_many",
     "discrete_cdf_distances",
     "grouped_sketches",
 ]
@@ -313,6 +314,53 @@ def cdf_distances(a: QuantileSketch, b: QuantileSketch) -> tuple[float, float]:
     w1 = float(np.sum(area * width))
     object.__setattr__(b, "_cdf_memo", (a, (ks, w1)))
     return ks, w1
+
+
+def cdf_distances_many(a: QuantileSketch, bs: list[QuantileSketch]) -> list[tuple[float, float]]:
+    """:func:`cdf_distances` of ``a`` against each of ``bs``: the same values.
+
+    The sketches whose bucket edges are all edges of ``a`` (the usual case: a window's
+    buckets are among the reference's) share ``a``'s edges, so their CDF differences are
+    rows of one array, computed together with the same operations per row as
+    :func:`cdf_distances` (and so the same values); the others go one by one.
+    """
+    out: list[tuple[float, float] | None] = [None] * len(bs)
+    a_edges, _, a_f = _cdf_side(a) if a.count else (np.zeros(0), None, np.zeros(0))
+    rows: list[int] = []
+    cols: list[np.ndarray] = []
+    cnts: list[np.ndarray] = []
+    for j, b in enumerate(bs):
+        if a_edges.size == 0 or b._cdf_memo is not None or a.alpha != b.alpha or b.count == 0:
+            out[j] = cdf_distances(a, b)
+            continue
+        lb, ub, _, cb = b.buckets()
+        be = np.concatenate([lb, ub])
+        at = np.searchsorted(a_edges, be)
+        if np.any(at >= a_edges.size) or np.any(a_edges[np.minimum(at, a_edges.size - 1)] != be):
+            out[j] = cdf_distances(a, b)
+            continue
+        rows.append(j)
+        cols.append(at[lb.size :])
+        cnts.append(cb)
+    if rows:
+        counts = np.zeros((len(rows), a_edges.size), dtype=np.int64)
+        counts[np.repeat(np.arange(len(rows)), [c.size for c in cols]), np.concatenate(cols)] = (
+            np.concatenate(cnts)
+        )
+        nb = np.array([bs[j].count for j in rows], dtype=np.int64)[:, None]
+        d = a_f[None, :] - np.cumsum(counts, axis=1) / nb
+        ks = np.max(np.abs(d), axis=1)
+        d0, d1 = d[:, :-1], d[:, 1:]
+        width = np.diff(a_edges)
+        a0, a1 = np.abs(d0), np.abs(d1)
+        same = d0 * d1 >= 0
+        denom = np.where(same, 1.0, a0 + a1)
+        area = np.where(same, (a0 + a1) / 2.0, (d0 * d0 + d1 * d1) / (2.0 * denom))
+        w1 = np.sum(area * width, axis=1)
+        for j, k_, w_ in zip(rows, ks.tolist(), w1.tolist(), strict=True):
+            out[j] = (k_, w_)
+            object.__setattr__(bs[j], "_cdf_memo", (a, (k_, w_)))
+    return [x for x in out if x is not None]
 
 
 def _cdf_side(a: QuantileSketch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
