@@ -329,19 +329,35 @@ def cdf_distances_many(a: QuantileSketch, bs: list[QuantileSketch]) -> list[tupl
     rows: list[int] = []
     cols: list[np.ndarray] = []
     cnts: list[np.ndarray] = []
+    cand: list[int] = []
     for j, b in enumerate(bs):
         if a_edges.size == 0 or b._cdf_memo is not None or a.alpha != b.alpha or b.count == 0:
             out[j] = cdf_distances(a, b)
-            continue
-        lb, ub, _, cb = b.buckets()
-        be = np.concatenate([lb, ub])
-        at = np.searchsorted(a_edges, be)
-        if np.any(at >= a_edges.size) or np.any(a_edges[np.minimum(at, a_edges.size - 1)] != be):
-            out[j] = cdf_distances(a, b)
-            continue
-        rows.append(j)
-        cols.append(at[lb.size :])
-        cnts.append(cb)
+        else:
+            cand.append(j)
+    if cand:  # which sketches have every bucket edge among a's: all at once
+        bk = [bs[j].buckets() for j in cand]
+        sizes = np.array([x[0].size for x in bk])
+        last = a_edges.size - 1
+        ok = np.ones(len(cand), dtype=bool)
+        at_upper = []
+        for side in (0, 1):
+            e = np.concatenate([x[side] for x in bk])
+            at = np.searchsorted(a_edges, e)
+            bad = (at > last) | (a_edges[np.minimum(at, last)] != e)
+            per = np.bincount(
+                np.repeat(np.arange(len(cand)), sizes), weights=bad, minlength=len(cand)
+            )
+            ok &= per == 0
+            if side == 1:
+                at_upper = np.split(at, np.cumsum(sizes)[:-1])
+        for k, j in enumerate(cand):
+            if ok[k]:
+                rows.append(j)
+                cols.append(at_upper[k])
+                cnts.append(bk[k][3])
+            else:
+                out[j] = cdf_distances(a, bs[j])
     if rows:
         counts = np.zeros((len(rows), a_edges.size), dtype=np.int64)
         counts[np.repeat(np.arange(len(rows)), [c.size for c in cols]), np.concatenate(cols)] = (
