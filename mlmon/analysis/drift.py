@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from mlmon.analysis.kolmogorov import kstwo_sf_many
 from mlmon.errors import DuplicateNameError, ProfileError, UnknownNameError
@@ -65,10 +65,22 @@ from mlmon.profiles.fine import FineHistogram
 from mlmon.profiles.kinds import CategoricalProfile, NumericProfile
 from mlmon.profiles.sketch import cdf_distances, cdf_distances_many, discrete_cdf_distances
 
-try:  # what scipy.stats.kstwo.sf computes for 0.5/n < d < 1 (see _kstwo_sf)
-    from scipy.stats._ksstats import _kolmogn
-except ImportError:  # pragma: no cover - a scipy that moved it: the public call is used
-    _kolmogn = None
+
+def _kolmogn_fn() -> Any:
+    """What scipy.stats.kstwo.sf computes for 0.5/n < d < 1 (see _kstwo_sf), imported on
+    first use (scipy.stats takes about half a second to import); None in a scipy that
+    moved it (the public call is used then)."""
+    if not _KOLMOGN:
+        try:
+            from scipy.stats._ksstats import _kolmogn
+        except ImportError:  # pragma: no cover
+            _KOLMOGN.append(None)
+        else:
+            _KOLMOGN.append(_kolmogn)
+    return _KOLMOGN[0]
+
+
+_KOLMOGN: list[Any] = []
 
 __all__ = [
     "DETAIL_FIELDS",
@@ -206,8 +218,11 @@ def _kstwo_sf(d: float, n: int) -> float:
     """``scipy.stats.kstwo.sf(d, n)``, without the distribution's argument handling where
     it only passes ``d`` on: scipy's own ``_kolmogn`` (the same value, tested), about a
     quarter cheaper, which counts when every window of a backfill gets a KS p-value."""
-    if _kolmogn is not None and n >= 1 and 0.5 / n < d < 1.0:
-        return float(_kolmogn(n, np.float64(d), cdf=False))
+    kolmogn = _kolmogn_fn()
+    if kolmogn is not None and n >= 1 and 0.5 / n < d < 1.0:
+        return float(kolmogn(n, np.float64(d), cdf=False))
+    from scipy import stats
+
     return float(stats.kstwo.sf(d, n))
 
 

@@ -19,7 +19,6 @@ this in a few ms per group.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 __all__ = ["kstwo_sf_many"]
 
@@ -43,8 +42,11 @@ def kstwo_sf_many(d: np.ndarray | list[float], n: np.ndarray | list[int]) -> np.
     dmtw = small & (nx2 <= 0.754693)
     pomeranz = small & ~dmtw & (nx2 <= 4)
     rest = ~(dmtw | pomeranz)
-    for i in np.flatnonzero(rest).tolist():
-        out[i] = float(stats.kstwo.sf(x[i], int(nn[i])))
+    if rest.any():
+        from scipy import stats  # imported on first use (about half a second)
+
+        for i in np.flatnonzero(rest).tolist():
+            out[i] = float(stats.kstwo.sf(x[i], int(nn[i])))
     for size in np.unique(nn[pomeranz]).tolist():
         sel = np.flatnonzero(pomeranz & (nn == size))
         out[sel] = 1.0 - _pomeranz_cdf(int(size), x[sel])
