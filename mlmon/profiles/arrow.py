@@ -174,12 +174,21 @@ def _fine_from_row(row: dict[str, Any]) -> FineHistogram | None:
     )
 
 
+#: From this many rows :func:`profiles_to_arrow` builds the table column by column
+#: (measured: 26 rows 0.34 ms from_pylist, 0.59 ms by columns; 30,000 rows 0.69 s and 0.51 s).
+_COLUMNAR_ROWS = 512
+
+
 def profiles_to_arrow(items: Iterable[tuple[str, Profile]]) -> pa.Table:
     """One Arrow row per ``(name, profile)``, with the columns of :data:`PROFILE_FIELDS`.
 
-    Built column by column: the numeric list columns (bins, sketches, fine histograms) from
-    the profiles' arrays joined once (the table equals ``Table.from_pylist`` of the rows).
+    Many rows (many windows) are built column by column: the numeric list columns (bins,
+    sketches, fine histograms) from the profiles' arrays joined once (the same table as
+    ``Table.from_pylist`` of the rows).
     """
+    items = list(items)
+    if len(items) < _COLUMNAR_ROWS:  # one window's rows: from_pylist costs less
+        return pa.Table.from_pylist([_row(n, p) for n, p in items], schema=_SCHEMA)
     rows = [_row(n, p, arrays=True) for n, p in items]
     cols = []
     for f in _SCHEMA:

@@ -7,12 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pytest
 from scipy import stats
 
 from mlmon.analysis import drift as d
 from mlmon.analysis.kolmogorov import kstwo_sf_many
 from mlmon.edge.ingest import WindowAccumulator, drift_rows, drift_rows_many
+from mlmon.profiles import arrow
 from mlmon.profiles.frame import build_reference
 
 
@@ -113,3 +115,13 @@ def test_drift_of_many_windows_with_empty_windows_and_a_registered_method(window
         assert all(math.isnan(r["value"]) and r["p_value"] is None for r in rows[1])
     finally:
         del d.METHODS["mean_gap"]
+
+
+def test_profile_rows_of_many_windows_are_the_rows_one_by_one(windows):
+    """``profiles_to_arrow`` builds many rows column by column: the same table."""
+    ref, profiles = windows
+    items = [(n, p) for prof in profiles for n, p in prof.features.items()]
+    items += [(n, p.empty_like()) for n, p in ref.profiles.items()]
+    assert len(items) >= arrow._COLUMNAR_ROWS
+    rows = pa.Table.from_pylist([arrow._row(n, p) for n, p in items], schema=arrow._SCHEMA)
+    assert arrow.profiles_to_arrow(items).equals(rows)
