@@ -4,6 +4,7 @@
     python -m benchmarks.bench_many_windows --memory [--rows 1000000]
     python -m benchmarks.bench_many_windows --end-to-end [--before DIR] [--repeat 1]
     python -m benchmarks.bench_many_windows --edge-path
+    python -m benchmarks.bench_many_windows --phases
 
 Time: ``--rows`` records (25 features + latency, ``benchmarks.common.make_frame``)
 spread over ``--days`` days and profiled into daily windows, by
@@ -29,6 +30,12 @@ same commands with the code in DIR first on ``PYTHONPATH`` (e.g. ``git archive m
 unpacked there), in the same run. Wall time and CPU time (user + system of the command,
 which a machine shared with other work changes less), best of ``--repeat``; the two lakes'
 rows per table are checked equal.
+
+Phases (``--phases``): what ``mlmon profile --window 1d`` does, step by step, in a fresh
+process on the same records: imports, reading and profiling, the drift rows of all windows,
+``write_windows`` (building the tables, Parquet encoding on two threads, the PUTs) and the
+rollups; CPU time of the process (all threads) and wall time per step, and the CPU time of
+the encoding and of the PUTs inside ``write_windows``.
 """
 
 from __future__ import annotations
@@ -253,6 +260,70 @@ def end_to_end(rows: int, days: int, repeat: int, before: str | None) -> list[di
     return out
 
 
+_PHASES = r"""
+import json, sys, tempfile, threading, time
+c0, w0 = time.process_time(), time.perf_counter()
+from datetime import timedelta
+import mlmon.cli  # noqa: F401  (what the command imports)
+from mlmon.edge.ingest import WindowAccumulator, drift_rows_many, read_records
+from mlmon.lake import writer as W
+from mlmon.lake.references import load_reference
+out = {}
+def mark(name, c, w):
+    out[name] = [round(time.process_time() - c, 2), round(time.perf_counter() - w, 2)]
+    return time.process_time(), time.perf_counter()
+c, w = mark("imports", c0, w0)
+ref = load_reference(sys.argv[2])
+acc = WindowAccumulator(ref, window=timedelta(days=1))
+for b in read_records(sys.argv[1]):
+    acc.add(b)
+c, w = mark("read + profile", c, w)
+ws = acc.pop()
+drift = drift_rows_many(ref, [x.profile for x in ws])
+c, w = mark("drift rows", c, w)
+spent = {"encode": 0.0, "put": 0.0}
+lock = threading.Lock()
+encode = W.parquet_bytes
+def timed_encode(t):
+    a = time.thread_time(); b = encode(t)
+    with lock:
+        spent["encode"] += time.thread_time() - a
+    return b
+W.parquet_bytes = timed_encode
+lw = W.LakeWriter(tempfile.mkdtemp(dir=sys.argv[3]), collector_id="c")
+put = lw._put
+def timed_put(st, path, blob):
+    a = time.thread_time(); r = put(st, path, blob); spent["put"] += time.thread_time() - a
+    return r
+lw._put = timed_put
+n = 0
+for i in range(0, len(ws), 512):
+    n += len(lw.write_windows("m", ws[i:i + 512], ref, source="batch", drift_rows=drift[i:i + 512]))
+c, w = mark("write_windows", c, w)
+n += len(lw.write_rollups())
+mark("write_rollups", c, w)
+out["objects"] = n
+out["encode_cpu"] = round(spent["encode"], 2)
+out["put_cpu"] = round(spent["put"], 2)
+print(json.dumps(out))
+"""
+
+
+def phases() -> dict:
+    """``mlmon profile``'s steps in a fresh process: [CPU s, wall s] each (see the module)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        from mlmon.lake.references import save_reference
+
+        rec, ref = Path(tmp) / "records.parquet", Path(tmp) / "ref.parquet"
+        records(50_000, 1200).write_parquet(rec)
+        save_reference(reference(), ref)
+        done = subprocess.run(
+            [sys.executable, "-c", _PHASES, str(rec), str(ref), tmp],
+            check=True, capture_output=True, text=True, cwd=Path.cwd(),
+        )  # fmt: skip
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def edge_path(windows: int = 150) -> dict:
     """The edge's normal flush: one 5-minute window at a time (``write_window``, its drift
     rows, ``write_rollups``), CPU ms per window; run it with each code base to compare."""
@@ -287,6 +358,7 @@ def main() -> None:
     ap.add_argument("--end-to-end", action="store_true", help="time `mlmon profile` as a command")
     ap.add_argument("--before", help="with --end-to-end: a folder with the old code to compare")
     ap.add_argument("--edge-path", action="store_true", help="the edge's one-window flush")
+    ap.add_argument("--phases", action="store_true", help="`mlmon profile` step by step")
     ap.add_argument("--case", help=argparse.SUPPRESS)
     ap.add_argument("path", nargs="?", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -294,6 +366,8 @@ def main() -> None:
         print(json.dumps(memory_case(args.path, args.case)))
     elif args.edge_path:
         print(json.dumps(edge_path()))
+    elif args.phases:
+        print(json.dumps(phases()))
     elif args.end_to_end:
         for r in end_to_end(args.rows or 50_000, args.days, args.repeat, args.before):
             print(json.dumps(r))

@@ -52,22 +52,35 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
+from mlmon.analysis.kolmogorov import kstwo_sf_many
 from mlmon.errors import DuplicateNameError, ProfileError, UnknownNameError
 from mlmon.profiles.fine import FineHistogram
 from mlmon.profiles.kinds import CategoricalProfile, NumericProfile
-from mlmon.profiles.sketch import cdf_distances, discrete_cdf_distances
+from mlmon.profiles.sketch import cdf_distances, cdf_distances_many, discrete_cdf_distances
 
-try:  # what scipy.stats.kstwo.sf computes for 0.5/n < d < 1 (see _kstwo_sf)
-    from scipy.stats._ksstats import _kolmogn
-except ImportError:  # pragma: no cover - a scipy that moved it: the public call is used
-    _kolmogn = None
+
+def _kolmogn_fn() -> Any:
+    """What scipy.stats.kstwo.sf computes for 0.5/n < d < 1 (see _kstwo_sf), imported on
+    first use (scipy.stats takes about half a second to import); None in a scipy that
+    moved it (the public call is used then)."""
+    if not _KOLMOGN:
+        try:
+            from scipy.stats._ksstats import _kolmogn
+        except ImportError:  # pragma: no cover
+            _KOLMOGN.append(None)
+        else:
+            _KOLMOGN.append(_kolmogn)
+    return _KOLMOGN[0]
+
+
+_KOLMOGN: list[Any] = []
 
 __all__ = [
     "DETAIL_FIELDS",
@@ -77,6 +90,8 @@ __all__ = [
     "chi_square",
     "chi_square_test",
     "drift_between",
+    "drift_between_many",
+    "drift_features_many",
     "hellinger",
     "jensen_shannon",
     "ks",
@@ -203,8 +218,11 @@ def _kstwo_sf(d: float, n: int) -> float:
     """``scipy.stats.kstwo.sf(d, n)``, without the distribution's argument handling where
     it only passes ``d`` on: scipy's own ``_kolmogn`` (the same value, tested), about a
     quarter cheaper, which counts when every window of a backfill gets a KS p-value."""
-    if _kolmogn is not None and n >= 1 and 0.5 / n < d < 1.0:
-        return float(_kolmogn(n, np.float64(d), cdf=False))
+    kolmogn = _kolmogn_fn()
+    if kolmogn is not None and n >= 1 and 0.5 / n < d < 1.0:
+        return float(kolmogn(n, np.float64(d), cdf=False))
+    from scipy import stats
+
     return float(stats.kstwo.sf(d, n))
 
 
@@ -453,3 +471,353 @@ METHODS: dict[str, DriftMethod] = {
         _wasserstein_details,
     ),
 }  # fmt: skip
+
+
+#: The built-in methods as registered at import: :func:`drift_between_many` computes these
+#: over all windows at once; a method registered or replaced later runs window by window.
+_BUILTIN = dict(METHODS)
+
+
+def drift_between_many(
+    reference: NumericProfile | CategoricalProfile,
+    currents: Sequence[NumericProfile | CategoricalProfile],
+    methods: list[str] | tuple[str, ...] | None = None,
+    thresholds: Mapping[str, float] | None = None,
+) -> list[list[dict[str, Any]]]:
+    """:func:`drift_between` of one feature for many windows: one list of rows per window.
+
+    The same rows as calling :func:`drift_between` on each window, computed per method over
+    all windows at once (see :func:`drift_features_many`).
+    """
+    return drift_features_many([(reference, currents, thresholds)], methods)[0]
+
+
+def drift_features_many(
+    features: Sequence[
+        tuple[
+            NumericProfile | CategoricalProfile,
+            Sequence[NumericProfile | CategoricalProfile],
+            Mapping[str, float] | None,
+        ]
+    ],
+    methods: list[str] | tuple[str, ...] | None = None,
+) -> list[list[list[dict[str, Any]]]]:
+    """:func:`drift_between` for many features and windows: per feature, per window, its rows.
+
+    ``features`` holds ``(reference, currents, thresholds)`` per feature. Each built-in
+    method runs over all windows of a feature at once: the binned methods as arrays of
+    windows x bins, KS and Wasserstein from the sketches window by window as
+    :func:`drift_between` computes them, and every KS p-value of every feature in one call
+    of :func:`mlmon.analysis.kolmogorov.kstwo_sf_many` (scipy's exact distribution, by
+    groups). A method registered or replaced after import runs window by window. Every
+    value is :func:`drift_between`'s, bit for bit, but the KS p-value, which is scipy's
+    algorithm summed in another order (within 1e-14; ``tests/analysis/test_drift_many.py``).
+    """
+    pending: list[tuple[dict[str, Any], float, int]] = []
+    outs = [_drift_many(r, list(c), methods, t, pending) for r, c, t in features]
+    if pending:
+        ps = _ks_p_values(
+            np.array([x[1] for x in pending], dtype=np.float64),
+            np.array([x[2] for x in pending], dtype=np.int64),
+        )
+        for (row, _, _), p in zip(pending, ps.tolist(), strict=True):
+            row["p_value"] = p
+    return outs
+
+
+def _drift_many(
+    reference: NumericProfile | CategoricalProfile,
+    currents: list[NumericProfile | CategoricalProfile],
+    methods: list[str] | tuple[str, ...] | None,
+    thresholds: Mapping[str, float] | None,
+    pending: list[tuple[dict[str, Any], float, int]],
+) -> list[list[dict[str, Any]]]:
+    names = list(methods) if methods is not None else list(METHODS)
+    thresholds = thresholds or {}
+    out: list[list[dict[str, Any]]] = [[] for _ in currents]
+    live = [i for i, c in enumerate(currents) if c.count > 0]
+    pairs: dict[int, tuple[float, float] | None] = {}  # KS and W1 of each window, computed once
+    for name in names:
+        m = method(name)
+        if reference.kind not in m.kinds:
+            continue
+        t = thresholds.get(name, m.default_threshold)
+        values = np.full(len(currents), math.nan)
+        details: list[dict[str, float | int | None]] = [
+            dict.fromkeys(DETAIL_FIELDS) for _ in currents
+        ]
+        ctx = _Context(pairs)
+        if live:
+            fast = _FAST.get(name) if _BUILTIN.get(name) is m else None
+            if fast is not None:
+                fast(reference, [currents[i] for i in live], live, values, details, ctx)
+            else:
+                for i in live:
+                    try:
+                        values[i] = m(reference, currents[i])
+                        details[i] = m.statistics(reference, currents[i])
+                    except ProfileError:
+                        values[i] = math.nan
+                        details[i] = dict.fromkeys(DETAIL_FIELDS)
+        for i in range(len(currents)):
+            value = float(values[i])
+            out[i].append(
+                {
+                    "method": name,
+                    "value": value,
+                    "threshold": t,
+                    "drifted": m.is_drifted(value, t),
+                    **dict.fromkeys(DETAIL_FIELDS),
+                    **details[i],
+                }
+            )
+        pending.extend((out[i][-1], d, n) for i, d, n in ctx.ks_p)
+    return out
+
+
+@dataclass
+class _Context:
+    """What the methods of one feature share: each window's (KS, W1) by position (None
+    where it raised ProfileError), and the KS p-values asked for (window, D, n)."""
+
+    pairs: dict[int, tuple[float, float] | None]
+    ks_p: list[tuple[int, float, int]] = field(default_factory=list)
+
+
+_Fast = Callable[
+    [Any, list[Any], list[int], np.ndarray, list[dict[str, float | int | None]], _Context],
+    None,
+]
+
+
+def _fill_pairs(
+    ctx: _Context, reference: NumericProfile, currents: list[NumericProfile], live: list[int]
+) -> None:
+    """Every window's (KS, W1) into ``ctx.pairs``: as :func:`_pair` gives them, with the
+    sketch comparisons of all windows in one :func:`cdf_distances_many`."""
+    batch: list[int] = []
+    for j, i in enumerate(live):
+        cur = currents[j]
+        if i in ctx.pairs:
+            continue
+        plain = (
+            reference.fine is None
+            and reference.centre == cur.centre
+            and reference.sketch is not None
+            and cur.sketch is not None
+            and reference.count > 0
+            and cur.count > 0
+            and (reference.support is None or not np.array_equal(reference.edges, cur.edges))
+        )
+        if plain:  # what _pair would give by cdf_distances
+            batch.append(j)
+        else:
+            _pair(ctx, i, reference, cur)
+    if batch:
+        assert reference.sketch is not None
+        sketches = [currents[j].sketch for j in batch]
+        got = cdf_distances_many(reference.sketch, sketches)  # type: ignore[arg-type]
+        for j, pair in zip(batch, got, strict=True):
+            ctx.pairs[live[j]] = pair
+
+
+def _pair(
+    ctx: _Context, i: int, reference: NumericProfile, current: NumericProfile
+) -> tuple[float, float] | None:
+    """KS and Wasserstein-1 of window ``i`` as :func:`ks` and :func:`wasserstein_distance`
+    give them (None where they raise ProfileError), computed once for both methods."""
+    if i not in ctx.pairs:
+        try:
+            fine = _fine_pair(reference, current)
+            if fine is not None:
+                ctx.pairs[i] = (fine[0].ks(fine[1]), fine[0].wasserstein(fine[1]))
+            else:
+                ctx.pairs[i] = _sketch_pair_uncached(reference, current)
+        except ProfileError:
+            ctx.pairs[i] = None
+    return ctx.pairs[i]
+
+
+def _count_table(
+    reference: Any, currents: list[Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Reference counts (k,), current counts (w, k) and which rows have counts (w,);
+    ``None`` when the reference has none (every value is then NaN)."""
+    ref = np.asarray(reference.bins, dtype=np.float64)
+    cur = np.array([np.asarray(c.bins, dtype=np.float64) for c in currents])
+    if cur.ndim != 2 or cur.shape[1] != ref.size:
+        raise ProfileError("windows' bins do not match the reference's bins")
+    if ref.sum() <= 0:
+        return None
+    return ref, cur, cur.sum(axis=1) > 0
+
+
+def _proportion_rows(
+    reference: Any, currents: list[Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    table = _count_table(reference, currents)
+    if table is None:
+        return None
+    ref, cur, ok = table
+    p = ref / ref.sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        q = cur / cur.sum(axis=1, keepdims=True)
+    return p, q, ok
+
+
+def _fill(ok: np.ndarray, live: list[int], vals: np.ndarray, values: np.ndarray) -> None:
+    idx = np.asarray(live)[ok]
+    values[idx] = vals[ok]
+
+
+def _psi_many(
+    reference: Any,
+    currents: list[Any],
+    live: list[int],
+    values: np.ndarray,
+    details: list[dict[str, float | int | None]],
+    ctx: _Context,
+) -> None:
+    rows = _proportion_rows(reference, currents)
+    if rows is None:
+        return
+    p, q, ok = rows
+    p = np.clip(p, EPS, None)
+    q = np.clip(np.where(ok[:, None], q, 1.0), EPS, None)
+    _fill(ok, live, np.sum((q - p) * np.log(q / p), axis=1), values)
+
+
+def _js_many(
+    reference: Any,
+    currents: list[Any],
+    live: list[int],
+    values: np.ndarray,
+    details: list[dict[str, float | int | None]],
+    ctx: _Context,
+) -> None:
+    rows = _proportion_rows(reference, currents)
+    if rows is None:
+        return
+    p, q, ok = rows
+    q = np.where(ok[:, None], q, 0.0)
+    m = 0.5 * (p + q)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl_p = np.where(p > 0, p * np.log2(p / m), 0.0)
+        kl_q = np.where(q > 0, q * np.log2(q / m), 0.0)
+    js = 0.5 * (kl_p.sum(axis=1) + kl_q.sum(axis=1))
+    _fill(ok, live, np.sqrt(np.maximum(js, 0.0)), values)
+
+
+def _hellinger_many(
+    reference: Any,
+    currents: list[Any],
+    live: list[int],
+    values: np.ndarray,
+    details: list[dict[str, float | int | None]],
+    ctx: _Context,
+) -> None:
+    rows = _proportion_rows(reference, currents)
+    if rows is None:
+        return
+    p, q, ok = rows
+    q = np.where(ok[:, None], q, 0.0)
+    bc = np.sum(np.sqrt(p * q), axis=1)
+    _fill(ok, live, np.sqrt(np.maximum(1.0 - bc, 0.0)), values)
+
+
+def _chi_square_many(
+    reference: Any,
+    currents: list[Any],
+    live: list[int],
+    values: np.ndarray,
+    details: list[dict[str, float | int | None]],
+    ctx: _Context,
+) -> None:
+    table = _count_table(reference, currents)
+    if table is None:
+        return
+    ref, cur, ok = table
+    rows = np.flatnonzero(ok)
+    keep = (ref[None, :] + cur[rows]) > 0  # bins empty in both samples are dropped
+    # windows with the same bins left are one array: the same operations, in the same
+    # order, as _chi_square_test on each (so the same values)
+    patterns, group = np.unique(keep, axis=0, return_inverse=True)
+    for g, mask in enumerate(patterns):
+        sel = rows[group.ravel() == g]
+        k = int(mask.sum())
+        if k < 2:
+            stat, dof, p = np.zeros(sel.size), 0, np.ones(sel.size)
+        else:
+            tab = np.empty((sel.size, 2, k))
+            tab[:, 0, :] = ref[mask]
+            tab[:, 1, :] = cur[sel][:, mask]
+            expected = tab.sum(axis=2)[:, :, None] * tab.sum(axis=1)[:, None, :]
+            expected /= tab.sum(axis=(1, 2))[:, None, None]
+            dof = k - 1
+            if dof == 1:  # Yates' continuity correction, as scipy applies it
+                diff = expected - tab
+                tab = tab + np.sign(diff) * np.minimum(0.5, np.abs(diff))
+            stat = ((tab - expected) ** 2 / expected).reshape(sel.size, -1).sum(axis=1)
+            p = special.chdtrc(dof, stat)
+        for j, st, pv in zip(sel.tolist(), stat.tolist(), p.tolist(), strict=True):
+            values[live[j]] = pv
+            details[live[j]] = {"statistic": st, "dof": dof, "p_value": pv}
+
+
+def _ks_many(
+    reference: NumericProfile,
+    currents: list[NumericProfile],
+    live: list[int],
+    values: np.ndarray,
+    details: list[dict[str, float | int | None]],
+    ctx: _Context,
+) -> None:
+    n = reference.count
+    _fill_pairs(ctx, reference, currents, live)
+    for j, i in enumerate(live):
+        got = _pair(ctx, i, reference, currents[j])
+        if got is None:
+            continue
+        d, m = got[0], currents[j].count
+        values[i] = d
+        details[i] = {"statistic": d, "p_value": math.nan}  # filled in later, all at once
+        ctx.ks_p.append((i, d, round(n * m / (n + m))))
+
+
+def _ks_p_values(d: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """KS p-values: NaN statistics (empty sketches) as the one-window path gives them."""
+    out = np.full(d.size, math.nan)
+    fin = ~np.isnan(d)
+    out[fin] = kstwo_sf_many(d[fin], n[fin])
+    for i in np.flatnonzero(~fin).tolist():
+        out[i] = _kstwo_sf(float(d[i]), int(n[i]))
+    return out
+
+
+def _wasserstein_many(
+    reference: NumericProfile,
+    currents: list[NumericProfile],
+    live: list[int],
+    values: np.ndarray,
+    details: list[dict[str, float | int | None]],
+    ctx: _Context,
+) -> None:
+    std = reference.std
+    _fill_pairs(ctx, reference, currents, live)
+    for j, i in enumerate(live):
+        got = _pair(ctx, i, reference, currents[j])
+        if got is None:
+            continue
+        w = got[1]
+        values[i] = w / std if std > 0 else w
+        details[i] = {"statistic": w}
+
+
+_FAST: dict[str, _Fast] = {
+    "psi": _psi_many,
+    "jensen_shannon": _js_many,
+    "hellinger": _hellinger_many,
+    "chi_square": _chi_square_many,
+    "ks": _ks_many,
+    "wasserstein": _wasserstein_many,
+}

@@ -90,7 +90,12 @@ PROFILE_FIELDS: tuple[tuple[pa.Field, str], ...] = (
 _SCHEMA = pa.schema([f for f, _ in PROFILE_FIELDS])
 
 
-def _row(name: str, p: Profile) -> dict[str, Any]:
+def _row(name: str, p: Profile, *, arrays: bool = False) -> dict[str, Any]:
+    """The row of one profile; ``arrays``: numeric lists as numpy arrays (not Python lists)."""
+
+    def ls(a: np.ndarray) -> Any:
+        return a if arrays else a.tolist()
+
     if isinstance(p, NumericProfile):
         s = p.sketch
         assert s is not None
@@ -107,17 +112,17 @@ def _row(name: str, p: Profile) -> dict[str, Any]:
             "sum_sq": p.sum_sq,
             "min": None if empty else p.min,
             "max": None if empty else p.max,
-            "bin_edges": p.edges.tolist(),
-            "bin_counts": p.bins.tolist(),
+            "bin_edges": ls(p.edges),
+            "bin_counts": ls(p.bins),
             "categories": None,
             "sketch_alpha": s.alpha,
             "sketch_centre": p.centre,
             "sketch_zero": s.zero,
-            "sketch_pos_index": s.pos_index.tolist(),
-            "sketch_pos_count": s.pos_count.tolist(),
-            "sketch_neg_index": s.neg_index.tolist(),
-            "sketch_neg_count": s.neg_count.tolist(),
-            **_fine_row(p.fine),
+            "sketch_pos_index": ls(s.pos_index),
+            "sketch_pos_count": ls(s.pos_count),
+            "sketch_neg_index": ls(s.neg_index),
+            "sketch_neg_count": ls(s.neg_count),
+            **_fine_row(p.fine, ls),
         }
     if isinstance(p, CategoricalProfile):
         return {
@@ -125,21 +130,21 @@ def _row(name: str, p: Profile) -> dict[str, Any]:
             "kind": "categorical",
             "count": p.count,
             "nulls": p.nulls,
-            "bin_counts": p.counts.tolist(),
+            "bin_counts": ls(p.counts),
             "categories": list(p.labels),
         }
     raise ProfileError(f"feature {name!r}: cannot store a {type(p).__name__} as a profile row")
 
 
-def _fine_row(f: FineHistogram | None) -> dict[str, Any]:
+def _fine_row(f: FineHistogram | None, ls: Any) -> dict[str, Any]:
     if f is None:
         return {}
     return {
         "fine_lo": f.lo,
         "fine_hi": f.hi,
         "fine_bins": f.n,
-        "fine_index": f.index.tolist(),
-        "fine_count": f.counts.tolist(),
+        "fine_index": ls(f.index),
+        "fine_count": ls(f.counts),
         "fine_below": f.below,
         "fine_below_excess": f.below_excess,
         "fine_above": f.above,
@@ -169,10 +174,42 @@ def _fine_from_row(row: dict[str, Any]) -> FineHistogram | None:
     )
 
 
+#: From this many rows :func:`profiles_to_arrow` builds the table column by column
+#: (measured: 26 rows 0.34 ms from_pylist, 0.59 ms by columns; 30,000 rows 0.69 s and 0.51 s).
+_COLUMNAR_ROWS = 512
+
+
 def profiles_to_arrow(items: Iterable[tuple[str, Profile]]) -> pa.Table:
-    """One Arrow row per ``(name, profile)``, with the columns of :data:`PROFILE_FIELDS`."""
-    rows = [_row(n, p) for n, p in items]
-    return pa.Table.from_pylist(rows, schema=_SCHEMA)
+    """One Arrow row per ``(name, profile)``, with the columns of :data:`PROFILE_FIELDS`.
+
+    Many rows (many windows) are built column by column: the numeric list columns (bins,
+    sketches, fine histograms) from the profiles' arrays joined once (the same table as
+    ``Table.from_pylist`` of the rows).
+    """
+    items = list(items)
+    if len(items) < _COLUMNAR_ROWS:  # one window's rows: from_pylist costs less
+        return pa.Table.from_pylist([_row(n, p) for n, p in items], schema=_SCHEMA)
+    rows = [_row(n, p, arrays=True) for n, p in items]
+    cols = []
+    for f in _SCHEMA:
+        vals = [r.get(f.name) for r in rows]
+        if pa.types.is_list(f.type) and not pa.types.is_string(f.type.value_type):
+            cols.append(_list_array(vals, f.type))
+        else:
+            cols.append(pa.array(vals, type=f.type))
+    return pa.Table.from_arrays(cols, schema=_SCHEMA)
+
+
+def _list_array(vals: list[Any], type_: pa.ListType) -> pa.Array:
+    """A list column from numpy arrays (None: a null entry)."""
+    lengths = np.fromiter((0 if v is None else len(v) for v in vals), np.int64, len(vals))
+    offsets = np.zeros(len(vals) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    present = [np.asarray(v) for v in vals if v is not None]
+    values = pa.array(np.concatenate(present) if present else np.zeros(0), type=type_.value_type)
+    nulls = [v is None for v in vals]
+    mask = pa.array(nulls, pa.bool_()) if any(nulls) else None
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values, type=type_, mask=mask)
 
 
 def profile_from_row(row: dict[str, Any]) -> Profile:

@@ -31,6 +31,7 @@ __all__ = [
     "MIN_INDEXABLE",
     "QuantileSketch",
     "cdf_distances",
+    "cdf_distances_many",
     "discrete_cdf_distances",
     "grouped_sketches",
 ]
@@ -104,6 +105,7 @@ class QuantileSketch:
     # memos of derived values (the sketch is immutable): buckets, and the last CDF comparison
     _buckets: Any = field(default=None, init=False, repr=False, compare=False)
     _cdf_memo: Any = field(default=None, init=False, repr=False, compare=False)
+    _cdf_side: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:
@@ -286,10 +288,20 @@ def cdf_distances(a: QuantileSketch, b: QuantileSketch) -> tuple[float, float]:
     na, nb = a.count, b.count
     if na == 0 or nb == 0:
         return math.nan, math.nan
-    la, ua, _, ca = a.buckets()
+    # a (the reference, compared with many windows) keeps its own edges and CDF there:
+    # the union with b's edges and a's CDF on it are then the same arrays as computed
+    # from scratch (np.unique of all four, a's cumulative counts at each), at less cost
+    a_edges, a_cum, a_f = _cdf_side(a)
     lb, ub, _, cb = b.buckets()
-    edges = np.unique(np.concatenate([la, ua, lb, ub]))
-    fa = np.concatenate([[0], np.cumsum(ca)])[np.searchsorted(ua, edges, side="right")] / na
+    b_edges = np.unique(np.concatenate([lb, ub]))
+    at = np.searchsorted(a_edges, b_edges)
+    new = b_edges[(at >= a_edges.size) | (a_edges[np.minimum(at, a_edges.size - 1)] != b_edges)]
+    if new.size:
+        where = np.searchsorted(a_edges, new)
+        edges = np.insert(a_edges, where, new)
+        fa = np.insert(a_f, where, a_cum[np.searchsorted(a.buckets()[1], new, side="right")] / na)
+    else:
+        edges, fa = a_edges, a_f
     fb = np.concatenate([[0], np.cumsum(cb)])[np.searchsorted(ub, edges, side="right")] / nb
     d = fa - fb
     ks = float(np.max(np.abs(d)))
@@ -302,6 +314,82 @@ def cdf_distances(a: QuantileSketch, b: QuantileSketch) -> tuple[float, float]:
     w1 = float(np.sum(area * width))
     object.__setattr__(b, "_cdf_memo", (a, (ks, w1)))
     return ks, w1
+
+
+def cdf_distances_many(a: QuantileSketch, bs: list[QuantileSketch]) -> list[tuple[float, float]]:
+    """:func:`cdf_distances` of ``a`` against each of ``bs``: the same values.
+
+    The sketches whose bucket edges are all edges of ``a`` (the usual case: a window's
+    buckets are among the reference's) share ``a``'s edges, so their CDF differences are
+    rows of one array, computed together with the same operations per row as
+    :func:`cdf_distances` (and so the same values); the others go one by one.
+    """
+    out: list[tuple[float, float] | None] = [None] * len(bs)
+    a_edges, _, a_f = _cdf_side(a) if a.count else (np.zeros(0), None, np.zeros(0))
+    rows: list[int] = []
+    cols: list[np.ndarray] = []
+    cnts: list[np.ndarray] = []
+    cand: list[int] = []
+    for j, b in enumerate(bs):
+        if a_edges.size == 0 or b._cdf_memo is not None or a.alpha != b.alpha or b.count == 0:
+            out[j] = cdf_distances(a, b)
+        else:
+            cand.append(j)
+    if cand:  # which sketches have every bucket edge among a's: all at once
+        bk = [bs[j].buckets() for j in cand]
+        sizes = np.array([x[0].size for x in bk])
+        last = a_edges.size - 1
+        ok = np.ones(len(cand), dtype=bool)
+        at_upper = []
+        for side in (0, 1):
+            e = np.concatenate([x[side] for x in bk])
+            at = np.searchsorted(a_edges, e)
+            bad = (at > last) | (a_edges[np.minimum(at, last)] != e)
+            per = np.bincount(
+                np.repeat(np.arange(len(cand)), sizes), weights=bad, minlength=len(cand)
+            )
+            ok &= per == 0
+            if side == 1:
+                at_upper = np.split(at, np.cumsum(sizes)[:-1])
+        for k, j in enumerate(cand):
+            if ok[k]:
+                rows.append(j)
+                cols.append(at_upper[k])
+                cnts.append(bk[k][3])
+            else:
+                out[j] = cdf_distances(a, bs[j])
+    if rows:
+        counts = np.zeros((len(rows), a_edges.size), dtype=np.int64)
+        counts[np.repeat(np.arange(len(rows)), [c.size for c in cols]), np.concatenate(cols)] = (
+            np.concatenate(cnts)
+        )
+        nb = np.array([bs[j].count for j in rows], dtype=np.int64)[:, None]
+        d = a_f[None, :] - np.cumsum(counts, axis=1) / nb
+        ks = np.max(np.abs(d), axis=1)
+        d0, d1 = d[:, :-1], d[:, 1:]
+        width = np.diff(a_edges)
+        a0, a1 = np.abs(d0), np.abs(d1)
+        same = d0 * d1 >= 0
+        denom = np.where(same, 1.0, a0 + a1)
+        area = np.where(same, (a0 + a1) / 2.0, (d0 * d0 + d1 * d1) / (2.0 * denom))
+        w1 = np.sum(area * width, axis=1)
+        for j, k_, w_ in zip(rows, ks.tolist(), w1.tolist(), strict=True):
+            out[j] = (k_, w_)
+            object.__setattr__(bs[j], "_cdf_memo", (a, (k_, w_)))
+    return [x for x in out if x is not None]
+
+
+def _cdf_side(a: QuantileSketch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``a``'s bucket edges (sorted, unique), cumulative counts, and its CDF at the edges."""
+    if a._cdf_side is None:
+        la, ua, _, ca = a.buckets()
+        edges = np.unique(np.concatenate([la, ua]))
+        cum = np.concatenate([[0], np.cumsum(ca)])
+        object.__setattr__(
+            a, "_cdf_side", (edges, cum, cum[np.searchsorted(ua, edges, side="right")] / a.count)
+        )
+    out: tuple[np.ndarray, np.ndarray, np.ndarray] = a._cdf_side
+    return out
 
 
 def _bucket_keys(values: np.ndarray, alpha: float, centre: float) -> tuple[np.ndarray, np.ndarray]:
