@@ -142,7 +142,6 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
     from mlmon.reports.charts import (
         distribution_chart,
         drift_method,
-        drift_over_time_chart,
         section_charts,
     )
     from mlmon.reports.context import DEFAULT_DATA_HANDLING, method_name, methods_from_registry
@@ -273,14 +272,16 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
             chosen = present[0]
         if chosen is not None and chosen not in present and present:
             raise HTTPException(400, f"method must be one of {', '.join(present)}")
-        charts = section_charts(section, methods, q.start, q.end)
+        drawn = section
         if chosen is not None and present:
-            only = dataclasses.replace(
+            # the section's charts drawn once, drift over time for the chosen method only
+            # (the other charts do not look at drift)
+            drawn = dataclasses.replace(
                 section,
                 drift=section.drift.filter(pl.col("method") == chosen),
                 drift_over_time=drift.filter(pl.col("method") == chosen),
             )
-            charts["drift_over_time"] = drift_over_time_chart(only, methods)
+        charts = section_charts(drawn, methods, q.start, q.end)
         heatmap = drift_heatmap(drift, chosen) if chosen else None
         return render(
             "model.html",
