@@ -171,6 +171,12 @@ def _rss_peak_mib(pid: int) -> float:
     return float("nan")
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Server:
     """A real ``mlmon server`` process on 127.0.0.1, stopped by its pid."""
 
@@ -309,9 +315,13 @@ def main(argv: list[str] | None = None) -> None:
         for name in ("cold", "warm"):
             la = os.getloadavg()
             t = time.perf_counter()
+            cpu = _cpu_s(server.proc.pid)
             times = load(server.url, paths, args.users)
             out[name] = {
                 "wall_s": round(time.perf_counter() - t, 2),
+                # the server's CPU time in the round (both cores; the warm-up's share in it):
+                # comparable across runs when the machine's load differs
+                "server_cpu_s": round(_cpu_s(server.proc.pid) - cpu, 2),
                 "load_avg_1m": round(la[0], 2),
                 **{kind: summary(v) for kind, v in sorted(times.items())},
             }

@@ -93,7 +93,7 @@ def volume_chart(volume: pl.DataFrame) -> Any | None:
         alt.Chart(alt.Data(values=_values(volume.select("period", "count"))))
         .mark_bar(color=_BLUE)
         .encode(x=_time_x(alt), y=alt.Y("count:Q", title="records"),
-                tooltip=[alt.Tooltip("period:T", format="%Y-%m-%d %H:%M", formatType="utc"), "count:Q"])
+                tooltip=[alt.Tooltip("period:T", format="%Y-%m-%d %H:%M", formatType="utc"), alt.Tooltip("count:Q")])
         .properties(width=WIDTH, height=110, title="Records profiled per period")
     )  # fmt: skip
 
@@ -161,14 +161,14 @@ def drift_over_time_chart(
     line = base.mark_line(color=_BLUE, point=_points(alt, periods)).encode(
         y=alt.Y("value:Q", title=method_name(method, short=True)),
         tooltip=[alt.Tooltip("period:T", format="%Y-%m-%d %H:%M", formatType="utc"),
-                 alt.Tooltip("value:Q", format=".4g"), "drifted:N"],
+                 alt.Tooltip("value:Q", format=".4g"), alt.Tooltip("drifted:N")],
     )  # fmt: skip
     flagged = (
         base.mark_point(color=_RED, filled=True, size=40)
-        .encode(y="value:Q")
+        .encode(y=alt.Y("value:Q"))
         .transform_filter("datum.drifted")
     )
-    rule = alt.Chart().mark_rule(color=_RED, strokeDash=[4, 3]).encode(y="mean(threshold):Q")
+    rule = alt.Chart().mark_rule(color=_RED, strokeDash=[4, 3]).encode(y=alt.Y("mean(threshold):Q"))
     # the red points only when some period drifted: an empty layer makes Vega warn in the
     # browser ("Infinite extent"), which the server's pages must not (tests/server/test_browser.py)
     layers = [line, flagged, rule] if data["drifted"].fill_null(False).any() else [line, rule]
@@ -210,7 +210,7 @@ def distribution_chart(dist: Distribution, *, width: int = 250, max_bars: int = 
         x=x,
         y=alt.Y("share:Q", axis=alt.Axis(format="%"), title="share"),
         color=color,
-        tooltip=[alt.Tooltip(f"{axis}:{'Q' if axis == 'x' else 'N'}"), "sample:N",
+        tooltip=[alt.Tooltip(f"{axis}:{'Q' if axis == 'x' else 'N'}"), alt.Tooltip("sample:N"),
                  alt.Tooltip("share:Q", format=".1%")],
         **extra,
     ).properties(width=width, height=140, title=f"{dist.feature} ({dist.kind})")  # fmt: skip
@@ -232,7 +232,7 @@ def latency_chart(latency: pl.DataFrame) -> Any | None:
             y=alt.Y("ms:Q", title="latency (ms)"),
             color=alt.Color("percentile:N", title=None,
                             scale=alt.Scale(domain=["p50", "p95", "p99"], range=[_GREEN, _AMBER, _RED])),
-            tooltip=[alt.Tooltip("period:T", format="%Y-%m-%d %H:%M", formatType="utc"), "percentile:N",
+            tooltip=[alt.Tooltip("period:T", format="%Y-%m-%d %H:%M", formatType="utc"), alt.Tooltip("percentile:N"),
                      alt.Tooltip("ms:Q", format=".1f")],
         )
         .properties(width=WIDTH, height=150, title="Latency percentiles per period")
@@ -252,8 +252,9 @@ def golden_chart(golden: pl.DataFrame) -> Any | None:
             y=alt.Y("pass_rate:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]),
                     title="passed"),
             color=alt.condition("datum.pass_rate < 1", alt.value(_AMBER), alt.value(_GREEN)),
-            tooltip=[alt.Tooltip("period:T", format="%Y-%m-%d", formatType="utc"), "checks:Q",
-                     "passed:Q", alt.Tooltip("pass_rate:Q", format=".1%")],
+            tooltip=[alt.Tooltip("period:T", format="%Y-%m-%d", formatType="utc"),
+                     alt.Tooltip("checks:Q"), alt.Tooltip("passed:Q"),
+                     alt.Tooltip("pass_rate:Q", format=".1%")],
         )
         .properties(width=WIDTH, height=110, title="Golden checks passed per period")
     )  # fmt: skip
@@ -297,8 +298,8 @@ def alerts_chart(alerts: pl.DataFrame, start: datetime | None = None,
             x=x,
             y=alt.Y("rule:N", title=None, axis=alt.Axis(labelLimit=200)),
             color=alt.Color("severity:N", title="severity", scale=scale),
-            tooltip=[alt.Tooltip("at:T", format="%Y-%m-%d %H:%M", formatType="utc"), "severity:N",
-                     "rule:N", "feature:N", "message:N"],
+            tooltip=[alt.Tooltip("at:T", format="%Y-%m-%d %H:%M", formatType="utc"), alt.Tooltip("severity:N"),
+                     alt.Tooltip("rule:N"), alt.Tooltip("feature:N"), alt.Tooltip("message:N")],
         )
         .properties(width=WIDTH - 120, height=max(40, 22 * rules), title="Alerts")
     )  # fmt: skip
@@ -314,7 +315,7 @@ def performance_chart(performance: pl.DataFrame | None) -> Any | None:
     data = alt.Data(values=_values(performance))
     base = alt.Chart().encode(x=_time_x(alt), color=alt.Color("metric:N", title=None))
     band = base.mark_area(opacity=0.15).encode(
-        y=alt.Y("lower:Q", title="value", scale=alt.Scale(zero=False)), y2="upper:Q"
+        y=alt.Y("lower:Q", title="value", scale=alt.Scale(zero=False)), y2=alt.Y2("upper:Q")
     )
     est = base.mark_line(strokeDash=[4, 3]).encode(
         y=alt.Y("estimated:Q", title="value", scale=alt.Scale(zero=False))
@@ -365,7 +366,9 @@ def calibration_chart(calibration: pl.DataFrame | None) -> Any | None:
     alt = _alt()
     data = alt.Data(values=_values(calibration))
     diag = alt.Chart(alt.Data(values=[{"x": 0.0, "y": 0.0}, {"x": 1.0, "y": 1.0}]))
-    ideal = diag.mark_line(color="#999999", strokeDash=[2, 2]).encode(x="x:Q", y="y:Q")
+    ideal = diag.mark_line(color="#999999", strokeDash=[2, 2]).encode(
+        x=alt.X("x:Q"), y=alt.Y("y:Q")
+    )
     curve = (
         alt.Chart(data)
         .mark_line(point=True)

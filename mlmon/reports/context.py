@@ -716,10 +716,11 @@ def window_counts(lake: Lake, model: str, start: datetime, end: datetime) -> pl.
 #: Parts of a section that :func:`collect` can leave empty (``skip=``): what an overview of
 #: many models does not show. They do not change the status or its reasons.
 #: ``drift_details``: drift's statistic, dof and p-value columns (null; the KS p-value costs
-#: more than every method's value together).
+#: more than every method's value together). ``null_rates``: the data quality table.
 DETAIL_PARTS = frozenset(
-    {"drift_over_time", "drift_details", "distributions", "latency", "calibration", "drift_windows"}
-)
+    {"drift_over_time", "drift_details", "distributions", "latency", "calibration", "drift_windows",
+     "null_rates"}
+)  # fmt: skip
 
 
 def _section(
@@ -741,7 +742,7 @@ def _section(
             notes=[f"The lake has no data for model {model!r} (models with data: {known})."],
         )
     notes: list[str] = []
-    dq = lake.data_quality(model, start, end)
+    dq = lake.data_quality(model, start, end) if "null_rates" not in skip else _empty("null_rates")
     per_day = (
         counts(lake, model, start, end)
         if model in lake.models("profiles")

@@ -107,11 +107,15 @@ def method_chart(drift: pl.DataFrame, feature: str) -> Any | None:
             alt.Tooltip("period:T", format="%Y-%m-%d %H:%M", formatType="utc"),
             alt.Tooltip("value:Q", format=".4g"),
             alt.Tooltip("threshold:Q", format=".3g"),
-            "drifted:N",
+            alt.Tooltip("drifted:N"),
             alt.Tooltip("method_id:N", title="method id"),
         ],
     )
-    rule = alt.Chart().mark_rule(color="#c62828", strokeDash=[4, 3]).encode(y="mean(threshold):Q")
+    rule = (
+        alt.Chart()
+        .mark_rule(color="#c62828", strokeDash=[4, 3])
+        .encode(y=alt.Y("mean(threshold):Q"))
+    )
     return (
         alt.layer(line, rule, data=alt.Data(values=_values(d)))
         .properties(width=260, height=110)

@@ -302,8 +302,9 @@ class Data:
             names = [m for m in self.models() if models is None or m in models]
             q = parse_query({}, self.now(self.models()))
             # every model's status first (the overview needs them all), then the model pages;
-            # two threads: the lake reads and merges release the GIL for much of their time
-            # (20 statuses in 2.2-2.8 s instead of 3.5-5.1 s, measured on the benchmark lake)
+            # one thread: the requests of a cold server compute figures too, and a second
+            # warm-up thread only added contention for the GIL (benchmark lake, paired runs:
+            # 10-20% less server CPU per cold round, model-page p95 lower in 3 of 4 pairs)
             with ThreadPoolExecutor(self.WARM_THREADS, thread_name_prefix="mlmon-warm") as pool:
                 for figure in (self.section, self.model_section, self.data_quality, self.versions):
 
@@ -316,7 +317,7 @@ class Data:
             log.warning("default views not computed ahead (%s)", exc)
 
     #: Threads that compute the default views ahead of requests.
-    WARM_THREADS = 2
+    WARM_THREADS = 1
 
     def _changed(self, models: set[str]) -> None:
         self.invalidate(models)

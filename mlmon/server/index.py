@@ -26,11 +26,13 @@ import logging
 import os
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import polars as pl
 import pyarrow.parquet as pq
 
 from mlmon.analysis.lake import Lake
@@ -360,6 +362,48 @@ class IndexedLake(Lake):
             hit = tuple(super().files(table_name, model=model, start=start, end=end, rollup=rollup))
             self._shared[key] = hit
         return [f for f in hit if f not in self._quarantine]
+
+    #: Bytes of profile rows kept for reuse (least recently used dropped first).
+    ROWS_BYTES = 64 * 2**20
+
+    def scan(
+        self,
+        table_name: str,
+        *,
+        model: str | None = None,
+        start: Any = None,
+        end: Any = None,
+        rollup: bool = False,
+    ) -> pl.LazyFrame:
+        """The day rollups' profile rows of (model, range) read once until the model's objects
+        change: a status and a page read them five times (drift for the range and by period,
+        data quality, the top features' distributions, multivariate drift), each then
+        filtered by version or feature in memory. Other scans are the lake's own."""
+        lf = super().scan(table_name, model=model, start=start, end=end, rollup=rollup)
+        if table_name != "profiles" or not rollup or model is None:
+            return lf
+        if self.index.snapshot.taken_at is None:
+            return lf
+        key = (model, start, end, self.index.generation(model))
+        rows: OrderedDict[Any, pl.DataFrame] = self._shared.setdefault(
+            "profile-rows", OrderedDict()
+        )
+        lock: threading.Lock = self._shared.setdefault("profile-rows-lock", threading.Lock())
+        with lock:
+            hit = rows.get(key)
+            if hit is not None:
+                rows.move_to_end(key)
+                return hit.lazy()
+        try:
+            df = lf.collect()
+        except Exception:  # a corrupt object: the reader's own fallback names it
+            return lf
+        with lock:
+            rows[key] = df
+            size = sum(int(v.estimated_size()) for v in rows.values())
+            while len(rows) > 1 and size > self.ROWS_BYTES:
+                size -= int(rows.popitem(last=False)[1].estimated_size())
+        return df.lazy()
 
     def _rollup_covers(self, path: str) -> set[str]:
         entry = self.index.entry(path)

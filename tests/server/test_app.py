@@ -440,5 +440,6 @@ def test_the_overviews_lighter_section_has_the_reports_status_and_figures(
         assert light.drift["p_value"].null_count() == light.drift.height
         assert full.drift["p_value"].drop_nulls().len() > 0  # the report keeps them
         assert not light.distributions and full.distributions
+        assert not light.null_rates.height and full.null_rates.height
     with pytest.raises(ValueError, match="skip: charts is not one of"):
         collect(lake, [RISK], start, end, skip=frozenset({"charts"}))

@@ -229,3 +229,33 @@ def test_concurrent_requests_share_the_lake_and_compute_each_figure_once(data: D
         gate.set()
         assert [f.result() for f in futures] == [42] * 6
     assert len(calls) == 1
+
+
+def test_profile_rows_are_read_once_and_kept_within_a_budget(
+    data: Data, lake_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model's day-rollup rows are kept once, then served from memory (equal to the lake's),
+    and the memory they take is bounded (the least recently used dropped first)."""
+    from mlmon.server.index import IndexedLake
+
+    data.stop()  # no warm-up reading meanwhile
+    lake, fresh = data.lake, Lake(str(lake_copy))
+    assert isinstance(lake, IndexedLake)
+    scan = dict(start=Q.start, end=Q.end, rollup=True)
+    first = lake.scan("profiles", model=RISK, **scan)
+    again = lake.scan("profiles", model=RISK, **scan)
+    assert "parquet" not in again.explain().lower()  # from memory
+    assert [key[0] for key in data._shared["profile-rows"]] == [RISK]  # kept once
+    assert_frame_equal(first.collect(), again.collect())
+    assert_frame_equal(again.collect(), fresh.scan("profiles", model=RISK, **scan).collect())
+    version = fresh.read("profiles", model=RISK)["model_version"].drop_nulls()[0]
+    assert_frame_equal(  # filtered by version in memory
+        lake.drift(RISK, Q.start, Q.end, by="day", version=version),
+        fresh.drift(RISK, Q.start, Q.end, by="day", version=version),
+    )
+    monkeypatch.setattr(IndexedLake, "ROWS_BYTES", 1)
+    lake.scan("profiles", model=SEPSIS, **scan)
+    assert [key[0] for key in data._shared["profile-rows"]] == [SEPSIS]
+    risk = lake.scan("profiles", model=RISK, **scan).collect()  # dropped: read again
+    assert [key[0] for key in data._shared["profile-rows"]] == [RISK]
+    assert_frame_equal(risk, fresh.scan("profiles", model=RISK, **scan).collect())
