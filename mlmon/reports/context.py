@@ -58,6 +58,7 @@ __all__ = [
     "ModelSection",
     "ReportContext",
     "collect",
+    "day_version_counts",
     "load",
     "method_name",
     "methods_from_registry",
@@ -698,9 +699,15 @@ def window_counts(lake: Lake, model: str, start: datetime, end: datetime) -> pl.
     volume, versions and records are sums of it. A reader that knows a faster way to the
     same figures (the server's, from day rollups) passes its own to :func:`collect`.
     """
+    return day_version_counts(lake.scan("profiles", model=model, start=start, end=end)).collect()
+
+
+def day_version_counts(profiles: pl.LazyFrame) -> pl.LazyFrame:
+    """:func:`window_counts`'s figures from ``profiles`` rows (``window_start``,
+    ``window_end``, ``collector_id``, ``model_version``, ``rows``): each window's row count
+    once per collector and version, summed per UTC day and version."""
     return (
-        lake.scan("profiles", model=model, start=start, end=end)
-        .group_by("window_start", "collector_id", "model_version")
+        profiles.group_by("window_start", "collector_id", "model_version")
         .agg(pl.col("rows").first(), pl.col("window_end").first())
         .group_by(pl.col("window_start").dt.truncate("1d").alias("day"), "model_version")
         .agg(
@@ -709,7 +716,6 @@ def window_counts(lake: Lake, model: str, start: datetime, end: datetime) -> pl.
             pl.col("rows").sum().cast(pl.Int64).alias("count"),
         )
         .rename({"model_version": "version"})
-        .collect()
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import polars as pl
 
 from mlmon.lake.layout import DAY_ROLLUP, LEGACY_DAY_ROLLUP
+from mlmon.reports.context import day_version_counts
 
 __all__ = ["rollup_counts"]
 
@@ -57,21 +58,9 @@ def _windows(lake: Any, files: list[str], start: datetime, end: datetime) -> pl.
     lf = pl.scan_parquet(files) if lake.storage.is_local else None
     if lf is None:  # through fsspec: the reader's own dataset
         lf = pl.scan_pyarrow_dataset(lake._dataset("profiles", files))
-    return (
-        lf.select("window_start", "window_end", "collector_id", "model_version", "rows")
-        .filter((pl.col("window_start") >= start) & (pl.col("window_start") < end))
-        .group_by("window_start", "collector_id", "model_version")
-        .agg(pl.col("rows").first(), pl.col("window_end").first())
-        .group_by(pl.col("window_start").dt.truncate("1d").alias("day"), "model_version")
-        .agg(
-            pl.col("window_start").min().alias("first_seen"),
-            pl.col("window_end").max().alias("last_seen"),
-            pl.col("rows").sum().cast(pl.Int64).alias("count"),
-        )
-        .rename({"model_version": "version"})
-        .collect()
-        .cast(_SCHEMA)  # type: ignore[arg-type]
-    )
+    rows = lf.select("window_start", "window_end", "collector_id", "model_version", "rows")
+    rows = rows.filter((pl.col("window_start") >= start) & (pl.col("window_start") < end))
+    return day_version_counts(rows).collect().cast(_SCHEMA)  # type: ignore[arg-type]
 
 
 def _rollup_rows(lake: Any, paths: list[str]) -> pl.DataFrame:
