@@ -313,7 +313,10 @@ def performance_chart(performance: pl.DataFrame | None) -> Any | None:
     performance = headline if headline.height else performance
     alt = _alt()
     data = alt.Data(values=_values(performance))
-    base = alt.Chart().encode(x=_time_x(alt), color=alt.Color("metric:N", title=None))
+    # the legend's symbols at full strength, not the faint band's
+    legend = alt.Legend(symbolOpacity=1)
+    color = alt.Color("metric:N", title=None, legend=legend)
+    base = alt.Chart().encode(x=_time_x(alt), color=color)
     band = base.mark_area(opacity=0.15).encode(
         y=alt.Y("lower:Q", title="value", scale=alt.Scale(zero=False)), y2=alt.Y2("upper:Q")
     )
