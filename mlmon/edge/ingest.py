@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,10 +25,10 @@ from mlmon.analysis.thresholds import Thresholds
 from mlmon.errors import ConfigError, SchemaError
 from mlmon.lake.writer import LakeWriter, WriteRecord
 from mlmon.profiles.frame import (
+    OpenWindows,
     Reference,
     Window,
     WindowProfile,
-    fold_windows,
     profile_windows,
     to_polars,
     utc_timestamps,
@@ -234,30 +234,8 @@ def chunk_windows(
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-@dataclass
-class WindowAccumulator:
-    """Merge batches into per-(window, version) profiles until they are flushed."""
-
-    reference: Reference
-    window: timedelta = timedelta(hours=1)
-    rows: int = 0
-    _open: dict[tuple[datetime, str | None], Window] = field(default_factory=dict, init=False)
-
-    def add(self, batch: Any) -> int:
-        n = fold_windows(self._open, profile_windows(batch, self.reference, window=self.window))
-        self.rows += n
-        return n
-
-    def __len__(self) -> int:
-        return len(self._open)
-
-    def pop(self, *, closed_before: datetime | None = None) -> list[Window]:
-        """Remove and return the windows that end at or before ``closed_before`` (all if None)."""
-        keys = sorted(
-            (k for k, w in self._open.items() if closed_before is None or w.end <= closed_before),
-            key=lambda k: (k[0], k[1] or ""),
-        )
-        return [self._open.pop(k) for k in keys]
+class WindowAccumulator(OpenWindows):
+    """Merge batches into per-(window, version) profiles until they are flushed to the lake."""
 
     def flush(
         self,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,7 +28,7 @@ from mlmon.analysis.thresholds import Thresholds
 from mlmon.errors import ProfileError
 from mlmon.lake.writer import LakeWriter, WriteRecord
 from mlmon.profiles.arrow import merge_rows, profiles_to_arrow
-from mlmon.profiles.frame import Reference, Window, WindowProfile, fold_windows, profile_windows
+from mlmon.profiles.frame import OpenWindows, Reference, Window, WindowProfile
 from mlmon.profiles.kinds import NumericProfile
 
 __all__ = [
@@ -51,19 +51,8 @@ def _us(ts: datetime) -> int:
     return (ts - _EPOCH) // timedelta(microseconds=1)
 
 
-@dataclass
-class PartialAccumulator:
+class PartialAccumulator(OpenWindows):
     """Fold record batches into one profile per (window, version); serialise them for the driver."""
-
-    reference: Reference
-    window: timedelta = timedelta(hours=1)
-    rows: int = 0
-    _open: dict[tuple[datetime, str | None], Window] = field(default_factory=dict, init=False)
-
-    def add(self, batch: Any) -> int:
-        n = fold_windows(self._open, profile_windows(batch, self.reference, window=self.window))
-        self.rows += n
-        return n
 
     def table(self) -> pa.Table | None:
         """Every open window as profile rows with ``window_start`` (us), ``version``, ``segment``,

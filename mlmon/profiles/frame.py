@@ -14,7 +14,7 @@ import json
 import math
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -44,6 +44,7 @@ from mlmon.profiles.sketch import DEFAULT_ALPHA, grouped_sketches
 
 __all__ = [
     "LATENCY_EDGES_MS",
+    "OpenWindows",
     "Profiler",
     "Reference",
     "Window",
@@ -835,22 +836,45 @@ class Window:
     profile: WindowProfile
 
 
-def fold_windows(
-    open_windows: dict[tuple[datetime, str | None], Window], windows: Iterable[Window]
-) -> int:
-    """Merge ``windows`` into ``open_windows`` by (start, version); returns the rows added.
+@dataclass
+class OpenWindows:
+    """Record batches folded into one profile per (window start, version) until popped.
 
-    The one fold of the edge's ``WindowAccumulator`` and the engines' partial accumulators.
+    The one fold of the edge's ``WindowAccumulator`` and the engines' ``PartialAccumulator``
+    (each adds only how its windows leave: written to the lake, or serialised for a driver).
     """
-    n = 0
-    for w in windows:
-        key = (w.start, w.version)
-        prev = open_windows.get(key)
-        open_windows[key] = (
-            w if prev is None else Window(w.start, w.end, w.version, prev.profile.merge(w.profile))
+
+    reference: Reference
+    window: timedelta = timedelta(hours=1)
+    rows: int = 0
+    _open: dict[tuple[datetime, str | None], Window] = field(default_factory=dict, init=False)
+
+    def add(self, batch: Any) -> int:
+        """Profile ``batch`` by window and merge it into the open windows; the rows added."""
+        n = 0
+        for w in profile_windows(batch, self.reference, window=self.window):
+            key = (w.start, w.version)
+            prev = self._open.get(key)
+            self._open[key] = (
+                w
+                if prev is None
+                else Window(w.start, w.end, w.version, prev.profile.merge(w.profile))
+            )
+            n += w.profile.rows
+        self.rows += n
+        return n
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def pop(self, *, closed_before: datetime | None = None) -> list[Window]:
+        """Remove and return the windows that end at or before ``closed_before`` (all if None),
+        in (start, version) order."""
+        keys = sorted(
+            (k for k, w in self._open.items() if closed_before is None or w.end <= closed_before),
+            key=lambda k: (k[0], k[1] or ""),
         )
-        n += w.profile.rows
-    return n
+        return [self._open.pop(k) for k in keys]
 
 
 def utc_timestamps(frame: pl.DataFrame, column: str, *, what: str = "records") -> pl.Series:
