@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ import yaml
 
 from mlmon.durations import parse_duration
 from mlmon.errors import ConfigError
+from mlmon.private_files import read_private_file
 
 __all__ = [
     "AlertsConfig",
@@ -143,17 +143,7 @@ def _secret(value: Any, where: str, base: Path) -> str:
                 f"{where}: environment variable {doc['env']} is not set; export the secret there"
             )
         return out.strip()
-    path = base / str(doc["file"])
-    try:
-        st = path.stat()
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read {path} ({exc.strerror}); check the path") from exc
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(
-            f"{where}: {path} is readable by group or others (mode {stat.S_IMODE(st.st_mode):o}); "
-            f"run: chmod 600 {path}"
-        )
-    return path.read_text(encoding="utf-8").strip()
+    return read_private_file(base / str(doc["file"]), where).strip()
 
 
 def _url(value: Any, where: str, base: Path) -> str:

@@ -48,7 +48,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -59,6 +58,7 @@ import yaml
 
 from mlmon.durations import parse_duration
 from mlmon.errors import ConfigError
+from mlmon.private_files import read_private_file
 
 __all__ = [
     "AuditSettings",
@@ -180,24 +180,11 @@ def _strings(value: Any, where: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _private_file(path: Path, where: str) -> str:
-    try:
-        st = path.stat()
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read {path} ({exc.strerror}); check the path") from exc
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(
-            f"{where}: {path} is readable by group or others (mode {stat.S_IMODE(st.st_mode):o}); "
-            f"run: chmod 600 {path}"
-        )
-    return path.read_text(encoding="utf-8")
-
-
 def load_tokens(path: Path) -> tuple[TokenEntry, ...]:
     """The hashed tokens of ``path`` (``tokens: [{name, sha256, groups}]``)."""
     where = f"{path}"
     try:
-        doc = yaml.safe_load(_private_file(path, "auth.tokens_file"))
+        doc = yaml.safe_load(read_private_file(path, "auth.tokens_file"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: not valid YAML ({exc.__class__.__name__})") from exc
     entries = _mapping(doc, where).get("tokens")
@@ -233,7 +220,7 @@ def _proxy(doc: dict[str, Any], base: Path) -> ProxySettings:
             ) from exc
     secret = None
     if doc.get("secret_file"):
-        secret = _private_file(base / str(doc["secret_file"]), "auth.proxy.secret_file").strip()
+        secret = read_private_file(base / str(doc["secret_file"]), "auth.proxy.secret_file").strip()
         if len(secret) < 16:
             raise ConfigError("auth.proxy.secret_file: the shared secret must be 16+ characters")
     if not nets and secret is None:
