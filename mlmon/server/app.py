@@ -237,13 +237,12 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
         return respond(data.cached(key, lambda: overview_body(request, models, q)))
 
     def overview_body(request: Request, models: list[str], q: Query) -> str:
+        rows = data.overview(models, q)  # first: with worker processes, all models at once
         every = dataclasses.replace(q, version=None)
         seen = {v for m in models for v in data.versions(m, every)["version"].to_list() if v}
         if q.version:
             seen.add(q.version)
-        return render(
-            "overview.html", request, q, rows=data.overview(models, q), versions=sorted(seen)
-        )
+        return render("overview.html", request, q, rows=rows, versions=sorted(seen))
 
     def model_page(request: Request) -> Response:
         model = model_of(request)

@@ -10,6 +10,7 @@
     cache_seconds: 30                 # results are reused this long (only when index.every is 0)
     reports: s3://bucket/reports      # or --reports: where mlmon report / schedule write (the Reports page)
     index: {every: 10s, full_every: 30}   # list the lake in the background; cache until it changes
+    compute: {processes: 2}            # worker processes for figures (default: 2 on 2+ cores; 0: none)
     auth:
       mode: proxy                     # none | token | proxy
       tokens_file: /etc/mlmon/tokens.yaml     # token mode: hashed bearer tokens (see below)
@@ -149,6 +150,8 @@ class ServerConfig:
     alerts_config: str | None = None  # alerts.yaml: silences and acks through the API
     operator_groups: tuple[str, ...] = ()  # may silence and acknowledge alerts
     deliver_alerts: bool = False  # run the alerts.yaml delivery loop in the server process
+    #: Worker processes computing per-model figures (0: in the server's process only).
+    compute_processes: int = 0
 
     def __post_init__(self) -> None:
         if self.auth.mode == "none" and not is_loopback(self.host):
@@ -292,6 +295,7 @@ def load_config(
         "reports",
         "alerts",
         "operator_groups",
+        "compute",
     }
     unknown = sorted(set(doc) - known)
     if unknown:
@@ -367,6 +371,12 @@ def load_config(
     full_every = index_doc.get("full_every", 30)
     if not isinstance(full_every, int) or isinstance(full_every, bool) or full_every < 1:
         raise ConfigError("index.full_every must be a whole number of at least 1 (e.g. 30)")
+    compute_doc = _mapping(doc.get("compute"), "compute")
+    if set(compute_doc) - {"processes"}:
+        raise ConfigError("compute: the known key is processes (worker processes, e.g. 2; 0: none)")
+    processes = compute_doc.get("processes", default_processes())
+    if not isinstance(processes, int) or isinstance(processes, bool) or not 0 <= processes <= 64:
+        raise ConfigError("compute.processes must be a whole number from 0 to 64 (e.g. 2)")
     return ServerConfig(
         lake=str(lake_uri),
         host=host or str(doc.get("host", "127.0.0.1")),
@@ -394,4 +404,12 @@ def load_config(
         alerts_config=alerts_config,
         deliver_alerts=deliver_alerts,
         operator_groups=_strings(doc.get("operator_groups"), "operator_groups"),
+        compute_processes=processes,
     )
+
+
+def default_processes() -> int:
+    """``compute.processes`` when server.yaml does not say: one worker per core, at most 2
+    (the server's own process renders and answers); none on a single core."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return 0 if (cores or 1) < 2 else 2

@@ -37,6 +37,7 @@ from mlmon.reports.context import (
     p_value_methods,
     rule_name,
 )
+from mlmon.server.compute import ComputePool
 from mlmon.server.config import ServerConfig
 from mlmon.server.counts import rollup_counts
 from mlmon.server.index import IndexedLake, LakeIndex
@@ -241,7 +242,9 @@ class Data:
     #: Cached figures kept at most (least recently used dropped first).
     MAX_ENTRIES = 4096
 
-    def __init__(self, config: ServerConfig, lake: Lake | None = None) -> None:
+    def __init__(
+        self, config: ServerConfig, lake: Lake | None = None, *, index: LakeIndex | None = None
+    ) -> None:
         self.config = config
         self._given = lake
         self._options = dict(config.storage_options) or None
@@ -250,15 +253,20 @@ class Data:
         self._cache: OrderedDict[tuple[Any, ...], tuple[float, Any]] = OrderedDict()
         self._inflight: dict[tuple[Any, ...], threading.Event] = {}
         self._lock = threading.Lock()
-        self.index: LakeIndex | None = None
+        self.index: LakeIndex | None = index
         self._warming: threading.Thread | None = None
-        if lake is None and config.index_every > 0:
+        if lake is None and index is None and config.index_every > 0:
             self.index = LakeIndex(
                 Lake(config.lake, self._options).storage,
                 every=config.index_every,
                 full_every=config.index_full_every,
                 on_change=self._changed,
             )
+        #: Worker processes computing per-model figures, from :meth:`start` to :meth:`stop`
+        #: (with an index only: they read through its listing); None: computed in this process.
+        self.pool: ComputePool | None = None
+        self._worker = index is not None  # a compute worker's own Data: never starts workers
+        self._fetch: ThreadPoolExecutor | None = None
 
     @property
     def lake(self) -> Lake:
@@ -284,6 +292,10 @@ class Data:
         """List the lake once now, then in the background (no-op without an index)."""
         if self.index is None:
             return
+        if self.config.compute_processes > 0 and not self._worker and self.pool is None:
+            pool = ComputePool(self.config, self.index, self.config.compute_processes)
+            pool.start()  # the workers import while the lake is listed
+            self.pool = pool
         try:
             self.index.refresh()
         except (LakeError, OSError) as exc:  # served by plain listings until a refresh succeeds
@@ -305,7 +317,10 @@ class Data:
             # one thread: the requests of a cold server compute figures too, and a second
             # warm-up thread only added contention for the GIL (benchmark lake, paired runs:
             # 10-20% less server CPU per cold round, model-page p95 lower in 3 of 4 pairs)
-            with ThreadPoolExecutor(self.WARM_THREADS, thread_name_prefix="mlmon-warm") as pool:
+            # with worker processes, every model's task is queued at once (the workers take
+            # the statuses first, then the pages' figures); the threads only wait
+            threads = self.WARM_THREADS if self.pool is None else max(1, len(names))
+            with ThreadPoolExecutor(threads, thread_name_prefix="mlmon-warm") as pool:
                 for figure in (self.section, self.model_section, self.data_quality, self.versions):
 
                     def one(m: str, figure: Callable[[str, Query], Any] = figure) -> None:
@@ -314,7 +329,8 @@ class Data:
 
                     list(pool.map(one, names))
         except Exception as exc:  # a request will meet (and report) the same error
-            log.warning("default views not computed ahead (%s)", exc)
+            if not (self.index is not None and self.index.stopping):
+                log.warning("default views not computed ahead (%s)", exc)
 
     #: Threads that compute the default views ahead of requests.
     WARM_THREADS = 1
@@ -327,9 +343,14 @@ class Data:
         """Stop the background listing and wait for the warm-up to end (it checks between models)."""
         if self.index is not None:
             self.index.stop()
+        if self.pool is not None:  # by their pids; tasks waiting for them fail
+            self.pool.stop()
+            self.pool = None
         if self._warming is not None:
             self._warming.join(timeout=60)
             self._warming = None
+        if self._fetch is not None:
+            self._fetch.shutdown(wait=False)
 
     def invalidate(self, models: set[str]) -> None:
         """Drop the cached figures of ``models`` (and the lake-wide ones): their objects changed."""
@@ -390,6 +411,26 @@ class Data:
         """``fn()`` cached under ``key`` = ``(kind, model or None, ...)`` like every figure here
         (a rendered page, say): kept until the model's objects change (``None``: any model's)."""
         return self._cached(key, fn)
+
+    def _compute(
+        self, figure: str, model: str, q: Query, local: Callable[[], T], priority: int = 1
+    ) -> T:
+        """``local()``, or the same figure from the model's worker process when there are
+        workers (:mod:`mlmon.server.compute`; statuses with ``priority`` 0 go first)."""
+        pool = self.pool
+        if pool is None:
+            return local()
+        result: T = pool.call(figure, model, q, priority=priority)
+        return result
+
+    def _each(self, fn: Callable[[str], Any], models: list[str]) -> None:
+        """``fn(model)`` for every model at once (threads that wait for the workers)."""
+        with self._lock:
+            if self._fetch is None:
+                self._fetch = ThreadPoolExecutor(64, thread_name_prefix="mlmon-fetch")
+            ex = self._fetch
+        for f in [ex.submit(fn, m) for m in models]:
+            f.result()
 
     # -- models and time -------------------------------------------------------------
     def models(self) -> list[str]:
@@ -466,7 +507,12 @@ class Data:
         """The report's section of ``model`` over the query's range (every version), without
         the parts an overview does not show (``DETAIL_PARTS``): its status and figures."""
         key = ("section", model, q.start, q.end)
-        return self._cached(key, lambda: self._section(model, q, DETAIL_PARTS))
+        return self._cached(
+            key,
+            lambda: self._compute(
+                "section", model, q, lambda: self._section(model, q, DETAIL_PARTS), priority=0
+            ),
+        )
 
     def page_section(self, model: str, q: Query) -> ModelSection:
         """The report's whole section but its drift by day (the page draws it by ``q.by``) and
@@ -477,6 +523,13 @@ class Data:
 
     def overview(self, models: list[str], q: Query) -> list[OverviewRow]:
         """One :class:`OverviewRow` per model, worst status first."""
+        if self.pool is not None and len(models) > 1:  # every model's worker at once
+
+            def both(m: str) -> None:
+                self.versions(m, dataclasses.replace(q, version=None))
+                _ = self.section(m, q) if q.version is None else self.version_section(m, q)
+
+            self._each(both, models)
         rows = [self._overview_row(m, q) for m in models]
         order = {"red": 0, "amber": 1, "green": 2, "grey": 3}
         return sorted(rows, key=lambda r: (order.get(r.status, 4), r.model))
@@ -545,7 +598,10 @@ class Data:
                 latency_overall=latency,
             )
 
-        return self._cached(("version_section", model, q.start, q.end, q.version), compute)
+        return self._cached(
+            ("version_section", model, q.start, q.end, q.version),
+            lambda: self._compute("version_section", model, q, compute, priority=0),
+        )
 
     def _overview_row(self, model: str, q: Query) -> OverviewRow:
         s = self.section(model, q) if q.version is None else self.version_section(model, q)
@@ -704,7 +760,15 @@ class Data:
         return self.cached_lake.performance(model, q.start, q.end, by=q.by, version=q.version)
 
     def data_quality(self, model: str, q: Query) -> pl.DataFrame:
-        return self.cached_lake.data_quality(model, q.start, q.end, version=q.version)
+        def local() -> pl.DataFrame:
+            return self.cached_lake.data_quality(model, q.start, q.end, version=q.version)
+
+        if self.pool is None:
+            return local()
+        return self._cached(
+            ("data_quality", model, q.start, q.end, q.version),
+            lambda: self._compute("data_quality", model, q, local),
+        )
 
     def _table(self, table: str, model: str, q: Query) -> pl.DataFrame:
         rows = self.lake.read(table, model=model, start=q.start, end=q.end)
@@ -744,11 +808,22 @@ class Data:
                 .sort("first_seen")
             )
 
-        return self._cached(("versions", model, q.start, q.end), compute)
+        return self._cached(
+            ("versions", model, q.start, q.end),
+            lambda: self._compute("versions", model, q, compute, priority=0),
+        )
 
     # -- page frames (the report's frame shapes, for its chart builders) ---------------
     def model_section(self, model: str, q: Query) -> ModelSection:
         """The report's section with its period frames recomputed for ``q.by`` and ``q.version``."""
+        if self.pool is None:
+            return self._model_section(model, q)
+        return self._cached(
+            ("model_section", model, q),
+            lambda: self._compute("model_section", model, q, lambda: self._model_section(model, q)),
+        )
+
+    def _model_section(self, model: str, q: Query) -> ModelSection:
         s = self.page_section(model, q)
         # the page shows no p-values over time: computed without them (the KS p-value alone
         # costs more than every method's value together)

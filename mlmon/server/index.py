@@ -43,7 +43,7 @@ from mlmon.lake.schema import TABLES
 from mlmon.lake.storage import Storage
 from mlmon.profiles.frame import Reference
 
-__all__ = ["IndexedLake", "LakeIndex", "Snapshot"]
+__all__ = ["IndexedLake", "LakeIndex", "MirrorIndex", "Snapshot"]
 
 log = logging.getLogger("mlmon.server.index")
 
@@ -312,6 +312,34 @@ class LakeIndex:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+
+
+class MirrorIndex(LakeIndex):
+    """A compute worker's copy of the server's listing (:mod:`mlmon.server.compute`), model by
+    model: it never lists the lake; :meth:`update` puts in what the server's index saw."""
+
+    def __init__(self, config: Any) -> None:
+        options = dict(config.storage_options) or None
+        super().__init__(Lake(config.lake, options).storage, every=config.index_every or 10.0)
+
+    def update(self, model: str, generation: int, dirs: dict[str, tuple[Entry, ...]]) -> None:
+        """Replace ``model``'s listing (and the prefixes' model lists) by the server's."""
+        old = self.snapshot
+        heads = [f"{r}/model={model}" for r in self.roots.values()]
+        kept = {
+            k: v
+            for k, v in old.dirs.items()
+            if not any(k == h or k.startswith(h + "/") for h in heads)
+        }
+        kept.update(dirs)
+        gens = {**old.generations, model: generation}
+        self.snapshot = Snapshot(kept, gens, datetime.now(UTC))
+
+    def refresh(self, *, full: bool | None = None) -> set[str]:
+        return set()
+
+    def start(self) -> None:
+        return None
 
 
 class IndexedLake(Lake):

@@ -69,6 +69,8 @@ def write_config(folder: Path, lake: Path, auth: dict[str, Any], **extra: Any) -
         "groups": {"cardiology": ["risk-*"], "icu": ["sepsis-model"]},
         "admin_groups": ["mlmon-admins"],
         "audit": {"uri": str(folder / "audit-lake"), "state_dir": str(folder / "state")},
+        # no worker processes per test client (seconds each); the live server has them
+        "compute": {"processes": 0},
         **extra,
     }
     path = folder / "server.yaml"

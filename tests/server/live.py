@@ -112,6 +112,7 @@ def live_server_session(
     config = write_config(
         d, lake, {"mode": "token"}, reports=str(d / "reports"), audit=audit,
         alerts={"config": str(alerts)}, operator_groups=["cardiology"],
+        compute={"processes": 2},  # figures computed by worker processes (mlmon.server.compute)
     )  # fmt: skip
     port = free_port()
     stderr = (d / "stderr.log").open("w")
