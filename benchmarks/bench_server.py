@@ -1,6 +1,7 @@
 """Issue 21 item 5: the server under load, cold and warm.
 
     python -m benchmarks.bench_server [--lake benchmarks/data/server-lake] [--users 20] [--requests 200]
+        [--processes N]
 
 Builds (once, under ``benchmarks/data/``, gitignored) a local lake of 20 models x 30 days of
 5-minute windows x 25 features (20 numeric, 5 categorical) plus latency: 172,800 windows,
@@ -12,8 +13,9 @@ Then starts a real ``mlmon server`` on 127.0.0.1 (stopped by its pid) and runs a
 generator: ``--users`` concurrent users (threads, each its own HTTP connection) that together
 send ``--requests`` GETs over the overview (``/``) and the model pages (``/models/{m}``), range
 7 d by day (the default page). Cold: a fresh server, its first round of requests; warm: the
-same round again. Reported: p50/p95/max latency per page kind and round, the server's peak
-RSS (``VmHWM`` of its process), the load average.
+same round again. Reported: p50/p95/max latency per page kind and round, the CPU seconds of
+the server and of its compute workers in each round, their peak RSS (``VmHWM`` of each
+process, summed), the load average.
 """
 
 from __future__ import annotations
@@ -177,23 +179,35 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _children(pid: int) -> list[int]:
+    """The server's child processes (its compute workers)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(x) for x in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
 class Server:
     """A real ``mlmon server`` process on 127.0.0.1, stopped by its pid."""
 
-    def __init__(self, lake: Path, work: Path, index_every: str = "10s") -> None:
+    def __init__(
+        self, lake: Path, work: Path, index_every: str = "10s", processes: int | None = None
+    ) -> None:
         work.mkdir(parents=True, exist_ok=True)
-        (work / "server.yaml").write_text(
-            json.dumps(
-                {
-                    "lake": str(lake.resolve()),
-                    "range_anchor": "data",
-                    "stale_after": "100000d",
-                    "index": {"every": index_every},
-                    "rate_limit": {"requests": 1_000_000, "per": "60s"},
-                    "audit": {"state_dir": str(work / "state"), "uri": str(work / "audit")},
-                }
-            )
-        )
+        config: dict[str, object] = {
+            "lake": str(lake.resolve()),
+            "range_anchor": "data",
+            "stale_after": "100000d",
+            "index": {"every": index_every},
+            "rate_limit": {"requests": 1_000_000, "per": "60s"},
+            "audit": {"state_dir": str(work / "state"), "uri": str(work / "audit")},
+        }
+        if processes is not None:  # else the server's default (2 workers on 2+ cores)
+            config["compute"] = {"processes": processes}
+        (work / "server.yaml").write_text(json.dumps(config))
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
@@ -225,7 +239,18 @@ class Server:
         self.ready_s = time.perf_counter() - self.started
 
     def peak_rss_mib(self) -> float:
-        return _rss_peak_mib(self.proc.pid)
+        """Peak RSS of the server process and its workers, summed (each its own ``VmHWM``)."""
+        return sum(_rss_peak_mib(p) for p in [self.proc.pid, *_children(self.proc.pid)])
+
+    def cpu_s(self) -> dict[str, float]:
+        """CPU seconds so far of the server process and of its workers (summed)."""
+        workers = 0.0
+        for p in _children(self.proc.pid):
+            try:
+                workers += _cpu_s(p)
+            except OSError:
+                continue
+        return {"server": _cpu_s(self.proc.pid), "workers": workers}
 
     def stop(self) -> None:
         os.kill(self.proc.pid, signal.SIGTERM)
@@ -297,6 +322,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--users", type=int, default=20)
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--index-every", default="10s", help="index.every of the server (0s: no index)")
+    ap.add_argument(
+        "--processes", type=int, default=None,
+        help="compute.processes of the server (default: the server's own default)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     build(args.lake)
     work = DATA / "server-bench-run"
@@ -307,21 +336,26 @@ def main(argv: list[str] | None = None) -> None:
         "users": args.users,
         "requests_per_round": args.requests,
         "index_every": args.index_every,
+        "processes": args.processes,
     }
-    server = Server(args.lake, work, args.index_every)
+    server = Server(args.lake, work, args.index_every, args.processes)
     try:
         out["server_ready_s"] = round(server.ready_s, 2)
         paths = round_paths(args.requests)
         for name in ("cold", "warm"):
             la = os.getloadavg()
             t = time.perf_counter()
-            cpu = _cpu_s(server.proc.pid)
+            cpu = server.cpu_s()
             times = load(server.url, paths, args.users)
+            after = server.cpu_s()
             out[name] = {
                 "wall_s": round(time.perf_counter() - t, 2),
                 # the server's CPU time in the round (both cores; the warm-up's share in it):
-                # comparable across runs when the machine's load differs
-                "server_cpu_s": round(_cpu_s(server.proc.pid) - cpu, 2),
+                # comparable across runs when the machine's load differs; its compute
+                # workers' apart and in the total
+                "server_cpu_s": round(after["server"] - cpu["server"], 2),
+                "workers_cpu_s": round(after["workers"] - cpu["workers"], 2),
+                "total_cpu_s": round(sum(after.values()) - sum(cpu.values()), 2),
                 "load_avg_1m": round(la[0], 2),
                 **{kind: summary(v) for kind, v in sorted(times.items())},
             }
