@@ -166,6 +166,7 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
         loader=jinja2.PackageLoader("mlmon.server", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
+        auto_reload=False,  # the package's templates do not change while it runs (no stat per page)
     )
     env.globals.update(status_word=_status_word, method_name=method_name, ranges=list(RANGES))
     env.filters["when"] = lambda d: "never" if d is None else f"{d:%Y-%m-%d %H:%M} UTC"

@@ -30,6 +30,26 @@ ROOT = Path(__file__).resolve().parents[2]
 START, END = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 10, 7, tzinfo=UTC)
 
 
+def workers_of(pid: int) -> list[int]:
+    """The child processes of ``pid`` (a server's compute workers)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(x) for x in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie no parent has reaped yet has exited)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -121,6 +141,7 @@ def live_server_session(
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr, text=True, start_new_session=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
+    workers: list[int] = []
     try:
         # rendered while the server starts (it lists the folder on the first /reports request)
         server = LiveServer(base, d, write_reports(d / "reports", lake))
@@ -136,6 +157,8 @@ def live_server_session(
             if time.monotonic() > deadline:
                 pytest.fail("mlmon server did not answer /healthz within 60 s")
             time.sleep(0.1)
+        workers = workers_of(proc.pid)  # its compute workers, started before the port answers
+        assert len(workers) == 2, workers
         yield server
     finally:
         if proc.poll() is None:
@@ -148,6 +171,8 @@ def live_server_session(
                 proc.wait(timeout=5)
             stderr.close()
     err = (d / "stderr.log").read_text()
+    # the workers were stopped with the server (by their pids, at lifespan end)
+    assert not any(alive(w) for w in workers), [w for w in workers if alive(w)]
     # uvicorn shuts down gracefully (lifespan end: the audit flush), then re-raises the signal
     assert proc.returncode in (0, -signal.SIGTERM), err[-3000:]
     assert "Traceback" not in err, err[-3000:]

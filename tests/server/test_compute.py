@@ -1,0 +1,111 @@
+"""The server's compute workers (mlmon/server/compute.py): the same figures as in process, and
+no worker outlives its server (stopped with it; exits when the server is killed)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from mlmon.server.config import ServerConfig
+from mlmon.server.data import Data, parse_query
+from tests.server.lake import RISK, SEPSIS
+from tests.server.live import ROOT, alive, free_port, workers_of
+
+pytestmark = pytest.mark.xdist_group("server")
+
+
+def _same(a: object, b: object) -> None:
+    assert type(a) is type(b)
+    if isinstance(a, pl.DataFrame):
+        assert isinstance(b, pl.DataFrame)
+        assert_frame_equal(a, b)
+    elif dataclasses.is_dataclass(a) and not isinstance(a, type):
+        for f in dataclasses.fields(a):
+            _same(getattr(a, f.name), getattr(b, f.name))
+    elif isinstance(a, list | tuple):
+        assert isinstance(b, list | tuple) and len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            _same(x, y)
+    else:
+        assert a == b
+
+
+def test_figures_from_workers_equal_the_figures_in_process(server_lake: Path) -> None:
+    config = ServerConfig(lake=str(server_lake), compute_processes=2)
+    remote, local = Data(config), Data(dataclasses.replace(config, compute_processes=0))
+    remote.start()
+    try:
+        assert remote.pool is not None and len(remote.pool.pids) == 2
+        pids = remote.pool.pids
+        local.start()
+        assert local.pool is None
+        for params in ({"range": "custom", "start": "2026-10-01", "end": "2026-10-06"},
+                       {"range": "custom", "start": "2026-10-01", "end": "2026-10-06",
+                        "version": "1.1"}):  # fmt: skip
+            q = parse_query(params, datetime(2026, 10, 7, tzinfo=UTC))
+            models = [RISK, SEPSIS]
+            rows = remote.overview(models, q)
+            assert all(r.records and r.drifted for r in rows)  # figures to compare
+            _same(rows, local.overview(models, q))
+            for m in models:
+                for figure in ("model_section", "versions", "data_quality"):
+                    _same(getattr(remote, figure)(m, q), getattr(local, figure)(m, q))
+        # each model is computed by one worker, both workers took one
+        assert sorted(remote.pool._owner.values()) == [0, 1]
+    finally:
+        remote.stop()
+        local.stop()
+    assert remote.pool is None and not any(alive(p) for p in pids)
+
+
+def test_workers_exit_when_the_server_is_killed(server_lake: Path, tmp_path: Path) -> None:
+    """SIGKILL (a crash): no shutdown runs, the workers see their stdin close and exit."""
+    from tests.server.conftest import write_config
+
+    config = write_config(tmp_path, server_lake, {"mode": "none"}, compute={"processes": 2})
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlmon.cli", "server", "--config", str(config), "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "mlmon server did not answer within 60 s"
+            time.sleep(0.1)
+        assert httpx.get(f"http://127.0.0.1:{port}/models/{RISK}", timeout=60).status_code == 200
+        workers = workers_of(proc.pid)
+        assert len(workers) == 2
+        for w in workers:
+            assert b"mlmon.server.compute" in Path(f"/proc/{w}/cmdline").read_bytes()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while any(alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(alive(w) for w in workers)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        for w in workers:  # only if the test failed above: never leave one behind
+            if alive(w):
+                os.kill(w, signal.SIGKILL)
