@@ -32,6 +32,7 @@ __all__ = [
     "drift_method",
     "drift_over_time_chart",
     "golden_chart",
+    "inline_data",
     "latency_chart",
     "performance_chart",
     "section_charts",
@@ -73,6 +74,42 @@ def _values(df: pl.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
+@cache
+def _rows_class() -> Any:
+    alt = _alt()
+
+    class InlineRows(alt.Data):  # type: ignore[name-defined]
+        """``alt.Data(values=rows)`` of JSON-ready rows (:func:`_values`) that altair neither
+        deep-copies at each ``properties``/``layer``/``facet`` nor walks value by value in
+        ``to_dict``: the same spec, at a fraction of the cost (a model page's charts carry a
+        few thousand values). Validating (altair's debug mode, the tests) takes altair's path."""
+
+        def __deepcopy__(self, memo: Any = None) -> Any:
+            return self  # never changed once made
+
+        def to_dict(
+            self,
+            validate: bool = True,
+            *,
+            ignore: list[str] | None = None,
+            context: dict[str, Any] | None = None,
+        ) -> dict[str, Any]:
+            if validate or ignore:
+                out: dict[str, Any] = super().to_dict(
+                    validate=validate, ignore=ignore, context=context
+                )
+                return out
+            return {"values": [dict(r) for r in self._kwds["values"]]}
+
+    return InlineRows
+
+
+def inline_data(rows: list[dict[str, Any]]) -> Any:
+    """An altair data object of ``rows`` (JSON values only: strings, numbers, booleans, None,
+    as :func:`_values` gives them), cheap to copy and to serialize."""
+    return _rows_class()(values=rows)
+
+
 def _time_x(alt: Any, field: str = "period", title: str | None = None, ticks: int = 6) -> Any:
     return alt.X(f"{field}:T", title=title, scale=alt.Scale(type="utc"),
                  axis=alt.Axis(format="%b %d", labelAngle=0, tickCount=ticks,
@@ -90,7 +127,7 @@ def volume_chart(volume: pl.DataFrame) -> Any | None:
         return None
     alt = _alt()
     return (
-        alt.Chart(alt.Data(values=_values(volume.select("period", "count"))))
+        alt.Chart(inline_data(_values(volume.select("period", "count"))))
         .mark_bar(color=_BLUE)
         .encode(x=_time_x(alt), y=alt.Y("count:Q", title="records"),
                 tooltip=[alt.Tooltip("period:T", format="%Y-%m-%d %H:%M", formatType="utc"), alt.Tooltip("count:Q")])
@@ -173,7 +210,7 @@ def drift_over_time_chart(
     # browser ("Infinite extent"), which the server's pages must not (tests/server/test_browser.py)
     layers = [line, flagged, rule] if data["drifted"].fill_null(False).any() else [line, rule]
     return (
-        alt.layer(*layers, data=alt.Data(values=_values(data)))
+        alt.layer(*layers, data=inline_data(_values(data)))
         .properties(width=width, height=90)
         .facet(
             facet=alt.Facet("feature:N", title=None, sort=features),
@@ -197,11 +234,11 @@ def distribution_chart(dist: Distribution, *, width: int = 250, max_bars: int = 
     color = alt.Color("sample:N", title=None,
                       scale=alt.Scale(domain=["reference", "current"], range=[_GREY, _BLUE]))  # fmt: skip
     if axis == "x":
-        chart = alt.Chart(alt.Data(values=_values(long))).mark_line(point=True, interpolate="step")
+        chart = alt.Chart(inline_data(_values(long))).mark_line(point=True, interpolate="step")
         x = alt.X("x:Q", title=dist.feature)
         extra: dict[str, Any] = {}
     else:
-        chart = alt.Chart(alt.Data(values=_values(long))).mark_bar()
+        chart = alt.Chart(inline_data(_values(long))).mark_bar()
         labels = f["label"].to_list()
         x = alt.X("label:N", sort=labels, title=None,
                   axis=alt.Axis(labelAngle=-45, labelLimit=0, labelOverlap=False))  # fmt: skip
@@ -225,7 +262,7 @@ def latency_chart(latency: pl.DataFrame) -> Any | None:
         ["p50", "p95", "p99"], index="period", variable_name="percentile", value_name="ms"
     )
     return (
-        alt.Chart(alt.Data(values=_values(long)))
+        alt.Chart(inline_data(_values(long)))
         .mark_line(point=_points(alt, latency.height))
         .encode(
             x=_time_x(alt),
@@ -245,7 +282,7 @@ def golden_chart(golden: pl.DataFrame) -> Any | None:
         return None
     alt = _alt()
     return (
-        alt.Chart(alt.Data(values=_values(golden.select("period", "checks", "passed", "pass_rate"))))
+        alt.Chart(inline_data(_values(golden.select("period", "checks", "passed", "pass_rate"))))
         .mark_bar()
         .encode(
             x=_time_x(alt),
@@ -292,7 +329,7 @@ def alerts_chart(alerts: pl.DataFrame, start: datetime | None = None,
                   axis=alt.Axis(format="%b %d", labelAngle=0, tickCount=6,
                                 tickMinStep=DAY_MS))  # fmt: skip
     return (
-        alt.Chart(alt.Data(values=_values(data)))
+        alt.Chart(inline_data(_values(data)))
         .mark_tick(thickness=2, size=14, clip=True)
         .encode(
             x=x,
@@ -312,7 +349,7 @@ def performance_chart(performance: pl.DataFrame | None) -> Any | None:
     headline = performance.filter(pl.col("metric").is_in(list(HEADLINE_METRICS)))
     performance = headline if headline.height else performance
     alt = _alt()
-    data = alt.Data(values=_values(performance))
+    data = inline_data(_values(performance))
     # the legend's symbols at full strength, not the faint band's
     legend = alt.Legend(symbolOpacity=1)
     color = alt.Color("metric:N", title=None, legend=legend)
@@ -367,7 +404,7 @@ def calibration_chart(calibration: pl.DataFrame | None) -> Any | None:
     if not calibration.height:
         return None
     alt = _alt()
-    data = alt.Data(values=_values(calibration))
+    data = inline_data(_values(calibration))
     diag = alt.Chart(alt.Data(values=[{"x": 0.0, "y": 0.0}, {"x": 1.0, "y": 1.0}]))
     ideal = diag.mark_line(color="#999999", strokeDash=[2, 2]).encode(
         x=alt.X("x:Q"), y=alt.Y("y:Q")

@@ -15,7 +15,7 @@ from typing import Any
 import polars as pl
 
 from mlmon._extras import require
-from mlmon.reports.charts import to_spec
+from mlmon.reports.charts import inline_data, to_spec
 from mlmon.reports.context import method_name
 
 __all__ = ["drift_heatmap", "method_chart", "spec_island"]
@@ -45,7 +45,7 @@ def drift_heatmap(drift: pl.DataFrame, method: str) -> Any | None:
         pl.lit(method).alias("method_id"),
     )
     return (
-        alt.Chart(alt.Data(values=_values(d)))
+        alt.Chart(inline_data(_values(d)))
         .mark_rect()
         .encode(
             x=alt.X(
@@ -117,7 +117,7 @@ def method_chart(drift: pl.DataFrame, feature: str) -> Any | None:
         .encode(y=alt.Y("mean(threshold):Q"))
     )
     return (
-        alt.layer(line, rule, data=alt.Data(values=_values(d)))
+        alt.layer(line, rule, data=inline_data(_values(d)))
         .properties(width=260, height=110)
         .facet(facet=alt.Facet("method:N", title=None), columns=2)
         .resolve_scale(y="independent")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -173,6 +174,24 @@ def test_every_chart_is_valid_vega_lite(full, edge):
             for name, chart in charts.section_charts(m, ctx.methods, START, END).items():
                 chart.to_dict(validate=True)  # raises on a schema error
                 assert charts.to_svg(chart).lstrip().startswith("<svg"), name
+
+
+def test_inline_rows_give_the_same_spec_as_altairs_data(full, edge, monkeypatch):
+    """Charts' data as :func:`charts.inline_data` (not copied, not walked value by value) give
+    the spec that ``alt.Data(values=...)`` gives."""
+    import altair as alt
+
+    def specs() -> list[str]:
+        return [
+            json.dumps(charts.to_spec(chart), sort_keys=True)
+            for ctx in (full[0], edge[0])
+            for m in ctx.models
+            for chart in charts.section_charts(m, ctx.methods, START, END).values()
+        ]
+
+    fast = specs()
+    monkeypatch.setattr(charts, "inline_data", lambda rows: alt.Data(values=rows))
+    assert fast == specs() and len(fast) > 10
 
 
 def test_number_formats():
