@@ -69,8 +69,11 @@ def test_figures_from_workers_equal_the_figures_in_process(server_lake: Path) ->
     assert remote.pool is None and not any(alive(p) for p in pids)
 
 
-def test_workers_exit_when_the_server_is_killed(server_lake: Path, tmp_path: Path) -> None:
-    """SIGKILL (a crash): no shutdown runs, the workers see their stdin close and exit."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
+def test_workers_exit_with_the_server(server_lake: Path, tmp_path: Path, sig: int) -> None:
+    """SIGINT (Ctrl-C): the server stops its workers by their pids as it shuts down; SIGKILL
+    (a crash): no shutdown runs, the workers see their stdin close and exit. (SIGTERM: the
+    live server's end, tests/server/live.py.)"""
     from tests.server.conftest import write_config
 
     config = write_config(tmp_path, server_lake, {"mode": "none"}, compute={"processes": 2})
@@ -91,13 +94,15 @@ def test_workers_exit_when_the_server_is_killed(server_lake: Path, tmp_path: Pat
                 pass
             assert time.monotonic() < deadline, "mlmon server did not answer within 60 s"
             time.sleep(0.1)
-        assert httpx.get(f"http://127.0.0.1:{port}/models/{RISK}", timeout=60).status_code == 200
+        if sig == signal.SIGKILL:  # a crash after work was done
+            page = httpx.get(f"http://127.0.0.1:{port}/models/{RISK}", timeout=60)
+            assert page.status_code == 200
         workers = workers_of(proc.pid)
         assert len(workers) == 2
         for w in workers:
             assert b"mlmon.server.compute" in Path(f"/proc/{w}/cmdline").read_bytes()
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+        os.kill(proc.pid, sig)
+        proc.wait(timeout=30)
         deadline = time.monotonic() + 15
         while any(alive(w) for w in workers) and time.monotonic() < deadline:
             time.sleep(0.1)
