@@ -141,7 +141,6 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
 
     from mlmon.reports.charts import (
         distribution_chart,
-        drift_method,
         section_charts,
     )
     from mlmon.reports.context import DEFAULT_DATA_HANDLING, method_name, methods_from_registry
@@ -260,18 +259,13 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
         return answer
 
     def model_body(request: Request, model: str, q: Query) -> str:
-        section = data.model_section(model, q)
+        # drift over time of one measure: the one asked for, by default the report's choice
+        # (the measure that flags the most features), so the heatmap and the drift-over-time
+        # chart show the same measure
+        fig = data.model_page(model, q, request.query_params.get("method") or None)
+        section, present, chosen = fig.section, fig.methods, fig.chosen
         methods = methods_from_registry()
         drift = section.drift_over_time
-        distance = [m.name for m in methods if m.direction == "above"]
-        present = [m for m in distance if drift.height and m in drift["method"].to_list()]
-        # by default the report's choice (the measure that flags the most features), so the
-        # heatmap and the drift-over-time chart show the same measure
-        chosen = request.query_params.get("method") or drift_method(section, methods)
-        if chosen is None and present:
-            chosen = present[0]
-        if chosen is not None and chosen not in present and present:
-            raise HTTPException(400, f"method must be one of {', '.join(present)}")
         drawn = section
         if chosen is not None and present:
             # the section's charts drawn once, drift over time for the chosen method only
@@ -297,7 +291,7 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
             versions=data.versions(model, q).to_dicts(),
             open_alerts=data.open_alerts(model, q),
             registry=data.cached(("registry", model), lambda: registry_aliases(data.lake, model)),
-            features=sorted(set(drift["feature"].to_list())) if drift.height else [],
+            features=fig.features,
         )
 
     def feature_page(request: Request) -> Response:

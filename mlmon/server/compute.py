@@ -46,7 +46,7 @@ log = logging.getLogger("mlmon.server.compute")
 
 #: The :class:`~mlmon.server.data.Data` methods a worker computes (each ``(model, query)``).
 FIGURES = frozenset(
-    {"section", "page_section", "model_section", "version_section", "versions", "data_quality"}
+    {"section", "page_section", "model_page", "version_section", "versions", "data_quality"}
 )
 
 _HEADER = struct.Struct("!Q")
@@ -181,8 +181,8 @@ class ComputePool:
         self._workers.clear()
 
     # -- tasks ---------------------------------------------------------------------------
-    def call(self, figure: str, model: str, q: Any, *, priority: int = 1) -> Any:
-        """``Data.<figure>(model, q)`` computed by the model's worker (blocks; lower
+    def call(self, figure: str, model: str, q: Any, *, priority: int = 1, **kwargs: Any) -> Any:
+        """``Data.<figure>(model, q, **kwargs)`` computed by the model's worker (blocks; lower
         ``priority`` first). Raises what the figure raised there."""
         if figure not in FIGURES:
             raise ValueError(f"{figure!r} is not computed by workers")
@@ -198,7 +198,7 @@ class ComputePool:
                 self._owner[model] = i
             w = self._workers[i]
         done: Future[Any] = Future()
-        w.tasks.put((priority, next(self._seq), (figure, model, q, done)))
+        w.tasks.put((priority, next(self._seq), (figure, model, q, kwargs, done)))
         return done.result()
 
     def _dispatch(self, i: int, w: _Worker) -> None:
@@ -206,7 +206,7 @@ class ComputePool:
             _, _, task = w.tasks.get()
             if task is None:
                 return
-            figure, model, q, done = task
+            figure, model, q, kwargs, done = task
             if self._stopping:
                 done.set_exception(LakeError("the server is stopping; figures are not computed"))
                 continue
@@ -217,7 +217,7 @@ class ComputePool:
                 dirs = model_dirs(snap.dirs, list(self.index.roots.values()), model)
             try:
                 assert w.proc.stdin is not None and w.proc.stdout is not None
-                _send(w.proc.stdin, (figure, model, q, gen, dirs))
+                _send(w.proc.stdin, (figure, model, q, kwargs, gen, dirs))
                 ok, value = _recv(w.proc.stdout)
             except (OSError, EOFError, pickle.UnpicklingError) as exc:
                 if self._stopping:
@@ -262,7 +262,7 @@ def _watch_parent(parent: int) -> None:
 
 
 def worker_main() -> None:
-    """The worker: read the config, then ``(figure, model, query, generation, dirs)`` tasks
+    """The worker: read the config, then ``(figure, model, query, kwargs, generation, dirs)`` tasks
     from stdin, answer ``(ok, value)`` on stdout, until stdin closes."""
     inp = sys.stdin.buffer
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
@@ -281,14 +281,14 @@ def worker_main() -> None:
     data = Data(config, index=index)
     while True:
         try:
-            figure, model, q, gen, dirs = _recv(inp)
+            figure, model, q, kwargs, gen, dirs = _recv(inp)
         except EOFError:
             return
         if dirs is not None:
             index.update(model, gen, dirs)
             data.invalidate({model})
         try:
-            value: Any = (True, getattr(data, figure)(model, q))
+            value: Any = (True, getattr(data, figure)(model, q, **kwargs))
         except MlmonError as exc:
             value = (False, exc)
         except Exception as exc:  # a bug: the parent answers 500 and logs it

@@ -24,6 +24,7 @@ import polars as pl
 
 from mlmon.analysis.lake import Lake
 from mlmon.errors import ConfigError, LakeError
+from mlmon.reports.charts import drift_method
 from mlmon.reports.context import (
     DETAIL_PARTS,
     REPORT_METHODS,
@@ -34,6 +35,7 @@ from mlmon.reports.context import (
     _drifted,  # the report's ranking of drifted features
     _status,  # the report's status rules
     collect,
+    methods_from_registry,
     p_value_methods,
     rule_name,
 )
@@ -42,7 +44,7 @@ from mlmon.server.config import ServerConfig
 from mlmon.server.counts import rollup_counts
 from mlmon.server.index import IndexedLake, LakeIndex
 
-__all__ = ["RANGES", "Data", "OverviewRow", "Query", "parse_query"]
+__all__ = ["RANGES", "Data", "ModelPage", "OverviewRow", "Query", "parse_query"]
 
 #: The preset ranges: length and default period size.
 RANGES: dict[str, tuple[timedelta, str]] = {
@@ -165,6 +167,18 @@ class OverviewRow:
     latency_objective: float | None
     performance: dict[str, Any] | None
     firing: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ModelPage:
+    """The model page's figures (:meth:`Data.model_page`): the section, with drift over time
+    for the ``chosen`` measure only; the measures drift has (``methods``, for the picker); the
+    features drift covers."""
+
+    section: ModelSection
+    methods: list[str]
+    chosen: str | None
+    features: list[str]
 
 
 def _finite(v: Any) -> float | None:
@@ -321,7 +335,7 @@ class Data:
             # the statuses first, then the pages' figures); the threads only wait
             threads = self.WARM_THREADS if self.pool is None else max(1, len(names))
             with ThreadPoolExecutor(threads, thread_name_prefix="mlmon-warm") as pool:
-                for figure in (self.section, self.model_section, self.data_quality, self.versions):
+                for figure in (self.section, self.model_page, self.data_quality, self.versions):
 
                     def one(m: str, figure: Callable[[str, Query], Any] = figure) -> None:
                         if not (self.index is not None and self.index.stopping):
@@ -413,14 +427,20 @@ class Data:
         return self._cached(key, fn)
 
     def _compute(
-        self, figure: str, model: str, q: Query, local: Callable[[], T], priority: int = 1
+        self,
+        figure: str,
+        model: str,
+        q: Query,
+        local: Callable[[], T],
+        priority: int = 1,
+        **kwargs: Any,
     ) -> T:
         """``local()``, or the same figure from the model's worker process when there are
         workers (:mod:`mlmon.server.compute`; statuses with ``priority`` 0 go first)."""
         pool = self.pool
         if pool is None:
             return local()
-        result: T = pool.call(figure, model, q, priority=priority)
+        result: T = pool.call(figure, model, q, priority=priority, **kwargs)
         return result
 
     def _each(self, fn: Callable[[str], Any], models: list[str]) -> None:
@@ -814,23 +834,61 @@ class Data:
         )
 
     # -- page frames (the report's frame shapes, for its chart builders) ---------------
-    def model_section(self, model: str, q: Query) -> ModelSection:
-        """The report's section with its period frames recomputed for ``q.by`` and ``q.version``."""
+    def model_page(self, model: str, q: Query, method: str | None = None) -> ModelPage:
+        """The model page's figures: the report's section with its period frames recomputed for
+        ``q.by`` and ``q.version``, drift over time for one drift measure only (``method``, by
+        default the report's choice: the one that flags the most features), the measures that
+        can be chosen and the features drift covers.
+
+        Raises
+        ------
+        ConfigError
+            ``method`` is not one of the measures drift has in this range (the server answers 400).
+        """
         if self.pool is None:
-            return self._model_section(model, q)
+            return self._model_page(model, q, method)
         return self._cached(
-            ("model_section", model, q),
-            lambda: self._compute("model_section", model, q, lambda: self._model_section(model, q)),
+            ("model_page", model, q, method),
+            lambda: self._compute(
+                "model_page", model, q, lambda: self._model_page(model, q, method), method=method
+            ),
         )
 
-    def _model_section(self, model: str, q: Query) -> ModelSection:
+    def _model_page(self, model: str, q: Query, method: str | None) -> ModelPage:
         s = self.page_section(model, q)
-        # the page shows no p-values over time: computed without them (the KS p-value alone
-        # costs more than every method's value together)
-        over_time = self.cached_lake.drift(
-            model, q.start, q.end, by=q.by, version=q.version, methods=list(REPORT_METHODS),
+        # which measures and features drift has in the range (the same as in each period:
+        # every period is compared with the same reference, by the same methods); the page
+        # draws one measure over time, so only that one is computed by period, and without
+        # p-values (the page shows none; the KS p-value alone costs more than every method's
+        # value together)
+        whole = self.cached_lake.drift(
+            model, q.start, q.end, by="all", version=q.version, methods=list(REPORT_METHODS),
             details=False,
         )  # fmt: skip
+        methods = methods_from_registry()
+        present = [
+            m.name
+            for m in methods
+            if m.direction == "above" and whole.height and m.name in whole["method"].to_list()
+        ]
+        chosen = method or drift_method(dataclasses.replace(s, drift_over_time=whole), methods)
+        if chosen is None and present:
+            chosen = present[0]
+        if chosen is not None and chosen not in present and present:
+            raise ConfigError(f"method must be one of {', '.join(present)}")
+        over_time = (
+            self.cached_lake.drift(
+                model,
+                q.start,
+                q.end,
+                by=q.by,
+                version=q.version,
+                methods=[chosen],
+                details=False,
+            )
+            if chosen is not None and present
+            else pl.DataFrame()
+        )
         golden = self.golden(model, q)
         g = (
             golden.with_columns(pl.col("checked_at").dt.truncate(_EVERY[q.by]).alias("period"))
@@ -846,7 +904,7 @@ class Data:
         )
         # the status covers every version (the page says so), its open alerts too
         status, reasons = self.status(s, dataclasses.replace(q, version=None))
-        return dataclasses.replace(
+        section = dataclasses.replace(
             s,
             status=status,
             status_reasons=reasons,
@@ -877,6 +935,8 @@ class Data:
                 else []
             ),
         )
+        features = sorted(set(whole["feature"].to_list())) if whole.height else []
+        return ModelPage(section, present, chosen, features)
 
     def drift_whole(self, model: str, q: Query, feature: str) -> pl.DataFrame:
         """Every method's value for one feature over the whole range."""

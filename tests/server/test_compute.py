@@ -17,6 +17,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from mlmon.errors import ConfigError
 from mlmon.server.config import ServerConfig
 from mlmon.server.data import Data, parse_query
 from tests.server.lake import RISK, SEPSIS
@@ -59,8 +60,11 @@ def test_figures_from_workers_equal_the_figures_in_process(server_lake: Path) ->
             assert all(r.records and r.drifted for r in rows)  # figures to compare
             _same(rows, local.overview(models, q))
             for m in models:
-                for figure in ("model_section", "versions", "data_quality"):
+                for figure in ("model_page", "versions", "data_quality"):
                     _same(getattr(remote, figure)(m, q), getattr(local, figure)(m, q))
+                _same(remote.model_page(m, q, "psi"), local.model_page(m, q, "psi"))
+        with pytest.raises(ConfigError, match="method must be one of"):  # raised in the worker
+            remote.model_page(RISK, q, "no-such-method")
         # each model is computed by one worker, both workers took one
         assert sorted(remote.pool._owner.values()) == [0, 1]
     finally:
