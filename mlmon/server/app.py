@@ -428,6 +428,9 @@ def create_app(config: ServerConfig, *, data: Data | None = None, tls: bool = Fa
             audit.start()
         if delivery is not None:
             delivery.start()
+        # first: the compute workers import (polars, the analysis) on the other core while
+        # this process imports the chart library and lists the lake
+        data.start_workers()
         await asyncio.to_thread(prepare)  # the chart library and the templates, once
         await asyncio.to_thread(data.start)  # the first listing of the lake, then in the background
         try:

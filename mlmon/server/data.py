@@ -306,10 +306,7 @@ class Data:
         """List the lake once now, then in the background (no-op without an index)."""
         if self.index is None:
             return
-        if self.config.compute_processes > 0 and not self._worker and self.pool is None:
-            pool = ComputePool(self.config, self.index, self.config.compute_processes)
-            pool.start()  # the workers import while the lake is listed
-            self.pool = pool
+        self.start_workers()  # the workers import while the lake is listed
         try:
             self.index.refresh()
         except (LakeError, OSError) as exc:  # served by plain listings until a refresh succeeds
@@ -317,6 +314,16 @@ class Data:
         self.index.start()
         self._warming = threading.Thread(target=self.warm, name="mlmon-warm", daemon=True)
         self._warming.start()
+
+    def start_workers(self) -> None:
+        """Start the compute workers (``compute.processes``; with an index only), once."""
+        if self.index is None or self._worker or self.config.compute_processes < 1:
+            return
+        with self._lock:
+            if self.pool is None:
+                pool = ComputePool(self.config, self.index, self.config.compute_processes)
+                pool.start()
+                self.pool = pool
 
     def warm(self, models: set[str] | None = None) -> None:
         """Compute the default view (``range=7d``) of ``models`` (default: all) ahead of requests.
