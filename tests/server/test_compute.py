@@ -18,7 +18,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from mlmon.errors import ConfigError
-from mlmon.server.config import ServerConfig
+from mlmon.server.config import AuthSettings, ProxySettings, ServerConfig, TokenEntry
 from mlmon.server.data import Data, parse_query
 from tests.server.lake import RISK, SEPSIS
 from tests.server.live import ROOT, alive, free_port, workers_of
@@ -43,11 +43,15 @@ def _same(a: object, b: object) -> None:
 
 
 def test_figures_from_workers_equal_the_figures_in_process(server_lake: Path) -> None:
-    config = ServerConfig(lake=str(server_lake), compute_processes=2)
+    signin = AuthSettings("token", (TokenEntry("ann", "0" * 64, ("cardiology",)),),
+                          ProxySettings(secret="proxy-secret"))  # fmt: skip
+    config = ServerConfig(lake=str(server_lake), compute_processes=2, auth=signin)
     remote, local = Data(config), Data(dataclasses.replace(config, compute_processes=0))
     remote.start()
     try:
         assert remote.pool is not None and len(remote.pool.pids) == 2
+        # the workers never see a request: they get no sign-in settings (tokens, proxy secret)
+        assert remote.pool.config.auth == AuthSettings() and remote.config.auth == signin
         pids = remote.pool.pids
         local.start()
         assert local.pool is None
