@@ -113,7 +113,8 @@ class ComputePool:
     def __init__(self, config: Any, index: Any, processes: int) -> None:
         from mlmon.server.config import AuthSettings
 
-        self.config = dataclasses.replace(config, auth=AuthSettings())
+        # no sign-in settings; the host is the server's business (a worker listens on nothing)
+        self.config = dataclasses.replace(config, auth=AuthSettings(), host="127.0.0.1")
         self.index = index
         self.processes = processes
         self._workers: list[_Worker] = []
@@ -179,6 +180,15 @@ class ComputePool:
                 w.thread.join(timeout=5)
             if w.proc.stdout is not None:
                 w.proc.stdout.close()
+            while True:  # tasks still queued: their requests (and the warm-up) stop waiting
+                try:
+                    _, _, task = w.tasks.get_nowait()
+                except queue.Empty:
+                    break
+                if task is not None:
+                    task[-1].set_exception(
+                        LakeError("the server is stopping; figures are not computed")
+                    )
         self._workers.clear()
 
     # -- tasks ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from mlmon.errors import ConfigError
+from mlmon.errors import ConfigError, LakeError
 from mlmon.server.config import AuthSettings, ProxySettings, ServerConfig, TokenEntry
 from mlmon.server.data import Data, parse_query
 from tests.server.lake import RISK, SEPSIS
@@ -45,13 +46,16 @@ def _same(a: object, b: object) -> None:
 def test_figures_from_workers_equal_the_figures_in_process(server_lake: Path) -> None:
     signin = AuthSettings("token", (TokenEntry("ann", "0" * 64, ("cardiology",)),),
                           ProxySettings(secret="proxy-secret"))  # fmt: skip
-    config = ServerConfig(lake=str(server_lake), compute_processes=2, auth=signin)
+    config = ServerConfig(lake=str(server_lake), host="0.0.0.0", compute_processes=2, auth=signin)
     remote, local = Data(config), Data(dataclasses.replace(config, compute_processes=0))
     remote.start()
+    answers: list[object] = []
+    askers: list[threading.Thread] = []
     try:
         assert remote.pool is not None and len(remote.pool.pids) == 2
         # the workers never see a request: they get no sign-in settings (tokens, proxy secret)
         assert remote.pool.config.auth == AuthSettings() and remote.config.auth == signin
+        assert remote.pool.config.host == "127.0.0.1"  # (auth none is refused elsewhere)
         pids = remote.pool.pids
         local.start()
         assert local.pool is None
@@ -71,9 +75,25 @@ def test_figures_from_workers_equal_the_figures_in_process(server_lake: Path) ->
             remote.model_page(RISK, q, "no-such-method")
         # each model is computed by one worker, both workers took one
         assert sorted(remote.pool._owner.values()) == [0, 1]
+
+        # stopped with tasks queued: every request waiting for a figure gets an answer
+        def ask(day: int) -> None:
+            hour = parse_query({"range": "custom", "start": f"2026-10-0{day}", "by": "hour",
+                                "end": f"2026-10-0{day + 1}"}, datetime(2026, 10, 7, tzinfo=UTC))  # fmt: skip
+            try:
+                answers.append(remote.model_page(RISK, hour))
+            except LakeError as exc:
+                answers.append(exc)
+
+        askers += [threading.Thread(target=ask, args=(d,)) for d in range(1, 6)]
+        for t in askers:
+            t.start()
     finally:
         remote.stop()
         local.stop()
+    for t in askers:
+        t.join(timeout=60)
+    assert len(answers) == 5 and not any(t.is_alive() for t in askers)
     assert remote.pool is None and not any(alive(p) for p in pids)
 
 
