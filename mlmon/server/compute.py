@@ -17,8 +17,8 @@ before the model pages' figures), one at a time per worker.
 Lifecycle: the workers are started and stopped with the server (:meth:`ComputePool.stop`:
 their stdin is closed, then SIGTERM and SIGKILL by pid). A worker whose parent dies (killed,
 crashed) sees its stdin close, or its parent id change, and exits within a second. A worker
-that dies is started again and its tasks fail with a :class:`~mlmon.errors.LakeError` (the
-request answers 500; the next one computes again).
+found dead is started again and its task sent again, once; a task that kills its worker twice
+fails with a :class:`~mlmon.errors.LakeError` (the request answers 500).
 """
 
 from __future__ import annotations
@@ -221,33 +221,45 @@ class ComputePool:
             if self._stopping:
                 done.set_exception(LakeError("the server is stopping; figures are not computed"))
                 continue
-            snap = self.index.snapshot
-            gen = snap.generations.get(model, 0)
-            dirs = None
-            if w.sent.get(model) != gen:  # marshal: twice as fast as pickle on 17,000 entries
-                dirs = marshal.dumps(model_dirs(snap.dirs, list(self.index.roots.values()), model))
-            try:
-                assert w.proc.stdin is not None and w.proc.stdout is not None
-                _send(w.proc.stdin, (figure, model, q, kwargs, gen, dirs))
-                ok, value = _recv(w.proc.stdout)
-            except (OSError, EOFError, pickle.UnpicklingError) as exc:
-                if self._stopping:
-                    done.set_exception(LakeError("the server is stopping"))
-                    continue
-                code = w.proc.poll()
-                log.error("compute worker %d (pid %d) failed (%s, exit %s); starting another",
-                          i, w.proc.pid, exc, code)  # fmt: skip
-                done.set_exception(
-                    LakeError("a compute worker of the server exited; the next request retries")
-                )
-                self._restart(w)
-                continue
-            if dirs is not None:
-                w.sent[model] = gen
+            for _attempt in (1, 2):  # a worker found dead is started again, the task sent again
+                try:
+                    ok, value = self._run(w, figure, model, q, kwargs)
+                    break
+                except (OSError, EOFError, pickle.UnpicklingError) as exc:
+                    if self._stopping:
+                        ok, value = False, LakeError("the server is stopping")
+                        break
+                    log.error("compute worker %d (pid %d) failed (%s, exit %s); starting another",
+                              i, w.proc.pid, exc, w.proc.poll())  # fmt: skip
+                    try:
+                        self._restart(w)
+                    except OSError as spawn:  # the next task tries again
+                        log.error("compute worker %d not started again (%s)", i, spawn)
+                    ok, value = (
+                        False,
+                        LakeError(
+                            f"a compute worker of the server exited twice computing {figure} of "
+                            "this model; the server log has why"
+                        ),
+                    )
             if ok:
                 done.set_result(value)
             else:
                 done.set_exception(value)
+
+    def _run(self, w: _Worker, figure: str, model: str, q: Any, kwargs: Any) -> tuple[bool, Any]:
+        """One task on worker ``w``, with the model's listing if the worker lacks its generation."""
+        snap = self.index.snapshot
+        gen = snap.generations.get(model, 0)
+        dirs = None
+        if w.sent.get(model) != gen:  # marshal: twice as fast as pickle on 17,000 entries
+            dirs = marshal.dumps(model_dirs(snap.dirs, list(self.index.roots.values()), model))
+        assert w.proc.stdin is not None and w.proc.stdout is not None
+        _send(w.proc.stdin, (figure, model, q, kwargs, gen, dirs))
+        ok, value = _recv(w.proc.stdout)
+        if dirs is not None:
+            w.sent[model] = gen
+        return ok, value
 
     def _restart(self, w: _Worker) -> None:
         for fh in (w.proc.stdin, w.proc.stdout):

@@ -75,6 +75,14 @@ def test_figures_from_workers_equal_the_figures_in_process(server_lake: Path) ->
             remote.model_page(RISK, q, "no-such-method")
         # each model is computed by one worker, both workers took one
         assert sorted(remote.pool._owner.values()) == [0, 1]
+        # a worker killed (OOM, a crash) is replaced and the task sent again
+        dead = remote.pool.pids[remote.pool._owner[SEPSIS]]
+        os.kill(dead, signal.SIGKILL)
+        week = parse_query({"range": "custom", "start": "2026-10-01", "end": "2026-10-07",
+                            "by": "week"}, datetime(2026, 10, 7, tzinfo=UTC))  # fmt: skip
+        _same(remote.model_page(SEPSIS, week), local.model_page(SEPSIS, week))
+        assert dead not in remote.pool.pids and len(remote.pool.pids) == 2
+        pids = [*pids, *remote.pool.pids]
 
         # stopped with tasks queued: every request waiting for a figure gets an answer
         def ask(day: int) -> None:
