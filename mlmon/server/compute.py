@@ -126,7 +126,8 @@ class ComputePool:
     # -- lifecycle -----------------------------------------------------------------------
     def _spawn(self) -> subprocess.Popen[bytes]:
         # one polars thread per worker: the workers already use every core, and polars' pool
-        # costs more than it gives on the pages' small frames (10-15% less CPU per model)
+        # costs more than it gives on the pages' small frames (a status and a page: 0.21
+        # instead of 0.24-0.26 s of CPU per model under cProfile, one process)
         env = {"POLARS_MAX_THREADS": "1", **os.environ}
         proc = subprocess.Popen(
             [sys.executable, "-m", "mlmon.server.compute"],
@@ -157,7 +158,8 @@ class ComputePool:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop every worker by its pid: stdin closed (it exits when idle), then SIGTERM, SIGKILL."""
-        self._stopping = True
+        with self._lock:  # no task is queued after this (call checks it under the lock)
+            self._stopping = True
         for w in self._workers:
             w.tasks.put((-1, -1, None))  # the dispatcher ends
             try:
@@ -207,9 +209,10 @@ class ComputePool:
                     key=lambda k: (sum(1 for v in self._owner.values() if v == k), k),
                 )
                 self._owner[model] = i
-            w = self._workers[i]
-        done: Future[Any] = Future()
-        w.tasks.put((priority, next(self._seq), (figure, model, q, kwargs, done)))
+            done: Future[Any] = Future()
+            self._workers[i].tasks.put(
+                (priority, next(self._seq), (figure, model, q, kwargs, done))
+            )
         return done.result()
 
     def _dispatch(self, i: int, w: _Worker) -> None:
@@ -225,7 +228,7 @@ class ComputePool:
                 try:
                     ok, value = self._run(w, figure, model, q, kwargs)
                     break
-                except (OSError, EOFError, pickle.UnpicklingError) as exc:
+                except (OSError, ValueError, EOFError, pickle.UnpicklingError) as exc:
                     if self._stopping:
                         ok, value = False, LakeError("the server is stopping")
                         break
@@ -242,6 +245,10 @@ class ComputePool:
                             "this model; the server log has why"
                         ),
                     )
+                except Exception:  # a bug here: this task fails, the dispatcher goes on
+                    log.exception("compute task %s of %s failed", figure, model)
+                    ok, value = False, LakeError(f"computing {figure} failed; see the server log")
+                    break
             if ok:
                 done.set_result(value)
             else:
