@@ -318,6 +318,8 @@ def worker_main() -> None:
             index.update(model, gen, marshal.loads(dirs))  # from our own server
             data.invalidate({model})
         try:
+            if figure not in FIGURES:
+                raise LakeError(f"{figure[:40]!r} is not a figure compute workers compute")
             value: Any = (True, getattr(data, figure)(model, q, **kwargs))
         except MlmonError as exc:
             value = (False, exc)
