@@ -136,8 +136,10 @@ class AuditLog:
         The transport (default one PUT); the edge passes its spool so audit
         segments wait on its volume while the bucket is down.
 
-    The chain head file ``{state_dir}/audit-head-{actor}.json`` also keeps the
-    newest *sealed* record (``sealed``: sequence number, hash, time, segment key),
+    Each record is appended as one line to ``{state_dir}/audit-open-{actor}.jsonl``; the
+    chain head file ``{state_dir}/audit-head-{actor}.json`` takes the open records at each
+    flush (the journal then starts again; a new writer replays it). The head file also keeps
+    the newest *sealed* record (``sealed``: sequence number, hash, time, segment key),
     updated after each flush: what :func:`read_head` returns for ``verify``.
     """
 
@@ -173,10 +175,49 @@ class AuditLog:
         self.sealed: dict[str, Any] | None = state.get("sealed")
         if self.last_time is None and self.open_records:
             self.last_time = self.open_records[-1].get("time")
+        self._replay_journal()
 
     @property
     def _head_file(self) -> Path:
         return self.dir / f"audit-head-{self.actor}.json"
+
+    @property
+    def _journal_file(self) -> Path:
+        return self.dir / f"audit-open-{self.actor}.jsonl"
+
+    def _replay_journal(self) -> None:
+        """Add the records appended since the head file was last written.
+
+        A record is one line, taken only when it continues the chain (the next sequence
+        number, the previous hash); a line cut short by a crash ends the replay, and so does
+        a record the head file already holds (a crash between writing the head and emptying
+        the journal).
+        """
+        try:
+            text = self._journal_file.read_text()
+        except FileNotFoundError:
+            return
+        clean = text.endswith("\n") or not text
+        for n, line in enumerate(text.splitlines(), 1):
+            try:
+                rec = json.loads(line)
+                seq, prev, digest = int(rec["seq"]), rec["prev_hash"], rec["hash"]
+            except (ValueError, TypeError, KeyError):
+                log.warning("audit journal %s: line %d unreadable; replay stops there",
+                            self._journal_file.name, n)  # fmt: skip
+                clean = False
+                break
+            if seq <= self.seq:
+                continue
+            if seq != self.seq + 1 or prev != self.last_hash:
+                log.warning("audit journal %s: line %d does not continue the chain; replay stops",
+                            self._journal_file.name, n)  # fmt: skip
+                clean = False
+                break
+            self.open_records.append(rec)
+            self.seq, self.last_hash, self.last_time = seq, digest, rec.get("time")
+        if not clean:  # the head takes what was replayed; the journal starts again, whole lines
+            self._save_head()
 
     def _save_head(self) -> None:
         tmp = self._head_file.with_suffix(".tmp")
@@ -191,6 +232,9 @@ class AuditLog:
         }
         tmp.write_text(json.dumps(state))
         os.replace(tmp, self._head_file)
+        # the head holds every open record now: the journal starts again
+        with self._journal_file.open("w"):
+            pass
 
     def record(self, action: str, target: str, outcome: str = "ok", **details: Any) -> AuditRecord:
         """Append one record (kept on the local volume until :meth:`flush`)."""
@@ -207,7 +251,10 @@ class AuditLog:
         rec = AuditRecord(**{**asdict(rec), "hash": rec.computed_hash()})
         self.seq, self.last_hash, self.last_time = rec.seq, rec.hash, rec.time
         self.open_records.append(asdict(rec))
-        self._save_head()
+        # one line appended, not the head file with every open record rewritten (a server
+        # records every request: that grew with the open segment, up to 500 records a request)
+        with self._journal_file.open("a") as fh:
+            fh.write(json.dumps(asdict(rec), default=str) + "\n")
         if self.echo:
             log.info("audit", extra={"audit": asdict(rec)})
         if len(self.open_records) >= self.segment_size:

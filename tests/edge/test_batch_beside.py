@@ -109,10 +109,11 @@ def test_golden_probes_keep_firing_while_a_batch_job_runs_and_sigterm_ends_the_w
     with pytest.raises(ProcessLookupError):
         os.kill(proc.pid, 0)
     # the abandoned wait is a record (kept on the state volume until the next start flushes it)
-    head = json.loads(
-        (tmp_path / "edge" / "state" / "audit" / "audit-head-edge-ops.json").read_text()
-    )
-    [rec] = [r for r in head["open"] if r["action"] == "batch_triggered"]
+    audit_dir = tmp_path / "edge" / "state" / "audit"
+    head = json.loads((audit_dir / "audit-head-edge-ops.json").read_text())
+    journal = (audit_dir / "audit-open-edge-ops.jsonl").read_text().splitlines()
+    opened = head["open"] + [json.loads(line) for line in journal]
+    [rec] = [r for r in opened if r["action"] == "batch_triggered"]
     assert (rec["target"], rec["outcome"]) == ("models/cronjobs/golden-batch", "stopped")
     assert rec["details"]["job"] == _created(api) and rec["details"]["duration_s"] > 0
 

@@ -141,3 +141,51 @@ def test_cli_audit_verify(chain, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "mlmon.cli", "audit", "verify", str(lake), "--public-key", str(pub),
                           "--expect-actor", "edge-1:10"], capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 1 and "removed" in bad.stdout
+
+
+def test_unflushed_records_survive_a_restart_from_the_journal(tmp_path):
+    """Each record is one appended journal line (not the whole head file rewritten): records
+    not yet flushed are replayed by the next writer; a line cut short by a crash, or one that
+    does not continue the chain, ends the replay; the chain then verifies."""
+    key = Ed25519PrivateKey.generate()
+    lake, state = tmp_path / "lake", tmp_path / "state"
+
+    def writer() -> AuditLog:
+        return AuditLog(str(lake), state, "srv", signing_key=key, segment_size=50, echo=False)
+
+    log = writer()
+    for i in range(3):
+        log.record("http_get", f"/models/m{i}", "200")
+    log.flush()  # 1..3 in the head file; the journal starts again
+    for i in range(3, 7):
+        log.record("http_get", f"/models/m{i}", "200")  # 4..7 only in the journal
+    journal = state / "audit-open-srv.jsonl"
+    assert len(journal.read_text().splitlines()) == 4
+    assert len(json.loads((state / "audit-head-srv.json").read_text())["open"]) == 3
+
+    again = writer()
+    assert [r["seq"] for r in again.open_records] == [1, 2, 3, 4, 5, 6, 7]
+    assert again.record("http_get", "/", "200").seq == 8
+    again.flush()
+    assert journal.read_text() == ""
+    assert verify(str(lake), public_key=key.public_key()).records == 8
+
+    # a crash in the middle of a line: records before it are kept, the torn one is not
+    again.record("http_get", "/a", "200")  # 9
+    again.record("http_get", "/b", "200")  # 10
+    lines = journal.read_text().splitlines()
+    journal.write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])
+    third = writer()
+    assert third.seq == 9
+    # a line that does not continue the chain (altered hash link) is not taken
+    third.record("http_get", "/c", "200")  # 10
+    forged = json.loads(journal.read_text().splitlines()[-1])
+    forged["prev_hash"] = "0" * 64
+    assert len(journal.read_text().splitlines()) == 1  # the torn tail was dropped at start
+    journal.write_text(json.dumps(forged) + "\n")
+    fourth = writer()
+    assert fourth.seq == 9
+    fourth.record("http_get", "/d", "200")
+    fourth.flush()
+    result = verify(str(lake), public_key=key.public_key())
+    assert result.ok and result.records == 10, result
