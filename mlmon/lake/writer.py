@@ -26,7 +26,13 @@ import pyarrow.parquet as pq
 
 from mlmon.errors import ConfigError, TimestampError
 from mlmon.lake.freetext import VersionGuard
-from mlmon.lake.layout import day_rollup_name, partition, rollup_prefix
+from mlmon.lake.layout import (
+    STATISTICS_COLUMNS,
+    WINDOW_CODEC,
+    day_rollup_name,
+    partition,
+    rollup_prefix,
+)
 from mlmon.lake.rollup import DayRollups
 from mlmon.lake.schema import SCHEMA_VERSION, table
 from mlmon.lake.storage import Storage, open_storage, put_object
@@ -35,7 +41,14 @@ from mlmon.profiles.frame import Reference, Window, WindowProfile
 from mlmon.profiles.multivariate import MULTIVARIATE
 from mlmon.profiles.performance import PerformanceProfile, performance_to_row
 
-__all__ = ["LakeWriter", "WriteRecord", "check_name", "reference_rows"]
+__all__ = [
+    "LakeWriter",
+    "WriteRecord",
+    "check_name",
+    "parquet_bytes",
+    "reference_rows",
+    "window_parquet_bytes",
+]
 
 #: :meth:`LakeWriter.write_windows` encodes objects on two threads from this many on.
 _THREADED_ENCODE = 16
@@ -83,7 +96,8 @@ def _is_whole_day(start: datetime, end: datetime) -> bool:
 
 
 def parquet_bytes(data: pa.Table) -> bytes:
-    """Serialise deterministically (same table -> same bytes)."""
+    """Serialise deterministically (same table -> same bytes): zstd, every column's
+    statistics (day rollups, compacted objects, saved references)."""
     buf = io.BytesIO()
     # no dictionary pages: these objects are small (one window), where dictionaries cost more
     # than they save (measured: 10% smaller files, 25-55% less time with zstd alone)
@@ -91,8 +105,25 @@ def parquet_bytes(data: pa.Table) -> bytes:
     return buf.getvalue()
 
 
+def window_parquet_bytes(data: pa.Table) -> bytes:
+    """Serialise one window object deterministically (same table -> same bytes).
+
+    :data:`~mlmon.lake.layout.WINDOW_CODEC` and statistics only on the columns readers
+    filter on (:data:`~mlmon.lake.layout.STATISTICS_COLUMNS`): a window object is a few
+    rows, where the per-column fixed cost of zstd and of min/max statistics on list
+    columns is most of the encoding time (``benchmarks/RESULTS.md``, issue 19).
+    """
+    names = set(data.schema.names)
+    stats = [c for c in STATISTICS_COLUMNS if c in names]
+    buf = pa.BufferOutputStream()  # a native buffer: no GIL while pyarrow writes to it
+    pq.write_table(
+        data, buf, compression=WINDOW_CODEC, write_statistics=stats, use_dictionary=False
+    )
+    return bytes(buf.getvalue())
+
+
 def _encode_run(run: list[tuple[str, pa.Table, Any, str]]) -> list[bytes]:
-    return [parquet_bytes(j[1]) for j in run]
+    return [window_parquet_bytes(j[1]) for j in run]
 
 
 def reference_rows(reference: Reference) -> pa.Table:
@@ -294,7 +325,7 @@ class LakeWriter:
     def _write(
         self, table_name: str, path: str, data: pa.Table, blob: bytes | None = None
     ) -> WriteRecord:
-        blob = parquet_bytes(data) if blob is None else blob
+        blob = window_parquet_bytes(data) if blob is None else blob
         self._put(self.storage, path, blob)
         rec = WriteRecord(
             table_name, path, len(blob), hashlib.sha256(blob).hexdigest(), data.num_rows
@@ -317,7 +348,7 @@ class LakeWriter:
                 rollup_prefix(table_name), partition(model, day), day_rollup_name(self.collector_id)
             )
             data = table(table_name).conform(rows).replace_schema_metadata(rows.schema.metadata)
-            out.append(self._write(table_name, path, data))
+            out.append(self._write(table_name, path, data, parquet_bytes(data)))
         return out
 
     def _window_columns(self, data: pa.Table, window: Window, **extra: Any) -> pa.Table:
