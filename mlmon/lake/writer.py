@@ -12,9 +12,11 @@ import hashlib
 import io
 import json
 import os
+import queue
 import re
+import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,6 +44,7 @@ from mlmon.profiles.multivariate import MULTIVARIATE
 from mlmon.profiles.performance import PerformanceProfile, performance_to_row
 
 __all__ = [
+    "DriftRows",
     "LakeWriter",
     "WriteRecord",
     "check_name",
@@ -54,6 +57,8 @@ __all__ = [
 _THREADED_ENCODE = 16
 #: Objects encoded per thread task by ``write_windows`` (few tasks, PUTs start early).
 _ENCODE_RUN = 32
+#: Windows whose tables ``write_windows`` builds at a time (encoded while the next are built).
+_BUILD_RUN = 128
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -120,10 +125,6 @@ def window_parquet_bytes(data: pa.Table) -> bytes:
         data, buf, compression=WINDOW_CODEC, write_statistics=stats, use_dictionary=False
     )
     return bytes(buf.getvalue())
-
-
-def _encode_run(run: list[tuple[str, pa.Table, Any, str]]) -> list[bytes]:
-    return [window_parquet_bytes(j[1]) for j in run]
 
 
 def reference_rows(reference: Reference) -> pa.Table:
@@ -221,6 +222,93 @@ def performance_row(
         "batch_id": batch_id,
         **performance_to_row(prof),
     }
+
+
+@dataclass(frozen=True)
+class DriftRows:
+    """The drift rows of many windows as one table: window ``i``'s ``counts[i]`` rows
+    follow window ``i - 1``'s. Columns: those of a :func:`~mlmon.edge.ingest.drift_rows`
+    row (the ``drift`` table's columns but the window's own)."""
+
+    table: pa.Table
+    counts: Sequence[int]
+
+
+class _EncodePool:
+    """Two threads that encode window objects (Parquet encoding releases the GIL) and, on
+    a local lake, write them (file system calls release it too).
+
+    Runs of objects are taken lowest window first, so a window's last objects (its drift
+    rows, submitted later) are encoded before the objects of later windows and the
+    records, in window order, come early. ``put``: the workers write each object too
+    (``put(path, blob)``); the writer still makes the records, in order, on its thread.
+    """
+
+    def __init__(self, put: Callable[[str, bytes], object] | None, threads: int = 2) -> None:
+        self._put = put
+        self._queue: queue.PriorityQueue[tuple[int, int, int, Any]] = queue.PriorityQueue()
+        self._seq = 0
+        self._threads = [
+            threading.Thread(target=self._work, name="mlmon-encode", daemon=True)
+            for _ in range(threads)
+        ]
+        for t in self._threads:
+            t.start()
+
+    def submit(
+        self,
+        jobs: list[list[tuple[str, pa.Table, str]]],
+        blobs: list[list[Any]],
+        phase: int,
+        offset: int = 0,
+    ) -> None:
+        """Queue each window's jobs ``(table, rows, path)``, in runs of about
+        ``_ENCODE_RUN`` objects; each job's future is appended to its window's list in
+        ``blobs`` (window ``offset + i`` for ``jobs[i]``)."""
+        run: list[tuple[pa.Table, str, Future[bytes]]] = []
+        first = 0
+        for i, mine in enumerate(jobs):
+            if not run:
+                first = offset + i
+            for job in mine:
+                fut: Future[bytes] = Future()
+                blobs[offset + i].append(fut)
+                run.append((job[1], job[2], fut))
+            if len(run) >= _ENCODE_RUN or i == len(jobs) - 1:
+                if run:
+                    self._seq += 1
+                    self._queue.put((first, phase, self._seq, run))
+                run = []
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item[3] is None:
+                return
+            for data, path, fut in item[3]:
+                if not fut.set_running_or_notify_cancel():
+                    continue
+                try:
+                    blob = window_parquet_bytes(data)
+                    if self._put is not None:
+                        self._put(path, blob)
+                    fut.set_result(blob)
+                except BaseException as exc:  # handed to the PUT loop
+                    fut.set_exception(exc)
+
+    def close(self) -> None:
+        """Stop the threads once they are idle (queued runs left are dropped)."""
+        while True:
+            try:
+                _, _, _, run = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            for _, _, fut in run or []:
+                fut.cancel()
+        for _ in self._threads:
+            self._queue.put((1 << 62, 0, 0, None))
+        for t in self._threads:
+            t.join()
 
 
 class LakeWriter:
@@ -323,10 +411,17 @@ class LakeWriter:
         return self._put_rows(table_name, model, data, window_start, window_end, part)
 
     def _write(
-        self, table_name: str, path: str, data: pa.Table, blob: bytes | None = None
+        self,
+        table_name: str,
+        path: str,
+        data: pa.Table,
+        blob: bytes | None = None,
+        *,
+        written: bool = False,
     ) -> WriteRecord:
         blob = window_parquet_bytes(data) if blob is None else blob
-        self._put(self.storage, path, blob)
+        if not written:
+            self._put(self.storage, path, blob)
         rec = WriteRecord(
             table_name, path, len(blob), hashlib.sha256(blob).hexdigest(), data.num_rows
         )
@@ -431,7 +526,7 @@ class LakeWriter:
         reference: Reference,
         *,
         source: str = "stream",
-        drift_rows: Sequence[Iterable[dict[str, Any]] | None] | None = None,
+        drift_rows: Sequence[Iterable[dict[str, Any]] | None] | DriftRows | None = None,
         parts: Sequence[str | None] | None = None,
     ) -> list[WriteRecord]:
         """Write many windows: the same objects, keys and rows as :meth:`write_window` on each.
@@ -440,20 +535,101 @@ class LakeWriter:
         into one object per window (a window's objects stay in its own ``date=``
         partition, so retention and rollups see exactly what per-window writes give).
         The objects are PUT in the order :meth:`write_window` would PUT them.
-        ``drift_rows`` holds each window's drift rows (or None), ``parts`` each window's
-        ``part`` of :meth:`write_window` (or None), aligned with ``windows``.
+        ``drift_rows`` holds each window's drift rows (or None), aligned with ``windows``,
+        or all of them as one :class:`DriftRows`. ``parts`` holds each window's ``part``
+        of :meth:`write_window` (or None), aligned with ``windows``.
+
+        From a few windows on, the objects are encoded on two threads (Parquet encoding
+        releases the GIL) and, on a local lake with the default transport, written there
+        too; the records (``on_write``, the day rollups, the list returned) follow in
+        :meth:`write_window`'s order on the calling thread. (The drift rows are not
+        computed meanwhile: on two cores that measured slower, the drift's many small
+        numpy calls and the encoders' contending for the GIL; ``benchmarks/RESULTS.md``.)
         """
         windows = list(windows)
         if not windows:
             return []
-        for what, given in (("drift row lists", drift_rows), ("parts", parts)):
-            if given is not None and len(given) != len(windows):
-                raise ValueError(f"{len(given)} {what} for {len(windows)} windows")
+        if parts is not None and len(parts) != len(windows):
+            raise ValueError(f"{len(parts)} parts for {len(windows)} windows")
         extra = parts if parts is not None else [None] * len(windows)
         keys = [
             "-".join(p for p in (source, self._version_part(w.version), x) if p)
             for w, x in zip(windows, extra, strict=True)
         ]
+        ref_id = reference.reference_id
+        threaded = len(windows) * 3 >= _THREADED_ENCODE
+        # a local lake with the default transport: the workers write the files too
+        parallel_put = threaded and self._put is put_object and self.storage.is_local
+        pool = _EncodePool(self._put_path if parallel_put else None) if threaded else None
+        jobs: list[list[tuple[str, pa.Table, str]]] = []
+        blobs: list[list[Any]] = [[] for _ in windows]  # per window: its objects' blobs
+        try:
+            # profiles, segments and latency, _BUILD_RUN windows at a time: the first are
+            # encoded while the next are built
+            step = _BUILD_RUN if pool is not None else len(windows)
+            for lo in range(0, len(windows), step):
+                built = self._profile_jobs(
+                    model, windows[lo : lo + step], keys[lo : lo + step], reference, source
+                )
+                jobs += built
+                if pool is not None:
+                    pool.submit(built, blobs, 0, lo)
+            # drift: the windows' rows, in one table
+            drift_jobs: list[list[tuple[str, pa.Table, str]]] = [[] for _ in windows]
+            drift = self._drift_table(drift_rows, windows, ref_id, model)
+            if drift is not None:
+                data, n_drift = drift
+                at = 0
+                for i, n in enumerate(n_drift):
+                    if n:
+                        w = windows[i]
+                        path = self.object_path("drift", model, w.start, w.end, part=keys[i])
+                        drift_jobs[i].append(("drift", data.slice(at, n), path))
+                        at += n
+            if pool is not None:
+                pool.submit(drift_jobs, blobs, 1)
+            out: list[WriteRecord] = []
+            # the records in write_window's order: each window's profiles, segments,
+            # latency, drift (and the PUTs in that order, unless the workers made them)
+            for i, w in enumerate(windows):
+                mine = jobs[i] + drift_jobs[i]
+                got = (
+                    [b.result() for b in blobs[i]]
+                    if pool is not None
+                    else [window_parquet_bytes(j[1]) for j in mine]
+                )
+                for (t, piece, path), blob in zip(mine, got, strict=True):
+                    out.append(
+                        self._put_rows(
+                            t,
+                            model,
+                            piece,
+                            w.start,
+                            w.end,
+                            None,
+                            blob=blob,
+                            path=path,
+                            written=parallel_put,
+                        )
+                    )
+        finally:
+            if pool is not None:
+                pool.close()
+        return out
+
+    def _put_path(self, path: str, blob: bytes) -> None:
+        self._put(self.storage, path, blob)
+
+    def _profile_jobs(
+        self,
+        model: str,
+        windows: list[Window],
+        keys: list[str],
+        reference: Reference,
+        source: str,
+    ) -> list[list[tuple[str, pa.Table, str]]]:
+        """Each window's ``profiles``, ``segment_profiles`` and ``latency`` objects, as
+        ``(table, rows, path)``: every table built and conformed once for the windows."""
         ref_id = reference.reference_id
         # profiles: one row per (window, feature)
         # (and the multivariate reconstruction errors, as write_window writes them)
@@ -485,60 +661,59 @@ class LakeWriter:
                 errors=[0] * len(lat_windows),
             )  # fmt: skip
             lat = self._conformed("latency", model, lat)
-        # drift: the windows' rows, in one table
-        drift = None
-        n_drift = [0] * len(windows)
-        if drift_rows is not None:
-            lists = [list(d) if d is not None else [] for d in drift_rows]
-            n_drift = [len(d) for d in lists]
-            flat = [r for d in lists for r in d]
-            if flat:
-                names = list(dict.fromkeys(k for d in lists if d for k in d[0]))
-                drift = pa.Table.from_pydict({k: [r.get(k) for r in flat] for k in names})
-                dw = [w for w, n in zip(windows, n_drift, strict=True) if n]
-                drift = self._many_window_columns(
-                    drift, dw, [n for n in n_drift if n], reference_id=[ref_id] * len(dw)
-                )
-                drift = self._conformed("drift", model, drift)
-        jobs: list[tuple[str, pa.Table, Window, str]] = []
-        at = {"profiles": 0, "latency": 0, "drift": 0}
+        jobs: list[list[tuple[str, pa.Table, str]]] = [[] for _ in windows]
+        at = {"profiles": 0, "latency": 0}
 
-        def cut(table_name: str, data: pa.Table, n: int, w: Window, part: str) -> None:
-            jobs.append((table_name, data.slice(at[table_name], n), w, part))
+        def cut(table_name: str, data: pa.Table, n: int, i: int) -> None:
+            w = windows[i]
+            path = self.object_path(table_name, model, w.start, w.end, part=keys[i])
+            jobs[i].append((table_name, data.slice(at[table_name], n), path))
             at[table_name] += n
 
         for i, w in enumerate(windows):
-            cut("profiles", prof, n_feat[i], w, keys[i])
+            cut("profiles", prof, n_feat[i], i)
             if w.profile.segments:  # as write_window: the window's segments in one object
                 seg = self._window_columns(segment_rows(w.profile), w, reference_id=ref_id)
-                jobs.append(
-                    (
-                        "segment_profiles",
-                        self._conformed("segment_profiles", model, seg),
-                        w,
-                        keys[i],
-                    )
-                )
+                seg = self._conformed("segment_profiles", model, seg)
+                path = self.object_path("segment_profiles", model, w.start, w.end, part=keys[i])
+                jobs[i].append(("segment_profiles", seg, path))
             if has_lat[i] and lat is not None:
-                cut("latency", lat, 1, w, keys[i])
-            if n_drift[i] and drift is not None:
-                cut("drift", drift, n_drift[i], w, keys[i])
+                cut("latency", lat, 1, i)
+        return jobs
 
-        # Parquet encoding releases the GIL: encode on two threads, a run of objects per task,
-        # and PUT in order on this one while the next runs are encoded
-        def put(run: list[tuple[str, pa.Table, Window, str]], blobs: list[bytes]) -> None:
-            for (t, piece, w, part), blob in zip(run, blobs, strict=True):
-                out.append(self._put_rows(t, model, piece, w.start, w.end, part, blob=blob))
-
-        out: list[WriteRecord] = []
-        if len(jobs) >= _THREADED_ENCODE:
-            runs = [jobs[i : i + _ENCODE_RUN] for i in range(0, len(jobs), _ENCODE_RUN)]
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                for run, blobs in zip(runs, pool.map(_encode_run, runs), strict=True):
-                    put(run, blobs)
+    def _drift_table(
+        self,
+        given: Sequence[Iterable[dict[str, Any]] | None] | DriftRows | None,
+        windows: list[Window],
+        ref_id: str,
+        model: str,
+    ) -> tuple[pa.Table, list[int]] | None:
+        """The drift rows of ``windows`` as one conformed table, and each window's row count."""
+        if given is None:
+            return None
+        if isinstance(given, DriftRows):
+            data, n_drift = given.table, list(given.counts)
+            if len(n_drift) != len(windows):
+                raise ValueError(f"{len(n_drift)} drift row lists for {len(windows)} windows")
         else:
-            put(jobs, _encode_run(jobs))
-        return out
+            if len(given) != len(windows):
+                raise ValueError(f"{len(given)} drift row lists for {len(windows)} windows")
+            lists = [list(d) if d is not None else [] for d in given]
+            n_drift = [len(d) for d in lists]
+            flat = [r for d in lists for r in d]
+            if not flat:
+                return None
+            names = list(dict.fromkeys(k for d in lists if d for k in d[0]))
+            data = pa.Table.from_pydict({k: [r.get(k) for r in flat] for k in names})
+        if data.num_rows == 0:
+            return None
+        if data.num_rows != sum(n_drift):
+            raise ValueError(f"{data.num_rows} drift rows, {sum(n_drift)} counted for the windows")
+        dw = [w for w, n in zip(windows, n_drift, strict=True) if n]
+        data = self._many_window_columns(
+            data, dw, [n for n in n_drift if n], reference_id=[ref_id] * len(dw)
+        )
+        return self._conformed("drift", model, data), n_drift
 
     def _conformed(self, table_name: str, model: str, data: pa.Table) -> pa.Table:
         data = table(table_name).conform(data)
@@ -554,11 +729,15 @@ class LakeWriter:
         part: str | None,
         *,
         blob: bytes | None = None,
+        path: str | None = None,
+        written: bool = False,
     ) -> WriteRecord:
         """PUT conformed rows (``blob``: already encoded) as one window object; count them
-        into the day rollup."""
-        path = self.object_path(table_name, model, window_start, window_end, part=part)
-        rec = self._write(table_name, path, data, blob)
+        into the day rollup. ``path``: its key, when already made; ``written``: the blob
+        is already PUT there (only the record is made)."""
+        if path is None:
+            path = self.object_path(table_name, model, window_start, window_end, part=part)
+        rec = self._write(table_name, path, data, blob, written=written)
         if self.rollups is not None and window_end > window_start:
             name = path.rsplit("/", 1)[-1]
             start = _utc(window_start, "")
