@@ -689,18 +689,20 @@ def _fill_pairs(
     """Every window's (KS, W1) into ``ctx.pairs``: as :func:`_pair` gives them, with the
     sketch comparisons of all windows in one :func:`cdf_distances_many`."""
     batch: list[int] = []
+    # what does not depend on the window, once
+    ref_plain = reference.fine is None and reference.sketch is not None and reference.count > 0
+    discrete = reference.support is not None
+    centre, edges = reference.centre, reference.edges
     for j, i in enumerate(live):
         cur = currents[j]
         if i in ctx.pairs:
             continue
         plain = (
-            reference.fine is None
-            and reference.centre == cur.centre
-            and reference.sketch is not None
+            ref_plain
+            and centre == cur.centre
             and cur.sketch is not None
-            and reference.count > 0
             and cur.count > 0
-            and (reference.support is None or not np.array_equal(reference.edges, cur.edges))
+            and (not discrete or not np.array_equal(edges, cur.edges))
         )
         if plain:  # what _pair would give by cdf_distances
             batch.append(j)

@@ -56,7 +56,7 @@ FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "js
 
 
 #: Windows written per :meth:`LakeWriter.write_windows` call when flushing (bounds memory).
-_WRITE_BATCH = 1024
+_WRITE_BATCH = 2048
 
 
 def record_format(path: str | os.PathLike[str]) -> str:

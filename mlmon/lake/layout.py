@@ -143,7 +143,8 @@ def markdown() -> list[str]:
         "(On a local lake a write goes to a `.tmp-*.part` file renamed when done; it is never",
         "data. One left by a killed writer is deleted, once over an hour old, by the next write",
         "to that folder and by `mlmon retention apply`.)",
-        f"Window objects are Parquet with {WINDOW_CODEC} compression, no dictionary pages, and",
+        f"Window objects are Parquet with {WINDOW_CODEC} compression, no dictionary pages, no",
+        "Arrow schema in the footer (the Parquet types read back as the same Arrow types), and",
         "min/max statistics on the columns readers filter on ("
         + ", ".join(f"`{c}`" for c in STATISTICS_COLUMNS)
         + "); day rollups and compacted objects use zstd with statistics on every column.",

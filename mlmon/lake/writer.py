@@ -116,14 +116,17 @@ def window_parquet_bytes(data: pa.Table) -> bytes:
     :data:`~mlmon.lake.layout.WINDOW_CODEC` and statistics only on the columns readers
     filter on (:data:`~mlmon.lake.layout.STATISTICS_COLUMNS`): a window object is a few
     rows, where the per-column fixed cost of zstd and of min/max statistics on list
-    columns is most of the encoding time (``benchmarks/RESULTS.md``, issue 19).
+    columns is most of the encoding time (``benchmarks/RESULTS.md``, issue 19). No Arrow
+    schema in the footer (``ARROW:schema``): the Parquet types give the same Arrow types
+    back (timestamps in UTC, lists of ``element``), and it is a fifth of a small file.
     """
     names = set(data.schema.names)
     stats = [c for c in STATISTICS_COLUMNS if c in names]
     buf = pa.BufferOutputStream()  # a native buffer: no GIL while pyarrow writes to it
     pq.write_table(
-        data, buf, compression=WINDOW_CODEC, write_statistics=stats, use_dictionary=False
-    )
+        data, buf, compression=WINDOW_CODEC, write_statistics=stats, use_dictionary=False,
+        store_schema=False,
+    )  # fmt: skip
     return bytes(buf.getvalue())
 
 
@@ -290,9 +293,12 @@ class _EncodePool:
                     continue
                 try:
                     blob = window_parquet_bytes(data)
+                    digest = hashlib.sha256(blob).hexdigest()
                     if self._put is not None:
                         self._put(path, blob)
-                    fut.set_result(blob)
+                        fut.set_result((None, len(blob), digest))  # the bytes are not kept
+                    else:
+                        fut.set_result((blob, len(blob), digest))
                 except BaseException as exc:  # handed to the PUT loop
                     fut.set_exception(exc)
 
@@ -417,14 +423,13 @@ class LakeWriter:
         data: pa.Table,
         blob: bytes | None = None,
         *,
-        written: bool = False,
+        written: tuple[int, str] | None = None,
     ) -> WriteRecord:
-        blob = window_parquet_bytes(data) if blob is None else blob
-        if not written:
+        if written is None:
+            blob = window_parquet_bytes(data) if blob is None else blob
             self._put(self.storage, path, blob)
-        rec = WriteRecord(
-            table_name, path, len(blob), hashlib.sha256(blob).hexdigest(), data.num_rows
-        )
+            written = (len(blob), hashlib.sha256(blob).hexdigest())
+        rec = WriteRecord(table_name, path, written[0], written[1], data.num_rows)
         if self.on_write is not None:
             self.on_write(rec)
         return rec
@@ -593,12 +598,12 @@ class LakeWriter:
             # latency, drift (and the PUTs in that order, unless the workers made them)
             for i, w in enumerate(windows):
                 mine = jobs[i] + drift_jobs[i]
-                got = (
+                got: list[tuple[bytes | None, int, str]] = (
                     [b.result() for b in blobs[i]]
                     if pool is not None
-                    else [window_parquet_bytes(j[1]) for j in mine]
+                    else [(window_parquet_bytes(j[1]), 0, "") for j in mine]
                 )
-                for (t, piece, path), blob in zip(mine, got, strict=True):
+                for (t, piece, path), (blob, size, digest) in zip(mine, got, strict=True):
                     out.append(
                         self._put_rows(
                             t,
@@ -609,7 +614,7 @@ class LakeWriter:
                             None,
                             blob=blob,
                             path=path,
-                            written=parallel_put,
+                            written=(size, digest) if parallel_put else None,
                         )
                     )
         finally:
@@ -730,11 +735,11 @@ class LakeWriter:
         *,
         blob: bytes | None = None,
         path: str | None = None,
-        written: bool = False,
+        written: tuple[int, str] | None = None,
     ) -> WriteRecord:
         """PUT conformed rows (``blob``: already encoded) as one window object; count them
-        into the day rollup. ``path``: its key, when already made; ``written``: the blob
-        is already PUT there (only the record is made)."""
+        into the day rollup. ``path``: its key, when already made; ``written``: the object
+        is already PUT there, this size and SHA-256 (only the record is made)."""
         if path is None:
             path = self.object_path(table_name, model, window_start, window_end, part=part)
         rec = self._write(table_name, path, data, blob, written=written)
