@@ -631,13 +631,14 @@ def _drift_many(
     out: list[DriftColumns] = []
     live = [i for i, c in enumerate(currents) if c.count > 0]
     pairs: dict[int, tuple[float, float] | None] = {}  # KS and W1 of each window, computed once
+    tables: dict[str, Any] = {}  # the count tables of the binned methods, built once
     for name in names:
         m = method(name)
         if reference.kind not in m.kinds:
             continue
         t = thresholds.get(name, m.default_threshold)
         cols = DriftColumns.empty(name, t, len(currents))
-        ctx = _Context(pairs)
+        ctx = _Context(pairs, tables)
         if live:
             fast = _FAST.get(name) if _BUILTIN.get(name) is m else None
             if fast is not None:
@@ -676,6 +677,7 @@ class _Context:
     where it raised ProfileError), and the windows whose KS p-value is asked for (with n)."""
 
     pairs: dict[int, tuple[float, float] | None]
+    tables: dict[str, Any] = field(default_factory=dict)
     ks_p: list[int] = field(default_factory=list)
     ks_n: list[int] = field(default_factory=list)
 
@@ -734,10 +736,20 @@ def _pair(
 
 
 def _count_table(
-    reference: Any, currents: list[Any]
+    reference: Any, currents: list[Any], ctx: _Context
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Reference counts (k,), current counts (w, k) and which rows have counts (w,);
-    ``None`` when the reference has none (every value is then NaN)."""
+    ``None`` when the reference has none (every value is then NaN). Built once per
+    feature (the arrays are shared: do not modify them)."""
+    if "counts" not in ctx.tables:
+        ctx.tables["counts"] = _count_table_uncached(reference, currents)
+    out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = ctx.tables["counts"]
+    return out
+
+
+def _count_table_uncached(
+    reference: Any, currents: list[Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     ref = np.asarray(reference.bins, dtype=np.float64)
     cur = np.array([np.asarray(c.bins, dtype=np.float64) for c in currents])
     if cur.ndim != 2 or cur.shape[1] != ref.size:
@@ -748,15 +760,22 @@ def _count_table(
 
 
 def _proportion_rows(
-    reference: Any, currents: list[Any]
+    reference: Any, currents: list[Any], ctx: _Context
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    table = _count_table(reference, currents)
+    """Proportions of the reference (k,) and of each window (w, k), and which windows
+    have counts; built once per feature (shared: do not modify them)."""
+    if "proportions" in ctx.tables:
+        out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = ctx.tables["proportions"]
+        return out
+    table = _count_table(reference, currents, ctx)
     if table is None:
+        ctx.tables["proportions"] = None
         return None
     ref, cur, ok = table
     p = ref / ref.sum()
     with np.errstate(invalid="ignore", divide="ignore"):
         q = cur / cur.sum(axis=1, keepdims=True)
+    ctx.tables["proportions"] = (p, q, ok)
     return p, q, ok
 
 
@@ -768,7 +787,7 @@ def _fill(ok: np.ndarray, live: list[int], vals: np.ndarray, values: np.ndarray)
 def _psi_many(
     reference: Any, currents: list[Any], live: list[int], cols: DriftColumns, ctx: _Context
 ) -> None:
-    rows = _proportion_rows(reference, currents)
+    rows = _proportion_rows(reference, currents, ctx)
     if rows is None:
         return
     p, q, ok = rows
@@ -780,7 +799,7 @@ def _psi_many(
 def _js_many(
     reference: Any, currents: list[Any], live: list[int], cols: DriftColumns, ctx: _Context
 ) -> None:
-    rows = _proportion_rows(reference, currents)
+    rows = _proportion_rows(reference, currents, ctx)
     if rows is None:
         return
     p, q, ok = rows
@@ -796,7 +815,7 @@ def _js_many(
 def _hellinger_many(
     reference: Any, currents: list[Any], live: list[int], cols: DriftColumns, ctx: _Context
 ) -> None:
-    rows = _proportion_rows(reference, currents)
+    rows = _proportion_rows(reference, currents, ctx)
     if rows is None:
         return
     p, q, ok = rows
@@ -808,7 +827,7 @@ def _hellinger_many(
 def _chi_square_many(
     reference: Any, currents: list[Any], live: list[int], cols: DriftColumns, ctx: _Context
 ) -> None:
-    table = _count_table(reference, currents)
+    table = _count_table(reference, currents, ctx)
     if table is None:
         return
     ref, cur, ok = table

@@ -165,6 +165,8 @@ def _pomeranz_cdf(n: int, x: np.ndarray) -> np.ndarray:
     pad = width - 1
     padded = np.zeros((b, pad + n + 1))
     row = padded[:, pad:]
+    # every pair's windows of the row, once: windows[:, j, pad - s] is row[j - s]
+    windows = sliding_window_view(padded, pad + 1, axis=1)
     j1, j2 = _pomeranz_bounds(0, n, ll, ceilf, roundf)
     row[:, 0] = 1.0  # scipy's first row: 1 at its start (j1 = 0 for row 0)
     expnt = np.zeros(b, dtype=np.int64)
@@ -184,9 +186,8 @@ def _pomeranz_cdf(n: int, x: np.ndarray) -> np.ndarray:
             lo, hi = int(j1[active].min()), int(j2[active].max())
             reach = min(width - 1, int((j2 - k1)[active].max()))
             if lo <= hi:
-                win = sliding_window_view(padded[:, pad - reach :], reach + 1, axis=1)
                 out[:, lo : hi + 1] = np.matmul(
-                    win[:, lo : hi + 1, :], weights[:, reach::-1, None]
+                    windows[:, lo : hi + 1, pad - reach :], weights[:, reach::-1, None]
                 )[..., 0]
         np.copyto(row, np.where(keep, out, 0.0))
         top = row.max(axis=1)
