@@ -122,6 +122,12 @@ def test_profile_rows_of_many_windows_are_the_rows_one_by_one(windows):
     ref, profiles = windows
     items = [(n, p) for prof in profiles for n, p in prof.features.items()]
     items += [(n, p.empty_like()) for n, p in ref.profiles.items()]
+    # NannyML-compatible binning: the fine histogram's columns too
+    rng = np.random.default_rng(7)
+    nml = build_reference(pl.DataFrame({"x": rng.normal(0, 1, 10_000)}), binning="nannyml")
+    fine = nml.profiles["x"]
+    assert fine.fine is not None
+    items += [("x", fine), ("x", fine.empty_like())]
     assert len(items) >= arrow._COLUMNAR_ROWS
     rows = pa.Table.from_pylist([arrow._row(n, p) for n, p in items], schema=arrow._SCHEMA)
     assert arrow.profiles_to_arrow(items).equals(rows)
