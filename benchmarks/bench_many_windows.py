@@ -33,8 +33,8 @@ rows per table are checked equal.
 
 Phases (``--phases``): what ``mlmon profile --window 1d`` does, step by step, in a fresh
 process on the same records: imports, reading and profiling, the drift rows of all windows
-(``drift_table_many``), ``write_windows`` (building the tables; Parquet encoding and the local
-PUTs on two threads) and the rollups; CPU time of the process (all threads) and wall time per
+(``drift_table_many``), ``write_windows`` (building the tables, Parquet encoding on two
+threads, the PUTs) and the rollups; CPU time of the process (all threads) and wall time per
 step, and the CPU time of the encoding and of the PUTs inside ``write_windows``.
 """
 
@@ -297,7 +297,6 @@ def timed_put(st, path, blob):
     with lock:
         spent["put"] += time.thread_time() - a
     return r
-W.put_object = timed_put  # still the default transport: the workers PUT
 lw = W.LakeWriter(tempfile.mkdtemp(dir=sys.argv[3]), collector_id="c", put=timed_put)
 n = 0
 for b, d in zip(batches, drift):

@@ -238,17 +238,15 @@ class DriftRows:
 
 
 class _EncodePool:
-    """Two threads that encode window objects (Parquet encoding releases the GIL) and, on
-    a local lake, write them (file system calls release it too).
+    """Two threads that encode window objects (Parquet encoding releases the GIL) and
+    hash them; the writer PUTs them, in order, on its own thread.
 
     Runs of objects are taken lowest window first, so a window's last objects (its drift
-    rows, submitted later) are encoded before the objects of later windows and the
-    records, in window order, come early. ``put``: the workers write each object too
-    (``put(path, blob)``); the writer still makes the records, in order, on its thread.
+    rows, queued after the others) are encoded before the objects of later windows and
+    the PUTs, in window order, start early.
     """
 
-    def __init__(self, put: Callable[[str, bytes], object] | None, threads: int = 2) -> None:
-        self._put = put
+    def __init__(self, threads: int = 2) -> None:
         self._queue: queue.PriorityQueue[tuple[int, int, int, Any]] = queue.PriorityQueue()
         self._seq = 0
         self._threads = [
@@ -268,15 +266,15 @@ class _EncodePool:
         """Queue each window's jobs ``(table, rows, path)``, in runs of about
         ``_ENCODE_RUN`` objects; each job's future is appended to its window's list in
         ``blobs`` (window ``offset + i`` for ``jobs[i]``)."""
-        run: list[tuple[pa.Table, str, Future[bytes]]] = []
+        run: list[tuple[pa.Table, Future[tuple[bytes, str]]]] = []
         first = 0
         for i, mine in enumerate(jobs):
             if not run:
                 first = offset + i
             for job in mine:
-                fut: Future[bytes] = Future()
+                fut: Future[tuple[bytes, str]] = Future()
                 blobs[offset + i].append(fut)
-                run.append((job[1], job[2], fut))
+                run.append((job[1], fut))
             if len(run) >= _ENCODE_RUN or i == len(jobs) - 1:
                 if run:
                     self._seq += 1
@@ -288,17 +286,12 @@ class _EncodePool:
             item = self._queue.get()
             if item[3] is None:
                 return
-            for data, path, fut in item[3]:
+            for data, fut in item[3]:
                 if not fut.set_running_or_notify_cancel():
                     continue
                 try:
                     blob = window_parquet_bytes(data)
-                    digest = hashlib.sha256(blob).hexdigest()
-                    if self._put is not None:
-                        self._put(path, blob)
-                        fut.set_result((None, len(blob), digest))  # the bytes are not kept
-                    else:
-                        fut.set_result((blob, len(blob), digest))
+                    fut.set_result((blob, hashlib.sha256(blob).hexdigest()))
                 except BaseException as exc:  # handed to the PUT loop
                     fut.set_exception(exc)
 
@@ -309,7 +302,7 @@ class _EncodePool:
                 _, _, _, run = self._queue.get_nowait()
             except queue.Empty:
                 break
-            for _, _, fut in run or []:
+            for _, fut in run or []:
                 fut.cancel()
         for _ in self._threads:
             self._queue.put((1 << 62, 0, 0, None))
@@ -423,13 +416,13 @@ class LakeWriter:
         data: pa.Table,
         blob: bytes | None = None,
         *,
-        written: tuple[int, str] | None = None,
+        digest: str | None = None,
     ) -> WriteRecord:
-        if written is None:
-            blob = window_parquet_bytes(data) if blob is None else blob
-            self._put(self.storage, path, blob)
-            written = (len(blob), hashlib.sha256(blob).hexdigest())
-        rec = WriteRecord(table_name, path, written[0], written[1], data.num_rows)
+        blob = window_parquet_bytes(data) if blob is None else blob
+        self._put(self.storage, path, blob)
+        if digest is None:
+            digest = hashlib.sha256(blob).hexdigest()
+        rec = WriteRecord(table_name, path, len(blob), digest, data.num_rows)
         if self.on_write is not None:
             self.on_write(rec)
         return rec
@@ -544,12 +537,10 @@ class LakeWriter:
         or all of them as one :class:`DriftRows`. ``parts`` holds each window's ``part``
         of :meth:`write_window` (or None), aligned with ``windows``.
 
-        From a few windows on, the objects are encoded on two threads (Parquet encoding
-        releases the GIL) and, on a local lake with the default transport, written there
-        too; the records (``on_write``, the day rollups, the list returned) follow in
-        :meth:`write_window`'s order on the calling thread. (The drift rows are not
-        computed meanwhile: on two cores that measured slower, the drift's many small
-        numpy calls and the encoders' contending for the GIL; ``benchmarks/RESULTS.md``.)
+        From a few windows on, the objects are encoded and hashed on two threads (Parquet
+        encoding releases the GIL) while this thread PUTs the finished ones in order. (The
+        drift rows are not computed meanwhile, nor the PUTs made on the threads: on two
+        shared cores neither measured faster; ``benchmarks/RESULTS.md``.)
         """
         windows = list(windows)
         if not windows:
@@ -563,9 +554,7 @@ class LakeWriter:
         ]
         ref_id = reference.reference_id
         threaded = len(windows) * 3 >= _THREADED_ENCODE
-        # a local lake with the default transport: the workers write the files too
-        parallel_put = threaded and self._put is put_object and self.storage.is_local
-        pool = _EncodePool(self._put_path if parallel_put else None) if threaded else None
+        pool = _EncodePool() if threaded else None
         jobs: list[list[tuple[str, pa.Table, str]]] = []
         blobs: list[list[Any]] = [[] for _ in windows]  # per window: its objects' blobs
         try:
@@ -598,12 +587,12 @@ class LakeWriter:
             # latency, drift (and the PUTs in that order, unless the workers made them)
             for i, w in enumerate(windows):
                 mine = jobs[i] + drift_jobs[i]
-                got: list[tuple[bytes | None, int, str]] = (
+                got: list[tuple[bytes, str | None]] = (
                     [b.result() for b in blobs[i]]
                     if pool is not None
-                    else [(window_parquet_bytes(j[1]), 0, "") for j in mine]
+                    else [(window_parquet_bytes(j[1]), None) for j in mine]
                 )
-                for (t, piece, path), (blob, size, digest) in zip(mine, got, strict=True):
+                for (t, piece, path), (blob, digest) in zip(mine, got, strict=True):
                     out.append(
                         self._put_rows(
                             t,
@@ -614,16 +603,13 @@ class LakeWriter:
                             None,
                             blob=blob,
                             path=path,
-                            written=(size, digest) if parallel_put else None,
+                            digest=digest,
                         )
                     )
         finally:
             if pool is not None:
                 pool.close()
         return out
-
-    def _put_path(self, path: str, blob: bytes) -> None:
-        self._put(self.storage, path, blob)
 
     def _profile_jobs(
         self,
@@ -735,14 +721,14 @@ class LakeWriter:
         *,
         blob: bytes | None = None,
         path: str | None = None,
-        written: tuple[int, str] | None = None,
+        digest: str | None = None,
     ) -> WriteRecord:
         """PUT conformed rows (``blob``: already encoded) as one window object; count them
-        into the day rollup. ``path``: its key, when already made; ``written``: the object
-        is already PUT there, this size and SHA-256 (only the record is made)."""
+        into the day rollup. ``path``: its key, when already made; ``digest``: the blob's
+        SHA-256, when already computed."""
         if path is None:
             path = self.object_path(table_name, model, window_start, window_end, part=part)
-        rec = self._write(table_name, path, data, blob, written=written)
+        rec = self._write(table_name, path, data, blob, digest=digest)
         if self.rollups is not None and window_end > window_start:
             name = path.rsplit("/", 1)[-1]
             start = _utc(window_start, "")
