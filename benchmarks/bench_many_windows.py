@@ -32,10 +32,10 @@ which a machine shared with other work changes less), best of ``--repeat``; the 
 rows per table are checked equal.
 
 Phases (``--phases``): what ``mlmon profile --window 1d`` does, step by step, in a fresh
-process on the same records: imports, reading and profiling, the drift rows of all windows,
-``write_windows`` (building the tables, Parquet encoding on two threads, the PUTs) and the
-rollups; CPU time of the process (all threads) and wall time per step, and the CPU time of
-the encoding and of the PUTs inside ``write_windows``.
+process on the same records: imports, reading and profiling, the drift rows of all windows
+(``drift_table_many``), ``write_windows`` (building the tables, Parquet encoding on two
+threads, the PUTs) and the rollups; CPU time of the process (all threads) and wall time per
+step, and the CPU time of the encoding and of the PUTs inside ``write_windows``.
 """
 
 from __future__ import annotations
@@ -265,7 +265,7 @@ import json, sys, tempfile, threading, time
 c0, w0 = time.process_time(), time.perf_counter()
 from datetime import timedelta
 import mlmon.cli  # noqa: F401  (what the command imports)
-from mlmon.edge.ingest import WindowAccumulator, drift_rows_many, read_records
+from mlmon.edge.ingest import WindowAccumulator, drift_table_many, read_records
 from mlmon.lake import writer as W
 from mlmon.lake.references import load_reference
 out = {}
@@ -279,26 +279,28 @@ for b in read_records(sys.argv[1]):
     acc.add(b)
 c, w = mark("read + profile", c, w)
 ws = acc.pop()
-drift = drift_rows_many(ref, [x.profile for x in ws])
+batches = [ws[i:i + 2048] for i in range(0, len(ws), 2048)]
+drift = [drift_table_many(ref, [x.profile for x in b]) for b in batches]
 c, w = mark("drift rows", c, w)
 spent = {"encode": 0.0, "put": 0.0}
 lock = threading.Lock()
-encode = W.parquet_bytes
+encode = W.window_parquet_bytes
 def timed_encode(t):
     a = time.thread_time(); b = encode(t)
     with lock:
         spent["encode"] += time.thread_time() - a
     return b
-W.parquet_bytes = timed_encode
-lw = W.LakeWriter(tempfile.mkdtemp(dir=sys.argv[3]), collector_id="c")
-put = lw._put
+W.window_parquet_bytes = timed_encode
+put = W.put_object
 def timed_put(st, path, blob):
-    a = time.thread_time(); r = put(st, path, blob); spent["put"] += time.thread_time() - a
+    a = time.thread_time(); r = put(st, path, blob)
+    with lock:
+        spent["put"] += time.thread_time() - a
     return r
-lw._put = timed_put
+lw = W.LakeWriter(tempfile.mkdtemp(dir=sys.argv[3]), collector_id="c", put=timed_put)
 n = 0
-for i in range(0, len(ws), 512):
-    n += len(lw.write_windows("m", ws[i:i + 512], ref, source="batch", drift_rows=drift[i:i + 512]))
+for b, d in zip(batches, drift):
+    n += len(lw.write_windows("m", b, ref, source="batch", drift_rows=d))
 c, w = mark("write_windows", c, w)
 n += len(lw.write_rollups())
 mark("write_rollups", c, w)

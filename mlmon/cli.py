@@ -320,7 +320,7 @@ def _profile_chunks(args: argparse.Namespace, ref: Any, writer: Any) -> int:
     """``mlmon profile --chunk-rows N``: every file read, then chunks of N records in time order."""
     import polars as pl
 
-    from mlmon.edge.ingest import chunk_windows, drift_rows_many, read_records
+    from mlmon.edge.ingest import chunk_windows, drift_table_many, read_records
 
     if args.chunk_rows < 1:
         raise ConfigError(f"--chunk-rows {args.chunk_rows}: give a whole number of records >= 1")
@@ -333,7 +333,7 @@ def _profile_chunks(args: argparse.Namespace, ref: Any, writer: Any) -> int:
             f"{type(exc).__name__}; give files with the same columns and types"
         ) from exc
     chunks = chunk_windows(frame, ref, rows=args.chunk_rows, incomplete=args.incomplete)
-    drift = None if args.no_drift else drift_rows_many(ref, [w.profile for w in chunks.windows])
+    drift = None if args.no_drift else drift_table_many(ref, [w.profile for w in chunks.windows])
     records = writer.write_windows(
         args.model, chunks.windows, ref, source="batch", drift_rows=drift, parts=chunks.parts
     )

@@ -86,11 +86,13 @@ __all__ = [
     "DETAIL_FIELDS",
     "EPS",
     "METHODS",
+    "DriftColumns",
     "DriftMethod",
     "chi_square",
     "chi_square_test",
     "drift_between",
     "drift_between_many",
+    "drift_columns_many",
     "drift_features_many",
     "hellinger",
     "jensen_shannon",
@@ -512,16 +514,108 @@ def drift_features_many(
     groups). A method registered or replaced after import runs window by window. Every
     value is :func:`drift_between`'s, bit for bit, but the KS p-value, which is scipy's
     algorithm summed in another order (within 1e-14; ``tests/analysis/test_drift_many.py``).
+    The same values as arrays, without a dict per row: :func:`drift_columns_many`.
     """
-    pending: list[tuple[dict[str, Any], float, int]] = []
+    out = []
+    for (_, currents, _), per_method in zip(
+        features, drift_columns_many(features, methods), strict=True
+    ):
+        rows: list[list[dict[str, Any]]] = [[] for _ in currents]
+        for cols in per_method:
+            for dest, row in zip(rows, cols.rows(), strict=True):
+                dest.append(row)
+        out.append(rows)
+    return out
+
+
+@dataclass
+class DriftColumns:
+    """One method's drift of one feature in many windows: one array element per window.
+
+    The rows of :func:`drift_between` as arrays: ``value``, ``drifted`` and the
+    :data:`DETAIL_FIELDS`, each detail with a mask of the windows where it is set (None
+    in :func:`drift_between`'s row elsewhere). :meth:`rows` gives the rows.
+    """
+
+    method: str
+    threshold: float
+    value: np.ndarray
+    drifted: np.ndarray
+    statistic: np.ndarray
+    has_statistic: np.ndarray
+    dof: np.ndarray
+    has_dof: np.ndarray
+    p_value: np.ndarray
+    has_p_value: np.ndarray
+    #: a method that is not built in: each window's details as it returned them
+    found: list[dict[str, Any]] | None = None
+
+    @classmethod
+    def empty(cls, name: str, threshold: float, windows: int) -> DriftColumns:
+        nan, no = np.full(windows, math.nan), np.zeros(windows, dtype=bool)
+        return cls(
+            name, threshold, nan.copy(), no.copy(), nan.copy(), no.copy(),
+            np.zeros(windows, dtype=np.int64), no.copy(), nan.copy(), no.copy(),
+        )  # fmt: skip
+
+    def set_found(self, i: int, found: Mapping[str, Any]) -> None:
+        """Window ``i``'s details as :meth:`DriftMethod.statistics` returned them."""
+        if self.found is None:
+            self.found = [dict.fromkeys(DETAIL_FIELDS) for _ in range(self.value.size)]
+        self.found[i] = dict(found)
+        for k, has, arr, cast in (
+            ("statistic", self.has_statistic, self.statistic, float),
+            ("dof", self.has_dof, self.dof, int),
+            ("p_value", self.has_p_value, self.p_value, float),
+        ):
+            v = found.get(k)
+            has[i] = v is not None
+            if v is not None:
+                arr[i] = cast(v)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """:func:`drift_between`'s row of this method, one per window."""
+        t, name = self.threshold, self.method
+        if self.found is not None:
+            found = self.found
+        else:
+            found = [
+                {"statistic": s if hs else None, "dof": d if hd else None, "p_value": p if hp else None}
+                for s, hs, d, hd, p, hp in zip(
+                    self.statistic.tolist(), self.has_statistic.tolist(), self.dof.tolist(),
+                    self.has_dof.tolist(), self.p_value.tolist(), self.has_p_value.tolist(),
+                    strict=True,
+                )
+            ]  # fmt: skip
+        return [
+            {"method": name, "value": v, "threshold": t, "drifted": dr, **f}
+            for v, dr, f in zip(self.value.tolist(), self.drifted.tolist(), found, strict=True)
+        ]
+
+
+def drift_columns_many(
+    features: Sequence[
+        tuple[
+            NumericProfile | CategoricalProfile,
+            Sequence[NumericProfile | CategoricalProfile],
+            Mapping[str, float] | None,
+        ]
+    ],
+    methods: list[str] | tuple[str, ...] | None = None,
+) -> list[list[DriftColumns]]:
+    """:func:`drift_features_many` as arrays: per feature, one :class:`DriftColumns` per
+    method that applies to it, in :func:`drift_between`'s order of methods."""
+    pending: list[tuple[DriftColumns, np.ndarray, np.ndarray]] = []
     outs = [_drift_many(r, list(c), methods, t, pending) for r, c, t in features]
     if pending:
         ps = _ks_p_values(
-            np.array([x[1] for x in pending], dtype=np.float64),
-            np.array([x[2] for x in pending], dtype=np.int64),
+            np.concatenate([cols.statistic[i] for cols, i, _ in pending]),
+            np.concatenate([n for _, _, n in pending]),
         )
-        for (row, _, _), p in zip(pending, ps.tolist(), strict=True):
-            row["p_value"] = p
+        at = 0
+        for cols, i, _ in pending:
+            cols.p_value[i] = ps[at : at + i.size]
+            at += i.size
     return outs
 
 
@@ -530,64 +624,65 @@ def _drift_many(
     currents: list[NumericProfile | CategoricalProfile],
     methods: list[str] | tuple[str, ...] | None,
     thresholds: Mapping[str, float] | None,
-    pending: list[tuple[dict[str, Any], float, int]],
-) -> list[list[dict[str, Any]]]:
+    pending: list[tuple[DriftColumns, np.ndarray, np.ndarray]],
+) -> list[DriftColumns]:
     names = list(methods) if methods is not None else list(METHODS)
     thresholds = thresholds or {}
-    out: list[list[dict[str, Any]]] = [[] for _ in currents]
+    out: list[DriftColumns] = []
     live = [i for i, c in enumerate(currents) if c.count > 0]
     pairs: dict[int, tuple[float, float] | None] = {}  # KS and W1 of each window, computed once
+    tables: dict[str, Any] = {}  # the count tables of the binned methods, built once
     for name in names:
         m = method(name)
         if reference.kind not in m.kinds:
             continue
         t = thresholds.get(name, m.default_threshold)
-        values = np.full(len(currents), math.nan)
-        details: list[dict[str, float | int | None]] = [
-            dict.fromkeys(DETAIL_FIELDS) for _ in currents
-        ]
-        ctx = _Context(pairs)
+        cols = DriftColumns.empty(name, t, len(currents))
+        ctx = _Context(pairs, tables)
         if live:
             fast = _FAST.get(name) if _BUILTIN.get(name) is m else None
             if fast is not None:
-                fast(reference, [currents[i] for i in live], live, values, details, ctx)
+                fast(reference, [currents[i] for i in live], live, cols, ctx)
             else:
                 for i in live:
                     try:
-                        values[i] = m(reference, currents[i])
-                        details[i] = m.statistics(reference, currents[i])
+                        cols.value[i] = m(reference, currents[i])
+                        found = m.statistics(reference, currents[i])
                     except ProfileError:
-                        values[i] = math.nan
-                        details[i] = dict.fromkeys(DETAIL_FIELDS)
-        for i in range(len(currents)):
-            value = float(values[i])
-            out[i].append(
-                {
-                    "method": name,
-                    "value": value,
-                    "threshold": t,
-                    "drifted": m.is_drifted(value, t),
-                    **dict.fromkeys(DETAIL_FIELDS),
-                    **details[i],
-                }
+                        cols.value[i] = math.nan
+                        found = dict.fromkeys(DETAIL_FIELDS)
+                    cols.set_found(i, found)
+        if (
+            isinstance(t, bool)
+            or not isinstance(t, (int, float))
+            or m.direction
+            not in (
+                "above",
+                "below",
             )
-        pending.extend((out[i][-1], d, n) for i, d, n in ctx.ks_p)
+        ):
+            cols.drifted[:] = [m.is_drifted(v, t) for v in cols.value.tolist()]
+        else:  # is_drifted for every window at once (NaN is never drifted)
+            cols.drifted = cols.value > t if m.direction == "above" else cols.value < t
+        if ctx.ks_p:
+            at = np.array(ctx.ks_p, dtype=np.int64)
+            pending.append((cols, at, np.array(ctx.ks_n, dtype=np.int64)))
+        out.append(cols)
     return out
 
 
 @dataclass
 class _Context:
     """What the methods of one feature share: each window's (KS, W1) by position (None
-    where it raised ProfileError), and the KS p-values asked for (window, D, n)."""
+    where it raised ProfileError), and the windows whose KS p-value is asked for (with n)."""
 
     pairs: dict[int, tuple[float, float] | None]
-    ks_p: list[tuple[int, float, int]] = field(default_factory=list)
+    tables: dict[str, Any] = field(default_factory=dict)
+    ks_p: list[int] = field(default_factory=list)
+    ks_n: list[int] = field(default_factory=list)
 
 
-_Fast = Callable[
-    [Any, list[Any], list[int], np.ndarray, list[dict[str, float | int | None]], _Context],
-    None,
-]
+_Fast = Callable[[Any, list[Any], list[int], DriftColumns, _Context], None]
 
 
 def _fill_pairs(
@@ -596,18 +691,20 @@ def _fill_pairs(
     """Every window's (KS, W1) into ``ctx.pairs``: as :func:`_pair` gives them, with the
     sketch comparisons of all windows in one :func:`cdf_distances_many`."""
     batch: list[int] = []
+    # what does not depend on the window, once
+    ref_plain = reference.fine is None and reference.sketch is not None and reference.count > 0
+    discrete = reference.support is not None
+    centre, edges = reference.centre, reference.edges
     for j, i in enumerate(live):
         cur = currents[j]
         if i in ctx.pairs:
             continue
         plain = (
-            reference.fine is None
-            and reference.centre == cur.centre
-            and reference.sketch is not None
+            ref_plain
+            and centre == cur.centre
             and cur.sketch is not None
-            and reference.count > 0
             and cur.count > 0
-            and (reference.support is None or not np.array_equal(reference.edges, cur.edges))
+            and (not discrete or not np.array_equal(edges, cur.edges))
         )
         if plain:  # what _pair would give by cdf_distances
             batch.append(j)
@@ -639,10 +736,20 @@ def _pair(
 
 
 def _count_table(
-    reference: Any, currents: list[Any]
+    reference: Any, currents: list[Any], ctx: _Context
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Reference counts (k,), current counts (w, k) and which rows have counts (w,);
-    ``None`` when the reference has none (every value is then NaN)."""
+    ``None`` when the reference has none (every value is then NaN). Built once per
+    feature (the arrays are shared: do not modify them)."""
+    if "counts" not in ctx.tables:
+        ctx.tables["counts"] = _count_table_uncached(reference, currents)
+    out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = ctx.tables["counts"]
+    return out
+
+
+def _count_table_uncached(
+    reference: Any, currents: list[Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     ref = np.asarray(reference.bins, dtype=np.float64)
     cur = np.array([np.asarray(c.bins, dtype=np.float64) for c in currents])
     if cur.ndim != 2 or cur.shape[1] != ref.size:
@@ -653,15 +760,22 @@ def _count_table(
 
 
 def _proportion_rows(
-    reference: Any, currents: list[Any]
+    reference: Any, currents: list[Any], ctx: _Context
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    table = _count_table(reference, currents)
+    """Proportions of the reference (k,) and of each window (w, k), and which windows
+    have counts; built once per feature (shared: do not modify them)."""
+    if "proportions" in ctx.tables:
+        out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = ctx.tables["proportions"]
+        return out
+    table = _count_table(reference, currents, ctx)
     if table is None:
+        ctx.tables["proportions"] = None
         return None
     ref, cur, ok = table
     p = ref / ref.sum()
     with np.errstate(invalid="ignore", divide="ignore"):
         q = cur / cur.sum(axis=1, keepdims=True)
+    ctx.tables["proportions"] = (p, q, ok)
     return p, q, ok
 
 
@@ -671,31 +785,21 @@ def _fill(ok: np.ndarray, live: list[int], vals: np.ndarray, values: np.ndarray)
 
 
 def _psi_many(
-    reference: Any,
-    currents: list[Any],
-    live: list[int],
-    values: np.ndarray,
-    details: list[dict[str, float | int | None]],
-    ctx: _Context,
+    reference: Any, currents: list[Any], live: list[int], cols: DriftColumns, ctx: _Context
 ) -> None:
-    rows = _proportion_rows(reference, currents)
+    rows = _proportion_rows(reference, currents, ctx)
     if rows is None:
         return
     p, q, ok = rows
     p = np.clip(p, EPS, None)
     q = np.clip(np.where(ok[:, None], q, 1.0), EPS, None)
-    _fill(ok, live, np.sum((q - p) * np.log(q / p), axis=1), values)
+    _fill(ok, live, np.sum((q - p) * np.log(q / p), axis=1), cols.value)
 
 
 def _js_many(
-    reference: Any,
-    currents: list[Any],
-    live: list[int],
-    values: np.ndarray,
-    details: list[dict[str, float | int | None]],
-    ctx: _Context,
+    reference: Any, currents: list[Any], live: list[int], cols: DriftColumns, ctx: _Context
 ) -> None:
-    rows = _proportion_rows(reference, currents)
+    rows = _proportion_rows(reference, currents, ctx)
     if rows is None:
         return
     p, q, ok = rows
@@ -705,35 +809,25 @@ def _js_many(
         kl_p = np.where(p > 0, p * np.log2(p / m), 0.0)
         kl_q = np.where(q > 0, q * np.log2(q / m), 0.0)
     js = 0.5 * (kl_p.sum(axis=1) + kl_q.sum(axis=1))
-    _fill(ok, live, np.sqrt(np.maximum(js, 0.0)), values)
+    _fill(ok, live, np.sqrt(np.maximum(js, 0.0)), cols.value)
 
 
 def _hellinger_many(
-    reference: Any,
-    currents: list[Any],
-    live: list[int],
-    values: np.ndarray,
-    details: list[dict[str, float | int | None]],
-    ctx: _Context,
+    reference: Any, currents: list[Any], live: list[int], cols: DriftColumns, ctx: _Context
 ) -> None:
-    rows = _proportion_rows(reference, currents)
+    rows = _proportion_rows(reference, currents, ctx)
     if rows is None:
         return
     p, q, ok = rows
     q = np.where(ok[:, None], q, 0.0)
     bc = np.sum(np.sqrt(p * q), axis=1)
-    _fill(ok, live, np.sqrt(np.maximum(1.0 - bc, 0.0)), values)
+    _fill(ok, live, np.sqrt(np.maximum(1.0 - bc, 0.0)), cols.value)
 
 
 def _chi_square_many(
-    reference: Any,
-    currents: list[Any],
-    live: list[int],
-    values: np.ndarray,
-    details: list[dict[str, float | int | None]],
-    ctx: _Context,
+    reference: Any, currents: list[Any], live: list[int], cols: DriftColumns, ctx: _Context
 ) -> None:
-    table = _count_table(reference, currents)
+    table = _count_table(reference, currents, ctx)
     if table is None:
         return
     ref, cur, ok = table
@@ -742,6 +836,7 @@ def _chi_square_many(
     # windows with the same bins left are one array: the same operations, in the same
     # order, as _chi_square_test on each (so the same values)
     patterns, group = np.unique(keep, axis=0, return_inverse=True)
+    where = np.asarray(live, dtype=np.int64)
     for g, mask in enumerate(patterns):
         sel = rows[group.ravel() == g]
         k = int(mask.sum())
@@ -759,17 +854,17 @@ def _chi_square_many(
                 tab = tab + np.sign(diff) * np.minimum(0.5, np.abs(diff))
             stat = ((tab - expected) ** 2 / expected).reshape(sel.size, -1).sum(axis=1)
             p = special.chdtrc(dof, stat)
-        for j, st, pv in zip(sel.tolist(), stat.tolist(), p.tolist(), strict=True):
-            values[live[j]] = pv
-            details[live[j]] = {"statistic": st, "dof": dof, "p_value": pv}
+        idx = where[sel]
+        cols.value[idx] = p
+        cols.statistic[idx], cols.dof[idx], cols.p_value[idx] = stat, dof, p
+        cols.has_statistic[idx] = cols.has_dof[idx] = cols.has_p_value[idx] = True
 
 
 def _ks_many(
     reference: NumericProfile,
     currents: list[NumericProfile],
     live: list[int],
-    values: np.ndarray,
-    details: list[dict[str, float | int | None]],
+    cols: DriftColumns,
     ctx: _Context,
 ) -> None:
     n = reference.count
@@ -779,9 +874,10 @@ def _ks_many(
         if got is None:
             continue
         d, m = got[0], currents[j].count
-        values[i] = d
-        details[i] = {"statistic": d, "p_value": math.nan}  # filled in later, all at once
-        ctx.ks_p.append((i, d, round(n * m / (n + m))))
+        cols.value[i] = cols.statistic[i] = d
+        cols.has_statistic[i] = cols.has_p_value[i] = True  # p: all at once, later
+        ctx.ks_p.append(i)
+        ctx.ks_n.append(round(n * m / (n + m)))
 
 
 def _ks_p_values(d: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -798,8 +894,7 @@ def _wasserstein_many(
     reference: NumericProfile,
     currents: list[NumericProfile],
     live: list[int],
-    values: np.ndarray,
-    details: list[dict[str, float | int | None]],
+    cols: DriftColumns,
     ctx: _Context,
 ) -> None:
     std = reference.std
@@ -809,8 +904,9 @@ def _wasserstein_many(
         if got is None:
             continue
         w = got[1]
-        values[i] = w / std if std > 0 else w
-        details[i] = {"statistic": w}
+        cols.value[i] = w / std if std > 0 else w
+        cols.statistic[i] = w
+        cols.has_statistic[i] = True
 
 
 _FAST: dict[str, _Fast] = {

@@ -19,6 +19,7 @@ this in a few ms per group.
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = ["kstwo_sf_many"]
 
@@ -38,10 +39,22 @@ def kstwo_sf_many(d: np.ndarray | list[float], n: np.ndarray | list[int]) -> np.
     t = nf * x
     with np.errstate(invalid="ignore"):
         nx2 = t * x
-    small = (nn >= 1) & (nn <= 140) & (x > 0) & (x < 0.5) & (t > 1.0) & (t < nf - 1)
+    inside = (nn >= 1) & (x > 0) & (x < 1.0) & (t > 1.0) & (t < nf - 1)
+    small = inside & (nn <= 140) & (x < 0.5)
     dmtw = small & (nx2 <= 0.754693)
     pomeranz = small & ~dmtw & (nx2 <= 4)
-    rest = ~(dmtw | pomeranz)
+    # scipy's 2 * smirnov(n, x) branches (large D): x >= 0.5; n <= 140 beyond Pomeranz;
+    # n > 140 from n x^2 = 2.2 (and 0 from 370)
+    with np.errstate(invalid="ignore"):
+        big = inside & (nn > 140) & (x < 0.5)
+        smirnov = inside & ((x >= 0.5) | (small & (nx2 > 4)) | (big & (nx2 >= 2.2) & (nx2 < 370)))
+        zero = big & (nx2 >= 370)
+    if smirnov.any():
+        from scipy import special  # imported with mlmon.analysis.drift already
+
+        out[smirnov] = np.clip(2 * special.smirnov(nn[smirnov], x[smirnov]), 0.0, 1.0)
+    out[zero] = 0.0
+    rest = ~(dmtw | pomeranz | smirnov | zero)
     if rest.any():
         from scipy import stats  # imported on first use (about half a second)
 
@@ -148,7 +161,12 @@ def _pomeranz_cdf(n: int, x: np.ndarray) -> np.ndarray:
         powers[:, :, m] = powers[:, :, m - 1] * steps / m
     powers[:, np.arange(width)[None, :] >= npwrs[:, None]] = 0.0  # scipy's pwrs[:npwrs]
     cols = np.arange(n + 1)
-    row = np.zeros((b, n + 1))
+    # row i - 1 sits after `pad` zeros: row[j - s] for s > j reads a zero
+    pad = width - 1
+    padded = np.zeros((b, pad + n + 1))
+    row = padded[:, pad:]
+    # every pair's windows of the row, once: windows[:, j, pad - s] is row[j - s]
+    windows = sliding_window_view(padded, pad + 1, axis=1)
     j1, j2 = _pomeranz_bounds(0, n, ll, ceilf, roundf)
     row[:, 0] = 1.0  # scipy's first row: 1 at its start (j1 = 0 for row 0)
     expnt = np.zeros(b, dtype=np.int64)
@@ -159,18 +177,19 @@ def _pomeranz_cdf(n: int, x: np.ndarray) -> np.ndarray:
         keep = (cols[None, :] >= j1[:, None]) & (cols[None, :] <= j2[:, None])
         keep &= (j2 - k1 + 1 > 0)[:, None]
         # row i - 1 convolved with the weights: out[j] = sum over s of row[j - s] * w[s]
-        # (only on the columns some pair keeps, and the lags some pair reaches)
+        # (only on the columns some pair keeps, and the lags some pair reaches), as one
+        # product of each pair's sliding windows of the row with its reversed weights
         weights = powers[which]
         out = np.zeros((b, n + 1))
         active = j2 - k1 + 1 > 0
         if active.any():
             lo, hi = int(j1[active].min()), int(j2[active].max())
             reach = min(width - 1, int((j2 - k1)[active].max()))
-            for s in range(reach + 1):
-                a = max(lo, s)
-                if a <= hi:
-                    out[:, a : hi + 1] += row[:, a - s : hi + 1 - s] * weights[:, s : s + 1]
-        row = np.where(keep, out, 0.0)
+            if lo <= hi:
+                out[:, lo : hi + 1] = np.matmul(
+                    windows[:, lo : hi + 1, pad - reach :], weights[:, reach::-1, None]
+                )[..., 0]
+        np.copyto(row, np.where(keep, out, 0.0))
         top = row.max(axis=1)
         scale = (top > 0) & (top < _EM128)
         if scale.any():

@@ -40,6 +40,8 @@ __all__ = [
     "MANIFEST",
     "RESERVED",
     "ROLLUPS",
+    "STATISTICS_COLUMNS",
+    "WINDOW_CODEC",
     "compacted_name",
     "compacted_prefix",
     "day_rollup_name",
@@ -50,6 +52,25 @@ __all__ = [
     "table_prefix",
 ]
 
+#: Parquet codec of window objects (``v{N}/{table}/``): a window object is a few rows, where
+#: zstd's per-column cost is most of the encoding time for a few percent fewer bytes
+#: (issue 19, ``benchmarks/RESULTS.md``). Day rollups and compacted objects use zstd.
+WINDOW_CODEC = "snappy"
+#: The columns of a window object with Parquet min/max statistics: those readers filter on
+#: (mlmon's readers: ``window_start``; the SQL in docs: ``feature``, ``segment``...).
+STATISTICS_COLUMNS = (
+    "model_version",
+    "window_start",
+    "window_end",
+    "collector_id",
+    "reference_id",
+    "feature",
+    "method",
+    "source",
+    "role",
+    "segment",
+    "segment_value",
+)
 #: Prefix (under ``v{N}/``) of the writers' day rollups, one sub-folder per table.
 ROLLUPS = "rollups"
 #: Prefix (under ``v{N}/``) of compaction's objects and manifests, one sub-folder per table.
@@ -122,6 +143,11 @@ def markdown() -> list[str]:
         "(On a local lake a write goes to a `.tmp-*.part` file renamed when done; it is never",
         "data. One left by a killed writer is deleted, once over an hour old, by the next write",
         "to that folder and by `mlmon retention apply`.)",
+        f"Window objects are Parquet with {WINDOW_CODEC} compression, no dictionary pages, no",
+        "Arrow schema in the footer (the Parquet types read back as the same Arrow types), and",
+        "min/max statistics on the columns readers filter on ("
+        + ", ".join(f"`{c}`" for c in STATISTICS_COLUMNS)
+        + "); day rollups and compacted objects use zstd with statistics on every column.",
         "",
         "## Which prefix to read for what",
         "",

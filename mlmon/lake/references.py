@@ -124,7 +124,9 @@ def load_reference(path: str | os.PathLike[str]) -> Reference:
     """
     target = os.fspath(path)
     try:
-        t = pq.read_table(target)
+        # one file: ParquetFile (read_table goes through pyarrow.dataset, an import more)
+        with pq.ParquetFile(target) as pf:
+            t = pf.read()
     except FileNotFoundError:
         raise
     except (pa.ArrowInvalid, OSError) as exc:

@@ -214,7 +214,9 @@ def sweep_partial_writes(
     return gone
 
 
-def _sweep_now_and_then(folder: str) -> None:
+def _sweep_now_and_then(folder: str, *, fresh: bool = False) -> None:
+    """Sweep ``folder`` on its first write, then once an hour; ``fresh``: the write just
+    made the folder, which then holds no interrupted write (only noted as swept)."""
     now = time.monotonic()
     last = _SWEPT.get(folder)
     if last is not None and now - last < STALE_PARTIAL_S:
@@ -222,7 +224,19 @@ def _sweep_now_and_then(folder: str) -> None:
     if len(_SWEPT) >= 4096:  # a long-running writer: forget the old partitions
         _SWEPT.clear()
     _SWEPT[folder] = now
-    sweep_partial_writes(folder)
+    if not fresh:
+        sweep_partial_writes(folder)
+
+
+def _make_folder(folder: str) -> bool:
+    """Make ``folder`` (and its parents) if missing; True when this call made it."""
+    try:
+        os.mkdir(folder)
+    except FileExistsError:
+        return False
+    except FileNotFoundError:  # a parent is missing too
+        os.makedirs(folder, exist_ok=True)
+    return True
 
 
 def put_object(storage: Storage, path: str, data: bytes) -> dict[str, Any] | None:
@@ -250,7 +264,7 @@ def put_object(storage: Storage, path: str, data: bytes) -> dict[str, Any] | Non
     if storage.is_local:
         folder = os.path.dirname(path)
         try:
-            os.makedirs(folder, exist_ok=True)
+            created = _make_folder(folder)
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
             try:
                 with os.fdopen(fd, "wb") as fh:
@@ -260,7 +274,7 @@ def put_object(storage: Storage, path: str, data: bytes) -> dict[str, Any] | Non
                 if os.path.exists(tmp):
                     os.unlink(tmp)
                 raise
-            _sweep_now_and_then(folder)
+            _sweep_now_and_then(folder, fresh=created)
         except PermissionError as exc:
             raise LakeWriteDenied(
                 f"cannot write {path}: {exc.strerror}; check folder permissions"

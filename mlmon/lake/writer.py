@@ -12,9 +12,11 @@ import hashlib
 import io
 import json
 import os
+import queue
 import re
+import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,7 +28,13 @@ import pyarrow.parquet as pq
 
 from mlmon.errors import ConfigError, TimestampError
 from mlmon.lake.freetext import VersionGuard
-from mlmon.lake.layout import day_rollup_name, partition, rollup_prefix
+from mlmon.lake.layout import (
+    STATISTICS_COLUMNS,
+    WINDOW_CODEC,
+    day_rollup_name,
+    partition,
+    rollup_prefix,
+)
 from mlmon.lake.rollup import DayRollups
 from mlmon.lake.schema import SCHEMA_VERSION, table
 from mlmon.lake.storage import Storage, open_storage, put_object
@@ -35,12 +43,22 @@ from mlmon.profiles.frame import Reference, Window, WindowProfile
 from mlmon.profiles.multivariate import MULTIVARIATE
 from mlmon.profiles.performance import PerformanceProfile, performance_to_row
 
-__all__ = ["LakeWriter", "WriteRecord", "check_name", "reference_rows"]
+__all__ = [
+    "DriftRows",
+    "LakeWriter",
+    "WriteRecord",
+    "check_name",
+    "parquet_bytes",
+    "reference_rows",
+    "window_parquet_bytes",
+]
 
 #: :meth:`LakeWriter.write_windows` encodes objects on two threads from this many on.
 _THREADED_ENCODE = 16
 #: Objects encoded per thread task by ``write_windows`` (few tasks, PUTs start early).
 _ENCODE_RUN = 32
+#: Windows whose tables ``write_windows`` builds at a time (encoded while the next are built).
+_BUILD_RUN = 128
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -83,7 +101,8 @@ def _is_whole_day(start: datetime, end: datetime) -> bool:
 
 
 def parquet_bytes(data: pa.Table) -> bytes:
-    """Serialise deterministically (same table -> same bytes)."""
+    """Serialise deterministically (same table -> same bytes): zstd, every column's
+    statistics (day rollups, compacted objects, saved references)."""
     buf = io.BytesIO()
     # no dictionary pages: these objects are small (one window), where dictionaries cost more
     # than they save (measured: 10% smaller files, 25-55% less time with zstd alone)
@@ -91,8 +110,24 @@ def parquet_bytes(data: pa.Table) -> bytes:
     return buf.getvalue()
 
 
-def _encode_run(run: list[tuple[str, pa.Table, Any, str]]) -> list[bytes]:
-    return [parquet_bytes(j[1]) for j in run]
+def window_parquet_bytes(data: pa.Table) -> bytes:
+    """Serialise one window object deterministically (same table -> same bytes).
+
+    :data:`~mlmon.lake.layout.WINDOW_CODEC` and statistics only on the columns readers
+    filter on (:data:`~mlmon.lake.layout.STATISTICS_COLUMNS`): a window object is a few
+    rows, where the per-column fixed cost of zstd and of min/max statistics on list
+    columns is most of the encoding time (``benchmarks/RESULTS.md``, issue 19). No Arrow
+    schema in the footer (``ARROW:schema``): the Parquet types give the same Arrow types
+    back (timestamps in UTC, lists of ``element``), and it is a fifth of a small file.
+    """
+    names = set(data.schema.names)
+    stats = [c for c in STATISTICS_COLUMNS if c in names]
+    buf = pa.BufferOutputStream()  # a native buffer: no GIL while pyarrow writes to it
+    pq.write_table(
+        data, buf, compression=WINDOW_CODEC, write_statistics=stats, use_dictionary=False,
+        store_schema=False,
+    )  # fmt: skip
+    return bytes(buf.getvalue())
 
 
 def reference_rows(reference: Reference) -> pa.Table:
@@ -190,6 +225,89 @@ def performance_row(
         "batch_id": batch_id,
         **performance_to_row(prof),
     }
+
+
+@dataclass(frozen=True)
+class DriftRows:
+    """The drift rows of many windows as one table: window ``i``'s ``counts[i]`` rows
+    follow window ``i - 1``'s. Columns: those of a :func:`~mlmon.edge.ingest.drift_rows`
+    row (the ``drift`` table's columns but the window's own)."""
+
+    table: pa.Table
+    counts: Sequence[int]
+
+
+class _EncodePool:
+    """Two threads that encode window objects (Parquet encoding releases the GIL) and
+    hash them; the writer PUTs them, in order, on its own thread.
+
+    Runs of objects are taken lowest window first, so a window's last objects (its drift
+    rows, queued after the others) are encoded before the objects of later windows and
+    the PUTs, in window order, start early.
+    """
+
+    def __init__(self, threads: int = 2) -> None:
+        self._queue: queue.PriorityQueue[tuple[int, int, int, Any]] = queue.PriorityQueue()
+        self._seq = 0
+        self._threads = [
+            threading.Thread(target=self._work, name="mlmon-encode", daemon=True)
+            for _ in range(threads)
+        ]
+        for t in self._threads:
+            t.start()
+
+    def submit(
+        self,
+        jobs: list[list[tuple[str, pa.Table, str]]],
+        blobs: list[list[Any]],
+        phase: int,
+        offset: int = 0,
+    ) -> None:
+        """Queue each window's jobs ``(table, rows, path)``, in runs of about
+        ``_ENCODE_RUN`` objects; each job's future is appended to its window's list in
+        ``blobs`` (window ``offset + i`` for ``jobs[i]``)."""
+        run: list[tuple[pa.Table, Future[tuple[bytes, str]]]] = []
+        first = 0
+        for i, mine in enumerate(jobs):
+            if not run:
+                first = offset + i
+            for job in mine:
+                fut: Future[tuple[bytes, str]] = Future()
+                blobs[offset + i].append(fut)
+                run.append((job[1], fut))
+            if len(run) >= _ENCODE_RUN or i == len(jobs) - 1:
+                if run:
+                    self._seq += 1
+                    self._queue.put((first, phase, self._seq, run))
+                run = []
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item[3] is None:
+                return
+            for data, fut in item[3]:
+                if not fut.set_running_or_notify_cancel():
+                    continue
+                try:
+                    blob = window_parquet_bytes(data)
+                    fut.set_result((blob, hashlib.sha256(blob).hexdigest()))
+                except BaseException as exc:  # handed to the PUT loop
+                    fut.set_exception(exc)
+
+    def close(self) -> None:
+        """Stop the threads once they are idle (queued runs left are dropped)."""
+        while True:
+            try:
+                _, _, _, run = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            for _, fut in run or []:
+                fut.cancel()
+        for _ in self._threads:
+            self._queue.put((1 << 62, 0, 0, None))
+        for t in self._threads:
+            t.join()
 
 
 class LakeWriter:
@@ -292,13 +410,19 @@ class LakeWriter:
         return self._put_rows(table_name, model, data, window_start, window_end, part)
 
     def _write(
-        self, table_name: str, path: str, data: pa.Table, blob: bytes | None = None
+        self,
+        table_name: str,
+        path: str,
+        data: pa.Table,
+        blob: bytes | None = None,
+        *,
+        digest: str | None = None,
     ) -> WriteRecord:
-        blob = parquet_bytes(data) if blob is None else blob
+        blob = window_parquet_bytes(data) if blob is None else blob
         self._put(self.storage, path, blob)
-        rec = WriteRecord(
-            table_name, path, len(blob), hashlib.sha256(blob).hexdigest(), data.num_rows
-        )
+        if digest is None:
+            digest = hashlib.sha256(blob).hexdigest()
+        rec = WriteRecord(table_name, path, len(blob), digest, data.num_rows)
         if self.on_write is not None:
             self.on_write(rec)
         return rec
@@ -317,7 +441,7 @@ class LakeWriter:
                 rollup_prefix(table_name), partition(model, day), day_rollup_name(self.collector_id)
             )
             data = table(table_name).conform(rows).replace_schema_metadata(rows.schema.metadata)
-            out.append(self._write(table_name, path, data))
+            out.append(self._write(table_name, path, data, parquet_bytes(data)))
         return out
 
     def _window_columns(self, data: pa.Table, window: Window, **extra: Any) -> pa.Table:
@@ -400,7 +524,7 @@ class LakeWriter:
         reference: Reference,
         *,
         source: str = "stream",
-        drift_rows: Sequence[Iterable[dict[str, Any]] | None] | None = None,
+        drift_rows: Sequence[Iterable[dict[str, Any]] | None] | DriftRows | None = None,
         parts: Sequence[str | None] | None = None,
     ) -> list[WriteRecord]:
         """Write many windows: the same objects, keys and rows as :meth:`write_window` on each.
@@ -409,20 +533,94 @@ class LakeWriter:
         into one object per window (a window's objects stay in its own ``date=``
         partition, so retention and rollups see exactly what per-window writes give).
         The objects are PUT in the order :meth:`write_window` would PUT them.
-        ``drift_rows`` holds each window's drift rows (or None), ``parts`` each window's
-        ``part`` of :meth:`write_window` (or None), aligned with ``windows``.
+        ``drift_rows`` holds each window's drift rows (or None), aligned with ``windows``,
+        or all of them as one :class:`DriftRows`. ``parts`` holds each window's ``part``
+        of :meth:`write_window` (or None), aligned with ``windows``.
+
+        From a few windows on, the objects are encoded and hashed on two threads (Parquet
+        encoding releases the GIL) while this thread PUTs the finished ones in order. (The
+        drift rows are not computed meanwhile, nor the PUTs made on the threads: on two
+        shared cores neither measured faster; ``benchmarks/RESULTS.md``.)
         """
         windows = list(windows)
         if not windows:
             return []
-        for what, given in (("drift row lists", drift_rows), ("parts", parts)):
-            if given is not None and len(given) != len(windows):
-                raise ValueError(f"{len(given)} {what} for {len(windows)} windows")
+        if parts is not None and len(parts) != len(windows):
+            raise ValueError(f"{len(parts)} parts for {len(windows)} windows")
         extra = parts if parts is not None else [None] * len(windows)
         keys = [
             "-".join(p for p in (source, self._version_part(w.version), x) if p)
             for w, x in zip(windows, extra, strict=True)
         ]
+        ref_id = reference.reference_id
+        threaded = len(windows) * 3 >= _THREADED_ENCODE
+        pool = _EncodePool() if threaded else None
+        jobs: list[list[tuple[str, pa.Table, str]]] = []
+        blobs: list[list[Any]] = [[] for _ in windows]  # per window: its objects' blobs
+        try:
+            # profiles, segments and latency, _BUILD_RUN windows at a time: the first are
+            # encoded while the next are built
+            step = _BUILD_RUN if pool is not None else len(windows)
+            for lo in range(0, len(windows), step):
+                built = self._profile_jobs(
+                    model, windows[lo : lo + step], keys[lo : lo + step], reference, source
+                )
+                jobs += built
+                if pool is not None:
+                    pool.submit(built, blobs, 0, lo)
+            # drift: the windows' rows, in one table
+            drift_jobs: list[list[tuple[str, pa.Table, str]]] = [[] for _ in windows]
+            drift = self._drift_table(drift_rows, windows, ref_id, model)
+            if drift is not None:
+                data, n_drift = drift
+                at = 0
+                for i, n in enumerate(n_drift):
+                    if n:
+                        w = windows[i]
+                        path = self.object_path("drift", model, w.start, w.end, part=keys[i])
+                        drift_jobs[i].append(("drift", data.slice(at, n), path))
+                        at += n
+            if pool is not None:
+                pool.submit(drift_jobs, blobs, 1)
+            out: list[WriteRecord] = []
+            # the records in write_window's order: each window's profiles, segments,
+            # latency, drift (and the PUTs in that order, unless the workers made them)
+            for i, w in enumerate(windows):
+                mine = jobs[i] + drift_jobs[i]
+                got: list[tuple[bytes, str | None]] = (
+                    [b.result() for b in blobs[i]]
+                    if pool is not None
+                    else [(window_parquet_bytes(j[1]), None) for j in mine]
+                )
+                for (t, piece, path), (blob, digest) in zip(mine, got, strict=True):
+                    out.append(
+                        self._put_rows(
+                            t,
+                            model,
+                            piece,
+                            w.start,
+                            w.end,
+                            None,
+                            blob=blob,
+                            path=path,
+                            digest=digest,
+                        )
+                    )
+        finally:
+            if pool is not None:
+                pool.close()
+        return out
+
+    def _profile_jobs(
+        self,
+        model: str,
+        windows: list[Window],
+        keys: list[str],
+        reference: Reference,
+        source: str,
+    ) -> list[list[tuple[str, pa.Table, str]]]:
+        """Each window's ``profiles``, ``segment_profiles`` and ``latency`` objects, as
+        ``(table, rows, path)``: every table built and conformed once for the windows."""
         ref_id = reference.reference_id
         # profiles: one row per (window, feature)
         # (and the multivariate reconstruction errors, as write_window writes them)
@@ -454,60 +652,59 @@ class LakeWriter:
                 errors=[0] * len(lat_windows),
             )  # fmt: skip
             lat = self._conformed("latency", model, lat)
-        # drift: the windows' rows, in one table
-        drift = None
-        n_drift = [0] * len(windows)
-        if drift_rows is not None:
-            lists = [list(d) if d is not None else [] for d in drift_rows]
-            n_drift = [len(d) for d in lists]
-            flat = [r for d in lists for r in d]
-            if flat:
-                names = list(dict.fromkeys(k for d in lists if d for k in d[0]))
-                drift = pa.Table.from_pydict({k: [r.get(k) for r in flat] for k in names})
-                dw = [w for w, n in zip(windows, n_drift, strict=True) if n]
-                drift = self._many_window_columns(
-                    drift, dw, [n for n in n_drift if n], reference_id=[ref_id] * len(dw)
-                )
-                drift = self._conformed("drift", model, drift)
-        jobs: list[tuple[str, pa.Table, Window, str]] = []
-        at = {"profiles": 0, "latency": 0, "drift": 0}
+        jobs: list[list[tuple[str, pa.Table, str]]] = [[] for _ in windows]
+        at = {"profiles": 0, "latency": 0}
 
-        def cut(table_name: str, data: pa.Table, n: int, w: Window, part: str) -> None:
-            jobs.append((table_name, data.slice(at[table_name], n), w, part))
+        def cut(table_name: str, data: pa.Table, n: int, i: int) -> None:
+            w = windows[i]
+            path = self.object_path(table_name, model, w.start, w.end, part=keys[i])
+            jobs[i].append((table_name, data.slice(at[table_name], n), path))
             at[table_name] += n
 
         for i, w in enumerate(windows):
-            cut("profiles", prof, n_feat[i], w, keys[i])
+            cut("profiles", prof, n_feat[i], i)
             if w.profile.segments:  # as write_window: the window's segments in one object
                 seg = self._window_columns(segment_rows(w.profile), w, reference_id=ref_id)
-                jobs.append(
-                    (
-                        "segment_profiles",
-                        self._conformed("segment_profiles", model, seg),
-                        w,
-                        keys[i],
-                    )
-                )
+                seg = self._conformed("segment_profiles", model, seg)
+                path = self.object_path("segment_profiles", model, w.start, w.end, part=keys[i])
+                jobs[i].append(("segment_profiles", seg, path))
             if has_lat[i] and lat is not None:
-                cut("latency", lat, 1, w, keys[i])
-            if n_drift[i] and drift is not None:
-                cut("drift", drift, n_drift[i], w, keys[i])
+                cut("latency", lat, 1, i)
+        return jobs
 
-        # Parquet encoding releases the GIL: encode on two threads, a run of objects per task,
-        # and PUT in order on this one while the next runs are encoded
-        def put(run: list[tuple[str, pa.Table, Window, str]], blobs: list[bytes]) -> None:
-            for (t, piece, w, part), blob in zip(run, blobs, strict=True):
-                out.append(self._put_rows(t, model, piece, w.start, w.end, part, blob=blob))
-
-        out: list[WriteRecord] = []
-        if len(jobs) >= _THREADED_ENCODE:
-            runs = [jobs[i : i + _ENCODE_RUN] for i in range(0, len(jobs), _ENCODE_RUN)]
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                for run, blobs in zip(runs, pool.map(_encode_run, runs), strict=True):
-                    put(run, blobs)
+    def _drift_table(
+        self,
+        given: Sequence[Iterable[dict[str, Any]] | None] | DriftRows | None,
+        windows: list[Window],
+        ref_id: str,
+        model: str,
+    ) -> tuple[pa.Table, list[int]] | None:
+        """The drift rows of ``windows`` as one conformed table, and each window's row count."""
+        if given is None:
+            return None
+        if isinstance(given, DriftRows):
+            data, n_drift = given.table, list(given.counts)
+            if len(n_drift) != len(windows):
+                raise ValueError(f"{len(n_drift)} drift row lists for {len(windows)} windows")
         else:
-            put(jobs, _encode_run(jobs))
-        return out
+            if len(given) != len(windows):
+                raise ValueError(f"{len(given)} drift row lists for {len(windows)} windows")
+            lists = [list(d) if d is not None else [] for d in given]
+            n_drift = [len(d) for d in lists]
+            flat = [r for d in lists for r in d]
+            if not flat:
+                return None
+            names = list(dict.fromkeys(k for d in lists if d for k in d[0]))
+            data = pa.Table.from_pydict({k: [r.get(k) for r in flat] for k in names})
+        if data.num_rows == 0:
+            return None
+        if data.num_rows != sum(n_drift):
+            raise ValueError(f"{data.num_rows} drift rows, {sum(n_drift)} counted for the windows")
+        dw = [w for w, n in zip(windows, n_drift, strict=True) if n]
+        data = self._many_window_columns(
+            data, dw, [n for n in n_drift if n], reference_id=[ref_id] * len(dw)
+        )
+        return self._conformed("drift", model, data), n_drift
 
     def _conformed(self, table_name: str, model: str, data: pa.Table) -> pa.Table:
         data = table(table_name).conform(data)
@@ -523,11 +720,15 @@ class LakeWriter:
         part: str | None,
         *,
         blob: bytes | None = None,
+        path: str | None = None,
+        digest: str | None = None,
     ) -> WriteRecord:
         """PUT conformed rows (``blob``: already encoded) as one window object; count them
-        into the day rollup."""
-        path = self.object_path(table_name, model, window_start, window_end, part=part)
-        rec = self._write(table_name, path, data, blob)
+        into the day rollup. ``path``: its key, when already made; ``digest``: the blob's
+        SHA-256, when already computed."""
+        if path is None:
+            path = self.object_path(table_name, model, window_start, window_end, part=part)
+        rec = self._write(table_name, path, data, blob, digest=digest)
         if self.rollups is not None and window_end > window_start:
             name = path.rsplit("/", 1)[-1]
             start = _utc(window_start, "")

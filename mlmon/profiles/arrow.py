@@ -189,15 +189,81 @@ def profiles_to_arrow(items: Iterable[tuple[str, Profile]]) -> pa.Table:
     items = list(items)
     if len(items) < _COLUMNAR_ROWS:  # one window's rows: from_pylist costs less
         return pa.Table.from_pylist([_row(n, p) for n, p in items], schema=_SCHEMA)
-    rows = [_row(n, p, arrays=True) for n, p in items]
+    numeric = [_is_numeric(n, p) for n, p in items]
     cols = []
     for f in _SCHEMA:
-        vals = [r.get(f.name) for r in rows]
+        # each row's value of the field, as _row(n, p, arrays=True).get(f.name) gives it
+        num, cat = _GETTERS[f.name]
+        vals = [(num if isnum else cat)(n, p) for (n, p), isnum in zip(items, numeric, strict=True)]
         if pa.types.is_list(f.type) and not pa.types.is_string(f.type.value_type):
             cols.append(_list_array(vals, f.type))
         else:
             cols.append(pa.array(vals, type=f.type))
     return pa.Table.from_arrays(cols, schema=_SCHEMA)
+
+
+def _is_numeric(name: str, p: Profile) -> bool:
+    if isinstance(p, NumericProfile):
+        return True
+    if isinstance(p, CategoricalProfile):
+        return False
+    raise ProfileError(f"feature {name!r}: cannot store a {type(p).__name__} as a profile row")
+
+
+def _none(name: str, p: Any) -> None:
+    return None
+
+
+def _fine(attr: str) -> Any:
+    def get(name: str, p: Any) -> Any:
+        return None if p.fine is None else getattr(p.fine, attr)
+
+    return get
+
+
+def _sketch(attr: str) -> Any:
+    def get(name: str, p: Any) -> Any:
+        return getattr(p.sketch, attr)
+
+    return get
+
+
+def _attr(attr: str) -> Any:
+    def get(name: str, p: Any) -> Any:
+        return getattr(p, attr)
+
+    return get
+
+
+#: Per field of :data:`PROFILE_FIELDS`: its value in :func:`_row` (``arrays=True``) of a
+#: numeric and of a categorical profile, as ``(name, profile) -> value``.
+_GETTERS: dict[str, tuple[Any, Any]] = {
+    "feature": (lambda n, p: n, lambda n, p: n),
+    "kind": (lambda n, p: "numeric", lambda n, p: "categorical"),
+    "count": (_attr("count"), _attr("count")),
+    "nulls": (_attr("nulls"), _attr("nulls")),
+    **{k: (_attr(k), _none) for k in ("nans", "pos_inf", "neg_inf", "sum", "sum_sq")},
+    "min": (lambda n, p: None if p.count == 0 else p.min, _none),
+    "max": (lambda n, p: None if p.count == 0 else p.max, _none),
+    "bin_edges": (_attr("edges"), _none),
+    "bin_counts": (_attr("bins"), _attr("counts")),
+    "categories": (_none, lambda n, p: list(p.labels)),
+    "sketch_alpha": (_sketch("alpha"), _none),
+    "sketch_centre": (_attr("centre"), _none),
+    "sketch_zero": (_sketch("zero"), _none),
+    **{
+        f"sketch_{k}": (_sketch(k), _none)
+        for k in ("pos_index", "pos_count", "neg_index", "neg_count")
+    },
+    **{
+        f"fine_{k}": (_fine(a), _none)
+        for k, a in (
+            ("lo", "lo"), ("hi", "hi"), ("bins", "n"), ("index", "index"), ("count", "counts"),
+            ("below", "below"), ("below_excess", "below_excess"), ("above", "above"),
+            ("above_excess", "above_excess"),
+        )
+    },
+}  # fmt: skip
 
 
 def _list_array(vals: list[Any], type_: pa.ListType) -> pa.Array:

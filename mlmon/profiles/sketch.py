@@ -319,64 +319,123 @@ def cdf_distances(a: QuantileSketch, b: QuantileSketch) -> tuple[float, float]:
 def cdf_distances_many(a: QuantileSketch, bs: list[QuantileSketch]) -> list[tuple[float, float]]:
     """:func:`cdf_distances` of ``a`` against each of ``bs``: the same values.
 
-    The sketches whose bucket edges are all edges of ``a`` (the usual case: a window's
-    buckets are among the reference's) share ``a``'s edges, so their CDF differences are
-    rows of one array, computed together with the same operations per row as
-    :func:`cdf_distances` (and so the same values); the others go one by one.
+    The sketches whose buckets are all buckets of ``a`` (the usual case: a window's
+    buckets are among the reference's) have their edges among ``a``'s (the same bucket
+    gives the same edges), so their CDF differences are rows of one array, computed
+    together with the same operations per element as :func:`cdf_distances` (and so the
+    same values); the others go one by one.
     """
     out: list[tuple[float, float] | None] = [None] * len(bs)
-    a_edges, _, a_f = _cdf_side(a) if a.count else (np.zeros(0), None, np.zeros(0))
-    rows: list[int] = []
-    cols: list[np.ndarray] = []
-    cnts: list[np.ndarray] = []
+    na = a.count
     cand: list[int] = []
     for j, b in enumerate(bs):
-        if a_edges.size == 0 or b._cdf_memo is not None or a.alpha != b.alpha or b.count == 0:
+        if na == 0 or b._cdf_memo is not None or a.alpha != b.alpha:
             out[j] = cdf_distances(a, b)
         else:
             cand.append(j)
-    if cand:  # which sketches have every bucket edge among a's: all at once
-        bk = [bs[j].buckets() for j in cand]
-        sizes = np.array([x[0].size for x in bk])
-        last = a_edges.size - 1
-        ok = np.ones(len(cand), dtype=bool)
-        at_upper = []
-        for side in (0, 1):
-            e = np.concatenate([x[side] for x in bk])
-            at = np.searchsorted(a_edges, e)
-            bad = (at > last) | (a_edges[np.minimum(at, last)] != e)
-            per = np.bincount(
-                np.repeat(np.arange(len(cand)), sizes), weights=bad, minlength=len(cand)
-            )
-            ok &= per == 0
-            if side == 1:
-                at_upper = np.split(at, np.cumsum(sizes)[:-1])
+    rows: list[int] = []
+    if cand:
+        a_edges, _, a_f = _cdf_side(a)
+        col, ok, bucket_counts, row_of, nb = _bucket_columns(a, [bs[j] for j in cand])
         for k, j in enumerate(cand):
             if ok[k]:
                 rows.append(j)
-                cols.append(at_upper[k])
-                cnts.append(bk[k][3])
             else:
                 out[j] = cdf_distances(a, bs[j])
     if rows:
-        counts = np.zeros((len(rows), a_edges.size), dtype=np.int64)
-        counts[np.repeat(np.arange(len(rows)), [c.size for c in cols]), np.concatenate(cols)] = (
-            np.concatenate(cnts)
-        )
-        nb = np.array([bs[j].count for j in rows], dtype=np.int64)[:, None]
-        d = a_f[None, :] - np.cumsum(counts, axis=1) / nb
-        ks = np.max(np.abs(d), axis=1)
-        d0, d1 = d[:, :-1], d[:, 1:]
+        keep = ok[row_of]  # the buckets of the sketches compared as rows
+        new_row = np.cumsum(ok) - 1
         width = np.diff(a_edges)
-        a0, a1 = np.abs(d0), np.abs(d1)
-        same = d0 * d1 >= 0
-        denom = np.where(same, 1.0, a0 + a1)
-        area = np.where(same, (a0 + a1) / 2.0, (d0 * d0 + d1 * d1) / (2.0 * denom))
-        w1 = np.sum(area * width, axis=1)
-        for j, k_, w_ in zip(rows, ks.tolist(), w1.tolist(), strict=True):
+        nb_rows = nb[ok][:, None]
+        ks_all, w1_all = np.empty(len(rows)), np.empty(len(rows))
+        r_all, c_all, n_all = new_row[row_of[keep]], col[keep], bucket_counts[keep]
+        for lo in range(0, len(rows), _CDF_ROWS):  # rows in blocks that stay in cache
+            hi = min(lo + _CDF_ROWS, len(rows))
+            sel = (r_all >= lo) & (r_all < hi)
+            counts = np.zeros((hi - lo, a_edges.size), dtype=np.int64)
+            counts[r_all[sel] - lo, c_all[sel]] = n_all[sel]
+            d = np.cumsum(counts, axis=1) / nb_rows[lo:hi]
+            np.subtract(a_f[None, :], d, out=d)
+            ad = np.abs(d)
+            ks_all[lo:hi] = np.max(ad, axis=1)
+            # cdf_distances' area per interval: (|d0| + |d1|) / 2 where d keeps its sign,
+            # (d0^2 + d1^2) / (2 (|d0| + |d1|)) where it crosses zero; the same operations
+            d0, d1 = d[:, :-1], d[:, 1:]
+            s = ad[:, :-1] + ad[:, 1:]
+            cross = np.nonzero(d0 * d1 < 0)
+            x0, x1 = d0[cross], d1[cross]
+            crossed = (x0 * x0 + x1 * x1) / (2.0 * s[cross])
+            area = s / 2.0
+            area[cross] = crossed
+            area *= width
+            w1_all[lo:hi] = np.sum(area, axis=1)
+        for j, k_, w_ in zip(rows, ks_all.tolist(), w1_all.tolist(), strict=True):
             out[j] = (k_, w_)
             object.__setattr__(bs[j], "_cdf_memo", (a, (k_, w_)))
     return [x for x in out if x is not None]
+
+
+#: Sketches compared per block of rows by :func:`cdf_distances_many`.
+_CDF_ROWS = 128
+
+
+def _bucket_columns(
+    a: QuantileSketch, bs: list[QuantileSketch]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Where each bucket of each of ``bs`` is in ``a``'s CDF.
+
+    Returns the column in ``a``'s edges of each bucket's upper edge, which sketches have
+    only buckets of ``a`` (and a count), each bucket's count, its sketch, and each
+    sketch's count. Buckets are matched by store and index, which give the edges (so a
+    bucket of ``a`` has the same upper edge as ``a``'s, bit for bit).
+    """
+    a_edges, _, _ = _cdf_side(a)
+    _, ua, _, _ = a.buckets()
+    up = np.searchsorted(a_edges, ua)  # column of each bucket of a (buckets() order)
+    n_neg, z = a.neg_index.size, 1 if a.zero else 0
+    n = len(bs)
+    parts_col, parts_cnt, parts_row, found = [], [], [], np.zeros(n, dtype=np.int64)
+    sizes = np.zeros(n, dtype=np.int64)
+    for store in ("pos", "neg"):
+        idx = [getattr(b, f"{store}_index") for b in bs]
+        cnt = [getattr(b, f"{store}_count") for b in bs]
+        lens = np.fromiter((x.size for x in idx), np.int64, n)
+        if not lens.sum():
+            continue
+        sizes += lens
+        allidx = np.concatenate(idx)
+        row = np.repeat(np.arange(n), lens)
+        ref = a.pos_index if store == "pos" else a.neg_index
+        at = np.searchsorted(ref, allidx)
+        hit = at < ref.size
+        hit[hit] = ref[at[hit]] == allidx[hit]
+        found += np.bincount(row, weights=hit, minlength=n).astype(np.int64)
+        pos = n_neg + z + at if store == "pos" else n_neg - 1 - at
+        parts_col.append(np.where(hit, up[np.clip(pos, 0, max(up.size - 1, 0))], 0))
+        parts_cnt.append(np.concatenate(cnt))
+        parts_row.append(row)
+    zeros = np.fromiter((b.zero for b in bs), np.int64, n)
+    has_zero = zeros > 0
+    nb = sizes * 0
+    for part_cnt, part_row in zip(parts_cnt, parts_row, strict=True):
+        nb += np.bincount(part_row, weights=part_cnt, minlength=n).astype(np.int64)
+    nb += zeros
+    ok = (found == sizes) & (nb > 0) & (~has_zero | bool(z))
+    if z and has_zero.any():
+        zr = np.flatnonzero(has_zero)
+        parts_col.append(np.full(zr.size, up[n_neg]))
+        parts_cnt.append(zeros[zr])
+        parts_row.append(zr)
+    if not parts_col:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, ok, empty, empty, nb
+    return (
+        np.concatenate(parts_col),
+        ok,
+        np.concatenate(parts_cnt),
+        np.concatenate(parts_row),
+        nb,
+    )
 
 
 def _cdf_side(a: QuantileSketch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

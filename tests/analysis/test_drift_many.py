@@ -122,6 +122,43 @@ def test_profile_rows_of_many_windows_are_the_rows_one_by_one(windows):
     ref, profiles = windows
     items = [(n, p) for prof in profiles for n, p in prof.features.items()]
     items += [(n, p.empty_like()) for n, p in ref.profiles.items()]
+    # NannyML-compatible binning: the fine histogram's columns too
+    rng = np.random.default_rng(7)
+    nml = build_reference(pl.DataFrame({"x": rng.normal(0, 1, 10_000)}), binning="nannyml")
+    fine = nml.profiles["x"]
+    assert fine.fine is not None
+    items += [("x", fine), ("x", fine.empty_like())]
     assert len(items) >= arrow._COLUMNAR_ROWS
     rows = pa.Table.from_pylist([arrow._row(n, p) for n, p in items], schema=arrow._SCHEMA)
     assert arrow.profiles_to_arrow(items).equals(rows)
+
+
+def test_drift_table_of_many_windows_is_the_table_of_the_rows(windows):
+    """``drift_table_many`` (arrays, no dict per row) is the table of ``drift_rows_many``'s
+    rows, an empty window included; ``write_windows`` takes either."""
+    from dataclasses import replace
+
+    from mlmon.edge.ingest import drift_table_many
+    from mlmon.lake.schema import table
+
+    ref, profiles = windows
+    empty = replace(
+        profiles[0], features={n: p.empty_like() for n, p in profiles[0].features.items()}
+    )
+    profiles = [*profiles[:40], empty]
+    got = drift_table_many(ref, profiles)
+    rows = drift_rows_many(ref, profiles)
+    assert list(got.counts) == [len(r) for r in rows]
+    flat = [r for d in rows for r in d]
+    want = pa.Table.from_pydict({k: [r[k] for r in flat] for k in flat[0]})
+    types = {f.name: f.type for f in table("drift").arrow_schema}
+
+    def values(t: pa.Table) -> list[list]:  # as the lake types them; NaN as a marker
+        return [
+            ["nan" if isinstance(v, float) and math.isnan(v) else v for v in c.to_pylist()]
+            for c in (t.column(n).cast(types[n]) for n in t.column_names)
+        ]
+
+    assert got.table.column_names == want.column_names
+    assert values(got.table) == values(want)
+    assert any(r["statistic"] is None for r in flat) and any(math.isnan(r["value"]) for r in flat)
