@@ -494,14 +494,17 @@ def drift_between_many(
     return drift_features_many([(reference, currents, thresholds)], methods)[0]
 
 
+#: One feature's ``(reference profile, window profiles, thresholds)`` for the many-window
+#: functions (:func:`drift_features_many`, :func:`drift_columns_many`).
+FeatureWindows = tuple[
+    NumericProfile | CategoricalProfile,
+    Sequence[NumericProfile | CategoricalProfile],
+    Mapping[str, float] | None,
+]
+
+
 def drift_features_many(
-    features: Sequence[
-        tuple[
-            NumericProfile | CategoricalProfile,
-            Sequence[NumericProfile | CategoricalProfile],
-            Mapping[str, float] | None,
-        ]
-    ],
+    features: Sequence[FeatureWindows],
     methods: list[str] | tuple[str, ...] | None = None,
 ) -> list[list[list[dict[str, Any]]]]:
     """:func:`drift_between` for many features and windows: per feature, per window, its rows.
@@ -594,13 +597,7 @@ class DriftColumns:
 
 
 def drift_columns_many(
-    features: Sequence[
-        tuple[
-            NumericProfile | CategoricalProfile,
-            Sequence[NumericProfile | CategoricalProfile],
-            Mapping[str, float] | None,
-        ]
-    ],
+    features: Sequence[FeatureWindows],
     methods: list[str] | tuple[str, ...] | None = None,
 ) -> list[list[DriftColumns]]:
     """:func:`drift_features_many` as arrays: per feature, one :class:`DriftColumns` per
