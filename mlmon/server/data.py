@@ -963,7 +963,8 @@ class Data:
         return None if ref is None else _distribution(feature, ref, current)
 
     def latency_frame(self, model: str, q: Query) -> pl.DataFrame | None:
-        """p50/p95/p99 per period from logged requests (or the golden probes when none)."""
+        """p50/p95/p99 per period from logged requests (or the golden probes when none);
+        ``source`` says which (the page says when the figures are the probes')."""
         for source in ("stream", "probe"):
             try:
                 lat = self.percentiles(model, q, source=source)
@@ -972,7 +973,8 @@ class Data:
             if lat.height:
                 wide = lat.pivot("quantile", index="period", values="value").sort("period")
                 wide.columns = ["period", "p50", "p95", "p99"]
-                return wide.join(lat.group_by("period").agg(pl.col("count").max()), on="period")
+                wide = wide.join(lat.group_by("period").agg(pl.col("count").max()), on="period")
+                return wide.with_columns(pl.lit(source).alias("source"))
         return None
 
 

@@ -443,3 +443,18 @@ def test_the_overviews_lighter_section_has_the_reports_status_and_figures(
         assert not light.null_rates.height and full.null_rates.height
     with pytest.raises(ValueError, match="skip: charts is not one of"):
         collect(lake, [RISK], start, end, skip=frozenset({"charts"}))
+
+
+def test_model_page_says_when_response_times_are_the_golden_probes(make_client: Any) -> None:
+    """With no logged requests in the range the latency chart shows the golden probes' times
+    (the overview's response time, which is the logged requests', is then n/a): the page says
+    so, and says nothing when the chart is the logged requests'."""
+    c = make_client()
+    probes_only = c.get(f"/models/{RISK}?range=custom&start=2026-10-07&end=2026-10-07").text
+    logged = c.get(f"/models/{RISK}?{RANGE}").text
+    assert "Latency percentiles" in probes_only and "Latency percentiles" in logged
+    assert "From the golden probes" in probes_only
+    assert "From the golden probes" not in logged
+    overview = c.get("/api/v1/overview?range=custom&start=2026-10-07&end=2026-10-07").json()
+    [risk] = [m for m in overview["models"] if m["model"] == RISK]
+    assert risk["latency_p95"] is None
