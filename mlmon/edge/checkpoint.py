@@ -60,6 +60,7 @@ from mlmon.profiles.frame import (
     Reference,
     Window,
     WindowProfile,
+    merge_windows,
     profile_windows,
     to_polars,
     utc_timestamps,
@@ -429,17 +430,8 @@ class StreamState:
         top = utc_timestamps(df, self.reference.schema.timestamp).max()
         assert isinstance(top, datetime)  # profile_windows refused missing timestamps
         top = top.astimezone(UTC)
-        n = 0
         with self._lock:
-            for w in windows:
-                k = (w.start, w.version)
-                prev = self._open.get(k)
-                self._open[k] = (
-                    w
-                    if prev is None
-                    else Window(w.start, w.end, w.version, prev.profile.merge(w.profile))
-                )
-                n += w.profile.rows
+            n = merge_windows(self._open, windows)
             if self.watermark is None or top > self.watermark:
                 self.watermark = top
         return n

@@ -14,7 +14,7 @@ import json
 import math
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -50,6 +50,7 @@ __all__ = [
     "Window",
     "WindowProfile",
     "build_reference",
+    "merge_windows",
     "parse_segment",
     "performance_segments",
     "profile_frame",
@@ -836,6 +837,22 @@ class Window:
     profile: WindowProfile
 
 
+def merge_windows(
+    open_windows: dict[tuple[datetime, str | None], Window], windows: Iterable[Window]
+) -> int:
+    """Merge ``windows`` into ``open_windows`` (one per window start and version, in place);
+    the rows added."""
+    n = 0
+    for w in windows:
+        key = (w.start, w.version)
+        prev = open_windows.get(key)
+        open_windows[key] = (
+            w if prev is None else Window(w.start, w.end, w.version, prev.profile.merge(w.profile))
+        )
+        n += w.profile.rows
+    return n
+
+
 @dataclass
 class OpenWindows:
     """Record batches folded into one profile per (window start, version) until popped.
@@ -851,16 +868,7 @@ class OpenWindows:
 
     def add(self, batch: Any) -> int:
         """Profile ``batch`` by window and merge it into the open windows; the rows added."""
-        n = 0
-        for w in profile_windows(batch, self.reference, window=self.window):
-            key = (w.start, w.version)
-            prev = self._open.get(key)
-            self._open[key] = (
-                w
-                if prev is None
-                else Window(w.start, w.end, w.version, prev.profile.merge(w.profile))
-            )
-            n += w.profile.rows
+        n = merge_windows(self._open, profile_windows(batch, self.reference, window=self.window))
         self.rows += n
         return n
 

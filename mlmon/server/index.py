@@ -407,11 +407,13 @@ class IndexedLake(Lake):
         change: a status and a page read them five times (drift for the range and by period,
         data quality, the top features' distributions, multivariate drift), each then
         filtered by version or feature in memory. Other scans are the lake's own."""
-        lf = super().scan(table_name, model=model, start=start, end=end, rollup=rollup)
-        if table_name != "profiles" or not rollup or model is None:
-            return lf
-        if self.index.snapshot.taken_at is None:
-            return lf
+        if (
+            table_name != "profiles"
+            or not rollup
+            or model is None
+            or self.index.snapshot.taken_at is None
+        ):
+            return super().scan(table_name, model=model, start=start, end=end, rollup=rollup)
         key = (model, start, end, self.index.generation(model))
         rows: OrderedDict[Any, pl.DataFrame] = self._shared.setdefault(
             "profile-rows", OrderedDict()
@@ -419,9 +421,10 @@ class IndexedLake(Lake):
         lock: threading.Lock = self._shared.setdefault("profile-rows-lock", threading.Lock())
         with lock:
             hit = rows.get(key)
-            if hit is not None:
+            if hit is not None:  # the scan itself (its file list, the frame) is not built again
                 rows.move_to_end(key)
                 return hit.lazy()
+        lf = super().scan(table_name, model=model, start=start, end=end, rollup=rollup)
         try:
             df = lf.collect()
         except Exception:  # a corrupt object: the reader's own fallback names it
