@@ -584,7 +584,7 @@ class LakeWriter:
                 pool.submit(drift_jobs, blobs, 1)
             out: list[WriteRecord] = []
             # the records in write_window's order: each window's profiles, segments,
-            # latency, drift (and the PUTs in that order, unless the workers made them)
+            # latency, drift, PUT in that order on this thread
             for i, w in enumerate(windows):
                 mine = jobs[i] + drift_jobs[i]
                 got: list[tuple[bytes, str | None]] = (
